@@ -1,0 +1,434 @@
+"""The real CLI, as a subprocess, on real temp vaults with real git."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from conftest import HOST, Cli, git, make_vault, write_note
+
+pytestmark = pytest.mark.integration
+
+BEGIN, END = "%% vaultsched:runs:begin %%", "%% vaultsched:runs:end %%"
+
+
+def task(command: str, *extra: str) -> str:
+    lines = "".join(f"{e}\n" for e in extra)
+    return f"---\ncommand: {command}\n{lines}---\n# Task\n\nMy notes.\n"
+
+
+def settle(path: Path) -> None:
+    """Pretend the note was saved long ago, so the 2 s edit guard does not hold writes back."""
+    os.utime(path, (time.time() - 60, time.time() - 60))
+
+
+def add_task(root: Path, rel: str, text: str, *, commit: bool = True) -> Path:
+    path = write_note(root, rel, text)
+    settle(path)
+    if commit:
+        git(root, "add", rel)
+        git(root, "commit", "-qm", f"add {rel}")
+    return path
+
+
+def today() -> str:
+    return datetime.now().astimezone().date().isoformat()  # conftest sets TZ=UTC
+
+
+# -- run-now -----------------------------------------------------------------------------------
+
+
+def test_run_now_lands_everywhere_in_one_commit(cli: Cli) -> None:
+    root = cli.root
+    note = add_task(root, "Tasks/Hello.md", task('"echo hello; echo world >&2"'))
+    before = note.read_bytes()
+    head = git(root, "rev-parse", "HEAD").strip()
+
+    result = cli("run-now", "Hello")
+
+    assert result.code == 0, result.err
+    assert result.out == "hello\nworld\n"  # streamed, stderr merged
+    assert "success Tasks/Hello (exit 0" in result.err
+    text = note.read_bytes()
+    assert text.startswith(before)  # the user's bytes are an exact prefix
+    block = text[len(before) :].decode()
+    assert BEGIN in block and END in block and "[!success]" in block and "hello" in block
+    digest = (root / "Digests" / f"{today()}.md").read_text()
+    assert "[[Tasks/Hello|Hello]]" in digest
+    (ledger,) = (root / ".vaultsched/runs").glob("*/*.jsonl")
+    assert ledger.name == f"{HOST}.jsonl"
+    records = [json.loads(line) for line in ledger.read_text().splitlines()]
+    assert [r["type"] for r in records] == ["start", "finish"]
+    assert records[1]["status"] == "success" and records[1]["exit_code"] == 0
+    log = root / records[1]["log"]
+    assert log.read_text() == "hello\nworld\n"
+    assert git(root, "check-ignore", records[1]["log"]).strip() == records[1]["log"]
+    # Exactly one commit, by vaultsched, with exactly the three files.
+    assert git(root, "rev-list", "--count", f"{head}..HEAD").strip() == "1"
+    files = git(root, "show", "--name-only", "--format=%an|%s", "HEAD").split()
+    assert files[0] == "vaultsched|vaultsched:"
+    assert sorted(f for f in files if "/" in f) == sorted(
+        ["Tasks/Hello.md", f"Digests/{today()}.md", str(ledger.relative_to(root))]
+    )
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_run_now_failure_exit_code_and_attention(cli: Cli) -> None:
+    add_task(cli.root, "Tasks/Fail.md", task('"echo bad; exit 3"'))
+    result = cli("run-now", "Tasks/Fail.md")
+    assert result.code == 1
+    assert "failed Tasks/Fail (exit 3" in result.err
+    digest = (cli.root / "Digests" / f"{today()}.md").read_text()
+    assert "Needs attention" in digest
+    assert 'vaultsched run-now "Tasks/Fail"' in digest
+    assert "[!failure]" in (cli.root / "Tasks/Fail.md").read_text()
+
+
+def test_run_now_argv_list_cwd_env_and_stdin_body(cli: Cli) -> None:
+    root = cli.root
+    (root / "work").mkdir()
+    script = "import os,sys; print(os.getcwd()); print(os.environ['GREETING']); print(sys.stdin.read())"
+    add_task(
+        root,
+        "Tasks/Agent.md",
+        f"---\ncommand: [python3, -c, \"{script}\"]\ncwd: work\nenv:\n  GREETING: hi there\n"
+        "stdin: body\n---\nSummarise my day.\n",
+    )
+    first = cli("run-now", "Agent")
+    assert first.code == 0, first.err
+    assert first.out.splitlines()[:3] == [str((root / "work").resolve()), "hi there", "Summarise my day."]
+    # The run block itself is never fed back in on the next run.
+    settle(root / "Tasks/Agent.md")
+    second = cli("run-now", "Agent")
+    assert second.out == first.out
+
+
+def test_run_now_timeout_kills_the_group(cli: Cli, tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    add_task(cli.root, "Tasks/Slow.md", task(f'"sleep 60 & echo $! > {pidfile}; wait"', "timeout: 1s"))
+    result = cli("run-now", "Slow")
+    assert result.code == 1
+    assert "timeout Tasks/Slow" in result.err
+    child = int(pidfile.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
+
+
+def test_run_now_cannot_start(cli: Cli) -> None:
+    add_task(cli.root, "Tasks/Nowhere.md", task("[/no/such/program]"))
+    result = cli("run-now", "Nowhere")
+    assert result.code == 1
+    assert "error Tasks/Nowhere" in result.err
+    assert "[!failure]" in (cli.root / "Tasks/Nowhere.md").read_text()
+
+
+def test_output_that_looks_like_markup_cannot_break_the_note(cli: Cli) -> None:
+    nasty = "\n".join(["```", "````", "---", "%%", END, BEGIN, "<<<<<<< HEAD", "[[Link]]"])
+    (cli.root / "nasty.txt").write_text(nasty + "\n")
+    note = add_task(cli.root, "Tasks/Nasty.md", task('"cat nasty.txt"'))
+    for _ in range(2):
+        assert cli("run-now", "Nasty").code == 0
+        settle(note)
+    text = note.read_text()
+    assert [line for line in text.splitlines() if line.strip() == BEGIN] == [BEGIN]
+    assert [line for line in text.splitlines() if line.strip() == END] == [END]
+    assert text.count("[!success]") == 2
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        b"---\r\n# comment\r\nschedule: '@daily'   # trailing\r\ncommand: echo hi\r\n---\r\nCRLF body\r\n",
+        b"---\ncommand: echo hi\n---\nno trailing newline",
+        "---\ncommand: echo zażółć 🎉\ntitle: \"ünï\"\n---\n# Ünïcödé 🎉\n".encode(),
+        b"---\ncommand: echo hi\n---\nI mention %% vaultsched:runs:begin %% inline.\n\n"
+        b"```\n%% vaultsched:runs:begin %%\n```\n",
+        b"---\ncommand: echo hi\n---\nbody\n\n%% vaultsched:runs:begin %%\nold block, end marker deleted\n",
+        b"---\ncommand: echo hi\n---\ntrailing spaces   \n\n\n",
+    ],
+    ids=["crlf-comments", "no-final-newline", "unicode", "mentions-marker", "deleted-end", "whitespace"],
+)
+def test_tricky_notes_are_preserved_byte_for_byte(cli: Cli, original: bytes) -> None:
+    note = cli.root / "Tasks/Tricky.md"
+    note.parent.mkdir(parents=True, exist_ok=True)
+    note.write_bytes(original)
+    settle(note)
+    assert cli("run-now", "Tricky").code == 0
+    first = note.read_bytes()
+    assert first.startswith(original)
+    settle(note)
+    assert cli("run-now", "Tricky").code == 0
+    second = note.read_bytes()
+    assert second.startswith(original)
+    assert second.count(b"[!success]") == 2
+    if b"\r\n" in original:
+        assert b"\n" not in second.replace(b"\r\n", b"")
+
+
+def test_a_note_being_edited_is_held_back_until_quiet(cli: Cli) -> None:
+    note = add_task(cli.root, "Tasks/Busy.md", task("true"))
+    note.write_text(note.read_text() + "typed just now\n")
+    edited = note.stat().st_mtime
+    assert cli("run-now", "Busy").code == 0
+    assert "typed just now" in note.read_text()
+    # The block write waited for 2 s of quiet after the person's save.
+    assert note.stat().st_mtime - edited >= 2.0
+
+
+def test_users_unrelated_changes_stay_uncommitted(cli: Cli) -> None:
+    root = cli.root
+    add_task(root, "Tasks/T.md", task("true"))
+    add_task(root, "Journal.md", "old\n")
+    write_note(root, "Journal.md", "edited, not committed\n")
+    write_note(root, "Scratch.md", "untracked\n")
+    write_note(root, "Staged.md", "staged\n")
+    git(root, "add", "Staged.md")
+    assert cli("run-now", "T").code == 0
+    status = sorted(git(root, "status", "--porcelain").splitlines())
+    assert status == ["A  Staged.md", " M Journal.md", "?? Scratch.md"]
+
+
+def test_vault_without_git_runs_with_one_warning(tmp_path: Path) -> None:
+    root = make_vault(tmp_path / "plain", repo=False)
+    add_task(root, "Tasks/T.md", task("echo ok"), commit=False)
+    result = Cli(root)("run-now", "T")
+    assert result.code == 0
+    assert result.err.count("not a git repository") == 1
+    assert "[!success]" in (root / "Tasks/T.md").read_text()
+
+
+def test_overlap_skip_against_a_running_instance(cli: Cli, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    flag = tmp_path / "started"
+    add_task(cli.root, "Tasks/Long.md", task(f'"touch {flag}; sleep 3"'))
+    first = subprocess.Popen(
+        [sys.executable, "-m", "vaultsched", "--vault", str(cli.root), "run-now", "Long"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not flag.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = cli("run-now", "Long")
+    finally:
+        assert first.wait(timeout=30) == 0
+    assert second.code == 1
+    assert "skipped Tasks/Long" in second.err
+
+
+# -- listing, next, history --------------------------------------------------------------------
+
+
+def test_list_json_shape(cli: Cli) -> None:
+    add_task(cli.root, "Tasks/A.md", task("true", "schedule: '*/5 * * * *'"))
+    add_task(cli.root, "Tasks/Manual.md", task("true"))
+    add_task(cli.root, "Tasks/Off.md", task("true", "schedule: '@daily'", "enabled: false"))
+    add_task(cli.root, "Tasks/Broken.md", task("true", "schedule: */5 * * * *"))
+    assert cli("run-now", "Manual").code == 0
+    rows = {r["task"]: r for r in json.loads(cli("list", "--json").out)}
+    assert set(rows) == {"Tasks/A", "Tasks/Manual", "Tasks/Off", "Tasks/Broken"}
+    keys = {"task", "path", "schedule", "enabled", "trusted", "valid", "errors", "next_run", "last_run", "last_status"}
+    assert all(keys <= set(r) for r in rows.values())
+    assert rows["Tasks/A"]["schedule"] == ["*/5 * * * *"]
+    assert datetime.fromisoformat(rows["Tasks/A"]["next_run"]).minute % 5 == 0
+    assert rows["Tasks/Manual"]["last_status"] == "success"
+    assert rows["Tasks/Manual"]["next_run"] is None
+    assert rows["Tasks/Off"]["enabled"] is False and rows["Tasks/Off"]["next_run"] is None
+    assert rows["Tasks/Broken"]["valid"] is False
+    assert "quote it" in rows["Tasks/Broken"]["errors"][0]
+    human = cli("list")
+    assert human.code == 0 and "Tasks/A" in human.out and "INVALID" in human.out
+
+
+@pytest.mark.parametrize(
+    ("zone", "schedule", "start", "expected"),
+    [
+        # Spring forward in Warsaw: 02:30 does not exist on 2026-03-29; fires at 03:00 CEST.
+        ("Europe/Warsaw", "30 2 * * *", "2026-03-28T12:00",
+         ["2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00"]),
+        # 09:00 stays 09:00 local across the change.
+        ("Europe/Warsaw", "0 9 * * *", "2026-03-28T12:00",
+         ["2026-03-29T09:00:00+02:00", "2026-03-30T09:00:00+02:00"]),
+        # Fall back in New York: 01:30 happens twice on 2026-11-01, fires once.
+        ("America/New_York", "30 1 * * *", "2026-10-31T12:00",
+         ["2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00"]),
+        # ... but a starred hour field fires every real occurrence (cronie).
+        ("America/New_York", "*/20 1 * * *", "2026-11-01T00:59",
+         ["2026-11-01T01:00:00-04:00", "2026-11-01T01:20:00-04:00", "2026-11-01T01:40:00-04:00",
+          "2026-11-01T01:00:00-05:00", "2026-11-01T01:20:00-05:00", "2026-11-01T01:40:00-05:00",
+          "2026-11-02T01:00:00-05:00"]),
+        # Day-of-month OR day-of-week when both are restricted: the 13th or any Friday.
+        ("UTC", "0 0 13 * FRI", "2026-02-01T00:00",
+         ["2026-02-06T00:00:00+00:00", "2026-02-13T00:00:00+00:00", "2026-02-20T00:00:00+00:00"]),
+        # `*/2` in the day-of-month field is unrestricted (cronie): AND with Monday.
+        ("UTC", "0 0 */2 * MON", "2026-02-01T00:00",
+         ["2026-02-09T00:00:00+00:00",
+          "2026-02-23T00:00:00+00:00", "2026-03-09T00:00:00+00:00"]),
+    ],
+)
+def test_next_is_the_schedule_oracle(cli: Cli, zone: str, schedule: str, start: str, expected: list[str]) -> None:
+    add_task(cli.root, "Tasks/N.md", task("true", f"schedule: '{schedule}'", f"timezone: {zone}"))
+    result = cli("next", "N", "--from", start, "--count", str(len(expected)), "--json")
+    assert result.code == 0, result.err
+    assert [f["at"] for f in json.loads(result.out)] == expected
+    assert {f["task"] for f in json.loads(result.out)} == {"Tasks/N"}
+
+
+def test_next_never_fires_is_a_clear_message_not_a_hang(cli: Cli) -> None:
+    add_task(cli.root, "Tasks/Never.md", task("true", "schedule: '0 0 31 2 *'"))
+    result = cli("next", "Never", "--json", timeout=20)
+    assert result.code == 1
+    assert "never" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_next_manual_and_all_tasks(cli: Cli) -> None:
+    add_task(cli.root, "Tasks/Manual.md", task("true"))
+    add_task(cli.root, "Tasks/A.md", task("true", "schedule: 'every 1h'"))
+    add_task(cli.root, "Tasks/B.md", task("true", "schedule: 'every 30m'"))
+    assert cli("next", "Manual").code == 1
+    fires = json.loads(cli("next", "--from", "2026-01-01T00:00:00+00:00", "--count", "3", "--json").out)
+    assert fires == [
+        {"task": "Tasks/B", "at": "2026-01-01T00:30:00+00:00"},
+        {"task": "Tasks/A", "at": "2026-01-01T01:00:00+00:00"},
+        {"task": "Tasks/B", "at": "2026-01-01T01:00:00+00:00"},
+    ]
+
+
+def test_history_json(cli: Cli) -> None:
+    add_task(cli.root, "Tasks/H.md", task('"exit ${CODE:-0}"'))
+    for _ in range(3):
+        cli("run-now", "H")
+        settle(cli.root / "Tasks/H.md")
+    rows = json.loads(cli("history", "H", "--json").out)
+    assert len(rows) == 3
+    assert [r["started_at"] for r in rows] == sorted(r["started_at"] for r in rows)
+    keys = {"run_id", "task", "status", "exit_code", "trigger", "scheduled_for", "started_at",
+            "finished_at", "duration_s", "host", "attempt"}
+    assert keys <= set(rows[0])
+    assert rows[0]["trigger"] == "manual" and rows[0]["host"] == HOST and rows[0]["attempt"] == 1
+    assert len(json.loads(cli("history", "H", "-n", "2", "--json").out)) == 2
+    assert "success" in cli("history", "H").out
+
+
+# -- validate ----------------------------------------------------------------------------------
+
+
+def test_validate_reports_every_problem_and_exits_1(cli: Cli) -> None:
+    add_task(cli.root, "Tasks/Good.md", task("true", "schedule: '@daily'"))
+    add_task(cli.root, "Tasks/Alias.md", task("true", "schedule: */5 * * * *"))
+    add_task(cli.root, "Tasks/Types.md", task("true", "retries: lots", "timezone: Nowhere/City", "comand: x"))
+    add_task(cli.root, "Tasks/Never.md", task("true", "schedule: '0 0 31 2 *'"))
+    result = cli("validate")
+    assert result.code == 1
+    lines = result.out.splitlines()
+    assert any(line.startswith("Tasks/Alias.md:3: schedule starts with \"*\"") for line in lines)
+    assert "Tasks/Types.md:3: retries: must be a whole number >= 0, got 'lots'" in lines
+    assert any(line.startswith("Tasks/Types.md:4: timezone: unknown timezone") for line in lines)
+    assert "Tasks/Types.md:5: warning: unknown key 'comand': did you mean 'command'?" in lines
+    assert any(line.startswith("Tasks/Never.md:3: schedule:") and "never" in line for line in lines)
+    assert not any("Good" in line for line in lines)
+    assert cli("validate", str(cli.root / "Tasks/Good.md")).code == 0
+    assert cli("validate", "Tasks/Good.md").code == 0
+
+
+def test_validate_staged_checks_the_index_not_the_disk(cli: Cli) -> None:
+    root = cli.root
+    write_note(root, "Tasks/S.md", task("true", "schedule: */5 * * * *"))
+    git(root, "add", "Tasks/S.md")
+    write_note(root, "Tasks/S.md", task("true", "schedule: '@daily'"))  # fixed on disk only
+    result = cli("validate", "--staged")
+    assert result.code == 1 and result.out.startswith("Tasks/S.md:3:")
+
+
+# -- editing commands --------------------------------------------------------------------------
+
+
+def test_pause_and_resume_edit_one_line_and_commit(cli: Cli) -> None:
+    original = "---\n# keep me\nschedule: '@daily'  # daily\ncommand: echo hi\ntags: [x]\n---\nbody\n"
+    note = add_task(cli.root, "Tasks/P.md", original)
+    assert cli("pause", "P").code == 0
+    assert note.read_text() == original.replace("tags: [x]\n", "tags: [x]\nenabled: false\n")
+    assert git(cli.root, "log", "-1", "--format=%an|%s").strip() == "vaultsched|vaultsched: pause Tasks/P"
+    assert json.loads(cli("list", "--json").out)[0]["enabled"] is False
+    settle(note)
+    assert cli("resume", "P").code == 0
+    assert note.read_text() == original.replace("tags: [x]\n", "tags: [x]\nenabled: true\n")
+    assert "already enabled" in cli("resume", "P").out
+
+
+def test_init_is_idempotent_and_never_overwrites(tmp_path: Path) -> None:
+    target = tmp_path / "new vault"
+    result = Cli(target)("init", str(target))
+    assert result.code == 0, result.err
+    for rel in [".vaultsched/config.toml", ".vaultsched/.gitignore", ".vaultsched/.gitattributes",
+                "Tasks/Hello vaultsched.md"]:
+        assert (target / rel).is_file(), rel
+    assert "*.jsonl merge=union" in (target / ".vaultsched/.gitattributes").read_text()
+    assert git(target, "log", "--format=%an|%s").strip() == "vaultsched|vaultsched: init"
+    (target / ".vaultsched/config.toml").write_text('timezone = "UTC"\n')
+    again = Cli(target)("init", str(target))
+    assert again.code == 0 and "nothing to do" in again.out
+    assert (target / ".vaultsched/config.toml").read_text() == 'timezone = "UTC"\n'
+    assert Cli(target)("validate").code == 0
+    assert Cli(target)("run-now", "Hello vaultsched").code == 0
+
+
+def test_new_creates_a_valid_task(cli: Cli) -> None:
+    result = cli("new", "Backup", "--schedule", "*/5 * * * *", "--command", "echo 'it''s' \"ok\"")
+    assert result.code == 0, result.err
+    rows = json.loads(cli("list", "--json").out)
+    assert rows[0]["task"] == "Tasks/Backup" and rows[0]["schedule"] == ["*/5 * * * *"]
+    assert cli("run-now", "Backup").out == "its ok\n"
+    assert cli("new", "Backup", "--command", "x").code == 1
+    bad = cli("new", "Other", "--schedule", "0 0 31 2 *", "--command", "x")
+    assert bad.code == 2 and "never" in bad.err
+
+
+def test_digest_rebuild_from_the_ledger_alone(cli: Cli) -> None:
+    add_task(cli.root, "Tasks/A.md", task("true"))
+    add_task(cli.root, "Tasks/B.md", task("false"))
+    cli("run-now", "A")
+    cli("run-now", "B")
+    digest = cli.root / "Digests" / f"{today()}.md"
+    content = digest.read_text()
+    digest.unlink()
+    result = cli("digest", today())
+    assert result.code == 0
+    assert result.out.strip() == str(digest.resolve())
+    assert digest.read_text() == content
+    assert cli("digest").out.strip() == str(digest.resolve())
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run-now", "Missing"], "unknown task 'Missing'"),
+        (["history"], "Missing argument"),
+        (["next", "--count", "0"], "--count"),
+        (["frobnicate"], "No such command"),
+        (["digest", "yesterday"], "not a date"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(cli: Cli, args: list[str], needle: str) -> None:
+    result = cli(*args)
+    assert result.code == 2
+    assert needle in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert "Traceback" not in result.err
+
+
+def test_not_a_vault(tmp_path: Path) -> None:
+    result = Cli(tmp_path)("list")
+    assert result.code == 2
+    assert result.err.startswith("vaultsched: not a vault:")

@@ -1,0 +1,154 @@
+"""The note writer: atomic, never clobbering a concurrent edit, patient with a person typing."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from vaultsched import notes
+from vaultsched.notes import NoteWriter, Outcome
+
+
+class FakeTime:
+    """Wall time that only moves when the writer sleeps."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_creates_and_updates(tmp_path: Path) -> None:
+    writer = NoteWriter(tmp_path)
+    assert writer.update("A/new.md", lambda t: t + "hello\n") is Outcome.WRITTEN
+    assert (tmp_path / "A/new.md").read_text() == "hello\n"
+    assert writer.update("A/new.md", lambda t: t) is Outcome.UNCHANGED
+    assert not [p for p in (tmp_path / "A").iterdir() if p.name.startswith(".")]
+
+
+def test_keeps_mode_and_crlf_bytes(tmp_path: Path) -> None:
+    note = tmp_path / "n.md"
+    note.write_bytes(b"a\r\nb")
+    note.chmod(0o600)
+    old = time.time() - 10
+    os.utime(note, (old, old))
+    NoteWriter(tmp_path).update("n.md", lambda t: t + "\r\nc")
+    assert note.read_bytes() == b"a\r\nb\r\nc"
+    assert note.stat().st_mode & 0o777 == 0o600
+
+
+def test_waits_for_a_recent_user_edit_to_settle(tmp_path: Path) -> None:
+    note = tmp_path / "n.md"
+    note.write_text("typed just now\n")
+    clock = FakeTime(note.stat().st_mtime + 0.5)
+    writer = NoteWriter(tmp_path, sleep=clock.sleep, wall_time=clock.time)
+    assert writer.update("n.md", lambda t: t + "run\n") is Outcome.WRITTEN
+    assert sum(clock.slept) >= 1.5
+    assert note.read_text() == "typed just now\nrun\n"
+
+
+def test_gives_up_waiting_after_max_wait(tmp_path: Path) -> None:
+    note = tmp_path / "n.md"
+    note.write_text("x\n")
+    clock = FakeTime(note.stat().st_mtime)
+    writer = NoteWriter(tmp_path, sleep=clock.sleep, wall_time=clock.time, max_wait=1.0, quiet=5.0)
+    assert writer.update("n.md", lambda t: t + "y\n") is Outcome.WRITTEN
+    assert sum(clock.slept) < 1.1
+
+
+def test_own_writes_do_not_count_as_edits_even_across_processes(tmp_path: Path) -> None:
+    NoteWriter(tmp_path).update("n.md", lambda t: "ours\n")
+    clock = FakeTime(time.time())
+    fresh = NoteWriter(tmp_path, sleep=clock.sleep, wall_time=clock.time)
+    fresh.update("n.md", lambda t: t + "again\n")
+    assert clock.slept == []
+
+
+def test_redoes_the_splice_when_the_note_changes_underneath(tmp_path: Path) -> None:
+    note = tmp_path / "n.md"
+    note.write_text("v1\n")
+    old = time.time() - 10
+    os.utime(note, (old, old))
+    seen: list[str] = []
+
+    def transform(text: str) -> str:
+        seen.append(text)
+        if len(seen) == 1:  # a person saves while we are computing
+            note.write_text("v2 typed\n")
+            os.utime(note, (old + 1, old + 1))
+        return text + "[block]\n"
+
+    assert NoteWriter(tmp_path).update("n.md", transform) is Outcome.WRITTEN
+    assert seen == ["v1\n", "v2 typed\n"]
+    assert note.read_text() == "v2 typed\n[block]\n"
+
+
+def test_never_writes_a_note_with_conflict_markers(tmp_path: Path) -> None:
+    note = tmp_path / "n.md"
+    text = "a\n<<<<<<< HEAD\nmine\n=======\ntheirs\n>>>>>>> other\n"
+    note.write_text(text)
+    os.utime(note, (1, 1))
+    assert NoteWriter(tmp_path).update("n.md", lambda t: t + "x") is Outcome.CONFLICTED
+    assert note.read_text() == text
+
+
+def test_a_save_racing_the_rename_is_merged_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An editor writing into the old file in the instant between our check and our rename."""
+    note = tmp_path / "n.md"
+    note.write_text("v1\n")
+    os.utime(note, (1, 1))
+    real_replace = os.replace
+    calls: list[str] = []
+
+    def racing_replace(src: str | Path, dst: str | Path) -> None:
+        if not calls:
+            with Path(dst).open("a") as handle:  # lands in the inode about to be replaced
+                handle.write("typed in the gap\n")
+        calls.append(str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(notes.os, "replace", racing_replace)
+    outcome = NoteWriter(tmp_path).update("n.md", lambda t: t.replace("[block]\n", "") + "[block]\n")
+    assert outcome is Outcome.WRITTEN
+    assert note.read_text() == "v1\ntyped in the gap\n[block]\n"
+    assert len(calls) == 2
+
+
+def test_concurrent_appends_and_blocks_all_survive(tmp_path: Path) -> None:
+    """A person appending lines while blocks land: no run is dropped, the start is kept."""
+    note = tmp_path / "n.md"
+    note.write_text("start\n")
+    writer = NoteWriter(tmp_path, quiet=0.0)
+    stop = threading.Event()
+
+    def person() -> None:
+        i = 0
+        while not stop.is_set():
+            with note.open("a") as handle:
+                handle.write(f"user {i}\n")
+            i += 1
+            time.sleep(0.003)
+
+    thread = threading.Thread(target=person)
+    thread.start()
+    try:
+        for n in range(100):
+            writer.update("n.md", lambda t, n=n: t + f"run {n}\n")
+    finally:
+        stop.set()
+        thread.join()
+    final = note.read_text()
+    assert final.startswith("start\n")
+    assert all(f"run {n}\n" in final for n in range(100))

@@ -1,0 +1,81 @@
+"""Discovery (what counts as a note), identity and name resolution, on real folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import make_vault, write_note
+from vaultsched.errors import VaultschedError
+from vaultsched.vault import Vault, build_index, is_conflict_copy, iter_notes, locate_vault
+
+TASK = "---\ncommand: echo hi\nschedule: '@daily'\n---\nbody\n"
+
+
+def test_discovery_ignores_what_spec_says(vault: Vault, tmp_path: Path) -> None:
+    root = vault.root
+    for rel in [
+        "Tasks/A.md",
+        "Tasks/Sub/B.md",
+        ".obsidian/x.md",
+        ".trash/C.md",
+        "Tasks/.hidden/D.md",
+        "Digests/2026-01-01.md",
+        "Tasks/A (Conflicted copy laptop 202401011200).md",
+        "Tasks/A.sync-conflict-20240101-120000-ABCDEFG.md",
+        "Tasks/A (conflicted copy).md",
+        "Tasks/notes.txt",
+    ]:
+        write_note(root, rel, TASK)
+    outside = tmp_path / "outside.md"
+    outside.write_text(TASK)
+    os.symlink(outside, root / "Tasks" / "link-out.md")
+    os.symlink(root / "Tasks" / "A.md", root / "Tasks" / "link-in.md")
+    os.symlink(tmp_path, root / "Linked folder")
+    assert list(iter_notes(vault)) == ["Tasks/A.md", "Tasks/Sub/B.md"]
+
+
+def test_index_keeps_going_past_broken_notes(vault: Vault) -> None:
+    write_note(vault.root, "A.md", TASK)
+    write_note(vault.root, "Broken.md", "---\ncommand: x\nschedule: [oops\n---\n")
+    (vault.root / "Latin1.md").write_bytes(b"---\ncommand: caf\xe9\n---\n")
+    write_note(vault.root, "Plain.md", "# just a note\n")
+    write_note(vault.root, "Bad type.md", "---\ncommand: x\nretries: many\n---\n")
+    index = build_index(vault)
+    assert list(index.tasks) == ["A"]
+    assert sorted(index.invalid) == ["Bad type", "Broken"]
+    assert any(p.path == "Latin1.md" and "not UTF-8" in p.message for p in index.problems)
+
+
+def test_conflict_copy_names() -> None:
+    assert is_conflict_copy("T/Backup (Conflicted copy MacBook 202401011200).md")
+    assert is_conflict_copy("T/Backup (Anna's conflicted copy 2024-01-01).md")
+    assert is_conflict_copy("T/Backup.sync-conflict-20240101-120000-ABCDEFG.md")
+    assert not is_conflict_copy("T/Conflicts I had.md")
+
+
+def test_resolution(vault: Vault) -> None:
+    for rel in ["Tasks/Daily briefing.md", "Tasks/Backup.md", "Other/Backup.md"]:
+        write_note(vault.root, rel, TASK)
+    index = build_index(vault)
+    assert index.resolve("Tasks/Daily briefing") == "Tasks/Daily briefing"
+    assert index.resolve("Tasks/Daily briefing.md") == "Tasks/Daily briefing"
+    assert index.resolve("Daily briefing") == "Tasks/Daily briefing"
+    with pytest.raises(VaultschedError, match="ambiguous task 'Backup': Other/Backup, Tasks/Backup"):
+        index.resolve("Backup")
+    with pytest.raises(VaultschedError, match="did you mean: Tasks/Daily briefing") as info:
+        index.resolve("briefing")
+    assert info.value.exit_code == 2
+
+
+def test_locate_vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(VaultschedError, match="not a vault"):
+        locate_vault(tmp_path)
+    make_vault(tmp_path / "v", repo=False)
+    assert locate_vault(tmp_path / "v") == (tmp_path / "v").resolve()
+    monkeypatch.setenv("VAULTSCHED_VAULT", str(tmp_path / "v"))
+    assert locate_vault(None) == (tmp_path / "v").resolve()
+    with pytest.raises(VaultschedError, match="not a folder"):
+        locate_vault(tmp_path / "missing")

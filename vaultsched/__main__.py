@@ -1,0 +1,5 @@
+import sys
+
+from vaultsched.cli import main
+
+sys.exit(main())

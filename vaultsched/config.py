@@ -1,0 +1,149 @@
+"""`.vaultsched/config.toml` in the vault, and the per-user config outside it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import tzlocal
+
+from vaultsched.durations import parse_duration
+from vaultsched.errors import VaultschedError
+
+STATE_DIR = ".vaultsched"
+CONFIG_FILE = f"{STATE_DIR}/config.toml"
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    folder: str = "Digests"
+    format: str = "YYYY-MM-DD"
+
+
+@dataclass(frozen=True)
+class GitConfig:
+    commit: bool = True
+    sync: bool = False
+    remote: str = "origin"
+    sync_interval: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    on: str = "failure"
+    command: str = ""
+    urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    timezone: ZoneInfo
+    default_timeout: timedelta = timedelta(hours=1)
+    keep_runs: int = 10
+    max_parallel: int = 4
+    enabled: bool = True
+    digest: DigestConfig = field(default_factory=DigestConfig)
+    git: GitConfig = field(default_factory=GitConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+
+
+def system_zone() -> ZoneInfo:
+    zone = tzlocal.get_localzone()
+    return zone if isinstance(zone, ZoneInfo) else ZoneInfo("UTC")
+
+
+def host_name() -> str:
+    """This host's name: `$VAULTSCHED_HOST`, else the machine's hostname."""
+    return os.environ.get("VAULTSCHED_HOST") or socket.gethostname().split(".")[0] or "localhost"
+
+
+def load_config(vault: Path) -> Config:
+    path = vault / CONFIG_FILE
+    if not path.is_file():
+        return Config(timezone=system_zone())
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise VaultschedError(f"{CONFIG_FILE}: {exc}", exit_code=2) from exc
+    try:
+        return _parse(raw)
+    except (ValueError, TypeError, ZoneInfoNotFoundError) as exc:
+        raise VaultschedError(f"{CONFIG_FILE}: {exc}", exit_code=2) from exc
+
+
+def _parse(raw: dict[str, object]) -> Config:
+    digest = _table(raw, "digest")
+    git = _table(raw, "git")
+    notify = _table(raw, "notify")
+    zone = raw.get("timezone")
+    return Config(
+        timezone=_zone(zone) if zone else system_zone(),
+        default_timeout=parse_duration(raw.get("default_timeout", "1h")),
+        keep_runs=_int(raw, "keep_runs", 10, minimum=1),
+        max_parallel=_int(raw, "max_parallel", 4, minimum=1),
+        enabled=_bool(raw, "enabled", True),
+        digest=DigestConfig(
+            folder=str(digest.get("folder", "Digests")).strip("/") or "Digests",
+            format=str(digest.get("format", "YYYY-MM-DD")),
+        ),
+        git=GitConfig(
+            commit=_bool(git, "commit", True),
+            sync=_bool(git, "sync", False),
+            remote=str(git.get("remote", "origin")),
+            sync_interval=parse_duration(git.get("sync_interval", "5m")),
+        ),
+        notify=NotifyConfig(
+            on=_choice(notify, "on", "failure", ("failure", "always", "never")),
+            command=str(notify.get("command", "")),
+            urls=tuple(str(u) for u in _list(notify, "urls")),
+        ),
+    )
+
+
+def _zone(name: object) -> ZoneInfo:
+    if not isinstance(name, str):
+        raise ValueError(f"timezone must be a string, got {name!r}")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown timezone {name!r}") from exc
+
+
+def _table(raw: dict[str, object], key: str) -> dict[str, object]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ValueError(f"[{key}] must be a table")
+    return value
+
+
+def _bool(raw: dict[str, object], key: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
+def _int(raw: dict[str, object], key: str, default: int, *, minimum: int) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{key} must be a whole number >= {minimum}, got {value!r}")
+    return value
+
+
+def _choice(raw: dict[str, object], key: str, default: str, choices: tuple[str, ...]) -> str:
+    value = raw.get(key, default)
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
+def _list(raw: dict[str, object], key: str) -> list[object]:
+    value = raw.get(key, [])
+    if not isinstance(value, list):
+        raise ValueError(f"{key} must be a list")
+    return value

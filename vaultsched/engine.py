@@ -1,0 +1,299 @@
+"""Running one task and landing its result: ledger, note, digest, log, commit.
+
+The CLI's `run-now` and the daemon's scheduler both go through `Engine`, so a run lands the
+same way whoever started it. Order matters for crash safety: the `start` record is durable
+before the process exists, the `finish` record before any view is touched, and the views
+(note run block, digest) are rebuilt from the ledger, so a crash at any point leaves
+something the next start can repair.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import arrow
+from filelock import FileLock, Timeout
+
+from vaultsched import blocks, views
+from vaultsched.git import Git, GitError
+from vaultsched.ledger import Ledger, finish_record, new_run_id, start_record
+from vaultsched.model import ATTENTION, Run, Status, Task, Trigger
+from vaultsched.notes import NoteWriter, Outcome
+from vaultsched.redact import redactor_for
+from vaultsched.runner import ProcessResult, clean_output, run_process
+from vaultsched.taskfile import front_matter_span
+from vaultsched.vault import Vault
+
+log = logging.getLogger(__name__)
+
+KEEP_LOGS = 50
+FAILED = frozenset({Status.FAILED, Status.TIMEOUT, Status.ERROR, Status.INTERRUPTED})
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def digest_path(vault: Vault, day: date) -> str:
+    name = arrow.Arrow(day.year, day.month, day.day).format(vault.config.digest.format)
+    return f"{vault.config.digest.folder}/{name}.md"
+
+
+def commit_message(runs: Sequence[Run]) -> str:
+    if len(runs) == 1:
+        return f"vaultsched: {runs[0].status} {runs[0].task}"
+    failed = sum(r.status in FAILED for r in runs)
+    return f"vaultsched: {len(runs)} runs ({failed} failed)"
+
+
+def status_of(result: ProcessResult) -> tuple[Status, str]:
+    if result.error:
+        return Status.ERROR, result.error
+    if result.timed_out:
+        return Status.TIMEOUT, "timed out: the process group was terminated"
+    if result.exit_code == 0:
+        return Status.SUCCESS, ""
+    if result.signal is not None:
+        return Status.FAILED, f"killed by signal {result.signal}"
+    return Status.FAILED, ""
+
+
+@dataclass
+class Engine:
+    vault: Vault
+    clock: Callable[[], datetime] = utc_now
+    writer: NoteWriter | None = None
+    _pending_paths: set[str] = field(default_factory=set)
+    _pending_runs: list[Run] = field(default_factory=list)
+    _warned_no_git: bool = False
+
+    def __post_init__(self) -> None:
+        self.ledger = Ledger(self.vault.root, self.vault.host)
+        self.git = Git(self.vault.root, self.vault.host)
+        if self.writer is None:
+            self.writer = NoteWriter(self.vault.root)
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(
+        self,
+        task: Task,
+        trigger: Trigger,
+        *,
+        scheduled_for: datetime | None = None,
+        attempt: int = 1,
+        echo: BinaryIO | None = None,
+    ) -> Run:
+        """Run `task` now, honouring `overlap` against any other process running it."""
+        with self._task_slot(task) as acquired:
+            if not acquired:
+                message = "the previous run was still running (overlap: skip)"
+                return self.record(task, Status.SKIPPED, trigger, message, scheduled_for)
+            return self._run_locked(task, trigger, scheduled_for, attempt, echo)
+
+    def _run_locked(
+        self,
+        task: Task,
+        trigger: Trigger,
+        scheduled_for: datetime | None,
+        attempt: int,
+        echo: BinaryIO | None,
+    ) -> Run:
+        started = self.clock()
+        run = Run(
+            run_id=new_run_id(started),
+            task=task.id,
+            status=Status.RUNNING,
+            trigger=trigger,
+            started_at=started,
+            host=self.vault.host,
+            attempt=attempt,
+            scheduled_for=scheduled_for,
+        )
+        log_rel = f".vaultsched/logs/{task.id}/{run.run_id}.log"
+        ledger_file = self.ledger.append(start_record(run, task.path))
+        env = self._environment(task, run)
+        redact = redactor_for(env)
+        result = run_process(
+            task.command,
+            cwd=self._cwd(task),
+            env=env,
+            stdin=self._stdin(task),
+            timeout=task.timeout.total_seconds(),
+            log_path=self.vault.path(log_rel),
+            echo=echo,
+            now=self.clock,
+        )
+        status, message = status_of(result)
+        finished = replace(
+            run,
+            status=status,
+            started_at=result.started_at,
+            finished_at=result.finished_at,
+            exit_code=result.exit_code,
+            duration_s=round((result.finished_at - result.started_at).total_seconds(), 3),
+            output_tail=redact(clean_output(result.tail)),
+            message=redact(message),
+            log=log_rel,
+        )
+        # The finish record keeps the start record's started_at so both land in one file.
+        self.ledger.append(finish_record(replace(finished, started_at=started), task.path))
+        self._prune_logs(task.id)
+        self._land(task, finished, ledger_file)
+        return finished
+
+    def record(
+        self,
+        task: Task,
+        status: Status,
+        trigger: Trigger,
+        message: str = "",
+        scheduled_for: datetime | None = None,
+    ) -> Run:
+        """Record a run that never started (skipped, untrusted, awaiting approval)."""
+        now = self.clock()
+        run = Run(
+            run_id=new_run_id(now),
+            task=task.id,
+            status=status,
+            trigger=trigger,
+            started_at=now,
+            finished_at=now,
+            host=self.vault.host,
+            scheduled_for=scheduled_for,
+            duration_s=0.0,
+            message=message,
+        )
+        ledger_file = self.ledger.append(finish_record(run, task.path))
+        self._land(task, run, ledger_file)
+        return run
+
+    @contextlib.contextmanager
+    def _task_slot(self, task: Task) -> Iterator[bool]:
+        """A per-task lock shared by every process on this host (daemon and CLI alike)."""
+        path = self.vault.state_dir / "state" / "running" / f"{_file_safe(task.id)}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path))
+        try:
+            lock.acquire(timeout=-1 if task.overlap == "queue" else 0)
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    def _environment(self, task: Task, run: Run) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            VAULTSCHED_VAULT=str(self.vault.root),
+            VAULTSCHED_TASK=task.id,
+            VAULTSCHED_NOTE=str(self.vault.path(task.path)),
+            VAULTSCHED_RUN_ID=run.run_id,
+            VAULTSCHED_TRIGGER=str(run.trigger),
+        )
+        env.update(task.env)
+        return env
+
+    def _cwd(self, task: Task) -> Path:
+        if not task.cwd:
+            return self.vault.root
+        return self.vault.root / Path(task.cwd).expanduser()
+
+    def _stdin(self, task: Task) -> bytes | None:
+        if task.stdin != "body":
+            return None
+        return note_body(self.vault.path(task.path).read_text(encoding="utf-8")).encode("utf-8")
+
+    def _prune_logs(self, task_id: str) -> None:
+        folder = self.vault.path(f".vaultsched/logs/{task_id}")
+        logs = sorted(folder.glob("*.log"))
+        for old in logs[:-KEEP_LOGS]:
+            with contextlib.suppress(OSError):
+                old.unlink()
+
+    # -- landing: views and commits ------------------------------------------------------------
+
+    def _land(self, task: Task, run: Run, ledger_file: Path) -> None:
+        written = [str(ledger_file.relative_to(self.vault.root))]
+        written += self.refresh_note(task)
+        written += self.refresh_digest(run.started_at.astimezone(self.vault.config.timezone).date())
+        self._pending_paths.update(written)
+        self._pending_runs.append(run)
+
+    def refresh_note(self, task: Task) -> list[str]:
+        """Rebuild the task note's run block from the ledger; the paths written."""
+        runs = [r for r in self.ledger.runs() if r.task == task.id]
+        newest = list(reversed(runs[-task.keep_runs :]))
+        inner = views.render_runs_block(newest, task.timezone, notice=self._notice(runs))
+        return self._splice(task.path, blocks.RUNS, inner)
+
+    def refresh_digest(self, day: date) -> list[str]:
+        tz = self.vault.config.timezone
+        inner = views.render_digest_block(day, self.ledger.runs_on(day, tz), tz)
+        return self._splice(digest_path(self.vault, day), blocks.DIGEST, inner)
+
+    def _notice(self, runs: Sequence[Run]) -> str:
+        if runs and runs[-1].status in ATTENTION and runs[-1].message:
+            return runs[-1].message
+        return ""
+
+    def _splice(self, rel: str, markers: blocks.Markers, inner: str) -> list[str]:
+        assert self.writer is not None
+        outcome = self.writer.update(rel, lambda text: blocks.splice_block(text, markers, inner))
+        if outcome is Outcome.CONFLICTED:
+            log.warning(
+                "%s: has git conflict markers; its block will be written once resolved", rel
+            )
+        return [rel] if outcome is Outcome.WRITTEN else []
+
+    def flush(self) -> None:
+        """Commit everything written since the last flush, as one commit."""
+        paths, runs = sorted(self._pending_paths), list(self._pending_runs)
+        self._pending_paths.clear()
+        self._pending_runs.clear()
+        if paths and not self.commit_files(
+            paths, commit_message(runs) if runs else "vaultsched: update"
+        ):
+            self._pending_paths.update(paths)
+
+    def commit_files(self, paths: Sequence[str], message: str) -> bool:
+        """Commit `paths` if the vault is a repository; False if git failed (retry later)."""
+        if not paths or not self.vault.config.git.commit:
+            return True
+        if not self.git.usable:
+            if not self._warned_no_git:
+                log.warning(
+                    "%s is not a git repository (or git is missing): nothing is committed",
+                    self.vault.root,
+                )
+                self._warned_no_git = True
+            return True
+        try:
+            self.git.commit(paths, message)
+        except GitError as exc:
+            log.warning("git commit failed; will retry with the next commit: %s", exc)
+            return False
+        return True
+
+
+def note_body(text: str) -> str:
+    """A note's body for `stdin: body`: no front matter, no run block."""
+    span = front_matter_span(text)
+    body = text[span.body_start :] if span else text
+    span = blocks.find_block(body, blocks.RUNS)
+    if span is not None:
+        body = body[: span[0]] + body[span[1] :]
+    return body.strip("\r\n") + "\n"
+
+
+def _file_safe(name: str) -> str:
+    return name.replace("/", "%2F")

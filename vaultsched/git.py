@@ -1,0 +1,151 @@
+"""Every git call vaultsched makes, serialised behind one lock and patient with `index.lock`.
+
+Obsidian Git holds `.git/index.lock` often; two git commands milliseconds apart collide. So each
+call first waits for the lock to be free, retries when git still reports it held, and never
+removes it: a lock left by a crashed git is for a person (or `doctor`) to judge.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import FileLock
+
+log = logging.getLogger(__name__)
+
+LOCK_WAIT = 60.0
+_GIT_TIMEOUT = 120.0
+
+
+class GitError(Exception):
+    pass
+
+
+def _git_env(host: str) -> dict[str, str]:
+    env = dict(os.environ)
+    # Our commits are vaultsched's, whoever runs it; and never prompt or page.
+    env.update(
+        GIT_AUTHOR_NAME="vaultsched",
+        GIT_AUTHOR_EMAIL=f"vaultsched@{host}",
+        GIT_COMMITTER_NAME="vaultsched",
+        GIT_COMMITTER_EMAIL=f"vaultsched@{host}",
+        GIT_TERMINAL_PROMPT="0",
+        GIT_PAGER="cat",
+        LC_ALL="C",
+    )
+    return env
+
+
+@dataclass
+class Git:
+    root: Path
+    host: str
+    _thread_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _usable: bool | None = field(default=None, repr=False)
+
+    @property
+    def usable(self) -> bool:
+        """True when the vault root is the top of a git work tree and git is installed."""
+        if self._usable is None:
+            try:
+                top = self._raw(["rev-parse", "--show-toplevel"]).stdout.strip()
+                self._usable = Path(top).resolve() == self.root.resolve()
+            except (GitError, OSError):
+                self._usable = False
+        return self._usable
+
+    def _raw(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        try:
+            proc = subprocess.run(
+                ["git", *args],
+                cwd=self.root,
+                env=_git_env(self.host),
+                capture_output=True,
+                text=True,
+                timeout=_GIT_TIMEOUT,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            raise GitError("git is not installed") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise GitError(f"git {args[0]} timed out") from exc
+        if proc.returncode != 0:
+            raise GitError((proc.stderr or proc.stdout).strip() or f"git {args[0]} failed")
+        return proc
+
+    def run(self, args: Sequence[str]) -> str:
+        """Run one git command under the vault-wide git lock, waiting out a held index.lock."""
+        lock_path = self.root / ".vaultsched" / "state" / "git.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._thread_lock, FileLock(str(lock_path)):
+            deadline = time.monotonic() + LOCK_WAIT
+            delay = 0.05
+            while True:
+                self._wait_index_lock(deadline)
+                try:
+                    return self._raw(args).stdout
+                except GitError as exc:
+                    if "index.lock" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def _wait_index_lock(self, deadline: float) -> None:
+        index_lock = self.root / ".git" / "index.lock"
+        while index_lock.exists():
+            if time.monotonic() > deadline:
+                raise GitError(f"{index_lock} has been held for {LOCK_WAIT:.0f}s; not removing it")
+            time.sleep(0.05)
+
+    def commit(self, paths: Sequence[str], message: str) -> bool:
+        """Commit exactly `paths` (vault-relative); the user's other changes stay as they are.
+
+        Returns True if a commit was made, False if there was nothing to commit.
+        """
+        paths = sorted(set(paths))
+        ignored = set(self._ignored(paths))
+        paths = [p for p in paths if p not in ignored]
+        if not paths or not self.run(["status", "--porcelain", "--", *paths]).strip():
+            return False
+        self.run(["add", "--", *paths])
+        # `commit -- paths` commits only those paths, leaving whatever else the user staged.
+        self.run(
+            [
+                "-c",
+                "commit.gpgsign=false",
+                "commit",
+                "--no-verify",
+                "-q",
+                "-m",
+                message,
+                "--",
+                *paths,
+            ]
+        )
+        return True
+
+    def _ignored(self, paths: Sequence[str]) -> list[str]:
+        try:
+            out = self.run(["check-ignore", "--", *paths])
+        except GitError:
+            return []  # exit 1 means none is ignored
+        return out.splitlines()
+
+    def staged_files(self) -> list[str]:
+        out = self.run(["diff", "--cached", "--name-only", "--diff-filter=ACMR", "-z"])
+        return [p for p in out.split("\0") if p]
+
+    def show_staged(self, path: str) -> str:
+        return self.run(["show", f":{path}"])
+
+    def init(self) -> None:
+        self._raw(["init", "-q"])
+        self._usable = None

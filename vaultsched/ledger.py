@@ -1,0 +1,178 @@
+"""The ledger: append-only JSON Lines, the source of truth every note and digest is rebuilt from.
+
+One file per host and month (`.vaultsched/runs/YYYY-MM/<host>.jsonl`), so hosts never write the
+same file and git's `merge=union` can join them. A `start` record is fsync'ed before the process
+is spawned and a `finish` record after it ends; a `finish` record repeats everything a reader
+needs, so a run can be folded from it alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from vaultsched.model import Run, Status, Trigger
+
+RUNS_DIR = ".vaultsched/runs"
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable by start time, unique across hosts."""
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _safe_host(host: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", host) or "host"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds") if moment else None
+
+
+def _parse_time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def start_record(run: Run, path: str) -> dict[str, Any]:
+    return {
+        "type": "start",
+        "run_id": run.run_id,
+        "task": run.task,
+        "path": path,
+        "trigger": str(run.trigger),
+        "scheduled_for": _iso(run.scheduled_for),
+        "started_at": _iso(run.started_at),
+        "host": run.host,
+        "attempt": run.attempt,
+    }
+
+
+def finish_record(run: Run, path: str) -> dict[str, Any]:
+    return {
+        **start_record(run, path),
+        "type": "finish",
+        "status": str(run.status),
+        "exit_code": run.exit_code,
+        "finished_at": _iso(run.finished_at),
+        "duration_s": run.duration_s,
+        "output_tail": run.output_tail,
+        "message": run.message,
+        "log": run.log,
+    }
+
+
+def run_from_records(records: list[dict[str, Any]]) -> Run | None:
+    """Fold the records of one run_id (oldest first) into a Run; None if they make no sense."""
+    merged: dict[str, Any] = {}
+    for record in records:
+        merged.update({k: v for k, v in record.items() if v is not None})
+    try:
+        finished = merged.get("type") == "finish"
+        started_at = _parse_time(merged["started_at"])
+        assert started_at is not None
+        return Run(
+            run_id=str(merged["run_id"]),
+            task=str(merged["task"]),
+            status=Status(merged["status"]) if finished else Status.RUNNING,
+            trigger=Trigger(merged.get("trigger", "manual")),
+            started_at=started_at,
+            host=str(merged.get("host", "")),
+            attempt=int(merged.get("attempt", 1)),
+            scheduled_for=_parse_time(merged.get("scheduled_for")),
+            finished_at=_parse_time(merged.get("finished_at")),
+            exit_code=merged.get("exit_code"),
+            duration_s=merged.get("duration_s"),
+            output_tail=str(merged.get("output_tail", "")),
+            message=str(merged.get("message", "")),
+            log=str(merged.get("log", "")),
+        )
+    except (KeyError, ValueError, TypeError, AssertionError):
+        return None
+
+
+@dataclass(frozen=True)
+class Ledger:
+    root: Path  # the vault root
+    host: str
+
+    @property
+    def folder(self) -> Path:
+        return self.root / RUNS_DIR
+
+    def file_for(self, started_at: datetime) -> Path:
+        return (
+            self.folder / f"{started_at.astimezone(UTC):%Y-%m}" / f"{_safe_host(self.host)}.jsonl"
+        )
+
+    def append(self, record: dict[str, Any]) -> Path:
+        """Append one record durably; returns the file written. Repairs a torn last line first."""
+        started = _parse_time(record["started_at"])
+        assert started is not None
+        path = self.file_for(started)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        with FileLock(str(path) + ".lock"):
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                prefix = "" if _ends_cleanly(path) else "\n"
+                os.write(fd, (prefix + line).encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return path
+
+    def files(self, months: Iterable[str] | None = None) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        wanted = set(months) if months is not None else None
+        return sorted(
+            p for p in self.folder.glob("*/*.jsonl") if wanted is None or p.parent.name in wanted
+        )
+
+    def records(self, months: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every readable record of every host; torn or corrupt lines are passed over."""
+        for path in self.files(months):
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if isinstance(record, dict) and "run_id" in record:
+                        yield record
+
+    def runs(self, months: Iterable[str] | None = None) -> list[Run]:
+        """All runs, folded, in start-time order."""
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for record in self.records(months):
+            grouped.setdefault(str(record["run_id"]), []).append(record)
+        runs = [r for r in map(run_from_records, grouped.values()) if r is not None]
+        return sorted(runs, key=lambda r: (r.started_at, r.run_id))
+
+    def runs_of(self, task: str) -> list[Run]:
+        return [r for r in self.runs() if r.task == task]
+
+    def runs_on(self, day: date, tz: Any) -> list[Run]:
+        """Runs that started on `day` in zone `tz`; reads only the months that can hold them."""
+        start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
+        end = start + timedelta(days=1)
+        months = {f"{m.astimezone(UTC):%Y-%m}" for m in (start, end)}
+        return [r for r in self.runs(months) if start <= r.started_at < end]
+
+
+def _ends_cleanly(path: Path) -> bool:
+    size = path.stat().st_size
+    if size == 0:
+        return True
+    with path.open("rb") as handle:
+        handle.seek(size - 1)
+        return handle.read(1) == b"\n"

@@ -1,0 +1,101 @@
+"""What `list`, `next` and `history` show, as plain rows (the CLI prints them or dumps JSON)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from vaultsched.ledger import Ledger
+from vaultsched.model import Run, Task
+from vaultsched.schedules import next_fires
+from vaultsched.vault import Index
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+def next_run(task: Task, after: datetime) -> datetime | None:
+    if task.manual or not task.enabled:
+        return None
+    fires = next_fires(task.schedules, task.timezone, after, 1)
+    return fires[0] if fires else None
+
+
+def list_rows(index: Index, runs: Sequence[Run], now: datetime) -> list[dict[str, Any]]:
+    last: dict[str, Run] = {}
+    for run in runs:
+        last[run.task] = run
+    rows = []
+    for ident in index.ids:
+        task = index.tasks.get(ident)
+        errors = [str(p) for p in index.invalid.get(ident, ())]
+        previous = last.get(ident)
+        rows.append(
+            {
+                "task": ident,
+                "path": task.path if task else f"{ident}.md",
+                "schedule": [s.text for s in task.schedules] if task else [],
+                "enabled": task.enabled if task else False,
+                "trusted": True,
+                "valid": task is not None,
+                "errors": errors,
+                "next_run": iso(next_run(task, now)) if task else None,
+                "last_run": iso(previous.started_at.astimezone(task.timezone if task else None))
+                if previous
+                else None,
+                "last_status": str(previous.status) if previous else None,
+            }
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class Fire:
+    task: str
+    at: datetime
+
+
+def upcoming(tasks: Sequence[Task], after: datetime, count: int) -> list[Fire]:
+    """The next `count` fire times across `tasks`, in time order.
+
+    A naive `after` is read in each task's own zone, as `next --from` promises.
+    """
+    fires = [
+        Fire(task.id, at)
+        for task in tasks
+        if task.schedules
+        for at in next_fires(task.schedules, task.timezone, _aware(after, task), count)
+    ]
+    return sorted(fires, key=lambda f: (f.at, f.task))[:count]
+
+
+def history_rows(ledger: Ledger, task_id: str, limit: int | None) -> list[dict[str, Any]]:
+    runs = ledger.runs_of(task_id)
+    if limit is not None:
+        runs = runs[-limit:] if limit > 0 else []
+    return [history_row(r) for r in runs]
+
+
+def history_row(run: Run) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "task": run.task,
+        "status": str(run.status),
+        "exit_code": run.exit_code,
+        "trigger": str(run.trigger),
+        "scheduled_for": iso(run.scheduled_for),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "duration_s": run.duration_s,
+        "host": run.host,
+        "attempt": run.attempt,
+        "message": run.message,
+        "log": run.log,
+    }
+
+
+def _aware(moment: datetime, task: Task) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=task.timezone)

@@ -1,0 +1,108 @@
+"""Creating things: a vault (`init`) and a task note (`new`). Neither ever overwrites a file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path, PurePosixPath
+
+import yaml
+
+from vaultsched.config import STATE_DIR, host_name
+from vaultsched.errors import VaultschedError
+from vaultsched.git import Git, GitError
+from vaultsched.schedules import ScheduleError, parse_schedule
+
+GITIGNORE = "state/\nlogs/\n*.lock\n*.tmp\n"
+GITATTRIBUTES = "*.jsonl merge=union\n"
+EXAMPLE_TASK = "Tasks/Hello vaultsched.md"
+
+
+def template(name: str) -> str:
+    return resources.files("vaultsched").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def task_text(name: str, schedule: str | None, command: str) -> str:
+    properties: dict[str, object] = {}
+    if schedule:
+        properties["schedule"] = schedule
+    properties["command"] = command
+    properties["enabled"] = True
+    front = yaml.safe_dump(properties, sort_keys=False, allow_unicode=True, width=1000)
+    return template("task.md").format(front_matter=front, name=name)
+
+
+@dataclass
+class Created:
+    root: Path
+    files: list[str] = field(default_factory=list)
+    git_initialised: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _create(root: Path, rel: str, text: str, created: Created) -> None:
+    path = root / rel
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("x", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+    created.files.append(rel)
+
+
+def init_vault(target: Path) -> Created:
+    target.mkdir(parents=True, exist_ok=True)
+    root = target.resolve()
+    created = Created(root)
+    _create(root, f"{STATE_DIR}/config.toml", template("config.toml"), created)
+    _create(root, f"{STATE_DIR}/.gitignore", GITIGNORE, created)
+    _create(root, f"{STATE_DIR}/.gitattributes", GITATTRIBUTES, created)
+    example = task_text("Hello vaultsched", "@daily", 'echo "Hello from $VAULTSCHED_TASK"')
+    if not any((root / "Tasks").glob("*.md")):
+        _create(root, EXAMPLE_TASK, example, created)
+    git = Git(root, host_name())
+    if not git.usable:
+        if _inside_other_repo(root):
+            created.notes.append(
+                "the vault is inside another git repository but not at its top: "
+                "runs will not be committed (run `git init` in the vault to change that)"
+            )
+        else:
+            git.init()
+            created.git_initialised = True
+    if git.usable and created.files:
+        try:
+            git.commit(created.files, "vaultsched: init")
+        except GitError as exc:
+            created.notes.append(f"could not commit the new files: {exc}")
+    return created
+
+
+def _inside_other_repo(root: Path) -> bool:
+    return any((parent / ".git").exists() for parent in root.parents)
+
+
+def new_task_path(name: str) -> str:
+    rel = PurePosixPath("Tasks", name.strip().removesuffix(".md") + ".md")
+    if not name.strip() or ".." in rel.parts or any(p.startswith(".") for p in rel.parts):
+        raise VaultschedError(f"not a usable task name: {name!r}")
+    return str(rel)
+
+
+def create_task(root: Path, name: str, schedule: str | None, command: str) -> str:
+    if schedule is not None:
+        try:
+            parse_schedule(schedule)
+        except ScheduleError as exc:
+            raise VaultschedError(f"--schedule: {exc}") from exc
+    if not command.strip():
+        raise VaultschedError("--command must not be empty")
+    rel = new_task_path(name)
+    path = root / rel
+    if path.exists():
+        raise VaultschedError(f"{rel} already exists", exit_code=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("x", encoding="utf-8") as handle:
+        handle.write(task_text(PurePosixPath(rel).stem, schedule, command))
+    return rel.replace(os.sep, "/")

@@ -1,0 +1,381 @@
+"""Reading a note's front matter and turning it into a `Task` or a list of `Problem`s.
+
+Indexing must stay cheap on a 100,000-note vault, so `read_front_matter` reads only the
+front matter lines of a note, never its body.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path, PurePosixPath
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from vaultsched.config import Config
+from vaultsched.durations import parse_duration
+from vaultsched.model import Problem, Task
+from vaultsched.schedules import Schedule, ScheduleError, parse_schedule
+
+MAX_FRONT_MATTER = 64 * 1024
+FENCE = "---"
+# The `---` fence is line 1, so YAML line 0 is line 2 of the file.
+FIRST_YAML_LINE = 2
+
+KNOWN_KEYS = (
+    "command",
+    "schedule",
+    "timezone",
+    "enabled",
+    "timeout",
+    "retries",
+    "retry_delay",
+    "catch_up",
+    "overlap",
+    "jitter",
+    "cwd",
+    "env",
+    "stdin",
+    "host",
+    "notify",
+    "keep_runs",
+    "approval",
+)
+_COMMAND_LINE = re.compile(r"^command\s*:", re.MULTILINE)
+
+
+class NotUtf8Error(ValueError):
+    pass
+
+
+def read_front_matter(path: Path) -> str | None:
+    """The YAML text between the opening and closing `---` lines, or None if there is none.
+
+    Reads line by line and stops at the closing fence: the note's body is never read, which is
+    what keeps a cold index of a large vault close to the cost of listing it.
+    """
+    with path.open("rb") as handle:
+        first = handle.readline(len(FENCE) + 8)
+        if _strip_eol(first.removeprefix(b"\xef\xbb\xbf")) != FENCE.encode():
+            return None
+        lines: list[bytes] = []
+        size = 0
+        while size <= MAX_FRONT_MATTER:
+            line = handle.readline(MAX_FRONT_MATTER)
+            if not line:
+                return None  # no closing fence: Obsidian shows no properties either
+            if _strip_eol(line) in (b"---", b"..."):
+                return _decode(b"".join(lines))
+            lines.append(line)
+            size += len(line)
+    raise ValueError(f"front matter is larger than {MAX_FRONT_MATTER // 1024} KiB")
+
+
+@dataclass(frozen=True)
+class FrontMatterSpan:
+    """Where the front matter sits in a whole note's text (character offsets)."""
+
+    yaml_start: int  # first character after the opening fence line
+    yaml_end: int  # first character of the closing fence line
+    body_start: int  # first character after the closing fence line
+
+
+_FRONT_MATTER = re.compile(
+    r"\A\ufeff?---[ \t]*\r?\n(?P<yaml>(?:.*?\r?\n)??)(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S
+)
+
+
+def front_matter_span(text: str) -> FrontMatterSpan | None:
+    match = _FRONT_MATTER.match(text)
+    if match is None:
+        return None
+    return FrontMatterSpan(match.start("yaml"), match.end("yaml"), match.end())
+
+
+def front_matter_text(text: str) -> str | None:
+    """The YAML of a whole note's text (as `read_front_matter` reads it from a file)."""
+    span = front_matter_span(text)
+    return None if span is None else text[span.yaml_start : span.yaml_end]
+
+
+def _strip_eol(line: bytes) -> bytes:
+    return line.rstrip(b"\r\n").rstrip(b" \t")
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotUtf8Error("not UTF-8") from exc
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """What one note's front matter says. `is_task` is true even when the task is invalid."""
+
+    is_task: bool
+    task: Task | None
+    problems: tuple[Problem, ...]
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
+
+
+def task_id(rel_path: str) -> str:
+    return str(PurePosixPath(rel_path).with_suffix(""))
+
+
+def parse_task(rel_path: str, yaml_text: str | None, config: Config) -> Parsed:
+    """Validate one note's front matter. Never raises for bad input: problems are returned."""
+    if yaml_text is None:
+        return Parsed(False, None, ())
+    try:
+        root = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(yaml_text)
+    except yaml.YAMLError as exc:
+        return _yaml_failure(rel_path, yaml_text, exc)
+    if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
+        return Parsed(False, None, ())
+    nodes = {k.value: (k, v) for k, v in root.value if isinstance(k, yaml.ScalarNode)}
+    if "command" not in data:
+        if "schedule" in data:
+            line = _line(nodes["schedule"][0]) if "schedule" in nodes else 1
+            note = Problem(rel_path, line, "has a schedule but no command: not a task", "note")
+            return Parsed(False, None, (note,))
+        return Parsed(False, None, ())
+    return _TaskBuilder(rel_path, data, nodes, config).build()
+
+
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + FIRST_YAML_LINE
+
+
+def _yaml_failure(rel_path: str, text: str, exc: yaml.YAMLError) -> Parsed:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line_no = int(mark.line) if mark is not None else 0
+    lines = text.splitlines()
+    source = lines[line_no] if line_no < len(lines) else ""
+    message = f"invalid YAML: {_one_line(exc)}"
+    key, _, value = source.partition(":")
+    if "alias" in str(exc) and value.strip().startswith("*"):
+        message = (
+            f'{key.strip()} starts with "*", which YAML reads as an alias: quote it, '
+            f'e.g. {key.strip()}: "{value.strip()}"'
+        )
+    # A broken note that is not a task is not our business; one that looks like a task is.
+    is_task = bool(_COMMAND_LINE.search(text))
+    problems = (Problem(rel_path, line_no + FIRST_YAML_LINE, message),) if is_task else ()
+    return Parsed(is_task, None, problems)
+
+
+def _one_line(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None)
+    context = getattr(exc, "context", None)
+    parts = [str(p) for p in (context, problem) if p]
+    return ": ".join(parts) if parts else str(exc).splitlines()[0]
+
+
+def edit_distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def near_miss(key: str) -> str | None:
+    """The known key an unknown one is probably a typo of (short keys allow only one edit)."""
+    lowered = key.lower()
+    for known in KNOWN_KEYS:
+        limit = 1 if len(known) <= 4 else 2
+        if lowered != known and edit_distance(lowered, known) <= limit:
+            return known
+    return None
+
+
+class _TaskBuilder:
+    """Checks every known key, collecting all problems rather than stopping at the first."""
+
+    def __init__(
+        self,
+        rel_path: str,
+        data: dict[Any, Any],
+        nodes: Mapping[str, tuple[yaml.Node, yaml.Node]],
+        config: Config,
+    ) -> None:
+        self.path = rel_path
+        self.data = data
+        self.nodes = nodes
+        self.config = config
+        self.problems: list[Problem] = []
+
+    def problem(self, key: str, message: str, node: yaml.Node | None = None) -> None:
+        target = node if node is not None else self.nodes.get(key, (None, None))[1]
+        line = _line(target) if target is not None else 1
+        self.problems.append(Problem(self.path, line, f"{key}: {message}"))
+
+    def get(self, key: str, default: Any, convert: Callable[[Any], Any]) -> Any:
+        if key not in self.data or self.data[key] is None:
+            return default
+        try:
+            return convert(self.data[key])
+        except (ValueError, TypeError) as exc:
+            self.problem(key, str(exc))
+            return default
+
+    def build(self) -> Parsed:
+        self._warn_unknown_keys()
+        command = self.get("command", None, _command)
+        if command is None and not self.problems:
+            self.problem("command", "must not be empty")
+        task = Task(
+            id=task_id(self.path),
+            path=self.path,
+            command=command or "",
+            schedules=self._schedules(),
+            timezone=self.get("timezone", self.config.timezone, _zone),
+            enabled=self.get("enabled", True, _bool),
+            timeout=self._duration("timeout", self.config.default_timeout, positive=True),
+            retries=self.get("retries", 0, _int_at_least(0)),
+            retry_delay=self._duration("retry_delay", timedelta(seconds=30)),
+            catch_up=self.get("catch_up", True, _bool),
+            overlap=self.get("overlap", "skip", _choice("skip", "queue")),
+            jitter=self._duration("jitter", timedelta(0)),
+            cwd=self.get("cwd", None, _nonempty_str),
+            env=self.get("env", {}, _env),
+            stdin=self.get("stdin", "none", _choice("none", "body")),
+            hosts=self.get("host", (), _str_list),
+            notify=self.get("notify", self.config.notify.on, _choice("failure", "always", "never")),
+            keep_runs=self.get("keep_runs", self.config.keep_runs, _int_at_least(1)),
+            approval=self.get("approval", "none", _choice("none", "required")),
+        )
+        errors = [p for p in self.problems if p.severity == "error"]
+        return Parsed(True, None if errors else task, tuple(self.problems))
+
+    def _warn_unknown_keys(self) -> None:
+        for key, (key_node, _) in self.nodes.items():
+            if key in KNOWN_KEYS:
+                continue
+            guess = near_miss(key)
+            if guess is not None:
+                message = f"unknown key {key!r}: did you mean {guess!r}?"
+                self.problems.append(Problem(self.path, _line(key_node), message, "warning"))
+
+    def _duration(self, key: str, default: timedelta, *, positive: bool = False) -> timedelta:
+        node = self.nodes.get(key, (None, None))[1]
+        # YAML 1.1 reads `1:30` as the base-60 integer 90: almost never what the user meant.
+        if isinstance(node, yaml.ScalarNode) and ":" in node.value and node.style is None:
+            self.problem(
+                key,
+                f"{node.value} is read by YAML as a base-60 number; write a duration such as "
+                f'"1m30s" or "90s"',
+            )
+            return default
+        value: timedelta = self.get(key, default, parse_duration)
+        if positive and value <= timedelta(0):
+            self.problem(key, "must be longer than 0s")
+            return default
+        return value
+
+    def _schedules(self) -> tuple[Schedule, ...]:
+        raw = self.data.get("schedule")
+        if raw is None:
+            return ()
+        node = self.nodes["schedule"][1]
+        items = raw if isinstance(raw, list) else [raw]
+        item_nodes = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        schedules: list[Schedule] = []
+        for item, item_node in zip(items, item_nodes, strict=False):
+            if not isinstance(item, str):
+                self.problem(
+                    "schedule", f"expected a cron line, macro or interval, got {item!r}", item_node
+                )
+                continue
+            try:
+                schedules.append(parse_schedule(item))
+            except ScheduleError as exc:
+                self.problem("schedule", str(exc), item_node)
+        return tuple(dict.fromkeys(schedules))
+
+
+def _command(value: Any) -> str | tuple[str, ...]:
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+    if isinstance(value, list) and value:
+        return tuple(_scalar_str(v, "each item of a command list") for v in value)
+    raise ValueError("must be a string (run with /bin/sh -c) or a list of strings (exec'd)")
+
+
+def _scalar_str(value: Any, what: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"{what} must be a string, got {value!r}")
+    return str(value)
+
+
+def _nonempty_str(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _str_list(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value]
+    return tuple(_scalar_str(v, "each item") for v in items)
+
+
+def _zone(value: Any) -> ZoneInfo:
+    if not isinstance(value, str):
+        raise ValueError(f"must be an IANA zone name such as Europe/Warsaw, got {value!r}")
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown timezone {value!r} (use an IANA name such as Europe/Warsaw)"
+        ) from exc
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
+def _int_at_least(minimum: int) -> Callable[[Any], int]:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"must be a whole number >= {minimum}, got {value!r}")
+        return value
+
+    return convert
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if isinstance(value, bool):
+            # YAML 1.1 turns off/no/yes into booleans; say so, or the message is baffling.
+            raise ValueError(f"must be one of {', '.join(choices)} (YAML read a boolean: quote it)")
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    return convert
+
+
+def _env(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError("must be a map of NAME: value")
+    env: dict[str, str] = {}
+    for name, item in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"{name!r} is not a valid environment variable name")
+        env[name] = _scalar_str(item, f"the value of {name}")
+    return env

@@ -1,0 +1,173 @@
+"""The vault on disk: where it is, which notes count, and the index of its tasks."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from vaultsched.config import STATE_DIR, Config, host_name, load_config
+from vaultsched.errors import VaultschedError
+from vaultsched.model import Problem, Task
+from vaultsched.taskfile import NotUtf8Error, Parsed, parse_task, read_front_matter, task_id
+
+# Sync tools' duplicates: "Note (Conflicted copy laptop 2024…).md" (Obsidian Sync, Dropbox),
+# "Note.sync-conflict-20240101-120000-ABCDEF.md" (Syncthing), "Note (conflicted copy).md".
+_CONFLICT_COPY = re.compile(r"\(.*conflicted copy.*\)\.md$|\.sync-conflict-[^/]*\.md$", re.I)
+
+
+@dataclass(frozen=True)
+class Vault:
+    root: Path
+    config: Config
+    host: str
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+
+def locate_vault(path: str | os.PathLike[str] | None) -> Path:
+    """`--vault`, else `$VAULTSCHED_VAULT`, else the current directory; must look like a vault."""
+    chosen = Path(path or os.environ.get("VAULTSCHED_VAULT") or Path.cwd()).expanduser()
+    if not chosen.is_dir():
+        raise VaultschedError(f"not a vault: {chosen} is not a folder")
+    root = chosen.resolve()
+    if not (root / ".obsidian").is_dir() and not (root / STATE_DIR).is_dir():
+        raise VaultschedError(
+            f"not a vault: {root} has neither .obsidian/ nor {STATE_DIR}/ "
+            f"(run `vaultsched init {chosen}` to make it one)"
+        )
+    return root
+
+
+def open_vault(path: str | os.PathLike[str] | None) -> Vault:
+    root = locate_vault(path)
+    return Vault(root=root, config=load_config(root), host=host_name())
+
+
+def is_conflict_copy(rel_path: str) -> bool:
+    return bool(_CONFLICT_COPY.search(rel_path))
+
+
+def is_ignored(rel_path: str, digest_folder: str) -> bool:
+    """True for paths vaultsched never treats as notes (SPEC §1)."""
+    parts = PurePosixPath(rel_path).parts
+    if any(part.startswith(".") for part in parts) or not rel_path.endswith(".md"):
+        return True
+    folder = PurePosixPath(digest_folder).parts
+    return tuple(parts[: len(folder)]) == folder or is_conflict_copy(rel_path)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+def iter_notes(vault: Vault, skipped: list[Skipped] | None = None) -> Iterator[str]:
+    """Vault-relative paths of every note that counts, in a stable order.
+
+    Symlinks are never followed: one that resolves outside the vault is out of bounds (SPEC §1),
+    and one that resolves inside is the same note as its target, indexed under the target's path
+    (following it would index one task twice and fire it twice).
+    """
+    digest = vault.config.digest.folder
+    for dirpath, dirnames, filenames in os.walk(vault.root):
+        rel_dir = os.path.relpath(dirpath, vault.root)
+        rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".") and not is_ignored(f"{rel_dir}{d}/x.md", digest)
+        )
+        for name in sorted(filenames):
+            rel = f"{rel_dir}{name}"
+            if is_ignored(rel, digest) or Path(dirpath, name).is_symlink():
+                if skipped is not None and is_conflict_copy(rel):
+                    skipped.append(Skipped(rel, "sync-conflict copy: never run"))
+                continue
+            if not _utf8_name(rel):
+                if skipped is not None:
+                    skipped.append(Skipped(_printable(rel), "file name is not UTF-8"))
+                continue
+            yield rel
+
+
+def _utf8_name(rel: str) -> bool:
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(rel: str) -> str:
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def read_note(vault: Vault, rel: str) -> Parsed:
+    """Parse one note's front matter; unreadable notes become problems, never exceptions."""
+    try:
+        text = read_front_matter(vault.path(rel))
+    except NotUtf8Error:
+        return Parsed(False, None, (Problem(rel, 1, "not UTF-8: skipped", "warning"),))
+    except (OSError, ValueError) as exc:
+        return Parsed(True, None, (Problem(rel, 1, f"cannot read front matter: {exc}"),))
+    return parse_task(rel, text, vault.config)
+
+
+@dataclass
+class Index:
+    """Every task note of the vault. `invalid` holds task notes that failed validation."""
+
+    tasks: dict[str, Task] = field(default_factory=dict)
+    invalid: dict[str, tuple[Problem, ...]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def add(self, rel: str, parsed: Parsed) -> None:
+        self.problems.extend(parsed.problems)
+        if parsed.task is not None:
+            self.tasks[parsed.task.id] = parsed.task
+        elif parsed.is_task:
+            self.invalid[task_id(rel)] = parsed.errors
+
+    @property
+    def ids(self) -> list[str]:
+        return sorted({*self.tasks, *self.invalid})
+
+    def resolve(self, name: str) -> str:
+        """A task id from an id, a path with `.md`, or a bare note name unique in the vault."""
+        ids = self.ids
+        wanted = name.strip().removeprefix("./").removesuffix(".md")
+        if wanted in ids:
+            return wanted
+        matches = [i for i in ids if PurePosixPath(i).name == wanted]
+        if not matches:
+            matches = [i for i in ids if wanted.lower() in i.lower()]
+            hint = f"; did you mean: {', '.join(matches[:8])}" if matches else ""
+            raise VaultschedError(f"unknown task {name!r}{hint}")
+        if len(matches) > 1:
+            raise VaultschedError(f"ambiguous task {name!r}: {', '.join(matches)}")
+        return matches[0]
+
+    def task(self, name: str) -> Task:
+        """The valid task named `name`; an invalid one is a refusal (exit 1) listing why."""
+        ident = self.resolve(name)
+        if ident in self.invalid:
+            reasons = "; ".join(str(p) for p in self.invalid[ident])
+            raise VaultschedError(f"task {ident} is invalid: {reasons}", exit_code=1)
+        return self.tasks[ident]
+
+
+def build_index(vault: Vault) -> Index:
+    index = Index()
+    for rel in iter_notes(vault, index.skipped):
+        index.add(rel, read_note(vault, rel))
+    return index
