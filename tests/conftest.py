@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from vaultsched.config import load_config
+from vaultsched.ledger import Ledger
+from vaultsched.model import Run
 from vaultsched.vault import Vault
 
 HOST = "testhost"
@@ -104,3 +108,65 @@ class Cli:
 @pytest.fixture
 def cli(vault_root: Path) -> Iterator[Cli]:
     yield Cli(vault_root)
+
+
+@dataclass
+class DaemonProcess:
+    """A real `vaultsched run` in a subprocess, its stderr kept in a file."""
+
+    root: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+
+def start_daemon(root: Path, *args: str, env: dict[str, str] | None = None) -> DaemonProcess:
+    log = root.parent / f"daemon-{time.monotonic_ns()}.log"
+    with log.open("wb") as handle:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vaultsched", "--vault", str(root), "run", *args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
+    return DaemonProcess(root, proc, log)
+
+
+@pytest.fixture
+def daemons() -> Iterator[Callable[..., DaemonProcess]]:
+    """Start daemons; any still running at the end of the test are killed."""
+    started: list[DaemonProcess] = []
+
+    def start(root: Path, *args: str, env: dict[str, str] | None = None) -> DaemonProcess:
+        daemon = start_daemon(root, *args, env=env)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+
+
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def runs(root: Path) -> list[Run]:
+    return Ledger(root, HOST).runs()

@@ -4,13 +4,17 @@ from vaultsched.frontmatter_edit import set_scalar
 
 
 def test_replaces_only_the_value_keeping_comments_and_order() -> None:
-    text = "---\n# my task\nschedule: '@daily'  # daily\nenabled: true # on\ncommand: x\n---\nbody\n"
+    text = (
+        "---\n# my task\nschedule: '@daily'  # daily\nenabled: true # on\ncommand: x\n---\nbody\n"
+    )
     assert set_scalar(text, "enabled", "false") == text.replace("enabled: true", "enabled: false")
 
 
 def test_adds_a_line_when_missing_with_crlf() -> None:
     text = "---\r\ncommand: x\r\n---\r\nbody"
-    assert set_scalar(text, "enabled", "false") == "---\r\ncommand: x\r\nenabled: false\r\n---\r\nbody"
+    assert (
+        set_scalar(text, "enabled", "false") == "---\r\ncommand: x\r\nenabled: false\r\n---\r\nbody"
+    )
 
 
 def test_empty_value() -> None:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from conftest import HOST, git, make_vault, write_note
+
 from vaultsched.git import Git
 
 
@@ -25,7 +26,9 @@ def test_commits_only_the_given_files_and_leaves_the_user_alone(tmp_path: Path) 
     assert Git(root, HOST).commit(["Tasks/T.md", "Digests/2026-01-01.md"], "vaultsched: success T")
 
     shown = git(root, "show", "--stat", "--format=%an <%ae>|%cn|%s", "HEAD")
-    assert shown.splitlines()[0] == f"vaultsched <vaultsched@{HOST}>|vaultsched|vaultsched: success T"
+    assert (
+        shown.splitlines()[0] == f"vaultsched <vaultsched@{HOST}>|vaultsched|vaultsched: success T"
+    )
     assert "Tasks/T.md" in shown and "Digests/2026-01-01.md" in shown
     assert "Mine.md" not in shown and "Staged.md" not in shown
     status = git(root, "status", "--porcelain").splitlines()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -26,6 +27,10 @@ class FakeTime:
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
+
+
+def _append(text: str, line: str) -> str:
+    return text + line
 
 
 def test_creates_and_updates(tmp_path: Path) -> None:
@@ -120,10 +125,12 @@ def test_a_save_racing_the_rename_is_merged_not_lost(
         real_replace(src, dst)
 
     monkeypatch.setattr(notes.os, "replace", racing_replace)
-    outcome = NoteWriter(tmp_path).update("n.md", lambda t: t.replace("[block]\n", "") + "[block]\n")
+    outcome = NoteWriter(tmp_path).update(
+        "n.md", lambda t: t.replace("[block]\n", "") + "[block]\n"
+    )
     assert outcome is Outcome.WRITTEN
     assert note.read_text() == "v1\ntyped in the gap\n[block]\n"
-    assert len(calls) == 2
+    assert len([c for c in calls if c.endswith("n.md")]) == 2  # the merge took one more write
 
 
 def test_concurrent_appends_and_blocks_all_survive(tmp_path: Path) -> None:
@@ -145,7 +152,7 @@ def test_concurrent_appends_and_blocks_all_survive(tmp_path: Path) -> None:
     thread.start()
     try:
         for n in range(100):
-            writer.update("n.md", lambda t, n=n: t + f"run {n}\n")
+            writer.update("n.md", functools.partial(_append, line=f"run {n}\n"))
     finally:
         stop.set()
         thread.join()

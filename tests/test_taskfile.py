@@ -89,7 +89,7 @@ def test_unquoted_star_is_explained_with_the_fix() -> None:
     assert parsed.is_task and parsed.task is None
     (problem,) = parsed.problems
     assert problem.line == 3
-    assert 'quote it' in problem.message
+    assert "quote it" in problem.message
     assert 'schedule: "*/5 * * * *"' in problem.message
 
 

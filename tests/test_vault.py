@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
 from conftest import make_vault, write_note
+
 from vaultsched.errors import VaultschedError
 from vaultsched.vault import Vault, build_index, is_conflict_copy, iter_notes, locate_vault
 
@@ -31,9 +30,9 @@ def test_discovery_ignores_what_spec_says(vault: Vault, tmp_path: Path) -> None:
         write_note(root, rel, TASK)
     outside = tmp_path / "outside.md"
     outside.write_text(TASK)
-    os.symlink(outside, root / "Tasks" / "link-out.md")
-    os.symlink(root / "Tasks" / "A.md", root / "Tasks" / "link-in.md")
-    os.symlink(tmp_path, root / "Linked folder")
+    (root / "Tasks" / "link-out.md").symlink_to(outside)
+    (root / "Tasks" / "link-in.md").symlink_to(root / "Tasks" / "A.md")
+    (root / "Linked folder").symlink_to(tmp_path)
     assert list(iter_notes(vault)) == ["Tasks/A.md", "Tasks/Sub/B.md"]
 
 
@@ -63,7 +62,9 @@ def test_resolution(vault: Vault) -> None:
     assert index.resolve("Tasks/Daily briefing") == "Tasks/Daily briefing"
     assert index.resolve("Tasks/Daily briefing.md") == "Tasks/Daily briefing"
     assert index.resolve("Daily briefing") == "Tasks/Daily briefing"
-    with pytest.raises(VaultschedError, match="ambiguous task 'Backup': Other/Backup, Tasks/Backup"):
+    with pytest.raises(
+        VaultschedError, match="ambiguous task 'Backup': Other/Backup, Tasks/Backup"
+    ):
         index.resolve("Backup")
     with pytest.raises(VaultschedError, match="did you mean: Tasks/Daily briefing") as info:
         index.resolve("briefing")

@@ -11,19 +11,20 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.exceptions import TyperException
 
-from vaultsched import __version__
+from vaultsched import __version__, demo, service
+from vaultsched.daemon import Daemon, install_signal_handlers
 from vaultsched.engine import Engine, digest_path, utc_now
 from vaultsched.errors import VaultschedError
 from vaultsched.frontmatter_edit import set_scalar
 from vaultsched.ledger import Ledger
-from vaultsched.model import Status, Trigger
+from vaultsched.model import Run, Status, Trigger
 from vaultsched.notes import NoteWriter, Outcome
-from vaultsched.reports import history_rows, iso, list_rows, upcoming
+from vaultsched.reports import history_rows, iso, list_rows, status_report, upcoming
 from vaultsched.scaffold import create_task, init_vault
 from vaultsched.validate import validate_staged, validate_vault
 from vaultsched.vault import Vault, build_index, open_vault
@@ -38,6 +39,11 @@ app = typer.Typer(
 )
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
+
+service_app = typer.Typer(
+    help="A systemd --user unit for the daemon (or the cron line).", no_args_is_help=True
+)
+app.add_typer(service_app, name="service")
 
 VaultOption = Annotated[
     Path | None,
@@ -139,9 +145,7 @@ def next_cmd(
     if task is not None:
         chosen = index.task(task)
         if chosen.manual:
-            _fail(
-                f"{chosen.id} has no schedule: a manual task runs only with `vaultsched run-now`"
-            )
+            _fail(f"{chosen.id} has no schedule: a manual task runs only with `vaultsched run-now`")
         tasks = [chosen]
     else:
         tasks = [t for t in index.tasks.values() if t.enabled]
@@ -296,16 +300,119 @@ def digest_cmd(
     out.print(str(vault.path(digest_path(vault, chosen))), markup=False, soft_wrap=True)
 
 
+@app.command("run")
+def run_cmd(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option("--once", help="Fire what is due now (catch-up included) and exit.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Log what would fire; run nothing.")
+    ] = False,
+) -> None:
+    """The daemon, in the foreground: fire every task on time and follow edits live."""
+    vault = _vault(ctx)
+    _daemon_logging()
+    daemon = Daemon(vault, dry_run=dry_run)
+    install_signal_handlers(daemon)
+    daemon.run(once=once)
+
+
+def _daemon_logging() -> None:
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s vaultsched: %(message)s", "%Y-%m-%d %H:%M:%S")
+        )
+    root.setLevel(logging.INFO)
+
+
+@app.command("status")
+def status_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Is the daemon running; runs in progress, today's failures, what waits for you."""
+    vault = _vault(ctx)
+    report = status_report(vault, build_index(vault), utc_now())
+    if as_json:
+        _print_json(report)
+        return
+    daemon = report["daemon"]
+    if daemon["running"]:
+        out.print(
+            f"daemon: running (pid {daemon['pid']} on {daemon['host']} since {daemon['since']})"
+        )
+    else:
+        out.print("daemon: not running (start it with `vaultsched run`)")
+    for run in report["running"]:
+        out.print(f"running: {run['task']} since {run['started_at']}", markup=False)
+    out.print(f"failures today: {len(report['failures_today'])}")
+    for run in report["failures_today"]:
+        out.print(f"  {run['started_at']}  {run['status']}  {run['task']}", markup=False)
+    for key, label in (("untrusted", "untrusted"), ("awaiting_approval", "awaiting approval")):
+        for item in report[key]:
+            out.print(f"{label}: {item['task']}  ->  {item['fix']}", markup=False)
+    out.print(f"digest: {report['digest']}", markup=False, soft_wrap=True)
+
+
+@app.command("demo")
+def demo_cmd(
+    folder: Annotated[
+        Path | None,
+        typer.Argument(help="Where to put the demo vault (default: a new temp folder)."),
+    ] = None,
+) -> None:
+    """Copy the example vault, git-init it, speed it up, and run the daemon in the foreground."""
+    root = demo.prepare(folder)
+    out.print(f"Demo vault: [bold]{root}[/bold]")
+    out.print("Open it in Obsidian (Open folder as vault) and watch the task notes and Digests/.")
+    out.print("Runs appear below as they land. Ctrl-C stops the daemon.\n")
+    vault = open_vault(root)
+    daemon = Daemon(vault, on_run=_print_run)
+    install_signal_handlers(daemon)
+    daemon.run()
+    out.print(f"\nStopped. The vault stays at {root}", markup=False)
+
+
+def _print_run(run: Run) -> None:
+    mark = {"success": "[green]ok[/green]"}.get(str(run.status), f"[red]{run.status}[/red]")
+    when = run.started_at.astimezone().strftime("%H:%M:%S")
+    took = f"{run.duration_s:.1f}s" if run.duration_s is not None else ""
+    out.print(f"{when}  {mark:<22} {run.task}  {took}")
+
+
+@service_app.command("install")
+def service_install_cmd(ctx: typer.Context) -> None:
+    """Write and enable a systemd --user unit running this vault's daemon."""
+    result = service.install(_vault(ctx).root)
+    for line in result.messages:
+        out.print(line, markup=False, soft_wrap=True)
+
+
+@service_app.command("uninstall")
+def service_uninstall_cmd() -> None:
+    """Disable and remove the systemd --user unit."""
+    for line in service.uninstall().messages:
+        out.print(line, markup=False, soft_wrap=True)
+
+
+@service_app.command("status")
+def service_status_cmd() -> None:
+    """Is the unit installed and active?"""
+    for line in service.status().messages:
+        out.print(line, markup=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one line on stderr for any error, never a traceback unless asked for."""
     logging.basicConfig(level=logging.WARNING, format="vaultsched: %(message)s", stream=sys.stderr)
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="vaultsched", standalone_mode=False)
-    except click.UsageError as exc:
+    except TyperException as exc:  # usage errors: bad option, missing argument, no such command
         print(f"vaultsched: {exc.format_message()}", file=sys.stderr)
-        return 2
-    except (click.Abort, KeyboardInterrupt):
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
         print("vaultsched: interrupted", file=sys.stderr)
         return 130
     except VaultschedError as exc:

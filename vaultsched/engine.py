@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -21,10 +23,10 @@ from typing import BinaryIO
 import arrow
 from filelock import FileLock, Timeout
 
-from vaultsched import blocks, views
+from vaultsched import blocks, notify, views
 from vaultsched.git import Git, GitError
 from vaultsched.ledger import Ledger, finish_record, new_run_id, start_record
-from vaultsched.model import ATTENTION, Run, Status, Task, Trigger
+from vaultsched.model import FAILURES, Run, Status, Task, Trigger
 from vaultsched.notes import NoteWriter, Outcome
 from vaultsched.redact import redactor_for
 from vaultsched.runner import ProcessResult, clean_output, run_process
@@ -34,7 +36,6 @@ from vaultsched.vault import Vault
 log = logging.getLogger(__name__)
 
 KEEP_LOGS = 50
-FAILED = frozenset({Status.FAILED, Status.TIMEOUT, Status.ERROR, Status.INTERRUPTED})
 
 
 def utc_now() -> datetime:
@@ -49,7 +50,7 @@ def digest_path(vault: Vault, day: date) -> str:
 def commit_message(runs: Sequence[Run]) -> str:
     if len(runs) == 1:
         return f"vaultsched: {runs[0].status} {runs[0].task}"
-    failed = sum(r.status in FAILED for r in runs)
+    failed = sum(r.status in FAILURES for r in runs)
     return f"vaultsched: {len(runs)} runs ({failed} failed)"
 
 
@@ -73,6 +74,11 @@ class Engine:
     _pending_paths: set[str] = field(default_factory=set)
     _pending_runs: list[Run] = field(default_factory=list)
     _warned_no_git: bool = False
+    # Runs land from several worker threads in the daemon: one at a time, so two runs
+    # finishing together never race on the same digest.
+    _land_lock: threading.RLock = field(default_factory=threading.RLock)
+    _children: dict[str, int] = field(default_factory=dict)  # run_id -> process group
+    _cancelled: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(self.vault.root, self.vault.host)
@@ -130,8 +136,13 @@ class Engine:
             log_path=self.vault.path(log_rel),
             echo=echo,
             now=self.clock,
+            on_start=lambda pid: self._children.__setitem__(run.run_id, pid),
         )
+        self._children.pop(run.run_id, None)
         status, message = status_of(result)
+        if run.run_id in self._cancelled:
+            self._cancelled.discard(run.run_id)
+            status, message = Status.INTERRUPTED, "vaultsched stopped during the run"
         finished = replace(
             run,
             status=status,
@@ -175,14 +186,30 @@ class Engine:
         self._land(task, run, ledger_file)
         return run
 
+    def finish_interrupted(self, task: Task, run: Run) -> None:
+        """Close a run whose process outlived the vaultsched that started it."""
+        interrupted = replace(
+            run,
+            status=Status.INTERRUPTED,
+            finished_at=self.clock(),
+            message="vaultsched stopped during the run",
+        )
+        self._land(task, interrupted, self.ledger.append(finish_record(interrupted, task.path)))
+
+    def task_idle(self, task: Task) -> bool:
+        """True if no process on this host is running `task` right now."""
+        with self._task_slot(task, wait=False) as acquired:
+            return acquired
+
     @contextlib.contextmanager
-    def _task_slot(self, task: Task) -> Iterator[bool]:
+    def _task_slot(self, task: Task, *, wait: bool | None = None) -> Iterator[bool]:
         """A per-task lock shared by every process on this host (daemon and CLI alike)."""
         path = self.vault.state_dir / "state" / "running" / f"{_file_safe(task.id)}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(path))
+        blocking = task.overlap == "queue" if wait is None else wait
         try:
-            lock.acquire(timeout=-1 if task.overlap == "queue" else 0)
+            lock.acquire(timeout=-1 if blocking else 0)
         except Timeout:
             yield False
             return
@@ -222,12 +249,23 @@ class Engine:
 
     # -- landing: views and commits ------------------------------------------------------------
 
+    def cancel_running(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Signal every running task's process group; those runs land as `interrupted`."""
+        for run_id, pgid in list(self._children.items()):
+            self._cancelled.add(run_id)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, sig)
+        return len(self._children)
+
     def _land(self, task: Task, run: Run, ledger_file: Path) -> None:
-        written = [str(ledger_file.relative_to(self.vault.root))]
-        written += self.refresh_note(task)
-        written += self.refresh_digest(run.started_at.astimezone(self.vault.config.timezone).date())
-        self._pending_paths.update(written)
-        self._pending_runs.append(run)
+        with self._land_lock:
+            written = [str(ledger_file.relative_to(self.vault.root))]
+            written += self.refresh_note(task)
+            day = run.started_at.astimezone(self.vault.config.timezone).date()
+            written += self.refresh_digest(day)
+            self._pending_paths.update(written)
+            self._pending_runs.append(run)
+        notify.send(self.vault.config.notify, task, run)
 
     def refresh_note(self, task: Task) -> list[str]:
         """Rebuild the task note's run block from the ledger; the paths written."""
@@ -242,7 +280,8 @@ class Engine:
         return self._splice(digest_path(self.vault, day), blocks.DIGEST, inner)
 
     def _notice(self, runs: Sequence[Run]) -> str:
-        if runs and runs[-1].status in ATTENTION and runs[-1].message:
+        """A line above the runs for states a person must act on (the run shows the rest)."""
+        if runs and runs[-1].status in (Status.UNTRUSTED, Status.AWAITING_APPROVAL):
             return runs[-1].message
         return ""
 
@@ -257,13 +296,17 @@ class Engine:
 
     def flush(self) -> None:
         """Commit everything written since the last flush, as one commit."""
-        paths, runs = sorted(self._pending_paths), list(self._pending_runs)
-        self._pending_paths.clear()
-        self._pending_runs.clear()
-        if paths and not self.commit_files(
-            paths, commit_message(runs) if runs else "vaultsched: update"
-        ):
-            self._pending_paths.update(paths)
+        with self._land_lock:
+            paths, runs = sorted(self._pending_paths), list(self._pending_runs)
+            self._pending_paths.clear()
+            self._pending_runs.clear()
+            message = commit_message(runs) if runs else "vaultsched: update"
+            if paths and not self.commit_files(paths, message):
+                self._pending_paths.update(paths)
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending_paths)
 
     def commit_files(self, paths: Sequence[str], message: str) -> bool:
         """Commit `paths` if the vault is a repository; False if git failed (retry later)."""
@@ -287,11 +330,11 @@ class Engine:
 
 def note_body(text: str) -> str:
     """A note's body for `stdin: body`: no front matter, no run block."""
-    span = front_matter_span(text)
-    body = text[span.body_start :] if span else text
-    span = blocks.find_block(body, blocks.RUNS)
-    if span is not None:
-        body = body[: span[0]] + body[span[1] :]
+    front = front_matter_span(text)
+    body = text[front.body_start :] if front else text
+    block = blocks.find_block(body, blocks.RUNS)
+    if block is not None:
+        body = body[: block[0]] + body[block[1] :]
     return body.strip("\r\n") + "\n"
 
 

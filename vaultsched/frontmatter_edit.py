@@ -32,4 +32,4 @@ def set_scalar(text: str, key: str, value: str) -> str:
                 value = " " + value if not yaml_text[:begin].endswith(" ") else value
             return text[: start + begin] + value + text[start + end :]
     newline = newline_of(text)
-    return text[: start + closing] + f"{key}: {value}{newline}" + text[start + closing :]
+    return text[:closing] + f"{key}: {value}{newline}" + text[closing:]

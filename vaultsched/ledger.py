@@ -13,7 +13,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -150,12 +150,31 @@ class Ledger:
                     if isinstance(record, dict) and "run_id" in record:
                         yield record
 
+    def append_rename(self, old: str, new: str, at: datetime) -> Path:
+        """A task note was renamed or moved: its earlier runs follow it to the new id."""
+        record = {
+            "type": "rename",
+            "run_id": f"rename-{new_run_id(at)}",
+            "from": old,
+            "to": new,
+            "started_at": _iso(at),
+        }
+        return self.append(record)
+
     def runs(self, months: Iterable[str] | None = None) -> list[Run]:
-        """All runs, folded, in start-time order."""
+        """All runs, folded, in start-time order, under their task's current id."""
         grouped: dict[str, list[dict[str, Any]]] = {}
+        renames: list[tuple[datetime, str, str]] = []
         for record in self.records(months):
+            if record.get("type") == "rename":
+                at = _parse_time(record.get("started_at"))
+                if at is not None:
+                    renames.append((at, str(record.get("from")), str(record.get("to"))))
+                continue
             grouped.setdefault(str(record["run_id"]), []).append(record)
         runs = [r for r in map(run_from_records, grouped.values()) if r is not None]
+        if renames:
+            runs = [_follow(r, sorted(renames)) for r in runs]
         return sorted(runs, key=lambda r: (r.started_at, r.run_id))
 
     def runs_of(self, task: str) -> list[Run]:
@@ -167,6 +186,15 @@ class Ledger:
         end = start + timedelta(days=1)
         months = {f"{m.astimezone(UTC):%Y-%m}" for m in (start, end)}
         return [r for r in self.runs(months) if start <= r.started_at < end]
+
+
+def _follow(run: Run, renames: list[tuple[datetime, str, str]]) -> Run:
+    """The run under the id its note has after every later rename."""
+    task = run.task
+    for at, old, new in renames:
+        if at >= run.started_at and old == task:
+            task = new
+    return run if task == run.task else replace(run, task=task)
 
 
 def _ends_cleanly(path: Path) -> bool:

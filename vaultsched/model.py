@@ -35,6 +35,8 @@ ATTENTION = frozenset(
         Status.AWAITING_APPROVAL,
     }
 )
+# Statuses counted as failed (digest counts, commit messages, `status`).
+FAILURES = frozenset({Status.FAILED, Status.TIMEOUT, Status.ERROR, Status.INTERRUPTED})
 # Statuses after which `retries` makes another attempt.
 RETRYABLE = frozenset({Status.FAILED, Status.TIMEOUT})
 

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from vaultsched.engine import digest_path
+from vaultsched.instance import InstanceLock
 from vaultsched.ledger import Ledger
-from vaultsched.model import Run, Task
+from vaultsched.model import FAILURES, Run, Status, Task
 from vaultsched.schedules import next_fires
-from vaultsched.vault import Index
+from vaultsched.vault import Index, Vault
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -69,7 +71,8 @@ def upcoming(tasks: Sequence[Task], after: datetime, count: int) -> list[Fire]:
         if task.schedules
         for at in next_fires(task.schedules, task.timezone, _aware(after, task), count)
     ]
-    return sorted(fires, key=lambda f: (f.at, f.task))[:count]
+    # By timestamp: same-zone datetimes compare by wall time and ignore `fold`.
+    return sorted(fires, key=lambda f: (f.at.timestamp(), f.task))[:count]
 
 
 def history_rows(ledger: Ledger, task_id: str, limit: int | None) -> list[dict[str, Any]]:
@@ -99,3 +102,33 @@ def history_row(run: Run) -> dict[str, Any]:
 
 def _aware(moment: datetime, task: Task) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=task.timezone)
+
+
+def status_report(vault: Vault, index: Index, now: datetime) -> dict[str, Any]:
+    """`status --json`: the daemon (from its lock), the ledger's view of today, the index."""
+    holder = InstanceLock(vault.root).holder()
+    tz = vault.config.timezone
+    day = now.astimezone(tz).date()
+    runs = Ledger(vault.root, vault.host).runs()
+    latest: dict[str, Run] = {}
+    for run in runs:
+        latest[run.task] = run
+    today = [r for r in runs if r.started_at.astimezone(tz).date() == day]
+    return {
+        "daemon": {
+            "running": holder is not None,
+            "pid": (holder or {}).get("pid"),
+            "host": (holder or {}).get("host"),
+            "since": (holder or {}).get("since"),
+        },
+        "running": [history_row(r) for r in runs if r.status is Status.RUNNING],
+        "failures_today": [history_row(r) for r in today if r.status in FAILURES],
+        "untrusted": [],
+        "awaiting_approval": [
+            {"task": r.task, "since": iso(r.started_at), "fix": f'vaultsched approve "{r.task}"'}
+            for r in latest.values()
+            if r.status is Status.AWAITING_APPROVAL and r.task in index.ids
+        ],
+        "invalid": sorted(index.invalid),
+        "digest": str(vault.path(digest_path(vault, day))),
+    }

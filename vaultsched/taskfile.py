@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from vaultsched.blocks import FRONT_MATTER
 from vaultsched.config import Config
 from vaultsched.durations import parse_duration
 from vaultsched.model import Problem, Task
@@ -84,13 +85,8 @@ class FrontMatterSpan:
     body_start: int  # first character after the closing fence line
 
 
-_FRONT_MATTER = re.compile(
-    r"\A\ufeff?---[ \t]*\r?\n(?P<yaml>(?:.*?\r?\n)??)(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S
-)
-
-
 def front_matter_span(text: str) -> FrontMatterSpan | None:
-    match = _FRONT_MATTER.match(text)
+    match = FRONT_MATTER.match(text)
     if match is None:
         return None
     return FrontMatterSpan(match.start("yaml"), match.end("yaml"), match.end())
@@ -306,6 +302,9 @@ class _TaskBuilder:
 
 
 def _command(value: Any) -> str | tuple[str, ...]:
+    if isinstance(value, bool):
+        word = "true" if value else "false"
+        raise ValueError(f'YAML reads {word} as a boolean: quote it, e.g. command: "{word}"')
     if isinstance(value, str):
         if not value.strip():
             raise ValueError("must not be empty")

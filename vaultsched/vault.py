@@ -132,11 +132,17 @@ class Index:
     skipped: list[Skipped] = field(default_factory=list)
 
     def add(self, rel: str, parsed: Parsed) -> None:
+        self.discard(task_id(rel))
         self.problems.extend(parsed.problems)
         if parsed.task is not None:
             self.tasks[parsed.task.id] = parsed.task
         elif parsed.is_task:
             self.invalid[task_id(rel)] = parsed.errors
+
+    def discard(self, ident: str) -> None:
+        self.tasks.pop(ident, None)
+        self.invalid.pop(ident, None)
+        self.problems = [p for p in self.problems if task_id(p.path) != ident]
 
     @property
     def ids(self) -> list[str]:

@@ -1,0 +1,326 @@
+"""The real daemon, in a subprocess, on second-level schedules, with real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from conftest import HOST, Cli, DaemonProcess, git, runs, wait_for, write_note
+
+from vaultsched.config import load_config
+from vaultsched.daemon import Daemon
+from vaultsched.ledger import Ledger, finish_record
+from vaultsched.model import Run, Status, Trigger
+from vaultsched.vault import Vault
+
+pytestmark = pytest.mark.integration
+
+Start = Callable[..., DaemonProcess]
+
+
+def note(root: Path, rel: str, front: str, body: str = "Body.\n") -> Path:
+    path = write_note(root, rel, f"---\n{front}---\n{body}")
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    return path
+
+
+def of(root: Path, task: str, *statuses: Status) -> list[Run]:
+    return [r for r in runs(root) if r.task == task and (not statuses or r.status in statuses)]
+
+
+def test_fires_every_second_lands_and_stops_cleanly(vault_root: Path, daemons: Start) -> None:
+    note(vault_root, "Tasks/Tick.md", "schedule: every 1s\ncommand: echo tick\n")
+    daemon = daemons(vault_root)
+    wait_for(lambda: len(of(vault_root, "Tasks/Tick", Status.SUCCESS)) >= 4, what="4 runs")
+    assert daemon.stop() == 0
+    done = of(vault_root, "Tasks/Tick")
+    assert all(r.status is Status.SUCCESS for r in done)
+    slots = [r.scheduled_for for r in done]
+    assert len(set(slots)) == len(slots), "a fire time ran twice"
+    assert all(s is not None and s.microsecond == 0 for s in slots)
+    assert {r.trigger for r in done} == {Trigger.SCHEDULE}
+    assert "[!success]" in (vault_root / "Tasks/Tick.md").read_text()
+    # Everything landed is committed by the time the daemon exits.
+    assert git(vault_root, "status", "--porcelain") == ""
+    assert "vaultsched:" in git(vault_root, "log", "-1", "--format=%s")
+
+
+def test_edits_renames_and_deletes_are_followed_live(vault_root: Path, daemons: Start) -> None:
+    path = note(vault_root, "Tasks/Live.md", "command: echo live\n")  # manual: never fires
+    daemons(vault_root)
+    time.sleep(1.5)
+    assert of(vault_root, "Tasks/Live") == []
+    # An editor's atomic save: write a temp file, rename it over the note.
+    tmp = path.with_name(".Live.md.tmp")
+    tmp.write_text("---\nschedule: every 1s\ncommand: echo live\n---\nBody.\n")
+    tmp.replace(path)
+    wait_for(lambda: len(of(vault_root, "Tasks/Live")) >= 2, what="runs after the edit")
+    # Move it: history follows, and the old id stops firing.
+    (vault_root / "Archive").mkdir()
+    path.rename(vault_root / "Archive/Live.md")
+    before = len(of(vault_root, "Archive/Live"))
+    wait_for(lambda: len(of(vault_root, "Archive/Live")) >= before + 2, what="runs after the move")
+    history = of(vault_root, "Archive/Live")
+    assert len(history) >= 4
+    slots = [r.scheduled_for for r in history]
+    assert len(set(slots)) == len(slots)
+    assert of(vault_root, "Tasks/Live") == []
+    # Delete it: runs stop.
+    (vault_root / "Archive/Live.md").unlink()
+    time.sleep(0.6)
+    count = len(runs(vault_root))
+    time.sleep(1.5)
+    assert len(runs(vault_root)) == count
+
+
+def _seed_run(root: Path, task: str, scheduled_for: datetime) -> None:
+    run = Run(
+        "seed-" + task.replace("/", "-"),
+        task,
+        Status.SUCCESS,
+        Trigger.SCHEDULE,
+        scheduled_for,
+        HOST,
+        scheduled_for=scheduled_for,
+        finished_at=scheduled_for,
+        duration_s=0.0,
+    )
+    Ledger(root, HOST).append(finish_record(run, f"{task}.md"))
+
+
+def _five_minutes_ago() -> tuple[str, datetime]:
+    past = (datetime.now(UTC) - timedelta(minutes=5)).replace(second=0, microsecond=0)
+    return f"{past.minute} {past.hour} * * *", past
+
+
+def test_catch_up_after_downtime_runs_once(vault_root: Path, daemons: Start) -> None:
+    cron, missed = _five_minutes_ago()
+    note(vault_root, "Tasks/Daily.md", f"schedule: '{cron}'\ntimezone: UTC\ncommand: echo caught\n")
+    note(
+        vault_root,
+        "Tasks/Skip.md",
+        f"schedule: '{cron}'\ntimezone: UTC\ncatch_up: false\ncommand: 'true'\n",
+    )
+    # The ledger says both last ran yesterday: today's fire time was missed while it was down.
+    for task in ("Tasks/Daily", "Tasks/Skip"):
+        _seed_run(vault_root, task, missed - timedelta(days=1))
+    daemon = daemons(vault_root)
+    wait_for(lambda: len(of(vault_root, "Tasks/Daily")) == 2, what="the catch-up run")
+    time.sleep(1.5)
+    assert daemon.stop() == 0
+    daily = of(vault_root, "Tasks/Daily")
+    assert len(daily) == 2
+    assert (daily[1].trigger, daily[1].scheduled_for) == (Trigger.CATCH_UP, missed)
+    assert len(of(vault_root, "Tasks/Skip")) == 1
+    # Restarting does not catch up again.
+    again = daemons(vault_root)
+    time.sleep(2)
+    assert again.stop() == 0
+    assert len(of(vault_root, "Tasks/Daily")) == 2
+
+
+def test_run_once_fires_what_is_due_and_exits(vault_root: Path) -> None:
+    cron, missed = _five_minutes_ago()
+    note(vault_root, "Tasks/Once.md", f"schedule: '{cron}'\ntimezone: UTC\ncommand: echo once\n")
+    _seed_run(vault_root, "Tasks/Once", missed - timedelta(days=1))
+    cli = Cli(vault_root)
+    first = cli("run", "--once")
+    assert first.code == 0, first.err
+    assert [r.trigger for r in of(vault_root, "Tasks/Once")][-1] is Trigger.CATCH_UP
+    assert cli("run", "--once").code == 0
+    assert len(of(vault_root, "Tasks/Once")) == 2
+    assert git(vault_root, "status", "--porcelain") == ""
+
+
+def test_dry_run_runs_nothing(vault_root: Path, daemons: Start) -> None:
+    note(vault_root, "Tasks/Dry.md", "schedule: every 1s\ncommand: echo no\n")
+    daemon = daemons(vault_root, "--dry-run")
+    wait_for(lambda: "would run Tasks/Dry" in daemon.output(), what="dry-run log")
+    assert daemon.stop() == 0
+    assert runs(vault_root) == []
+
+
+def test_overlap_skip_and_queue(vault_root: Path, daemons: Start) -> None:
+    note(vault_root, "Tasks/Skip.md", "schedule: every 1s\ncommand: sleep 2.2\n")
+    note(vault_root, "Tasks/Queue.md", "schedule: every 1s\noverlap: queue\ncommand: sleep 1.5\n")
+    daemon = daemons(vault_root)
+    wait_for(lambda: len(of(vault_root, "Tasks/Skip", Status.SKIPPED)) >= 2, what="skips")
+    wait_for(lambda: len(of(vault_root, "Tasks/Queue", Status.SUCCESS)) >= 3, what="queued runs")
+    assert daemon.stop() == 0
+    for task in ("Tasks/Skip", "Tasks/Queue"):
+        started = [r for r in of(vault_root, task) if r.status is not Status.SKIPPED]
+        for a, b in pairwise(started):
+            assert a.finished_at is not None and a.finished_at <= b.started_at, "runs overlapped"
+    assert of(vault_root, "Tasks/Queue", Status.SKIPPED) == []
+
+
+def test_retries_double_the_delay(vault_root: Path, daemons: Start) -> None:
+    cron, missed = _five_minutes_ago()
+    note(
+        vault_root,
+        "Tasks/Flaky.md",
+        f"schedule: '{cron}'\ntimezone: UTC\nretries: 2\nretry_delay: 1s\ncommand: exit 1\n",
+    )
+    _seed_run(vault_root, "Tasks/Flaky", missed - timedelta(days=1))
+    daemon = daemons(vault_root)
+    wait_for(lambda: len(of(vault_root, "Tasks/Flaky", Status.FAILED)) == 3, what="3 attempts")
+    time.sleep(1)
+    assert daemon.stop() == 0
+    attempts = of(vault_root, "Tasks/Flaky", Status.FAILED)
+    assert [r.attempt for r in attempts] == [1, 2, 3]
+    assert [r.trigger for r in attempts] == [Trigger.CATCH_UP, Trigger.RETRY, Trigger.RETRY]
+    assert {r.scheduled_for for r in attempts} == {missed}
+    gaps = [b.started_at - a.finished_at for a, b in pairwise(attempts) if a.finished_at]
+    assert gaps[0] >= timedelta(seconds=1) and gaps[1] >= timedelta(seconds=2)
+
+
+def test_jitter_delays_within_bounds(vault_root: Path, daemons: Start) -> None:
+    note(vault_root, "Tasks/J.md", "schedule: every 1s\njitter: 1s\ncommand: 'true'\n")
+    daemon = daemons(vault_root)
+    wait_for(lambda: len(of(vault_root, "Tasks/J")) >= 4, what="jittered runs")
+    assert daemon.stop() == 0
+    for run in of(vault_root, "Tasks/J"):
+        assert run.scheduled_for is not None and run.started_at >= run.scheduled_for
+
+
+def test_max_parallel_and_disabled(tmp_path: Path, daemons: Start) -> None:
+    from conftest import make_vault
+
+    root = make_vault(tmp_path / "v", config='timezone = "UTC"\nmax_parallel = 1\n')
+    for name in ("A", "B"):
+        note(root, f"Tasks/{name}.md", "schedule: every 1s\ncommand: sleep 0.4\n")
+    note(root, "Tasks/Off.md", "schedule: every 1s\nenabled: false\ncommand: 'true'\n")
+    daemon = daemons(root)
+    wait_for(lambda: len(runs(root)) >= 6, what="runs")
+    assert daemon.stop() == 0
+    done = sorted((r for r in runs(root) if r.finished_at), key=lambda r: r.started_at)
+    for a, b in pairwise(done):
+        assert a.finished_at is not None and a.finished_at <= b.started_at, "ran in parallel"
+    assert of(root, "Tasks/Off") == []
+
+
+def test_sigkill_mid_run_is_recorded_interrupted_and_not_refired(
+    vault_root: Path, daemons: Start
+) -> None:
+    cron, missed = _five_minutes_ago()
+    note(vault_root, "Tasks/Long.md", f"schedule: '{cron}'\ntimezone: UTC\ncommand: sleep 30\n")
+    _seed_run(vault_root, "Tasks/Long", missed - timedelta(days=1))
+    first = daemons(vault_root)
+    wait_for(lambda: of(vault_root, "Tasks/Long", Status.RUNNING), what="the run to start")
+    first.proc.kill()
+    first.proc.wait()
+    second = daemons(vault_root)
+    wait_for(lambda: of(vault_root, "Tasks/Long", Status.INTERRUPTED), what="interrupted record")
+    time.sleep(1.5)
+    assert second.stop() == 0
+    long_runs = of(vault_root, "Tasks/Long")
+    assert [r.status for r in long_runs] == [Status.SUCCESS, Status.INTERRUPTED]
+    assert "[!failure]" in (vault_root / "Tasks/Long.md").read_text()
+
+
+def test_single_instance(vault_root: Path, daemons: Start) -> None:
+    first = daemons(vault_root)
+    wait_for(lambda: "indexed" in first.output(), what="first daemon up")
+    second = Cli(vault_root)("run", timeout=30)
+    assert second.code == 2
+    assert f"pid {first.proc.pid} on {HOST}" in second.err
+    status = json.loads(Cli(vault_root)("status", "--json").out)
+    assert status["daemon"]["running"] is True and status["daemon"]["pid"] == first.proc.pid
+    assert first.stop(signal.SIGINT) == 0
+    assert json.loads(Cli(vault_root)("status", "--json").out)["daemon"]["running"] is False
+
+
+def test_sigterm_lets_a_running_task_finish(
+    vault_root: Path, daemons: Start, tmp_path: Path
+) -> None:
+    flag = tmp_path / "started"
+    note(
+        vault_root,
+        "Tasks/Finish.md",
+        f"schedule: every 1s\ncommand: touch {flag}; sleep 1.5; echo done\n",
+    )
+    daemon = daemons(vault_root)
+    wait_for(flag.exists, what="task start")
+    assert daemon.stop() == 0
+    finished = of(vault_root, "Tasks/Finish")
+    assert finished and all(r.status is Status.SUCCESS for r in finished)
+
+
+def test_sigterm_terminates_tasks_that_outlast_the_grace(
+    vault_root: Path, daemons: Start, tmp_path: Path
+) -> None:
+    flag = tmp_path / "started"
+    note(vault_root, "Tasks/Stuck.md", f"schedule: every 1s\ncommand: touch {flag}; sleep 60\n")
+    daemon = daemons(vault_root, env={"VAULTSCHED_SHUTDOWN_GRACE": "1"})
+    wait_for(flag.exists, what="task start")
+    assert daemon.stop() == 0
+    (stuck,) = of(vault_root, "Tasks/Stuck")
+    assert stuck.status is Status.INTERRUPTED
+    assert git(vault_root, "status", "--porcelain") == ""
+
+
+def test_misbehaving_tasks_never_delay_others(
+    vault_root: Path, daemons: Start, tmp_path: Path
+) -> None:
+    note(vault_root, "Tasks/Steady.md", "schedule: every 1s\ncommand: 'true'\n")
+    note(vault_root, "Tasks/Hang.md", "schedule: every 1s\ntimeout: 30s\ncommand: sleep 600\n")
+    note(
+        vault_root,
+        "Tasks/Flood.md",
+        "schedule: every 1s\ncommand: head -c 20000000 /dev/zero | tr '\\\\0' x\n",
+    )
+    note(vault_root, "Tasks/Forks.md", "schedule: every 1s\ncommand: (sleep 30 &) ; echo forked\n")
+    note(vault_root, "Tasks/Broken.md", "schedule: every 1s\ncommand: [/no/such/binary]\n")
+    write_note(vault_root, "Tasks/Malformed.md", "---\nschedule: */5 * * * *\ncommand: x\n---\n")
+    daemon = daemons(vault_root)
+    wait_for(
+        lambda: len(of(vault_root, "Tasks/Steady", Status.SUCCESS)) >= 6,
+        timeout=40,
+        what="steady runs",
+    )
+    assert daemon.stop() == 0
+    steady = of(vault_root, "Tasks/Steady")
+    slots = sorted(r.scheduled_for for r in steady if r.scheduled_for)
+    # Every fire time of the steady task ran, on schedule: no gaps, no catch-ups.
+    gaps = {b - a for a, b in pairwise(slots)}
+    assert gaps == {timedelta(seconds=1)}, gaps
+    assert {r.trigger for r in steady} == {Trigger.SCHEDULE}
+    assert of(vault_root, "Tasks/Broken", Status.ERROR)
+    assert "Tasks/Malformed is invalid" in daemon.output()
+
+
+def test_kill_switch(vault_root: Path, daemons: Start) -> None:
+    note(vault_root, "Tasks/Tick.md", "schedule: every 1s\ncommand: 'true'\n")
+    daemon = daemons(vault_root, env={"VAULTSCHED_ENABLED": "0"})
+    wait_for(lambda: "disabled" in daemon.output(), what="the kill-switch message")
+    time.sleep(1.5)
+    assert daemon.stop() == 0
+    assert runs(vault_root) == []
+    assert daemon.output().count("disabled") == 1
+
+
+def test_no_wake_ups_while_nothing_is_due(vault: Vault) -> None:
+    note(vault.root, "Tasks/Yearly.md", "schedule: '0 0 1 1 *'\ncommand: 'true'\n")
+    daemon = Daemon(Vault(vault.root, load_config(vault.root), HOST))
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        wait_for(lambda: daemon.waker.wakeups >= 0 and daemon.index.tasks, what="start")
+        time.sleep(0.3)
+        settled = daemon.waker.wakeups
+        time.sleep(2.0)
+        assert daemon.waker.wakeups == settled, "the daemon woke up with nothing due"
+        write_note(vault.root, "Other.md", "# an edit wakes it\n")
+        wait_for(lambda: daemon.waker.wakeups > settled, what="a wake-up on a file event")
+    finally:
+        daemon.stop()
+        thread.join(timeout=30)
+    assert not thread.is_alive()

@@ -1,0 +1,377 @@
+"""run_process with real subprocesses, and clean_output."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vaultsched.runner import TAIL_BYTES, ProcessResult, clean_output, run_process
+
+BASE_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
+
+
+def run(command: str | list[str], cwd: Path, **kwargs: Any) -> ProcessResult:
+    kwargs.setdefault("env", BASE_ENV)
+    kwargs.setdefault("stdin", None)
+    kwargs.setdefault("timeout", 10.0)
+    kwargs.setdefault("log_path", None)
+    return run_process(command, cwd=cwd, **kwargs)
+
+
+def timed(command: str | list[str], cwd: Path, **kwargs: Any) -> tuple[ProcessResult, float]:
+    start = time.monotonic()
+    result = run(command, cwd, **kwargs)
+    return result, time.monotonic() - start
+
+
+def alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie nobody reaped (a container's PID 1 may not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rfind(")") + 2] != "Z"
+
+
+def dies_soon(pid: int) -> bool:
+    """A killed process finishes dying asynchronously: allow it a moment."""
+    deadline = time.monotonic() + 1.0
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.fixture
+def leftovers() -> Iterator[list[int]]:
+    """Pids of background children a test deliberately leaves running; killed afterwards."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+# -- commands, exit codes, environment -------------------------------------------------------
+
+
+def test_shell_string_runs_with_sh_and_reports_exit_code(tmp_path: Path) -> None:
+    result = run("echo out; echo err >&2; exit 3", tmp_path)
+    assert result.exit_code == 3
+    assert result.signal is None
+    assert not result.timed_out
+    assert result.error == ""
+    assert result.tail == b"out\nerr\n"
+    assert result.output_bytes == 8
+    assert result.pid is not None
+
+
+def test_argv_list_is_executed_without_a_shell(tmp_path: Path) -> None:
+    result = run(["printf", "%s|", "$HOME", "a b", "*"], tmp_path)
+    assert result.exit_code == 0
+    assert result.tail == b"$HOME|a b|*|"
+
+
+def test_death_by_signal_has_no_exit_code(tmp_path: Path) -> None:
+    result = run("kill -KILL $$", tmp_path)
+    assert result.exit_code is None
+    assert result.signal == signal.SIGKILL
+    assert not result.timed_out
+
+
+def test_missing_program_in_a_shell_string_is_exit_127_not_an_error(tmp_path: Path) -> None:
+    result = run("no-such-program-xyz", tmp_path)
+    assert result.exit_code == 127
+    assert result.error == ""
+
+
+def test_env_is_the_whole_environment_of_the_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VAULTSCHED_TEST_LEAK", "from-parent")
+    env = {**BASE_ENV, "GREETING": "hello there"}
+    result = run('echo "$GREETING|${VAULTSCHED_TEST_LEAK-unset}"', tmp_path, env=env)
+    assert result.tail == b"hello there|unset\n"
+
+
+def test_cwd_is_honoured(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    result = run(["pwd", "-P"], tmp_path / "sub")
+    assert result.tail.decode().strip() == str((tmp_path / "sub").resolve())
+
+
+def test_clock_is_injected(tmp_path: Path) -> None:
+    ticks = iter([datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, 0, 0, 5, tzinfo=UTC)])
+    result = run("true", tmp_path, now=lambda: next(ticks))
+    assert result.finished_at - result.started_at == timedelta(seconds=5)
+
+
+def test_on_start_receives_the_pid(tmp_path: Path) -> None:
+    seen: list[int] = []
+    result = run("echo $$", tmp_path, on_start=seen.append)
+    assert seen == [result.pid]
+    assert result.tail == f"{result.pid}\n".encode()
+
+
+def test_an_interrupted_supervisor_does_not_orphan_the_task(tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    def interrupt(pid: int) -> None:
+        seen.append(pid)
+        raise KeyboardInterrupt  # as Ctrl-C in `run-now` would, mid-run
+
+    with pytest.raises(KeyboardInterrupt):
+        run("sleep 30", tmp_path, on_start=interrupt, kill_grace=0.5)
+    assert dies_soon(seen[0])
+
+
+# -- stdin ---------------------------------------------------------------------------------------
+
+
+def test_stdin_bytes_are_delivered_then_closed(tmp_path: Path) -> None:
+    result = run("cat; echo END", tmp_path, stdin="héllo\n".encode())
+    assert result.tail == "héllo\nEND\n".encode()
+
+
+def test_large_stdin_and_large_output_do_not_deadlock(tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    result = run(["cat"], tmp_path, stdin=data, timeout=10)
+    assert result.exit_code == 0
+    assert result.output_bytes == len(data)
+    assert result.tail == data[-TAIL_BYTES:]
+
+
+def test_stdin_the_task_never_reads_is_dropped_quietly(tmp_path: Path) -> None:
+    result, elapsed = timed("exit 0", tmp_path, stdin=b"x" * (2 * 1024 * 1024))
+    assert result.exit_code == 0
+    assert elapsed < 3
+
+
+def test_stdin_none_is_dev_null_even_when_ours_is_an_open_pipe(tmp_path: Path) -> None:
+    # Our own stdin is a pipe nobody writes to or closes, like a terminal nobody types in:
+    # a task that inherited it would hang in `cat` until the timeout.
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from vaultsched.runner import run_process\n"
+        "r = run_process('cat; readlink /proc/self/fd/0', cwd=Path(sys.argv[1]),"
+        " env=dict(os.environ), stdin=None, timeout=5, log_path=None)\n"
+        "print(r.exit_code, r.timed_out, r.tail.decode().strip())\n"
+    )
+    command = [sys.executable, "-c", script, str(tmp_path)]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        start = time.monotonic()
+        out = proc.stdout.read()  # until that process exits; its stdin stays open meanwhile
+        elapsed = time.monotonic() - start
+        proc.stdin.close()
+    assert out.decode().split() == ["0", "False", "/dev/null"]
+    assert elapsed < 4
+
+
+# -- could not start -------------------------------------------------------------------------------
+
+
+def test_missing_cwd_is_an_error_result(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "run.log"
+    missing = tmp_path / "nope"
+    result = run("true", missing, log_path=log)
+    assert result.error == f"cwd does not exist: {missing}"
+    assert result.exit_code is None
+    assert result.pid is None
+    assert result.tail == b""
+    assert "cwd does not exist" in log.read_text()
+
+
+def test_missing_executable_in_a_list_is_an_error_result(tmp_path: Path) -> None:
+    result = run(["no-such-program-xyz", "--flag"], tmp_path)
+    assert result.error == "command not found: no-such-program-xyz"
+    assert result.exit_code is None
+    assert result.signal is None
+
+
+def test_non_executable_file_in_a_list_is_permission_denied(tmp_path: Path) -> None:
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    result = run(["./script.sh"], tmp_path)
+    assert result.error == "permission denied: ./script.sh"
+    assert result.exit_code is None
+
+
+# -- timeout -------------------------------------------------------------------------------------
+
+
+def test_timeout_kills_the_whole_group_including_a_forked_grandchild(tmp_path: Path) -> None:
+    result, elapsed = timed("sleep 30 & echo $!; sleep 30", tmp_path, timeout=0.5, kill_grace=5)
+    grandchild = int(result.tail.split()[0])
+    assert result.timed_out
+    assert result.signal == signal.SIGTERM
+    assert result.exit_code is None
+    # Everything died on SIGTERM, so the grace period is not waited out.
+    assert elapsed < 2.5
+    assert dies_soon(grandchild)
+
+
+def test_kill_grace_escalates_to_sigkill_for_the_group(tmp_path: Path) -> None:
+    script = "trap '' TERM; sleep 30 & echo $!; sleep 30"  # sleeps inherit the ignored TERM
+    result, elapsed = timed(script, tmp_path, timeout=0.3, kill_grace=0.5)
+    grandchild = int(result.tail.split()[0])
+    assert result.timed_out
+    assert result.signal == signal.SIGKILL
+    assert 0.75 < elapsed < 3
+    assert dies_soon(grandchild)
+
+
+def test_a_group_member_ignoring_term_is_killed_after_the_leader_exits(tmp_path: Path) -> None:
+    script = "(trap '' TERM; sleep 30) & echo $!; sleep 30"
+    result, elapsed = timed(script, tmp_path, timeout=0.3, kill_grace=0.5)
+    assert result.timed_out
+    assert result.signal == signal.SIGTERM  # the leader itself obeyed
+    assert elapsed >= 0.75  # but the survivor was waited for, then killed
+    assert dies_soon(int(result.tail.split()[0]))
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def test_fifty_megabytes_of_output_keeps_memory_bounded_and_the_tail_right(
+    tmp_path: Path,
+) -> None:
+    size, line = 50_000_000, b"0123456789\n"
+    log = tmp_path / "big.log"
+    tracemalloc.start()
+    try:
+        result = run(f"yes 0123456789 | head -c {size}; printf END", tmp_path, log_path=log)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    start = size + 3 - TAIL_BYTES
+    expected = bytes(line[i % len(line)] for i in range(start, size)) + b"END"
+    assert result.exit_code == 0
+    assert result.output_bytes == size + 3
+    assert result.tail == expected
+    assert log.stat().st_size == size + 3
+    assert peak < 1_000_000, f"peak Python allocations {peak} bytes"
+
+
+def test_background_child_holding_the_pipe_does_not_block_the_return(
+    tmp_path: Path, leftovers: list[int]
+) -> None:
+    result, elapsed = timed("sleep 30 & echo $!", tmp_path, timeout=20)
+    child = int(result.tail.split()[0])
+    leftovers.append(child)
+    assert result.exit_code == 0
+    assert not result.timed_out
+    assert elapsed < 2.5  # about one second of draining after the shell exited
+    assert alive(child)  # not a timeout: such children are left alone
+
+
+def test_output_after_exit_is_still_drained(tmp_path: Path) -> None:
+    result = run("(sleep 0.3; echo late) & echo early", tmp_path)
+    assert result.tail == b"early\nlate\n"
+
+
+def test_echo_and_log_receive_the_whole_stream(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "task" / "run.log"
+    echo = io.BytesIO()
+    result = run("seq 1 40000; echo done >&2", tmp_path, log_path=log, echo=echo)
+    expected = "".join(f"{i}\n" for i in range(1, 40001)).encode() + b"done\n"
+    assert len(expected) > TAIL_BYTES
+    assert echo.getvalue() == expected
+    assert log.read_bytes() == expected
+    assert result.output_bytes == len(expected)
+    assert result.tail == expected[-TAIL_BYTES:]
+
+
+def test_parallel_runs_in_threads_do_not_mix(tmp_path: Path) -> None:
+    results: dict[int, ProcessResult] = {}
+
+    def worker(n: int) -> None:
+        results[n] = run(f"for i in 1 2 3; do echo {n}; sleep 0.05; done", tmp_path)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert {n: r.tail for n, r in results.items()} == {n: f"{n}\n".encode() * 3 for n in range(6)}
+
+
+# -- clean_output --------------------------------------------------------------------------------
+
+
+def test_clean_output_strips_ansi_sequences() -> None:
+    raw = (
+        b"\x1b[1;31mred\x1b[0m plain\n"
+        b"\x1b]0;window title\x07\x1b]8;;https://x.test\x1b\\link\x1b]8;;\x1b\\\n"
+        b"\x1b(Bcharset\x1b=keypad\x1b[?25lcursor\x1b[2K\n"
+    )
+    assert clean_output(raw) == "red plain\nlink\ncharsetkeypadcursor"
+
+
+def test_clean_output_keeps_the_last_drawing_of_a_progress_bar() -> None:
+    raw = b"start\r\n 10%\r 50%\r100%\ndone\r\n"
+    assert clean_output(raw) == "start\n100%\ndone"
+
+
+def test_clean_output_line_ending_in_a_carriage_return_keeps_its_text() -> None:
+    assert clean_output(b"fetching 3/3\r") == "fetching 3/3"
+
+
+def test_clean_output_replaces_invalid_utf8_and_drops_control_characters() -> None:
+    raw = b"ok \xff\xfe bytes\x00\x07\x08 \tkept\x7f\xc2\x9b\n"
+    assert clean_output(raw) == "ok \ufffd\ufffd bytes \tkept"
+
+
+def test_clean_output_strips_trailing_blank_lines_only() -> None:
+    assert clean_output(b"\nfirst\n\nlast\n\n  \n\n") == "\nfirst\n\nlast"
+
+
+def test_clean_output_short_output_is_unchanged() -> None:
+    text = "\n".join(f"line {i}" for i in range(20))
+    assert clean_output(text.encode()) == text
+
+
+def test_clean_output_keeps_the_last_lines_with_a_header_within_the_limit() -> None:
+    raw = "".join(f"line {i}\n" for i in range(1, 31)).encode()
+    lines = clean_output(raw).split("\n")
+    assert len(lines) == 20
+    assert lines[0] == "… (11 earlier lines not shown)"
+    assert lines[1] == "line 12"
+    assert lines[-1] == "line 30"
+
+
+def test_clean_output_respects_max_chars() -> None:
+    raw = "".join(f"{i:03d} " + "x" * 395 + "\n" for i in range(15)).encode()  # 400 per line
+    out = clean_output(raw, max_chars=2000)
+    lines = out.split("\n")
+    assert len(out) <= 2000
+    assert lines[0] == "… (11 earlier lines not shown)"
+    assert [line[:3] for line in lines[1:]] == ["011", "012", "013", "014"]
+
+
+def test_clean_output_one_huge_line_shows_its_end() -> None:
+    raw = b"a" * 10_000 + b"END"
+    out = clean_output(raw)
+    assert len(out) <= 4000
+    assert out.startswith("…a")
+    assert out.endswith("aEND")
+
+
+def test_clean_output_of_nothing_is_empty() -> None:
+    assert clean_output(b"") == ""
+    assert clean_output(b"\x1b[0m\n\n") == ""

@@ -1,0 +1,257 @@
+"""Splicing vaultsched's generated blocks into a person's notes. Pure text in, text out.
+
+A note belongs to its author; vaultsched owns only the lines between its two marker lines. So
+every edit here keeps every other character as it was (CRLF, a missing final newline, odd front
+matter), and what counts as a marker line is decided the way Obsidian would see the note: a
+marker quoted inside a code block or sitting in the YAML front matter is the user's text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from itertools import pairwise
+
+from markdown_it import MarkdownIt
+
+RUNS_BEGIN = "%% vaultsched:runs:begin %%"
+RUNS_END = "%% vaultsched:runs:end %%"
+DIGEST_BEGIN = "%% vaultsched:digest:begin %%"
+DIGEST_END = "%% vaultsched:digest:end %%"
+
+
+@dataclass(frozen=True)
+class Markers:
+    begin: str
+    end: str
+
+
+RUNS = Markers(RUNS_BEGIN, RUNS_END)
+DIGEST = Markers(DIGEST_BEGIN, DIGEST_END)
+
+# The line breaks markdown-it normalises (and Obsidian's editor splits on). Using exactly these
+# keeps our line numbers equal to markdown-it's token maps; str.splitlines would also split on
+# \f, \x1c, \u2028 ... and drift out of step.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# Only block structure decides what is code, so inline parsing is skipped (half the cost).
+# Instances hold only configuration; each parse gets its own state, so sharing one is safe.
+_MARKDOWN = MarkdownIt("commonmark").disable("inline")
+_CODE_TOKENS = frozenset({"fence", "code_block"})
+# A note's YAML front matter: the one definition, which `taskfile` reads notes with too.
+FRONT_MATTER = re.compile(
+    r"\A\ufeff?---[ \t]*\r?\n(?P<yaml>(?:.*?\r?\n)??)(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S
+)
+# Git writes conflict markers at column 0, seven characters long.
+_CONFLICT_OURS = re.compile(r"<{7}(?:[ \t].*)?")
+_CONFLICT_SPLIT = re.compile(r"={7}[ \t]*")
+_CONFLICT_THEIRS = re.compile(r">{7}(?:[ \t].*)?")
+
+
+class UnsafeBlockError(ValueError):
+    """The generated text would not be found again by the next splice (a bug in the caller)."""
+
+
+@dataclass(frozen=True)
+class _Line:
+    start: int  # first character of the line
+    end: int  # end of its content, before the line break
+    stop: int  # first character after the line break
+
+
+@dataclass(frozen=True)
+class _Hit:
+    is_begin: bool
+    line: _Line
+
+
+def newline_of(text: str) -> str:
+    """The note's newline style: CRLF if most of its line breaks are CRLF, else LF."""
+    return _newline_of_parts(text)
+
+
+def _newline_of_parts(*parts: str) -> str:
+    # Parts are counted apart: joined, a "\r" ending one and a "\n" starting the next would
+    # make up a CRLF that the note does not have.
+    crlf = sum(part.count("\r\n") for part in parts)
+    lf = sum(part.count("\n") for part in parts) - crlf
+    return "\r\n" if crlf > lf else "\n"
+
+
+def find_block(text: str, markers: Markers) -> tuple[int, int] | None:
+    """Span of the valid block: start of its begin line to the end of its end line's content."""
+    pair = _find_pair(text, markers)
+    return None if pair is None else (pair[0].start, pair[1].end)
+
+
+def splice_block(text: str, markers: Markers, inner: str) -> str:
+    """Put `inner` between the markers of the valid block, or append a fresh block at the end.
+
+    `inner` uses "\n"; it is written in the note's newline style, followed by a blank line if
+    it does not end with one. The marker lines themselves are rewritten in canonical form.
+
+    Raises UnsafeBlockError if `inner` itself would hide the block from the next read (a marker
+    line of its own, or a code fence left open): writing it would grow a new block every run.
+    """
+    pair = _find_pair(text, markers)
+    if pair is not None:
+        replaced = _replace(text, markers, pair, inner)
+        if replaced is not None:
+            return replaced
+        # Rewriting can change how the text after the block parses (say, a quote the end
+        # marker was lazily part of), which may bring a later marker pair out of a code block:
+        # leave the user's text alone then, as for a broken pair.
+    newline = newline_of(text)
+    return _append(text, markers, _as_lines(inner, newline), newline)
+
+
+def has_malformed_markers(text: str, markers: Markers) -> bool:
+    """True unless the note has no marker lines or exactly one clean begin/end pair."""
+    kinds = [hit.is_begin for hit in _marker_hits(text, markers)]
+    return kinds not in ([], [True, False])
+
+
+def has_conflict_markers(text: str) -> bool:
+    """True if the note holds a git conflict (`<<<<<<<`, `=======`, `>>>>>>>` lines, in order).
+
+    A lone `=======` line is a setext heading underline, so all three are required. Code blocks
+    are not exempt: git puts its markers wherever the conflict is.
+    """
+    expected = iter((_CONFLICT_OURS, _CONFLICT_SPLIT, _CONFLICT_THEIRS))
+    pattern = next(expected)
+    for line in _lines(text):
+        if pattern.fullmatch(text, line.start, line.end):
+            next_pattern = next(expected, None)
+            if next_pattern is None:
+                return True
+            pattern = next_pattern
+    return False
+
+
+def _find_pair(text: str, markers: Markers) -> tuple[_Line, _Line] | None:
+    # The last begin line whose next marker line is an end line: a begin orphaned by a deleted
+    # end marker is skipped, and the fresh block we append after it is the one found next time.
+    for first, second in reversed(list(pairwise(_marker_hits(text, markers)))):
+        if first.is_begin and not second.is_begin:
+            return first.line, second.line
+    return None
+
+
+def _marker_hits(text: str, markers: Markers) -> list[_Hit]:
+    """Marker lines that count: outside the front matter and outside code blocks, in order."""
+    body_start = _body_start(text)
+    body = text[body_start:]
+    candidates: list[tuple[int, _Hit]] = []
+    for index, line in enumerate(_lines(body, body_start)):
+        stripped = text[line.start : line.end].strip(" \t")
+        if stripped in (markers.begin, markers.end):
+            candidates.append((index, _Hit(stripped == markers.begin, line)))
+    if not candidates:
+        return []  # spares the markdown parse for the common note without markers
+    code = _code_lines(body)
+    return [hit for index, hit in candidates if index not in code]
+
+
+def _body_start(text: str) -> int:
+    match = FRONT_MATTER.match(text)
+    return 0 if match is None else match.end()
+
+
+def _code_lines(body: str) -> set[int]:
+    lines: set[int] = set()
+    for token in _MARKDOWN.parse(body):
+        if token.type in _CODE_TOKENS and token.map is not None:
+            lines.update(range(*token.map))
+    return lines
+
+
+def _lines(text: str, offset: int = 0) -> list[_Line]:
+    lines: list[_Line] = []
+    position = 0
+    for match in _LINE_BREAK.finditer(text):
+        lines.append(_Line(offset + position, offset + match.start(), offset + match.end()))
+        position = match.end()
+    if position < len(text):
+        lines.append(_Line(offset + position, offset + len(text), offset + len(text)))
+    return lines
+
+
+def _as_lines(inner: str, newline: str) -> str:
+    """`inner` as whole lines in the note's newline style, ending with a blank line.
+
+    The blank line puts the end marker at the top level whatever `inner` ends with (a quote,
+    a list item), so the user's text after the block parses the same after every splice.
+    """
+    content = _LINE_BREAK.sub(newline, inner)
+    if content and not content.endswith(newline):
+        content += newline
+    if content != newline and not content.endswith(newline + newline):
+        content += newline
+    return content
+
+
+def _replace(text: str, markers: Markers, pair: tuple[_Line, _Line], inner: str) -> str | None:
+    """`text` with new content in the block `pair`, or None if the result would not hold."""
+    begin, end = pair
+    # The style comes from the user's text alone: counted with our own lines, a note with mixed
+    # endings could flip style from one splice to the next.
+    newline = _newline_of_parts(text[: begin.start], text[end.end :])
+    content = _as_lines(inner, newline)
+    # The marker lines are inside the span, so they are ours to rewrite in canonical form: an
+    # indented end marker could read as code behind new content, and a lone "\r" after the
+    # begin marker could merge with content starting with "\n" into one CRLF break.
+    replaced = (
+        text[: begin.start] + markers.begin + newline + content + markers.end + text[end.end :]
+    )
+    return replaced if _holds_block(replaced, markers, begin.start, content) else None
+
+
+def _append(text: str, markers: Markers, content: str, newline: str) -> str:
+    prefix = text + ("" if not text or text[-1] in "\r\n" else newline)
+    fence = _open_fence(prefix)
+    if fence is not None:
+        # The note ends inside a code fence it never closed, which would swallow our markers
+        # and make every run append another block. Closing it only adds text after theirs.
+        prefix += fence + newline
+    prefix += _blank_line(prefix, newline)
+    result = prefix + markers.begin + newline + content + markers.end + newline
+    if not _holds_block(result, markers, len(prefix), content):
+        raise UnsafeBlockError(
+            "generated block text contains a marker line or leaves a code fence open"
+        )
+    return result
+
+
+def _blank_line(prefix: str, newline: str) -> str:
+    """What separates the user's (whole) lines from the block by one blank line."""
+    if not prefix:
+        return ""
+    last = _lines(prefix)[-1]
+    if not prefix[last.start : last.end].strip(" \t"):  # blank as markdown sees it
+        return ""
+    if prefix.endswith("\r") and newline == "\n":
+        return "\n\n"  # "\r" + "\n" reads as one CRLF break, not two
+    return newline
+
+
+def _open_fence(prefix: str) -> str | None:
+    """The markup of a top-level code fence still open at the end of `prefix`, if any."""
+    body = prefix[_body_start(prefix) :]
+    if "```" not in body and "~~~" not in body:
+        return None
+    probe = len(_lines(body))  # the index a line added at the end would get
+    for token in _MARKDOWN.parse(body + "probe"):
+        if token.type == "fence" and token.level == 0 and token.map is not None:
+            first, stop = token.map
+            if first < probe < stop:
+                return token.markup
+    return None
+
+
+def _holds_block(text: str, markers: Markers, start: int, content: str) -> bool:
+    """True if the next read of `text` finds the block starting at `start` holding `content`."""
+    pair = _find_pair(text, markers)
+    return (
+        pair is not None
+        and pair[0].start == start
+        and text[pair[0].stop : pair[1].start] == content
+    )

@@ -1,0 +1,393 @@
+"""`vaultsched run`: the long-running scheduler.
+
+One loop on the main thread: apply file changes, fire what is due, collect finished runs,
+commit, then sleep until the next fire time, retry, commit deadline or file event (`Waker`).
+Runs execute on a pool of `max_parallel` worker threads through the same `Engine` as
+`run-now`, so a run lands the same way whoever started it. Nothing wakes while nothing is due.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import os
+import queue
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from types import FrameType
+
+from vaultsched.engine import Engine, utc_now
+from vaultsched.instance import InstanceLock
+from vaultsched.model import RETRYABLE, Run, Status, Task, Trigger
+from vaultsched.notes import write_atomic
+from vaultsched.planner import Decision, Planner
+from vaultsched.vault import Index, Vault, build_index, is_ignored, read_note
+from vaultsched.waker import Waker
+from vaultsched.watcher import DEBOUNCE_SECONDS, Changes, VaultWatcher
+
+log = logging.getLogger("vaultsched.daemon")
+
+COMMIT_EVERY = timedelta(seconds=5)
+SHUTDOWN_GRACE = 30.0  # SPEC §6; VAULTSCHED_SHUTDOWN_GRACE overrides it (tests, impatient users)
+KILL_GRACE = 10.0
+MARKS_FILE = ".vaultsched/state/marks.json"
+
+
+def kill_switch(vault: Vault) -> str:
+    """Why firing is switched off, or "" if it is on."""
+    if os.environ.get("VAULTSCHED_ENABLED", "1").strip().lower() in ("0", "false", "no", "off"):
+        return "VAULTSCHED_ENABLED=0"
+    if not vault.config.enabled:
+        return "enabled = false in .vaultsched/config.toml"
+    return ""
+
+
+@dataclass(order=True)
+class _Retry:
+    at: datetime
+    task: str = field(compare=False)
+    attempt: int = field(compare=False)
+    scheduled_for: datetime | None = field(compare=False)
+
+
+@dataclass
+class Daemon:
+    vault: Vault
+    clock: Callable[[], datetime] = utc_now
+    dry_run: bool = False
+    waker: Waker = field(default_factory=Waker)
+    on_run: Callable[[Run], None] | None = None  # the demo prints each run as it lands
+
+    def __post_init__(self) -> None:
+        self.engine = Engine(self.vault, clock=self.clock)
+        self.index = Index()
+        self.planner = Planner()
+        self.pool = ThreadPoolExecutor(self.vault.config.max_parallel, "vaultsched-run")
+        self.running: dict[str, Future[Run]] = {}
+        self.queued: dict[str, Decision] = {}
+        self.retries: list[_Retry] = []
+        self.finished: queue.SimpleQueue[tuple[Task, Run]] = queue.SimpleQueue()
+        self.stopping = False
+        self.last_commit = datetime.min.replace(tzinfo=self.clock().tzinfo)
+        self.lock = InstanceLock(self.vault.root)
+        self.disabled = kill_switch(self.vault)
+        self.watcher: VaultWatcher | None = None
+        self._events_since: float | None = None
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def run(self, *, once: bool = False) -> int:
+        self.lock.acquire(self.vault.host, self.clock())
+        try:
+            self._start()
+            if once:
+                self._tick()
+            else:
+                self._loop()
+            self._shutdown()
+        finally:
+            self.lock.release()
+            self.waker.close()
+        return 0
+
+    def stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
+        if signum is not None:
+            log.info("%s received: stopping", signal.Signals(signum).name)
+        self.stopping = True
+        self.waker.notify()
+
+    def _start(self) -> None:
+        self._recover_interrupted()
+        started = time.monotonic()
+        self.index = build_index(self.vault)
+        self.planner = Planner.from_runs(self.engine.ledger.runs())
+        self._load_marks()
+        now = self.clock()
+        for task in self.index.tasks.values():
+            if task.id not in self.planner.marks:
+                self.planner.reset(task.id, now)
+        for ident, problems in self.index.invalid.items():
+            log.warning("%s is invalid and will not run: %s", ident, problems[0].message)
+        log.info(
+            "indexed %d tasks in %s in %.2fs%s",
+            len(self.index.tasks),
+            self.vault.root,
+            time.monotonic() - started,
+            " (dry run: nothing will be run)" if self.dry_run else "",
+        )
+        if self.disabled:
+            log.warning("vaultsched is disabled (%s): nothing will fire", self.disabled)
+
+    def _loop(self) -> None:
+        self.watcher = VaultWatcher(self.vault.root, self._wanted, self._on_event)
+        self.watcher.start()
+        try:
+            while not self.stopping:
+                self._tick()
+                if not self.stopping:
+                    self.waker.wait(self._deadline())
+        finally:
+            self.watcher.stop()
+
+    def _tick(self) -> None:
+        if self.watcher is not None and self._debounced():
+            self._apply(self.watcher.take())
+        self._collect()
+        now = self.clock()
+        if not self.disabled and not self.stopping:
+            self._fire_due(now)
+            self._fire_retries(now)
+        if self.engine.has_pending and now - self.last_commit >= COMMIT_EVERY:
+            self._commit(now)
+
+    def _deadline(self) -> datetime | None:
+        """The next moment something is due: a fire, a retry, a commit, or debounced events."""
+        candidates: list[datetime] = []
+        if not self.disabled:
+            for task in self._schedulable():
+                wake = self.planner.wake_time(task)
+                if wake is not None:
+                    candidates.append(wake)
+            if self.retries:
+                candidates.append(self.retries[0].at)
+        if self.engine.has_pending:
+            candidates.append(self.last_commit + COMMIT_EVERY)
+        if self._events_since is not None:
+            wait = self._events_since + DEBOUNCE_SECONDS - time.monotonic()
+            candidates.append(self.clock() + timedelta(seconds=max(wait, 0)))
+        return min(candidates, default=None)
+
+    def _shutdown(self) -> None:
+        self.stopping = True
+        grace = float(os.environ.get("VAULTSCHED_SHUTDOWN_GRACE", SHUTDOWN_GRACE))
+        deadline = time.monotonic() + (grace if self.running else 0)
+        while self.running and time.monotonic() < deadline:
+            self.waker.wait(self.clock() + timedelta(seconds=0.5))
+            self._collect()
+        if self.running:
+            log.warning("terminating %d running task(s)", self.engine.cancel_running())
+            kill_at = time.monotonic() + KILL_GRACE
+            while self.running and time.monotonic() < kill_at:
+                self.waker.wait(self.clock() + timedelta(seconds=0.2))
+                self._collect()
+            self.engine.cancel_running(signal.SIGKILL)
+        self.pool.shutdown(wait=True)
+        self._collect()
+        self._commit(self.clock())
+        self._save_marks()
+        log.info("stopped")
+
+    # -- firing ---------------------------------------------------------------------------------
+
+    def _schedulable(self) -> list[Task]:
+        host = self.vault.host
+        return [
+            t
+            for t in self.index.tasks.values()
+            if t.schedules and t.enabled and (not t.hosts or host in t.hosts)
+        ]
+
+    def _fire_due(self, now: datetime) -> None:
+        changed = False
+        for task in self._schedulable():
+            decision = self.planner.check(task, now)
+            if decision is None:
+                continue
+            changed = True
+            if not decision.run:
+                log.info("%s: missed fire times skipped (catch_up: false)", task.id)
+            elif self.dry_run:
+                log.info(
+                    "would run %s (%s, due %s)", task.id, decision.trigger, decision.scheduled_for
+                )
+            else:
+                self._dispatch(task, decision)
+        if changed:
+            self._save_marks()
+
+    def _dispatch(self, task: Task, decision: Decision) -> None:
+        if task.id in self.running:
+            if task.overlap == "queue":
+                self.queued[task.id] = decision  # one queued run; a newer due time replaces it
+                return
+            message = "the previous run was still running (overlap: skip)"
+            skipped = self.engine.record(
+                task, Status.SKIPPED, decision.trigger, message, decision.scheduled_for
+            )
+            self._announce(skipped)
+            return
+        self._submit(task, decision.trigger, decision.scheduled_for, 1)
+
+    def _submit(
+        self, task: Task, trigger: Trigger, scheduled_for: datetime | None, attempt: int
+    ) -> None:
+        self.running[task.id] = self.pool.submit(self._work, task, trigger, scheduled_for, attempt)
+
+    def _work(
+        self, task: Task, trigger: Trigger, scheduled_for: datetime | None, attempt: int
+    ) -> Run:
+        try:
+            run = self.engine.run(task, trigger, scheduled_for=scheduled_for, attempt=attempt)
+        except Exception:  # a bug in landing must not kill the worker or wedge the task
+            log.exception("%s: run failed inside vaultsched", task.id)
+            now = self.clock()
+            run = Run(
+                "", task.id, Status.ERROR, trigger, now, self.vault.host, attempt, scheduled_for
+            )
+        self.finished.put((task, run))
+        self.waker.notify()
+        return run
+
+    def _collect(self) -> None:
+        while True:
+            try:
+                task, run = self.finished.get_nowait()
+            except queue.Empty:
+                return
+            self.running.pop(task.id, None)
+            self._announce(run)
+            self._plan_retry(task, run)
+            queued = self.queued.pop(task.id, None)
+            if queued is not None and not self.stopping:
+                current = self.index.tasks.get(task.id, task)
+                self._submit(current, queued.trigger, queued.scheduled_for, 1)
+
+    def _plan_retry(self, task: Task, run: Run) -> None:
+        if run.status not in RETRYABLE or run.attempt > task.retries or self.stopping:
+            return
+        delay = task.retry_delay * (2 ** (run.attempt - 1))
+        retry = _Retry(self.clock() + delay, task.id, run.attempt + 1, run.scheduled_for)
+        heapq.heappush(self.retries, retry)
+        log.info("%s: retry %d of %d in %s", task.id, run.attempt, task.retries, delay)
+
+    def _fire_retries(self, now: datetime) -> None:
+        while self.retries and self.retries[0].at <= now:
+            retry = heapq.heappop(self.retries)
+            task = self.index.tasks.get(retry.task)
+            if task is None or retry.task in self.running:
+                continue
+            self._submit(task, Trigger.RETRY, retry.scheduled_for, retry.attempt)
+
+    def _announce(self, run: Run) -> None:
+        detail = f"exit {run.exit_code}" if run.exit_code is not None else run.message
+        duration = f", {run.duration_s:.1f}s" if run.duration_s else ""
+        log.info("%s %s (%s, %s%s)", run.status, run.task, run.trigger, detail, duration)
+        if self.on_run is not None:
+            self.on_run(run)
+
+    def _commit(self, now: datetime) -> None:
+        self.engine.flush()
+        self.last_commit = now
+
+    # -- restart safety -------------------------------------------------------------------------
+
+    def _recover_interrupted(self) -> None:
+        """Runs of this host that started but never finished: vaultsched died during them."""
+        for run in self.engine.ledger.runs():
+            if run.status is not Status.RUNNING or run.host != self.vault.host:
+                continue
+            parsed = read_note(self.vault, f"{run.task}.md")
+            task = parsed.task or _stub_task(run)
+            if not self.engine.task_idle(task):
+                continue  # a `run-now` in another process is still running it
+            self.engine.finish_interrupted(task, run)
+            log.warning("%s: run %s was interrupted (vaultsched stopped)", run.task, run.run_id)
+        self.engine.flush()
+
+    def _load_marks(self) -> None:
+        try:
+            saved = json.loads((self.vault.root / MARKS_FILE).read_text())
+        except (OSError, ValueError):
+            return
+        for task_id, stamp in saved.items() if isinstance(saved, dict) else ():
+            try:
+                self.planner.advance(task_id, datetime.fromisoformat(stamp))
+            except (TypeError, ValueError):
+                continue
+
+    def _save_marks(self) -> None:
+        marks = {k: v.isoformat() for k, v in sorted(self.planner.marks.items())}
+        write_atomic(self.vault.root / MARKS_FILE, json.dumps(marks, indent=0).encode())
+
+    # -- following the vault --------------------------------------------------------------------
+
+    def _wanted(self, rel: str) -> bool:
+        return not is_ignored(rel, self.vault.config.digest.folder)
+
+    def _on_event(self) -> None:
+        if self._events_since is None:
+            self._events_since = time.monotonic()
+        self.waker.notify()
+
+    def _debounced(self) -> bool:
+        if self._events_since is None:
+            return False
+        if time.monotonic() - self._events_since < DEBOUNCE_SECONDS:
+            return False
+        self._events_since = None
+        return True
+
+    def _apply(self, changes: Changes) -> None:
+        now = self.clock()
+        before = dict(self.index.tasks)
+        if changes.rescan:
+            self.index = build_index(self.vault)
+        for old, new in changes.moves:
+            self._move(old, new, now)
+        for rel in sorted(changes.paths):
+            self._reread(rel)
+        for ident, task in self.index.tasks.items():
+            previous = before.get(ident)
+            if previous is None or _timing(previous) != _timing(task):
+                self.planner.reset(ident, now)
+                log.info("%s: %s", ident, "schedule updated" if previous else "new task")
+        for ident in set(before) - set(self.index.tasks):
+            if ident not in self.index.invalid:
+                self.planner.forget(ident)
+                log.info("%s: task removed", ident)
+        self._save_marks()
+
+    def _reread(self, rel: str) -> None:
+        ident = rel.removesuffix(".md")
+        self.index.discard(ident)
+        if (self.vault.root / rel).is_file():
+            parsed = read_note(self.vault, rel)
+            self.index.add(rel, parsed)
+            if parsed.is_task and parsed.task is None and parsed.errors:
+                log.warning("%s is invalid and will not run: %s", ident, parsed.errors[0])
+
+    def _move(self, old_rel: str, new_rel: str, now: datetime) -> None:
+        old, new = old_rel.removesuffix(".md"), new_rel.removesuffix(".md")
+        was_task = old in self.index.tasks or old in self.index.invalid
+        self.index.discard(old)
+        self._reread(new_rel)
+        if was_task and new in self.index.ids:
+            self.planner.rename(old, new)
+            self.engine.ledger.append_rename(old, new, now)
+            if old in self.queued:
+                self.queued[new] = replace(self.queued.pop(old), task=new)
+            log.info("%s: renamed to %s", old, new)
+
+
+def _timing(task: Task) -> tuple[object, ...]:
+    """What, when changed, makes a task start afresh (no catch-up for its old schedule)."""
+    return (task.schedules, task.timezone, task.enabled, task.hosts)
+
+
+def _stub_task(run: Run) -> Task:
+    """A stand-in for a task whose note is gone or broken, enough to record the interruption."""
+    from zoneinfo import ZoneInfo
+
+    return Task(
+        id=run.task, path=f"{run.task}.md", command="", schedules=(), timezone=ZoneInfo("UTC")
+    )
+
+
+def install_signal_handlers(daemon: Daemon) -> None:
+    signal.signal(signal.SIGTERM, daemon.stop)
+    signal.signal(signal.SIGINT, daemon.stop)

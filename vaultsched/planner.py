@@ -1,0 +1,140 @@
+"""When each task is due: pure decisions from schedules, the last fire handled, and `now`.
+
+The daemon keeps, per task, the latest scheduled fire time it has handled (fired, skipped or
+coalesced): the *mark*. Everything else follows from the mark and the wall clock, so a restart
+(marks rebuilt from the ledger's `scheduled_for`), a suspend, or a stepped clock are all the
+same question: which fire times lie in (mark, now]?
+
+- none: nothing is due; the next wake-up is the next fire time after the mark (plus jitter);
+- some, the latest within its grace of now: an ordinary, on-time fire (older ones coalesce in);
+- some, the latest older than that: they were missed (daemon down, machine asleep, clock
+  jumped): `catch_up: true` runs once now, `false` skips them.
+
+A backward clock jump leaves the mark in the future, so nothing is due until the wall clock
+passes it again: a run already made is never made again.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from vaultsched.model import Run, Task, Trigger
+from vaultsched.schedules import next_fires
+
+# How late a fire may start and still count as on time rather than missed. Much wider than
+# APScheduler's 1 s misfire grace, which silently drops runs on a busy or waking machine.
+GRACE = timedelta(seconds=60)
+# Windows, widest last, in which to look for the latest fire time at or before a moment.
+_LOOKBACK = (timedelta(minutes=2), timedelta(hours=2), timedelta(days=2), timedelta(days=400))
+
+
+@dataclass(frozen=True)
+class Decision:
+    task: str
+    scheduled_for: datetime
+    trigger: Trigger  # SCHEDULE, or CATCH_UP for missed fire times
+    run: bool  # False: missed fire times skipped (catch_up: false)
+
+
+def next_fire_after(task: Task, after: datetime) -> datetime | None:
+    """The next fire time, in UTC: instants in one zone compare by wall time, ignoring fold,
+    so every comparison here is made in UTC."""
+    fires = next_fires(task.schedules, task.timezone, after, 1)
+    return fires[0].astimezone(UTC) if fires else None
+
+
+def jitter_offset(task: Task, fire: datetime) -> timedelta:
+    """A delay in [0, jitter], random but stable for one task and fire time (so recomputing
+    the next wake-up does not move it)."""
+    if not task.jitter:
+        return timedelta(0)
+    seeded = random.Random(f"{task.id}|{fire.isoformat()}")
+    return timedelta(seconds=seeded.uniform(0, task.jitter.total_seconds()))
+
+
+def latest_fire(task: Task, at_or_before: datetime, after: datetime) -> datetime | None:
+    """The latest fire time in (after, at_or_before], or None."""
+    for window in _LOOKBACK:
+        start = max(after, at_or_before - window)
+        latest = None
+        cursor = start
+        while True:
+            fire = next_fire_after(task, cursor)
+            if fire is None or fire > at_or_before:
+                break
+            latest = cursor = fire
+        if latest is not None or start == after:
+            return latest
+    return None
+
+
+@dataclass
+class Planner:
+    marks: dict[str, datetime] = field(default_factory=dict)
+    _next: dict[str, datetime | None] = field(default_factory=dict)
+
+    @classmethod
+    def from_runs(cls, runs: Iterable[Run]) -> Planner:
+        """Marks from the ledger: the latest scheduled fire each task has already handled."""
+        planner = cls()
+        for run in runs:
+            if run.scheduled_for is not None:
+                planner.advance(run.task, run.scheduled_for)
+        return planner
+
+    def advance(self, task_id: str, fire: datetime) -> None:
+        fire = fire.astimezone(UTC)
+        if task_id not in self.marks or fire > self.marks[task_id]:
+            self.marks[task_id] = fire
+            self._next.pop(task_id, None)
+
+    def reset(self, task_id: str, now: datetime) -> None:
+        """A new, edited or re-enabled task starts afresh: earlier fire times are not missed."""
+        self.marks[task_id] = now.astimezone(UTC)
+        self._next.pop(task_id, None)
+
+    def rename(self, old: str, new: str) -> None:
+        if old in self.marks:
+            self.marks[new] = self.marks.pop(old)
+            self._next.pop(old, None)
+            self._next.pop(new, None)
+
+    def forget(self, task_id: str) -> None:
+        self.marks.pop(task_id, None)
+        self._next.pop(task_id, None)
+
+    def next_fire(self, task: Task) -> datetime | None:
+        """The next fire time after the task's mark (cached until the mark moves)."""
+        if task.id not in self._next:
+            self._next[task.id] = next_fire_after(task, self.marks[task.id])
+        return self._next[task.id]
+
+    def wake_time(self, task: Task) -> datetime | None:
+        fire = self.next_fire(task)
+        return None if fire is None else fire + jitter_offset(task, fire)
+
+    def check(self, task: Task, now: datetime) -> Decision | None:
+        """What to do for `task` at `now`; moves the mark past whatever it decides."""
+        if task.id not in self.marks:
+            self.reset(task.id, now)
+            return None
+        wake = self.wake_time(task)
+        if wake is None or wake > now:
+            return None
+        latest = latest_fire(task, now, self.marks[task.id])
+        assert latest is not None  # the wake time was due, so a fire lies in (mark, now]
+        self.advance(task.id, latest)
+        following = next_fire_after(task, latest)
+        if now - latest <= _grace(task, latest, following):
+            return Decision(task.id, latest, Trigger.SCHEDULE, run=True)
+        return Decision(task.id, latest, Trigger.CATCH_UP, run=task.catch_up)
+
+
+def _grace(task: Task, fire: datetime, following: datetime | None) -> timedelta:
+    """How late `fire` may start and still be on time: GRACE, but at most half the gap to the
+    next fire (an `every 1s` task 0.7 s late has missed its slot), plus the task's jitter."""
+    grace = GRACE if following is None else min(GRACE, (following - fire) / 2)
+    return grace + task.jitter
