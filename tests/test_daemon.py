@@ -65,17 +65,16 @@ def test_edits_renames_and_deletes_are_followed_live(vault_root: Path, daemons: 
     wait_for(lambda: len(of(vault_root, "Tasks/Live")) >= 2, what="runs after the edit")
     # Move it: history follows, and the old id stops firing.
     (vault_root / "Archive").mkdir()
+    before = len(of(vault_root, "Tasks/Live"))
     path.rename(vault_root / "Archive/Live.md")
-    before = len(of(vault_root, "Archive/Live"))
     wait_for(lambda: len(of(vault_root, "Archive/Live")) >= before + 2, what="runs after the move")
     history = of(vault_root, "Archive/Live")
-    assert len(history) >= 4
     slots = [r.scheduled_for for r in history]
     assert len(set(slots)) == len(slots)
     assert of(vault_root, "Tasks/Live") == []
     # Delete it: runs stop.
     (vault_root / "Archive/Live.md").unlink()
-    time.sleep(0.6)
+    time.sleep(1.0)
     count = len(runs(vault_root))
     time.sleep(1.5)
     assert len(runs(vault_root)) == count

@@ -41,6 +41,12 @@ def test_creates_and_updates(tmp_path: Path) -> None:
     assert not [p for p in (tmp_path / "A").iterdir() if p.name.startswith(".")]
 
 
+def test_a_moved_task_note_is_not_recreated(tmp_path: Path) -> None:
+    writer = NoteWriter(tmp_path)
+    assert writer.update("gone.md", lambda t: t + "block\n", create=False) is Outcome.MISSING
+    assert not (tmp_path / "gone.md").exists()
+
+
 def test_keeps_mode_and_crlf_bytes(tmp_path: Path) -> None:
     note = tmp_path / "n.md"
     note.write_bytes(b"a\r\nb")

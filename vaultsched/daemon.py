@@ -36,6 +36,7 @@ COMMIT_EVERY = timedelta(seconds=5)
 SHUTDOWN_GRACE = 30.0  # SPEC §6; VAULTSCHED_SHUTDOWN_GRACE overrides it (tests, impatient users)
 KILL_GRACE = 10.0
 MARKS_FILE = ".vaultsched/state/marks.json"
+MOVE_WINDOW = 3.0  # seconds a new task may be matched to a vanished one as its move
 
 
 def kill_switch(vault: Vault) -> str:
@@ -64,7 +65,9 @@ class Daemon:
     on_run: Callable[[Run], None] | None = None  # the demo prints each run as it lands
 
     def __post_init__(self) -> None:
-        self.engine = Engine(self.vault, clock=self.clock)
+        self.engine = Engine(
+            self.vault, clock=self.clock, background_landing=True, on_landed=self.waker.notify
+        )
         self.index = Index()
         self.planner = Planner()
         self.pool = ThreadPoolExecutor(self.vault.config.max_parallel, "vaultsched-run")
@@ -78,6 +81,8 @@ class Daemon:
         self.disabled = kill_switch(self.vault)
         self.watcher: VaultWatcher | None = None
         self._events_since: float | None = None
+        self._files: dict[str, tuple[int, int]] = {}
+        self._appeared: dict[str, float] = {}  # task id -> monotonic time it appeared
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -89,7 +94,7 @@ class Daemon:
                 self._tick()
             else:
                 self._loop()
-            self._shutdown()
+            self._shutdown(finish_runs=once)
         finally:
             self.lock.release()
             self.waker.close()
@@ -107,6 +112,7 @@ class Daemon:
         self.index = build_index(self.vault)
         self.planner = Planner.from_runs(self.engine.ledger.runs())
         self._load_marks()
+        self._remember_files()
         now = self.clock()
         for task in self.index.tasks.values():
             if task.id not in self.planner.marks:
@@ -143,7 +149,8 @@ class Daemon:
             self._fire_due(now)
             self._fire_retries(now)
         if self.engine.has_pending and now - self.last_commit >= COMMIT_EVERY:
-            self._commit(now)
+            self.engine.flush_soon()
+            self.last_commit = now
 
     def _deadline(self) -> datetime | None:
         """The next moment something is due: a fire, a retry, a commit, or debounced events."""
@@ -162,9 +169,13 @@ class Daemon:
             candidates.append(self.clock() + timedelta(seconds=max(wait, 0)))
         return min(candidates, default=None)
 
-    def _shutdown(self) -> None:
-        self.stopping = True
+    def _shutdown(self, *, finish_runs: bool = False) -> None:
+        """Stop firing; give running tasks the grace period (`--once`: until a signal) to end."""
         grace = float(os.environ.get("VAULTSCHED_SHUTDOWN_GRACE", SHUTDOWN_GRACE))
+        while finish_runs and self.running and not self.stopping:
+            self.waker.wait(None)
+            self._collect()
+        self.stopping = True
         deadline = time.monotonic() + (grace if self.running else 0)
         while self.running and time.monotonic() < deadline:
             self.waker.wait(self.clock() + timedelta(seconds=0.5))
@@ -178,7 +189,8 @@ class Daemon:
             self.engine.cancel_running(signal.SIGKILL)
         self.pool.shutdown(wait=True)
         self._collect()
-        self._commit(self.clock())
+        self.engine.close()
+        self.engine.flush()
         self._save_marks()
         log.info("stopped")
 
@@ -280,10 +292,6 @@ class Daemon:
         if self.on_run is not None:
             self.on_run(run)
 
-    def _commit(self, now: datetime) -> None:
-        self.engine.flush()
-        self.last_commit = now
-
     # -- restart safety -------------------------------------------------------------------------
 
     def _recover_interrupted(self) -> None:
@@ -338,19 +346,88 @@ class Daemon:
         if changes.rescan:
             self.index = build_index(self.vault)
         for old, new in changes.moves:
-            self._move(old, new, now)
+            self.index.discard(old.removesuffix(".md"))
+            self._reread(new)
         for rel in sorted(changes.paths):
             self._reread(rel)
+        for old, new in self._moved(before, changes):
+            self._rename(old, new, now)
+            if new in before:  # it appeared a moment ago and has its own marks already
+                before.pop(old)
+            else:
+                before[new] = before.pop(old)
         for ident, task in self.index.tasks.items():
             previous = before.get(ident)
             if previous is None or _timing(previous) != _timing(task):
                 self.planner.reset(ident, now)
                 log.info("%s: %s", ident, "schedule updated" if previous else "new task")
+            if previous is None:
+                self._appeared[ident] = time.monotonic()
         for ident in set(before) - set(self.index.tasks):
             if ident not in self.index.invalid:
                 self.planner.forget(ident)
                 log.info("%s: task removed", ident)
+        self._remember_files()
         self._save_marks()
+
+    def _moved(self, before: dict[str, Task], changes: Changes) -> list[tuple[str, str]]:
+        """Tasks whose note moved, as (old id, new id).
+
+        Besides watchdog's move events: a task that vanished while the same task appeared in
+        this batch or up to MOVE_WINDOW before. inotify reports a move into a folder made a
+        moment earlier as a creation, and the deletion only later; sync tools delete and
+        create. "The same" is the same file or, failing that (our own atomic writes change
+        the inode), the only candidate with the same definition.
+        """
+        gone = set(before) - set(self.index.tasks)
+        pairs = [
+            (old.removesuffix(".md"), new.removesuffix(".md"))
+            for old, new in changes.moves
+            if old.removesuffix(".md") in gone and new.removesuffix(".md") in self.index.tasks
+        ]
+        recent = time.monotonic() - MOVE_WINDOW
+        self._appeared = {i: t for i, t in self._appeared.items() if t > recent}
+        taken = {new for _, new in pairs}
+        fresh = [
+            task
+            for ident, task in self.index.tasks.items()
+            if ident not in taken and (ident not in before or ident in self._appeared)
+        ]
+        for old in sorted(gone - {old for old, _ in pairs}):
+            new = self._same_task(before[old], fresh)
+            if new is not None:
+                pairs.append((old, new.id))
+                fresh.remove(new)
+        return pairs
+
+    def _same_task(self, old: Task, candidates: list[Task]) -> Task | None:
+        for task in candidates:
+            if old.id in self._files and self._files[old.id] == self._file_of(task):
+                return task
+        alike = [t for t in candidates if replace(old, id=t.id, path=t.path) == t]
+        return alike[0] if len(alike) == 1 else None
+
+    def _rename(self, old: str, new: str, now: datetime) -> None:
+        if new in self.planner.marks:
+            self.planner.forget(old)
+        else:
+            self.planner.rename(old, new)
+        self.engine.ledger.append_rename(old, new, now)
+        if old in self.queued:
+            self.queued[new] = replace(self.queued.pop(old), task=new)
+        log.info("%s: renamed to %s", old, new)
+
+    def _remember_files(self) -> None:
+        """Which file (device, inode) each task lives in, to recognise it after a move."""
+        files = {ident: self._file_of(task) for ident, task in self.index.tasks.items()}
+        self._files = {ident: f for ident, f in files.items() if f is not None}
+
+    def _file_of(self, task: Task) -> tuple[int, int] | None:
+        try:
+            stat = (self.vault.root / task.path).stat()
+        except OSError:
+            return None
+        return stat.st_dev, stat.st_ino
 
     def _reread(self, rel: str) -> None:
         ident = rel.removesuffix(".md")
@@ -360,18 +437,6 @@ class Daemon:
             self.index.add(rel, parsed)
             if parsed.is_task and parsed.task is None and parsed.errors:
                 log.warning("%s is invalid and will not run: %s", ident, parsed.errors[0])
-
-    def _move(self, old_rel: str, new_rel: str, now: datetime) -> None:
-        old, new = old_rel.removesuffix(".md"), new_rel.removesuffix(".md")
-        was_task = old in self.index.tasks or old in self.index.invalid
-        self.index.discard(old)
-        self._reread(new_rel)
-        if was_task and new in self.index.ids:
-            self.planner.rename(old, new)
-            self.engine.ledger.append_rename(old, new, now)
-            if old in self.queued:
-                self.queued[new] = replace(self.queued.pop(old), task=new)
-            log.info("%s: renamed to %s", old, new)
 
 
 def _timing(task: Task) -> tuple[object, ...]:

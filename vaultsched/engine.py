@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +37,8 @@ from vaultsched.vault import Vault
 log = logging.getLogger(__name__)
 
 KEEP_LOGS = 50
+_FLUSH = "flush"  # on the landing queue: commit what has landed
+LANDING_BATCH = 100
 
 
 def utc_now() -> datetime:
@@ -79,6 +82,10 @@ class Engine:
     _land_lock: threading.RLock = field(default_factory=threading.RLock)
     _children: dict[str, int] = field(default_factory=dict)  # run_id -> process group
     _cancelled: set[str] = field(default_factory=set)
+    background_landing: bool = False  # the daemon lands runs on a thread of their own
+    on_landed: Callable[[], None] | None = None
+    _inbox: queue.Queue[tuple[Task, Run] | str | None] = field(default_factory=queue.Queue)
+    _lander: threading.Thread | None = None
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(self.vault.root, self.vault.host)
@@ -258,21 +265,85 @@ class Engine:
         return len(self._children)
 
     def _land(self, task: Task, run: Run, ledger_file: Path) -> None:
+        """Bring the views up to date with a run the ledger now holds.
+
+        In the daemon this happens on the landing thread, so a task's slot is free the moment
+        its process exits, even while its note is held back for a person typing in it.
+        """
         with self._land_lock:
-            written = [str(ledger_file.relative_to(self.vault.root))]
-            written += self.refresh_note(task)
-            day = run.started_at.astimezone(self.vault.config.timezone).date()
-            written += self.refresh_digest(day)
+            self._pending_paths.add(str(ledger_file.relative_to(self.vault.root)))
+        if self.background_landing:
+            self._start_landing()
+            self._inbox.put((task, run))
+        else:
+            self._land_batch([(task, run)])
+
+    def _land_batch(self, batch: Sequence[tuple[Task, Run]]) -> None:
+        """Views are rebuilt from the ledger, so one refresh per note and per day covers
+        every run in the batch."""
+        tz = self.vault.config.timezone
+        notes = {task.path: task for task, _ in batch}
+        days = sorted({run.started_at.astimezone(tz).date() for _, run in batch})
+        with self._land_lock:
+            written: list[str] = []
+            for task in notes.values():
+                written += self.refresh_note(task)
+            for day in days:
+                written += self.refresh_digest(day)
             self._pending_paths.update(written)
-            self._pending_runs.append(run)
-        notify.send(self.vault.config.notify, task, run)
+            self._pending_runs.extend(run for _, run in batch)
+        for task, run in batch:
+            notify.send(self.vault.config.notify, task, run)
+
+    def _start_landing(self) -> None:
+        with self._land_lock:
+            if self._lander is None:
+                self._lander = threading.Thread(
+                    target=self._landing_loop, name="vaultsched-land", daemon=True
+                )
+                self._lander.start()
+
+    def _landing_loop(self) -> None:
+        while True:
+            batch = [self._inbox.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < LANDING_BATCH:
+                    batch.append(self._inbox.get_nowait())
+            landed = [item for item in batch if isinstance(item, tuple)]
+            try:
+                self._land_batch(landed)
+                if _FLUSH in batch:
+                    self.flush()
+            except Exception:  # a bad note must not stop every later run from landing
+                log.exception("landing %d run(s) failed", len(landed))
+            finally:
+                for _ in batch:
+                    self._inbox.task_done()
+            if self.on_landed is not None and landed:
+                self.on_landed()
+            if None in batch:
+                return
+
+    def flush_soon(self) -> None:
+        """Commit on the landing thread, so a slow git never delays a due run."""
+        if self._lander is None:
+            self.flush()
+        else:
+            self._inbox.put(_FLUSH)
+
+    def close(self) -> None:
+        """Land every finished run, then stop the landing thread."""
+        if self._lander is not None:
+            self._inbox.put(None)
+            self._lander.join()
+            self._lander = None
 
     def refresh_note(self, task: Task) -> list[str]:
         """Rebuild the task note's run block from the ledger; the paths written."""
         runs = [r for r in self.ledger.runs() if r.task == task.id]
         newest = list(reversed(runs[-task.keep_runs :]))
         inner = views.render_runs_block(newest, task.timezone, notice=self._notice(runs))
-        return self._splice(task.path, blocks.RUNS, inner)
+        return self._splice(task.path, blocks.RUNS, inner, create=False)
 
     def refresh_digest(self, day: date) -> list[str]:
         tz = self.vault.config.timezone
@@ -285,9 +356,13 @@ class Engine:
             return runs[-1].message
         return ""
 
-    def _splice(self, rel: str, markers: blocks.Markers, inner: str) -> list[str]:
+    def _splice(
+        self, rel: str, markers: blocks.Markers, inner: str, *, create: bool = True
+    ) -> list[str]:
         assert self.writer is not None
-        outcome = self.writer.update(rel, lambda text: blocks.splice_block(text, markers, inner))
+        outcome = self.writer.update(
+            rel, lambda text: blocks.splice_block(text, markers, inner), create=create
+        )
         if outcome is Outcome.CONFLICTED:
             log.warning(
                 "%s: has git conflict markers; its block will be written once resolved", rel

@@ -110,7 +110,8 @@ class Git:
 
         Returns True if a commit was made, False if there was nothing to commit.
         """
-        paths = sorted(set(paths))
+        # A note moved or deleted since we wrote it: that change is the user's to commit.
+        paths = sorted(p for p in set(paths) if (self.root / p).exists())
         ignored = set(self._ignored(paths))
         paths = [p for p in paths if p not in ignored]
         if not paths or not self.run(["status", "--porcelain", "--", *paths]).strip():

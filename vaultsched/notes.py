@@ -35,6 +35,7 @@ class Outcome(StrEnum):
     UNCHANGED = "unchanged"
     CONFLICTED = "conflicted"  # holds git conflict markers: never written
     UNREADABLE = "unreadable"
+    MISSING = "missing"  # moved or deleted: a task note is never re-created by a write
 
 
 def _digest(data: bytes) -> str:
@@ -50,7 +51,7 @@ class NoteWriter:
     wall_time: Callable[[], float] = time.time
     _own: dict[str, str] = field(default_factory=dict, repr=False)
 
-    def update(self, rel: str, transform: Callable[[str], str]) -> Outcome:
+    def update(self, rel: str, transform: Callable[[str], str], *, create: bool = True) -> Outcome:
         """Apply `transform` to the note's text and write the result safely."""
         path = self.root / rel
         deadline = self.wall_time() + self.max_wait
@@ -58,6 +59,8 @@ class NoteWriter:
         late: _Read | None = None
         for _ in range(_MAX_ATTEMPTS):
             current = _read(path)
+            if current.data is None and not create:
+                return Outcome.MISSING
             try:
                 if late is not None and current.snapshot == late.snapshot:
                     current.data = late.data  # the person's text, plus our block again
