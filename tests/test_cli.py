@@ -524,3 +524,17 @@ def test_not_a_vault(tmp_path: Path) -> None:
     result = Cli(tmp_path)("list")
     assert result.code == 2
     assert result.err.startswith("vaultsched: not a vault:")
+
+
+def test_status_without_a_daemon_shows_todays_failures(cli: Cli) -> None:
+    add_task(cli.root, "Tasks/Bad.md", task("'exit 3'"))
+    add_task(cli.root, "Tasks/Good.md", task("'true'"))
+    assert cli("run-now", "Bad").code == 1
+    assert cli("run-now", "Good").code == 0
+    report = json.loads(cli("status", "--json").out)
+    assert report["daemon"]["running"] is False
+    assert report["running"] == []
+    assert [(r["task"], r["status"]) for r in report["failures_today"]] == [("Tasks/Bad", "failed")]
+    assert report["digest"].endswith(".md")
+    text = cli("status").out
+    assert "daemon: not running" in text and "failures today: 1" in text

@@ -248,6 +248,8 @@ def test_sigterm_lets_a_running_task_finish(
     )
     daemon = daemons(vault_root)
     wait_for(flag.exists, what="task start")
+    status = json.loads(Cli(vault_root)("status", "--json").out)
+    assert [r["task"] for r in status["running"]] == ["Tasks/Finish"]
     assert daemon.stop() == 0
     finished = of(vault_root, "Tasks/Finish")
     assert finished and all(r.status is Status.SUCCESS for r in finished)
@@ -285,6 +287,9 @@ def test_misbehaving_tasks_never_delay_others(
         timeout=40,
         what="steady runs",
     )
+    # Megabytes of output per second are streamed to the log, never held in memory.
+    peak_kib = _peak_rss_kib(daemon.proc.pid)
+    assert peak_kib < 200_000, f"daemon peak RSS {peak_kib} KiB"
     assert daemon.stop() == 0
     steady = of(vault_root, "Tasks/Steady")
     slots = sorted(r.scheduled_for for r in steady if r.scheduled_for)
@@ -294,6 +299,13 @@ def test_misbehaving_tasks_never_delay_others(
     assert {r.trigger for r in steady} == {Trigger.SCHEDULE}
     assert of(vault_root, "Tasks/Broken", Status.ERROR)
     assert "Tasks/Malformed is invalid" in daemon.output()
+
+
+def _peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM in /proc")
 
 
 def test_kill_switch(vault_root: Path, daemons: Start) -> None:

@@ -77,9 +77,10 @@ class Engine:
     _pending_paths: set[str] = field(default_factory=set)
     _pending_runs: list[Run] = field(default_factory=list)
     _warned_no_git: bool = False
-    # Runs land from several worker threads in the daemon: one at a time, so two runs
-    # finishing together never race on the same digest.
+    # Views are rebuilt one batch at a time, so two runs never race on the same digest.
     _land_lock: threading.RLock = field(default_factory=threading.RLock)
+    # Only for the pending sets: workers must never wait on a landing in progress.
+    _pending_lock: threading.Lock = field(default_factory=threading.Lock)
     _children: dict[str, int] = field(default_factory=dict)  # run_id -> process group
     _cancelled: set[str] = field(default_factory=set)
     background_landing: bool = False  # the daemon lands runs on a thread of their own
@@ -92,6 +93,11 @@ class Engine:
         self.git = Git(self.vault.root, self.vault.host)
         if self.writer is None:
             self.writer = NoteWriter(self.vault.root)
+        if self.background_landing:
+            self._lander = threading.Thread(
+                target=self._landing_loop, name="vaultsched-land", daemon=True
+            )
+            self._lander.start()
 
     # -- running -----------------------------------------------------------------------------
 
@@ -270,10 +276,9 @@ class Engine:
         In the daemon this happens on the landing thread, so a task's slot is free the moment
         its process exits, even while its note is held back for a person typing in it.
         """
-        with self._land_lock:
+        with self._pending_lock:
             self._pending_paths.add(str(ledger_file.relative_to(self.vault.root)))
-        if self.background_landing:
-            self._start_landing()
+        if self._lander is not None:
             self._inbox.put((task, run))
         else:
             self._land_batch([(task, run)])
@@ -286,22 +291,16 @@ class Engine:
         days = sorted({run.started_at.astimezone(tz).date() for _, run in batch})
         with self._land_lock:
             written: list[str] = []
+            runs = self.ledger.runs()
             for task in notes.values():
-                written += self.refresh_note(task)
+                written += self.refresh_note(task, runs)
             for day in days:
                 written += self.refresh_digest(day)
+        with self._pending_lock:
             self._pending_paths.update(written)
             self._pending_runs.extend(run for _, run in batch)
         for task, run in batch:
             notify.send(self.vault.config.notify, task, run)
-
-    def _start_landing(self) -> None:
-        with self._land_lock:
-            if self._lander is None:
-                self._lander = threading.Thread(
-                    target=self._landing_loop, name="vaultsched-land", daemon=True
-                )
-                self._lander.start()
 
     def _landing_loop(self) -> None:
         while True:
@@ -338,9 +337,11 @@ class Engine:
             self._lander.join()
             self._lander = None
 
-    def refresh_note(self, task: Task) -> list[str]:
+    def refresh_note(self, task: Task, every_run: Sequence[Run] | None = None) -> list[str]:
         """Rebuild the task note's run block from the ledger; the paths written."""
-        runs = [r for r in self.ledger.runs() if r.task == task.id]
+        if every_run is None:
+            every_run = self.ledger.runs()
+        runs = [r for r in every_run if r.task == task.id]
         newest = list(reversed(runs[-task.keep_runs :]))
         inner = views.render_runs_block(newest, task.timezone, notice=self._notice(runs))
         return self._splice(task.path, blocks.RUNS, inner, create=False)
@@ -371,12 +372,13 @@ class Engine:
 
     def flush(self) -> None:
         """Commit everything written since the last flush, as one commit."""
-        with self._land_lock:
+        with self._pending_lock:
             paths, runs = sorted(self._pending_paths), list(self._pending_runs)
             self._pending_paths.clear()
             self._pending_runs.clear()
-            message = commit_message(runs) if runs else "vaultsched: update"
-            if paths and not self.commit_files(paths, message):
+        message = commit_message(runs) if runs else "vaultsched: update"
+        if paths and not self.commit_files(paths, message):
+            with self._pending_lock:
                 self._pending_paths.update(paths)
 
     @property

@@ -12,8 +12,9 @@ import json
 import os
 import re
 import secrets
+import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -99,10 +100,63 @@ def run_from_records(records: list[dict[str, Any]]) -> Run | None:
         return None
 
 
+@dataclass
+class _FileRecords:
+    """The parsed records of one ledger file, up to `offset` bytes."""
+
+    identity: tuple[int, int]  # (device, inode): a replaced file is parsed afresh
+    offset: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _RecordCache:
+    """Ledger files only grow: parse each appended line once, not on every read.
+
+    The daemon rebuilds a note's run block from the ledger after every run; re-parsing a
+    month of JSON each time would make landing cost grow with the month.
+    """
+
+    files: dict[Path, _FileRecords] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    append_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def read(self, path: Path) -> list[dict[str, Any]]:
+        with self.lock:
+            try:
+                handle = path.open("rb")
+            except FileNotFoundError:
+                self.files.pop(path, None)
+                return []
+            with handle:
+                stat = os.fstat(handle.fileno())
+                identity = (stat.st_dev, stat.st_ino)
+                cached = self.files.get(path)
+                if cached is None or cached.identity != identity or stat.st_size < cached.offset:
+                    cached = self.files[path] = _FileRecords(identity)
+                handle.seek(cached.offset)
+                data = handle.read()
+            end = data.rfind(b"\n") + 1  # a torn last line waits until it is complete
+            cached.records.extend(_parse_lines(data[:end]))
+            cached.offset += end
+            return list(cached.records)
+
+
+def _parse_lines(data: bytes) -> Iterator[dict[str, Any]]:
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "run_id" in record:
+            yield record
+
+
 @dataclass(frozen=True)
 class Ledger:
     root: Path  # the vault root
     host: str
+    _cache: _RecordCache = field(default_factory=_RecordCache, compare=False, repr=False)
 
     @property
     def folder(self) -> Path:
@@ -120,7 +174,9 @@ class Ledger:
         path = self.file_for(started)
         path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        with FileLock(str(path) + ".lock"):
+        # Threads of one process queue on the thread lock; FileLock (which polls) only ever
+        # waits for another process.
+        with self._cache.append_lock, FileLock(str(path) + ".lock"):
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 prefix = "" if _ends_cleanly(path) else "\n"
@@ -141,14 +197,7 @@ class Ledger:
     def records(self, months: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
         """Every readable record of every host; torn or corrupt lines are passed over."""
         for path in self.files(months):
-            with path.open(encoding="utf-8", errors="replace") as handle:
-                for line in handle:
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue
-                    if isinstance(record, dict) and "run_id" in record:
-                        yield record
+            yield from self._cache.read(path)
 
     def append_rename(self, old: str, new: str, at: datetime) -> Path:
         """A task note was renamed or moved: its earlier runs follow it to the new id."""
