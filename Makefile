@@ -16,8 +16,8 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check vaultsched tests bench
-	$(BIN)/ruff format --check vaultsched tests bench
+	$(BIN)/ruff check vaultsched tests bench vault/scripts
+	$(BIN)/ruff format --check vaultsched tests bench vault/scripts
 	$(BIN)/mypy
 
 unit: $(STAMP)

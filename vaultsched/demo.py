@@ -57,6 +57,8 @@ def speed_up(root: Path) -> list[str]:
         if not isinstance(front, dict) or "command" not in front or "schedule" not in front:
             continue
         speed = SPEEDS[len(changed) % len(SPEEDS)]
-        path.write_text(set_scalar(text, "schedule", f'"{speed}"'), encoding="utf-8")
+        # The note's own comment (if any) still describes the real schedule: say so first.
+        value = f'"{speed}"  # sped up for the demo; really {front["schedule"]!r}'
+        path.write_text(set_scalar(text, "schedule", value), encoding="utf-8")
         changed.append(str(path.relative_to(root)))
     return changed
