@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import HOST, Cli, git, make_vault, write_note
+from cronsim import CronSim
+
+from vaultsched.schedules import ScheduleError, parse_schedule
 
 pytestmark = pytest.mark.integration
 
@@ -538,3 +544,43 @@ def test_status_without_a_daemon_shows_todays_failures(cli: Cli) -> None:
     assert report["digest"].endswith(".md")
     text = cli("status").out
     assert "daemon: not running" in text and "failures today: 1" in text
+
+
+def test_next_agrees_with_cronsim_on_random_expressions(cli: Cli) -> None:
+    """The CLI end to end on a few hundred seeded random lines, against an independent evaluator."""
+    rng = random.Random(20261122)
+
+    def field(low: int, high: int) -> str:
+        a, b = sorted(rng.sample(range(low, high + 1), 2))
+        return rng.choice(["*", f"*/{rng.randint(2, 9)}", str(a), f"{a}-{b}", f"{a},{b}"])
+
+    zone = ZoneInfo("Europe/Warsaw")
+    expressions = {
+        f"Tasks/R{n:03}": " ".join(
+            [field(0, 59), field(0, 23), field(1, 31), field(1, 12), field(0, 6)]
+        )
+        for n in range(300)
+    }
+    expressions = {i: e for i, e in expressions.items() if _fires(e)}
+    assert len(expressions) > 250
+    for ident, expression in expressions.items():
+        text = task("'true'", f"schedule: '{expression}'", "timezone: Europe/Warsaw")
+        write_note(cli.root, f"{ident}.md", text)
+    result = cli("next", "--from", "2026-03-28T12:00", "--count", "400", "--json")
+    assert result.code == 0, result.err
+    start = datetime(2026, 3, 28, 12, 0, tzinfo=zone)
+    expected = sorted(
+        (fire.timestamp(), ident)
+        for ident, expression in expressions.items()
+        for fire in islice(CronSim(expression, start), 400)
+    )[:400]
+    got = [(datetime.fromisoformat(f["at"]).timestamp(), f["task"]) for f in json.loads(result.out)]
+    assert got == expected
+
+
+def _fires(expression: str) -> bool:
+    try:
+        parse_schedule(expression)
+    except ScheduleError:
+        return False
+    return True

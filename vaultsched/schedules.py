@@ -41,6 +41,10 @@ _MONTHS = {m.lower() for m in calendar.month_abbr if m}
 _DAYS = {d.lower() for d in calendar.day_abbr}
 _MAX_DAY = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
 _FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
+_FULL = (range(60), range(24), range(1, 32), range(1, 13), range(7))
+_RANGE = re.compile(r"^([0-9A-Za-z]+)-([0-9A-Za-z]+)(?:/\d+)?$")
+_MONTH_ORDER = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAY_ORDER = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
 class ScheduleError(ValueError):
@@ -94,9 +98,9 @@ class CronSchedule(Schedule):
         """The first fire on `day` strictly after `local`."""
         if not _plain_day(day, tz):
             # Compare instants: two datetimes in one zone compare by wall time, ignoring fold.
-            return next(
-                (f for f in self._fires_on(day, tz) if f.timestamp() > local.timestamp()), None
-            )
+            stamps, fires = _transition_day_fires(self, day, tz)
+            index = bisect_right(stamps, local.timestamp())
+            return fires[index] if index < len(fires) else None
         if day < local.date():
             return None
         floor = (local.hour, local.minute) if day == local.date() else (-1, -1)
@@ -116,18 +120,23 @@ class CronSchedule(Schedule):
             return day.day in self.days or day.weekday() in self.weekdays
         return dom and dow
 
-    def _fires_on(self, day: date, tz: ZoneInfo) -> list[datetime]:
-        """Every real instant this schedule fires on a local date with a DST transition."""
-        # Keyed by timestamp: in one zone, datetimes hash and compare by wall time, so a set
-        # would merge the two 01:00s of a fall-back night.
-        fires: dict[float, datetime] = {}
-        for h in self.hours:
-            for m in self.minutes:
-                for fire in _real_instants(
-                    datetime.combine(day, time(h, m)), tz, self.repeat_on_fold
-                ):
-                    fires.setdefault(fire.timestamp(), fire)
-        return [fires[k] for k in sorted(fires)]
+
+@lru_cache(maxsize=256)
+def _transition_day_fires(
+    schedule: CronSchedule, day: date, tz: ZoneInfo
+) -> tuple[tuple[float, ...], tuple[datetime, ...]]:
+    """Every real instant `schedule` fires on a local date with a DST transition, in order,
+    with their timestamps. Cached: each `next_after` across that day meets it again."""
+    # Keyed by timestamp: in one zone, datetimes hash and compare by wall time, so a set
+    # would merge the two 01:00s of a fall-back night.
+    fires: dict[float, datetime] = {}
+    for h in schedule.hours:
+        for m in schedule.minutes:
+            wall = datetime.combine(day, time(h, m))
+            for fire in _real_instants(wall, tz, schedule.repeat_on_fold):
+                fires.setdefault(fire.timestamp(), fire)
+    stamps = tuple(sorted(fires))
+    return stamps, tuple(fires[k] for k in stamps)
 
 
 def _micros(delta: timedelta) -> int:
@@ -218,20 +227,23 @@ def _cron(text: str, expression: str) -> CronSchedule:
         raise ScheduleError(f"{text!r} is not a cron line: expected 5 fields, got {len(fields)}")
     for name, field in zip(_FIELD_NAMES, fields, strict=True):
         _check_field(text, name, field)
+    fields = [_single_ranges(text, name, f) for name, f in zip(_FIELD_NAMES, fields, strict=True)]
     try:
-        expanded, nth = croniter.expand(expression)
+        expanded, nth = croniter.expand(" ".join(fields))
     except (ValueError, KeyError, TypeError) as exc:
         raise ScheduleError(f"{text!r} is not a valid cron line: {exc}") from None
     if nth:
         raise ScheduleError(f"{text!r}: `#` (nth weekday) is not supported by cron")
     minute, hour, dom, _, dow = fields
-    minutes, hours, days, months, weekdays = (_values(e) for e in expanded)
+    minutes, hours, days, months, weekdays = (
+        _values(e, full) for e, full in zip(expanded, _FULL, strict=True)
+    )
     schedule = CronSchedule(
         text=text,
-        minutes=tuple(sorted(minutes or range(60))),
-        hours=tuple(sorted(hours or range(24))),
+        minutes=tuple(sorted(minutes)),
+        hours=tuple(sorted(hours)),
         days=frozenset(days),
-        months=frozenset(months or range(1, 13)),
+        months=frozenset(months),
         # croniter counts Sunday as 0 (and 7); Python's weekday() counts Monday as 0.
         weekdays=frozenset((v - 1) % 7 for v in weekdays),
         day_or=not dom.startswith("*") and not dow.startswith("*"),
@@ -241,9 +253,34 @@ def _cron(text: str, expression: str) -> CronSchedule:
     return schedule
 
 
-def _values(expanded: list[Any]) -> set[int]:
-    """croniter's expansion of one field; empty when the field is `*` (unrestricted)."""
-    return set() if expanded == ["*"] else {int(v) for v in expanded}
+def _values(expanded: list[Any], full: range) -> set[int]:
+    """croniter's expansion of one field; it says `*` for any field covering its whole range."""
+    return set(full) if expanded == ["*"] else {int(v) for v in expanded}
+
+
+def _single_ranges(text: str, name: str, field: str) -> str:
+    """Rewrite `5-5` (and `5-5/2`) as `5`: croniter reads a one-value range as `*`.
+
+    Also refuses a reversed range (`FRI-MON`), which cronie rejects and croniter wraps.
+    """
+    parts = []
+    for part in field.split(","):
+        match = _RANGE.match(part)
+        if match is None:
+            parts.append(part)
+            continue
+        low, high = (_number(name, v) for v in match.group(1, 2))
+        if low > high:
+            raise ScheduleError(f"{text!r}: {part!r} is a reversed range; write it low-high")
+        parts.append(match.group(1) if low == high else part)
+    return ",".join(parts)
+
+
+def _number(name: str, value: str) -> int:
+    if value.isdigit():
+        return int(value)
+    names = list(_MONTH_ORDER if name == "month" else _DAY_ORDER)
+    return names.index(value.lower()) + (1 if name == "month" else 0)
 
 
 def _check_field(text: str, name: str, field: str) -> None:
