@@ -8,6 +8,7 @@ one re-read per note. Paths vaultsched ignores are dropped here, at no cost.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler, FileSystemMovedEvent
 from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
 
 DEBOUNCE_SECONDS = 0.05
 
@@ -40,6 +42,9 @@ class _Handler(FileSystemEventHandler):
         if event.event_type in ("opened", "closed_no_write"):
             return
         src = self.watcher.relative(event.src_path)
+        folder_changed = event.is_directory and event.event_type in ("created", "deleted", "moved")
+        if folder_changed and self.watcher.resync_folders():
+            self.watcher.record_rescan()  # notes may have landed before the new watch
         if isinstance(event, FileSystemMovedEvent):
             self.watcher.record_move(
                 src, self.watcher.relative(event.dest_path), event.is_directory
@@ -64,7 +69,39 @@ class VaultWatcher:
         self._lock = threading.Lock()
         self._changes = Changes()
         self._observer = Observer()
-        self._observer.schedule(_Handler(self), str(root), recursive=True)
+        self._handler = _Handler(self)
+        self._folders: dict[str, ObservedWatch] = {}
+        self._folders_lock = threading.Lock()
+        self._observer.schedule(self._handler, str(root), recursive=False)
+        self.resync_folders()
+
+    def resync_folders(self) -> bool:
+        """Watch each top-level folder that can hold notes, recursively, and nothing else.
+
+        A recursive watch on the root would also cover .git (a watch per object folder and a
+        burst of events on every commit), .vaultsched's logs and the digests: all churn that
+        vaultsched ignores anyway but would pay for in inotify watches and dispatch.
+        """
+        try:
+            names = {
+                entry.name
+                for entry in os.scandir(self.root)
+                # Asked as a note path inside the folder: is anything in there wanted?
+                if entry.is_dir(follow_symlinks=False) and self.wanted(f"{entry.name}/_.md")
+            }
+        except OSError:
+            return False
+        with self._folders_lock:
+            changed = names != set(self._folders)
+            for gone in set(self._folders) - names:
+                with contextlib.suppress(KeyError, OSError):
+                    self._observer.unschedule(self._folders.pop(gone))
+            for name in sorted(names - set(self._folders)):
+                with contextlib.suppress(OSError):  # vanished again already: the rescan sees it
+                    self._folders[name] = self._observer.schedule(
+                        self._handler, str(self.root / name), recursive=True
+                    )
+        return changed
 
     def start(self) -> None:
         self._observer.start()
