@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint unit demo clean
+.PHONY: test lint unit demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ unit: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/vaultsched demo
+
+# Not part of `make test`: figures, not pass/fail. Results go in docs/benchmarks.md.
+bench: $(STAMP)
+	$(BIN)/python bench/firing_latency.py --seconds 30 --tasks 1
+	$(BIN)/python bench/firing_latency.py --seconds 30 --tasks 4
+	$(BIN)/python bench/firing_latency.py --seconds 30 --tasks 20
+	$(BIN)/python bench/edit_latency.py --edits 200 --tasks 100
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
