@@ -308,9 +308,16 @@ def _peak_rss_kib(pid: int) -> int:
     raise AssertionError("no VmHWM in /proc")
 
 
-def test_kill_switch(vault_root: Path, daemons: Start) -> None:
+@pytest.mark.parametrize("switch", ["env", "config"])
+def test_kill_switch(vault_root: Path, daemons: Start, switch: str) -> None:
     note(vault_root, "Tasks/Tick.md", "schedule: every 1s\ncommand: 'true'\n")
-    daemon = daemons(vault_root, env={"VAULTSCHED_ENABLED": "0"})
+    env = {}
+    if switch == "env":
+        env["VAULTSCHED_ENABLED"] = "0"
+    else:
+        config = vault_root / ".vaultsched/config.toml"
+        config.write_text("enabled = false\n" + config.read_text())
+    daemon = daemons(vault_root, env=env)
     wait_for(lambda: "disabled" in daemon.output(), what="the kill-switch message")
     time.sleep(1.5)
     assert daemon.stop() == 0
@@ -335,3 +342,14 @@ def test_no_wake_ups_while_nothing_is_due(vault: Vault) -> None:
         daemon.stop()
         thread.join(timeout=30)
     assert not thread.is_alive()
+
+
+def test_timeout_ends_the_run_and_frees_the_task(vault_root: Path, daemons: Start) -> None:
+    note(vault_root, "Tasks/Slow.md", "schedule: every 1s\ntimeout: 1s\ncommand: sleep 30\n")
+    daemon = daemons(vault_root)
+    wait_for(lambda: len(of(vault_root, "Tasks/Slow", Status.TIMEOUT)) >= 2, what="two timeouts")
+    assert daemon.stop() == 0
+    timed_out = of(vault_root, "Tasks/Slow", Status.TIMEOUT)
+    assert all(r.duration_s is not None and r.duration_s < 5 for r in timed_out)
+    block = (vault_root / "Tasks/Slow.md").read_text().split("vaultsched:runs:begin")[1]
+    assert "timeout" in block
