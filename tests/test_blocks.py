@@ -46,6 +46,14 @@ def inside(text: str, markers: Markers = RUNS) -> str:
 # -- constants and newline_of -----------------------------------------------------------------
 
 
+def assert_appended_then_replaced(text: str) -> None:
+    """The first splice appends a block after the text; the next replaces only that block."""
+    first = splice_block(text, RUNS, INNER)
+    assert first == text + "\n" + BLOCK
+    second = splice_block(first, RUNS, OTHER)
+    assert second == text + "\n" + f"{RUNS_BEGIN}\n{OTHER}{RUNS_END}\n"
+
+
 def test_marker_constants() -> None:
     assert (RUNS.begin, RUNS.end) == ("%% vaultsched:runs:begin %%", "%% vaultsched:runs:end %%")
     assert (DIGEST.begin, DIGEST.end) == (DIGEST_BEGIN, DIGEST_END)
@@ -140,10 +148,7 @@ def test_front_matter_formatting_comments_and_key_order_survive() -> None:
         "---\n"
         "Zażółć gęślą jaźń 🙂 — unicode body\t\n"
     )
-    first = splice_block(text, RUNS, INNER)
-    assert first == text + "\n" + BLOCK
-    second = splice_block(first, RUNS, OTHER)
-    assert second == text + "\n" + f"{RUNS_BEGIN}\n{OTHER}{RUNS_END}\n"
+    assert_appended_then_replaced(text)
 
 
 def test_unicode_line_separators_are_not_line_breaks() -> None:
@@ -266,10 +271,7 @@ def test_user_deleted_end_marker() -> None:
     text = f"Body\n\n{RUNS_BEGIN}\n## Runs\nold run\n"
     assert find_block(text, RUNS) is None
     assert has_malformed_markers(text, RUNS)
-    first = splice_block(text, RUNS, INNER)
-    assert first == text + "\n" + BLOCK
-    second = splice_block(first, RUNS, OTHER)
-    assert second == text + "\n" + f"{RUNS_BEGIN}\n{OTHER}{RUNS_END}\n"
+    assert_appended_then_replaced(text)
 
 
 def test_user_deleted_begin_marker() -> None:

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import HOST, Cli, git, make_vault, write_note
 from cronsim import CronSim
+from schedule_cases import CASES
 
 from vaultsched.schedules import ScheduleError, parse_schedule
 
@@ -289,61 +290,7 @@ def test_list_json_shape(cli: Cli) -> None:
     assert human.code == 0 and "Tasks/A" in human.out and "INVALID" in human.out
 
 
-@pytest.mark.parametrize(
-    ("zone", "schedule", "start", "expected"),
-    [
-        # Spring forward in Warsaw: 02:30 does not exist on 2026-03-29; fires at 03:00 CEST.
-        (
-            "Europe/Warsaw",
-            "30 2 * * *",
-            "2026-03-28T12:00",
-            ["2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00"],
-        ),
-        # 09:00 stays 09:00 local across the change.
-        (
-            "Europe/Warsaw",
-            "0 9 * * *",
-            "2026-03-28T12:00",
-            ["2026-03-29T09:00:00+02:00", "2026-03-30T09:00:00+02:00"],
-        ),
-        # Fall back in New York: 01:30 happens twice on 2026-11-01, fires once.
-        (
-            "America/New_York",
-            "30 1 * * *",
-            "2026-10-31T12:00",
-            ["2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00"],
-        ),
-        # ... but a starred hour field fires every real occurrence (cronie).
-        (
-            "America/New_York",
-            "*/20 1 * * *",
-            "2026-11-01T00:59",
-            [
-                "2026-11-01T01:00:00-04:00",
-                "2026-11-01T01:20:00-04:00",
-                "2026-11-01T01:40:00-04:00",
-                "2026-11-01T01:00:00-05:00",
-                "2026-11-01T01:20:00-05:00",
-                "2026-11-01T01:40:00-05:00",
-                "2026-11-02T01:00:00-05:00",
-            ],
-        ),
-        # Day-of-month OR day-of-week when both are restricted: the 13th or any Friday.
-        (
-            "UTC",
-            "0 0 13 * FRI",
-            "2026-02-01T00:00",
-            ["2026-02-06T00:00:00+00:00", "2026-02-13T00:00:00+00:00", "2026-02-20T00:00:00+00:00"],
-        ),
-        # `*/2` in the day-of-month field is unrestricted (cronie): AND with Monday.
-        (
-            "UTC",
-            "0 0 */2 * MON",
-            "2026-02-01T00:00",
-            ["2026-02-09T00:00:00+00:00", "2026-02-23T00:00:00+00:00", "2026-03-09T00:00:00+00:00"],
-        ),
-    ],
-)
+@pytest.mark.parametrize(("zone", "schedule", "start", "expected"), CASES)
 def test_next_is_the_schedule_oracle(
     cli: Cli, zone: str, schedule: str, start: str, expected: list[str]
 ) -> None:
