@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sys
 import traceback
 from datetime import date, datetime
@@ -22,10 +23,11 @@ from vaultsched.engine import Engine, digest_path, utc_now
 from vaultsched.errors import VaultschedError
 from vaultsched.frontmatter_edit import set_scalar
 from vaultsched.ledger import Ledger
-from vaultsched.model import Run, Status, Trigger
+from vaultsched.model import Run, Status, Task, Trigger
 from vaultsched.notes import NoteWriter, Outcome
 from vaultsched.reports import history_rows, iso, list_rows, status_report, upcoming
 from vaultsched.scaffold import create_task, init_vault
+from vaultsched.trust import TrustStore, named_files
 from vaultsched.validate import validate_staged, validate_vault
 from vaultsched.vault import Vault, build_index, open_vault
 
@@ -104,7 +106,13 @@ def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every task: schedule, enabled, next run, last run and status, validity."""
     vault = _vault(ctx)
     index = build_index(vault)
-    rows = list_rows(index, Ledger(vault.root, vault.host).runs(), utc_now())
+    store = TrustStore()
+    rows = list_rows(
+        index,
+        Ledger(vault.root, vault.host).runs(),
+        utc_now(),
+        lambda task: store.is_trusted(vault.root, task),
+    )
     if as_json:
         _print_json(rows)
         return
@@ -112,13 +120,14 @@ def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
         err.print(f"no task notes in {vault.root} (a task note has a `command` property)")
         return
     table = Table(box=None, header_style="bold")
-    for column in ("task", "schedule", "enabled", "next run", "last run", "status"):
+    for column in ("task", "schedule", "enabled", "trusted", "next run", "last run", "status"):
         table.add_column(column)
     for row in rows:
         table.add_row(
             row["task"],
             ", ".join(row["schedule"]) or "manual",
             "yes" if row["enabled"] else "no",
+            "yes" if row["trusted"] else "[red]no[/red]",
             row["next_run"] or "-",
             row["last_run"] or "-",
             row["last_status"] or "-" if row["valid"] else "INVALID: " + "; ".join(row["errors"]),
@@ -191,15 +200,81 @@ def run_now_cmd(ctx: typer.Context, task: TaskArg) -> None:
     """Run one task now, stream its output, record and commit the result."""
     vault = _vault(ctx)
     chosen = build_index(vault).task(task)
-    engine = Engine(vault)
+    _run_in_foreground(Engine(vault), chosen, Trigger.MANUAL)
+
+
+def _run_in_foreground(
+    engine: Engine, task: Task, trigger: Trigger, scheduled_for: datetime | None = None
+) -> None:
+    """Run with output streamed here, land it, commit; exit 1 unless it succeeded."""
     sys.stdout.flush()
-    run = engine.run(chosen, Trigger.MANUAL, echo=sys.stdout.buffer)
+    run = engine.run(task, trigger, scheduled_for=scheduled_for, echo=sys.stdout.buffer)
     engine.flush()
     detail = f"exit {run.exit_code}" if run.exit_code is not None else run.message
     duration = f", {run.duration_s:.1f}s" if run.duration_s is not None else ""
     err.print(f"vaultsched: {run.status} {run.task} ({detail}{duration})", markup=False)
     if run.status is not Status.SUCCESS:
         raise typer.Exit(1)
+
+
+@app.command("trust")
+def trust_cmd(
+    ctx: typer.Context,
+    tasks: Annotated[list[str] | None, typer.Argument(metavar="[TASK]...")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every valid task of the vault.")] = False,
+) -> None:
+    """Trust the current command of tasks (and the vault scripts it names), so they may run."""
+    vault = _vault(ctx)
+    index = build_index(vault)
+    if all_ == bool(tasks):
+        _fail("name the tasks to trust, or use --all", code=2)
+    chosen = list(index.tasks.values()) if all_ else [index.task(t) for t in tasks or []]
+    TrustStore().trust(vault.root, chosen)
+    for task in chosen:
+        command = task.command if isinstance(task.command, str) else shlex.join(task.command)
+        files = [rel for rel, _ in named_files(vault.root, task)]
+        also = f"  (+ {', '.join(files)})" if files else ""
+        out.print(f"trusted {task.id}: {command}{also}", markup=False, soft_wrap=True)
+
+
+@app.command("untrust")
+def untrust_cmd(
+    ctx: typer.Context, tasks: Annotated[list[str], typer.Argument(metavar="TASK...")]
+) -> None:
+    """Withdraw trust: the tasks will not run until trusted again."""
+    vault = _vault(ctx)
+    index = build_index(vault)
+    ids = [index.resolve(t) for t in tasks]
+    TrustStore().untrust(vault.root, ids)
+    for ident in ids:
+        out.print(f"untrusted {ident}", markup=False)
+
+
+@app.command("approve")
+def approve_cmd(ctx: typer.Context, task: TaskArg) -> None:
+    """Run a task's pending `approval: required` run now (trigger `approved`)."""
+    vault = _vault(ctx)
+    chosen = build_index(vault).task(task)
+    engine = Engine(vault)
+    pending = engine.pending_approval(chosen.id)
+    if pending is None:
+        _fail(f"no run of {chosen.id} is waiting for approval")
+    engine.close_pending(chosen, pending, "approved: run with trigger `approved`")
+    _run_in_foreground(engine, chosen, Trigger.APPROVED, pending.scheduled_for)
+
+
+@app.command("reject")
+def reject_cmd(ctx: typer.Context, task: TaskArg) -> None:
+    """Drop a task's pending `approval: required` run."""
+    vault = _vault(ctx)
+    chosen = build_index(vault).task(task)
+    engine = Engine(vault)
+    pending = engine.pending_approval(chosen.id)
+    if pending is None:
+        _fail(f"no run of {chosen.id} is waiting for approval")
+    engine.close_pending(chosen, pending, "rejected")
+    engine.flush()
+    out.print(f"rejected the pending run of {chosen.id}", markup=False)
 
 
 @app.command("history")

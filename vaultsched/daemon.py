@@ -26,6 +26,7 @@ from vaultsched.instance import InstanceLock
 from vaultsched.model import RETRYABLE, Run, Status, Task, Trigger
 from vaultsched.notes import write_atomic
 from vaultsched.planner import Decision, Planner
+from vaultsched.trust import fingerprint, untrusted_message
 from vaultsched.vault import Index, Vault, build_index, is_ignored, read_note
 from vaultsched.waker import Waker
 from vaultsched.watcher import DEBOUNCE_SECONDS, Changes, VaultWatcher
@@ -83,6 +84,7 @@ class Daemon:
         self._events_since: float | None = None
         self._files: dict[str, tuple[int, int]] = {}
         self._appeared: dict[str, float] = {}  # task id -> monotonic time it appeared
+        self._refused: dict[str, str] = {}  # task id -> fingerprint whose refusal is recorded
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -113,6 +115,7 @@ class Daemon:
         self.planner = Planner.from_runs(self.engine.ledger.runs())
         self._load_marks()
         self._remember_files()
+        self._remember_refusals()
         now = self.clock()
         for task in self.index.tasks.values():
             if task.id not in self.planner.marks:
@@ -223,6 +226,13 @@ class Daemon:
             self._save_marks()
 
     def _dispatch(self, task: Task, decision: Decision) -> None:
+        if self._refused_untrusted(task, decision):
+            return
+        if task.approval == "required":
+            self._announce(
+                self.engine.await_approval(task, decision.trigger, decision.scheduled_for)
+            )
+            return
         if task.id in self.running:
             if task.overlap == "queue":
                 self.queued[task.id] = decision  # one queued run; a newer due time replaces it
@@ -234,6 +244,24 @@ class Daemon:
             self._announce(skipped)
             return
         self._submit(task, decision.trigger, decision.scheduled_for, 1)
+
+    def _refused_untrusted(self, task: Task, decision: Decision) -> bool:
+        """Untrusted tasks do not run; the first refused fire of each version is recorded (in
+        the note, the digest and the ledger), later ones only skipped, so an `every 1s` task
+        does not flood the vault while it waits for a person."""
+        if self.engine.trust.is_trusted(self.vault.root, task):
+            self._refused.pop(task.id, None)
+            return False
+        version = fingerprint(self.vault.root, task)
+        if self._refused.get(task.id) != version:
+            self._refused[task.id] = version
+            message = untrusted_message(task.id)
+            self._announce(
+                self.engine.record(
+                    task, Status.UNTRUSTED, decision.trigger, message, decision.scheduled_for
+                )
+            )
+        return True
 
     def _submit(
         self, task: Task, trigger: Trigger, scheduled_for: datetime | None, attempt: int
@@ -416,6 +444,14 @@ class Daemon:
         if old in self.queued:
             self.queued[new] = replace(self.queued.pop(old), task=new)
         log.info("%s: renamed to %s", old, new)
+
+    def _remember_refusals(self) -> None:
+        """A task whose latest run was refused as untrusted is not recorded again on restart."""
+        latest = {run.task: run for run in self.engine.ledger.runs()}
+        for ident, task in self.index.tasks.items():
+            run = latest.get(ident)
+            if run is not None and run.status is Status.UNTRUSTED:
+                self._refused[ident] = fingerprint(self.vault.root, task)
 
     def _remember_files(self) -> None:
         """Which file (device, inode) each task lives in, to recognise it after a move."""

@@ -13,6 +13,8 @@ from vaultsched.errors import VaultschedError
 from vaultsched.frontmatter_edit import set_scalar
 from vaultsched.git import Git
 from vaultsched.taskfile import front_matter_text
+from vaultsched.trust import trust_created
+from vaultsched.vault import build_index, open_vault
 
 # Fast enough to watch, slow enough to read: one speed per task, in path order.
 SPEEDS = ("every 10s", "every 15s", "every 20s", "every 30s")
@@ -44,6 +46,8 @@ def prepare(target: Path | None = None, source: Path | None = None) -> Path:
     )
     if not sped_up:
         raise VaultschedError(f"no scheduled task notes found in {origin}")
+    vault = open_vault(target)
+    trust_created(vault, [task.path for task in build_index(vault).tasks.values()])
     return target.resolve()
 
 

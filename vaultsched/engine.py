@@ -32,6 +32,7 @@ from vaultsched.notes import NoteWriter, Outcome
 from vaultsched.redact import redactor_for
 from vaultsched.runner import ProcessResult, clean_output, run_process
 from vaultsched.taskfile import front_matter_span
+from vaultsched.trust import TrustStore, approve_command, untrusted_message
 from vaultsched.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class Engine:
     on_landed: Callable[[], None] | None = None
     _inbox: queue.Queue[tuple[Task, Run] | str | None] = field(default_factory=queue.Queue)
     _lander: threading.Thread | None = None
+    trust: TrustStore = field(default_factory=TrustStore)
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(self.vault.root, self.vault.host)
@@ -111,6 +113,9 @@ class Engine:
         echo: BinaryIO | None = None,
     ) -> Run:
         """Run `task` now, honouring `overlap` against any other process running it."""
+        if not self.trust.is_trusted(self.vault.root, task):
+            message = untrusted_message(task.id)
+            return self.record(task, Status.UNTRUSTED, trigger, message, scheduled_for)
         with self._task_slot(task) as acquired:
             if not acquired:
                 message = "the previous run was still running (overlap: skip)"
@@ -208,6 +213,23 @@ class Engine:
             message="vaultsched stopped during the run",
         )
         self._land(task, interrupted, self.ledger.append(finish_record(interrupted, task.path)))
+
+    def await_approval(self, task: Task, trigger: Trigger, scheduled_for: datetime | None) -> Run:
+        """Record a due run of an `approval: required` task; it replaces an older pending one."""
+        pending = self.pending_approval(task.id)
+        if pending is not None:
+            self.close_pending(task, pending, "replaced by a newer due time")
+        message = f"waiting for approval: {approve_command(task.id)} (or reject)"
+        return self.record(task, Status.AWAITING_APPROVAL, trigger, message, scheduled_for)
+
+    def pending_approval(self, task_id: str) -> Run | None:
+        runs = [r for r in self.ledger.runs() if r.task == task_id]
+        return next((r for r in reversed(runs) if r.status is Status.AWAITING_APPROVAL), None)
+
+    def close_pending(self, task: Task, pending: Run, message: str) -> None:
+        """Settle a run that waited for approval: it becomes `skipped`, with the reason."""
+        closed = replace(pending, status=Status.SKIPPED, finished_at=self.clock(), message=message)
+        self._land(task, closed, self.ledger.append(finish_record(closed, task.path)))
 
     def task_idle(self, task: Task) -> bool:
         """True if no process on this host is running `task` right now."""

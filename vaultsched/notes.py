@@ -233,10 +233,10 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
     """Replace a file vaultsched owns outright (config, state): temp, fsync, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    _write_synced(tmp, data, mode=_mode(path))
+    _write_synced(tmp, data, mode=_mode(path) if mode is None else mode)
     os.replace(tmp, path)
     _fsync_dir(path.parent)

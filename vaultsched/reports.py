@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,6 +12,7 @@ from vaultsched.instance import InstanceLock
 from vaultsched.ledger import Ledger
 from vaultsched.model import FAILURES, Run, Status, Task
 from vaultsched.schedules import next_fires
+from vaultsched.trust import TrustStore, approve_command, trust_command
 from vaultsched.vault import Index, Vault
 
 
@@ -26,7 +27,9 @@ def next_run(task: Task, after: datetime) -> datetime | None:
     return fires[0] if fires else None
 
 
-def list_rows(index: Index, runs: Sequence[Run], now: datetime) -> list[dict[str, Any]]:
+def list_rows(
+    index: Index, runs: Sequence[Run], now: datetime, trusted: Callable[[Task], bool]
+) -> list[dict[str, Any]]:
     last: dict[str, Run] = {}
     for run in runs:
         last[run.task] = run
@@ -41,7 +44,7 @@ def list_rows(index: Index, runs: Sequence[Run], now: datetime) -> list[dict[str
                 "path": task.path if task else f"{ident}.md",
                 "schedule": [s.text for s in task.schedules] if task else [],
                 "enabled": task.enabled if task else False,
-                "trusted": True,
+                "trusted": trusted(task) if task else False,
                 "valid": task is not None,
                 "errors": errors,
                 "next_run": iso(next_run(task, now)) if task else None,
@@ -123,9 +126,13 @@ def status_report(vault: Vault, index: Index, now: datetime) -> dict[str, Any]:
         },
         "running": [history_row(r) for r in runs if r.status is Status.RUNNING],
         "failures_today": [history_row(r) for r in today if r.status in FAILURES],
-        "untrusted": [],
+        "untrusted": [
+            {"task": task.id, "fix": trust_command(task.id)}
+            for task in index.tasks.values()
+            if not TrustStore().is_trusted(vault.root, task)
+        ],
         "awaiting_approval": [
-            {"task": r.task, "since": iso(r.started_at), "fix": f'vaultsched approve "{r.task}"'}
+            {"task": r.task, "since": iso(r.started_at), "fix": approve_command(r.task)}
             for r in latest.values()
             if r.status is Status.AWAITING_APPROVAL and r.task in index.ids
         ],

@@ -13,6 +13,8 @@ from vaultsched.config import STATE_DIR, host_name
 from vaultsched.errors import VaultschedError
 from vaultsched.git import Git, GitError
 from vaultsched.schedules import ScheduleError, parse_schedule
+from vaultsched.trust import trust_created
+from vaultsched.vault import open_vault
 
 GITIGNORE = "state/\nlogs/\n*.lock\n*.tmp\n"
 GITATTRIBUTES = "*.jsonl merge=union\n"
@@ -71,6 +73,8 @@ def init_vault(target: Path) -> Created:
         else:
             git.init()
             created.git_initialised = True
+    if EXAMPLE_TASK in created.files:
+        trust_created(open_vault(root), [EXAMPLE_TASK])
     if git.usable and created.files:
         try:
             git.commit(created.files, "vaultsched: init")
@@ -105,4 +109,6 @@ def create_task(root: Path, name: str, schedule: str | None, command: str) -> st
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("x", encoding="utf-8") as handle:
         handle.write(task_text(PurePosixPath(rel).stem, schedule, command))
-    return rel.replace(os.sep, "/")
+    rel = rel.replace(os.sep, "/")
+    trust_created(open_vault(root), [rel])
+    return rel

@@ -1,0 +1,176 @@
+"""Trust before running (SPEC §7): new or changed commands and scripts wait for a person."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Cli, DaemonProcess, runs, wait_for, write_note
+
+from vaultsched.model import Status, Trigger
+
+SCRIPT = "import sys\nprint('script v1')\n"
+
+
+@pytest.fixture(autouse=True)
+def real_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VAULTSCHED_TRUST")
+
+
+def task_note(root: Path, rel: str, front: str) -> Path:
+    path = write_note(root, rel, f"---\n{front}---\nBody.\n")
+    old = time.time() - 60
+    os.utime(path, (old, old))
+    return path
+
+
+def from_outside(root: Path, rel: str, text: str) -> None:
+    """A second process writes the file, as a sync tool or `git pull` would."""
+    code = "import pathlib, sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2])"
+    subprocess.run([sys.executable, "-c", code, str(root / rel), text], check=True)
+
+
+def test_a_new_task_is_refused_until_trusted(cli: Cli) -> None:
+    task_note(cli.root, "Tasks/T.md", "command: echo hi\n")
+    refused = cli("run-now", "T")
+    assert refused.code == 1
+    assert "vaultsched trust Tasks/T" in refused.err
+    (run,) = runs(cli.root)
+    assert run.status is Status.UNTRUSTED
+    note = (cli.root / "Tasks/T.md").read_text()
+    assert "vaultsched trust Tasks/T" in note  # the exact line to run, in the note
+    listed = json.loads(cli("list", "--json").out)
+    assert listed[0]["trusted"] is False
+    status = json.loads(cli("status", "--json").out)
+    assert status["untrusted"] == [{"task": "Tasks/T", "fix": "vaultsched trust Tasks/T"}]
+
+    trusted = cli("trust", "T")
+    assert trusted.code == 0 and "trusted Tasks/T: echo hi" in trusted.out
+    assert cli("run-now", "T").code == 0
+    assert json.loads(cli("list", "--json").out)[0]["trusted"] is True
+
+
+def test_changing_the_command_or_a_named_script_needs_trust_again(cli: Cli) -> None:
+    write_note(cli.root, "scripts/job.py", SCRIPT)
+    task_note(cli.root, "Tasks/S.md", "command: [python3, scripts/job.py]\n")
+    assert "scripts/job.py" in cli("trust", "--all").out
+    assert cli("run-now", "S").code == 0
+
+    from_outside(cli.root, "scripts/job.py", "print('pulled change')\n")
+    assert cli("run-now", "S").code == 1
+    assert cli("trust", "S").code == 0
+    assert cli("run-now", "S").code == 0
+
+    from_outside(cli.root, "Tasks/S.md", "---\ncommand: [python3, -c, 'print(1)']\n---\n")
+    assert cli("run-now", "S").code == 1
+    assert [r.status for r in runs(cli.root)] == [
+        Status.SUCCESS,
+        Status.UNTRUSTED,
+        Status.SUCCESS,
+        Status.UNTRUSTED,
+    ]
+
+
+def test_untrust_and_usage_errors(cli: Cli) -> None:
+    task_note(cli.root, "Tasks/U.md", "command: 'true'\n")
+    assert cli("trust", "U").code == 0
+    assert cli("untrust", "U").code == 0
+    assert cli("run-now", "U").code == 1
+    assert cli("trust").code == 2  # neither tasks nor --all
+    assert cli("trust", "Nope").code == 2
+
+
+def test_the_vault_cannot_switch_trust_off_but_the_user_can(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = cli.root / ".vaultsched/config.toml"
+    config.write_text('trust = "any"\n' + config.read_text())
+    task_note(cli.root, "Tasks/V.md", "command: 'true'\n")
+    refused = cli("run-now", "V")
+    assert refused.code == 1 and "vaultsched trust Tasks/V" in refused.err
+    user_config = Path.home() / ".config/vaultsched/config.toml"
+    user_config.parent.mkdir(parents=True)
+    user_config.write_text('trust = "any"\n')
+    assert cli("run-now", "V").code == 0
+    user_config.unlink()
+    monkeypatch.setenv("VAULTSCHED_TRUST", "any")
+    assert cli("run-now", "V").code == 0
+
+
+def test_init_and_new_trust_what_they_create(tmp_path: Path) -> None:
+    root = tmp_path / "fresh"
+    cli = Cli(root)
+    assert cli("init", str(root)).code == 0
+    assert cli("new", "Mine", "--schedule", "@daily", "--command", "echo mine").code == 0
+    listed = {r["task"]: r["trusted"] for r in json.loads(cli("list", "--json").out)}
+    assert listed == {"Tasks/Hello vaultsched": True, "Tasks/Mine": True}
+
+
+@pytest.mark.integration
+def test_the_daemon_records_one_refusal_and_runs_once_trusted(
+    vault_root: Path, daemons: Callable[..., DaemonProcess]
+) -> None:
+    task_note(vault_root, "Tasks/Tick.md", "schedule: every 1s\ncommand: echo tick\n")
+    daemon = daemons(vault_root)
+    wait_for(lambda: runs(vault_root), what="the refusal")
+    time.sleep(2.5)  # several more fire times pass while it waits
+    refusals = [r for r in runs(vault_root) if r.status is Status.UNTRUSTED]
+    assert len(refusals) == 1 and refusals[0].trigger is Trigger.SCHEDULE
+    assert Cli(vault_root)("trust", "Tick").code == 0
+    wait_for(
+        lambda: any(r.status is Status.SUCCESS for r in runs(vault_root)), what="a trusted run"
+    )
+    # A change pulled in from outside is refused again, once.
+    from_outside(vault_root, "Tasks/Tick.md", "---\nschedule: every 1s\ncommand: echo tock\n---\n")
+    wait_for(
+        lambda: len([r for r in runs(vault_root) if r.status is Status.UNTRUSTED]) == 2,
+        what="the second refusal",
+    )
+    assert daemon.stop() == 0
+    assert not any("tock" in r.output_tail for r in runs(vault_root))
+
+
+def fire_due_times(cli: Cli, count: int) -> None:
+    """`run --once` fires what came due since the last call: the first call only starts the
+    clock for a new task, each later one (a second on) finds a due time."""
+    for n in range(count + 1):
+        if n:
+            time.sleep(1.1)
+        result = cli("run", "--once")
+        assert result.code == 0, result.err
+
+
+def test_approval_waits_one_pending_run_and_approve_runs_it(cli: Cli) -> None:
+    task_note(cli.root, "Tasks/A.md", "schedule: every 1s\napproval: required\ncommand: echo ok\n")
+    assert cli("trust", "A").code == 0
+    assert cli("approve", "A").code == 1  # nothing pending yet
+    fire_due_times(cli, 2)  # two due times: the newer replaces the older
+    pending = [r for r in runs(cli.root) if r.status is Status.AWAITING_APPROVAL]
+    assert len(pending) == 1
+    note = (cli.root / "Tasks/A.md").read_text()
+    assert "vaultsched approve Tasks/A" in note
+    status = json.loads(cli("status", "--json").out)
+    assert [p["task"] for p in status["awaiting_approval"]] == ["Tasks/A"]
+    approved = cli("approve", "A")
+    assert approved.code == 0, approved.err
+    assert "ok" in approved.out
+    done = [r for r in runs(cli.root) if r.trigger is Trigger.APPROVED]
+    assert [r.status for r in done] == [Status.SUCCESS]
+    assert done[0].scheduled_for == pending[0].scheduled_for
+    assert not [r for r in runs(cli.root) if r.status is Status.AWAITING_APPROVAL]
+    assert cli("approve", "A").code == 1  # approving runs it once
+
+
+def test_reject_drops_the_pending_run(cli: Cli) -> None:
+    task_note(cli.root, "Tasks/R.md", "schedule: every 1s\napproval: required\ncommand: echo no\n")
+    assert cli("trust", "R").code == 0
+    fire_due_times(cli, 1)
+    assert cli("reject", "R").code == 0
+    assert [(r.status, r.message) for r in runs(cli.root)] == [(Status.SKIPPED, "rejected")]
+    assert cli("reject", "R").code == 1
