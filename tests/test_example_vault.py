@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import Cli, git, runs, wait_for
 
+from vaultsched.model import Status
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "vault"
 SCHEDULES = {
     "Tasks/Check links now": [],
@@ -80,7 +82,10 @@ def test_run_now_feeds_the_briefing_its_own_body(copy: Path) -> None:
 
 
 @pytest.mark.integration
-def test_demo_runs_the_sped_up_vault_until_ctrl_c(tmp_path: Path) -> None:
+def test_demo_runs_the_sped_up_vault_until_ctrl_c(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VAULTSCHED_TRUST")  # the demo trusts its tasks itself
     target = tmp_path / "demo"
     proc = subprocess.Popen(
         [sys.executable, "-m", "vaultsched", "demo", str(target)],
@@ -101,6 +106,7 @@ def test_demo_runs_the_sped_up_vault_until_ctrl_c(tmp_path: Path) -> None:
     assert f"Demo vault: {target}" in out.replace("\n", "")
     landed = runs(target)
     assert landed and all(run.task in out for run in landed)  # each run printed as it lands
+    assert all(run.status is not Status.UNTRUSTED for run in landed)
     assert "Stopped." in out
     authors = set(git(target, "log", "--format=%an").split())
     assert "vaultsched" in authors
