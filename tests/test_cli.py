@@ -531,3 +531,29 @@ def _fires(expression: str) -> bool:
     except ScheduleError:
         return False
     return True
+
+
+def test_secrets_never_reach_the_vault(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0" * 2
+    monkeypatch.setenv("MY_PASSWORD", "hunter2hunter2")  # the runner's own environment
+    command = f"'echo $API_TOKEN; echo $MY_PASSWORD; echo {token}; exit 1'"
+    add_task(cli.root, "Tasks/Leaky.md", task(command, "env:", "  API_TOKEN: s3cr3t-value-123"))
+    result = cli("run-now", "Leaky")
+    assert result.code == 1
+    assert "s3cr3t-value-123" in result.out  # the person at the terminal sees the real output
+    secrets = ("s3cr3t-value-123", "hunter2hunter2", token)
+    note = cli.root / "Tasks/Leaky.md"  # its front matter is the user's: only the block is ours
+    vault_files = [p for p in cli.root.rglob("*") if p.is_file() and ".git" not in p.parts]
+    messages = git(cli.root, "log", "--format=%B")
+    for path in vault_files:
+        text = path.read_text(errors="replace")
+        if path == note:
+            text = text.split("vaultsched:runs:begin", 1)[1]
+        leaked = [s for s in secrets if s in text]
+        if path.suffix == ".log":  # the full local log, git-ignored, keeps the real output
+            assert git(cli.root, "check-ignore", str(path.relative_to(cli.root)))
+            continue
+        assert not leaked, f"{path} holds {leaked}"
+    assert not [s for s in secrets if s in messages]
+    assert "Tasks/Leaky.md" in git(cli.root, "show", "--name-only", "--format=", "HEAD")
+    assert "[redacted]" in note.read_text()

@@ -1,0 +1,132 @@
+"""Reliability under faults (SPEC §3, §6): a person typing while runs land, and SIGKILL anywhere."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import HOST, DaemonProcess, git, runs, start_daemon, wait_for, write_note
+
+from vaultsched.config import load_config
+from vaultsched.engine import Engine, digest_path
+from vaultsched.model import Status, Trigger
+from vaultsched.notes import NoteWriter
+from vaultsched.taskfile import front_matter_text
+from vaultsched.vault import Vault, read_note
+
+pytestmark = pytest.mark.integration
+
+# Obsidian saves the whole note in place on each pause in typing; this does the same, fast.
+EDITOR = r"""
+import sys, time
+path, count = sys.argv[1], int(sys.argv[2])
+for i in range(count):
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    at = text.find("%% vaultsched:runs:begin")
+    at = len(text) if at < 0 else at
+    text = text[:at] + f"typed line {i}\n" + text[at:]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    time.sleep(0.015)
+"""
+
+
+@pytest.mark.parametrize("patience", ["default", "none"])
+def test_a_person_typing_loses_nothing_while_hundreds_of_runs_land(
+    vault_root: Path, patience: str
+) -> None:
+    """With the default writer, runs wait for the typing to pause (2 s quiet); with no
+    patience at all every landing races the editor's saves, which the re-read, compare and
+    late-write checks must win."""
+    note = write_note(
+        vault_root, "Tasks/Busy.md", "---\ncommand: 'true'\nkeep_runs: 5\n---\nMy notes.\n"
+    )
+    vault = Vault(vault_root.resolve(), load_config(vault_root), HOST)
+    task = read_note(vault, "Tasks/Busy.md").task
+    assert task is not None
+    # The daemon's engine: runs land on their own thread while the next ones start.
+    writer = NoteWriter(vault.root) if patience == "default" else NoteWriter(vault.root, 0, 0)
+    engine = Engine(vault, background_landing=True, writer=writer)
+    editor = subprocess.Popen([sys.executable, "-c", EDITOR, str(note), "200"])
+    try:
+        for _ in range(200):
+            engine.run(task, Trigger.SCHEDULE)
+    finally:
+        assert editor.wait(timeout=120) == 0
+    engine.run(task, Trigger.SCHEDULE)  # the next run after the typing stopped
+    engine.close()
+    engine.flush()
+
+    text = note.read_text(encoding="utf-8")
+    typed = [line for line in text.splitlines() if line.startswith("typed line")]
+    assert typed == [f"typed line {i}" for i in range(200)]  # every keystroke save, in order
+    assert text.startswith("---\ncommand: 'true'\nkeep_runs: 5\n---\nMy notes.\n")
+    assert text.count("vaultsched:runs:begin") == 1 and text.count("vaultsched:runs:end") == 1
+    done = runs(vault_root)
+    assert len(done) == 201 and all(r.status is Status.SUCCESS for r in done)
+    newest = sorted(done, key=lambda r: r.started_at)[-5:]
+    assert all(r.run_id in text or r.started_at.strftime("%H:%M:%S") in text for r in newest)
+    day = done[0].started_at.astimezone(vault.config.timezone).date()
+    digest = (vault_root / digest_path(vault, day)).read_text(encoding="utf-8")
+    assert f"{len(done)} runs" in digest
+    assert git(vault_root, "status", "--porcelain", "--", ".vaultsched/runs") == ""
+
+
+def _kill_points(seed: int, count: int) -> list[float]:
+    rng = random.Random(seed)
+    return [rng.uniform(0.2, 2.0) for _ in range(count)]
+
+
+def test_sigkill_anywhere_leaves_a_healthy_vault(vault_root: Path) -> None:
+    body = "My own notes.\n\n- [ ] keep me\n"
+    for name, command in (("Fast", "echo fast"), ("Slow", "sleep 0.4; echo slow")):
+        path = write_note(
+            vault_root,
+            f"Tasks/{name}.md",
+            f"---\nschedule: every 1s\ncommand: {command}\n---\n{body}",
+        )
+        os.utime(path, (time.time() - 60, time.time() - 60))
+    git(vault_root, "add", "-A")
+    git(vault_root, "commit", "-qm", "tasks")
+    daemon: DaemonProcess | None = None
+    for pause in _kill_points(20261122, 12):
+        daemon = start_daemon(vault_root)
+        time.sleep(pause)
+        daemon.proc.send_signal(signal.SIGKILL)
+        daemon.proc.wait(timeout=30)
+    daemon = start_daemon(vault_root)
+    wait_for(lambda: len(runs(vault_root)) >= 4, what="runs after the last restart")
+    time.sleep(1.5)
+    assert daemon.stop() == 0, daemon.output()
+
+    done = runs(vault_root)  # reading never fails, torn lines and all
+    assert not [r for r in done if r.status is Status.RUNNING]
+    fired = Counter((r.task, r.scheduled_for) for r in done if r.scheduled_for)
+    assert [key for key, n in fired.items() if n > 1] == []  # nothing fired twice
+    for name in ("Fast", "Slow"):
+        text = (vault_root / f"Tasks/{name}.md").read_text(encoding="utf-8")
+        front = yaml.safe_load(front_matter_text(text) or "")
+        assert front["schedule"] == "every 1s"
+        assert body in text
+        assert text.count("vaultsched:runs:begin") == 1 and text.count("vaultsched:runs:end") == 1
+    leftovers = [p for p in vault_root.rglob("*.tmp") if ".git" not in p.parts]
+    assert leftovers == []
+    fsck = subprocess.run(
+        ["git", "fsck", "--no-progress"],
+        cwd=vault_root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    assert not (vault_root / ".git/index.lock").exists()
+    assert git(vault_root, "status", "--porcelain") == ""
