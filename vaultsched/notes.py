@@ -36,6 +36,7 @@ class Outcome(StrEnum):
     CONFLICTED = "conflicted"  # holds git conflict markers: never written
     UNREADABLE = "unreadable"
     MISSING = "missing"  # moved or deleted: a task note is never re-created by a write
+    OUTSIDE = "outside"  # a symlink would carry the write out of the vault: refused
 
 
 def _digest(data: bytes) -> str:
@@ -54,6 +55,9 @@ class NoteWriter:
     def update(self, rel: str, transform: Callable[[str], str], *, create: bool = True) -> Outcome:
         """Apply `transform` to the note's text and write the result safely."""
         path = self.root / rel
+        if not self._inside(path):
+            log.warning("%s leads outside the vault (a symlink): not writing it", rel)
+            return Outcome.OUTSIDE
         deadline = self.wall_time() + self.max_wait
         # Text a person wrote into the very inode we replaced, in the instant before the rename.
         late: _Read | None = None
@@ -74,6 +78,13 @@ class NoteWriter:
             if outcome is not None:
                 return outcome
         raise OSError(f"{rel} kept changing while vaultsched tried to write it")
+
+    def _inside(self, path: Path) -> bool:
+        """SPEC §1: vaultsched never writes outside the vault, whatever links the vault holds."""
+        if path.is_symlink():
+            return False
+        real = path.parent.resolve()
+        return real == self.root.resolve() or real.is_relative_to(self.root.resolve())
 
     def _attempt(
         self, rel: str, path: Path, current: _Read, transform: Callable[[str], str]

@@ -135,6 +135,8 @@ def parse_task(rel_path: str, yaml_text: str | None, config: Config) -> Parsed:
         data = yaml.safe_load(yaml_text)
     except yaml.YAMLError as exc:
         return _yaml_failure(rel_path, yaml_text, exc)
+    except RecursionError:  # `[[[[…` thousands deep: PyYAML recurses once per level
+        return _unreadable(rel_path, yaml_text, "front matter is nested too deeply to read")
     if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
         return Parsed(False, None, ())
     nodes = {k.value: (k, v) for k, v in root.value if isinstance(k, yaml.ScalarNode)}
@@ -163,9 +165,13 @@ def _yaml_failure(rel_path: str, text: str, exc: yaml.YAMLError) -> Parsed:
             f'{key.strip()} starts with "*", which YAML reads as an alias: quote it, '
             f'e.g. {key.strip()}: "{value.strip()}"'
         )
+    return _unreadable(rel_path, text, message, line_no + FIRST_YAML_LINE)
+
+
+def _unreadable(rel_path: str, text: str, message: str, line: int = FIRST_YAML_LINE) -> Parsed:
     # A broken note that is not a task is not our business; one that looks like a task is.
     is_task = bool(_COMMAND_LINE.search(text))
-    problems = (Problem(rel_path, line_no + FIRST_YAML_LINE, message),) if is_task else ()
+    problems = (Problem(rel_path, line, message),) if is_task else ()
     return Parsed(is_task, None, problems)
 
 
