@@ -40,15 +40,17 @@ def test_a_new_task_is_refused_until_trusted(cli: Cli) -> None:
     task_note(cli.root, "Tasks/T.md", "command: echo hi\n")
     refused = cli("run-now", "T")
     assert refused.code == 1
-    assert "vaultsched trust Tasks/T" in refused.err
+    assert 'vaultsched trust "Tasks/T"' in refused.err
     (run,) = runs(cli.root)
     assert run.status is Status.UNTRUSTED
     note = (cli.root / "Tasks/T.md").read_text()
-    assert "vaultsched trust Tasks/T" in note  # the exact line to run, in the note
+    assert 'vaultsched trust "Tasks/T"' in note  # the exact line to run, in the note
+    (digest,) = (cli.root / "Digests").glob("*.md")
+    assert 'vaultsched trust "Tasks/T"' in digest.read_text()
     listed = json.loads(cli("list", "--json").out)
     assert listed[0]["trusted"] is False
     status = json.loads(cli("status", "--json").out)
-    assert status["untrusted"] == [{"task": "Tasks/T", "fix": "vaultsched trust Tasks/T"}]
+    assert status["untrusted"] == [{"task": "Tasks/T", "fix": 'vaultsched trust "Tasks/T"'}]
 
     trusted = cli("trust", "T")
     assert trusted.code == 0 and "trusted Tasks/T: echo hi" in trusted.out
@@ -93,7 +95,7 @@ def test_the_vault_cannot_switch_trust_off_but_the_user_can(
     config.write_text('trust = "any"\n' + config.read_text())
     task_note(cli.root, "Tasks/V.md", "command: 'true'\n")
     refused = cli("run-now", "V")
-    assert refused.code == 1 and "vaultsched trust Tasks/V" in refused.err
+    assert refused.code == 1 and 'vaultsched trust "Tasks/V"' in refused.err
     user_config = Path.home() / ".config/vaultsched/config.toml"
     user_config.parent.mkdir(parents=True)
     user_config.write_text('trust = "any"\n')
@@ -154,7 +156,7 @@ def test_approval_waits_one_pending_run_and_approve_runs_it(cli: Cli) -> None:
     pending = [r for r in runs(cli.root) if r.status is Status.AWAITING_APPROVAL]
     assert len(pending) == 1
     note = (cli.root / "Tasks/A.md").read_text()
-    assert "vaultsched approve Tasks/A" in note
+    assert 'vaultsched approve "Tasks/A"' in note
     status = json.loads(cli("status", "--json").out)
     assert [p["task"] for p in status["awaiting_approval"]] == ["Tasks/A"]
     approved = cli("approve", "A")

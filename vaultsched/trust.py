@@ -25,6 +25,7 @@ from filelock import FileLock
 from vaultsched.model import Task
 from vaultsched.notes import write_atomic
 from vaultsched.vault import Vault, read_note
+from vaultsched.views import fix_command
 
 POLICIES = ("ask", "any")
 
@@ -148,11 +149,11 @@ def trust_created(vault: Vault, rels: Iterable[str]) -> list[str]:
 
 def trust_command(task_id: str) -> str:
     """The exact line a person runs to trust a task (shown in notes, digest, `status`)."""
-    return f"vaultsched trust {shlex.quote(task_id)}"
+    return fix_command("trust", task_id)
 
 
 def approve_command(task_id: str) -> str:
-    return f"vaultsched approve {shlex.quote(task_id)}"
+    return fix_command("approve", task_id)
 
 
 def untrusted_message(task_id: str) -> str:

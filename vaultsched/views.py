@@ -154,10 +154,10 @@ def _attention_item(run: Run, tz: ZoneInfo) -> str:
 
 def _resolution(run: Run) -> str:
     if run.status is Status.UNTRUSTED:
-        return _code(_command("trust", run.task))
+        return _code(fix_command("trust", run.task))
     if run.status is Status.AWAITING_APPROVAL:
-        return _code(_command("approve", run.task))
-    history, rerun = _command("history", run.task), _command("run-now", run.task)
+        return _code(fix_command("approve", run.task))
+    history, rerun = fix_command("history", run.task), fix_command("run-now", run.task)
     return f"look at {_code(history)}, then {_code(rerun)}"
 
 
@@ -196,7 +196,8 @@ def _link(task: str) -> str:
     return f"[[{task}|{PurePosixPath(task).name}]]"
 
 
-def _command(verb: str, task: str) -> str:
+def fix_command(verb: str, task: str) -> str:
+    """The exact `vaultsched VERB TASK` line a person runs, quoted for any shell."""
     # Double quotes read best, but `$`, backticks, `"`, `\` and `!` are live inside them.
     quoted = shlex.quote(task) if _SHELL_UNSAFE_IN_DOUBLE_QUOTES.search(task) else f'"{task}"'
     return f"vaultsched {verb} {quoted}"
