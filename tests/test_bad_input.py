@@ -105,6 +105,7 @@ def test_nasty_files_each_get_a_message_and_good_notes_run(tmp_path: Path) -> No
     (root / os.fsdecode(b"Bad\xffname")).mkdir()
     (root / os.fsdecode(b"Bad\xffname") / "x.md").write_text(GOOD)
     (root / "Tasks/Good (Conflicted copy laptop 2026-11-20).md").write_text(GOOD)
+    (root / "Tasks/Odd [name] #1 — ünïcode | pipe.md").write_text(GOOD)
     result = Cli(root)("validate", timeout=60)
     assert result.code == 1, result.err
     lines = (result.out + result.err).splitlines()
@@ -116,6 +117,7 @@ def test_nasty_files_each_get_a_message_and_good_notes_run(tmp_path: Path) -> No
     listed = Cli(root)("list", "--json", timeout=60)
     assert listed.code == 0 and '"Tasks/Good"' in listed.out
     assert "Conflicted copy" not in listed.out
+    assert "Odd [name] #1 — ünïcode | pipe" in listed.out
     assert "Tasks/Huge body" in build_index(vault).tasks  # its body is never read
 
 

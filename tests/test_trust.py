@@ -159,6 +159,8 @@ def test_approval_waits_one_pending_run_and_approve_runs_it(cli: Cli) -> None:
     assert 'vaultsched approve "Tasks/A"' in note
     status = json.loads(cli("status", "--json").out)
     assert [p["task"] for p in status["awaiting_approval"]] == ["Tasks/A"]
+    (digest,) = (cli.root / "Digests").glob("*.md")
+    assert "awaiting_approval" in digest.read_text()
     approved = cli("approve", "A")
     assert approved.code == 0, approved.err
     assert "ok" in approved.out
