@@ -281,7 +281,8 @@ def test_misbehaving_tasks_never_delay_others(
     note(vault_root, "Tasks/Forks.md", "schedule: every 1s\ncommand: (sleep 30 &) ; echo forked\n")
     note(vault_root, "Tasks/Broken.md", "schedule: every 1s\ncommand: [/no/such/binary]\n")
     write_note(vault_root, "Tasks/Malformed.md", "---\nschedule: */5 * * * *\ncommand: x\n---\n")
-    daemon = daemons(vault_root)
+    # A short shutdown grace: the hanging task is terminated at stop, not waited for.
+    daemon = daemons(vault_root, env={"VAULTSCHED_SHUTDOWN_GRACE": "1"})
     wait_for(
         lambda: len(of(vault_root, "Tasks/Steady", Status.SUCCESS)) >= 6,
         timeout=40,
