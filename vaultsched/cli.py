@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
 import traceback
 from datetime import date, datetime
@@ -17,11 +18,13 @@ from rich.console import Console
 from rich.table import Table
 from typer.exceptions import TyperException
 
-from vaultsched import __version__, demo, service
+from vaultsched import __version__, demo, githooks, service
 from vaultsched.daemon import Daemon, install_signal_handlers
 from vaultsched.engine import Engine, digest_path, utc_now
 from vaultsched.errors import VaultschedError
 from vaultsched.frontmatter_edit import set_scalar
+from vaultsched.git import Git, GitError
+from vaultsched.instance import InstanceLock
 from vaultsched.ledger import Ledger
 from vaultsched.model import Run, Status, Task, Trigger
 from vaultsched.notes import NoteWriter, Outcome
@@ -46,6 +49,8 @@ service_app = typer.Typer(
     help="A systemd --user unit for the daemon (or the cron line).", no_args_is_help=True
 )
 app.add_typer(service_app, name="service")
+hooks_app = typer.Typer(help="Git hooks for the vault's repository.", no_args_is_help=True)
+app.add_typer(hooks_app, name="hooks")
 
 VaultOption = Annotated[
     Path | None,
@@ -95,6 +100,8 @@ def init_cmd(
         out.print(f"created {rel}")
     if created.git_initialised:
         out.print("initialised a git repository")
+    for line in created.hooks:
+        out.print(f"git hook {line}", markup=False)
     for note in created.notes:
         err.print(f"vaultsched: note: {note}")
     if not created.files:
@@ -452,6 +459,34 @@ def _print_run(run: Run) -> None:
     when = run.started_at.astimezone().strftime("%H:%M:%S")
     took = f"{run.duration_s:.1f}s" if run.duration_s is not None else ""
     out.print(f"{when}  {mark:<22} {run.task}  {took}")
+
+
+@hooks_app.command("install")
+def hooks_install_cmd(ctx: typer.Context) -> None:
+    """Install vaultsched's git hooks, chaining any hook already there."""
+    vault = _vault(ctx)
+    try:
+        installed = githooks.install(Git(vault.root, vault.host))
+    except (OSError, GitError) as exc:
+        _fail(str(exc))
+    for line in installed.messages:
+        out.print(line, markup=False, soft_wrap=True)
+
+
+@app.command("reindex")
+def reindex_cmd(ctx: typer.Context) -> None:
+    """Ask this host's running daemon to re-read the whole vault (the post-merge hook does)."""
+    vault = _vault(ctx)
+    holder = InstanceLock(vault.root).holder()
+    if not holder or holder.get("host") != vault.host or not isinstance(holder.get("pid"), int):
+        out.print("no daemon is running for this vault on this host")
+        return
+    try:
+        os.kill(holder["pid"], signal.SIGHUP)
+    except ProcessLookupError:
+        out.print("no daemon is running for this vault on this host")
+        return
+    out.print(f"asked the daemon (pid {holder['pid']}) to re-read the vault")
 
 
 @service_app.command("install")

@@ -84,6 +84,7 @@ class Daemon:
         self._events_since: float | None = None
         self._files: dict[str, tuple[int, int]] = {}
         self._appeared: dict[str, float] = {}  # task id -> monotonic time it appeared
+        self._reindex = False
         self._refused: dict[str, str] = {}  # task id -> fingerprint whose refusal is recorded
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -106,6 +107,11 @@ class Daemon:
         if signum is not None:
             log.info("%s received: stopping", signal.Signals(signum).name)
         self.stopping = True
+        self.waker.notify()
+
+    def request_reindex(self, _signum: int | None = None, _frame: FrameType | None = None) -> None:
+        """SIGHUP (`vaultsched reindex`, the post-merge hook): re-read the whole vault."""
+        self._reindex = True
         self.waker.notify()
 
     def _start(self) -> None:
@@ -144,6 +150,10 @@ class Daemon:
             self.watcher.stop()
 
     def _tick(self) -> None:
+        if self._reindex:
+            self._reindex = False
+            log.info("re-reading the vault")
+            self._apply(Changes(rescan=True))
         if self.watcher is not None and self._debounced():
             self._apply(self.watcher.take())
         self._collect()
@@ -492,3 +502,4 @@ def _stub_task(run: Run) -> Task:
 def install_signal_handlers(daemon: Daemon) -> None:
     signal.signal(signal.SIGTERM, daemon.stop)
     signal.signal(signal.SIGINT, daemon.stop)
+    signal.signal(signal.SIGHUP, daemon.request_reindex)

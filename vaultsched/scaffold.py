@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from vaultsched import githooks
 from vaultsched.config import STATE_DIR, host_name
 from vaultsched.errors import VaultschedError
 from vaultsched.git import Git, GitError
@@ -41,6 +42,7 @@ class Created:
     files: list[str] = field(default_factory=list)
     git_initialised: bool = False
     notes: list[str] = field(default_factory=list)
+    hooks: list[str] = field(default_factory=list)
 
 
 def _create(root: Path, rel: str, text: str, created: Created) -> None:
@@ -75,6 +77,11 @@ def init_vault(target: Path) -> Created:
             created.git_initialised = True
     if EXAMPLE_TASK in created.files:
         trust_created(open_vault(root), [EXAMPLE_TASK])
+    if git.usable:
+        try:
+            created.hooks = githooks.install(git).messages
+        except (OSError, GitError) as exc:
+            created.notes.append(f"git hooks not installed: {exc}")
     if git.usable and created.files:
         try:
             git.commit(created.files, "vaultsched: init")
