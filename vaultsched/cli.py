@@ -20,6 +20,7 @@ from typer.exceptions import TyperException
 
 from vaultsched import __version__, demo, githooks, service
 from vaultsched.daemon import Daemon, install_signal_handlers
+from vaultsched.doctor import diagnose
 from vaultsched.engine import Engine, digest_path, utc_now
 from vaultsched.errors import VaultschedError
 from vaultsched.frontmatter_edit import set_scalar
@@ -459,6 +460,24 @@ def _print_run(run: Run) -> None:
     when = run.started_at.astimezone().strftime("%H:%M:%S")
     took = f"{run.duration_s:.1f}s" if run.duration_s is not None else ""
     out.print(f"{when}  {mark:<22} {run.task}  {took}")
+
+
+@app.command("doctor")
+def doctor_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Drift and health checks, each with its fix; exit 1 if any check fails."""
+    vault = _vault(ctx)
+    checks = diagnose(vault, build_index(vault), utc_now())
+    if as_json:
+        _print_json([c.as_dict() for c in checks])
+    else:
+        style = {"ok": "green", "warn": "yellow", "fail": "red"}
+        for c in checks:
+            out.print(f"[{style[c.status]}]{c.status:<4}[/] {c.name}: ", end="")
+            out.print(c.detail, markup=False, soft_wrap=True)
+            if c.fix:
+                out.print(f"     fix: {c.fix}", markup=False, soft_wrap=True)
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(1)
 
 
 @hooks_app.command("install")

@@ -98,6 +98,10 @@ class Git:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
+    def read(self, args: Sequence[str]) -> str:
+        """A read-only command: it never takes index.lock, so it need not wait for one."""
+        return self._raw(args).stdout
+
     def _wait_index_lock(self, deadline: float) -> None:
         index_lock = self.root / ".git" / "index.lock"
         while index_lock.exists():
