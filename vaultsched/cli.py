@@ -31,6 +31,7 @@ from vaultsched.model import Run, Status, Task, Trigger
 from vaultsched.notes import NoteWriter, Outcome
 from vaultsched.reports import history_rows, iso, list_rows, status_report, upcoming
 from vaultsched.scaffold import create_task, init_vault
+from vaultsched.sync import Syncer, SyncError
 from vaultsched.trust import TrustStore, named_files
 from vaultsched.validate import validate_staged, validate_vault
 from vaultsched.vault import Vault, build_index, open_vault
@@ -478,6 +479,20 @@ def doctor_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
                 out.print(f"     fix: {c.fix}", markup=False, soft_wrap=True)
     if any(c.status == "fail" for c in checks):
         raise typer.Exit(1)
+
+
+@app.command("sync")
+def sync_cmd(ctx: typer.Context) -> None:
+    """Pull (rebase) from the remote, rebuild notes and digests from the merged ledger, push."""
+    vault = _vault(ctx)
+    engine = Engine(vault)
+    if not engine.git.usable:
+        _fail(f"{vault.root} is not the top of a git repository")
+    try:
+        result = Syncer(engine, vault.config.git.sync_interval).sync_once()
+    except (SyncError, GitError) as exc:
+        _fail(f"sync failed: {exc}")
+    out.print(f"synced with {vault.config.git.remote}: {result.pulled} run(s) from other hosts")
 
 
 @hooks_app.command("install")

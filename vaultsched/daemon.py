@@ -26,6 +26,7 @@ from vaultsched.instance import InstanceLock
 from vaultsched.model import RETRYABLE, Run, Status, Task, Trigger
 from vaultsched.notes import write_atomic
 from vaultsched.planner import Decision, Planner
+from vaultsched.sync import Syncer, start_syncer
 from vaultsched.trust import fingerprint, untrusted_message
 from vaultsched.vault import Index, Vault, build_index, is_ignored, read_note
 from vaultsched.waker import Waker
@@ -85,6 +86,7 @@ class Daemon:
         self._files: dict[str, tuple[int, int]] = {}
         self._appeared: dict[str, float] = {}  # task id -> monotonic time it appeared
         self._reindex = False
+        self.syncer: Syncer | None = None
         self._refused: dict[str, str] = {}  # task id -> fingerprint whose refusal is recorded
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -96,6 +98,7 @@ class Daemon:
             if once:
                 self._tick()
             else:
+                self.syncer = start_syncer(self.engine)
                 self._loop()
             self._shutdown(finish_runs=once)
         finally:
@@ -164,6 +167,8 @@ class Daemon:
         if self.engine.has_pending and now - self.last_commit >= COMMIT_EVERY:
             self.engine.flush_soon()
             self.last_commit = now
+            if self.syncer is not None:
+                self.syncer.nudge()
 
     def _deadline(self) -> datetime | None:
         """The next moment something is due: a fire, a retry, a commit, or debounced events."""
@@ -205,7 +210,17 @@ class Daemon:
         self.engine.close()
         self.engine.flush()
         self._save_marks()
+        self._last_sync()
         log.info("stopped")
+
+    def _last_sync(self) -> None:
+        """Push what this run of the daemon committed (`--once` included), then stop syncing."""
+        if self.syncer is not None:
+            self.syncer.stop()
+        elif self.vault.config.git.sync and self.engine.git.usable:
+            self.syncer = Syncer(self.engine, self.vault.config.git.sync_interval)
+        if self.syncer is not None:
+            self.syncer.sync_logged()
 
     # -- firing ---------------------------------------------------------------------------------
 

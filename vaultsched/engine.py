@@ -359,6 +359,21 @@ class Engine:
             self._lander.join()
             self._lander = None
 
+    @contextlib.contextmanager
+    def landing_paused(self) -> Iterator[None]:
+        """No view is written while this is held (git sync rebases under it)."""
+        with self._land_lock:
+            yield
+
+    def rebuild_views(self, tasks: Sequence[Task], days: Sequence[date]) -> None:
+        """Rebuild these notes' run blocks and these days' digests from the ledger."""
+        with self._land_lock:
+            runs = self.ledger.runs()
+            written = [rel for task in tasks for rel in self.refresh_note(task, runs)]
+            written += [rel for day in days for rel in self.refresh_digest(day)]
+        with self._pending_lock:
+            self._pending_paths.update(written)
+
     def refresh_note(self, task: Task, every_run: Sequence[Run] | None = None) -> list[str]:
         """Rebuild the task note's run block from the ledger; the paths written."""
         if every_run is None:

@@ -8,6 +8,7 @@ needs, so a run can be folded from it alone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -185,6 +186,15 @@ class Ledger:
             finally:
                 os.close(fd)
         return path
+
+    @contextlib.contextmanager
+    def appends_held(self, now: datetime) -> Iterator[None]:
+        """No record is appended by this host meanwhile (git sync rebases under it): a line
+        added to a tracked file mid-rebase would stop the rebase and block its undoing."""
+        path = self.file_for(now)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._cache.append_lock, FileLock(str(path) + ".lock"):
+            yield
 
     def files(self, months: Iterable[str] | None = None) -> list[Path]:
         if not self.folder.is_dir():

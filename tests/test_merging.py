@@ -1,0 +1,44 @@
+"""Sync conflict resolution: the person's text is never dropped; blocks are set aside."""
+
+from __future__ import annotations
+
+from vaultsched.blocks import RUNS_BEGIN, RUNS_END
+from vaultsched.merging import PLACEHOLDER, merge_note, put_back, set_aside, union_lines
+
+
+def note(body: str, block: str) -> str:
+    return f"---\ncommand: x\n---\n{body}\n{RUNS_BEGIN}\n{block}\n{RUNS_END}\n"
+
+
+def test_an_edit_next_to_the_block_survives_a_block_change_on_the_other_side() -> None:
+    base = note("Body.", "run 1")
+    laptop = note("Body.\nadded on the laptop", "run 1")
+    server = note("Body.", "run 1\nrun 2")
+    merged = merge_note(base, laptop, server)
+    assert "added on the laptop" in merged
+    assert merged.count(RUNS_BEGIN) == 1 and PLACEHOLDER not in merged
+    assert merge_note(base, server, laptop).count("added on the laptop") == 1
+
+
+def test_both_sides_editing_the_same_line_keeps_both() -> None:
+    base = note("Body.", "b")
+    merged = merge_note(base, note("Body mine.", "b"), note("Body theirs.", "c"))
+    assert "Body mine." in merged and "Body theirs." in merged
+
+
+def test_crlf_notes_stay_crlf() -> None:
+    base = "a\r\nb\r\n"
+    merged = merge_note(base, "a\r\nb\r\nmine\r\n", "theirs\r\na\r\nb\r\n")
+    assert merged == "theirs\r\na\r\nb\r\nmine\r\n"
+
+
+def test_set_aside_and_put_back_round_trip() -> None:
+    text = note("Body.", "runs")
+    aside, kept = set_aside(text)
+    assert PLACEHOLDER in aside and RUNS_BEGIN not in aside
+    assert put_back(aside, kept) == text
+
+
+def test_ledger_lines_are_a_union() -> None:
+    assert union_lines("a\nb\n", "b\nc\n") == "a\nb\nc\n"
+    assert union_lines("a", "a\nz") == "a\nz\n"

@@ -1,0 +1,110 @@
+"""Two machines, one bare remote, both daemons running, edits on both sides: nothing is lost."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import DaemonProcess, git, runs, start_daemon, write_note
+
+from vaultsched.config import load_config
+from vaultsched.engine import digest_path
+from vaultsched.vault import Vault
+
+pytestmark = pytest.mark.integration
+
+CONFIG = 'timezone = "UTC"\n\n[git]\nsync = true\nsync_interval = "1s"\n'
+
+
+def vs(root: Path, host: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vaultsched", "--vault", str(root), *args],
+        env={**os.environ, "VAULTSCHED_HOST": host},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def task(root: Path, name: str, host: str) -> None:
+    path = write_note(
+        root,
+        f"Tasks/{name}.md",
+        f"---\nschedule: every 1s\nhost: {host}\ncommand: echo {host}\n---\nBody.\n",
+    )
+    os.utime(path, (time.time() - 60, time.time() - 60))
+
+
+def user_commit(root: Path, rel: str, line: str) -> None:
+    """What Obsidian Git does: save the note, commit it (retrying while git is busy)."""
+    path = root / rel
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("Body.\n", f"Body.\n{line}\n", 1), encoding="utf-8")
+    for _ in range(50):
+        added = subprocess.run(["git", "add", rel], cwd=root, capture_output=True, check=False)
+        done = subprocess.run(
+            ["git", "commit", "-qm", line, "--", rel], cwd=root, capture_output=True, check=False
+        )
+        if added.returncode == 0 and done.returncode == 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"could not commit {rel}: {done.stderr!r}")
+
+
+def test_two_machines_sync_through_a_remote(tmp_path: Path) -> None:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    laptop, server = tmp_path / "laptop", tmp_path / "server"
+    assert vs(laptop, "laptop", "init", str(laptop)).returncode == 0
+    (laptop / ".vaultsched/config.toml").write_text(CONFIG)
+    task(laptop, "Server job", "server")
+    task(laptop, "Laptop job", "laptop")
+    git(laptop, "add", "-A")
+    git(laptop, "commit", "-qm", "tasks", "--no-verify")
+    git(laptop, "remote", "add", "origin", str(remote))
+    git(laptop, "push", "-q", "-u", "origin", "main")
+    git(tmp_path, "clone", "-q", str(remote), str(server))
+
+    daemons: list[DaemonProcess] = []
+    try:
+        for root, host in ((laptop, "laptop"), (server, "server")):
+            daemons.append(start_daemon(root, env={"VAULTSCHED_HOST": host}))
+        for n in range(3):  # the person edits the server's task note on the laptop
+            time.sleep(1.5)
+            user_commit(laptop, "Tasks/Server job.md", f"laptop edit {n}")
+        time.sleep(2.0)
+    finally:
+        codes = [d.stop() for d in daemons]
+    assert codes == [0, 0], [d.output() for d in daemons]
+    for root, host in ((laptop, "laptop"), (server, "server"), (laptop, "laptop")):
+        result = vs(root, host, "sync")
+        assert result.returncode == 0, result.stderr
+
+    assert git(laptop, "rev-parse", "HEAD") == git(server, "rev-parse", "HEAD")
+    ledgers = {
+        name: {r.run_id for r in runs(root)} for name, root in (("l", laptop), ("s", server))
+    }
+    assert ledgers["l"] == ledgers["s"]
+    done = runs(laptop)
+    assert {r.host for r in done} == {"laptop", "server"}
+    for root in (laptop, server):
+        note = (root / "Tasks/Server job.md").read_text(encoding="utf-8")
+        assert all(f"laptop edit {n}" in note for n in range(3)), note
+        assert note.count("vaultsched:runs:begin") == 1 and note.count("vaultsched:runs:end") == 1
+        for md in root.rglob("*.md"):
+            assert "<<<<<<<" not in md.read_text(encoding="utf-8"), md
+        vault = Vault(root, load_config(root), "laptop")
+        for day in {r.started_at.date() for r in done}:
+            digest = (root / digest_path(vault, day)).read_text(encoding="utf-8")
+            count = sum(1 for r in done if r.started_at.date() == day)
+            assert f"{count} runs" in digest, (root, digest[:300])
+        fsck = subprocess.run(
+            ["git", "fsck", "--no-progress"], cwd=root, capture_output=True, check=False
+        )
+        assert fsck.returncode == 0
+        assert not (root / ".git/rebase-merge").exists()

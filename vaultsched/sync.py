@@ -1,0 +1,280 @@
+"""Git sync between machines (SPEC §8): pull with rebase, rebuild the views, push.
+
+Runs on its own thread beside the scheduler, so a slow or absent remote never delays a fire.
+Nothing is lost in a conflict because nothing vaultsched writes needs merging: the ledger is one
+file per host (and a set of lines besides), and run blocks and digests are views, rebuilt from
+the merged ledger after every pull. So when the rebase stops, a conflicted note is merged with
+its blocks set aside (vaultsched/merging.py) and the views are rebuilt once it is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import threading
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+from vaultsched.engine import Engine
+from vaultsched.git import Git, GitError
+from vaultsched.merging import merge_note, union_lines
+from vaultsched.model import Run
+from vaultsched.vault import build_index
+
+log = logging.getLogger("vaultsched.sync")
+
+MAX_BACKOFF = timedelta(minutes=30)
+PUSH_ATTEMPTS = 3  # another machine pushed in between: pull again, then push
+MAX_REBASE_STOPS = 100
+WORKTREE = ".vaultsched/state/sync-worktree"  # git-ignored, never indexed
+
+
+class SyncError(Exception):
+    pass
+
+
+@dataclass
+class SyncResult:
+    pulled: int = 0  # runs that arrived from other hosts
+    pushed: bool = False
+    rebuilt: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Syncer:
+    engine: Engine
+    interval: timedelta
+    _wake: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    failures: int = 0
+
+    @property
+    def git(self) -> Git:
+        return self.engine.git
+
+    @property
+    def remote(self) -> str:
+        return self.engine.vault.config.git.remote
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="vaultsched-sync", daemon=True)
+        self._thread.start()
+
+    def nudge(self) -> None:
+        """Sync soon: vaultsched just committed."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=180)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._delay().total_seconds())
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            self.sync_logged()
+
+    def _delay(self) -> timedelta:
+        if not self.failures:
+            return self.interval
+        return min(self.interval * (2**self.failures), MAX_BACKOFF)
+
+    def sync_logged(self) -> SyncResult | None:
+        try:
+            result = self.sync_once()
+        except (SyncError, GitError, OSError) as exc:
+            self.failures += 1
+            log.warning("git sync failed (retry in %s): %s", self._delay(), exc)
+            return None
+        if self.failures:
+            log.info("git sync works again")
+        self.failures = 0
+        if result.pulled:
+            log.info("synced: %d run(s) from other hosts", result.pulled)
+        return result
+
+    # -- one sync -----------------------------------------------------------------------------
+
+    def sync_once(self) -> SyncResult:
+        result = SyncResult()
+        branch = self._branch()
+        for _ in range(PUSH_ATTEMPTS):
+            self.git.run(["fetch", "--quiet", self.remote])
+            upstream = f"{self.remote}/{branch}"
+            if self._exists(upstream):
+                result.pulled += self._integrate(upstream)
+            if self._push(branch):
+                result.pushed = True
+                return result
+        raise SyncError(f"{self.remote} kept moving; will push next time")
+
+    def _branch(self) -> str:
+        try:
+            return self.git.read(["symbolic-ref", "-q", "--short", "HEAD"]).strip()
+        except GitError as exc:
+            raise SyncError("HEAD is detached: not syncing until a branch is checked out") from exc
+
+    def _exists(self, ref: str) -> bool:
+        try:
+            self.git.read(["rev-parse", "--verify", "--quiet", ref])
+        except GitError:
+            return False
+        return True
+
+    def _integrate(self, upstream: str) -> int:
+        """Rebase our commits onto the other machines', then rebuild views from the ledger.
+
+        The rebase happens in a worktree of its own, so the person's git (Obsidian Git
+        committing on a timer) never meets a half-done rebase, and a failed one leaves the
+        vault untouched; the vault then moves to the result in one `git reset --keep`.
+        Holds the landing lock throughout (no note written meanwhile), after committing our
+        own pending writes.
+        """
+        with self.engine.landing_paused():
+            self.engine.flush()
+            if self.engine.has_pending:
+                raise SyncError("vaultsched's own changes are not committed yet")
+            if rebase_in_progress(self.git):
+                raise SyncError("a rebase is in progress in the vault: finish or abort it")
+            before = {r.run_id for r in self.engine.ledger.runs()}
+            if self.git.read(["rev-list", "--count", f"HEAD..{upstream}"]).strip() == "0":
+                return 0
+            base = self.git.read(["rev-parse", "HEAD"]).strip()
+            rebased = self._rebase_elsewhere(base, upstream)
+            with self.engine.ledger.appends_held(self.engine.clock()):
+                if self.git.read(["rev-parse", "HEAD"]).strip() != base:
+                    raise SyncError("the branch moved during the sync; next time")
+                self.git.run(["reset", "--quiet", "--keep", rebased])
+            arrived = [r for r in self.engine.ledger.runs() if r.run_id not in before]
+            self._rebuild(arrived)
+            self.engine.flush()
+            return len(arrived)
+
+    def _rebase_elsewhere(self, base: str, upstream: str) -> str:
+        """`base` rebased onto `upstream` in a scratch worktree; the resulting commit."""
+        path = self.git.root / WORKTREE
+        self._drop_worktree(path)
+        self.git.run(["worktree", "add", "--quiet", "--detach", str(path), base])
+        try:
+            scratch = Git(path, self.engine.vault.host)
+            try:
+                rebase_resolving(scratch, upstream)
+            except (GitError, SyncError, OSError) as exc:
+                raise SyncError(
+                    f"rebase onto {upstream} failed; the vault is untouched: {exc}"
+                ) from exc
+            return scratch.read(["rev-parse", "HEAD"]).strip()
+        finally:
+            self._drop_worktree(path)
+
+    def _drop_worktree(self, path: Path) -> None:
+        with contextlib.suppress(GitError):
+            self.git.run(["worktree", "remove", "--force", str(path)])
+        shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(GitError):
+            self.git.run(["worktree", "prune"])
+
+    def _rebuild(self, arrived: list[Run]) -> None:
+        """Notes and digests touched by runs from elsewhere, rebuilt from the merged ledger."""
+        if not arrived:
+            return
+        index = build_index(self.engine.vault)
+        tz = self.engine.vault.config.timezone
+        days: set[date] = {r.started_at.astimezone(tz).date() for r in arrived}
+        tasks = [index.tasks[t] for t in {r.task for r in arrived} if t in index.tasks]
+        self.engine.rebuild_views(tasks, sorted(days))
+
+    def _push(self, branch: str) -> bool:
+        try:
+            self.git.run(["push", "--quiet", self.remote, f"HEAD:refs/heads/{branch}"])
+        except GitError as exc:
+            rejected = "rejected" in str(exc) or "fetch first" in str(exc)
+            if rejected:
+                return False
+            raise
+        return True
+
+
+def start_syncer(engine: Engine) -> Syncer | None:
+    """A running Syncer if the vault asks for sync and can do it; else None (said once)."""
+    config = engine.vault.config.git
+    if not config.sync:
+        return None
+    if not engine.git.usable:
+        log.warning("[git] sync is on but %s is not a git repository", engine.vault.root)
+        return None
+    syncer = Syncer(engine, config.sync_interval)
+    syncer.start()
+    return syncer
+
+
+# -- rebasing with conflicts resolved -------------------------------------------------------------
+
+_NO_HOOKS = ("-c", "core.hooksPath=/dev/null", "-c", "core.editor=true")
+
+
+def rebase_resolving(git: Git, upstream: str) -> None:
+    """Rebase, resolving each stop: notes merged around their blocks, ledgers by union."""
+    try:
+        git.run([*_NO_HOOKS, "rebase", "--quiet", upstream])
+        return
+    except GitError:
+        if not rebase_in_progress(git):
+            raise
+    for _ in range(MAX_REBASE_STOPS):
+        listed = git.read(["diff", "--name-only", "--diff-filter=U", "-z"]).split("\0")
+        conflicted = [rel for rel in listed if rel]
+        if not conflicted:
+            raise SyncError("the rebase stopped without a conflict to resolve")
+        for rel in conflicted:
+            _resolve(git, rel)
+        try:
+            git.run([*_NO_HOOKS, "rebase", "--continue"])
+            return
+        except GitError:
+            if not rebase_in_progress(git):
+                raise
+    raise SyncError("too many conflicting commits")
+
+
+def _resolve(git: Git, rel: str) -> None:
+    base, ours, theirs = (_stage(git, n, rel) for n in (1, 2, 3))
+    if ours is None or theirs is None:
+        # Deleted on one side, changed on the other: keep the text, nothing is lost.
+        kept = ours if ours is not None else theirs
+        if kept is None:
+            raise SyncError(f"{rel}: conflicted but neither side has it")
+        merged = kept
+    elif rel.endswith(".jsonl"):
+        merged = union_lines(ours, theirs)
+    elif rel.endswith(".md"):
+        merged = merge_note(base or "", ours, theirs)
+    else:
+        raise SyncError(f"{rel}: a conflict vaultsched does not resolve")
+    (git.root / rel).write_text(merged, encoding="utf-8", newline="")
+    git.run(["add", "--", rel])
+    log.info("%s: both sides' changes kept (sync conflict resolved)", rel)
+
+
+def _stage(git: Git, number: int, rel: str) -> str | None:
+    try:
+        return git.read(["show", f":{number}:{rel}"])
+    except GitError:
+        return None
+
+
+def rebase_in_progress(git: Git) -> bool:
+    for name in ("rebase-merge", "rebase-apply"):
+        path = Path(git.read(["rev-parse", "--git-path", name]).strip())
+        if (git.root / path).exists():
+            return True
+    return False
