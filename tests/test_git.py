@@ -6,9 +6,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from conftest import HOST, git, make_vault, write_note
 
-from vaultsched.git import Git
+from vaultsched.git import Git, GitError
 
 
 def test_commits_only_the_given_files_and_leaves_the_user_alone(tmp_path: Path) -> None:
@@ -85,3 +86,19 @@ def test_initial_commit_in_an_empty_repo(tmp_path: Path) -> None:
     write_note(root, "T.md", "x\n")
     assert Git(root, HOST).commit(["T.md"], "first")
     assert git(root, "log", "--format=%s").strip() == "first"
+
+
+def test_never_commits_into_an_unfinished_merge(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q")
+    (root / "a.md").write_text("base\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "base")
+    (root / ".git/MERGE_HEAD").write_text(git(root, "rev-parse", "HEAD"))
+    (root / "a.md").write_text("ours\n")
+    repo = Git(root, "testhost")
+    with pytest.raises(GitError, match="a merge is in progress"):
+        repo.commit(["a.md"], "vaultsched: x")
+    (root / ".git/MERGE_HEAD").unlink()
+    assert repo.commit(["a.md"], "vaultsched: x")

@@ -6,10 +6,11 @@ import os
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from conftest import DaemonProcess, git, runs, start_daemon, write_note
+from conftest import DaemonProcess, git, runs, start_daemon, wait_for, write_note
 
 from vaultsched.config import load_config
 from vaultsched.engine import digest_path
@@ -92,6 +93,9 @@ def test_two_machines_sync_through_a_remote(tmp_path: Path) -> None:
     assert ledgers["l"] == ledgers["s"]
     done = runs(laptop)
     assert {r.host for r in done} == {"laptop", "server"}
+    # `host:` pinning: each job fired only on its own machine.
+    assert {r.host for r in done if r.task == "Tasks/Server job"} == {"server"}
+    assert {r.host for r in done if r.task == "Tasks/Laptop job"} == {"laptop"}
     for root in (laptop, server):
         note = (root / "Tasks/Server job.md").read_text(encoding="utf-8")
         assert all(f"laptop edit {n}" in note for n in range(3)), note
@@ -108,3 +112,52 @@ def test_two_machines_sync_through_a_remote(tmp_path: Path) -> None:
         )
         assert fsck.returncode == 0
         assert not (root / ".git/rebase-merge").exists()
+
+
+def test_a_dead_remote_never_delays_firing(tmp_path: Path) -> None:
+    root = tmp_path / "vault"
+    assert vs(root, "server", "init", str(root)).returncode == 0
+    (root / ".vaultsched/config.toml").write_text(CONFIG)
+    task(root, "Tick", "server")
+    git(root, "remote", "add", "origin", str(tmp_path / "no-such-remote.git"))
+    daemon = start_daemon(root, env={"VAULTSCHED_HOST": "server"})
+    try:
+        wait_for(lambda: len(runs(root)) >= 4, what="runs while the remote is down")
+        assert "git sync failed (retry in" in daemon.output()
+    finally:
+        assert daemon.stop() == 0
+    slots = sorted(r.scheduled_for for r in runs(root) if r.scheduled_for)
+    assert all((b - a).total_seconds() == 1 for a, b in pairwise(slots))
+
+
+def test_a_merge_in_progress_is_left_alone_until_finished(tmp_path: Path) -> None:
+    """Obsidian Git's pull stopped on a conflict: runs keep landing in the ledger, the
+    conflicted note is not written, nothing is committed into the merge, and commits resume
+    once the person aborts or finishes it."""
+    root = tmp_path / "vault"
+    assert vs(root, "server", "init", str(root)).returncode == 0
+    (root / ".vaultsched/config.toml").write_text('timezone = "UTC"\n')
+    task(root, "Tick", "server")
+    write_note(root, "Shared.md", "line\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "base", "--no-verify")
+    git(root, "checkout", "-qb", "other")
+    write_note(root, "Shared.md", "theirs\n")
+    git(root, "commit", "-qam", "theirs", "--no-verify")
+    git(root, "checkout", "-q", "main")
+    write_note(root, "Shared.md", "mine\n")
+    git(root, "commit", "-qam", "mine", "--no-verify")
+    merge = subprocess.run(["git", "merge", "other"], cwd=root, capture_output=True, check=False)
+    assert merge.returncode == 1 and (root / ".git/MERGE_HEAD").exists()
+    head = git(root, "rev-parse", "HEAD")
+    daemon = start_daemon(root, env={"VAULTSCHED_HOST": "server"})
+    try:
+        wait_for(lambda: len(runs(root)) >= 3, what="runs during the merge")
+        time.sleep(5.5)  # past a commit interval
+        assert git(root, "rev-parse", "HEAD") == head  # nothing committed into the merge
+        assert "<<<<<<<" in (root / "Shared.md").read_text()
+        git(root, "merge", "--abort")
+        wait_for(lambda: git(root, "rev-parse", "HEAD") != head, timeout=30, what="a commit")
+    finally:
+        assert daemon.stop() == 0
+    assert git(root, "log", "-1", "--format=%an") == "vaultsched\n"

@@ -190,16 +190,11 @@ def git_state(c: Context) -> Check:
         return Check("git", OK, "commits are off (config [git] commit = false)")
     if not git.usable:
         return Check("git", WARN, "not a git repository: runs are not committed", "git init")
-    git_dir = c.vault.root / ".git"
-    for marker, what in (
-        ("MERGE_HEAD", "a merge"),
-        ("rebase-merge", "a rebase"),
-        ("rebase-apply", "a rebase"),
-    ):
-        if (git_dir / marker).exists():
-            return Check(
-                "git", WARN, f"{what} is in progress: commits wait for it", "finish or abort it"
-            )
+    busy = git.operation_in_progress()
+    if busy:
+        return Check(
+            "git", WARN, f"{busy} is in progress: commits wait for it", "finish or abort it"
+        )
     try:
         branch = git.read(["symbolic-ref", "-q", "--short", "HEAD"]).strip()
     except GitError:

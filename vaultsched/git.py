@@ -21,6 +21,13 @@ from filelock import FileLock
 log = logging.getLogger(__name__)
 
 LOCK_WAIT = 60.0
+_OPERATIONS = (
+    ("MERGE_HEAD", "a merge"),
+    ("rebase-merge", "a rebase"),
+    ("rebase-apply", "a rebase"),
+    ("CHERRY_PICK_HEAD", "a cherry-pick"),
+    ("REVERT_HEAD", "a revert"),
+)
 _GIT_TIMEOUT = 120.0
 
 
@@ -98,6 +105,14 @@ class Git:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
+    def operation_in_progress(self) -> str | None:
+        """A merge, rebase, cherry-pick or revert the person has not finished, if any: our
+        commit would land in the middle of it."""
+        for name, what in _OPERATIONS:
+            if (self.root / self.read(["rev-parse", "--git-path", name]).strip()).exists():
+                return what
+        return None
+
     def read(self, args: Sequence[str]) -> str:
         """A read-only command: it never takes index.lock, so it need not wait for one."""
         return self._raw(args).stdout
@@ -114,6 +129,9 @@ class Git:
 
         Returns True if a commit was made, False if there was nothing to commit.
         """
+        busy = self.operation_in_progress()
+        if busy:
+            raise GitError(f"{busy} is in progress in the vault: committing once it is done")
         # A note moved or deleted since we wrote it: that change is the user's to commit.
         paths = sorted(p for p in set(paths) if (self.root / p).exists())
         ignored = set(self._ignored(paths))

@@ -143,8 +143,9 @@ class Syncer:
             self.engine.flush()
             if self.engine.has_pending:
                 raise SyncError("vaultsched's own changes are not committed yet")
-            if rebase_in_progress(self.git):
-                raise SyncError("a rebase is in progress in the vault: finish or abort it")
+            busy = self.git.operation_in_progress()
+            if busy:
+                raise SyncError(f"{busy} is in progress in the vault: syncing once it is done")
             before = {r.run_id for r in self.engine.ledger.runs()}
             if self.git.read(["rev-list", "--count", f"HEAD..{upstream}"]).strip() == "0":
                 return 0
@@ -228,7 +229,7 @@ def rebase_resolving(git: Git, upstream: str) -> None:
         git.run([*_NO_HOOKS, "rebase", "--quiet", upstream])
         return
     except GitError:
-        if not rebase_in_progress(git):
+        if git.operation_in_progress() is None:
             raise
     for _ in range(MAX_REBASE_STOPS):
         listed = git.read(["diff", "--name-only", "--diff-filter=U", "-z"]).split("\0")
@@ -241,7 +242,7 @@ def rebase_resolving(git: Git, upstream: str) -> None:
             git.run([*_NO_HOOKS, "rebase", "--continue"])
             return
         except GitError:
-            if not rebase_in_progress(git):
+            if git.operation_in_progress() is None:
                 raise
     raise SyncError("too many conflicting commits")
 
@@ -270,11 +271,3 @@ def _stage(git: Git, number: int, rel: str) -> str | None:
         return git.read(["show", f":{number}:{rel}"])
     except GitError:
         return None
-
-
-def rebase_in_progress(git: Git) -> bool:
-    for name in ("rebase-merge", "rebase-apply"):
-        path = Path(git.read(["rev-parse", "--git-path", name]).strip())
-        if (git.root / path).exists():
-            return True
-    return False
