@@ -557,3 +557,12 @@ def test_secrets_never_reach_the_vault(cli: Cli, monkeypatch: pytest.MonkeyPatch
     assert not [s for s in secrets if s in messages]
     assert "Tasks/Leaky.md" in git(cli.root, "show", "--name-only", "--format=", "HEAD")
     assert "[redacted]" in note.read_text()
+
+
+def test_a_detached_head_still_gets_its_commits(cli: Cli) -> None:
+    add_task(cli.root, "Tasks/T.md", task("'true'"))
+    git(cli.root, "checkout", "-q", "--detach")
+    before = git(cli.root, "rev-parse", "HEAD")
+    assert cli("run-now", "T").code == 0
+    assert git(cli.root, "rev-parse", "HEAD") != before
+    assert git(cli.root, "status", "--porcelain") == ""
