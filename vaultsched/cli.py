@@ -259,29 +259,29 @@ def untrust_cmd(
         out.print(f"untrusted {ident}", markup=False)
 
 
-@app.command("approve")
-def approve_cmd(ctx: typer.Context, task: TaskArg) -> None:
-    """Run a task's pending `approval: required` run now (trigger `approved`)."""
+def _settle_pending(ctx: typer.Context, task: str, outcome: str) -> tuple[Engine, Task, Run]:
+    """Close the task's run that waits for approval, saying how; exit 1 if there is none."""
     vault = _vault(ctx)
     chosen = build_index(vault).task(task)
     engine = Engine(vault)
     pending = engine.pending_approval(chosen.id)
     if pending is None:
         _fail(f"no run of {chosen.id} is waiting for approval")
-    engine.close_pending(chosen, pending, "approved: run with trigger `approved`")
+    engine.close_pending(chosen, pending, outcome)
+    return engine, chosen, pending
+
+
+@app.command("approve")
+def approve_cmd(ctx: typer.Context, task: TaskArg) -> None:
+    """Run a task's pending `approval: required` run now (trigger `approved`)."""
+    engine, chosen, pending = _settle_pending(ctx, task, "approved: run with trigger `approved`")
     _run_in_foreground(engine, chosen, Trigger.APPROVED, pending.scheduled_for)
 
 
 @app.command("reject")
 def reject_cmd(ctx: typer.Context, task: TaskArg) -> None:
     """Drop a task's pending `approval: required` run."""
-    vault = _vault(ctx)
-    chosen = build_index(vault).task(task)
-    engine = Engine(vault)
-    pending = engine.pending_approval(chosen.id)
-    if pending is None:
-        _fail(f"no run of {chosen.id} is waiting for approval")
-    engine.close_pending(chosen, pending, "rejected")
+    engine, chosen, _ = _settle_pending(ctx, task, "rejected")
     engine.flush()
     out.print(f"rejected the pending run of {chosen.id}", markup=False)
 
