@@ -75,9 +75,10 @@ def test_two_machines_sync_through_a_remote(tmp_path: Path) -> None:
     try:
         for root, host in ((laptop, "laptop"), (server, "server")):
             daemons.append(start_daemon(root, env={"VAULTSCHED_HOST": host}))
-        for n in range(3):  # the person edits the server's task note on the laptop
+        for n in range(3):  # people edit, on each machine, the task note the other one runs
             time.sleep(1.5)
             user_commit(laptop, "Tasks/Server job.md", f"laptop edit {n}")
+            user_commit(server, "Tasks/Laptop job.md", f"server edit {n}")
         time.sleep(2.0)
     finally:
         codes = [d.stop() for d in daemons]
@@ -97,9 +98,14 @@ def test_two_machines_sync_through_a_remote(tmp_path: Path) -> None:
     assert {r.host for r in done if r.task == "Tasks/Server job"} == {"server"}
     assert {r.host for r in done if r.task == "Tasks/Laptop job"} == {"laptop"}
     for root in (laptop, server):
-        note = (root / "Tasks/Server job.md").read_text(encoding="utf-8")
-        assert all(f"laptop edit {n}" in note for n in range(3)), note
-        assert note.count("vaultsched:runs:begin") == 1 and note.count("vaultsched:runs:end") == 1
+        for rel, edit in (
+            ("Tasks/Server job.md", "laptop edit"),
+            ("Tasks/Laptop job.md", "server edit"),
+        ):
+            note = (root / rel).read_text(encoding="utf-8")
+            assert all(f"{edit} {n}" in note for n in range(3)), note
+            assert note.count("vaultsched:runs:begin") == 1, note
+            assert note.count("vaultsched:runs:end") == 1, note
         for md in root.rglob("*.md"):
             assert "<<<<<<<" not in md.read_text(encoding="utf-8"), md
         vault = Vault(root, load_config(root), "laptop")
