@@ -8,11 +8,8 @@ both changed the same place (`git merge-file --union`): the person's text is nev
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
-from pathlib import Path
-
 from vaultsched import blocks
+from vaultsched.git import merge_file_union
 
 PLACEHOLDER = "%% vaultsched:block-placeholder %%"
 
@@ -52,21 +49,5 @@ def merge_note(base: str, ours: str, theirs: str) -> str:
     base_text, _ = set_aside(base)
     ours_text, kept = set_aside(ours)
     theirs_text, their_blocks = set_aside(theirs)
-    merged = merge_texts(base_text, ours_text, theirs_text)
+    merged = merge_file_union(base_text, ours_text, theirs_text)
     return put_back(merged, kept or their_blocks)
-
-
-def merge_texts(base: str, ours: str, theirs: str) -> str:
-    """`git merge-file --union`: non-overlapping changes merge, overlapping ones keep both."""
-    with tempfile.TemporaryDirectory(prefix="vaultsched-merge-") as tmp:
-        paths = []
-        for name, text in (("ours", ours), ("base", base), ("theirs", theirs)):
-            path = Path(tmp) / name
-            path.write_bytes(text.encode("utf-8"))  # bytes: CRLF notes stay CRLF
-            paths.append(str(path))
-        result = subprocess.run(
-            ["git", "merge-file", "-p", "--union", *paths], capture_output=True, check=False
-        )
-    if result.returncode < 0 or result.returncode > 127:
-        raise OSError(f"git merge-file failed: {result.stderr.decode(errors='replace').strip()}")
-    return result.stdout.decode("utf-8", errors="replace")
