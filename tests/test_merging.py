@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from conftest import git
+
 from vaultsched.blocks import RUNS_BEGIN, RUNS_END
+from vaultsched.git import Git
 from vaultsched.merging import PLACEHOLDER, merge_note, put_back, set_aside, union_lines
+from vaultsched.sync import rebase_resolving
 
 
 def note(body: str, block: str) -> str:
@@ -42,3 +48,28 @@ def test_set_aside_and_put_back_round_trip() -> None:
 def test_ledger_lines_are_a_union() -> None:
     assert union_lines("a\nb\n", "b\nc\n") == "a\nb\nc\n"
     assert union_lines("a", "a\nz") == "a\nz\n"
+
+
+def test_a_rebase_stop_is_resolved_in_a_real_repository(tmp_path: Path) -> None:
+    """Both sides changed lines next to each other in a CRLF note: both kept, still CRLF."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q")
+    path = root / "n.md"
+
+    def commit(text: str, message: str) -> None:
+        path.write_bytes(text.replace("\n", "\r\n").encode())
+        git(root, "commit", "-qam" if git(root, "ls-files") else "-qm", message)
+
+    path.write_bytes(b"")
+    git(root, "add", "n.md")
+    commit(note("Body.", "run 1"), "base")
+    git(root, "checkout", "-qb", "server")
+    commit(note("Body.", "run 1\nrun 2"), "server run")
+    git(root, "checkout", "-q", "main")
+    commit(note("Body.\nlaptop line", "run 1"), "laptop edit")
+    rebase_resolving(Git(root, "testhost"), "server")
+    merged = path.read_bytes().decode()
+    assert "laptop line\r\n" in merged and merged.count(RUNS_BEGIN) == 1
+    assert "\n" not in merged.replace("\r\n", "")
+    assert git(root, "status", "--porcelain", "--untracked-files=no") == ""

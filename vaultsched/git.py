@@ -76,7 +76,6 @@ class Git:
                 cwd=self.root,
                 env=_git_env(self.host),
                 capture_output=True,
-                text=True,
                 timeout=_GIT_TIMEOUT,
                 stdin=subprocess.DEVNULL,
                 check=False,
@@ -85,9 +84,12 @@ class Git:
             raise GitError("git is not installed") from exc
         except subprocess.TimeoutExpired as exc:
             raise GitError(f"git {args[0]} timed out") from exc
+        # Decoded by hand: text mode would turn a CRLF note's "\r\n" into "\n" (`git show`).
+        out = proc.stdout.decode("utf-8", errors="replace")
+        err = proc.stderr.decode("utf-8", errors="replace")
         if proc.returncode != 0:
-            raise GitError((proc.stderr or proc.stdout).strip() or f"git {args[0]} failed")
-        return proc
+            raise GitError((err or out).strip() or f"git {args[0]} failed")
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     def run(self, args: Sequence[str]) -> str:
         """Run one git command under the vault-wide git lock, waiting out a held index.lock."""
