@@ -131,12 +131,15 @@ def parse_task(rel_path: str, yaml_text: str | None, config: Config) -> Parsed:
     if yaml_text is None:
         return Parsed(False, None, ())
     try:
-        root = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(yaml_text)
+        return _parse(rel_path, yaml_text, config)
     except yaml.YAMLError as exc:
         return _yaml_failure(rel_path, yaml_text, exc)
-    except RecursionError:  # `[[[[…` thousands deep: PyYAML recurses once per level
+    except RecursionError:  # `[[[[…` thousands deep: building and checking it recurse per level
         return _unreadable(rel_path, yaml_text, "front matter is nested too deeply to read")
+
+
+def _parse(rel_path: str, yaml_text: str, config: Config) -> Parsed:
+    root, data = _load(yaml_text)
     if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
         return Parsed(False, None, ())
     nodes = {k.value: (k, v) for k, v in root.value if isinstance(k, yaml.ScalarNode)}
@@ -147,6 +150,21 @@ def parse_task(rel_path: str, yaml_text: str | None, config: Config) -> Parsed:
             return Parsed(False, None, (note,))
         return Parsed(False, None, ())
     return _TaskBuilder(rel_path, data, nodes, config).build()
+
+
+# libyaml's parser when PyYAML has it (the wheels do): the pure-Python one dominated a cold
+# index. The same safe constructor either way.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load(yaml_text: str) -> tuple[yaml.Node | None, Any]:
+    """Parse once: the node tree (for line numbers) and the data built from it."""
+    loader = _Loader(yaml_text)
+    try:
+        root = loader.get_single_node()
+        return root, None if root is None else loader.construct_document(root)
+    finally:
+        loader.dispose()
 
 
 def _line(node: yaml.Node) -> int:
@@ -273,7 +291,8 @@ class _TaskBuilder:
     def _duration(self, key: str, default: timedelta, *, positive: bool = False) -> timedelta:
         node = self.nodes.get(key, (None, None))[1]
         # YAML 1.1 reads `1:30` as the base-60 integer 90: almost never what the user meant.
-        if isinstance(node, yaml.ScalarNode) and ":" in node.value and node.style is None:
+        # (A plain scalar has style None in PyYAML, "" in libyaml.)
+        if isinstance(node, yaml.ScalarNode) and ":" in node.value and not node.style:
             self.problem(
                 key,
                 f"{node.value} is read by YAML as a base-60 number; write a duration such as "

@@ -77,26 +77,36 @@ def iter_notes(vault: Vault, skipped: list[Skipped] | None = None) -> Iterator[s
     and one that resolves inside is the same note as its target, indexed under the target's path
     (following it would index one task twice and fire it twice).
     """
-    digest = vault.config.digest.folder
-    for dirpath, dirnames, filenames in os.walk(vault.root):
-        rel_dir = os.path.relpath(dirpath, vault.root)
-        rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if not d.startswith(".") and not is_ignored(f"{rel_dir}{d}/x.md", digest)
-        )
-        for name in sorted(filenames):
-            rel = f"{rel_dir}{name}"
-            if is_ignored(rel, digest) or Path(dirpath, name).is_symlink():
-                if skipped is not None and is_conflict_copy(rel):
-                    skipped.append(Skipped(rel, "sync-conflict copy: never run"))
-                continue
-            if not _utf8_name(rel):
-                if skipped is not None:
-                    skipped.append(Skipped(_printable(rel), "file name is not UTF-8"))
-                continue
-            yield rel
+    yield from _walk(vault.root, "", vault.config.digest.folder, skipped)
+
+
+def _walk(folder: Path, rel_dir: str, digest: str, skipped: list[Skipped] | None) -> Iterator[str]:
+    # scandir's entries know their type without a stat call per file (a cold index of a large
+    # vault is mostly this walk); symlinks are neither followed nor yielded.
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError:
+        return
+    folders = [e for e in entries if e.is_dir(follow_symlinks=False)]
+    folder_names = {e.name for e in folders}
+    for entry in entries:
+        rel = f"{rel_dir}{entry.name}"
+        if entry.name in folder_names:
+            continue
+        if is_ignored(rel, digest) or entry.is_symlink():
+            if skipped is not None and is_conflict_copy(rel):
+                skipped.append(Skipped(rel, "sync-conflict copy: never run"))
+            continue
+        if not _utf8_name(rel):
+            if skipped is not None:
+                skipped.append(Skipped(_printable(rel), "file name is not UTF-8"))
+            continue
+        yield rel
+    for entry in folders:  # a folder's notes first, then its subfolders (as os.walk did)
+        rel = f"{rel_dir}{entry.name}"
+        if not entry.name.startswith(".") and not is_ignored(f"{rel}/x.md", digest):
+            yield from _walk(Path(entry.path), f"{rel}/", digest, skipped)
 
 
 def _utf8_name(rel: str) -> bool:
