@@ -215,6 +215,8 @@ def near_miss(key: str) -> str | None:
     lowered = key.lower()
     for known in KNOWN_KEYS:
         limit = 1 if len(known) <= 4 else 2
+        if abs(len(lowered) - len(known)) > limit:  # cheap, and rules out most keys
+            continue
         if lowered != known and edit_distance(lowered, known) <= limit:
             return known
     return None

@@ -57,11 +57,12 @@ def is_conflict_copy(rel_path: str) -> bool:
 
 def is_ignored(rel_path: str, digest_folder: str) -> bool:
     """True for paths vaultsched never treats as notes (SPEC §1)."""
-    parts = PurePosixPath(rel_path).parts
-    if any(part.startswith(".") for part in parts) or not rel_path.endswith(".md"):
+    # Plain string work: this runs for every file of the vault on a cold index.
+    parts = rel_path.split("/")
+    if not rel_path.endswith(".md") or any(part.startswith(".") for part in parts):
         return True
-    folder = PurePosixPath(digest_folder).parts
-    return tuple(parts[: len(folder)]) == folder or is_conflict_copy(rel_path)
+    folder = [p for p in digest_folder.strip("/").split("/") if p]
+    return parts[: len(folder)] == folder or is_conflict_copy(rel_path)
 
 
 @dataclass(frozen=True)
