@@ -420,7 +420,9 @@ class Daemon:
             if ident not in self.index.invalid:
                 self.planner.forget(ident)
                 log.info("%s: task removed", ident)
-        self._remember_files()
+        touched = {rel.removesuffix(".md") for rel in changes.paths}
+        touched |= {new.removesuffix(".md") for _, new in changes.moves}
+        self._remember_files(None if changes.rescan else touched)
         self._save_marks()
 
     def _moved(self, before: dict[str, Task], changes: Changes) -> list[tuple[str, str]]:
@@ -478,10 +480,20 @@ class Daemon:
             if run is not None and run.status is Status.UNTRUSTED:
                 self._refused[ident] = fingerprint(self.vault.root, task)
 
-    def _remember_files(self) -> None:
-        """Which file (device, inode) each task lives in, to recognise it after a move."""
-        files = {ident: self._file_of(task) for ident, task in self.index.tasks.items()}
-        self._files = {ident: f for ident, f in files.items() if f is not None}
+    def _remember_files(self, idents: set[str] | None = None) -> None:
+        """Which file (device, inode) each task lives in, to recognise it after a move; only
+        `idents` are looked at again (a stat per task after every batch of events would
+        cost a large vault dearly)."""
+        if idents is None:
+            self._files = {}
+            idents = set(self.index.tasks)
+        self._files = {i: f for i, f in self._files.items() if i in self.index.tasks}
+        for ident in idents & set(self.index.tasks):
+            found = self._file_of(self.index.tasks[ident])
+            if found is None:
+                self._files.pop(ident, None)
+            else:
+                self._files[ident] = found
 
     def _file_of(self, task: Task) -> tuple[int, int] | None:
         try:

@@ -121,6 +121,7 @@ class _RecordCache:
     files: dict[Path, _FileRecords] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     append_lock: threading.Lock = field(default_factory=threading.Lock)
+    queued: dict[Path, list[tuple[str, threading.Event]]] = field(default_factory=dict)
 
     def read(self, path: Path) -> list[dict[str, Any]]:
         with self.lock:
@@ -175,16 +176,20 @@ class Ledger:
         path = self.file_for(started)
         path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        # Threads of one process queue on the thread lock; FileLock (which polls) only ever
-        # waits for another process.
-        with self._cache.append_lock, FileLock(str(path) + ".lock"):
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                prefix = "" if _ends_cleanly(path) else "\n"
-                os.write(fd, (prefix + line).encode("utf-8"))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        written = threading.Event()
+        with self._cache.lock:
+            self._cache.queued.setdefault(path, []).append((line, written))
+        # Group commit: whoever holds the append lock writes every line queued by then with one
+        # fsync, so ten runs starting in the same second wait for one disk flush, not ten.
+        # FileLock (which polls) only ever waits for another process.
+        with self._cache.append_lock:
+            if not written.is_set():
+                with self._cache.lock:
+                    batch = self._cache.queued.pop(path, [])
+                with FileLock(str(path) + ".lock"):
+                    _write_durably(path, "".join(text for text, _ in batch))
+                for _, event in batch:
+                    event.set()
         return path
 
     @contextlib.contextmanager
@@ -254,6 +259,16 @@ def _follow(run: Run, renames: list[tuple[datetime, str, str]]) -> Run:
         if at >= run.started_at and old == task:
             task = new
     return run if task == run.task else replace(run, task=task)
+
+
+def _write_durably(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        prefix = "" if _ends_cleanly(path) else "\n"  # repair a torn last line first
+        os.write(fd, (prefix + text).encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _ends_cleanly(path: Path) -> bool:
