@@ -1,38 +1,87 @@
-"""Read-only: wikilinks to notes that do not exist, and attachments no note links to.
+"""Weekly cleanup report: wikilinks to notes that do not exist, attachments no note links to.
 
-Exits 1 when it finds something, so the run shows under "needs attention" in the digest.
+Read-only: it changes nothing, it lists what to fix by hand, and it exits 0 (a report that
+finds something has still succeeded). Self-contained on purpose (the trust fingerprint covers
+the files a command names). Standard library only.
 """
 
 from __future__ import annotations
 
-import sys
+import os
+import re
+import tomllib
+from pathlib import Path
+from urllib.parse import unquote
 
-from _vault import WIKILINK, files, notes, vault_root, without_generated_blocks
+# [[Target]], [[Target|alias]], [[Target#Heading]], [[Target^block]], and embeds ![[file.png]]
+WIKILINK = re.compile(r"!?\[\[([^\]|#^\n]+)(?:[#^][^\]|\n]*)?(?:\|[^\]\n]*)?\]\]")
+# [text](path) and ![](path) with a relative path (Obsidian's "use [[Wikilinks]]" turned off)
+MDLINK = re.compile(r"!?\[[^\]\n]*\]\(<?([^)>\s:]+)>?\)")
+FRONT_MATTER = re.compile(r"\A---\r?\n.*?^---[ \t]*$\r?\n?", re.DOTALL | re.MULTILINE)
+RUN_BLOCK = re.compile(r"%% vaultsched:runs:begin %%.*?%% vaultsched:runs:end %%", re.DOTALL)
+CODE = re.compile(r"^(```|~~~).*?^\1[ \t]*$|`[^`\n]*`", re.DOTALL | re.MULTILINE)
+
+
+def vault_root() -> Path:
+    """vaultsched sets VAULTSCHED_VAULT for every run; by hand, run this from the vault."""
+    return Path(os.environ.get("VAULTSCHED_VAULT") or Path.cwd())
+
+
+def digest_folder(root: Path) -> str:
+    try:
+        config = tomllib.loads((root / ".vaultsched/config.toml").read_text(encoding="utf-8"))
+        return str(config.get("digest", {}).get("folder", "Digests")).strip("/")
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        return "Digests"
+
+
+def vault_files(root: Path) -> list[Path]:
+    """Every file a person keeps here: no dot folders, no digests, no scripts."""
+    skipped = {digest_folder(root), "scripts"}
+    found = []
+    for folder, dirs, names in os.walk(root):
+        rel = Path(folder).relative_to(root)
+        dirs[:] = [d for d in dirs if not d.startswith(".") and str(rel / d) not in skipped]
+        found += [Path(folder, n) for n in names if not n.startswith(".")]
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def prose(path: Path) -> str:
+    """A note's own writing: no front matter, no run block, no code (links there are examples)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return CODE.sub("", RUN_BLOCK.sub("", FRONT_MATTER.sub("", text, count=1)))
 
 
 def main() -> int:
     root = vault_root()
-    paths = list(notes(root))
+    files = vault_files(root)
+    rel = {path: path.relative_to(root).as_posix() for path in files}
+    notes = [path for path in files if path.suffix == ".md"]
+    attachments = [path for path in files if path.suffix != ".md"]
     # Obsidian resolves [[Name]] by note name, [[Folder/Name]] by path, [[file.png]] by file name.
-    known = {p.stem for p in paths} | {str(p.relative_to(root).with_suffix("")) for p in paths}
-    attachments = [f for f in files(root) if f.suffix != ".md" and "scripts" not in f.parts]
-    known |= {f.name for f in attachments}
+    targets = {path.stem for path in notes} | {rel[path].removesuffix(".md") for path in notes}
+    targets |= {path.name for path in attachments} | {rel[path] for path in attachments}
     broken: list[str] = []
     linked: set[str] = set()
-    for path in paths:
-        text = without_generated_blocks(path.read_text(encoding="utf-8", errors="replace"))
+    for note in notes:
+        text = prose(note)
         for link in WIKILINK.findall(text):
-            target = link.strip()
+            target = link.strip().removesuffix(".md")
             linked.add(target)
-            if target not in known and target.removesuffix(".md") not in known:
-                broken.append(f"{path.relative_to(root)}: [[{target}]]")
-    unlinked = [str(f.relative_to(root)) for f in attachments if f.name not in linked]
+            if target not in targets:
+                broken.append(f"{rel[note]}: [[{target}]]")
+        for link in MDLINK.findall(text):  # relative to the note, or to the vault root
+            linked.add(os.path.normpath(note.parent.relative_to(root) / unquote(link)))
+            linked.add(os.path.normpath(unquote(link)))
+    unlinked = [
+        rel[path] for path in attachments if path.name not in linked and rel[path] not in linked
+    ]
     print(f"Broken links: {len(broken)}")
-    print("\n".join(f"- {b}" for b in broken) or "- none")
+    print("\n".join(f"- {line}" for line in broken) or "- none")
     print(f"Unlinked attachments: {len(unlinked)}")
-    print("\n".join(f"- {u}" for u in unlinked) or "- none")
-    return 1 if broken or unlinked else 0
+    print("\n".join(f"- {line}" for line in unlinked) or "- none")
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
