@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint unit demo bench clean
+.PHONY: test lint unit demo bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +26,29 @@ unit: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/vaultsched demo
 
-# Not part of `make test`: figures, not pass/fail. Results go in docs/benchmarks.md.
+# Not part of `make test`: figures, not pass/fail. Results: bench/results/*.json and
+# docs/benchmarks.md. `bench` takes about 10 minutes on 2 cores, `bench-quick` under 2.
+BENCH := cd bench && ../$(BIN)/python
+INSTALL_BENCH := $(BIN)/python -m pip install --quiet -e '.[test,bench]'
+
 bench: $(STAMP)
-	$(BIN)/python bench/firing_latency.py --seconds 30 --tasks 1
-	$(BIN)/python bench/firing_latency.py --seconds 30 --tasks 4
-	$(BIN)/python bench/firing_latency.py --seconds 30 --tasks 20
-	$(BIN)/python bench/edit_latency.py --edits 200 --tasks 100
+	$(INSTALL_BENCH)
+	$(BENCH) cold_index.py --notes 100000 --repeat 3
+	$(BENCH) edit_latency.py --edits 200 --tasks 1000
+	$(BENCH) firing_precision.py --tasks 1000 --due 10 --seconds 60
+	$(BENCH) idle_cost.py --tasks 1000 --window 60
+	$(BENCH) burst.py --tasks 1000
+	$(BENCH) memory.py --notes 100000
+	$(BENCH) firing_latency.py --seconds 30 --tasks 20
+
+bench-quick: $(STAMP)
+	$(INSTALL_BENCH)
+	$(BENCH) cold_index.py --notes 10000 --repeat 1
+	$(BENCH) edit_latency.py --edits 50 --tasks 1000
+	$(BENCH) firing_precision.py --tasks 1000 --due 10 --seconds 15
+	$(BENCH) idle_cost.py --tasks 1000 --window 10
+	$(BENCH) burst.py --tasks 200
+	$(BENCH) memory.py --notes 10000
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
