@@ -43,10 +43,8 @@ def vaultsched_lateness(tasks: int, due: int, seconds: float) -> list[float]:
 
 
 def apscheduler_lateness(tasks: int, due: int, seconds: float) -> list[float]:
-    from apscheduler.schedulers.background import (  # type: ignore[import-untyped]
-        BackgroundScheduler,
-    )
-    from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.triggers.cron import CronTrigger
 
     late: list[float] = []
     lock = threading.Lock()
