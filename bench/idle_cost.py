@@ -24,13 +24,11 @@ scheduler.start()
 time.sleep(10**6)
 """
 POLLING = "import time\nwhile True:\n    time.sleep(60)\n"
+SETTLE = 8  # past start-up and indexing
 
 
-def measure(proc: subprocess.Popen[bytes], settle: float, window: float) -> tuple[float, int]:
-    time.sleep(settle)  # past start-up and indexing
-    cpu, woke = cpu_seconds(proc.pid), wakeups(proc.pid)
-    time.sleep(window)
-    return cpu_seconds(proc.pid) - cpu, wakeups(proc.pid) - woke
+def readings(procs: dict[str, subprocess.Popen[bytes]]) -> dict[str, tuple[float, int]]:
+    return {name: (cpu_seconds(p.pid), wakeups(p.pid)) for name, p in procs.items()}
 
 
 def main() -> None:
@@ -38,38 +36,40 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--window", type=float, default=60)
     args = parser.parse_args()
-    results = {}
     with tempfile.TemporaryDirectory(prefix="vaultsched-bench-") as tmp:
-        root = make(Path(tmp) / "vault", args.tasks, args.tasks, seed=3)
-        for path in (root / "Tasks").rglob("*.md"):  # nothing due during the window
-            text = path.read_text(encoding="utf-8")
-            if "schedule:" in text:
-                lines = [
-                    "schedule: '0 3 1 1 *'" if line.startswith("schedule:") else line
-                    for line in text.splitlines()
-                ]
-                path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        daemon = start_daemon(root)
+        root = make(Path(tmp) / "vault", args.tasks, args.tasks, seed=3, schedule="0 3 1 1 *")
+        # All three idle side by side over the same window: none of them should compete.
+        procs = {
+            "vaultsched": start_daemon(root),
+            "APScheduler 3": _python(APSCHEDULER.format(tasks=args.tasks)),
+            "polling loop (60 s sleep)": _python(POLLING),
+        }
         try:
-            results["vaultsched"] = measure(daemon, 8, args.window)
+            time.sleep(SETTLE)
+            before = readings(procs)
+            time.sleep(args.window)
+            after = readings(procs)
+            gone = [name for name, proc in procs.items() if proc.poll() is not None]
+            if gone:  # a dead process also reads as idle: never report that
+                raise SystemExit(f"exited during the window: {', '.join(gone)}")
         finally:
-            stop(daemon)
-    for name, code in (
-        ("APScheduler 3", APSCHEDULER.format(tasks=args.tasks)),
-        ("polling loop (60 s sleep)", POLLING),
-    ):
-        proc = subprocess.Popen([sys.executable, "-c", code])
-        try:
-            results[name] = measure(proc, 3, args.window)
-        finally:
-            proc.kill()
-            proc.wait()
+            stop(procs.pop("vaultsched"))
+            for proc in procs.values():
+                proc.kill()
+                proc.wait()
+    results = {
+        name: (after[name][0] - cpu, after[name][1] - woke) for name, (cpu, woke) in before.items()
+    }
     table(
         f"Idle over {args.window:.0f} s, {args.tasks} tasks loaded, nothing due",
         [[name, f"{cpu:.3f}", woke] for name, (cpu, woke) in results.items()],
         ["process", "CPU s", "wake-ups"],
     )
     save("idle_cost", {"window_s": args.window, "results": results})
+
+
+def _python(code: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", code])
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Generate a realistic vault: N notes, T of them task notes, deterministic from a seed.
 
-`python bench/make_vault.py DIR --notes 100000 --tasks 1000 --seed 1`. Nested folders, bodies of
-a few hundred bytes to a few KB, front matter on some ordinary notes, attachments, and a few
-malformed notes (bad YAML, an unquoted `*` schedule).
+`python bench/make_vault.py DIR --notes 100000 --tasks 1000 --seed 1`. Nested folders (about 40
+notes each, up to three deep), bodies of a few hundred bytes to a few KB, front matter on some
+ordinary notes, attachments, and a few malformed notes (bad YAML, an unquoted `*` schedule).
 """
 
 from __future__ import annotations
@@ -62,9 +62,16 @@ def body(rng: random.Random) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def folder(rng: random.Random) -> str:
-    depth = rng.choice((1, 1, 2, 2, 3))
-    return "/".join(f"{rng.choice(WORDS).title()} {rng.randint(0, 30)}" for _ in range(depth))
+def folders(rng: random.Random, count: int) -> list[str]:
+    """A folder tree one to three deep, about 40 notes a folder as in a long-kept vault."""
+    tree: list[str] = []
+    while len(tree) < count:
+        parent = rng.choice(tree) if tree and rng.random() < 0.7 else ""
+        name = f"{rng.choice(WORDS).title()} {rng.randint(0, 30)}"
+        path = f"{parent}/{name}" if parent else name
+        if path.count("/") < 3 and path not in tree:
+            tree.append(path)
+    return tree
 
 
 def task_note(rng: random.Random, n: int, schedule: str | None) -> str:
@@ -78,15 +85,17 @@ def make(root: Path, notes: int, tasks: int, seed: int, schedule: str | None = N
     for path in (root / "Tasks").glob("*.md"):
         path.unlink()  # only generated tasks: the counts stay exact
     bad = max(1, tasks // 100)
+    tree = folders(rng, max(10, notes // 40))
+    task_tree = folders(rng, max(5, tasks // 40))
     for n in range(notes):
         if n < tasks:
-            rel, text = f"Tasks/{folder(rng)}/Task {n}.md", task_note(rng, n, schedule)
+            rel, text = f"Tasks/{rng.choice(task_tree)}/Task {n}.md", task_note(rng, n, schedule)
         elif n < tasks + bad:
             broken = rng.choice(("schedule: */5 * * * *\ncommand: x\n", "command: [unclosed\n"))
             rel, text = f"Tasks/Broken {n}.md", f"---\n{broken}---\n{body(rng)}"
         else:
             front = "---\ntags: [note]\n---\n" if rng.random() < 0.3 else ""
-            rel, text = f"{folder(rng)}/Note {n}.md", front + body(rng)
+            rel, text = f"{rng.choice(tree)}/Note {n}.md", front + body(rng)
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

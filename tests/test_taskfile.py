@@ -7,7 +7,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from vaultsched import taskfile
 from vaultsched.config import Config
 from vaultsched.taskfile import (
     front_matter_span,
@@ -165,6 +168,63 @@ def test_read_front_matter_none_cases(tmp_path: Path) -> None:
     assert read_front_matter(note) is None
     note.write_text("")
     assert read_front_matter(note) is None
+
+
+def _line_by_line(data: bytes) -> str | None:
+    """The plain reading of the rule, one line at a time, as the reference for the fast reader."""
+    lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    pieces = [line + b"\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+    strip = taskfile._strip_eol
+    if not pieces or not pieces[0].endswith(b"\n") or strip(pieces[0]) != b"---":
+        return None
+    for n, line in enumerate(pieces[1:], 1):
+        if strip(line) in (b"---", b"..."):
+            return b"".join(pieces[1:n]).decode("utf-8")
+    return None
+
+
+LINES = st.sampled_from(
+    [
+        "---",
+        "...",
+        "----",
+        "--- ",
+        "---\r",
+        "... \t",
+        "-- -",
+        "k: v",
+        "command: x",
+        "",
+        "\r",
+        "x" * 50,
+    ]
+)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lines=st.lists(LINES, max_size=30),
+    newline=st.sampled_from(["\n", "\r\n"]),
+    bom=st.booleans(),
+    trailing=st.booleans(),
+    chunk=st.integers(1, 64),
+)
+def test_block_reader_agrees_with_reading_line_by_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    lines: list[str],
+    newline: str,
+    bom: bool,
+    trailing: bool,
+    chunk: int,
+) -> None:
+    # Tiny chunks put chunk edges inside fences, CRLFs and the BOM.
+    monkeypatch.setattr(taskfile, "READ_CHUNK", chunk)
+    data = ("\ufeff" if bom else "") + newline.join(lines) + (newline if trailing else "")
+    note = tmp_path / "n.md"
+    note.write_bytes(data.encode("utf-8"))
+    assert read_front_matter(note) == _line_by_line(data.encode("utf-8"))
 
 
 def test_front_matter_too_large(tmp_path: Path) -> None:

@@ -115,12 +115,8 @@ def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every task: schedule, enabled, next run, last run and status, validity."""
     vault = _vault(ctx)
     index = build_index(vault)
-    store = TrustStore()
     rows = list_rows(
-        index,
-        Ledger(vault.root, vault.host).runs(),
-        utc_now(),
-        lambda task: store.is_trusted(vault.root, task),
+        index, Ledger(vault.root, vault.host).runs(), utc_now(), TrustStore().checker(vault.root)
     )
     if as_json:
         _print_json(rows)

@@ -66,8 +66,8 @@ def invalid_notes(c: Context) -> Check:
 
 
 def untrusted(c: Context) -> Check:
-    store = TrustStore()
-    waiting = sorted(t.id for t in c.index.tasks.values() if not store.is_trusted(c.vault.root, t))
+    trusted = TrustStore().checker(c.vault.root)
+    waiting = sorted(t.id for t in c.index.tasks.values() if not trusted(t))
     if not waiting:
         return Check("trust", OK, "every task is trusted")
     fix = (

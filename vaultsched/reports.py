@@ -117,6 +117,7 @@ def status_report(vault: Vault, index: Index, now: datetime) -> dict[str, Any]:
     for run in runs:
         latest[run.task] = run
     today = [r for r in runs if r.started_at.astimezone(tz).date() == day]
+    trusted = TrustStore().checker(vault.root)
     return {
         "daemon": {
             "running": holder is not None,
@@ -129,7 +130,7 @@ def status_report(vault: Vault, index: Index, now: datetime) -> dict[str, Any]:
         "untrusted": [
             {"task": task.id, "fix": trust_command(task.id)}
             for task in index.tasks.values()
-            if not TrustStore().is_trusted(vault.root, task)
+            if not trusted(task)
         ],
         "awaiting_approval": [
             {"task": r.task, "since": iso(r.started_at), "fix": approve_command(r.task)}

@@ -6,6 +6,7 @@ front matter lines of a note, never its body.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from vaultsched.model import Problem, Task
 from vaultsched.schedules import Schedule, ScheduleError, parse_schedule
 
 MAX_FRONT_MATTER = 64 * 1024
+READ_CHUNK = 4096
+MAX_FENCE_LINE = 1024  # a longer first line is not `---` (and may be a binary file's only line)
 FENCE = "---"
 # The `---` fence is line 1, so YAML line 0 is line 2 of the file.
 FIRST_YAML_LINE = 2
@@ -47,33 +50,46 @@ KNOWN_KEYS = (
     "approval",
 )
 _COMMAND_LINE = re.compile(r"^command\s*:", re.MULTILINE)
+# A line that closes front matter, as `_strip_eol` reads lines: `---` or `...`, then blanks.
+_CLOSING_FENCE = re.compile(rb"^(?:---|\.\.\.)[ \t]*\r*$", re.MULTILINE)
 
 
 class NotUtf8Error(ValueError):
     pass
 
 
-def read_front_matter(path: Path) -> str | None:
+def read_front_matter(path: str | Path) -> str | None:
     """The YAML text between the opening and closing `---` lines, or None if there is none.
 
-    Reads line by line and stops at the closing fence: the note's body is never read, which is
-    what keeps a cold index of a large vault close to the cost of listing it.
+    Reads a block at a time and stops at the closing fence: the note's body is never read, and
+    most notes (no front matter) cost one open and one read. That is what keeps a cold index of
+    a large vault close to the cost of listing it; raw `os` calls because a buffered file
+    object per note was a third of that cost.
     """
-    with path.open("rb") as handle:
-        first = handle.readline(len(FENCE) + 8)
-        if _strip_eol(first.removeprefix(b"\xef\xbb\xbf")) != FENCE.encode():
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, READ_CHUNK)
+        while b"\n" not in data and len(data) < MAX_FENCE_LINE and (more := os.read(fd, 64)):
+            data += more  # the first line alone decides "no front matter"
+        first, newline, rest = data.removeprefix(b"\xef\xbb\xbf").partition(b"\n")
+        if not newline or _strip_eol(first) != FENCE.encode():
             return None
-        lines: list[bytes] = []
-        size = 0
-        while size <= MAX_FRONT_MATTER:
-            line = handle.readline(MAX_FRONT_MATTER)
-            if not line:
-                return None  # no closing fence: Obsidian shows no properties either
-            if _strip_eol(line) in (b"---", b"..."):
-                return _decode(b"".join(lines))
-            lines.append(line)
-            size += len(line)
-    raise ValueError(f"front matter is larger than {MAX_FRONT_MATTER // 1024} KiB")
+        while True:
+            # Only whole lines can be the fence (a chunk may end inside `----`), until the end.
+            fence = _CLOSING_FENCE.search(rest, 0, rest.rfind(b"\n") + 1)
+            if fence is None and len(rest) <= MAX_FRONT_MATTER:
+                more = os.read(fd, READ_CHUNK)
+                if more:
+                    rest += more
+                    continue
+                fence = _CLOSING_FENCE.search(rest)
+                if fence is None:
+                    return None  # no closing fence: Obsidian shows no properties either
+            if fence is None or fence.start() > MAX_FRONT_MATTER:
+                raise ValueError(f"front matter is larger than {MAX_FRONT_MATTER // 1024} KiB")
+            return _decode(rest[: fence.start()])
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -123,12 +139,17 @@ class Parsed:
 
 
 def task_id(rel_path: str) -> str:
+    if rel_path.endswith(".md") and not rel_path.rpartition("/")[2].startswith("."):
+        return rel_path[:-3]  # the case for every note: no path object per note on a cold index
     return str(PurePosixPath(rel_path).with_suffix(""))
 
 
 def parse_task(rel_path: str, yaml_text: str | None, config: Config) -> Parsed:
     """Validate one note's front matter. Never raises for bad input: problems are returned."""
-    if yaml_text is None:
+    if yaml_text is None or ("command" not in yaml_text and "schedule" not in yaml_text):
+        # Only those two keys make a note our business (a task, or the "no command" note), and
+        # most notes with front matter have neither: skip their YAML on a cold index. (A key
+        # spelled with YAML escapes, "\x63ommand", would slip through; nobody writes that.)
         return Parsed(False, None, ())
     try:
         return _parse(rel_path, yaml_text, config)

@@ -118,9 +118,14 @@ class TrustStore:
         return entry if isinstance(entry, dict) else {}
 
     def is_trusted(self, root: Path, task: Task) -> bool:
+        return self.checker(root)(task)
+
+    def checker(self, root: Path) -> Callable[[Task], bool]:
+        """`is_trusted` for many tasks against one reading of the store (listing a vault)."""
         if policy() == "any":
-            return True
-        return self.trusted(root).get(task.id) == fingerprint(root, task)
+            return lambda task: True
+        known = self.trusted(root)
+        return lambda task: known.get(task.id) == fingerprint(root, task)
 
     def trust(self, root: Path, tasks: Iterable[Task]) -> list[str]:
         prints = {task.id: fingerprint(root, task) for task in tasks}

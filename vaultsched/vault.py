@@ -125,7 +125,7 @@ def _printable(rel: str) -> str:
 def read_note(vault: Vault, rel: str) -> Parsed:
     """Parse one note's front matter; unreadable notes become problems, never exceptions."""
     try:
-        text = read_front_matter(vault.path(rel))
+        text = read_front_matter(f"{vault.root}/{rel}")  # a str: no Path built per note
     except NotUtf8Error:
         return Parsed(False, None, (Problem(rel, 1, "not UTF-8: skipped", "warning"),))
     except (OSError, ValueError) as exc:
@@ -139,21 +139,28 @@ class Index:
 
     tasks: dict[str, Task] = field(default_factory=dict)
     invalid: dict[str, tuple[Problem, ...]] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    # Keyed by note so that replacing one note's problems costs the same in a vault of any size.
+    _problems: dict[str, tuple[Problem, ...]] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [p for found in self._problems.values() for p in found]
 
     def add(self, rel: str, parsed: Parsed) -> None:
-        self.discard(task_id(rel))
-        self.problems.extend(parsed.problems)
+        ident = task_id(rel)
+        self.discard(ident)
+        if parsed.problems:
+            self._problems[ident] = parsed.problems
         if parsed.task is not None:
             self.tasks[parsed.task.id] = parsed.task
         elif parsed.is_task:
-            self.invalid[task_id(rel)] = parsed.errors
+            self.invalid[ident] = parsed.errors
 
     def discard(self, ident: str) -> None:
         self.tasks.pop(ident, None)
         self.invalid.pop(ident, None)
-        self.problems = [p for p in self.problems if task_id(p.path) != ident]
+        self._problems.pop(ident, None)
 
     @property
     def ids(self) -> list[str]:
