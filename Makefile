@@ -44,7 +44,7 @@ bench: $(BENCH_STAMP)
 	$(BENCH) idle_cost.py --tasks 1000 --window 60
 	$(BENCH) burst.py --tasks 1000
 	$(BENCH) memory.py --notes 100000
-	$(BENCH) firing_latency.py --seconds 30 --tasks 20
+	$(BENCH) firing_latency.py --seconds 30
 
 bench-quick: $(BENCH_STAMP)
 	$(BENCH) cold_index.py --notes 10000 --repeat 1

@@ -19,15 +19,18 @@ from make_vault import make
 from vaultsched.ledger import Ledger
 
 STAMP = "date +%s.%N"
-PARALLEL = 10
+PARALLEL = 10  # as many runs at once as APScheduler's default pool: a like-for-like race
 IDLE = "0 3 1 1 *"  # the loaded tasks that are not due: both schedulers hold the same lines
 
 
-def vaultsched_lateness(tasks: int, due: int, seconds: float) -> list[float]:
+def vaultsched_lateness(
+    tasks: int, due: int, seconds: float, parallel: int | None = PARALLEL
+) -> list[float]:
+    """`parallel=None` keeps vaultsched's default `max_parallel` (4)."""
     with tempfile.TemporaryDirectory(prefix="vaultsched-bench-") as tmp:
         root = make(Path(tmp) / "vault", tasks, tasks - due, seed=2, schedule=IDLE)
-        # As many runs at once as APScheduler's default pool (10 threads): a like-for-like race.
-        (root / ".vaultsched/config.toml").write_text(f"max_parallel = {PARALLEL}\n")
+        if parallel is not None:
+            (root / ".vaultsched/config.toml").write_text(f"max_parallel = {parallel}\n")
         for n in range(due):
             (root / "Tasks" / f"Every second {n}.md").write_text(
                 f'---\nschedule: "every 1s"\ncommand: "{STAMP}"\n---\n', encoding="utf-8"

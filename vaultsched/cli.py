@@ -18,9 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.exceptions import TyperException
 
-from vaultsched import __version__, demo, githooks, service
-from vaultsched.daemon import Daemon, install_signal_handlers
-from vaultsched.doctor import diagnose
+from vaultsched import __version__, githooks, service
 from vaultsched.engine import Engine, digest_path, utc_now
 from vaultsched.errors import VaultschedError
 from vaultsched.frontmatter_edit import set_scalar
@@ -31,10 +29,12 @@ from vaultsched.model import Run, Status, Task, Trigger
 from vaultsched.notes import NoteWriter, Outcome
 from vaultsched.reports import history_rows, iso, list_rows, status_report, upcoming
 from vaultsched.scaffold import create_task, init_vault
-from vaultsched.sync import Syncer, SyncError
 from vaultsched.trust import TrustStore, named_files
 from vaultsched.validate import validate_staged, validate_vault
 from vaultsched.vault import Vault, build_index, open_vault
+
+# _LAZY: the daemon, demo, doctor and sync modules (watchdog among them) are imported by their
+# commands only; `list`, `validate` and the git hooks start a fresh process each time.
 
 app = typer.Typer(
     name="vaultsched",
@@ -391,6 +391,8 @@ def run_cmd(
     ] = False,
 ) -> None:
     """The daemon, in the foreground: fire every task on time and follow edits live."""
+    from vaultsched.daemon import Daemon, install_signal_handlers  # see _LAZY
+
     vault = _vault(ctx)
     _daemon_logging()
     daemon = Daemon(vault, dry_run=dry_run)
@@ -441,6 +443,9 @@ def demo_cmd(
     ] = None,
 ) -> None:
     """Copy the example vault, git-init it, speed it up, and run the daemon in the foreground."""
+    from vaultsched import demo  # see _LAZY
+    from vaultsched.daemon import Daemon, install_signal_handlers
+
     root = demo.prepare(folder)
     out.print(f"Demo vault: [bold]{root}[/bold]")
     out.print("Open it in Obsidian (Open folder as vault) and watch the task notes and Digests/.")
@@ -462,6 +467,8 @@ def _print_run(run: Run) -> None:
 @app.command("doctor")
 def doctor_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Drift and health checks, each with its fix; exit 1 if any check fails."""
+    from vaultsched.doctor import diagnose  # see _LAZY
+
     vault = _vault(ctx)
     checks = diagnose(vault, build_index(vault), utc_now())
     if as_json:
@@ -480,6 +487,8 @@ def doctor_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @app.command("sync")
 def sync_cmd(ctx: typer.Context) -> None:
     """Pull (rebase) from the remote, rebuild notes and digests from the merged ledger, push."""
+    from vaultsched.sync import Syncer, SyncError  # see _LAZY
+
     vault = _vault(ctx)
     engine = Engine(vault)
     if not engine.git.usable:

@@ -184,6 +184,7 @@ def _gap_end(wall: datetime, tz: ZoneInfo) -> datetime:
     return datetime.fromtimestamp(high, tz)
 
 
+@lru_cache(maxsize=1024)  # schedules are immutable, and a vault repeats a few lines many times
 def parse_schedule(text: str) -> Schedule:
     """Parse one schedule entry; raise ScheduleError with a one-line message."""
     if not isinstance(text, str) or not text.strip():

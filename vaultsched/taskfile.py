@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -231,6 +232,7 @@ def edit_distance(a: str, b: str) -> int:
     return previous[-1]
 
 
+@lru_cache(maxsize=4096)  # the same few keys (tags, aliases, ...) recur across a whole vault
 def near_miss(key: str) -> str | None:
     """The known key an unknown one is probably a typo of (short keys allow only one edit)."""
     lowered = key.lower()
