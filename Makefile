@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(BIN)/vaultsched demo
 
 # Not part of `make test`: figures, not pass/fail. Results: bench/results/*.json and
-# docs/benchmarks.md. `bench` takes about 10 minutes on 2 cores, `bench-quick` under 2.
+# docs/benchmarks.md. `bench` takes about 6 minutes on 2 cores, `bench-quick` about 1.5.
 BENCH := cd bench && ../$(BIN)/python
 BENCH_STAMP := $(VENV)/.bench-installed
 

@@ -21,13 +21,16 @@ PLACEHOLDER = "every 1d"
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--parallel", type=int, default=4, help="max_parallel (default 4)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vaultsched-bench-") as tmp:
         root = make(Path(tmp) / "vault", args.tasks, args.tasks, seed=4, schedule=PLACEHOLDER)
         every, due = soon_interval(time.time())
         for path in (root / "Tasks").rglob("*.md"):
             path.write_text(path.read_text(encoding="utf-8").replace(PLACEHOLDER, every))
-        (root / ".vaultsched/config.toml").write_text('timezone = "UTC"\n')
+        (root / ".vaultsched/config.toml").write_text(
+            f'timezone = "UTC"\nmax_parallel = {args.parallel}\n'
+        )
         subprocess.run(["git", "add", "-A"], cwd=root, check=True, capture_output=True)
         subprocess.run(["git", "commit", "-qm", "tasks"], cwd=root, check=True, capture_output=True)
         commits_before = _commits(root)
@@ -45,13 +48,19 @@ def main() -> None:
             stop(daemon)
         commits = _commits(root) - commits_before
     table(
-        f"Burst: {args.tasks} tasks due at the same second (s after the due time)",
+        f"Burst: {args.tasks} tasks due at the same second, max_parallel {args.parallel} "
+        "(s after the due time)",
         [[f"{all_started:.1f}", f"{all_finished:.1f}", f"{all_landed:.1f}", commits]],
         ["all started", "all finished", "all in notes, digest, git", "commits"],
     )
     save(
         "burst",
-        {"tasks": args.tasks, "started_s": all_started, "finished_s": all_finished}
+        {
+            "tasks": args.tasks,
+            "max_parallel": args.parallel,
+            "started_s": all_started,
+            "finished_s": all_finished,
+        }
         | {"landed_s": all_landed, "commits": commits},
     )
 

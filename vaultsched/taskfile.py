@@ -139,6 +139,9 @@ class Parsed:
         return tuple(p for p in self.problems if p.severity == "error")
 
 
+NOT_A_TASK = Parsed(False, None, ())
+
+
 def task_id(rel_path: str) -> str:
     if rel_path.endswith(".md") and not rel_path.rpartition("/")[2].startswith("."):
         return rel_path[:-3]  # the case for every note: no path object per note on a cold index
@@ -151,7 +154,7 @@ def parse_task(rel_path: str, yaml_text: str | None, config: Config) -> Parsed:
         # Only those two keys make a note our business (a task, or the "no command" note), and
         # most notes with front matter have neither: skip their YAML on a cold index. (A key
         # spelled with YAML escapes, "\x63ommand", would slip through; nobody writes that.)
-        return Parsed(False, None, ())
+        return NOT_A_TASK
     try:
         return _parse(rel_path, yaml_text, config)
     except yaml.YAMLError as exc:
@@ -163,14 +166,14 @@ def parse_task(rel_path: str, yaml_text: str | None, config: Config) -> Parsed:
 def _parse(rel_path: str, yaml_text: str, config: Config) -> Parsed:
     root, data = _load(yaml_text)
     if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
-        return Parsed(False, None, ())
+        return NOT_A_TASK
     nodes = {k.value: (k, v) for k, v in root.value if isinstance(k, yaml.ScalarNode)}
     if "command" not in data:
         if "schedule" in data:
             line = _line(nodes["schedule"][0]) if "schedule" in nodes else 1
             note = Problem(rel_path, line, "has a schedule but no command: not a task", "note")
             return Parsed(False, None, (note,))
-        return Parsed(False, None, ())
+        return NOT_A_TASK
     return _TaskBuilder(rel_path, data, nodes, config).build()
 
 

@@ -92,14 +92,17 @@ def _walk(folder: Path, rel_dir: str, digest: str, skipped: list[Skipped] | None
     folders = [e for e in entries if e.is_dir(follow_symlinks=False)]
     folder_names = {e.name for e in folders}
     for entry in entries:
-        rel = f"{rel_dir}{entry.name}"
-        if entry.name in folder_names:
+        name = entry.name
+        # The folders on the way down were checked already (`is_ignored` below): only the
+        # file's own name is left to check, without splitting its path again.
+        if name in folder_names or not name.endswith(".md") or name.startswith("."):
             continue
-        if is_ignored(rel, digest) or entry.is_symlink():
+        rel = f"{rel_dir}{name}"
+        if is_conflict_copy(rel) or entry.is_symlink():
             if skipped is not None and is_conflict_copy(rel):
                 skipped.append(Skipped(rel, "sync-conflict copy: never run"))
             continue
-        if not _utf8_name(rel):
+        if not rel.isascii() and not _utf8_name(rel):
             if skipped is not None:
                 skipped.append(Skipped(_printable(rel), "file name is not UTF-8"))
             continue
@@ -193,5 +196,7 @@ class Index:
 def build_index(vault: Vault) -> Index:
     index = Index()
     for rel in iter_notes(vault, index.skipped):
-        index.add(rel, read_note(vault, rel))
+        parsed = read_note(vault, rel)
+        if parsed.is_task or parsed.problems:  # most notes: nothing to add, nothing to drop
+            index.add(rel, parsed)
     return index
