@@ -37,22 +37,26 @@ $(BENCH_STAMP): $(STAMP)
 		|| echo "ripgrep not installed (apt-get install ripgrep): grep stands in as the floor"
 	touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)
-	$(BENCH) cold_index.py --notes 100000 --repeat 3
-	$(BENCH) edit_latency.py --edits 200 --tasks 1000
-	$(BENCH) firing_precision.py --tasks 1000 --due 10 --seconds 60
-	$(BENCH) idle_cost.py --tasks 1000 --window 60
-	$(BENCH) burst.py --tasks 1000
-	$(BENCH) memory.py --notes 100000
-	$(BENCH) firing_latency.py --seconds 30
+# One recipe, two sizes (target-specific variables).
+bench: NOTES := 100000
+bench: REPEAT := 3
+bench: EDITS := 200
+bench: WINDOW := 60
+bench: BURST := 1000
+bench-quick: NOTES := 10000
+bench-quick: REPEAT := 1
+bench-quick: EDITS := 50
+bench-quick: WINDOW := 10
+bench-quick: BURST := 200
 
-bench-quick: $(BENCH_STAMP)
-	$(BENCH) cold_index.py --notes 10000 --repeat 1
-	$(BENCH) edit_latency.py --edits 50 --tasks 1000
-	$(BENCH) firing_precision.py --tasks 1000 --due 10 --seconds 10
-	$(BENCH) idle_cost.py --tasks 1000 --window 10
-	$(BENCH) burst.py --tasks 200
-	$(BENCH) memory.py --notes 10000
+bench bench-quick: $(BENCH_STAMP)
+	$(BENCH) cold_index.py --notes $(NOTES) --repeat $(REPEAT)
+	$(BENCH) edit_latency.py --edits $(EDITS) --tasks 1000
+	$(BENCH) firing_precision.py --tasks 1000 --due 10 --seconds $(WINDOW)
+	$(BENCH) idle_cost.py --tasks 1000 --window $(WINDOW)
+	$(BENCH) burst.py --tasks $(BURST)
+	$(BENCH) memory.py --notes $(NOTES)
+	$(if $(filter bench,$@),$(BENCH) firing_latency.py --seconds 30)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

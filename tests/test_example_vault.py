@@ -37,10 +37,10 @@ def copy(tmp_path: Path) -> Path:
 def script(
     root: Path, name: str, stdin: str = "", *, env_var: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    """Run one of the vault's scripts as vaultsched would (or, without `env_var`, by hand)."""
+    """Run a subcommand of the vault's script as vaultsched would (without `env_var`: by hand)."""
     env = {**os.environ, "VAULTSCHED_VAULT": str(root)} if env_var else dict(os.environ)
     return subprocess.run(
-        [sys.executable, f"scripts/{name}.py"],
+        [sys.executable, "scripts/vault_tools.py", name],
         cwd=root,
         env=env,
         input=stdin,
@@ -69,7 +69,7 @@ def test_vault_layout_mirrors_init(copy: Path) -> None:
     assert (copy / "attachments/old-screenshot.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
-def test_scripts_are_single_stdlib_files(copy: Path) -> None:
+def test_script_is_one_stdlib_file(copy: Path) -> None:
     # Trust covers the files a command names: a script importing a sibling module would let a
     # change to that module run untrusted.
     for path in sorted((copy / "scripts").glob("*.py")):
@@ -86,18 +86,18 @@ def test_scripts_are_single_stdlib_files(copy: Path) -> None:
 
 
 def test_scripts_report_what_the_vault_holds(copy: Path) -> None:
-    stats = script(copy, "vault_stats")
+    stats = script(copy, "stats")
     assert stats.returncode == 0, stats.stderr
     assert "notes: 8" in stats.stdout
     assert "open items: 6" in stats.stdout and "attachments: 2" in stats.stdout
-    assert script(copy, "vault_stats", env_var=False).stdout == stats.stdout  # cwd fallback
+    assert script(copy, "stats", env_var=False).stdout == stats.stdout  # cwd fallback
 
-    report = script(copy, "cleanup_report")
+    report = script(copy, "cleanup")
     assert report.returncode == 0, report.stderr  # a report, not a failure
     assert "Broken links: 1\n- Inbox.md: [[Missing note]]" in report.stdout
     assert "Unlinked attachments: 1\n- attachments/old-screenshot.png" in report.stdout
     assert "bed-plan.png" not in report.stdout  # embedded in Projects/Garden
-    assert script(copy, "cleanup_report").stdout == report.stdout  # deterministic
+    assert script(copy, "cleanup").stdout == report.stdout  # deterministic
 
     briefing = script(copy, "briefing", stdin="- Call the plumber\n- [ ] not a reminder\n")
     assert briefing.returncode == 0, briefing.stderr
@@ -115,8 +115,8 @@ def test_generated_text_is_not_counted(copy: Path) -> None:
         note.read_text()
         + "\n%% vaultsched:runs:begin %%\n- [ ] [[Nowhere]]\n%% vaultsched:runs:end %%\n"
     )
-    assert "open items: 6" in script(copy, "vault_stats").stdout
-    assert "Nowhere" not in script(copy, "cleanup_report").stdout
+    assert "open items: 6" in script(copy, "stats").stdout
+    assert "Nowhere" not in script(copy, "cleanup").stdout
 
 
 def test_run_now_writes_the_stats_into_the_note(copy: Path) -> None:

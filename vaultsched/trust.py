@@ -3,7 +3,7 @@
 A task note is code execution, and anyone who can write to the vault (a sync tool, a git pull,
 a plugin) could otherwise run commands on every machine with a daemon. What is trusted is a
 fingerprint of the task's `command`, `cwd`, `env` and `stdin`, plus the content of every vault
-file the command names, so a pulled change to `scripts/briefing.py` needs trust again too.
+file the command names, so a pulled change to `scripts/vault_tools.py` needs trust again too.
 
 The store lives outside the vault (`$XDG_STATE_HOME/vaultsched/trust.json`), and the policy can
 be relaxed only from outside it (`VAULTSCHED_TRUST=any`, `~/.config/vaultsched/config.toml`):

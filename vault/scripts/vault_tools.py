@@ -1,18 +1,30 @@
-"""Weekly cleanup report: wikilinks to notes that do not exist, attachments no note links to.
+"""The example vault's tasks: `briefing`, `stats` and `cleanup`, one subcommand each.
 
-Read-only: it changes nothing, it lists what to fix by hand, and it exits 0 (a report that
-finds something has still succeeded). Self-contained on purpose (the trust fingerprint covers
-the files a command names). Standard library only.
+One file on purpose: vaultsched's trust fingerprint covers the files a task's command names
+(`python3 scripts/vault_tools.py stats`), so a helper module imported from here would not be
+covered, and a change to it could run untrusted. Standard library only.
+
+- `briefing`: today's date, the vault's open items, and the list in the task note's body (the task
+  has `stdin: body`, so vaultsched pipes the note's body here: edit the note to change it).
+- `stats`: notes, words, open and done items, attachments.
+- `cleanup`: wikilinks to notes that do not exist, attachments no note links to. Read-only, and
+  it exits 0: a report that finds something has still succeeded.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 import tomllib
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from urllib.parse import unquote
 
+OPEN_ITEM = re.compile(r"^\s*[-*+] \[ \] (.+)$", re.MULTILINE)
+DONE_ITEM = re.compile(r"^\s*[-*+] \[[xX]\] ", re.MULTILINE)
+LIST_ITEM = re.compile(r"^\s*[-*+] (?!\[[ xX]\] )(.+)$")
 # [[Target]], [[Target|alias]], [[Target#Heading]], [[Target^block]], and embeds ![[file.png]]
 WIKILINK = re.compile(r"!?\[\[([^\]|#^\n]+)(?:[#^][^\]|\n]*)?(?:\|[^\]\n]*)?\]\]")
 # [text](path) and ![](path) with a relative path (Obsidian's "use [[Wikilinks]]" turned off)
@@ -52,8 +64,36 @@ def prose(path: Path) -> str:
     return CODE.sub("", RUN_BLOCK.sub("", FRONT_MATTER.sub("", text, count=1)))
 
 
-def main() -> int:
-    root = vault_root()
+def briefing(root: Path) -> None:
+    body = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    print(f"Briefing for {date.today():%A %d %B %Y}")
+    print()
+    open_items = [
+        f"- {item.strip()} ({path.relative_to(root).with_suffix('').as_posix()})"
+        for path in vault_files(root)
+        if path.suffix == ".md"
+        for item in OPEN_ITEM.findall(prose(path))
+    ]
+    print(f"Open items: {len(open_items)}")
+    print("\n".join(open_items) or "- nothing open")
+    reminders = [f"- {m[1].strip()}" for line in body.splitlines() if (m := LIST_ITEM.match(line))]
+    if reminders:
+        print()
+        print("From the note:")
+        print("\n".join(reminders))
+
+
+def stats(root: Path) -> None:
+    files = vault_files(root)
+    notes = [prose(p) for p in files if p.suffix == ".md"]
+    print(f"notes: {len(notes)}")
+    print(f"words: {sum(len(text.split()) for text in notes)}")
+    print(f"open items: {sum(len(OPEN_ITEM.findall(text)) for text in notes)}")
+    print(f"done items: {sum(len(DONE_ITEM.findall(text)) for text in notes)}")
+    print(f"attachments: {sum(1 for p in files if p.suffix != '.md')}")
+
+
+def cleanup(root: Path) -> None:
     files = vault_files(root)
     rel = {path: path.relative_to(root).as_posix() for path in files}
     notes = [path for path in files if path.suffix == ".md"]
@@ -80,8 +120,22 @@ def main() -> int:
     print("\n".join(f"- {line}" for line in broken) or "- none")
     print(f"Unlinked attachments: {len(unlinked)}")
     print("\n".join(f"- {line}" for line in unlinked) or "- none")
+
+
+COMMANDS: dict[str, Callable[[Path], None]] = {
+    "briefing": briefing,
+    "stats": stats,
+    "cleanup": cleanup,
+}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in COMMANDS:
+        print(f"usage: vault_tools.py {{{','.join(COMMANDS)}}}", file=sys.stderr)
+        return 2
+    COMMANDS[argv[0]](vault_root())
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))
