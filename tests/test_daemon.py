@@ -139,6 +139,24 @@ def test_run_once_fires_what_is_due_and_exits(vault_root: Path) -> None:
     assert git(vault_root, "status", "--porcelain") == ""
 
 
+def test_start_sweeps_temp_files_of_cut_short_writes(vault_root: Path) -> None:
+    note(vault_root, "Tasks/Swept.md", "schedule: '0 3 1 1 *'\ncommand: echo no\n")
+    digests = vault_root / "Digests"
+    digests.mkdir(exist_ok=True)
+    leftovers = [
+        vault_root / "Tasks/.Swept.md.vaultsched-0badf00d.tmp",  # SIGKILL between write and rename
+        digests / ".2026-11-22.md.vaultsched-0ddba11a.tmp",
+    ]
+    kept = [vault_root / "Tasks/.someone-else.tmp", vault_root / "Notes/.x.md.vaultsched-1.tmp"]
+    for path in leftovers + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("half a note")
+    result = Cli(vault_root)("run", "--once")
+    assert result.code == 0, result.err
+    assert [p for p in leftovers if p.exists()] == []
+    assert all(p.exists() for p in kept)  # not ours, or not where vaultsched writes notes
+
+
 def test_dry_run_runs_nothing(vault_root: Path, daemons: Start) -> None:
     note(vault_root, "Tasks/Dry.md", "schedule: every 1s\ncommand: echo no\n")
     daemon = daemons(vault_root, "--dry-run")

@@ -24,7 +24,7 @@ from types import FrameType
 from vaultsched.engine import Engine, utc_now
 from vaultsched.instance import InstanceLock
 from vaultsched.model import RETRYABLE, Run, Status, Task, Trigger
-from vaultsched.notes import write_atomic
+from vaultsched.notes import sweep_temp_files, write_atomic
 from vaultsched.planner import Decision, Planner
 from vaultsched.sync import Syncer, start_syncer
 from vaultsched.trust import fingerprint, untrusted_message
@@ -121,6 +121,7 @@ class Daemon:
         self._recover_interrupted()
         started = time.monotonic()
         self.index = build_index(self.vault)
+        self._sweep_temp_files()
         self.planner = Planner.from_runs(self.engine.ledger.runs())
         self._load_marks()
         self._remember_files()
@@ -140,6 +141,14 @@ class Daemon:
         )
         if self.disabled:
             log.warning("vaultsched is disabled (%s): nothing will fire", self.disabled)
+
+    def _sweep_temp_files(self) -> None:
+        """Only where vaultsched writes notes: the task notes' folders and the digest folder."""
+        root = self.vault.root
+        folders = {(root / ident).parent for ident in (*self.index.tasks, *self.index.invalid)}
+        folders.add(root / self.vault.config.digest.folder)
+        for leftover in sweep_temp_files(sorted(folders)):
+            log.info("removed %s, left by an earlier write that was cut short", leftover)
 
     def _loop(self) -> None:
         self.watcher = VaultWatcher(self.vault.root, self._wanted, self._on_event)

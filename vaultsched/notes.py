@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 QUIET_SECONDS = 2.0
 MAX_WAIT_SECONDS = 30.0
 _MAX_ATTEMPTS = 50
+TEMP_MARK = ".vaultsched-"  # in the name of every note temp file, for the start-up sweep
 
 
 class Outcome(StrEnum):
@@ -127,7 +128,7 @@ class NoteWriter:
         """Rename `data` over `path` if it still is as read; the new file's snapshot, or None."""
         path.parent.mkdir(parents=True, exist_ok=True)
         # A dot-prefixed temp name: ignored by our indexer and by Obsidian.
-        tmp = path.with_name(f".{path.name}.vaultsched-{secrets.token_hex(4)}.tmp")
+        tmp = path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}.tmp")
         try:
             _write_synced(tmp, data, mode=_mode(path))
             written = _snapshot(tmp)
@@ -139,8 +140,9 @@ class NoteWriter:
                 os.replace(tmp, path)
             _fsync_dir(path.parent)
             return written
-        except FileExistsError:
-            return None
+        except (FileExistsError, FileNotFoundError):
+            # FileNotFoundError: our temp file was swept (a daemon starting) mid-write.
+            return None  # go round again
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -242,6 +244,21 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sweep_temp_files(folders: Iterable[Path]) -> list[Path]:
+    """Remove note temp files left by a vaultsched killed mid-write (the rename never came).
+
+    They are dot-files, so neither the index nor Obsidian shows them, but a sync tool or Obsidian
+    Git would carry them around. A writer whose temp file goes meanwhile just tries again.
+    """
+    removed = []
+    for folder in folders:
+        for leftover in folder.glob(f".*{TEMP_MARK}*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+                removed.append(leftover)
+    return removed
 
 
 def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
