@@ -98,8 +98,9 @@ def _walk(folder: Path, rel_dir: str, digest: str, skipped: list[Skipped] | None
         if name in folder_names or not name.endswith(".md") or name.startswith("."):
             continue
         rel = f"{rel_dir}{name}"
-        if is_conflict_copy(rel) or entry.is_symlink():
-            if skipped is not None and is_conflict_copy(rel):
+        conflict = is_conflict_copy(rel)
+        if conflict or entry.is_symlink():
+            if conflict and skipped is not None:
                 skipped.append(Skipped(rel, "sync-conflict copy: never run"))
             continue
         if not rel.isascii() and not _utf8_name(rel):
