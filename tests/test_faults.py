@@ -68,16 +68,17 @@ def test_a_person_typing_loses_nothing_while_hundreds_of_runs_land(
 
     text = note.read_text(encoding="utf-8")
     typed = [line for line in text.splitlines() if line.startswith("typed line")]
-    assert typed == [f"typed line {i}" for i in range(200)]  # every keystroke save, in order
+    assert typed == [f"typed line {i}" for i in range(200)], text  # every save, in order
     assert text.startswith("---\ncommand: 'true'\nkeep_runs: 5\n---\nMy notes.\n")
     assert text.count("vaultsched:runs:begin") == 1 and text.count("vaultsched:runs:end") == 1
     done = runs(vault_root)
     assert len(done) == 201 and all(r.status is Status.SUCCESS for r in done)
     newest = sorted(done, key=lambda r: r.started_at)[-5:]
     assert all(r.run_id in text or r.started_at.strftime("%H:%M:%S") in text for r in newest)
-    day = done[0].started_at.astimezone(vault.config.timezone).date()
-    digest = (vault_root / digest_path(vault, day)).read_text(encoding="utf-8")
-    assert f"{len(done)} runs" in digest
+    per_day = Counter(r.started_at.astimezone(vault.config.timezone).date() for r in done)
+    for day, count in per_day.items():  # the test may straddle midnight
+        digest = (vault_root / digest_path(vault, day)).read_text(encoding="utf-8")
+        assert f"{count} runs" in digest
     assert git(vault_root, "status", "--porcelain", "--", ".vaultsched/runs") == ""
 
 

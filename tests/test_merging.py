@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
+from collections import Counter
 from pathlib import Path
 
 from conftest import git
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vaultsched.blocks import RUNS_BEGIN, RUNS_END
 from vaultsched.git import Git
-from vaultsched.merging import PLACEHOLDER, merge_note, put_back, set_aside, union_lines
+from vaultsched.merging import (
+    PLACEHOLDER,
+    merge_note,
+    put_back,
+    set_aside,
+    union_lines,
+    union_merge,
+)
 from vaultsched.sync import rebase_resolving
 
 
@@ -73,3 +85,80 @@ def test_a_rebase_stop_is_resolved_in_a_real_repository(tmp_path: Path) -> None:
     assert "laptop line\r\n" in merged and merged.count(RUNS_BEGIN) == 1
     assert "\n" not in merged.replace("\r\n", "")
     assert git(root, "status", "--porcelain", "--untracked-files=no") == ""
+
+
+# -- the three-way merge, against `git merge-file --union` ----------------------------------
+
+
+def git_union(base: str, ours: str, theirs: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for name, text in (("ours", ours), ("base", base), ("theirs", theirs)):
+            path = Path(tmp) / name
+            path.write_bytes(text.encode())
+            paths.append(str(path))
+        return subprocess.run(
+            ["git", "merge-file", "-p", "--union", *paths], capture_output=True, check=False
+        ).stdout.decode()
+
+
+@st.composite
+def edited(draw: st.DrawFn, lines: list[str], low: int, high: int, tag: str) -> list[str]:
+    """`lines` with a few inserts, deletes and replacements, all within lines[low:high]."""
+    out = list(lines)
+    for n in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(low, high))
+        op = draw(st.sampled_from("idr"))
+        if op == "i":
+            out.insert(at, f"{tag}{n}\n")
+            high += 1
+        elif at < high:
+            if op == "d":
+                del out[at]
+                high -= 1
+            else:
+                out[at] = f"{tag}{n}\n"
+    return out
+
+
+base_lines = st.lists(st.sampled_from(["a\n", "b\n", "\n", "- [ ] x\n"]), max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), base_lines)
+def test_merge_keeps_every_line_either_side_added(data: st.DataObject, base: list[str]) -> None:
+    ours = data.draw(edited(base, 0, len(base), "o"))
+    theirs = data.draw(edited(base, 0, len(base), "t"))
+    b, o, t = ("".join(x) for x in (base, ours, theirs))
+    merged = Counter(union_merge(b, o, t).splitlines(keepends=True))
+    for side in (ours, theirs):
+        assert not Counter(side) - Counter(base) - merged
+    assert union_merge(b, b, t) == t and union_merge(b, o, b) == o and union_merge(b, o, o) == o
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), st.integers(1, 10))
+def test_merge_matches_git_where_the_changes_are_apart(data: st.DataObject, size: int) -> None:
+    """Line `keep` stays untouched between the two sides' changes: git and we must agree."""
+    base = [f"line {i}\n" for i in range(size)]
+    keep = data.draw(st.integers(0, size - 1))
+    ours = data.draw(edited(base, 0, keep, "o"))
+    theirs = data.draw(edited(base, keep + 1, size, "t"))
+    b, o, t = ("".join(x) for x in (base, ours, theirs))
+    assert union_merge(b, o, t) == git_union(b, o, t)
+    assert union_merge(b, t, o) == git_union(b, t, o)
+
+
+def test_same_place_changes_keep_both_ours_first() -> None:
+    base = "top\nend\n"
+    assert union_merge(base, "top\nmine\nend\n", "top\ntheirs\nend\n") == (
+        "top\nmine\ntheirs\nend\n"
+    )
+    assert union_merge(base, "top\nsame\nend\n", "top\nsame\nend\n") == "top\nsame\nend\n"
+    assert union_merge("a", "mine", "theirs") == "mine\ntheirs"  # no line glued to another
+
+
+def test_adjacent_changes_both_apply_where_git_would_resurrect_a_deleted_line() -> None:
+    base = "l0\nl1\nl2\n"
+    assert union_merge(base, "l2\n", "l0\nl1\nnew\n") == "new\n"
+    assert "l0" in git_union(base, "l2\n", "l0\nl1\nnew\n")  # git's union keeps it

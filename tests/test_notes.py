@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from vaultsched import notes
+from vaultsched import blocks, notes
 from vaultsched.notes import NoteWriter, Outcome
 
 
@@ -165,3 +168,119 @@ def test_concurrent_appends_and_blocks_all_survive(tmp_path: Path) -> None:
     final = note.read_text()
     assert final.startswith("start\n")
     assert all(f"run {n}\n" in final for n in range(100))
+
+
+# An editor's in-place save, held open half-way: it truncates the note, writes `prefix`, tells
+# us, waits, then writes the rest and closes (Obsidian, like most editors, saves in place).
+HALF_SAVE = r"""
+import sys, time
+path, prefix, rest = sys.argv[1:]
+with open(path, "w", encoding="utf-8") as handle:
+    handle.write(prefix)
+    handle.flush()
+    print("saving", flush=True)
+    time.sleep(0.4)
+    handle.write(rest)
+"""
+
+
+@pytest.mark.parametrize("prefix", ["", "v2 "])
+def test_a_save_under_way_is_waited_for_never_read_half_done(tmp_path: Path, prefix: str) -> None:
+    """Without the wait the writer splices into an empty or partial note and its rename sends
+    the editor's text into a file nobody reads again."""
+    note = tmp_path / "n.md"
+    note.write_text("v1\n")
+    editor = subprocess.Popen(
+        [sys.executable, "-c", HALF_SAVE, str(note), prefix, "v2 typed\n"[len(prefix) :]],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert editor.stdout is not None and editor.stdout.readline() == "saving\n"
+    writer = NoteWriter(tmp_path, quiet=0.0, max_wait=0.0)  # no patience: only the save matters
+    assert writer.update("n.md", _splice_run) is Outcome.WRITTEN
+    editor.communicate(timeout=10)
+    assert editor.returncode == 0
+    assert note.read_text() == _splice_run("v2 typed\n")
+
+
+def _splice_run(text: str) -> str:
+    return blocks.splice_block(text, blocks.RUNS, "run")
+
+
+def _save_into_replaced_file(monkeypatch: pytest.MonkeyPatch, line: str) -> list[str]:
+    """Make our first rename race a save: `line` lands in the file about to be replaced."""
+    real_replace = os.replace
+    calls: list[str] = []
+
+    def racing_replace(src: str | Path, dst: str | Path) -> None:
+        if not calls:
+            with Path(dst).open("a") as handle:
+                handle.write(line)
+        calls.append(str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(notes.os, "replace", racing_replace)
+    return calls
+
+
+def test_a_late_save_merges_with_edits_made_on_our_write_since(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The editor re-read the note after our rename (without its late line) and saved again."""
+    note = tmp_path / "n.md"
+    note.write_text("v1\n")
+    _save_into_replaced_file(monkeypatch, "typed in the gap\n")
+    real_fsync_dir = notes._fsync_dir
+
+    def then_typed_again(folder: Path) -> None:
+        real_fsync_dir(folder)
+        if "typed after" not in note.read_text():
+            with note.open("a") as handle:  # in place, onto our freshly renamed text
+                handle.write("typed after\n")
+
+    monkeypatch.setattr(notes, "_fsync_dir", then_typed_again)
+    assert NoteWriter(tmp_path, quiet=0.0).update("n.md", _splice_run) is Outcome.WRITTEN
+    text = note.read_text()
+    assert text.index("typed in the gap") < text.index("typed after")
+    assert text.count(blocks.RUNS_BEGIN) == 1 and text.startswith("v1\n")
+
+
+def test_a_late_save_stays_pending_while_the_retry_races_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    note = tmp_path / "n.md"
+    note.write_text("v1\n")
+    calls = _save_into_replaced_file(monkeypatch, "typed in the gap\n")
+    seen: list[str] = []
+
+    def transform(text: str) -> str:
+        seen.append(text)
+        if len(seen) == 2:  # the retry that merges the late save: a save beats it too
+            with note.open("a") as handle:
+                handle.write("typed during the retry\n")
+        return _splice_run(text)
+
+    assert NoteWriter(tmp_path, quiet=0.0).update("n.md", transform) is Outcome.WRITTEN
+    text = note.read_text()
+    assert "typed in the gap" in text and "typed during the retry" in text
+    assert len(seen) == 3 and len([c for c in calls if c.endswith("n.md")]) == 2
+
+
+def test_a_program_holding_the_note_open_delays_a_write_but_cannot_block_it(
+    tmp_path: Path,
+) -> None:
+    note = tmp_path / "n.md"
+    note.write_text("v1\n")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HALF_SAVE, str(note), "v1\n", ""],  # open, writing nothing more
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "saving\n"
+        holder.send_signal(signal.SIGSTOP)  # holds the note open until we let it go
+        assert NoteWriter(tmp_path, quiet=0.0).update("n.md", _splice_run) is Outcome.WRITTEN
+        assert note.read_text() == _splice_run("v1\n")
+    finally:
+        holder.send_signal(signal.SIGCONT)
+        holder.communicate(timeout=10)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -177,19 +176,3 @@ class Git:
     def init(self) -> None:
         self._raw(["init", "-q"])
         self._usable = None
-
-
-def merge_file_union(base: str, ours: str, theirs: str) -> str:
-    """`git merge-file --union`: non-overlapping changes merge, overlapping ones keep both."""
-    with tempfile.TemporaryDirectory(prefix="vaultsched-merge-") as tmp:
-        paths = []
-        for name, text in (("ours", ours), ("base", base), ("theirs", theirs)):
-            path = Path(tmp) / name
-            path.write_bytes(text.encode("utf-8"))  # bytes: CRLF notes stay CRLF
-            paths.append(str(path))
-        result = subprocess.run(
-            ["git", "merge-file", "-p", "--union", *paths], capture_output=True, check=False
-        )
-    if result.returncode < 0 or result.returncode > 127:
-        raise OSError(f"git merge-file failed: {result.stderr.decode(errors='replace').strip()}")
-    return result.stdout.decode("utf-8", errors="replace")

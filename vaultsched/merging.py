@@ -1,15 +1,21 @@
-"""Resolving a sync conflict with nothing lost (SPEC §8).
+"""Merging two versions of a note with nothing lost: a sync conflict (SPEC §8), or a person's
+save that raced one of our writes (vaultsched.notes).
 
 What vaultsched writes never needs a textual merge: ledger files are append-only sets of lines,
 and run blocks and digest blocks are views rebuilt from the merged ledger afterwards. So a
 conflicted note is merged with its generated blocks set aside, keeping both sides' lines where
-both changed the same place (`git merge-file --union`): the person's text is never dropped.
+both changed the same place (the rule of `git merge-file --union`, which the tests hold this
+to): the person's text is never dropped. It runs in-process, with difflib finding the changes:
+the note writer merges while an editor may be saving every few milliseconds, and starting a
+git process each time (4 ms) would lose that race for ever.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
 from vaultsched import blocks
-from vaultsched.git import merge_file_union
 
 PLACEHOLDER = "%% vaultsched:block-placeholder %%"
 
@@ -49,5 +55,74 @@ def merge_note(base: str, ours: str, theirs: str) -> str:
     base_text, _ = set_aside(base)
     ours_text, kept = set_aside(ours)
     theirs_text, their_blocks = set_aside(theirs)
-    merged = merge_file_union(base_text, ours_text, theirs_text)
+    merged = union_merge(base_text, ours_text, theirs_text)
     return put_back(merged, kept or their_blocks)
+
+
+@dataclass(frozen=True)
+class _Hunk:
+    """Lines base[start:end] replaced by `lines` on one side."""
+
+    start: int
+    end: int
+    lines: list[str]
+    side: int  # 0: ours, 1: theirs
+
+
+def _hunks(base: list[str], other: list[str], side: int) -> list[_Hunk]:
+    matcher = SequenceMatcher(None, base, other, autojunk=False)
+    return [
+        _Hunk(i1, i2, other[j1:j2], side)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+        if tag != "equal"
+    ]
+
+
+def _apply(base: list[str], start: int, end: int, hunks: list[_Hunk]) -> list[str]:
+    """base[start:end] with these hunks (all inside it, in order) applied."""
+    out: list[str] = []
+    at = start
+    for hunk in hunks:
+        out += base[at : hunk.start] + hunk.lines
+        at = hunk.end
+    return out + base[at:end]
+
+
+def union_merge(base: str, ours: str, theirs: str) -> str:
+    """Three-way line merge. Changes to different places both apply; where both sides changed
+    the same lines (or inserted at the same point) and differently, ours then theirs."""
+    old, *sides = (text.splitlines(keepends=True) for text in (base, ours, theirs))
+    hunks = sorted(
+        _hunks(old, sides[0], 0) + _hunks(old, sides[1], 1), key=lambda h: (h.start, h.end)
+    )
+    out: list[str] = []
+    at = 0
+    for start, end, group in _overlapping(hunks):
+        versions = [_apply(old, start, end, [h for h in group if h.side == s]) for s in (0, 1)]
+        changed_by = {h.side for h in group}
+        out += old[at:start]
+        out += _union(*versions) if len(changed_by) == 2 else versions[changed_by.pop()]
+        at = end
+    return "".join(out + old[at:])
+
+
+def _overlapping(hunks: list[_Hunk]) -> list[tuple[int, int, list[_Hunk]]]:
+    """Sorted hunks in groups that touch the same base lines: (start, end, hunks)."""
+    groups: list[tuple[int, int, list[_Hunk]]] = []
+    for hunk in hunks:
+        if groups:
+            start, end, group = groups[-1]
+            # Overlapping, or a second insertion at the very same point.
+            if hunk.start < end or hunk.start == start == end:
+                groups[-1] = (start, max(end, hunk.end), [*group, hunk])
+                continue
+        groups.append((hunk.start, hunk.end, [hunk]))
+    return groups
+
+
+def _union(ours: list[str], theirs: list[str]) -> list[str]:
+    if ours == theirs or not theirs:
+        return ours
+    if ours and not ours[-1].endswith("\n"):
+        ours = [*ours[:-1], ours[-1] + "\n"]  # a last line without one: keep both lines whole
+    return ours + theirs

@@ -6,11 +6,23 @@ since it was read; otherwise it starts again from the new text. A note edited le
 `quiet` seconds ago is left alone until it has been quiet that long (Obsidian autosaves about
 every 2 s), at most `max_wait` seconds. vaultsched's own last write of each note is remembered
 (by content hash, under `.vaultsched/state/written/`) so it never counts as a person's edit.
+
+Editors save in place (truncate, then write), which a rename can race three ways, each closed
+here (vaultsched.leases tells whether a save is under way):
+- read mid-save: the note looks empty or cut short. A read counts only once no program holds
+  the note open for writing.
+- a save lands between our last check and our rename: the check compares content and open
+  writers just before renaming, so only a save that opens the note in those microseconds gets
+  through. That save goes into the file we replaced, which we keep open.
+- that late save: once its writer has closed the replaced file, its text is merged into the
+  note as it is by then (vaultsched.merging) and written again. It stays pending until a write
+  that holds it succeeds.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -22,11 +34,16 @@ from enum import StrEnum
 from pathlib import Path
 
 from vaultsched.blocks import has_conflict_markers
+from vaultsched.leases import wait_until_no_writers, writers_open
+from vaultsched.merging import merge_note
 
 log = logging.getLogger(__name__)
 
 QUIET_SECONDS = 2.0
 MAX_WAIT_SECONDS = 30.0
+# The longest wait for another program's in-place save to finish (it takes milliseconds);
+# separate from `max_wait`, which is about a person pausing.
+SETTLE_SECONDS = 1.0
 _MAX_ATTEMPTS = 50
 TEMP_MARK = ".vaultsched-"  # in the name of every note temp file, for the start-up sweep
 
@@ -60,24 +77,27 @@ class NoteWriter:
             log.warning("%s leads outside the vault (a symlink): not writing it", rel)
             return Outcome.OUTSIDE
         deadline = self.wall_time() + self.max_wait
-        # Text a person wrote into the very inode we replaced, in the instant before the rename.
-        late: _Read | None = None
+        late: _Late | None = None
         for _ in range(_MAX_ATTEMPTS):
-            current = _read(path)
+            current = self._read_settled(rel, path)
             if current.data is None and not create:
                 return Outcome.MISSING
             try:
-                if late is not None and current.snapshot == late.snapshot:
-                    current.data = late.data  # the person's text, plus our block again
+                source: bytes | None
+                if late is not None:  # at once, however recent: our rename hid this text
+                    source = late.merged_into(current.data)
                 elif current.data is not None and self._being_edited(
                     rel, path, current.data, deadline
                 ):
                     continue
-                outcome, late = self._attempt(rel, path, current, transform)
+                else:
+                    source = current.data
+                outcome, found = self._attempt(rel, path, current, source, transform)
             finally:
                 current.close()
             if outcome is not None:
                 return outcome
+            late = found or late  # a save still to merge stays pending until a write holds it
         raise OSError(f"{rel} kept changing while vaultsched tried to write it")
 
     def _inside(self, path: Path) -> bool:
@@ -87,26 +107,58 @@ class NoteWriter:
         real = path.parent.resolve()
         return real == self.root.resolve() or real.is_relative_to(self.root.resolve())
 
+    def _read_settled(self, rel: str, path: Path) -> _Read:
+        """The note as a finished save left it: never the empty or partial file an editor's
+        in-place save shows while under way (waiting for that at most SETTLE_SECONDS)."""
+        deadline = self.wall_time() + SETTLE_SECONDS
+        while True:
+            current = _read(path)
+            if current.fd is None:
+                return current
+            if not _saving(current.fd) and _fd_snapshot(current.fd) == current.snapshot:
+                return current
+            if self.wall_time() >= deadline:
+                _held_open(rel)
+                current.writers_tolerated = True
+                return current
+            current.close()
+            self.sleep(0.002)
+
     def _attempt(
-        self, rel: str, path: Path, current: _Read, transform: Callable[[str], str]
-    ) -> tuple[Outcome | None, _Read | None]:
-        """One read-transform-replace; (None, late) asks the caller to go round again."""
+        self,
+        rel: str,
+        path: Path,
+        current: _Read,
+        source: bytes | None,
+        transform: Callable[[str], str],
+    ) -> tuple[Outcome | None, _Late | None]:
+        """One transform-replace of `source` (the note as read, or with a late save merged in);
+        (None, late) asks the caller to go round again."""
         try:
-            text = "" if current.data is None else current.data.decode("utf-8")
+            text = "" if source is None else source.decode("utf-8")
         except UnicodeDecodeError:
             return Outcome.UNREADABLE, None
         if has_conflict_markers(text):
             log.warning("%s holds git conflict markers: not writing it", rel)
             return Outcome.CONFLICTED, None
-        new = transform(text)
-        if new == text and current.data is not None:
+        data = transform(text).encode("utf-8")
+        if data == current.data:
             return Outcome.UNCHANGED, None
-        written = self._replace_if_unchanged(path, new.encode("utf-8"), current.snapshot)
-        if written is None:
+        if not self._replace_if_unchanged(path, data, current):
             return None, None
-        late = current.written_after_read(written)
-        self._remember(rel, new.encode("utf-8"))
+        late = current.saved_after_read(functools.partial(self._settle_replaced, rel))
+        self._remember(rel, data)
         return (Outcome.WRITTEN if late is None else None), late
+
+    def _settle_replaced(self, rel: str, fd: int, had_text: bool) -> None:
+        """Let a save that opened the note just before our rename finish into the old file."""
+        busy = wait_until_no_writers(fd, SETTLE_SECONDS, sleep=self.sleep, clock=self.wall_time)
+        if busy:
+            _held_open(rel)
+        if busy is None and had_text:  # no leases: a file emptied since we read it is mid-save
+            deadline = self.wall_time() + SETTLE_SECONDS
+            while os.fstat(fd).st_size == 0 and self.wall_time() < deadline:
+                self.sleep(0.01)
 
     def _being_edited(self, rel: str, path: Path, data: bytes, deadline: float) -> bool:
         """Wait (and return True to re-read) while a person's recent edit is still settling."""
@@ -122,27 +174,24 @@ class NoteWriter:
         self.sleep(min(self.quiet - age, remaining) + 0.01)
         return True
 
-    def _replace_if_unchanged(
-        self, path: Path, data: bytes, before: _Snapshot | None
-    ) -> _Snapshot | None:
-        """Rename `data` over `path` if it still is as read; the new file's snapshot, or None."""
+    def _replace_if_unchanged(self, path: Path, data: bytes, current: _Read) -> bool:
+        """Rename `data` over `path` if the note still is as read; False to go round again."""
         path.parent.mkdir(parents=True, exist_ok=True)
         # A dot-prefixed temp name: ignored by our indexer and by Obsidian.
         tmp = path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}.tmp")
         try:
             _write_synced(tmp, data, mode=_mode(path))
-            written = _snapshot(tmp)
-            if _snapshot(path) != before:
-                return None
-            if before is None:
+            if not current.still_at(path):
+                return False
+            if current.snapshot is None:
                 os.link(tmp, path)  # creating: fails rather than clobber a note made meanwhile
             else:
                 os.replace(tmp, path)
             _fsync_dir(path.parent)
-            return written
+            return True
         except (FileExistsError, FileNotFoundError):
             # FileNotFoundError: our temp file was swept (a daemon starting) mid-write.
-            return None  # go round again
+            return False
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -182,28 +231,70 @@ def _snapshot(path: Path) -> _Snapshot | None:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+def _fd_snapshot(fd: int) -> _Snapshot:
+    st = os.fstat(fd)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _held_open(rel: str) -> None:
+    log.warning(
+        "%s: another program has held it open for writing over %.0f s; writing it anyway "
+        "(changes made meanwhile are still merged, not lost)",
+        rel,
+        SETTLE_SECONDS,
+    )
+
+
+def _saving(fd: int) -> bool:
+    """Someone is part-way through saving this file in place. Without leases to ask, an
+    empty file is taken for a save under way (truncated, not yet written)."""
+    busy = writers_open(fd)
+    return busy if busy is not None else os.fstat(fd).st_size == 0
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    offset = 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
 @dataclass
 class _Read:
-    """A note as read, with the inode kept open to notice writes that race our rename."""
+    """A note as read, with its file kept open: a save into it that races our rename is found
+    there afterwards, and not lost with the replaced file."""
 
     data: bytes | None
     snapshot: _Snapshot | None
     fd: int | None = None
+    writers_tolerated: bool = False  # a program held it open past SETTLE_SECONDS: go ahead
 
-    def written_after_read(self, replaced_by: _Snapshot) -> _Read | None:
-        """If someone wrote to the old inode after we read it, its content, to be merged into
-        the file that replaced it (whose snapshot is `replaced_by`); else None."""
+    def still_at(self, path: Path) -> bool:
+        """The note at `path` is this file, unchanged, and nobody is saving into it. Content
+        is compared too: a save of the same size within one mtime tick changes no snapshot."""
+        if _snapshot(path) != self.snapshot:
+            return False
+        if self.fd is None:
+            return True
+        if not self.writers_tolerated and writers_open(self.fd):
+            return False
+        return _read_all(self.fd) == self.data
+
+    def saved_after_read(self, settle: Callable[[int, bool], None]) -> _Late | None:
+        """A save into this (now replaced) file that came after we read it, to be merged into
+        the note that replaced it; else None."""
         if self.fd is None:
             return None
         try:
-            st = os.fstat(self.fd)
-            if (st.st_ino, st.st_size, st.st_mtime_ns) == self.snapshot:
-                return None
-            size = st.st_size
-            data = os.pread(self.fd, size, 0)
+            settle(self.fd, bool(self.data))
+            saved = _read_all(self.fd)
         finally:
             self.close()
-        return _Read(data, replaced_by)
+        if saved == self.data or (self.data and not saved):
+            return None  # unchanged, or emptied by a save that never finished writing
+        return _Late(self.data or b"", saved)
 
     def close(self) -> None:
         if self.fd is not None:
@@ -211,16 +302,35 @@ class _Read:
             self.fd = None
 
 
+@dataclass
+class _Late:
+    """A person's save that landed in the file our rename replaced."""
+
+    read: bytes  # the text that save was made on (what we read and built our write on)
+    saved: bytes
+
+    def merged_into(self, current: bytes | None) -> bytes:
+        """The note's text to transform again: the late save merged with the note as it is now
+        (our write, plus anything saved onto it since). Where both touch the same place the
+        late save's lines come first: they were typed first."""
+        if current is None:
+            return self.saved
+        try:
+            base, saved, now = (part.decode("utf-8") for part in (self.read, self.saved, current))
+            merged = merge_note(base, saved, now)
+        except (UnicodeDecodeError, OSError) as exc:
+            log.warning("could not merge a save that raced a note write: %s", exc)
+            return current
+        return merged.encode("utf-8")
+
+
 def _read(path: Path) -> _Read:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return _Read(None, None)
-    st = os.fstat(fd)
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    return _Read(b"".join(chunks), (st.st_ino, st.st_size, st.st_mtime_ns), fd)
+    snapshot = _fd_snapshot(fd)
+    return _Read(_read_all(fd), snapshot, fd)
 
 
 def _mode(path: Path) -> int:
