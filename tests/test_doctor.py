@@ -56,6 +56,7 @@ def test_every_kind_of_drift_is_named_with_its_fix(
     index_lock.write_text("")
     old = time.time() - timedelta(hours=1).total_seconds()
     os.utime(index_lock, (old, old))
+    write_note(root, ".vaultsched/recovered/Tasks%2FBlock.md.20261124T005000.ab12", "typed\n")
     monkeypatch.delenv("VAULTSCHED_TRUST")
     assert cli("trust", "Shared", "Block").code == 0
 
@@ -71,6 +72,7 @@ def test_every_kind_of_drift_is_named_with_its_fix(
         "hosts": ("warn", "host:"),
         "locks": ("warn", "rm .git/index.lock"),
         "sync copies": ("warn", "merge"),
+        "recovered saves": ("warn", ".vaultsched/recovered/"),
     }
     for name, (status, fix) in expect.items():
         assert found[name]["status"] == status, found[name]

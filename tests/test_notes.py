@@ -284,3 +284,28 @@ def test_a_program_holding_the_note_open_delays_a_write_but_cannot_block_it(
     finally:
         holder.send_signal(signal.SIGCONT)
         holder.communicate(timeout=10)
+
+
+def test_a_late_save_that_cannot_be_merged_back_is_recovered_not_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A program rewriting the note faster than every retry: the displaced save is kept."""
+    note = tmp_path / "n.md"
+    note.write_text("v1\n")
+    _save_into_replaced_file(monkeypatch, "typed in the gap\n")
+    monkeypatch.setattr(notes, "_MAX_ATTEMPTS", 4)
+    calls = 0
+
+    def transform(text: str) -> str:
+        nonlocal calls
+        calls += 1
+        if calls > 1:  # every retry loses to another save
+            with note.open("a") as handle:
+                handle.write(f"save {calls}\n")
+        return _splice_run(text)
+
+    with pytest.raises(OSError, match="kept changing"):
+        NoteWriter(tmp_path, quiet=0.0).update("n.md", transform)
+    (recovered,) = (tmp_path / notes.RECOVERED).iterdir()
+    assert recovered.name.startswith("n.md.")
+    assert recovered.read_text() == "v1\ntyped in the gap\n"

@@ -8,6 +8,7 @@ marker quoted inside a code block or sitting in the YAML front matter is the use
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from itertools import pairwise
@@ -156,12 +157,16 @@ def _body_start(text: str) -> int:
     return 0 if match is None else match.end()
 
 
-def _code_lines(body: str) -> set[int]:
+@functools.lru_cache(maxsize=64)
+def _code_lines(body: str) -> frozenset[int]:
+    # Cached: the same text is parsed again and again (a splice re-parses its result to check
+    # it, the next write reads that result back, a merge retried against a busy editor parses
+    # its base and the late save each time), and a parse is milliseconds on a long note.
     lines: set[int] = set()
     for token in _MARKDOWN.parse(body):
         if token.type in _CODE_TOKENS and token.map is not None:
             lines.update(range(*token.map))
-    return lines
+    return frozenset(lines)
 
 
 def _lines(text: str, offset: int = 0) -> list[_Line]:

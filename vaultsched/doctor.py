@@ -18,6 +18,7 @@ from vaultsched.engine import digest_path
 from vaultsched.git import Git, GitError
 from vaultsched.ledger import Ledger
 from vaultsched.model import Run, Trigger
+from vaultsched.notes import RECOVERED
 from vaultsched.trust import TrustStore, trust_command
 from vaultsched.vault import Index, Vault, iter_notes
 
@@ -232,6 +233,19 @@ def conflict_copies(c: Context) -> Check:
     )
 
 
+def recovered_saves(c: Context) -> Check:
+    folder = c.vault.root / RECOVERED
+    saved = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if not saved:
+        return Check("recovered saves", OK, "no displaced saves waiting")
+    return Check(
+        "recovered saves",
+        WARN,
+        f"saves that raced a vaultsched write and could not be merged back: {_listing(saved)}",
+        f"copy what you want from {RECOVERED}/ into the note, then delete the file",
+    )
+
+
 CHECKS: tuple[Callable[[Context], Check], ...] = (
     invalid_notes,
     untrusted,
@@ -244,6 +258,7 @@ CHECKS: tuple[Callable[[Context], Check], ...] = (
     git_state,
     watch_limit,
     conflict_copies,
+    recovered_saves,
 )
 
 

@@ -70,10 +70,20 @@ class _Hunk:
 
 
 def _hunks(base: list[str], other: list[str], side: int) -> list[_Hunk]:
-    matcher = SequenceMatcher(None, base, other, autojunk=False)
+    # Only the middle that differs goes to difflib: an edit is usually a line or two in a long
+    # note, and difflib is quadratic in the lines it is given when many of them repeat.
+    head = 0
+    while head < min(len(base), len(other)) and base[head] == other[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(base), len(other)) - head and base[-1 - tail] == other[-1 - tail]:
+        tail += 1
+    middle = SequenceMatcher(
+        None, base[head : len(base) - tail], other[head : len(other) - tail], autojunk=False
+    )
     return [
-        _Hunk(i1, i2, other[j1:j2], side)
-        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+        _Hunk(head + i1, head + i2, other[head + j1 : head + j2], side)
+        for tag, i1, i2, j1, j2 in middle.get_opcodes()
         if tag != "equal"
     ]
 

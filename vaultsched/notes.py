@@ -46,6 +46,7 @@ MAX_WAIT_SECONDS = 30.0
 SETTLE_SECONDS = 1.0
 _MAX_ATTEMPTS = 50
 TEMP_MARK = ".vaultsched-"  # in the name of every note temp file, for the start-up sweep
+RECOVERED = ".vaultsched/recovered"  # saves we displaced and could not merge back (see doctor)
 
 
 class Outcome(StrEnum):
@@ -98,7 +99,22 @@ class NoteWriter:
             if outcome is not None:
                 return outcome
             late = found or late  # a save still to merge stays pending until a write holds it
+        if late is not None:
+            self._recover(rel, late.saved)
         raise OSError(f"{rel} kept changing while vaultsched tried to write it")
+
+    def _recover(self, rel: str, saved: bytes) -> None:
+        """Last resort for a save our rename displaced that we never managed to merge back:
+        keep it where a person will find it, never drop it."""
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self.wall_time()))
+        name = f"{rel.replace('/', '%2F')}.{stamp}.{secrets.token_hex(2)}"
+        path = self.root / RECOVERED / name
+        write_atomic(path, saved)
+        log.error(
+            "%s: a save that raced a write could not be merged back; its text is in %s",
+            rel,
+            path.relative_to(self.root),
+        )
 
     def _inside(self, path: Path) -> bool:
         """SPEC §1: vaultsched never writes outside the vault, whatever links the vault holds."""
