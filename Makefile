@@ -43,11 +43,13 @@ bench: REPEAT := 3
 bench: EDITS := 200
 bench: WINDOW := 60
 bench: BURST := 1000
+bench: WRITES := 500
 bench-quick: NOTES := 10000
 bench-quick: REPEAT := 1
 bench-quick: EDITS := 50
 bench-quick: WINDOW := 10
 bench-quick: BURST := 200
+bench-quick: WRITES := 200
 
 bench bench-quick: $(BENCH_STAMP)
 	$(BENCH) cold_index.py --notes $(NOTES) --repeat $(REPEAT)
@@ -56,6 +58,7 @@ bench bench-quick: $(BENCH_STAMP)
 	$(BENCH) idle_cost.py --tasks 1000 --window $(WINDOW)
 	$(BENCH) burst.py --tasks $(BURST)
 	$(BENCH) memory.py --notes $(NOTES)
+	$(BENCH) note_write.py --writes $(WRITES)
 	$(if $(filter bench,$@),$(BENCH) firing_latency.py --seconds 30)
 
 clean:

@@ -207,14 +207,14 @@ def _splice_run(text: str) -> str:
     return blocks.splice_block(text, blocks.RUNS, "run")
 
 
-def _save_into_replaced_file(monkeypatch: pytest.MonkeyPatch, line: str) -> list[str]:
+def _save_into_replaced_file(monkeypatch: pytest.MonkeyPatch, line: bytes) -> list[str]:
     """Make our first rename race a save: `line` lands in the file about to be replaced."""
     real_replace = os.replace
     calls: list[str] = []
 
     def racing_replace(src: str | Path, dst: str | Path) -> None:
         if not calls:
-            with Path(dst).open("a") as handle:
+            with Path(dst).open("ab") as handle:
                 handle.write(line)
         calls.append(str(dst))
         real_replace(src, dst)
@@ -229,7 +229,7 @@ def test_a_late_save_merges_with_edits_made_on_our_write_since(
     """The editor re-read the note after our rename (without its late line) and saved again."""
     note = tmp_path / "n.md"
     note.write_text("v1\n")
-    _save_into_replaced_file(monkeypatch, "typed in the gap\n")
+    _save_into_replaced_file(monkeypatch, b"typed in the gap\n")
     real_fsync_dir = notes._fsync_dir
 
     def then_typed_again(folder: Path) -> None:
@@ -250,7 +250,7 @@ def test_a_late_save_stays_pending_while_the_retry_races_again(
 ) -> None:
     note = tmp_path / "n.md"
     note.write_text("v1\n")
-    calls = _save_into_replaced_file(monkeypatch, "typed in the gap\n")
+    calls = _save_into_replaced_file(monkeypatch, b"typed in the gap\n")
     seen: list[str] = []
 
     def transform(text: str) -> str:
@@ -292,7 +292,7 @@ def test_a_late_save_that_cannot_be_merged_back_is_recovered_not_dropped(
     """A program rewriting the note faster than every retry: the displaced save is kept."""
     note = tmp_path / "n.md"
     note.write_text("v1\n")
-    _save_into_replaced_file(monkeypatch, "typed in the gap\n")
+    _save_into_replaced_file(monkeypatch, b"typed in the gap\n")
     monkeypatch.setattr(notes, "_MAX_ATTEMPTS", 4)
     calls = 0
 
@@ -309,3 +309,15 @@ def test_a_late_save_that_cannot_be_merged_back_is_recovered_not_dropped(
     (recovered,) = (tmp_path / notes.RECOVERED).iterdir()
     assert recovered.name.startswith("n.md.")
     assert recovered.read_text() == "v1\ntyped in the gap\n"
+
+
+def test_a_late_save_that_is_not_text_is_recovered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    note = tmp_path / "n.md"
+    note.write_text("v1\n")
+    _save_into_replaced_file(monkeypatch, b"\xff\xfe pasted binary\n")
+    assert NoteWriter(tmp_path, quiet=0.0).update("n.md", _splice_run) is Outcome.WRITTEN
+    assert note.read_text() == _splice_run("v1\n")
+    (recovered,) = (tmp_path / notes.RECOVERED).iterdir()
+    assert recovered.read_bytes() == b"v1\n\xff\xfe pasted binary\n"

@@ -79,6 +79,7 @@ class NoteWriter:
             return Outcome.OUTSIDE
         deadline = self.wall_time() + self.max_wait
         late: _Late | None = None
+        wrote = False
         for _ in range(_MAX_ATTEMPTS):
             current = self._read_settled(rel, path)
             if current.data is None and not create:
@@ -86,7 +87,7 @@ class NoteWriter:
             try:
                 source: bytes | None
                 if late is not None:  # at once, however recent: our rename hid this text
-                    source = late.merged_into(current.data)
+                    source, late = self._merge_late(rel, late, current.data)
                 elif current.data is not None and self._being_edited(
                     rel, path, current.data, deadline
                 ):
@@ -97,11 +98,23 @@ class NoteWriter:
             finally:
                 current.close()
             if outcome is not None:
-                return outcome
+                # An earlier attempt's rename counts: the note changed and must be committed.
+                return Outcome.WRITTEN if wrote and outcome is Outcome.UNCHANGED else outcome
+            wrote = wrote or found is not None
             late = found or late  # a save still to merge stays pending until a write holds it
         if late is not None:
             self._recover(rel, late.saved)
         raise OSError(f"{rel} kept changing while vaultsched tried to write it")
+
+    def _merge_late(
+        self, rel: str, late: _Late, current: bytes | None
+    ) -> tuple[bytes | None, _Late | None]:
+        """The text to write with a displaced save merged in, and that save if still pending."""
+        merged = late.merged_into(current)
+        if merged is None:  # not UTF-8 on one side: nothing to merge line by line
+            self._recover(rel, late.saved)
+            return current, None
+        return merged, late
 
     def _recover(self, rel: str, saved: bytes) -> None:
         """Last resort for a save our rename displaced that we never managed to merge back:
@@ -325,19 +338,17 @@ class _Late:
     read: bytes  # the text that save was made on (what we read and built our write on)
     saved: bytes
 
-    def merged_into(self, current: bytes | None) -> bytes:
+    def merged_into(self, current: bytes | None) -> bytes | None:
         """The note's text to transform again: the late save merged with the note as it is now
-        (our write, plus anything saved onto it since). Where both touch the same place the
-        late save's lines come first: they were typed first."""
+        (our write, plus anything saved onto it since), or None if they are not all text.
+        Where both touch the same place the late save's lines come first: typed first."""
         if current is None:
             return self.saved
         try:
             base, saved, now = (part.decode("utf-8") for part in (self.read, self.saved, current))
-            merged = merge_note(base, saved, now)
-        except (UnicodeDecodeError, OSError) as exc:
-            log.warning("could not merge a save that raced a note write: %s", exc)
-            return current
-        return merged.encode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return merge_note(base, saved, now).encode("utf-8")
 
 
 def _read(path: Path) -> _Read:
