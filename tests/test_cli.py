@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import HOST, Cli, git, make_vault, write_note
+from conftest import HOST, Cli, git, make_vault, runs, write_note
 from cronsim import CronSim
 from schedule_cases import CASES
 
@@ -51,8 +51,10 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def today() -> str:
-    return datetime.now().astimezone().date().isoformat()  # conftest sets TZ=UTC
+def run_day(root: Path) -> str:
+    """The day of the newest run: the digest it landed in, even if midnight has passed since."""
+    newest = max(run.started_at for run in runs(root))
+    return newest.astimezone().date().isoformat()  # conftest sets TZ=UTC
 
 
 # -- run-now -----------------------------------------------------------------------------------
@@ -73,7 +75,7 @@ def test_run_now_lands_everywhere_in_one_commit(cli: Cli) -> None:
     assert text.startswith(before)  # the user's bytes are an exact prefix
     block = text[len(before) :].decode()
     assert BEGIN in block and END in block and "[!success]" in block and "hello" in block
-    digest = (root / "Digests" / f"{today()}.md").read_text()
+    digest = (root / "Digests" / f"{run_day(root)}.md").read_text()
     assert "[[Tasks/Hello|Hello]]" in digest
     (ledger,) = (root / ".vaultsched/runs").glob("*/*.jsonl")
     assert ledger.name == f"{HOST}.jsonl"
@@ -89,7 +91,7 @@ def test_run_now_lands_everywhere_in_one_commit(cli: Cli) -> None:
     assert subject == "vaultsched|vaultsched: success Tasks/Hello"
     files = git(root, "show", "--name-only", "--format=", "HEAD").splitlines()
     assert sorted(f for f in files if f) == sorted(
-        ["Tasks/Hello.md", f"Digests/{today()}.md", str(ledger.relative_to(root))]
+        ["Tasks/Hello.md", f"Digests/{run_day(root)}.md", str(ledger.relative_to(root))]
     )
     assert git(root, "status", "--porcelain") == ""
 
@@ -99,7 +101,7 @@ def test_run_now_failure_exit_code_and_attention(cli: Cli) -> None:
     result = cli("run-now", "Tasks/Fail.md")
     assert result.code == 1
     assert "failed Tasks/Fail (exit 3" in result.err
-    digest = (cli.root / "Digests" / f"{today()}.md").read_text()
+    digest = (cli.root / "Digests" / f"{run_day(cli.root)}.md").read_text()
     assert "Needs attention" in digest
     assert 'vaultsched run-now "Tasks/Fail"' in digest
     assert "[!failure]" in (cli.root / "Tasks/Fail.md").read_text()
@@ -442,10 +444,11 @@ def test_digest_rebuild_from_the_ledger_alone(cli: Cli) -> None:
     add_task(cli.root, "Tasks/B.md", task("'false'"))
     cli("run-now", "A")
     cli("run-now", "B")
-    digest = cli.root / "Digests" / f"{today()}.md"
+    day = run_day(cli.root)
+    digest = cli.root / "Digests" / f"{day}.md"
     content = digest.read_text()
     digest.unlink()
-    result = cli("digest", today())
+    result = cli("digest", day)
     assert result.code == 0
     assert result.out.strip() == str(digest.resolve())
     assert digest.read_text() == content

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -116,24 +117,49 @@ def test_never_writes_a_note_with_conflict_markers(tmp_path: Path) -> None:
     assert note.read_text() == text
 
 
-def test_a_save_racing_the_rename_is_merged_not_lost(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """An editor writing into the old file in the instant between our check and our rename."""
+def _racing_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: bytes = b"typed in the gap\n"
+) -> tuple[Path, list[str]]:
+    """n.md holding "v1", and our first rename racing a save: `line` lands in the file about
+    to be replaced. Returns the note and the paths renamed over."""
     note = tmp_path / "n.md"
     note.write_text("v1\n")
-    os.utime(note, (1, 1))
     real_replace = os.replace
     calls: list[str] = []
 
     def racing_replace(src: str | Path, dst: str | Path) -> None:
         if not calls:
-            with Path(dst).open("a") as handle:  # lands in the inode about to be replaced
-                handle.write("typed in the gap\n")
+            with Path(dst).open("ab") as handle:
+                handle.write(line)
         calls.append(str(dst))
         real_replace(src, dst)
 
     monkeypatch.setattr(notes.os, "replace", racing_replace)
+    return note, calls
+
+
+def _saves_beating(note: Path, retries: Callable[[int], bool]) -> Callable[[str], str]:
+    """A run-block splice during whose n-th call (counting from 1) a save lands in place,
+    wherever `retries(n)` holds: the rename that follows loses its race."""
+    calls = 0
+
+    def transform(text: str) -> str:
+        nonlocal calls
+        calls += 1
+        if retries(calls):
+            with note.open("a") as handle:
+                handle.write(f"save during call {calls}\n")
+        return _splice_run(text)
+
+    return transform
+
+
+def test_a_save_racing_the_rename_is_merged_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An editor writing into the old file in the instant between our check and our rename."""
+    note, calls = _racing_note(tmp_path, monkeypatch)
+    os.utime(note, (1, 1))
     outcome = NoteWriter(tmp_path).update(
         "n.md", lambda t: t.replace("[block]\n", "") + "[block]\n"
     )
@@ -207,29 +233,11 @@ def _splice_run(text: str) -> str:
     return blocks.splice_block(text, blocks.RUNS, "run")
 
 
-def _save_into_replaced_file(monkeypatch: pytest.MonkeyPatch, line: bytes) -> list[str]:
-    """Make our first rename race a save: `line` lands in the file about to be replaced."""
-    real_replace = os.replace
-    calls: list[str] = []
-
-    def racing_replace(src: str | Path, dst: str | Path) -> None:
-        if not calls:
-            with Path(dst).open("ab") as handle:
-                handle.write(line)
-        calls.append(str(dst))
-        real_replace(src, dst)
-
-    monkeypatch.setattr(notes.os, "replace", racing_replace)
-    return calls
-
-
 def test_a_late_save_merges_with_edits_made_on_our_write_since(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The editor re-read the note after our rename (without its late line) and saved again."""
-    note = tmp_path / "n.md"
-    note.write_text("v1\n")
-    _save_into_replaced_file(monkeypatch, b"typed in the gap\n")
+    note, _ = _racing_note(tmp_path, monkeypatch)
     real_fsync_dir = notes._fsync_dir
 
     def then_typed_again(folder: Path) -> None:
@@ -248,22 +256,13 @@ def test_a_late_save_merges_with_edits_made_on_our_write_since(
 def test_a_late_save_stays_pending_while_the_retry_races_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    note = tmp_path / "n.md"
-    note.write_text("v1\n")
-    calls = _save_into_replaced_file(monkeypatch, b"typed in the gap\n")
-    seen: list[str] = []
-
-    def transform(text: str) -> str:
-        seen.append(text)
-        if len(seen) == 2:  # the retry that merges the late save: a save beats it too
-            with note.open("a") as handle:
-                handle.write("typed during the retry\n")
-        return _splice_run(text)
-
+    note, calls = _racing_note(tmp_path, monkeypatch)
+    # Call 2 is the retry that merges the late save: another save beats it too.
+    transform = _saves_beating(note, lambda n: n == 2)
     assert NoteWriter(tmp_path, quiet=0.0).update("n.md", transform) is Outcome.WRITTEN
     text = note.read_text()
-    assert "typed in the gap" in text and "typed during the retry" in text
-    assert len(seen) == 3 and len([c for c in calls if c.endswith("n.md")]) == 2
+    assert "typed in the gap" in text and "save during call 2" in text
+    assert [c for c in calls if c.endswith("n.md")] == [str(note)] * 2
 
 
 def test_a_program_holding_the_note_open_delays_a_write_but_cannot_block_it(
@@ -290,20 +289,9 @@ def test_a_late_save_that_cannot_be_merged_back_is_recovered_not_dropped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A program rewriting the note faster than every retry: the displaced save is kept."""
-    note = tmp_path / "n.md"
-    note.write_text("v1\n")
-    _save_into_replaced_file(monkeypatch, b"typed in the gap\n")
+    note, _ = _racing_note(tmp_path, monkeypatch)
     monkeypatch.setattr(notes, "_MAX_ATTEMPTS", 4)
-    calls = 0
-
-    def transform(text: str) -> str:
-        nonlocal calls
-        calls += 1
-        if calls > 1:  # every retry loses to another save
-            with note.open("a") as handle:
-                handle.write(f"save {calls}\n")
-        return _splice_run(text)
-
+    transform = _saves_beating(note, lambda n: n > 1)
     with pytest.raises(OSError, match="kept changing"):
         NoteWriter(tmp_path, quiet=0.0).update("n.md", transform)
     (recovered,) = (tmp_path / notes.RECOVERED).iterdir()
@@ -314,9 +302,7 @@ def test_a_late_save_that_cannot_be_merged_back_is_recovered_not_dropped(
 def test_a_late_save_that_is_not_text_is_recovered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    note = tmp_path / "n.md"
-    note.write_text("v1\n")
-    _save_into_replaced_file(monkeypatch, b"\xff\xfe pasted binary\n")
+    note, _ = _racing_note(tmp_path, monkeypatch, b"\xff\xfe pasted binary\n")
     assert NoteWriter(tmp_path, quiet=0.0).update("n.md", _splice_run) is Outcome.WRITTEN
     assert note.read_text() == _splice_run("v1\n")
     (recovered,) = (tmp_path / notes.RECOVERED).iterdir()
