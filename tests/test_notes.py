@@ -307,3 +307,36 @@ def test_a_late_save_that_is_not_text_is_recovered(
     assert note.read_text() == _splice_run("v1\n")
     (recovered,) = (tmp_path / notes.RECOVERED).iterdir()
     assert recovered.read_bytes() == b"v1\n\xff\xfe pasted binary\n"
+
+
+def _overwritten_with_stale_text(note: Path) -> None:
+    """What an editor does that read the note before our write-back: saves over it."""
+    note.write_text(_splice_run("v1\n") + "stale save\n")
+
+
+def test_a_written_back_save_that_a_stale_save_drops_is_written_back_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    note, _ = _racing_note(tmp_path, monkeypatch)
+    writer = NoteWriter(tmp_path, quiet=0.0)
+    assert writer.update("n.md", _splice_run) is Outcome.WRITTEN
+    assert "typed in the gap" in note.read_text()
+    _overwritten_with_stale_text(note)
+    assert writer.update("n.md", _splice_run) is Outcome.WRITTEN
+    text = note.read_text()
+    assert "typed in the gap" in text and "stale save" in text
+    assert writer.update("n.md", _splice_run) is Outcome.UNCHANGED  # seen to stick: watch over
+    assert not writer._watched
+
+
+def test_a_written_back_save_is_watched_for_a_minute_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    note, _ = _racing_note(tmp_path, monkeypatch)
+    clock = FakeTime(time.time())
+    writer = NoteWriter(tmp_path, quiet=0.0, sleep=clock.sleep, wall_time=clock.time)
+    assert writer.update("n.md", _splice_run) is Outcome.WRITTEN
+    _overwritten_with_stale_text(note)
+    clock.now += notes.DISPLACED_WATCH_SECONDS
+    writer.update("n.md", _splice_run)
+    assert "typed in the gap" not in note.read_text()  # a person's deletion by then, let it be

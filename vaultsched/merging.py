@@ -12,6 +12,7 @@ git process each time (4 ms) would lose that race for ever.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
@@ -57,6 +58,14 @@ def merge_note(base: str, ours: str, theirs: str) -> str:
     theirs_text, their_blocks = set_aside(theirs)
     merged = union_merge(base_text, ours_text, theirs_text)
     return put_back(merged, kept or their_blocks)
+
+
+def already_holds(base: str, ours: str, theirs: str) -> bool:
+    """True if every line `ours` added to `base` is in `theirs` too: merging `ours` in would
+    add nothing. Cheap (no markdown parse), for checking again and again."""
+    old, new = (text.splitlines(keepends=True) for text in (base, ours))
+    added = Counter(line for hunk in _hunks(old, new, 0) for line in hunk.lines)
+    return not added - Counter(theirs.splitlines(keepends=True))
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from vaultsched.blocks import has_conflict_markers
 from vaultsched.leases import wait_until_no_writers, writers_open
-from vaultsched.merging import merge_note
+from vaultsched.merging import already_holds, merge_note
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,10 @@ SETTLE_SECONDS = 1.0
 _MAX_ATTEMPTS = 50
 TEMP_MARK = ".vaultsched-"  # in the name of every note temp file, for the start-up sweep
 RECOVERED = ".vaultsched/recovered"  # saves we displaced and could not merge back (see doctor)
+# How long a displaced save, once written back, is merged in again at each write of its note
+# until one finds it still there: an editor that read the note before our write-back and saves
+# that stale text over it would otherwise drop it a second time.
+DISPLACED_WATCH_SECONDS = 60.0
 
 
 class Outcome(StrEnum):
@@ -70,6 +74,7 @@ class NoteWriter:
     sleep: Callable[[float], None] = time.sleep
     wall_time: Callable[[], float] = time.time
     _own: dict[str, str] = field(default_factory=dict, repr=False)
+    _watched: dict[str, tuple[_Late, float]] = field(default_factory=dict, repr=False)
 
     def update(self, rel: str, transform: Callable[[str], str], *, create: bool = True) -> Outcome:
         """Apply `transform` to the note's text and write the result safely."""
@@ -78,43 +83,50 @@ class NoteWriter:
             log.warning("%s leads outside the vault (a symlink): not writing it", rel)
             return Outcome.OUTSIDE
         deadline = self.wall_time() + self.max_wait
-        late: _Late | None = None
-        wrote = False
+        late = self._still_watched(rel)
+        urgent = wrote = False  # urgent: this call's own rename hid a save
         for _ in range(_MAX_ATTEMPTS):
             current = self._read_settled(rel, path)
             if current.data is None and not create:
                 return Outcome.MISSING
             try:
-                source: bytes | None
-                if late is not None:  # at once, however recent: our rename hid this text
-                    source, late = self._merge_late(rel, late, current.data)
-                elif current.data is not None and self._being_edited(
-                    rel, path, current.data, deadline
-                ):
+                if not urgent and self._being_edited(rel, path, current.data, deadline):
                     continue
-                else:
-                    source = current.data
+                source = current.data
+                if late is not None:
+                    source, late = self._merge_late(rel, late, source)
                 outcome, found = self._attempt(rel, path, current, source, transform)
             finally:
                 current.close()
             if outcome is not None:
+                self._watch(rel, late)
                 # An earlier attempt's rename counts: the note changed and must be committed.
                 return Outcome.WRITTEN if wrote and outcome is Outcome.UNCHANGED else outcome
             wrote = wrote or found is not None
-            late = found or late  # a save still to merge stays pending until a write holds it
+            if found is not None:  # pending until a write holds it, then watched
+                late, urgent = found, True
         if late is not None:
             self._recover(rel, late.saved)
         raise OSError(f"{rel} kept changing while vaultsched tried to write it")
 
+    def _still_watched(self, rel: str) -> _Late | None:
+        late, until = self._watched.pop(rel, (None, 0.0))
+        return late if self.wall_time() < until else None
+
+    def _watch(self, rel: str, late: _Late | None) -> None:
+        if late is not None:
+            self._watched[rel] = (late, self.wall_time() + DISPLACED_WATCH_SECONDS)
+
     def _merge_late(
         self, rel: str, late: _Late, current: bytes | None
     ) -> tuple[bytes | None, _Late | None]:
-        """The text to write with a displaced save merged in, and that save if still pending."""
+        """The text to write with a displaced save merged in, and that save unless the note
+        already holds it (then it needs no more watching)."""
         merged = late.merged_into(current)
         if merged is None:  # not UTF-8 on one side: nothing to merge line by line
             self._recover(rel, late.saved)
             return current, None
-        return merged, late
+        return (current, None) if merged is current else (merged, late)
 
     def _recover(self, rel: str, saved: bytes) -> None:
         """Last resort for a save our rename displaced that we never managed to merge back:
@@ -189,9 +201,9 @@ class NoteWriter:
             while os.fstat(fd).st_size == 0 and self.wall_time() < deadline:
                 self.sleep(0.01)
 
-    def _being_edited(self, rel: str, path: Path, data: bytes, deadline: float) -> bool:
+    def _being_edited(self, rel: str, path: Path, data: bytes | None, deadline: float) -> bool:
         """Wait (and return True to re-read) while a person's recent edit is still settling."""
-        if self.is_own(rel, data):
+        if data is None or self.is_own(rel, data):
             return False
         try:
             age = self.wall_time() - path.stat().st_mtime
@@ -340,14 +352,17 @@ class _Late:
 
     def merged_into(self, current: bytes | None) -> bytes | None:
         """The note's text to transform again: the late save merged with the note as it is now
-        (our write, plus anything saved onto it since), or None if they are not all text.
-        Where both touch the same place the late save's lines come first: typed first."""
+        (our write, plus anything saved onto it since), or None if they are not all text;
+        `current` itself when it already holds the save. Where both touch the same place the
+        late save's lines come first: typed first."""
         if current is None:
             return self.saved
         try:
             base, saved, now = (part.decode("utf-8") for part in (self.read, self.saved, current))
         except UnicodeDecodeError:
             return None
+        if already_holds(base, saved, now):
+            return current
         return merge_note(base, saved, now).encode("utf-8")
 
 
