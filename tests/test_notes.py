@@ -340,3 +340,49 @@ def test_a_written_back_save_is_watched_for_a_minute_only(
     clock.now += notes.DISPLACED_WATCH_SECONDS
     writer.update("n.md", _splice_run)
     assert "typed in the gap" not in note.read_text()  # a person's deletion by then, let it be
+
+
+def test_a_watched_save_in_a_note_without_a_final_newline_is_put_back_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    note, _ = _racing_note(tmp_path, monkeypatch, b"\nnew")
+    note.write_text("a\nb")
+    writer = NoteWriter(tmp_path, quiet=0.0)
+    for n in range(4):
+        writer.update(
+            "n.md", functools.partial(blocks.splice_block, markers=blocks.RUNS, inner=f"{n}")
+        )
+    lines = note.read_text().splitlines()
+    assert lines.count("b") == 1 and lines.count("new") == 1 and not writer._watched
+
+
+@pytest.mark.parametrize("ending", ["moved", "error"])
+def test_a_displaced_save_is_recovered_however_the_write_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
+    note, _ = _racing_note(tmp_path, monkeypatch)
+    calls = 0
+
+    def transform(text: str) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 2 and ending == "error":
+            raise ValueError("a transform that fails")
+        return _splice_run(text)
+
+    real_fsync_dir = notes._fsync_dir
+
+    def then_moved(folder: Path) -> None:
+        real_fsync_dir(folder)
+        if ending == "moved" and note.exists():
+            note.rename(tmp_path / "Moved.md")  # the person renames the note meanwhile
+
+    monkeypatch.setattr(notes, "_fsync_dir", then_moved)
+    writer = NoteWriter(tmp_path, quiet=0.0)
+    if ending == "error":
+        with pytest.raises(ValueError):
+            writer.update("n.md", transform, create=False)
+    else:
+        assert writer.update("n.md", transform, create=False) is Outcome.MISSING
+    (recovered,) = (tmp_path / notes.RECOVERED).iterdir()
+    assert recovered.read_text() == "v1\ntyped in the gap\n"

@@ -12,11 +12,11 @@ git process each time (4 ms) would lose that race for ever.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from vaultsched import blocks
+from vaultsched.blocks import newline_of
 
 PLACEHOLDER = "%% vaultsched:block-placeholder %%"
 
@@ -60,12 +60,15 @@ def merge_note(base: str, ours: str, theirs: str) -> str:
     return put_back(merged, kept or their_blocks)
 
 
-def already_holds(base: str, ours: str, theirs: str) -> bool:
-    """True if every line `ours` added to `base` is in `theirs` too: merging `ours` in would
-    add nothing. Cheap (no markdown parse), for checking again and again."""
-    old, new = (text.splitlines(keepends=True) for text in (base, ours))
-    added = Counter(line for hunk in _hunks(old, new, 0) for line in hunk.lines)
-    return not added - Counter(theirs.splitlines(keepends=True))
+def merge_back(base: str, saved: str, now: str) -> str:
+    """`now` with the changes `saved` made to `base` put back, the save's lines first where
+    both changed the same place (blocks aside, `now`'s kept): `now` itself, the very object,
+    if it already holds them all."""
+    base_text, _ = set_aside(base)
+    saved_text, _ = set_aside(saved)
+    now_text, kept = set_aside(now)
+    merged = union_merge(base_text, saved_text, now_text)
+    return now if merged == now_text else put_back(merged, kept)
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,16 @@ def union_merge(base: str, ours: str, theirs: str) -> str:
         out += old[at:start]
         out += _union(*versions) if len(changed_by) == 2 else versions[changed_by.pop()]
         at = end
-    return "".join(out + old[at:])
+    return _join(out + old[at:], newline_of(base + ours + theirs))
+
+
+def _join(lines: list[str], newline: str) -> str:
+    """The lines as text, never gluing one to the next: a line that had no line break (the
+    last of some version) gets one wherever another line now follows it."""
+    return "".join(
+        line if index == len(lines) - 1 or line.endswith(("\n", "\r")) else line + newline
+        for index, line in enumerate(lines)
+    )
 
 
 def _overlapping(hunks: list[_Hunk]) -> list[tuple[int, int, list[_Hunk]]]:
@@ -140,8 +152,20 @@ def _overlapping(hunks: list[_Hunk]) -> list[tuple[int, int, list[_Hunk]]]:
 
 
 def _union(ours: list[str], theirs: list[str]) -> list[str]:
-    if ours == theirs or not theirs:
+    """Both versions of a place both sides changed, ours first, the lines they share at either
+    end given once (as git's zealous merge does). Lines compare without their line break: the
+    last line of a note may have none in one version and one in the other."""
+    mine, yours = [_bare(ours), _bare(theirs)]
+    if mine == yours or not theirs:
         return ours
-    if ours and not ours[-1].endswith("\n"):
-        ours = [*ours[:-1], ours[-1] + "\n"]  # a last line without one: keep both lines whole
-    return ours + theirs
+    head = 0
+    while head < min(len(ours), len(theirs)) and mine[head] == yours[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(ours), len(theirs)) - head and mine[-1 - tail] == yours[-1 - tail]:
+        tail += 1
+    return ours[: len(ours) - tail] + theirs[head:]
+
+
+def _bare(lines: list[str]) -> list[str]:
+    return [line.rstrip("\r\n") for line in lines]

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from vaultsched.blocks import has_conflict_markers
 from vaultsched.leases import wait_until_no_writers, writers_open
-from vaultsched.merging import already_holds, merge_note
+from vaultsched.merging import merge_back
 
 log = logging.getLogger(__name__)
 
@@ -82,51 +82,59 @@ class NoteWriter:
         if not self._inside(path):
             log.warning("%s leads outside the vault (a symlink): not writing it", rel)
             return Outcome.OUTSIDE
+        late, until = self._watched.pop(rel, (None, 0.0))
+        pending = _Pending(late if self.wall_time() < until else None, until)
+        try:
+            return self._update(rel, path, transform, create, pending)
+        finally:
+            if pending.late is not None and pending.fresh:  # however update() ends
+                self._recover(rel, pending.late.saved)
+            elif pending.late is not None:
+                self._watched[rel] = (pending.late, pending.until)
+
+    def _update(
+        self,
+        rel: str,
+        path: Path,
+        transform: Callable[[str], str],
+        create: bool,
+        pending: _Pending,
+    ) -> Outcome:
         deadline = self.wall_time() + self.max_wait
-        late = self._still_watched(rel)
-        urgent = wrote = False  # urgent: this call's own rename hid a save
+        wrote = False
         for _ in range(_MAX_ATTEMPTS):
             current = self._read_settled(rel, path)
             if current.data is None and not create:
                 return Outcome.MISSING
             try:
-                if not urgent and self._being_edited(rel, path, current.data, deadline):
+                # A save this call's rename hid is put back at once, however recent the edit.
+                if not pending.fresh and self._being_edited(rel, path, current.data, deadline):
                     continue
-                source = current.data
-                if late is not None:
-                    source, late = self._merge_late(rel, late, source)
+                source = self._with_pending(rel, pending, current.data)
                 outcome, found = self._attempt(rel, path, current, source, transform)
             finally:
                 current.close()
             if outcome is not None:
-                self._watch(rel, late)
+                if outcome in (Outcome.WRITTEN, Outcome.UNCHANGED):
+                    pending.held(self.wall_time())
                 # An earlier attempt's rename counts: the note changed and must be committed.
-                return Outcome.WRITTEN if wrote and outcome is Outcome.UNCHANGED else outcome
+                return Outcome.WRITTEN if wrote and outcome is not Outcome.MISSING else outcome
             wrote = wrote or found is not None
-            if found is not None:  # pending until a write holds it, then watched
-                late, urgent = found, True
-        if late is not None:
-            self._recover(rel, late.saved)
+            if found is not None:
+                pending.late, pending.fresh = found, True
         raise OSError(f"{rel} kept changing while vaultsched tried to write it")
 
-    def _still_watched(self, rel: str) -> _Late | None:
-        late, until = self._watched.pop(rel, (None, 0.0))
-        return late if self.wall_time() < until else None
-
-    def _watch(self, rel: str, late: _Late | None) -> None:
-        if late is not None:
-            self._watched[rel] = (late, self.wall_time() + DISPLACED_WATCH_SECONDS)
-
-    def _merge_late(
-        self, rel: str, late: _Late, current: bytes | None
-    ) -> tuple[bytes | None, _Late | None]:
-        """The text to write with a displaced save merged in, and that save unless the note
-        already holds it (then it needs no more watching)."""
-        merged = late.merged_into(current)
+    def _with_pending(self, rel: str, pending: _Pending, current: bytes | None) -> bytes | None:
+        """The note's text with a displaced save merged back in, if one is pending."""
+        if pending.late is None:
+            return current
+        merged = pending.late.merged_into(current)
         if merged is None:  # not UTF-8 on one side: nothing to merge line by line
-            self._recover(rel, late.saved)
-            return current, None
-        return (current, None) if merged is current else (merged, late)
+            self._recover(rel, pending.late.saved)
+            pending.late = None
+        elif merged is current:  # the note holds it: nothing more to watch
+            pending.late = None
+        return current if merged is None else merged
 
     def _recover(self, rel: str, saved: bytes) -> None:
         """Last resort for a save our rename displaced that we never managed to merge back:
@@ -134,7 +142,11 @@ class NoteWriter:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self.wall_time()))
         name = f"{rel.replace('/', '%2F')}.{stamp}.{secrets.token_hex(2)}"
         path = self.root / RECOVERED / name
-        write_atomic(path, saved)
+        try:
+            write_atomic(path, saved)
+        except OSError:
+            log.exception("%s: a save that raced a write was lost: keeping it failed", rel)
+            return
         log.error(
             "%s: a save that raced a write could not be merged back; its text is in %s",
             rel,
@@ -280,17 +292,20 @@ def _fd_snapshot(fd: int) -> _Snapshot:
 def _held_open(rel: str) -> None:
     log.warning(
         "%s: another program has held it open for writing over %.0f s; writing it anyway "
-        "(changes made meanwhile are still merged, not lost)",
+        "(what it writes into the note from now on may not reach the new file)",
         rel,
         SETTLE_SECONDS,
     )
 
 
 def _saving(fd: int) -> bool:
-    """Someone is part-way through saving this file in place. Without leases to ask, an
-    empty file is taken for a save under way (truncated, not yet written)."""
+    """Someone is part-way through saving this file in place. Without leases to ask, a file
+    emptied within SETTLE_SECONDS is taken for a save under way (truncated, not yet written)."""
     busy = writers_open(fd)
-    return busy if busy is not None else os.fstat(fd).st_size == 0
+    if busy is not None:
+        return busy
+    st = os.fstat(fd)
+    return st.st_size == 0 and time.time() - st.st_mtime < SETTLE_SECONDS
 
 
 def _read_all(fd: int) -> bytes:
@@ -344,6 +359,20 @@ class _Read:
 
 
 @dataclass
+class _Pending:
+    """A displaced save on its way back into its note: `fresh` while this call has not yet
+    written it back, then watched until `until` (see DISPLACED_WATCH_SECONDS)."""
+
+    late: _Late | None
+    until: float
+    fresh: bool = False
+
+    def held(self, now: float) -> None:
+        if self.fresh:
+            self.fresh, self.until = False, now + DISPLACED_WATCH_SECONDS
+
+
+@dataclass
 class _Late:
     """A person's save that landed in the file our rename replaced."""
 
@@ -361,9 +390,8 @@ class _Late:
             base, saved, now = (part.decode("utf-8") for part in (self.read, self.saved, current))
         except UnicodeDecodeError:
             return None
-        if already_holds(base, saved, now):
-            return current
-        return merge_note(base, saved, now).encode("utf-8")
+        merged = merge_back(base, saved, now)
+        return current if merged is now else merged.encode("utf-8")
 
 
 def _read(path: Path) -> _Read:
