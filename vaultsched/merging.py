@@ -84,12 +84,7 @@ class _Hunk:
 def _hunks(base: list[str], other: list[str], side: int) -> list[_Hunk]:
     # Only the middle that differs goes to difflib: an edit is usually a line or two in a long
     # note, and difflib is quadratic in the lines it is given when many of them repeat.
-    head = 0
-    while head < min(len(base), len(other)) and base[head] == other[head]:
-        head += 1
-    tail = 0
-    while tail < min(len(base), len(other)) - head and base[-1 - tail] == other[-1 - tail]:
-        tail += 1
+    head, tail = _shared_ends(base, other)
     middle = SequenceMatcher(
         None, base[head : len(base) - tail], other[head : len(other) - tail], autojunk=False
     )
@@ -155,16 +150,23 @@ def _union(ours: list[str], theirs: list[str]) -> list[str]:
     """Both versions of a place both sides changed, ours first, the lines they share at either
     end given once (as git's zealous merge does). Lines compare without their line break: the
     last line of a note may have none in one version and one in the other."""
-    mine, yours = [_bare(ours), _bare(theirs)]
+    mine, yours = _bare(ours), _bare(theirs)
     if mine == yours or not theirs:
         return ours
+    head, tail = _shared_ends(mine, yours)
+    return ours[: len(ours) - tail] + theirs[head:]
+
+
+def _shared_ends(first: list[str], second: list[str]) -> tuple[int, int]:
+    """How many lines the two share at the start, and then at the end."""
+    shortest = min(len(first), len(second))
     head = 0
-    while head < min(len(ours), len(theirs)) and mine[head] == yours[head]:
+    while head < shortest and first[head] == second[head]:
         head += 1
     tail = 0
-    while tail < min(len(ours), len(theirs)) - head and mine[-1 - tail] == yours[-1 - tail]:
+    while tail < shortest - head and first[-1 - tail] == second[-1 - tail]:
         tail += 1
-    return ours[: len(ours) - tail] + theirs[head:]
+    return head, tail
 
 
 def _bare(lines: list[str]) -> list[str]:
