@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import signal
-import time
-from collections.abc import Callable
 
 try:
     import fcntl
@@ -46,20 +44,3 @@ def writers_open(fd: int) -> bool | None:
     with contextlib.suppress(OSError):
         fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_UNLCK)
     return False
-
-
-def wait_until_no_writers(
-    fd: int,
-    timeout: float,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> bool | None:
-    """Wait (at most `timeout` s) for every writer to close the file: the result of the last
-    `writers_open` check, so True means a writer still held it when time ran out."""
-    deadline = clock() + timeout
-    pause = 0.001
-    while (busy := writers_open(fd)) and clock() < deadline:
-        sleep(pause)
-        pause = min(pause * 2, 0.02)  # a save takes a millisecond or two; don't spin
-    return busy

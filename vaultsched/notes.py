@@ -22,7 +22,6 @@ here (vaultsched.leases tells whether a save is under way):
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import logging
 import os
@@ -34,7 +33,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from vaultsched.blocks import has_conflict_markers
-from vaultsched.leases import wait_until_no_writers, writers_open
+from vaultsched.leases import writers_open
 from vaultsched.merging import merge_back
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ class NoteWriter:
     sleep: Callable[[float], None] = time.sleep
     wall_time: Callable[[], float] = time.time
     _own: dict[str, str] = field(default_factory=dict, repr=False)
-    _watched: dict[str, tuple[_Late, float]] = field(default_factory=dict, repr=False)
+    _watched: dict[str, _Pending] = field(default_factory=dict, repr=False)
 
     def update(self, rel: str, transform: Callable[[str], str], *, create: bool = True) -> Outcome:
         """Apply `transform` to the note's text and write the result safely."""
@@ -82,15 +81,16 @@ class NoteWriter:
         if not self._inside(path):
             log.warning("%s leads outside the vault (a symlink): not writing it", rel)
             return Outcome.OUTSIDE
-        late, until = self._watched.pop(rel, (None, 0.0))
-        pending = _Pending(late if self.wall_time() < until else None, until)
+        pending = self._watched.pop(rel, None)
+        if pending is None or self.wall_time() >= pending.until:
+            pending = _Pending(None, 0.0)
         try:
             return self._update(rel, path, transform, create, pending)
         finally:
             if pending.late is not None and pending.fresh:  # however update() ends
                 self._recover(rel, pending.late.saved)
             elif pending.late is not None:
-                self._watched[rel] = (pending.late, pending.until)
+                self._watched[rel] = pending
 
     def _update(
         self,
@@ -168,14 +168,24 @@ class NoteWriter:
             current = _read(path)
             if current.fd is None:
                 return current
-            if not _saving(current.fd) and _fd_snapshot(current.fd) == current.snapshot:
-                return current
-            if self.wall_time() >= deadline:
-                _held_open(rel)
+            if not self._save_finished(rel, current.fd, deadline):
                 current.writers_tolerated = True
                 return current
+            if _fd_snapshot(current.fd) == current.snapshot:  # not saved into while we read
+                return current
             current.close()
-            self.sleep(0.002)
+
+    def _save_finished(self, rel: str, fd: int, deadline: float) -> bool:
+        """Wait until nobody is part-way through saving this file; False (with a warning) if
+        somebody still is at `deadline`."""
+        pause = 0.001
+        while _saving(fd):
+            if self.wall_time() >= deadline:
+                _held_open(rel)
+                return False
+            self.sleep(pause)
+            pause = min(pause * 2, 0.02)  # a save takes a millisecond or two: don't spin
+        return True
 
     def _attempt(
         self,
@@ -199,19 +209,12 @@ class NoteWriter:
             return Outcome.UNCHANGED, None
         if not self._replace_if_unchanged(path, data, current):
             return None, None
-        late = current.saved_after_read(functools.partial(self._settle_replaced, rel))
+        # A save that opened the note just before our rename: let it finish into the old file.
+        late = current.saved_after_read(
+            lambda fd: self._save_finished(rel, fd, self.wall_time() + SETTLE_SECONDS)
+        )
         self._remember(rel, data)
         return (Outcome.WRITTEN if late is None else None), late
-
-    def _settle_replaced(self, rel: str, fd: int, had_text: bool) -> None:
-        """Let a save that opened the note just before our rename finish into the old file."""
-        busy = wait_until_no_writers(fd, SETTLE_SECONDS, sleep=self.sleep, clock=self.wall_time)
-        if busy:
-            _held_open(rel)
-        if busy is None and had_text:  # no leases: a file emptied since we read it is mid-save
-            deadline = self.wall_time() + SETTLE_SECONDS
-            while os.fstat(fd).st_size == 0 and self.wall_time() < deadline:
-                self.sleep(0.01)
 
     def _being_edited(self, rel: str, path: Path, data: bytes | None, deadline: float) -> bool:
         """Wait (and return True to re-read) while a person's recent edit is still settling."""
@@ -338,13 +341,13 @@ class _Read:
             return False
         return _read_all(self.fd) == self.data
 
-    def saved_after_read(self, settle: Callable[[int, bool], None]) -> _Late | None:
+    def saved_after_read(self, settle: Callable[[int], object]) -> _Late | None:
         """A save into this (now replaced) file that came after we read it, to be merged into
         the note that replaced it; else None."""
         if self.fd is None:
             return None
         try:
-            settle(self.fd, bool(self.data))
+            settle(self.fd)
             saved = _read_all(self.fd)
         finally:
             self.close()
