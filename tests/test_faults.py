@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from conftest import HOST, DaemonProcess, git, runs, start_daemon, wait_for, wri
 from vaultsched.config import load_config
 from vaultsched.engine import Engine, digest_path
 from vaultsched.model import Status, Trigger
-from vaultsched.notes import NoteWriter
+from vaultsched.notes import NoteWriter, Outcome
 from vaultsched.taskfile import front_matter_text
 from vaultsched.vault import Vault, read_note
 
@@ -130,4 +131,40 @@ def test_sigkill_anywhere_leaves_a_healthy_vault(vault_root: Path) -> None:
     )
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
     assert not (vault_root / ".git/index.lock").exists()
+    assert git(vault_root, "status", "--porcelain") == ""
+
+
+class _BusyFirst(NoteWriter):
+    """A writer that finds `rel` busy (saved over by another program) the first time."""
+
+    def __init__(self, root: Path, rel: str) -> None:
+        super().__init__(root)
+        self.busy = {rel}
+
+    def update(self, rel: str, transform: Callable[[str], str], *, create: bool = True) -> Outcome:
+        if rel in self.busy:
+            self.busy.discard(rel)
+            return Outcome.BUSY
+        return super().update(rel, transform, create=create)
+
+
+def test_a_view_left_busy_lands_with_the_next_commit(vault_root: Path) -> None:
+    """A note that kept changing under its write does not stop the rest of the landing, and
+    its block is written (and committed) at the next flush."""
+    note = write_note(vault_root, "Tasks/Busy.md", "---\ncommand: echo hi\n---\nMine.\n")
+    os.utime(note, (time.time() - 60, time.time() - 60))
+    git(vault_root, "add", "-A")
+    git(vault_root, "commit", "-qm", "task")
+    vault = Vault(vault_root.resolve(), load_config(vault_root), HOST)
+    task = read_note(vault, "Tasks/Busy.md").task
+    assert task is not None
+    engine = Engine(vault, writer=_BusyFirst(vault.root, "Tasks/Busy.md"))
+    run = engine.run(task, Trigger.MANUAL)
+    assert "vaultsched:runs:begin" not in note.read_text()
+    digest = vault_root / digest_path(vault, run.started_at.astimezone(vault.config.timezone).date())
+    assert "Tasks/Busy" in digest.read_text()  # the rest of the batch landed
+    assert engine.has_pending
+    engine.flush()
+    assert "vaultsched:runs:begin" in note.read_text()
+    assert not engine.has_pending
     assert git(vault_root, "status", "--porcelain") == ""

@@ -83,6 +83,9 @@ class Engine:
     # Only for the pending sets: workers must never wait on a landing in progress.
     _pending_lock: threading.Lock = field(default_factory=threading.Lock)
     _children: dict[str, int] = field(default_factory=dict)  # run_id -> process group
+    # Views a write could not land yet (a note kept changing under it): retried at each flush.
+    _stale_notes: dict[str, Task] = field(default_factory=dict)
+    _stale_days: set[date] = field(default_factory=set)
     _cancelled: set[str] = field(default_factory=set)
     background_landing: bool = False  # the daemon lands runs on a thread of their own
     on_landed: Callable[[], None] | None = None
@@ -381,12 +384,32 @@ class Engine:
         runs = [r for r in every_run if r.task == task.id]
         newest = list(reversed(runs[-task.keep_runs :]))
         inner = views.render_runs_block(newest, task.timezone, notice=self._notice(runs))
-        return self._splice(task.path, blocks.RUNS, inner, create=False)
+        outcome = self._splice(task.path, blocks.RUNS, inner, create=False)
+        with self._pending_lock:
+            if outcome is Outcome.BUSY:
+                self._stale_notes[task.path] = task
+            else:
+                self._stale_notes.pop(task.path, None)
+        return [task.path] if outcome is Outcome.WRITTEN else []
 
     def refresh_digest(self, day: date) -> list[str]:
         tz = self.vault.config.timezone
         inner = views.render_digest_block(day, self.ledger.runs_on(day, tz), tz)
-        return self._splice(digest_path(self.vault, day), blocks.DIGEST, inner)
+        rel = digest_path(self.vault, day)
+        outcome = self._splice(rel, blocks.DIGEST, inner)
+        with self._pending_lock:
+            if outcome is Outcome.BUSY:
+                self._stale_days.add(day)
+            else:
+                self._stale_days.discard(day)
+        return [rel] if outcome is Outcome.WRITTEN else []
+
+    def _refresh_stale(self) -> None:
+        """Try again the views a busy note kept us from writing; they join the next commit."""
+        with self._pending_lock:
+            tasks, days = list(self._stale_notes.values()), sorted(self._stale_days)
+        if tasks or days:
+            self.rebuild_views(tasks, days)
 
     def _notice(self, runs: Sequence[Run]) -> str:
         """A line above the runs for states a person must act on (the run shows the rest)."""
@@ -396,7 +419,7 @@ class Engine:
 
     def _splice(
         self, rel: str, markers: blocks.Markers, inner: str, *, create: bool = True
-    ) -> list[str]:
+    ) -> Outcome:
         assert self.writer is not None
         outcome = self.writer.update(
             rel, lambda text: blocks.splice_block(text, markers, inner), create=create
@@ -405,10 +428,11 @@ class Engine:
             log.warning(
                 "%s: has git conflict markers; its block will be written once resolved", rel
             )
-        return [rel] if outcome is Outcome.WRITTEN else []
+        return outcome
 
     def flush(self) -> None:
         """Commit everything written since the last flush, as one commit."""
+        self._refresh_stale()
         with self._pending_lock:
             paths, runs = sorted(self._pending_paths), list(self._pending_runs)
             self._pending_paths.clear()
@@ -420,7 +444,7 @@ class Engine:
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._pending_paths)
+        return bool(self._pending_paths or self._stale_notes or self._stale_days)
 
     def commit_files(self, paths: Sequence[str], message: str) -> bool:
         """Commit `paths` if the vault is a repository; False if git failed (retry later)."""

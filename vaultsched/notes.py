@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import random
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -43,7 +44,11 @@ MAX_WAIT_SECONDS = 30.0
 # The longest wait for another program's in-place save to finish (it takes milliseconds);
 # separate from `max_wait`, which is about a person pausing.
 SETTLE_SECONDS = 1.0
-_MAX_ATTEMPTS = 50
+# How long a write keeps trying while other programs save the note between our read and our
+# rename. A person saves every 2 s or so; only a program saving many times a second, on a
+# machine slow enough that our read-to-rename takes longer than its pauses, keeps us out that
+# long, and then the write is left for the next landing (the ledger holds the run meanwhile).
+CONTENTION_SECONDS = 10.0
 TEMP_MARK = ".vaultsched-"  # in the name of every note temp file, for the start-up sweep
 RECOVERED = ".vaultsched/recovered"  # saves we displaced and could not merge back (see doctor)
 # How long a displaced save, once written back, is merged in again at each write of its note
@@ -59,6 +64,7 @@ class Outcome(StrEnum):
     UNREADABLE = "unreadable"
     MISSING = "missing"  # moved or deleted: a task note is never re-created by a write
     OUTSIDE = "outside"  # a symlink would carry the write out of the vault: refused
+    BUSY = "busy"  # other saves kept landing between our read and rename: try again later
 
 
 def _digest(data: bytes) -> str:
@@ -102,7 +108,8 @@ class NoteWriter:
     ) -> Outcome:
         deadline = self.wall_time() + self.max_wait
         wrote = False
-        for _ in range(_MAX_ATTEMPTS):
+        race = _Contention(self.wall_time, self.sleep)
+        while True:
             current = self._read_settled(rel, path)
             if current.data is None and not create:
                 return Outcome.MISSING
@@ -122,7 +129,9 @@ class NoteWriter:
             wrote = wrote or found is not None
             if found is not None:
                 pending.late, pending.fresh = found, True
-        raise OSError(f"{rel} kept changing while vaultsched tried to write it")
+            if not race.lost():
+                log.warning("%s kept changing for %.0f s: its write waits", rel, CONTENTION_SECONDS)
+                return Outcome.WRITTEN if wrote else Outcome.BUSY
 
     def _with_pending(self, rel: str, pending: _Pending, current: bytes | None) -> bytes | None:
         """The note's text with a displaced save merged back in, if one is pending."""
@@ -274,6 +283,29 @@ class NoteWriter:
     def _own_file(self, rel: str) -> Path:
         name = hashlib.sha1(rel.encode("utf-8")).hexdigest()
         return self.root / ".vaultsched" / "state" / "written" / name
+
+
+@dataclass
+class _Contention:
+    """Backing off after each race lost to another program's save. A fixed retry rhythm can
+    stay in step with a program saving at a steady rate; a random pause, growing with each
+    loss, lands one of our read-to-rename windows in a gap between its saves."""
+
+    wall_time: Callable[[], float]
+    sleep: Callable[[float], None]
+    losses: int = 0
+    give_up: float = 0.0
+
+    def lost(self) -> bool:
+        """Count a lost race and pause; False once CONTENTION_SECONDS have gone by."""
+        now = self.wall_time()
+        if self.losses == 0:
+            self.give_up = now + CONTENTION_SECONDS
+        self.losses += 1
+        if now >= self.give_up:
+            return False
+        self.sleep(random.uniform(0, min(0.001 * 2**self.losses, 0.05)))
+        return True
 
 
 _Snapshot = tuple[int, int, int]
