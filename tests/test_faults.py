@@ -161,7 +161,8 @@ def test_a_view_left_busy_lands_with_the_next_commit(vault_root: Path) -> None:
     engine = Engine(vault, writer=_BusyFirst(vault.root, "Tasks/Busy.md"))
     run = engine.run(task, Trigger.MANUAL)
     assert "vaultsched:runs:begin" not in note.read_text()
-    digest = vault_root / digest_path(vault, run.started_at.astimezone(vault.config.timezone).date())
+    day = run.started_at.astimezone(vault.config.timezone).date()
+    digest = vault_root / digest_path(vault, day)
     assert "Tasks/Busy" in digest.read_text()  # the rest of the batch landed
     assert engine.has_pending
     engine.flush()
