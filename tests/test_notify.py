@@ -67,16 +67,22 @@ def test_command_form_with_a_real_script(
 
 def test_other_braces_in_the_command_survive(tmp_path: Path) -> None:
     out = tmp_path / "got"
-    config = NotifyConfig(command=f"echo {{status}} | awk '{{print $1}}' > {out}")
+    script = tmp_path / "notifier.sh"
+    script.write_text(f'#!/bin/sh\nprintf "%s|%s" "$1" "$2" > {out}\n')
+    script.chmod(0o755)
+    config = NotifyConfig(command=f"{script} '{{print $1}}' {{status}}")
     notify.send(config, a_task("always"), a_run(Status.SUCCESS))
-    assert out.read_text() == "success\n"
+    assert out.read_text() == "{print $1}|success"
 
 
 def test_a_failing_notifier_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
-    notify.send(NotifyConfig(command="exit 7"), a_task("always"), a_run(Status.SUCCESS))
+    notify.send(NotifyConfig(command="sh -c 'exit 7'"), a_task("always"), a_run(Status.SUCCESS))
     notify.send(NotifyConfig(command="/no/such/notifier"), a_task("always"), a_run(Status.SUCCESS))
+    notify.send(NotifyConfig(command="unbalanced 'quote"), a_task("always"), a_run(Status.FAILED))
     assert "notify command exited 7" in caplog.text
+    assert "notify command failed" in caplog.text
+    assert "cannot be split into words" in caplog.text
 
 
 @pytest.mark.skipif(importlib.util.find_spec("apprise") is None, reason="apprise not installed")
