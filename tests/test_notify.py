@@ -153,8 +153,8 @@ VALUES = {"title": "t", "message": "m", "task": "Tasks/x", "status": "failed"}
         # The example `init` writes: the quotes are shell-word quotes around one placeholder.
         (
             'notify-send "{title}" "{message}"',
-            {**VALUES, "title": 'a "b" $(id) `id` \'c\'', "message": "l1\nl2; rm -rf ~"},
-            ["notify-send", 'a "b" $(id) `id` \'c\'', "l1\nl2; rm -rf ~"],
+            {**VALUES, "title": "a \"b\" $(id) `id` 'c'", "message": "l1\nl2; rm -rf ~"},
+            ["notify-send", "a \"b\" $(id) `id` 'c'", "l1\nl2; rm -rf ~"],
         ),
         ("n --title={title} {status}", VALUES, ["n", "--title=t", "failed"]),
         ("n {title}:{status}", VALUES, ["n", "t:failed"]),
@@ -219,7 +219,7 @@ def test_a_hostile_note_name_or_output_runs_nothing(
     user_config.write_text(f"[notify]\ncommand = {json.dumps(template)}\n")
     evil = "Weekly $(cd;touch pwned1) `cd;touch pwned2`"
     write_note(root, f"Tasks/{evil}.md", "---\ncommand: echo hi\n---\n")
-    printed = "$(cd;touch pwned3) `cd;touch pwned4` \"; cd; touch pwned5; \""
+    printed = '$(cd;touch pwned3) `cd;touch pwned4` "; cd; touch pwned5; "'
     write_note(
         root,
         "Tasks/Out.md",
