@@ -57,7 +57,10 @@ def user_commit(root: Path, rel: str, line: str) -> None:
     raise AssertionError(f"could not commit {rel}: {done.stderr!r}")
 
 
-def test_two_machines_sync_through_a_remote(tmp_path: Path) -> None:
+def test_two_machines_sync_through_a_remote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VAULTSCHED_TRUST")  # each machine trusts the tasks and the config itself
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(remote))
     laptop, server = tmp_path / "laptop", tmp_path / "server"
@@ -70,6 +73,8 @@ def test_two_machines_sync_through_a_remote(tmp_path: Path) -> None:
     git(laptop, "remote", "add", "origin", str(remote))
     git(laptop, "push", "-q", "-u", "origin", "main")
     git(tmp_path, "clone", "-q", str(remote), str(server))
+    for root, host in ((laptop, "laptop"), (server, "server")):
+        assert vs(root, host, "trust", "--all", "--config").returncode == 0
 
     daemons: list[DaemonProcess] = []
     try:
@@ -120,12 +125,14 @@ def test_two_machines_sync_through_a_remote(tmp_path: Path) -> None:
         assert not (root / ".git/rebase-merge").exists()
 
 
-def test_a_dead_remote_never_delays_firing(tmp_path: Path) -> None:
+def test_a_dead_remote_never_delays_firing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VAULTSCHED_TRUST")
     root = tmp_path / "vault"
     assert vs(root, "server", "init", str(root)).returncode == 0
     (root / ".vaultsched/config.toml").write_text(CONFIG)
     task(root, "Tick", "server")
     git(root, "remote", "add", "origin", str(tmp_path / "no-such-remote.git"))
+    assert vs(root, "server", "trust", "--all", "--config").returncode == 0
     daemon = start_daemon(root, env={"VAULTSCHED_HOST": "server"})
     try:
         wait_for(lambda: len(runs(root)) >= 4, what="runs while the remote is down")
