@@ -156,6 +156,21 @@ def test_status_doctor_and_trust_show_the_config_trust_line(cli: Cli) -> None:
     assert snapshot.stat().st_mode & 0o777 == 0o600
 
 
+def test_trust_any_from_outside_the_vault_relaxes_config_trust_too(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "MARKER"
+    set_config(cli.root, f'[notify]\ncommand = "touch {marker}"\n')
+    untrusted_task(cli.root)
+    monkeypatch.setenv("VAULTSCHED_TRUST", "any")
+    assert json.loads(cli("status", "--json").out)["config"]["state"] == "any"
+    assert cli("run-now", "T").code == 0
+    assert not marker.exists()  # a success is not notified (`notify: failure`)...
+    write_note(cli.root, "Tasks/F.md", "---\ncommand: exit 3\n---\n")
+    assert cli("run-now", "F").code == 1
+    assert marker.exists()  # ...a failure is, through the vault's command
+
+
 def test_init_trusts_the_config_it_writes(tmp_path: Path) -> None:
     root = tmp_path / "new"
     assert Cli(root)("init", str(root)).code == 0
