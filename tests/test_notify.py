@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
+import sys
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -12,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import Cli, make_vault, write_note
 
 from vaultsched import notify
 from vaultsched.config import NotifyConfig
@@ -67,16 +70,22 @@ def test_command_form_with_a_real_script(
 
 def test_other_braces_in_the_command_survive(tmp_path: Path) -> None:
     out = tmp_path / "got"
-    config = NotifyConfig(command=f"echo {{status}} | awk '{{print $1}}' > {out}")
+    script = tmp_path / "notifier.sh"
+    script.write_text(f'#!/bin/sh\nprintf "%s|%s" "$1" "$2" > {out}\n')
+    script.chmod(0o755)
+    config = NotifyConfig(command=f"{script} '{{print $1}}' {{status}}")
     notify.send(config, a_task("always"), a_run(Status.SUCCESS))
-    assert out.read_text() == "success\n"
+    assert out.read_text() == "{print $1}|success"
 
 
 def test_a_failing_notifier_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
-    notify.send(NotifyConfig(command="exit 7"), a_task("always"), a_run(Status.SUCCESS))
+    notify.send(NotifyConfig(command="sh -c 'exit 7'"), a_task("always"), a_run(Status.SUCCESS))
     notify.send(NotifyConfig(command="/no/such/notifier"), a_task("always"), a_run(Status.SUCCESS))
+    notify.send(NotifyConfig(command="unbalanced 'quote"), a_task("always"), a_run(Status.FAILED))
     assert "notify command exited 7" in caplog.text
+    assert "notify command failed" in caplog.text
+    assert "cannot be split into words" in caplog.text
 
 
 @pytest.mark.skipif(importlib.util.find_spec("apprise") is None, reason="apprise not installed")
@@ -131,3 +140,98 @@ def test_apprise_missing_is_a_warning(
     caplog.set_level(logging.WARNING)
     notify.send(NotifyConfig(urls=("json://x",)), a_task("always"), a_run(Status.SUCCESS))
     assert "pip install 'vaultsched[notify]'" in caplog.text
+
+
+# -- the command is never read by a shell --------------------------------------------------------
+
+VALUES = {"title": "t", "message": "m", "task": "Tasks/x", "status": "failed"}
+
+
+@pytest.mark.parametrize(
+    ("template", "values", "expected"),
+    [
+        # The example `init` writes: the quotes are shell-word quotes around one placeholder.
+        (
+            'notify-send "{title}" "{message}"',
+            {**VALUES, "title": "a \"b\" $(id) `id` 'c'", "message": "l1\nl2; rm -rf ~"},
+            ["notify-send", "a \"b\" $(id) `id` 'c'", "l1\nl2; rm -rf ~"],
+        ),
+        ("n --title={title} {status}", VALUES, ["n", "--title=t", "failed"]),
+        ("n {title}:{status}", VALUES, ["n", "t:failed"]),
+        # One pass: a value holding a placeholder is not expanded again.
+        ("n {title} {message}", {**VALUES, "title": "{message}"}, ["n", "{message}", "m"]),
+        # An option comes from the template only, never from a note's name.
+        ("n -t {task}", {**VALUES, "task": "-o/evil"}, ["n", "-t", " -o/evil"]),
+        ("n {task}", {**VALUES, "task": "--upload-pack=x"}, ["n", " --upload-pack=x"]),
+        ("n '{print}' {nope}", VALUES, ["n", "{print}", "{nope}"]),
+    ],
+)
+def test_placeholders_are_whole_arguments_never_shell_text(
+    template: str, values: dict[str, str], expected: list[str]
+) -> None:
+    assert notify.argv(template, values) == expected
+
+
+def test_values_reach_the_notifier_as_arguments_and_environment(tmp_path: Path) -> None:
+    got = tmp_path / "got.json"
+    script = recorder(tmp_path, got)
+    config = NotifyConfig(command=f'{script} "{{title}}" "{{message}}" {{task}} {{status}}')
+    notify.send(config, a_task("always"), a_run(Status.FAILED))
+    (record,) = [json.loads(line) for line in got.read_text().splitlines()]
+    title, message = notify.title_and_message(a_run(Status.FAILED))
+    assert record["argv"] == [title, message, "Tasks/Back up", "failed"]
+    assert record["env"] == {
+        "VAULTSCHED_NOTIFY_TITLE": title,
+        "VAULTSCHED_NOTIFY_MESSAGE": message,
+        "VAULTSCHED_NOTIFY_TASK": "Tasks/Back up",
+        "VAULTSCHED_NOTIFY_STATUS": "failed",
+    }
+
+
+def recorder(folder: Path, got: Path) -> Path:
+    """A notifier outside the vault that appends its arguments and VAULTSCHED_NOTIFY_* to `got`."""
+    script = folder / "recorder.py"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "env = {k: v for k, v in os.environ.items() if k.startswith('VAULTSCHED_NOTIFY_')}\n"
+        f"with open({str(got)!r}, 'a') as out:\n"
+        "    out.write(json.dumps({'argv': sys.argv[1:], 'env': env}) + '\\n')\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_a_hostile_note_name_or_output_runs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack on the old `notify-send "{title}" "{message}"` example, end to end: a synced
+    note named `Weekly $(cd;touch pwned)` and a trusted task printing `$(...)` and backticks.
+    Both notifications are sent; neither runs anything."""
+    monkeypatch.delenv("VAULTSCHED_TRUST")
+    home = Path(os.environ["HOME"])
+    root = make_vault(tmp_path / "vault", config='timezone = "UTC"\n')
+    cli = Cli(root)
+    got = tmp_path / "got.json"
+    user_config = Path(os.environ["XDG_CONFIG_HOME"]) / "vaultsched" / "config.toml"
+    user_config.parent.mkdir(parents=True, exist_ok=True)
+    template = f'{recorder(tmp_path, got)} "{{title}}" "{{message}}"'
+    user_config.write_text(f"[notify]\ncommand = {json.dumps(template)}\n")
+    evil = "Weekly $(cd;touch pwned1) `cd;touch pwned2`"
+    write_note(root, f"Tasks/{evil}.md", "---\ncommand: echo hi\n---\n")
+    printed = '$(cd;touch pwned3) `cd;touch pwned4` "; cd; touch pwned5; "'
+    write_note(
+        root,
+        "Tasks/Out.md",
+        f"---\ncommand: [printf, '%s\\n', {json.dumps(printed)}]\nnotify: always\n---\n",
+    )
+    assert cli("trust", "Out").code == 0
+
+    assert cli("run-now", evil).code == 1  # untrusted: refused, and notified
+    assert cli("run-now", "Out").code == 0
+
+    records = [json.loads(line) for line in got.read_text().splitlines()]
+    assert [len(r["argv"]) for r in records] == [2, 2]
+    assert records[0]["argv"][0] == f"vaultsched: untrusted {evil}"
+    assert printed in records[1]["argv"][1]
+    assert not list(home.glob("pwned*")) and not list(tmp_path.rglob("pwned*"))

@@ -57,7 +57,10 @@ def user_commit(root: Path, rel: str, line: str) -> None:
     raise AssertionError(f"could not commit {rel}: {done.stderr!r}")
 
 
-def test_two_machines_sync_through_a_remote(tmp_path: Path) -> None:
+def test_two_machines_sync_through_a_remote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VAULTSCHED_TRUST")  # each machine trusts the tasks and the config itself
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(remote))
     laptop, server = tmp_path / "laptop", tmp_path / "server"
@@ -70,6 +73,8 @@ def test_two_machines_sync_through_a_remote(tmp_path: Path) -> None:
     git(laptop, "remote", "add", "origin", str(remote))
     git(laptop, "push", "-q", "-u", "origin", "main")
     git(tmp_path, "clone", "-q", str(remote), str(server))
+    for root, host in ((laptop, "laptop"), (server, "server")):
+        assert vs(root, host, "trust", "--all", "--config").returncode == 0
 
     daemons: list[DaemonProcess] = []
     try:
@@ -120,12 +125,14 @@ def test_two_machines_sync_through_a_remote(tmp_path: Path) -> None:
         assert not (root / ".git/rebase-merge").exists()
 
 
-def test_a_dead_remote_never_delays_firing(tmp_path: Path) -> None:
+def test_a_dead_remote_never_delays_firing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VAULTSCHED_TRUST")
     root = tmp_path / "vault"
     assert vs(root, "server", "init", str(root)).returncode == 0
     (root / ".vaultsched/config.toml").write_text(CONFIG)
     task(root, "Tick", "server")
     git(root, "remote", "add", "origin", str(tmp_path / "no-such-remote.git"))
+    assert vs(root, "server", "trust", "--all", "--config").returncode == 0
     daemon = start_daemon(root, env={"VAULTSCHED_HOST": "server"})
     try:
         wait_for(lambda: len(runs(root)) >= 4, what="runs while the remote is down")
@@ -167,3 +174,38 @@ def test_a_merge_in_progress_is_left_alone_until_finished(tmp_path: Path) -> Non
     finally:
         assert daemon.stop() == 0
     assert git(root, "log", "-1", "--format=%an") == "vaultsched\n"
+
+
+@pytest.mark.parametrize("kind", ["option", "path"])
+def test_a_remote_the_repository_does_not_have_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """`[git] remote = "--upload-pack=CMD"` would run CMD on fetch; a path or URL would push the
+    whole vault elsewhere. Even trusted, either is refused: sync, the daemon and doctor say so."""
+    monkeypatch.delenv("VAULTSCHED_TRUST")
+    root = tmp_path / "vault"
+    elsewhere, origin = tmp_path / "elsewhere.git", tmp_path / "origin.git"
+    marker = tmp_path / "MARKER"
+    for bare in (elsewhere, origin):
+        git(tmp_path, "init", "-q", "--bare", str(bare))
+    remote = f"--upload-pack=touch {marker}" if kind == "option" else str(elsewhere)
+    assert vs(root, "server", "init", str(root)).returncode == 0
+    git(root, "remote", "add", "origin", str(origin))
+    config = f'timezone = "UTC"\n\n[git]\nsync = true\nremote = "{remote}"\n'
+    (root / ".vaultsched/config.toml").write_text(config)
+    assert f'[git] remote = "{remote}"' in vs(root, "server", "trust", "--config").stdout
+    assert vs(root, "server", "trust", "--all").returncode == 0
+
+    synced = vs(root, "server", "sync")
+    assert synced.returncode == 1
+    assert f"[git] remote '{remote}' is not a remote" in synced.stderr
+    once = vs(root, "server", "run", "--once")
+    assert once.returncode == 0
+    assert once.stderr.count("git sync refused") == 1, once.stderr
+    doctor = vs(root, "server", "doctor")
+    assert doctor.returncode == 1 and "fail git remote" in doctor.stdout
+    assert remote not in doctor.stdout.split("fix:")[-1]  # the fix never echoes the value
+
+    assert not marker.exists()
+    for bare in (elsewhere, origin):
+        assert git(bare, "for-each-ref") == ""  # nothing pushed anywhere

@@ -19,6 +19,8 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from vaultsched import __version__, githooks, service
+from vaultsched.config import CONFIG_FILE
+from vaultsched.configtrust import ignored_message, show, trust_config
 from vaultsched.engine import Engine, digest_path, utc_now
 from vaultsched.errors import VaultschedError
 from vaultsched.frontmatter_edit import set_scalar
@@ -227,19 +229,48 @@ def trust_cmd(
     ctx: typer.Context,
     tasks: Annotated[list[str] | None, typer.Argument(metavar="[TASK]...")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every valid task of the vault.")] = False,
+    config: Annotated[
+        bool,
+        typer.Option(
+            "--config", help="The vault config's keys that run, send or pick git's remote."
+        ),
+    ] = False,
 ) -> None:
     """Trust the current command of tasks (and the vault scripts it names), so they may run."""
     vault = _vault(ctx)
     index = build_index(vault)
-    if all_ == bool(tasks):
-        _fail("name the tasks to trust, or use --all", code=2)
+    if (all_ and tasks) or not (all_ or tasks or config):
+        _fail("name the tasks to trust, or use --all (and/or --config)", code=2)
+    if config:
+        _trust_config(vault)
     chosen = list(index.tasks.values()) if all_ else [index.task(t) for t in tasks or []]
-    TrustStore().trust(vault.root, chosen)
+    if chosen:
+        TrustStore().trust(vault.root, chosen)
     for task in chosen:
         command = task.command if isinstance(task.command, str) else shlex.join(task.command)
         files = [rel for rel, _ in named_files(vault.root, task)]
         also = f"  (+ {', '.join(files)})" if files else ""
         out.print(f"trusted {task.id}: {command}{also}", markup=False, soft_wrap=True)
+
+
+def _trust_config(vault: Vault) -> None:
+    """Show the sensitive values (escaped) and what changed since the last trust, record them."""
+    trusted = trust_config(vault.root)
+    if not trusted.values:
+        out.print(f"nothing in {CONFIG_FILE} needs trust", markup=False)
+        return
+    out.print(f"{CONFIG_FILE}:", markup=False)
+    for label, value in trusted.values:
+        out.print(f"  {label} = {show(value)}", markup=False, soft_wrap=True)
+    if trusted.first:
+        out.print("first trust of this vault's config on this machine", markup=False)
+    elif trusted.changes:
+        out.print("changed since you last trusted it:", markup=False)
+        for line in trusted.changes:
+            out.print(f"  {line}", markup=False, soft_wrap=True)
+    else:
+        out.print("unchanged since you last trusted it", markup=False)
+    out.print("trusted the vault config (a running daemon takes it up when restarted)")
 
 
 @app.command("untrust")
@@ -432,6 +463,9 @@ def status_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     for key, label in (("untrusted", "untrusted"), ("awaiting_approval", "awaiting approval")):
         for item in report[key]:
             out.print(f"{label}: {item['task']}  ->  {item['fix']}", markup=False)
+    config = report["config"]
+    fix = f"  ->  {config['fix']}" if config["fix"] else ""
+    out.print(f"config: {config['detail']}{fix}", markup=False, soft_wrap=True)
     out.print(f"digest: {report['digest']}", markup=False, soft_wrap=True)
 
 
@@ -490,6 +524,8 @@ def sync_cmd(ctx: typer.Context) -> None:
     from vaultsched.sync import Syncer, SyncError  # see _LAZY
 
     vault = _vault(ctx)
+    if vault.config.ignored:
+        err.print(f"vaultsched: {ignored_message(vault.root, vault.config.ignored)}", markup=False)
     engine = Engine(vault)
     if not engine.git.usable:
         _fail(f"{vault.root} is not the top of a git repository")

@@ -1,4 +1,9 @@
-"""`.vaultsched/config.toml` in the vault, and the per-user config outside it."""
+"""`.vaultsched/config.toml` in the vault, parsed.
+
+What the rest of the code sees is the *effective* config (vaultsched/configtrust.py): the keys
+that run something, send data out or choose where git talks are dropped unless this user
+trusts them, and the per-user config's values for them are laid over the vault's.
+"""
 
 from __future__ import annotations
 
@@ -50,6 +55,8 @@ class Config:
     digest: DigestConfig = field(default_factory=DigestConfig)
     git: GitConfig = field(default_factory=GitConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    # Vault keys not in effect because this user has not trusted them (`[notify] command`, ...).
+    ignored: tuple[str, ...] = ()
 
 
 def system_zone() -> ZoneInfo:
@@ -63,17 +70,26 @@ def host_name() -> str:
 
 
 def load_config(vault: Path) -> Config:
+    """The vault's config as written, trusted or not: use `effective_config` to run anything."""
+    return parse_config(read_config_file(vault))
+
+
+def read_config_file(vault: Path) -> dict[str, object]:
+    """The vault's `.vaultsched/config.toml` as a TOML table; empty when there is none."""
     path = vault / CONFIG_FILE
     if not path.is_file():
-        return Config(timezone=system_zone())
+        return {}
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise VaultschedError(f"{CONFIG_FILE}: {exc}", exit_code=2) from exc
+
+
+def parse_config(raw: dict[str, object], source: str = CONFIG_FILE) -> Config:
     try:
         return _parse(raw)
     except (ValueError, TypeError, ZoneInfoNotFoundError) as exc:
-        raise VaultschedError(f"{CONFIG_FILE}: {exc}", exit_code=2) from exc
+        raise VaultschedError(f"{source}: {exc}", exit_code=2) from exc
 
 
 def _parse(raw: dict[str, object]) -> Config:

@@ -21,12 +21,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import FrameType
 
+from vaultsched.configtrust import ignored_message
 from vaultsched.engine import Engine, utc_now
 from vaultsched.instance import InstanceLock
 from vaultsched.model import RETRYABLE, Run, Status, Task, Trigger
 from vaultsched.notes import sweep_temp_files, write_atomic
 from vaultsched.planner import Decision, Planner
-from vaultsched.sync import Syncer, start_syncer
+from vaultsched.sync import Syncer, make_syncer
 from vaultsched.trust import fingerprint, untrusted_message
 from vaultsched.vault import Index, Vault, build_index, is_ignored, read_note
 from vaultsched.waker import Waker
@@ -95,10 +96,12 @@ class Daemon:
         self.lock.acquire(self.vault.host, self.clock())
         try:
             self._start()
+            self.syncer = make_syncer(self.engine)
             if once:
                 self._tick()
             else:
-                self.syncer = start_syncer(self.engine)
+                if self.syncer is not None:
+                    self.syncer.start()
                 self._loop()
             self._shutdown(finish_runs=once)
         finally:
@@ -141,6 +144,8 @@ class Daemon:
         )
         if self.disabled:
             log.warning("vaultsched is disabled (%s): nothing will fire", self.disabled)
+        if self.vault.config.ignored:
+            log.warning("%s", ignored_message(self.vault.root, self.vault.config.ignored))
 
     def _sweep_temp_files(self) -> None:
         """Only where vaultsched writes notes: the task notes' folders and the digest folder."""
@@ -226,9 +231,6 @@ class Daemon:
         """Push what this run of the daemon committed (`--once` included), then stop syncing."""
         if self.syncer is not None:
             self.syncer.stop()
-        elif self.vault.config.git.sync and self.engine.git.usable:
-            self.syncer = Syncer(self.engine, self.vault.config.git.sync_interval)
-        if self.syncer is not None:
             self.syncer.sync_logged()
 
     # -- firing ---------------------------------------------------------------------------------

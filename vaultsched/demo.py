@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from vaultsched.config import host_name
+from vaultsched.configtrust import trust_config
 from vaultsched.errors import VaultschedError
 from vaultsched.frontmatter_edit import set_scalar
 from vaultsched.git import Git
@@ -46,6 +47,7 @@ def prepare(target: Path | None = None, source: Path | None = None) -> Path:
     )
     if not sped_up:
         raise VaultschedError(f"no scheduled task notes found in {origin}")
+    trust_config(target)  # the bundled config, as shipped
     vault = open_vault(target)
     trust_created(vault, [task.path for task in build_index(vault).tasks.values()])
     return target.resolve()

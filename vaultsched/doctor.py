@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from vaultsched import blocks
+from vaultsched.config import CONFIG_FILE
+from vaultsched.configtrust import TRUST_COMMAND, UNTRUSTED, verdict
 from vaultsched.engine import digest_path
 from vaultsched.git import Git, GitError
 from vaultsched.ledger import Ledger
@@ -75,6 +77,13 @@ def untrusted(c: Context) -> Check:
         trust_command(waiting[0]) if len(waiting) == 1 else "vaultsched trust --all (after review)"
     )
     return Check("trust", WARN, f"not run until trusted: {_listing(waiting)}", fix)
+
+
+def config_trust(c: Context) -> Check:
+    judged = verdict(c.vault.root)
+    if judged.state == UNTRUSTED:
+        return Check("config trust", WARN, f"{CONFIG_FILE}: {judged.describe()}", TRUST_COMMAND)
+    return Check("config trust", OK, judged.describe())
 
 
 def malformed_blocks(c: Context) -> Check:
@@ -205,6 +214,23 @@ def git_state(c: Context) -> Check:
     return Check("git", OK, f"on branch {branch}")
 
 
+def git_remote(c: Context) -> Check:
+    """`[git] remote` must be one of the repository's own remotes, or sync refuses."""
+    config = c.vault.config.git
+    git = Git(c.vault.root, c.vault.host)
+    if not config.sync or not git.usable:
+        return Check("git remote", OK, "sync is off")
+    try:
+        problem = git.remote_problem(config.remote)
+    except GitError as exc:
+        problem = str(exc)
+    if problem:
+        # The value itself is not echoed into the fix: it may be an attacker's.
+        fix = "set [git] remote to one of the remotes `git remote -v` lists (or add one)"
+        return Check("git remote", FAIL, f"{problem}: sync is refused", fix)
+    return Check("git remote", OK, f"syncing with {config.remote}")
+
+
 def watch_limit(c: Context) -> Check:
     try:
         limit = int(Path("/proc/sys/fs/inotify/max_user_watches").read_text())
@@ -249,6 +275,7 @@ def recovered_saves(c: Context) -> Check:
 CHECKS: tuple[Callable[[Context], Check], ...] = (
     invalid_notes,
     untrusted,
+    config_trust,
     malformed_blocks,
     conflict_markers,
     missing_views,
@@ -256,6 +283,7 @@ CHECKS: tuple[Callable[[Context], Check], ...] = (
     shared_firing,
     stale_locks,
     git_state,
+    git_remote,
     watch_limit,
     conflict_copies,
     recovered_saves,

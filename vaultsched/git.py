@@ -173,6 +173,36 @@ class Git:
     def show_staged(self, path: str) -> str:
         return self.read(["show", f":{path}"])
 
+    # -- talking to a remote: the remote's name comes from the vault config -------------------
+
+    def remotes(self) -> list[str]:
+        return self.read(["remote"]).split()
+
+    def remote_problem(self, name: str) -> str | None:
+        """Why `name` must not be used as `[git] remote`, or None. Only a remote this
+        repository has configured will do: a path or URL from a synced config would push the
+        vault wherever it says, and a leading `-` would be read by git as an option."""
+        if not name or name.startswith("-"):
+            return f"[git] remote {name!r} is not a remote name"
+        known = self.remotes()
+        if name not in known:
+            listed = ", ".join(known) or "none"
+            return f"[git] remote {name!r} is not a remote of this repository (it has: {listed})"
+        return None
+
+    def fetch(self, remote: str) -> None:
+        self.run(["fetch", "--quiet", "--", _value(remote)])
+
+    def push(self, remote: str, refspec: str) -> None:
+        self.run(["push", "--quiet", "--", _value(remote), _value(refspec)])
+
     def init(self) -> None:
         self._raw(["init", "-q"])
         self._usable = None
+
+
+def _value(text: str) -> str:
+    """A value after `--` still must not look like an option to git (belt and braces)."""
+    if text.startswith("-"):
+        raise GitError(f"refusing a git argument that starts with '-': {text!r}")
+    return text

@@ -1,10 +1,17 @@
-"""Notifications (SPEC §9): a command and/or apprise URLs. A failing notifier is logged only."""
+"""Notifications: a command and/or apprise URLs. A failing notifier is logged only.
+
+Titles and messages carry note names and task output, and the vault is untrusted input: the
+command is exec'd as a list of arguments, never through a shell, so no value is ever code.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import shlex
 import subprocess
+from collections.abc import Mapping
 
 from vaultsched.config import NotifyConfig
 from vaultsched.model import ATTENTION, Run, Task
@@ -29,12 +36,22 @@ def title_and_message(run: Run) -> tuple[str, str]:
     return title, message
 
 
-def fill(template: str, values: dict[str, str]) -> str:
-    """Substitute {title} {message} {task} {status}, shell-quoted; other braces are left be
-    (a user's `awk '{print}'` must survive)."""
-    for key, value in values.items():
-        template = template.replace("{" + key + "}", shlex.quote(value))
-    return template
+_PLACEHOLDER = re.compile(r"\{(title|message|task|status)\}")
+
+
+def argv(template: str, values: Mapping[str, str]) -> list[str]:
+    """The notify command as arguments: split once with shell-word rules, then each
+    placeholder replaced by its value as plain text, so `"{title}"` is one whole argument and
+    `--title={title}` keeps its prefix. Nothing is ever read by a shell again; other braces are
+    left be (a user's `awk '{print}'` must survive)."""
+    words = shlex.split(template)
+    return [_fill(word, values) for word in words]
+
+
+def _fill(word: str, values: Mapping[str, str]) -> str:
+    filled = _PLACEHOLDER.sub(lambda m: values[m.group(1)], word)  # one pass: no re-expansion
+    # An option can only come from the template: a note named `-o x` must not become one.
+    return " " + filled if filled.startswith("-") and not word.startswith("-") else filled
 
 
 def send(config: NotifyConfig, task: Task, run: Run) -> None:
@@ -43,16 +60,30 @@ def send(config: NotifyConfig, task: Task, run: Run) -> None:
     title, message = title_and_message(run)
     if config.command:
         values = {"title": title, "message": message, "task": run.task, "status": str(run.status)}
-        _run_command(fill(config.command, values))
+        _run_command(config.command, {key: _no_nul(value) for key, value in values.items()})
     if config.urls:
         _send_apprise(config.urls, title, message)
 
 
-def _run_command(command: str) -> None:
+def _no_nul(value: str) -> str:
+    """Neither an argument nor an environment variable can carry a NUL byte."""
+    return value.replace("\0", "")
+
+
+def _run_command(template: str, values: Mapping[str, str]) -> None:
+    try:
+        command = argv(template, values)
+    except ValueError as exc:  # unbalanced quotes in the user's template
+        log.warning("[notify] command cannot be split into words: %s", exc)
+        return
+    if not command:
+        return
+    env = {**os.environ, **{f"VAULTSCHED_NOTIFY_{k.upper()}": v for k, v in values.items()}}
     try:
         proc = subprocess.run(
             command,
-            shell=True,
+            shell=False,
+            env=env,
             capture_output=True,
             timeout=COMMAND_TIMEOUT,
             stdin=subprocess.DEVNULL,

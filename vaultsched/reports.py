@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from vaultsched.configtrust import verdict
 from vaultsched.engine import digest_path
 from vaultsched.instance import InstanceLock
 from vaultsched.ledger import Ledger
@@ -139,4 +140,11 @@ def status_report(vault: Vault, index: Index, now: datetime) -> dict[str, Any]:
         ],
         "invalid": sorted(index.invalid),
         "digest": str(vault.path(digest_path(vault, day))),
+        "config": config_trust_row(vault),
     }
+
+
+def config_trust_row(vault: Vault) -> dict[str, object]:
+    """The config-trust line: which sensitive keys the vault sets and whether they count."""
+    judged = verdict(vault.root)
+    return {**judged.as_dict(), "detail": judged.describe()}

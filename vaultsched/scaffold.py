@@ -11,6 +11,7 @@ import yaml
 
 from vaultsched import githooks
 from vaultsched.config import STATE_DIR, host_name
+from vaultsched.configtrust import trust_config
 from vaultsched.errors import VaultschedError
 from vaultsched.git import Git, GitError
 from vaultsched.schedules import ScheduleError, parse_schedule
@@ -20,6 +21,7 @@ from vaultsched.vault import open_vault
 GITIGNORE = "state/\nlogs/\n*.lock\n*.tmp\n"
 GITATTRIBUTES = "*.jsonl merge=union\n"
 EXAMPLE_TASK = "Tasks/Hello vaultsched.md"
+CONFIG_REL = f"{STATE_DIR}/config.toml"
 
 
 def template(name: str) -> str:
@@ -59,7 +61,7 @@ def init_vault(target: Path) -> Created:
     target.mkdir(parents=True, exist_ok=True)
     root = target.resolve()
     created = Created(root)
-    _create(root, f"{STATE_DIR}/config.toml", template("config.toml"), created)
+    _create(root, CONFIG_REL, template("config.toml"), created)
     _create(root, f"{STATE_DIR}/.gitignore", GITIGNORE, created)
     _create(root, f"{STATE_DIR}/.gitattributes", GITATTRIBUTES, created)
     example = task_text("Hello vaultsched", "@daily", 'echo "Hello from $VAULTSCHED_TASK"')
@@ -75,6 +77,8 @@ def init_vault(target: Path) -> Created:
         else:
             git.init()
             created.git_initialised = True
+    if CONFIG_REL in created.files:
+        trust_config(root)  # what init writes it trusts, the config as much as the task
     if EXAMPLE_TASK in created.files:
         trust_created(open_vault(root), [EXAMPLE_TASK])
     if git.usable:

@@ -105,10 +105,13 @@ class Syncer:
     # -- one sync -----------------------------------------------------------------------------
 
     def sync_once(self) -> SyncResult:
+        problem = self.git.remote_problem(self.remote)
+        if problem:
+            raise SyncError(f"not syncing: {problem}")
         result = SyncResult()
         branch = self._branch()
         for _ in range(PUSH_ATTEMPTS):
-            self.git.run(["fetch", "--quiet", self.remote])
+            self.git.fetch(self.remote)
             upstream = f"{self.remote}/{branch}"
             if self._exists(upstream):
                 result.pulled += self._integrate(upstream)
@@ -125,7 +128,7 @@ class Syncer:
 
     def _exists(self, ref: str) -> bool:
         try:
-            self.git.read(["rev-parse", "--verify", "--quiet", ref])
+            self.git.read(["rev-parse", "--verify", "--quiet", "--end-of-options", ref])
         except GitError:
             return False
         return True
@@ -196,7 +199,7 @@ class Syncer:
 
     def _push(self, branch: str) -> bool:
         try:
-            self.git.run(["push", "--quiet", self.remote, f"HEAD:refs/heads/{branch}"])
+            self.git.push(self.remote, f"HEAD:refs/heads/{branch}")
         except GitError as exc:
             rejected = "rejected" in str(exc) or "fetch first" in str(exc)
             if rejected:
@@ -205,17 +208,22 @@ class Syncer:
         return True
 
 
-def start_syncer(engine: Engine) -> Syncer | None:
-    """A running Syncer if the vault asks for sync and can do it; else None (said once)."""
+def make_syncer(engine: Engine) -> Syncer | None:
+    """A Syncer if the vault asks for sync and can do it; else None, said once in the log."""
     config = engine.vault.config.git
     if not config.sync:
         return None
     if not engine.git.usable:
         log.warning("[git] sync is on but %s is not a git repository", engine.vault.root)
         return None
-    syncer = Syncer(engine, config.sync_interval)
-    syncer.start()
-    return syncer
+    try:
+        problem = engine.git.remote_problem(config.remote)
+    except GitError as exc:
+        problem = str(exc)
+    if problem:
+        log.warning("git sync refused: %s", problem)
+        return None
+    return Syncer(engine, config.sync_interval)
 
 
 # -- rebasing with conflicts resolved -------------------------------------------------------------
@@ -226,7 +234,7 @@ _NO_HOOKS = ("-c", "core.hooksPath=/dev/null", "-c", "core.editor=true")
 def rebase_resolving(git: Git, upstream: str) -> None:
     """Rebase, resolving each stop: notes merged around their blocks, ledgers by union."""
     try:
-        git.run([*_NO_HOOKS, "rebase", "--quiet", upstream])
+        git.run([*_NO_HOOKS, "rebase", "--quiet", "--end-of-options", upstream])
         return
     except GitError:
         if git.operation_in_progress() is None:

@@ -132,6 +132,10 @@ class TrustStore:
         self._update(root, lambda entry: entry.update(prints))
         return sorted(prints)
 
+    def record(self, root: Path, ident: str, fingerprint: str) -> None:
+        """Trust one fingerprint under `ident`: the vault config's, under a reserved id."""
+        self._update(root, lambda entry: entry.update({ident: fingerprint}))
+
     def untrust(self, root: Path, task_ids: Iterable[str]) -> None:
         ids = set(task_ids)
         self._update(root, lambda entry: [entry.pop(i, None) for i in ids])

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from vaultsched.config import STATE_DIR, Config, host_name, load_config
+from vaultsched.config import STATE_DIR, Config, host_name
 from vaultsched.errors import VaultschedError
 from vaultsched.model import Problem, Task
 from vaultsched.taskfile import NotUtf8Error, Parsed, parse_task, read_front_matter, task_id
@@ -47,8 +47,12 @@ def locate_vault(path: str | os.PathLike[str] | None) -> Path:
 
 
 def open_vault(path: str | os.PathLike[str] | None) -> Vault:
+    """The vault with its effective config: what is not trusted is not in it."""
+    # Imported here: config trust reads the trust store, whose module needs this one.
+    from vaultsched.configtrust import effective_config
+
     root = locate_vault(path)
-    return Vault(root=root, config=load_config(root), host=host_name())
+    return Vault(root=root, config=effective_config(root), host=host_name())
 
 
 def is_conflict_copy(rel_path: str) -> bool:

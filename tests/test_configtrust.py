@@ -1,0 +1,205 @@
+"""Config trust: the vault config's keys that run, send or pick git's remote need this user's
+trust (`trust --config`) or must come from the per-user config."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+from conftest import Cli, DaemonProcess, git, runs, wait_for, write_note
+
+from vaultsched.configtrust import CONFIG_ID
+from vaultsched.model import Status
+from vaultsched.trust import TrustStore
+
+IGNORED = "ignored (not trusted on this machine)"
+
+
+@pytest.fixture(autouse=True)
+def real_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VAULTSCHED_TRUST")
+
+
+def set_config(root: Path, text: str) -> None:
+    (root / ".vaultsched" / "config.toml").write_text('timezone = "UTC"\n' + text)
+
+
+def untrusted_task(root: Path, schedule: str = "") -> None:
+    """A task note nobody trusted: its refusal is notified (`notify: failure`)."""
+    front = f"schedule: {schedule}\n" if schedule else ""
+    path = write_note(root, "Tasks/T.md", f"---\n{front}command: echo hi\n---\n")
+    old = time.time() - 60
+    os.utime(path, (old, old))
+
+
+def user_config(text: str) -> None:
+    path = Path(os.environ["XDG_CONFIG_HOME"]) / "vaultsched" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_an_untrusted_notify_command_in_the_vault_config_never_runs(
+    cli: Cli, tmp_path: Path, daemons: Callable[..., DaemonProcess]
+) -> None:
+    """The attack: a sync brings a config with `[notify] command` and an untrusted note; the
+    note's refusal would be notified on every daemon host. The vault cannot relax trust."""
+    marker = tmp_path / "MARKER"
+    set_config(cli.root, f'trust = "any"\n\n[notify]\ncommand = "touch {marker}"\n')
+    untrusted_task(cli.root, schedule="every 1s")
+    daemon = daemons(cli.root)
+    wait_for(lambda: any(r.status is Status.UNTRUSTED for r in runs(cli.root)), what="refusal")
+    assert daemon.stop() == 0
+    assert not marker.exists()
+    log = daemon.output()
+    assert log.count(IGNORED) == 1, log
+    assert f"[notify] command {IGNORED}" in log
+    assert f"vaultsched --vault {cli.root} trust --config" in log
+
+    trusted = cli("trust", "--config")
+    assert trusted.code == 0
+    assert f'  [notify] command = "touch {marker}"' in trusted.out
+    assert cli("run-now", "T").code == 1  # the task itself is still untrusted...
+    assert marker.exists()  # ...and now its refusal is notified through the trusted command
+
+
+def test_an_untrusted_notify_url_receives_nothing(cli: Cli) -> None:
+    """Exfiltration: `[notify] urls` would post note names and task output anywhere."""
+    received: list[bytes] = []
+    with loopback(received) as url:
+        set_config(cli.root, f'[notify]\nurls = ["{url}"]\n')
+        untrusted_task(cli.root)
+        assert cli("run-now", "T").code == 1
+        assert received == []
+        status = json.loads(cli("status", "--json").out)["config"]
+        assert (status["state"], status["keys"]) == ("untrusted", ["[notify] urls"])
+        assert cli("trust", "--config").code == 0
+        assert cli("run-now", "T").code == 1
+    assert len(received) == 1
+
+
+@pytest.fixture
+def bare_remote(cli: Cli, tmp_path: Path) -> Path:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(cli.root, "remote", "add", "origin", str(remote))
+    return remote
+
+
+def test_untrusted_sync_pushes_nothing(cli: Cli, bare_remote: Path) -> None:
+    set_config(cli.root, '[git]\nsync = true\nsync_interval = "1s"\n')
+    write_note(cli.root, "Tasks/T.md", "---\ncommand: echo hi\n---\n")
+    assert cli("trust", "T").code == 0
+    assert cli("run-now", "T").code == 0
+    once = cli("run", "--once")
+    assert once.code == 0 and once.err.count(IGNORED) == 1, once.err
+    assert git(bare_remote, "for-each-ref") == ""  # nothing pushed
+
+    assert "[git] sync = true" in cli("trust", "--config").out
+    assert cli("run", "--once").code == 0
+    assert "refs/heads/main" in git(bare_remote, "for-each-ref")
+
+
+def test_the_per_user_config_needs_no_trust_and_wins(cli: Cli, tmp_path: Path) -> None:
+    everywhere, here = tmp_path / "everywhere", tmp_path / "here"
+    set_config(cli.root, f'[notify]\ncommand = "touch {tmp_path / "vault-said"}"\n')
+    user_config(f'[notify]\ncommand = "touch {everywhere}"\n')
+    untrusted_task(cli.root)
+    assert cli("run-now", "T").code == 1
+    assert everywhere.exists() and not (tmp_path / "vault-said").exists()
+
+    user_config(
+        f'[notify]\ncommand = "touch {everywhere}"\n\n'
+        f'[vaults."{cli.root.resolve()}".notify]\ncommand = "touch {here}"\n'
+    )
+    assert cli("trust", "--config").code == 0  # even trusted, the vault's value loses
+    assert cli("run-now", "T").code == 1
+    assert here.exists() and not (tmp_path / "vault-said").exists()
+
+
+def test_status_doctor_and_trust_show_the_config_trust_line(cli: Cli) -> None:
+    assert "config: nothing in .vaultsched/config.toml needs trust" in cli("status").out
+    # Defaults need no trust.
+    set_config(cli.root, '[git]\nremote = "origin"\nsync = false\n[notify]\ncommand = ""\n')
+    assert json.loads(cli("status", "--json").out)["config"]["state"] == "none"
+
+    set_config(cli.root, '[notify]\ncommand = "notify-send \\"{title}\\" \\u001b[8m"\n')
+    status = cli("status")
+    assert (
+        "config: ignored until you trust them: [notify] command  ->  vaultsched trust --config"
+        in status.out
+    )
+    doctor = cli("doctor", "--json")
+    (check,) = [c for c in json.loads(doctor.out) if c["check"] == "config trust"]
+    assert (check["status"], check["fix"]) == ("warn", "vaultsched trust --config")
+
+    first = cli("trust", "--config")
+    assert "\x1b" not in first.out  # what is trusted is what is shown: no raw escapes
+    assert '[notify] command = "notify-send \\"{title}\\" \\u001b[8m"' in first.out
+    assert "config: trusted: [notify] command" in cli("status").out
+
+    set_config(cli.root, '[notify]\ncommand = "other"\n[git]\nsync = true\n')
+    assert json.loads(cli("status", "--json").out)["config"]["state"] == "untrusted"
+    again = cli("trust", "--config").out
+    assert "changed since you last trusted it:" in again
+    assert '  - [notify] command = "notify-send' in again
+    assert '  + [notify] command = "other"' in again
+    assert "  + [git] sync = true" in again
+    assert cli("trust", "--config").out.count("unchanged since you last trusted it") == 1
+    snapshot = Path(os.environ["XDG_STATE_HOME"]) / "vaultsched" / "trusted-config.json"
+    assert snapshot.stat().st_mode & 0o777 == 0o600
+
+
+def test_trust_any_from_outside_the_vault_relaxes_config_trust_too(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "MARKER"
+    set_config(cli.root, f'[notify]\ncommand = "touch {marker}"\n')
+    untrusted_task(cli.root)
+    monkeypatch.setenv("VAULTSCHED_TRUST", "any")
+    assert json.loads(cli("status", "--json").out)["config"]["state"] == "any"
+    assert cli("run-now", "T").code == 0
+    assert not marker.exists()  # a success is not notified (`notify: failure`)...
+    write_note(cli.root, "Tasks/F.md", "---\ncommand: exit 3\n---\n")
+    assert cli("run-now", "F").code == 1
+    assert marker.exists()  # ...a failure is, through the vault's command
+
+
+def test_init_trusts_the_config_it_writes(tmp_path: Path) -> None:
+    root = tmp_path / "new"
+    assert Cli(root)("init", str(root)).code == 0
+    assert CONFIG_ID in TrustStore().trusted(root)
+    assert "config: nothing in .vaultsched/config.toml needs trust" in Cli(root)("status").out
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    received: list[bytes]
+
+    def do_POST(self) -> None:
+        self.received.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def loopback(received: list[bytes]) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 recording POST bodies; yields apprise's json:// URL for it."""
+    handler = type("Handler", (_Recorder,), {"received": received})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        yield f"json://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
