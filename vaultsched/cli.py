@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shlex
 import signal
 import sys
 import traceback
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
+from rich.markup import escape as markup_escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
@@ -29,7 +28,8 @@ from vaultsched.model import Run, Status, Task, Trigger
 from vaultsched.notes import NoteWriter, Outcome
 from vaultsched.reports import history_rows, iso, list_rows, status_report, upcoming
 from vaultsched.scaffold import create_task, init_vault
-from vaultsched.trust import TrustStore, named_files
+from vaultsched.terminal import SafeConsole, SafeFormatter, dumps_json, escape
+from vaultsched.trust import TrustStore, take_snapshot
 from vaultsched.validate import validate_staged, validate_vault
 from vaultsched.vault import Vault, build_index, open_vault
 
@@ -44,8 +44,9 @@ app = typer.Typer(
     rich_markup_mode=None,
     no_args_is_help=True,
 )
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# Every string printed goes through `terminal.escape` (SafeConsole): vault text may hold ESC.
+err = SafeConsole(stderr=True, highlight=False)
+out = SafeConsole(highlight=False)
 
 service_app = typer.Typer(
     help="A systemd --user unit for the daemon (or the cron line).", no_args_is_help=True
@@ -85,7 +86,7 @@ def _vault(ctx: typer.Context) -> Vault:
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(dumps_json(data) + "\n")
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -128,14 +129,19 @@ def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     for column in ("task", "schedule", "enabled", "trusted", "next run", "last run", "status"):
         table.add_column(column)
     for row in rows:
+        # Cells are rendered with markup: text from notes must not open a tag (or a link).
         table.add_row(
-            row["task"],
-            ", ".join(row["schedule"]) or "manual",
+            markup_escape(row["task"]),
+            markup_escape(", ".join(row["schedule"]) or "manual"),
             "yes" if row["enabled"] else "no",
             "yes" if row["trusted"] else "[red]no[/red]",
             row["next_run"] or "-",
             row["last_run"] or "-",
-            row["last_status"] or "-" if row["valid"] else "INVALID: " + "; ".join(row["errors"]),
+            markup_escape(
+                row["last_status"] or "-"
+                if row["valid"]
+                else "INVALID: " + "; ".join(row["errors"])
+            ),
         )
     out.print(table)
 
@@ -227,19 +233,36 @@ def trust_cmd(
     ctx: typer.Context,
     tasks: Annotated[list[str] | None, typer.Argument(metavar="[TASK]...")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every valid task of the vault.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Record without showing what changed.")
+    ] = False,
 ) -> None:
-    """Trust the current command of tasks (and the vault scripts it names), so they may run."""
+    """Show what changed since a task was last trusted, then trust it as it is now (its
+    settings, its body if piped to it, every vault file its command reaches). Never prompts."""
     vault = _vault(ctx)
     index = build_index(vault)
     if all_ == bool(tasks):
         _fail("name the tasks to trust, or use --all", code=2)
     chosen = list(index.tasks.values()) if all_ else [index.task(t) for t in tasks or []]
-    TrustStore().trust(vault.root, chosen)
+    store = TrustStore()
+    # Read once: what is shown is exactly what is recorded, whatever a sync does meanwhile.
+    snapshots = {task.id: take_snapshot(vault.root, task) for task in chosen}
+    for ident, snapshot in snapshots.items():
+        if not yes:
+            for line in store.changes(vault.root, ident, snapshot):
+                out.print(line, markup=False, soft_wrap=True)
+        for warning in snapshot.warnings:
+            err.print(f"vaultsched: warning: {ident}: {warning}", markup=False, soft_wrap=True)
+    store.record(vault.root, snapshots)
     for task in chosen:
-        command = task.command if isinstance(task.command, str) else shlex.join(task.command)
-        files = [rel for rel, _ in named_files(vault.root, task)]
+        files = sorted(snapshots[task.id].files)
         also = f"  (+ {', '.join(files)})" if files else ""
-        out.print(f"trusted {task.id}: {command}{also}", markup=False, soft_wrap=True)
+        line = f"trusted {task.id}: {escape(_shown_command(task), one_line=True)}{also}"
+        out.print(line, markup=False, soft_wrap=True)
+
+
+def _shown_command(task: Task) -> str:
+    return task.command if isinstance(task.command, str) else json.dumps(list(task.command))
 
 
 @app.command("untrust")
@@ -404,7 +427,7 @@ def _daemon_logging() -> None:
     root = logging.getLogger()
     for handler in root.handlers:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s vaultsched: %(message)s", "%Y-%m-%d %H:%M:%S")
+            SafeFormatter("%(asctime)s vaultsched: %(message)s", "%Y-%m-%d %H:%M:%S")
         )
     root.setLevel(logging.INFO)
 
@@ -431,7 +454,8 @@ def status_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
         out.print(f"  {run['started_at']}  {run['status']}  {run['task']}", markup=False)
     for key, label in (("untrusted", "untrusted"), ("awaiting_approval", "awaiting approval")):
         for item in report[key]:
-            out.print(f"{label}: {item['task']}  ->  {item['fix']}", markup=False)
+            why = f" ({item['why']})" if item.get("why") else ""
+            out.print(f"{label}: {item['task']}{why}  ->  {item['fix']}", markup=False)
     out.print(f"digest: {report['digest']}", markup=False, soft_wrap=True)
 
 
@@ -552,12 +576,14 @@ def service_status_cmd() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one line on stderr for any error, never a traceback unless asked for."""
-    logging.basicConfig(level=logging.WARNING, format="vaultsched: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("vaultsched: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="vaultsched", standalone_mode=False)
     except TyperException as exc:  # usage errors: bad option, missing argument, no such command
-        print(f"vaultsched: {exc.format_message()}", file=sys.stderr)
+        print(f"vaultsched: {escape(exc.format_message())}", file=sys.stderr)
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
@@ -565,13 +591,13 @@ def main(argv: list[str] | None = None) -> int:
         print("vaultsched: interrupted", file=sys.stderr)
         return 130
     except VaultschedError as exc:
-        print(f"vaultsched: {exc}", file=sys.stderr)
+        print(f"vaultsched: {escape(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:
         if os.environ.get("VAULTSCHED_DEBUG"):
             traceback.print_exc()
         print(
-            f"vaultsched: internal error: {exc!r} (set VAULTSCHED_DEBUG=1 for details)",
+            f"vaultsched: internal error: {escape(repr(exc))} (set VAULTSCHED_DEBUG=1 for details)",
             file=sys.stderr,
         )
         return 3
