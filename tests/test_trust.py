@@ -297,6 +297,10 @@ def test_trust_yes_skips_the_display_and_warnings_name_unseen_code(cli: Cli) -> 
     assert quiet.out.splitlines() == ["trusted Tasks/W: source ~/.profile && python3 -m tools.run"]
     again = cli("trust", "--all")
     assert "Tasks/W: unchanged since you last trusted it" in again.out
+    # One snapshot per trusted version, outside the vault, private, gone once not trusted.
+    (snapshot,) = (Path.home() / ".local/state/vaultsched/snapshots").glob("*.json")
+    assert snapshot.stat().st_mode & 0o777 == 0o600
+    assert cli("untrust", "W").code == 0 and not snapshot.exists()
 
 
 def test_control_characters_from_the_vault_are_shown_escaped(cli: Cli) -> None:
@@ -309,3 +313,28 @@ def test_control_characters_from_the_vault_are_shown_escaped(cli: Cli) -> None:
     assert "echo \\x1b[2Khidden\\x9b" in cli("trust", "--yes", "--all").out
     listed = cli("list", "--json").out
     assert "\x9b" not in listed and json.loads(listed)[0]["task"] == "Tasks/E\x1b[2K"
+
+
+@pytest.mark.integration
+def test_the_daemon_refuses_a_body_edited_by_a_sync(
+    vault_root: Path, daemons: Callable[..., DaemonProcess]
+) -> None:
+    marker = vault_root.parent / "MARKER"
+    front = "---\nschedule: every 1s\ncommand: sh\nstdin: body\n---\n"
+    task_note(vault_root, "Tasks/Agent.md", "schedule: every 1s\ncommand: sh\nstdin: body\n")
+    from_outside(vault_root, "Tasks/Agent.md", front + "echo safe\n")
+    assert Cli(vault_root)("trust", "--yes", "Agent").code == 0
+    daemon = daemons(vault_root)
+    wait_for(
+        lambda: [r for r in runs(vault_root) if r.status is Status.SUCCESS][1:],
+        what="two trusted runs (the first run block does not untrust it)",
+    )
+    note = (vault_root / "Tasks/Agent.md").read_text()
+    from_outside(vault_root, "Tasks/Agent.md", note.replace("echo safe", f"touch {marker}"))
+    wait_for(
+        lambda: any(r.status is Status.UNTRUSTED for r in runs(vault_root)), what="the refusal"
+    )
+    time.sleep(1.5)  # more fire times pass
+    assert daemon.stop() == 0
+    assert not marker.exists()
+    assert not [r for r in runs(vault_root) if r.status is not Status.SUCCESS][1:]

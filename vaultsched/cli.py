@@ -100,7 +100,7 @@ def init_cmd(
     """Make PATH a vault: config, .gitignore, .gitattributes, an example task, git."""
     created = init_vault(path)
     for rel in created.files:
-        out.print(f"created {rel}")
+        out.print(f"created {rel}", markup=False)
     if created.git_initialised:
         out.print("initialised a git repository")
     for line in created.hooks:
@@ -174,7 +174,7 @@ def next_cmd(
         _print_json([{"task": f.task, "at": iso(f.at)} for f in fires])
     else:
         for fire in fires:
-            out.print(f"{iso(fire.at)}  {fire.task}")
+            out.print(f"{iso(fire.at)}  {fire.task}", markup=False)
 
 
 def _parse_from(text: str) -> datetime:
@@ -320,7 +320,7 @@ def history_cmd(
         _print_json(rows)
         return
     if not rows:
-        err.print(f"{ident} has not run yet")
+        err.print(f"{ident} has not run yet", markup=False)
     for row in rows:
         code = "" if row["exit_code"] is None else f" exit {row['exit_code']}"
         out.print(
@@ -344,13 +344,13 @@ def _set_enabled(ctx: typer.Context, task: str, enabled: bool) -> None:
         _fail(f"{rel}: {exc}")
     verb = "resume" if enabled else "pause"
     if outcome is Outcome.UNCHANGED:
-        out.print(f"{ident} is already {'enabled' if enabled else 'paused'}")
+        out.print(f"{ident} is already {'enabled' if enabled else 'paused'}", markup=False)
         return
     if outcome is not Outcome.WRITTEN:
         _fail(f"{rel}: not written ({outcome})")
     engine = Engine(vault)
     engine.commit_files([rel], f"vaultsched: {verb} {ident}")
-    out.print(f"{ident}: enabled: {value}")
+    out.print(f"{ident}: enabled: {value}", markup=False)
 
 
 @app.command("pause")
@@ -378,7 +378,7 @@ def new_cmd(
     vault = _vault(ctx)
     rel = create_task(vault.root, name, schedule, command)
     Engine(vault).commit_files([rel], f"vaultsched: new {rel.removesuffix('.md')}")
-    out.print(f"created {rel}")
+    out.print(f"created {rel}", markup=False)
 
 
 @app.command("digest")
@@ -485,7 +485,7 @@ def _print_run(run: Run) -> None:
     mark = {"success": "[green]ok[/green]"}.get(str(run.status), f"[red]{run.status}[/red]")
     when = run.started_at.astimezone().strftime("%H:%M:%S")
     took = f"{run.duration_s:.1f}s" if run.duration_s is not None else ""
-    out.print(f"{when}  {mark:<22} {run.task}  {took}")
+    out.print(f"{when}  {mark:<22} {markup_escape(run.task)}  {took}")
 
 
 @app.command("doctor")
@@ -521,7 +521,10 @@ def sync_cmd(ctx: typer.Context) -> None:
         result = Syncer(engine, vault.config.git.sync_interval).sync_once()
     except (SyncError, GitError) as exc:
         _fail(f"sync failed: {exc}")
-    out.print(f"synced with {vault.config.git.remote}: {result.pulled} run(s) from other hosts")
+    out.print(
+        f"synced with {vault.config.git.remote}: {result.pulled} run(s) from other hosts",
+        markup=False,
+    )
 
 
 @hooks_app.command("install")
