@@ -50,7 +50,9 @@ def test_a_new_task_is_refused_until_trusted(cli: Cli) -> None:
     listed = json.loads(cli("list", "--json").out)
     assert listed[0]["trusted"] is False
     status = json.loads(cli("status", "--json").out)
-    assert status["untrusted"] == [{"task": "Tasks/T", "fix": 'vaultsched trust "Tasks/T"'}]
+    assert status["untrusted"] == [
+        {"task": "Tasks/T", "why": "it is new", "fix": 'vaultsched trust "Tasks/T"'}
+    ]
 
     trusted = cli("trust", "T")
     assert trusted.code == 0 and "trusted Tasks/T: echo hi" in trusted.out
@@ -178,3 +180,161 @@ def test_reject_drops_the_pending_run(cli: Cli) -> None:
     assert cli("reject", "R").code == 0
     assert [(r.status, r.message) for r in runs(cli.root)] == [(Status.SKIPPED, "rejected")]
     assert cli("reject", "R").code == 1
+
+
+# -- the vault is untrusted input: each path from a synced edit to a run --------------------
+
+
+def marker_of(cli: Cli) -> Path:
+    """A file outside the vault that only an attacker's code would create."""
+    return cli.root.parent / "MARKER"
+
+
+def test_an_edited_body_is_not_piped_until_trusted_again(cli: Cli) -> None:
+    """`stdin: body` makes the body the program: a synced edit to it needs trust again."""
+    marker = marker_of(cli)
+    task_note(cli.root, "Tasks/Agent.md", "command: sh\nstdin: body\n")
+    from_outside(cli.root, "Tasks/Agent.md", "---\ncommand: sh\nstdin: body\n---\necho safe\n")
+    assert cli("trust", "Agent").code == 0
+    assert "safe" in cli("run-now", "Agent").out
+    assert cli("run-now", "Agent").code == 0  # the run block it wrote does not untrust it
+
+    note = (cli.root / "Tasks/Agent.md").read_text()
+    from_outside(cli.root, "Tasks/Agent.md", note.replace("echo safe", f"touch {marker}"))
+    refused = cli("run-now", "Agent")
+    assert refused.code == 1 and not marker.exists()
+    assert runs(cli.root)[-1].status is Status.UNTRUSTED
+    assert "its body (prompt) changed" in (cli.root / "Tasks/Agent.md").read_text()
+    status = json.loads(cli("status", "--json").out)
+    assert status["untrusted"][0]["why"] == "its body (prompt) changed"
+
+    shown = cli("trust", "Agent")
+    assert "-echo safe" in shown.out and f"+touch {marker}" in shown.out
+    assert cli("run-now", "Agent").code == 0 and marker.exists()  # trusted on purpose now
+
+
+SH_V1 = "echo v1\n"
+
+
+@pytest.mark.parametrize(
+    ("command", "script", "cwd"),
+    [
+        ("sh scripts/x.sh; echo done", "scripts/x.sh", ""),
+        ("cd scripts && ./run.sh", "scripts/run.sh", ""),
+        ("sh<scripts/x.sh", "scripts/x.sh", ""),
+        ("cat scripts/x.sh|sh", "scripts/x.sh", ""),
+        ('sh -c "$(cat scripts/x.sh)"', "scripts/x.sh", ""),
+        (
+            "python3 -c 'import runpy,sys; runpy.run_path(sys.argv[1][7:])' --file=scripts/x.py",
+            "scripts/x.py",
+            "",
+        ),
+        ("for f in scripts/*.sh; do sh $f; done", "scripts/x.sh", ""),
+        ('sh "$VAULTSCHED_VAULT/scripts/x.sh"', "scripts/x.sh", "Projects"),
+        ("python3 scripts/pkg", "scripts/pkg/helper.py", ""),
+    ],
+)
+def test_an_edited_script_is_not_run_until_trusted_again(
+    cli: Cli, command: str, script: str, cwd: str
+) -> None:
+    marker = marker_of(cli)
+    python = script.endswith(".py")
+    write_note(cli.root, script, "print('v1')\n" if python else SH_V1)
+    (cli.root / script).chmod(0o755)
+    if script == "scripts/pkg/helper.py":
+        write_note(cli.root, "scripts/pkg/__main__.py", "import helper\n")
+    (cli.root / "Projects").mkdir(exist_ok=True)
+    front = f"command: {json.dumps(command)}\n" + (f"cwd: {cwd}\n" if cwd else "")
+    task_note(cli.root, "Tasks/S.md", front)
+    assert cli("trust", "S").code == 0
+    assert cli("run-now", "S").code == 0
+    assert cli("run-now", "S").code == 0  # running it (bytecode, run block) changes nothing
+
+    evil = f"open({str(marker)!r}, 'w')\n" if python else f"touch {marker}\n"
+    from_outside(cli.root, script, evil)
+    assert cli("run-now", "S").code == 1
+    assert not marker.exists()
+    assert runs(cli.root)[-1].status is Status.UNTRUSTED
+    assert f"{script} changed" in runs(cli.root)[-1].message
+    shown = cli("trust", "S").out
+    assert f"+{evil.strip()}" in shown and f"{script} (trusted)" in shown
+
+
+def test_a_new_glob_match_is_not_run_until_trusted_again(cli: Cli) -> None:
+    marker = marker_of(cli)
+    write_note(cli.root, "scripts/a.sh", SH_V1)
+    task_note(cli.root, "Tasks/G.md", 'command: "for f in scripts/*.sh; do sh $f; done"\n')
+    assert cli("trust", "G").code == 0 and cli("run-now", "G").code == 0
+    from_outside(cli.root, "scripts/b.sh", f"touch {marker}\n")
+    assert cli("run-now", "G").code == 1 and not marker.exists()
+    shown = cli("trust", "G").out
+    assert "scripts/b.sh: new file" in shown and f"+touch {marker}" in shown
+
+
+def test_dropping_approval_needs_trust_again(cli: Cli) -> None:
+    """A sync deleting `approval: required` must not make a destructive task run unattended."""
+    marker = marker_of(cli)
+    front = f"schedule: every 1s\napproval: required\ncommand: touch {marker}\n"
+    task_note(cli.root, "Tasks/D.md", front)
+    assert cli("trust", "D").code == 0
+    note = (cli.root / "Tasks/D.md").read_text()
+    from_outside(cli.root, "Tasks/D.md", note.replace("approval: required\n", ""))
+    fire_due_times(cli, 1)
+    assert not marker.exists()
+    refused = runs(cli.root)[-1]
+    assert refused.status is Status.UNTRUSTED
+    assert "its approval changed" in refused.message
+    assert '  approval: "required" -> "none"' in cli("trust", "D").out
+
+
+def test_trust_yes_skips_the_display_and_warnings_name_unseen_code(cli: Cli) -> None:
+    task_note(cli.root, "Tasks/W.md", "command: 'source ~/.profile && python3 -m tools.run'\n")
+    shown = cli("trust", "W")
+    assert "never trusted; it will run:" in shown.out
+    assert "`source ~/.profile` reads a file that is not in the vault" in shown.err
+    assert "`-m tools.run` imports modules vaultsched cannot see" in shown.err
+    quiet = cli("trust", "--yes", "W")
+    assert quiet.out.splitlines() == ["trusted Tasks/W: source ~/.profile && python3 -m tools.run"]
+    again = cli("trust", "--all")
+    assert "Tasks/W: unchanged since you last trusted it" in again.out
+    # One snapshot per trusted version, outside the vault, private, gone once not trusted.
+    (snapshot,) = (Path.home() / ".local/state/vaultsched/snapshots").glob("*.json")
+    assert snapshot.stat().st_mode & 0o777 == 0o600
+    assert cli("untrust", "W").code == 0 and not snapshot.exists()
+
+
+def test_control_characters_from_the_vault_are_shown_escaped(cli: Cli) -> None:
+    task_note(cli.root, "Tasks/E\x1b[2K.md", 'command: "echo \\e[2Khidden\\x9b"\n')
+    for args in (("list",), ("status",), ("run-now", "Nope\x1b]0;x"), ("trust", "--all")):
+        result = cli(*args)
+        shown = result.out + result.err
+        assert "\x1b" not in shown and "\x9b" not in shown, args
+        assert "\\x1b" in shown, args
+    assert "echo \\x1b[2Khidden\\x9b" in cli("trust", "--yes", "--all").out
+    listed = cli("list", "--json").out
+    assert "\x9b" not in listed and json.loads(listed)[0]["task"] == "Tasks/E\x1b[2K"
+
+
+@pytest.mark.integration
+def test_the_daemon_refuses_a_body_edited_by_a_sync(
+    vault_root: Path, daemons: Callable[..., DaemonProcess]
+) -> None:
+    marker = vault_root.parent / "MARKER"
+    front = "---\nschedule: every 1s\ncommand: sh\nstdin: body\n---\n"
+    task_note(vault_root, "Tasks/Agent.md", "schedule: every 1s\ncommand: sh\nstdin: body\n")
+    from_outside(vault_root, "Tasks/Agent.md", front + "echo safe\n")
+    assert Cli(vault_root)("trust", "--yes", "Agent").code == 0
+    daemon = daemons(vault_root)
+    wait_for(
+        lambda: [r for r in runs(vault_root) if r.status is Status.SUCCESS][1:],
+        what="two trusted runs (the first run block does not untrust it)",
+    )
+    note = (vault_root / "Tasks/Agent.md").read_text()
+    from_outside(vault_root, "Tasks/Agent.md", note.replace("echo safe", f"touch {marker}"))
+    wait_for(
+        lambda: any(r.status is Status.UNTRUSTED for r in runs(vault_root)), what="the refusal"
+    )
+    time.sleep(1.5)  # more fire times pass
+    assert daemon.stop() == 0
+    assert not marker.exists()
+    assert not [r for r in runs(vault_root) if r.status is not Status.SUCCESS][1:]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shlex
 import signal
 import sys
 import traceback
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
+from rich.markup import escape as markup_escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
@@ -31,7 +30,8 @@ from vaultsched.model import Run, Status, Task, Trigger
 from vaultsched.notes import NoteWriter, Outcome
 from vaultsched.reports import history_rows, iso, list_rows, status_report, upcoming
 from vaultsched.scaffold import create_task, init_vault
-from vaultsched.trust import TrustStore, named_files
+from vaultsched.terminal import SafeConsole, SafeFormatter, dumps_json, escape
+from vaultsched.trust import TrustStore, take_snapshot
 from vaultsched.validate import validate_staged, validate_vault
 from vaultsched.vault import Vault, build_index, open_vault
 
@@ -46,8 +46,9 @@ app = typer.Typer(
     rich_markup_mode=None,
     no_args_is_help=True,
 )
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# Every string printed goes through `terminal.escape` (SafeConsole): vault text may hold ESC.
+err = SafeConsole(stderr=True, highlight=False)
+out = SafeConsole(highlight=False)
 
 service_app = typer.Typer(
     help="A systemd --user unit for the daemon (or the cron line).", no_args_is_help=True
@@ -87,7 +88,7 @@ def _vault(ctx: typer.Context) -> Vault:
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(dumps_json(data) + "\n")
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -101,7 +102,7 @@ def init_cmd(
     """Make PATH a vault: config, .gitignore, .gitattributes, an example task, git."""
     created = init_vault(path)
     for rel in created.files:
-        out.print(f"created {rel}")
+        out.print(f"created {rel}", markup=False)
     if created.git_initialised:
         out.print("initialised a git repository")
     for line in created.hooks:
@@ -130,14 +131,19 @@ def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     for column in ("task", "schedule", "enabled", "trusted", "next run", "last run", "status"):
         table.add_column(column)
     for row in rows:
+        # Cells are rendered with markup: text from notes must not open a tag (or a link).
         table.add_row(
-            row["task"],
-            ", ".join(row["schedule"]) or "manual",
+            markup_escape(row["task"]),
+            markup_escape(", ".join(row["schedule"]) or "manual"),
             "yes" if row["enabled"] else "no",
             "yes" if row["trusted"] else "[red]no[/red]",
             row["next_run"] or "-",
             row["last_run"] or "-",
-            row["last_status"] or "-" if row["valid"] else "INVALID: " + "; ".join(row["errors"]),
+            markup_escape(
+                row["last_status"] or "-"
+                if row["valid"]
+                else "INVALID: " + "; ".join(row["errors"])
+            ),
         )
     out.print(table)
 
@@ -170,7 +176,7 @@ def next_cmd(
         _print_json([{"task": f.task, "at": iso(f.at)} for f in fires])
     else:
         for fire in fires:
-            out.print(f"{iso(fire.at)}  {fire.task}")
+            out.print(f"{iso(fire.at)}  {fire.task}", markup=False)
 
 
 def _parse_from(text: str) -> datetime:
@@ -235,8 +241,12 @@ def trust_cmd(
             "--config", help="The vault config's keys that run, send or pick git's remote."
         ),
     ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Record without showing what changed.")
+    ] = False,
 ) -> None:
-    """Trust the current command of tasks (and the vault scripts it names), so they may run."""
+    """Show what changed since a task was last trusted, then trust it as it is now (its
+    settings, its body if piped to it, every vault file its command reaches). Never prompts."""
     vault = _vault(ctx)
     index = build_index(vault)
     if (all_ and tasks) or not (all_ or tasks or config):
@@ -245,12 +255,29 @@ def trust_cmd(
         _trust_config(vault)
     chosen = list(index.tasks.values()) if all_ else [index.task(t) for t in tasks or []]
     if chosen:
-        TrustStore().trust(vault.root, chosen)
+        _trust_tasks(vault, chosen, show_changes=not yes)
+
+
+def _trust_tasks(vault: Vault, chosen: list[Task], *, show_changes: bool) -> None:
+    store = TrustStore()
+    # Read once: what is shown is exactly what is recorded, whatever a sync does meanwhile.
+    snapshots = {task.id: take_snapshot(vault.root, task) for task in chosen}
+    for ident, snapshot in snapshots.items():
+        if show_changes:
+            for line in store.changes(vault.root, ident, snapshot):
+                out.print(line, markup=False, soft_wrap=True)
+        for warning in snapshot.warnings:
+            err.print(f"vaultsched: warning: {ident}: {warning}", markup=False, soft_wrap=True)
+    store.record(vault.root, snapshots)
     for task in chosen:
-        command = task.command if isinstance(task.command, str) else shlex.join(task.command)
-        files = [rel for rel, _ in named_files(vault.root, task)]
+        files = sorted(snapshots[task.id].files)
         also = f"  (+ {', '.join(files)})" if files else ""
-        out.print(f"trusted {task.id}: {command}{also}", markup=False, soft_wrap=True)
+        line = f"trusted {task.id}: {escape(_shown_command(task), one_line=True)}{also}"
+        out.print(line, markup=False, soft_wrap=True)
+
+
+def _shown_command(task: Task) -> str:
+    return task.command if isinstance(task.command, str) else json.dumps(list(task.command))
 
 
 def _trust_config(vault: Vault) -> None:
@@ -328,7 +355,7 @@ def history_cmd(
         _print_json(rows)
         return
     if not rows:
-        err.print(f"{ident} has not run yet")
+        err.print(f"{ident} has not run yet", markup=False)
     for row in rows:
         code = "" if row["exit_code"] is None else f" exit {row['exit_code']}"
         out.print(
@@ -352,13 +379,13 @@ def _set_enabled(ctx: typer.Context, task: str, enabled: bool) -> None:
         _fail(f"{rel}: {exc}")
     verb = "resume" if enabled else "pause"
     if outcome is Outcome.UNCHANGED:
-        out.print(f"{ident} is already {'enabled' if enabled else 'paused'}")
+        out.print(f"{ident} is already {'enabled' if enabled else 'paused'}", markup=False)
         return
     if outcome is not Outcome.WRITTEN:
         _fail(f"{rel}: not written ({outcome})")
     engine = Engine(vault)
     engine.commit_files([rel], f"vaultsched: {verb} {ident}")
-    out.print(f"{ident}: enabled: {value}")
+    out.print(f"{ident}: enabled: {value}", markup=False)
 
 
 @app.command("pause")
@@ -386,7 +413,7 @@ def new_cmd(
     vault = _vault(ctx)
     rel = create_task(vault.root, name, schedule, command)
     Engine(vault).commit_files([rel], f"vaultsched: new {rel.removesuffix('.md')}")
-    out.print(f"created {rel}")
+    out.print(f"created {rel}", markup=False)
 
 
 @app.command("digest")
@@ -435,7 +462,7 @@ def _daemon_logging() -> None:
     root = logging.getLogger()
     for handler in root.handlers:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s vaultsched: %(message)s", "%Y-%m-%d %H:%M:%S")
+            SafeFormatter("%(asctime)s vaultsched: %(message)s", "%Y-%m-%d %H:%M:%S")
         )
     root.setLevel(logging.INFO)
 
@@ -462,7 +489,8 @@ def status_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
         out.print(f"  {run['started_at']}  {run['status']}  {run['task']}", markup=False)
     for key, label in (("untrusted", "untrusted"), ("awaiting_approval", "awaiting approval")):
         for item in report[key]:
-            out.print(f"{label}: {item['task']}  ->  {item['fix']}", markup=False)
+            why = f" ({item['why']})" if item.get("why") else ""
+            out.print(f"{label}: {item['task']}{why}  ->  {item['fix']}", markup=False)
     config = report["config"]
     fix = f"  ->  {config['fix']}" if config["fix"] else ""
     out.print(f"config: {config['detail']}{fix}", markup=False, soft_wrap=True)
@@ -495,7 +523,7 @@ def _print_run(run: Run) -> None:
     mark = {"success": "[green]ok[/green]"}.get(str(run.status), f"[red]{run.status}[/red]")
     when = run.started_at.astimezone().strftime("%H:%M:%S")
     took = f"{run.duration_s:.1f}s" if run.duration_s is not None else ""
-    out.print(f"{when}  {mark:<22} {run.task}  {took}")
+    out.print(f"{when}  {mark:<22} {markup_escape(run.task)}  {took}")
 
 
 @app.command("doctor")
@@ -533,7 +561,10 @@ def sync_cmd(ctx: typer.Context) -> None:
         result = Syncer(engine, vault.config.git.sync_interval).sync_once()
     except (SyncError, GitError) as exc:
         _fail(f"sync failed: {exc}")
-    out.print(f"synced with {vault.config.git.remote}: {result.pulled} run(s) from other hosts")
+    out.print(
+        f"synced with {vault.config.git.remote}: {result.pulled} run(s) from other hosts",
+        markup=False,
+    )
 
 
 @hooks_app.command("install")
@@ -588,12 +619,14 @@ def service_status_cmd() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one line on stderr for any error, never a traceback unless asked for."""
-    logging.basicConfig(level=logging.WARNING, format="vaultsched: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("vaultsched: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="vaultsched", standalone_mode=False)
     except TyperException as exc:  # usage errors: bad option, missing argument, no such command
-        print(f"vaultsched: {exc.format_message()}", file=sys.stderr)
+        print(f"vaultsched: {escape(exc.format_message())}", file=sys.stderr)
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
@@ -601,13 +634,13 @@ def main(argv: list[str] | None = None) -> int:
         print("vaultsched: interrupted", file=sys.stderr)
         return 130
     except VaultschedError as exc:
-        print(f"vaultsched: {exc}", file=sys.stderr)
+        print(f"vaultsched: {escape(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:
         if os.environ.get("VAULTSCHED_DEBUG"):
             traceback.print_exc()
         print(
-            f"vaultsched: internal error: {exc!r} (set VAULTSCHED_DEBUG=1 for details)",
+            f"vaultsched: internal error: {escape(repr(exc))} (set VAULTSCHED_DEBUG=1 for details)",
             file=sys.stderr,
         )
         return 3

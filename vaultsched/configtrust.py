@@ -16,7 +16,6 @@ import hashlib
 import json
 import shlex
 import tomllib
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from filelock import FileLock
 from vaultsched.config import CONFIG_FILE, Config, parse_config, read_config_file
 from vaultsched.errors import VaultschedError
 from vaultsched.notes import write_atomic
+from vaultsched.terminal import escape
 from vaultsched.trust import TrustStore, policy, store_path, user_config_path
 
 # The config's id in the trust store. A task id is a note's path, which never starts with a dot.
@@ -203,7 +203,7 @@ def trust_config(root: Path) -> TrustedConfig:
     """Record the fingerprint of the sensitive values the vault config sets right now."""
     values = sensitive_values(read_config_file(root))
     before = _snapshot(root)
-    TrustStore().record(root, CONFIG_ID, fingerprint(values))
+    TrustStore().record_fingerprint(root, CONFIG_ID, fingerprint(values))
     _save_snapshot(root, values)
     return TrustedConfig(values, tuple(diff_lines(before or {}, values)), before is None)
 
@@ -223,17 +223,9 @@ def diff_lines(before: Mapping[str, Any], after: Values) -> list[str]:
 
 
 def show(value: object) -> str:
-    """A value as TOML-like text with every control or invisible character escaped: what the
-    terminal shows must be what is trusted (an ESC sequence could hide or rewrite a line)."""
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return "".join(_escaped(char) for char in text)
-
-
-def _escaped(char: str) -> str:
-    if unicodedata.category(char) not in ("Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"):
-        return char
-    code = ord(char)
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    """A value as TOML-like text, on one line, with every control or invisible character
+    escaped: what the terminal shows must be what is trusted."""
+    return escape(json.dumps(value, ensure_ascii=False, default=str), one_line=True)
 
 
 def _snapshot_path() -> Path:

@@ -28,7 +28,7 @@ from vaultsched.model import RETRYABLE, Run, Status, Task, Trigger
 from vaultsched.notes import sweep_temp_files, write_atomic
 from vaultsched.planner import Decision, Planner
 from vaultsched.sync import Syncer, make_syncer
-from vaultsched.trust import fingerprint, untrusted_message
+from vaultsched.trust import fingerprint
 from vaultsched.vault import Index, Vault, build_index, is_ignored, read_note
 from vaultsched.waker import Waker
 from vaultsched.watcher import DEBOUNCE_SECONDS, Changes, VaultWatcher
@@ -291,7 +291,7 @@ class Daemon:
         version = fingerprint(self.vault.root, task)
         if self._refused.get(task.id) != version:
             self._refused[task.id] = version
-            message = untrusted_message(task.id)
+            message = self.engine.trust.refusal(self.vault.root, task)
             self._announce(
                 self.engine.record(
                     task, Status.UNTRUSTED, decision.trigger, message, decision.scheduled_for

@@ -25,14 +25,14 @@ import arrow
 from filelock import FileLock, Timeout
 
 from vaultsched import blocks, notify, views
+from vaultsched.fingerprint import read_body
 from vaultsched.git import Git, GitError
 from vaultsched.ledger import Ledger, finish_record, new_run_id, start_record
 from vaultsched.model import FAILURES, Run, Status, Task, Trigger
 from vaultsched.notes import NoteWriter, Outcome
 from vaultsched.redact import redactor_for
 from vaultsched.runner import ProcessResult, clean_output, run_process
-from vaultsched.taskfile import front_matter_span
-from vaultsched.trust import TrustStore, approve_command, untrusted_message
+from vaultsched.trust import TrustStore, approve_command, pycache_dir
 from vaultsched.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -116,14 +116,17 @@ class Engine:
         echo: BinaryIO | None = None,
     ) -> Run:
         """Run `task` now, honouring `overlap` against any other process running it."""
-        if not self.trust.is_trusted(self.vault.root, task):
-            message = untrusted_message(task.id)
+        # The body is read once: what is checked against the trusted fingerprint is what is piped.
+        body = read_body(self.vault.root, task) if task.stdin == "body" else None
+        if not self.trust.is_trusted(self.vault.root, task, body):
+            message = self.trust.refusal(self.vault.root, task)
             return self.record(task, Status.UNTRUSTED, trigger, message, scheduled_for)
+        stdin = None if body is None else body.encode("utf-8")
         with self._task_slot(task) as acquired:
             if not acquired:
                 message = "the previous run was still running (overlap: skip)"
                 return self.record(task, Status.SKIPPED, trigger, message, scheduled_for)
-            return self._run_locked(task, trigger, scheduled_for, attempt, echo)
+            return self._run_locked(task, trigger, scheduled_for, attempt, echo=echo, stdin=stdin)
 
     def _run_locked(
         self,
@@ -131,7 +134,9 @@ class Engine:
         trigger: Trigger,
         scheduled_for: datetime | None,
         attempt: int,
+        *,
         echo: BinaryIO | None,
+        stdin: bytes | None,
     ) -> Run:
         started = self.clock()
         run = Run(
@@ -152,7 +157,7 @@ class Engine:
             task.command,
             cwd=self._cwd(task),
             env=env,
-            stdin=self._stdin(task),
+            stdin=stdin,
             timeout=task.timeout.total_seconds(),
             log_path=self.vault.path(log_rel),
             echo=echo,
@@ -258,6 +263,9 @@ class Engine:
 
     def _environment(self, task: Task, run: Run) -> dict[str, str]:
         env = dict(os.environ)
+        # Python then reads and writes bytecode outside the vault: a synced `__pycache__/*.pyc`
+        # is never loaded in place of a trusted source, and runs leave nothing to fingerprint.
+        env.setdefault("PYTHONPYCACHEPREFIX", str(pycache_dir()))
         env.update(
             VAULTSCHED_VAULT=str(self.vault.root),
             VAULTSCHED_TASK=task.id,
@@ -272,11 +280,6 @@ class Engine:
         if not task.cwd:
             return self.vault.root
         return self.vault.root / Path(task.cwd).expanduser()
-
-    def _stdin(self, task: Task) -> bytes | None:
-        if task.stdin != "body":
-            return None
-        return note_body(self.vault.path(task.path).read_text(encoding="utf-8")).encode("utf-8")
 
     def _prune_logs(self, task_id: str) -> None:
         folder = self.vault.path(f".vaultsched/logs/{task_id}")
@@ -464,16 +467,6 @@ class Engine:
             log.warning("git commit failed; will retry with the next commit: %s", exc)
             return False
         return True
-
-
-def note_body(text: str) -> str:
-    """A note's body for `stdin: body`: no front matter, no run block."""
-    front = front_matter_span(text)
-    body = text[front.body_start :] if front else text
-    block = blocks.find_block(body, blocks.RUNS)
-    if block is not None:
-        body = body[: block[0]] + body[block[1] :]
-    return body.strip("\r\n") + "\n"
 
 
 def _file_safe(name: str) -> str:

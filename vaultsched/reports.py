@@ -118,7 +118,8 @@ def status_report(vault: Vault, index: Index, now: datetime) -> dict[str, Any]:
     for run in runs:
         latest[run.task] = run
     today = [r for r in runs if r.started_at.astimezone(tz).date() == day]
-    trusted = TrustStore().checker(vault.root)
+    store = TrustStore()
+    trusted = store.checker(vault.root)
     return {
         "daemon": {
             "running": holder is not None,
@@ -129,7 +130,11 @@ def status_report(vault: Vault, index: Index, now: datetime) -> dict[str, Any]:
         "running": [history_row(r) for r in runs if r.status is Status.RUNNING],
         "failures_today": [history_row(r) for r in today if r.status in FAILURES],
         "untrusted": [
-            {"task": task.id, "fix": trust_command(task.id)}
+            {
+                "task": task.id,
+                "why": store.why_untrusted(vault.root, task),
+                "fix": trust_command(task.id),
+            }
             for task in index.tasks.values()
             if not trusted(task)
         ],

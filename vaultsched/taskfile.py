@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from vaultsched import blocks
 from vaultsched.blocks import FRONT_MATTER
 from vaultsched.config import Config
 from vaultsched.durations import parse_duration
@@ -431,3 +432,16 @@ def _env(value: Any) -> dict[str, str]:
             raise ValueError(f"{name!r} is not a valid environment variable name")
         env[name] = _scalar_str(item, f"the value of {name}")
     return env
+
+
+def note_body(text: str) -> str:
+    """A note's body for `stdin: body`: no front matter, no run block. The trust fingerprint
+    covers exactly this text, so a run landing in the note never changes it."""
+    front = front_matter_span(text)
+    return without_run_block(text[front.body_start :] if front else text).strip("\r\n") + "\n"
+
+
+def without_run_block(text: str) -> str:
+    """The note as its author wrote it: the run block vaultsched writes taken out."""
+    block = blocks.find_block(text, blocks.RUNS)
+    return text if block is None else text[: block[0]] + text[block[1] :]

@@ -2,7 +2,7 @@
 
 One file on purpose: vaultsched's trust fingerprint covers the files a task's command names
 (`python3 scripts/vault_tools.py stats`), so a helper module imported from here would not be
-covered, and a change to it could run untrusted. Standard library only.
+covered unless the command named its folder (`scripts/`). Standard library only.
 
 - `briefing`: today's date, the vault's open items, and the list in the task note's body (the task
   has `stdin: body`, so vaultsched pipes the note's body here: edit the note to change it).

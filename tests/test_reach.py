@@ -1,0 +1,148 @@
+"""Which vault files a command reaches (pure, against a fake vault) and the real lister."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+
+import pytest
+
+from vaultsched.blocks import RUNS_BEGIN, RUNS_END
+from vaultsched.fingerprint import VaultFiles
+from vaultsched.reach import Listing, reach, words
+
+FILES = {
+    "scripts/x.sh",
+    "scripts/y.sh",
+    "scripts/run.sh",
+    "scripts/x.py",
+    "scripts/pkg/__main__.py",
+    "scripts/pkg/helper.py",
+    "Tasks/T.md",
+    "Makefile",
+    "lib/env.sh",
+}
+
+
+def fake(path: str) -> Listing:
+    """A vault of FILES; folders are every prefix of them."""
+    name = posixpath.normpath(path)
+    if name == ".":
+        return Listing(folder=True, whole_vault=True)
+    if name in FILES:
+        return Listing((name,))
+    under = tuple(sorted(f for f in FILES if f.startswith(name + "/")))
+    return Listing(under, folder=True) if under else Listing()
+
+
+def files(command: str | tuple[str, ...], cwd: str | None = None, **env: str) -> tuple[str, ...]:
+    return reach(command, cwd, fake, env, "Tasks/T.md").files
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("sh scripts/x.sh; echo done", ("scripts/x.sh",)),
+        ("sh scripts/x.sh&&echo done", ("scripts/x.sh",)),
+        ("cd scripts && ./run.sh", ("scripts/run.sh",)),
+        ("cd scripts; cd ..; sh lib/env.sh", ("lib/env.sh",)),
+        ("sh<scripts/x.sh", ("scripts/x.sh",)),
+        ("cat scripts/x.sh|sh", ("scripts/x.sh",)),
+        ('sh -c "$(cat scripts/x.sh)"', ("scripts/x.sh",)),
+        ("sh -c `cat scripts/x.sh`", ("scripts/x.sh",)),
+        ("sh -c 'cd scripts && sh run.sh'", ("scripts/run.sh",)),
+        ("python3 tool --file=scripts/x.py", ("scripts/x.py",)),
+        ("tool --files=scripts/x.sh,scripts/y.sh", ("scripts/x.sh", "scripts/y.sh")),
+        ('sh "$VAULTSCHED_VAULT/scripts/x.sh"', ("scripts/x.sh",)),
+        ("sh ${VAULTSCHED_VAULT}/scripts/x.sh", ("scripts/x.sh",)),
+        ('cd "$VAULTSCHED_VAULT/scripts" && ./run.sh', ("scripts/run.sh",)),
+        ("python3 scripts/pkg", ("scripts/pkg/__main__.py", "scripts/pkg/helper.py")),
+        (
+            "PYTHONPATH=lib:scripts/pkg python3 -c 'import helper'",
+            ("lib/env.sh", "scripts/pkg/__main__.py", "scripts/pkg/helper.py"),
+        ),
+        ("make all", ("Makefile",)),
+        ("echo hi > scripts/x.sh", ()),  # a file written is not code read
+        ("echo hi | tee scripts/x.sh", ()),
+        ('cat "$VAULTSCHED_NOTE" | sh', ("Tasks/T.md",)),
+    ],
+)
+def test_the_files_a_command_reaches(command: str, expected: tuple[str, ...]) -> None:
+    assert files(command) == expected
+
+
+def test_cwd_list_commands_and_env_values() -> None:
+    assert files("./run.sh", cwd="scripts") == ("scripts/run.sh",)
+    assert files("sh $DIR/x.sh", DIR="lib") == ("lib/env.sh",)  # the value names lib/ too
+    assert files("bash -c true", BASH_ENV="lib/env.sh") == ("lib/env.sh",)
+    assert files(("python3", "scripts/x.py")) == ("scripts/x.py",)
+    assert files(("sh", "-c", "cd scripts && ./run.sh")) == ("scripts/run.sh",)
+
+
+def test_warnings_for_code_that_cannot_be_seen() -> None:
+    def warned(command: str) -> str:
+        return " ".join(reach(command, None, fake).warnings)
+
+    assert "source ~/.profile" in warned("source ~/.profile && run")
+    assert "source lib/env.sh" not in warned(". lib/env.sh && run")
+    assert "$(cat /etc/x)" in warned('sh -c "$(cat /etc/x)"')
+    assert "`-m tools.main` imports" in warned("python3 -m tools.main")
+    assert "Makefile" in warned("make all")
+    # Naming the folder covers what is imported from it, and the warning goes.
+    assert warned("python3 -m tools.main scripts/") == ""
+    assert warned("make -C scripts/ all") == ""
+    assert "names the whole vault" in warned("grep -r TODO .")
+    assert warned("sh scripts/x.sh") == ""
+
+
+def test_words_split_on_shell_operators() -> None:
+    assert words("a;b|c&&d<e>f") == ["a", ";", "b", "|", "c", "&&", "d", "<", "e", ">", "f"]
+    assert words('sh -c "$(cat x)"') == ["sh", "-c", ";", "$", "(", "cat", "x", ")", ";"]
+    assert "x" in words("sh 'unbalanced x")  # the shell refuses it; every word is still read
+
+
+# -- the real lister ----------------------------------------------------------------------
+
+
+def test_a_folder_is_listed_whole_without_following_symlinks_out(tmp_path: Path) -> None:
+    root = tmp_path / "vault"
+    (root / "scripts/pkg/sub").mkdir(parents=True)
+    (root / "scripts/pkg/__pycache__").mkdir()
+    (root / "scripts/pkg/a.py").write_text("a")
+    (root / "scripts/pkg/sub/b.py").write_text("b")
+    (root / "scripts/pkg/__pycache__/a.pyc").write_text("bytecode")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.py").write_text("s")
+    (root / "scripts/pkg/out").symlink_to(outside)
+    os.mkfifo(root / "scripts/pkg/fifo")
+    listing = VaultFiles(root)("scripts/pkg")
+    assert listing.folder
+    # The symlink is listed as itself (its target is part of its content), never walked.
+    assert listing.files == ("scripts/pkg/a.py", "scripts/pkg/out", "scripts/pkg/sub/b.py")
+    link = VaultFiles(root).content("scripts/pkg/out", "")
+    assert link.text == f"symlink to {outside}\n"
+    assert VaultFiles(root)(str(outside / "secret.py")).files == ()
+    assert VaultFiles(root)("scripts/pkg/../../../outside/secret.py").files == ()
+    assert VaultFiles(root)("scripts/pkg/fifo").files == ()
+
+
+def test_a_glob_is_expanded_and_a_new_match_is_listed(tmp_path: Path) -> None:
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts/a.sh").write_text("a")
+    assert VaultFiles(tmp_path)("scripts/*.sh").files == ("scripts/a.sh",)
+    (tmp_path / "scripts/b.sh").write_text("b")
+    assert VaultFiles(tmp_path)("scripts/*.sh").files == ("scripts/a.sh", "scripts/b.sh")
+    assert VaultFiles(tmp_path)(".").whole_vault
+
+
+def test_the_task_note_itself_is_read_without_its_run_block(tmp_path: Path) -> None:
+    note = tmp_path / "Tasks/T.md"
+    note.parent.mkdir()
+    text = "---\ncommand: x\n---\nBody\n"
+    block = f"{RUNS_BEGIN}\n## Runs\n\nNo runs yet.\n{RUNS_END}\n"
+    note.write_text(text)
+    before = VaultFiles(tmp_path).content("Tasks/T.md", "Tasks/T.md")
+    note.write_text(text + block)
+    assert VaultFiles(tmp_path).content("Tasks/T.md", "Tasks/T.md") == before

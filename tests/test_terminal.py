@@ -1,0 +1,58 @@
+"""Control characters from the vault, and what `trust` says changed (both pure)."""
+
+from __future__ import annotations
+
+import json
+
+from vaultsched.fingerprint import Content, Snapshot
+from vaultsched.terminal import dumps_json, escape
+from vaultsched.trustdiff import describe, what_changed
+
+
+def test_escape_shows_control_characters_and_keeps_line_breaks_unless_one_line() -> None:
+    assert escape("a\x1b[2Kb\x9bc\x07\x7f") == "a\\x1b[2Kb\\x9bc\\x07\\x7f"
+    assert escape("r\u202eev") == "r\\u202eev"
+    assert escape("one\ntwo\tthree") == "one\ntwo\tthree"
+    assert escape("one\ntwo\r", one_line=True) == "one\\x0atwo\\x0d"
+    assert escape("plain, ünïcode") == "plain, ünïcode"
+
+
+def test_json_for_a_terminal_stays_json() -> None:
+    text = dumps_json({"task": "E\x1b[2K\x9b\u202e"})
+    assert "\x1b" not in text and "\x9b" not in text and "\u202e" not in text
+    assert json.loads(text) == {"task": "E\x1b[2K\x9b\u202e"}
+
+
+def snap(command: str = "sh", body: str | None = None, **files: str) -> Snapshot:
+    def content(text: str) -> Content:
+        return Content.of(text.encode())
+
+    return Snapshot(
+        keys={"command": command, "approval": "none"},
+        body=content(body) if body is not None else None,
+        files={rel.replace("__", "/"): content(text) for rel, text in files.items()},
+    )
+
+
+def test_what_changed_in_a_few_words() -> None:
+    assert what_changed(snap(body="a"), snap(body="b")) == "its body (prompt) changed"
+    assert what_changed(snap(scripts__x="1"), snap(scripts__x="2")) == "scripts/x changed"
+    assert what_changed(snap("a"), snap("b")) == "its command changed"
+    both = what_changed(snap("a", scripts__x="1"), snap("b", scripts__x="2"))
+    assert both == "its command and scripts/x changed"
+    many = what_changed(snap("a", a="1", b="1"), snap("b", a="2", b="2", c="3"))
+    assert many == "its command, a and 2 more changed"
+
+
+def test_describe_diffs_text_and_names_new_and_removed_files() -> None:
+    before = snap(body="echo safe\n", old="x", kept="line 1\nline 2\n")
+    now = snap(body="echo evil\n", new="fresh\n", kept="line 1\nline two\n")
+    lines = describe("Tasks/T", before, now, known=True)
+    assert lines[0] == "Tasks/T: changed since you last trusted it:"
+    assert "    -echo safe" in lines and "    +echo evil" in lines
+    assert "  new: new file (6 bytes)" in lines and "    +fresh" in lines
+    assert "  old: removed" in lines
+    assert "    -line 2" in lines and "    +line two" in lines
+    binary = Snapshot(keys={}, files={"b.png": Content("00" * 32, 9, None)})
+    assert describe("T", Snapshot(keys={}), binary, known=True)[1].startswith("  b.png: new")
+    assert describe("T", None, now, known=False)[0] == "T: never trusted; it will run:"

@@ -1,0 +1,242 @@
+"""What trust covers for one task, read from the vault: its settings, its body, its files.
+
+A `Snapshot` is that reading; its `fingerprint` is what the trust store keeps, and the snapshot
+itself (text cut to a size) is kept beside the store so `vaultsched trust` can show what changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vaultsched.model import Task
+from vaultsched.reach import MAX_FILES, Listing, reach
+from vaultsched.taskfile import note_body, without_run_block
+
+# The settings that decide what runs and how, in the fingerprint. `check`, `executor` and
+# `ping` are not task keys yet: they are here as absent (None) already, so a task that does not
+# use them keeps its fingerprint when they arrive. A new key must read None when absent.
+KEYS = ("command", "check", "cwd", "env", "stdin", "approval", "executor", "ping")
+TEXT_CAP = 256 * 1024  # text kept per file for showing a diff; beyond it, only sizes
+# Never read inside a folder a command names: git's own store, and the bytecode caches tasks
+# neither read nor write (vaultsched points PYTHONPYCACHEPREFIX outside the vault).
+_SKIPPED_FOLDERS = {".git", "__pycache__"}
+
+
+@dataclass(frozen=True)
+class Content:
+    sha256: str
+    size: int
+    text: str | None  # None: not UTF-8 text, or larger than TEXT_CAP
+
+    @classmethod
+    def of(cls, data: bytes) -> Content:
+        text = None
+        if len(data) <= TEXT_CAP and b"\0" not in data:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+        return cls(hashlib.sha256(data).hexdigest(), len(data), text)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A task as trust sees it. `warnings` (code it reads that cannot be seen) is not hashed."""
+
+    keys: Mapping[str, Any]
+    body: Content | None = None  # for `stdin: body`
+    files: Mapping[str, Content] = field(default_factory=dict)
+    capped: bool = False
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def fingerprint(self) -> str:
+        head = {
+            "keys": self.keys,
+            "body": self.body.sha256 if self.body else None,
+            "capped": self.capped,
+        }
+        digest = hashlib.sha256(json.dumps(head, sort_keys=True).encode("utf-8"))
+        for rel in sorted(self.files):
+            digest.update(f"\0{rel}\0".encode())
+            digest.update(bytes.fromhex(self.files[rel].sha256))
+        return digest.hexdigest()
+
+    def to_json(self, text_cap: int) -> dict[str, Any]:
+        """For keeping: at most `text_cap` characters of text in all (the body first)."""
+        budget = [text_cap]
+        return {
+            "keys": self.keys,
+            "body": _content_json(self.body, budget),
+            "files": {rel: _content_json(c, budget) for rel, c in sorted(self.files.items())},
+            "capped": self.capped,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
+        body = data.get("body")
+        return cls(
+            keys=dict(data["keys"]),
+            body=Content(**body) if body else None,
+            files={rel: Content(**c) for rel, c in data["files"].items()},
+            capped=bool(data.get("capped")),
+        )
+
+
+def _content_json(content: Content | None, budget: list[int]) -> dict[str, Any] | None:
+    if content is None:
+        return None
+    if content.text is not None and len(content.text) > budget[0]:
+        content = dataclasses.replace(content, text=None)
+    budget[0] -= len(content.text or "")
+    return dataclasses.asdict(content)
+
+
+def canonical_keys(task: Task) -> dict[str, Any]:
+    return {key: _canonical(getattr(task, key, None)) for key in KEYS}
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(value.items())}
+    if isinstance(value, tuple | list):
+        return [_canonical(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _canonical(dataclasses.asdict(value))
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def take_snapshot(root: Path, task: Task, body: str | None = None) -> Snapshot:
+    """Read the task's body (unless the caller already read it: `body`) and reached files."""
+    files = VaultFiles(root)
+    reached = reach(task.command, task.cwd, files, task.env, task.path)
+    if task.stdin == "body" and body is None:
+        body = read_body(root, task)
+    return Snapshot(
+        keys=canonical_keys(task),
+        body=Content.of(body.encode("utf-8"))
+        if task.stdin == "body" and body is not None
+        else None,
+        files={rel: files.content(rel, task.path) for rel in reached.files},
+        capped=reached.capped,
+        warnings=reached.warnings,
+    )
+
+
+def fingerprint(root: Path, task: Task, body: str | None = None) -> str:
+    return take_snapshot(root, task, body).fingerprint
+
+
+def read_body(root: Path, task: Task) -> str | None:
+    """The text `stdin: body` pipes; None if the note cannot be read as UTF-8."""
+    data = _read_regular(root / task.path)
+    try:
+        return None if data is None else note_body(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None
+
+
+class VaultFiles:
+    """The `Lister` for a real vault: regular files inside it, folders walked whole (sorted,
+    symlinks not followed), globs expanded."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.real_root = root.resolve()
+
+    def __call__(self, path: str) -> Listing:
+        listings = [self._literal(path)]
+        if glob.has_magic(path):
+            pattern = str(Path(path).expanduser())
+            # glob.glob, not Path.glob: a shell pattern may be absolute or climb with `..`.
+            matches = glob.glob(pattern, root_dir=self.root)  # noqa: PTH207
+            for match in sorted(matches)[:MAX_FILES]:
+                listings.append(self._literal(match))
+        return Listing(
+            files=tuple(dict.fromkeys(f for listing in listings for f in listing.files)),
+            folder=any(listing.folder for listing in listings),
+            whole_vault=any(listing.whole_vault for listing in listings),
+            capped=any(listing.capped for listing in listings),
+        )
+
+    def _literal(self, path: str) -> Listing:
+        try:
+            real = (self.root / Path(path).expanduser()).resolve()
+            if not real.is_relative_to(self.real_root):
+                return Listing()
+            if real == self.real_root:
+                return Listing(folder=True, whole_vault=True)
+            if real.is_dir():
+                files = list(self._walk(real))
+                return Listing(tuple(files[:MAX_FILES]), True, capped=len(files) > MAX_FILES)
+            if stat.S_ISREG(real.stat().st_mode):
+                return Listing((real.relative_to(self.real_root).as_posix(),))
+        except (OSError, RuntimeError, ValueError):
+            pass
+        return Listing()
+
+    def _walk(self, folder: Path) -> Iterator[str]:
+        """Regular files and symlinks under `folder`, sorted, at most MAX_FILES + 1."""
+        count = 0
+        for top, dirs, names in os.walk(folder):
+            dirs.sort()
+            links = [d for d in dirs if Path(top, d).is_symlink()]
+            dirs[:] = [d for d in dirs if d not in _SKIPPED_FOLDERS and d not in links]
+            for name in sorted([*names, *links]):
+                path = Path(top, name)
+                try:
+                    mode = path.lstat().st_mode
+                except OSError:  # gone since the listing
+                    continue
+                if stat.S_ISLNK(mode) or stat.S_ISREG(mode):
+                    count += 1
+                    yield path.relative_to(self.real_root).as_posix()
+                    if count > MAX_FILES:
+                        return
+
+    def content(self, rel: str, note: str) -> Content:
+        """A file's content; a symlink is its target (plus that file, if in the vault); the
+        task's own note without its run block, so a run landing does not untrust the task."""
+        path = self.real_root / rel
+        if path.is_symlink():
+            target = path.readlink()
+            data = f"symlink to {target}\n".encode()
+            with contextlib.suppress(OSError, RuntimeError):  # a loop
+                real = path.resolve()
+                if real.is_relative_to(self.real_root):
+                    data += _read_regular(real) or b""
+            return Content.of(data)
+        data = _read_regular(path) or b""
+        if rel == note:  # the first run block is appended after a blank line: not an edit
+            own = without_run_block(data.decode("utf-8", "surrogateescape")).rstrip()
+            data = own.encode("utf-8", "surrogateescape")
+        return Content.of(data)
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """A regular file's bytes; never blocks on a FIFO or device put where a file was."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

@@ -1,0 +1,61 @@
+"""Text from the vault on a terminal: control characters shown escaped, never passed through.
+
+A task id, a command or a script line can carry ESC sequences that clear a line, move the
+cursor or retitle the window, so a terminal could hide what a person is asked to trust. Every
+way vaultsched writes to a terminal (the rich consoles, error lines, JSON, daemon logs) goes
+through `escape`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+# C0 controls but tab and newline, DEL, C1 controls (0x9b is a one-byte CSI on some
+# terminals), and the invisible format characters: bidi overrides that reorder what is shown,
+# zero-width spaces and joiners that hide a difference, line and paragraph separators.
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u206f\ufeff\ufff9-\ufffb]"
+)
+_LINE_BREAKS = re.compile("[\n\t]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def _json_escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def escape(text: str, *, one_line: bool = False) -> str:
+    """`text` with control characters as `\\x1b`; with `one_line`, newline and tab too."""
+    text = _CONTROL.sub(_escaped, text)
+    return _LINE_BREAKS.sub(_escaped, text) if one_line else text
+
+
+def dumps_json(data: Any) -> str:
+    """JSON for a terminal: `json` escapes C0 itself; C1 and bidi controls it leaves raw."""
+    return _CONTROL.sub(_json_escaped, json.dumps(data, indent=2, ensure_ascii=False))
+
+
+class SafeConsole(Console):
+    """A rich console that escapes control characters in every string it is given to render
+    (what `print` and table cells go through). Rich's own styling is added after, unharmed."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(escape(text), **kwargs)
+
+
+class SafeFormatter(logging.Formatter):
+    """Daemon log lines carry task ids and messages from notes."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape(super().format(record))
