@@ -379,3 +379,53 @@ def test_timeout_ends_the_run_and_frees_the_task(vault_root: Path, daemons: Star
     assert all(r.duration_s is not None and r.duration_s < 5 for r in timed_out)
     block = (vault_root / "Tasks/Slow.md").read_text().split("vaultsched:runs:begin")[1]
     assert "timeout" in block
+
+
+def _forge(root: Path, rel: str, task: str, started: datetime, scheduled: datetime) -> None:
+    """A line another host's ledger file never held: what a pull can bring."""
+    record = {
+        "type": "finish",
+        "run_id": f"forged-{started:%Y%m%d%H%M%S}",
+        "task": task,
+        "path": f"{task}.md",
+        "trigger": "schedule",
+        "scheduled_for": scheduled.isoformat(),
+        "started_at": started.isoformat(),
+        "host": HOST,
+        "status": "success",
+    }
+    write_note(root, rel, json.dumps(record) + "\n")
+
+
+def test_forged_ledger_records_never_stop_the_schedule(vault_root: Path, daemons: Start) -> None:
+    note(vault_root, "Tasks/Tick.md", "schedule: every 1s\ncommand: echo tick\n")
+    note(vault_root, "Tasks/Mine.md", f"schedule: every 1s\nhost: {HOST}\ncommand: echo mine\n")
+    now = datetime.now(UTC)
+    far = datetime(2099, 1, 1, tzinfo=UTC)
+    forged = [".vaultsched/runs/2020-01/laptop.jsonl", ".vaultsched/runs/2099-01/server.jsonl"]
+    _forge(vault_root, forged[0], "Tasks/Tick", now, far)  # scheduled for 2099
+    _forge(vault_root, forged[1], "Tasks/Tick", far, now)  # started in 2099
+    # Within the clock skew, but laptop does not fire a task pinned to this host.
+    soon = now + timedelta(minutes=4)
+    _forge(vault_root, ".vaultsched/runs/2020-02/laptop.jsonl", "Tasks/Mine", now, soon)
+
+    daemon = daemons(vault_root)
+    wait_for(lambda: len(of(vault_root, "Tasks/Tick", Status.SUCCESS)) >= 3, what="Tick runs")
+    wait_for(lambda: len(of(vault_root, "Tasks/Mine", Status.SUCCESS)) >= 3, what="Mine runs")
+    assert daemon.stop() == 0
+    doctor = Cli(vault_root)("doctor", "--json")
+    found = {c["check"]: c for c in json.loads(doctor.out)}
+    assert doctor.code == 1
+    assert found["ledger dates"]["status"] == "fail"
+    assert all(rel in found["ledger dates"]["detail"] for rel in forged)
+    marks = json.loads((vault_root / ".vaultsched/state/marks.json").read_text())
+    assert all(datetime.fromisoformat(m) < now + timedelta(minutes=5) for m in marks.values())
+
+    for rel in forged:  # removed: nothing of it lingers
+        (vault_root / rel).unlink()
+    before = len(of(vault_root, "Tasks/Tick"))
+    again = daemons(vault_root)
+    wait_for(lambda: len(of(vault_root, "Tasks/Tick")) >= before + 2, what="runs after removal")
+    assert again.stop() == 0
+    checks_after = {c["check"]: c for c in json.loads(Cli(vault_root)("doctor", "--json").out)}
+    assert checks_after["ledger dates"]["status"] == "ok"

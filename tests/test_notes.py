@@ -127,7 +127,9 @@ def _racing_note(
     real_replace = os.replace
     calls: list[str] = []
 
-    def racing_replace(src: str | Path, dst: str | Path) -> None:
+    def racing_replace(src: str | Path, dst: str | Path, **dir_fds: int) -> None:
+        if dir_fds:  # a file under .vaultsched/ (statefs), not the note
+            return real_replace(src, dst, **dir_fds)
         if not calls:
             with Path(dst).open("ab") as handle:
                 handle.write(line)

@@ -84,12 +84,12 @@ def test_backward_jump_never_refires() -> None:
 def test_restart_marks_come_from_the_ledger() -> None:
     task = a_task("every 1h")
     ran = Run("r1", task.id, Status.SUCCESS, Trigger.SCHEDULE, T0, "h", scheduled_for=T0)
-    planner = Planner.from_runs([ran])
+    planner = Planner.from_ledger([("h", ran)], {task.id: task}, "h", T0)
     # Restarted 10 minutes later: nothing ran twice, nothing due yet.
     assert planner.check(task, T0 + timedelta(minutes=10)) is None
     assert planner.wake_time(task) == T0 + timedelta(hours=1)
     # Restarted after two missed hours: exactly one catch-up.
-    planner = Planner.from_runs([ran])
+    planner = Planner.from_ledger([("h", ran)], {task.id: task}, "h", T0)
     decision = planner.check(task, T0 + timedelta(hours=2, minutes=30))
     assert decision is not None and decision.trigger is Trigger.CATCH_UP
     assert planner.check(task, T0 + timedelta(hours=2, minutes=31)) is None
@@ -129,3 +129,33 @@ def test_latest_fire_looks_back_far_enough() -> None:
         latest_fire(task, datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
         is None
     )
+
+
+def test_only_trusted_ledger_records_move_a_mark() -> None:
+    """Other hosts' files count only for tasks they fire; nothing counts from the future."""
+    unpinned, pinned = a_task("every 1h"), a_task("every 1h", id="Tasks/Pinned", hosts=("me",))
+    tasks = {unpinned.id: unpinned, pinned.id: pinned}
+
+    def marks(host_file: str, fire: datetime, started: datetime = T0) -> dict[str, datetime]:
+        records = [
+            (host_file, Run(f"r{i}", t, Status.SUCCESS, Trigger.SCHEDULE, started, "x", 1, fire))
+            for i, t in enumerate(tasks)
+        ]
+        return Planner.from_ledger(records, tasks, "me", T0).marks
+
+    assert marks("me", T0) == {unpinned.id: T0, pinned.id: T0}
+    assert marks("laptop", T0) == {unpinned.id: T0}  # laptop does not fire the pinned task
+    assert marks("me", T0 + timedelta(minutes=4)) != {}  # clock skew is tolerated
+    assert marks("me", datetime(2099, 1, 1, tzinfo=UTC)) == {}
+    assert marks("me", T0, started=T0 + timedelta(minutes=6)) == {}
+
+
+def test_only_own_marks_are_saved_and_none_from_the_future() -> None:
+    task = a_task("every 1h")
+    ran = Run("r1", task.id, Status.SUCCESS, Trigger.SCHEDULE, T0, "h", scheduled_for=T0)
+    planner = Planner.from_ledger([("h", ran)], {task.id: task}, "h", T0)
+    assert planner.saved(T0) == {}  # the ledger's word is not copied into local state
+    planner.reset("Tasks/New", T0)
+    assert planner.saved(T0) == {"Tasks/New": T0}
+    planner.restore({"Tasks/Far": datetime(2099, 1, 1, tzinfo=UTC)}, T0)
+    assert "Tasks/Far" not in planner.marks

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import random
 import string
+import sys
 import time
 
 import pytest
+from conftest import Cli, git, runs, write_note
 
 from vaultsched.redact import SECRET_NAME_PARTS, Redactor, redactor_for
+from vaultsched.runner import TAIL_BYTES, clean_output
 
 R = "[redacted]"
 NO_SECRETS = Redactor(())
@@ -122,3 +125,81 @@ def test_64kib_with_fifty_secrets_is_fast() -> None:
     elapsed = time.perf_counter() - start
     assert out.endswith(R)
     assert elapsed < 0.2, f"{elapsed * 1000:.1f} ms"
+
+
+# -- secrets cut by the output's limits (the note's 4,000 characters and 20 lines, the
+#    in-memory tail, a pipe read) -----------------------------------------------------------
+
+ENV_SECRET = "s3cr3t-Q7vX9kP2mW4nL8rT6yZ"  # 26 characters, in DEPLOY_TOKEN
+GH_TOKEN = "ghp_" + "Xa7Kq2Lm9Pz4Rt6Vw8Yb3Nc5Hd1Jf0Gs2Ue4"  # a token shape, from no env var
+PEM_LINES = [
+    "-----BEGIN TEST KEY-----",
+    *(f"MIIB{i}gIBAAJBAKj34GkxFhD9{i}vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1P" for i in range(6)),
+    "-----END TEST KEY-----",
+]
+EMIT = """\
+import os, sys, time
+out = sys.stdout.buffer
+def w(text):
+    out.write(text.encode())
+    out.flush()
+mode, arg = sys.argv[1], int(sys.argv[2])
+secret = os.environ["DEPLOY_TOKEN"] if "env" in mode else "ghp_" + os.environ["PIECE"]
+if mode.startswith("shown"):  # the secret's last 13 characters inside the shown window
+    w("x" * 5000 + secret + "y" * arg + "\\n")
+elif mode.startswith(("tail", "chunk")):  # the tail's cut 13 characters into the secret
+    w("z" * 200000 + "\\nstart\\n" + secret[:13])
+    if mode.startswith("chunk"):
+        time.sleep(0.3)  # the rest comes in another read()
+    w(secret[13:] + "\\a" * arg + "\\nend\\n")
+else:  # a multi-line key across the 20-line cut
+    w("".join(f"filler {n}\\n" for n in range(30)) + os.environ["SIGNING_KEY"] + "\\n")
+    w("".join(f"after {n}\\n" for n in range(15)))
+"""
+
+
+def fragments(secret: str, size: int = 6) -> set[str]:
+    return {secret[i : i + size] for i in range(len(secret) - size + 1)}
+
+
+def test_a_secret_cut_by_any_output_limit_never_reaches_the_vault(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = cli.root
+    monkeypatch.setenv("DEPLOY_TOKEN", ENV_SECRET)
+    monkeypatch.setenv("PIECE", GH_TOKEN.removeprefix("ghp_"))
+    monkeypatch.setenv("SIGNING_KEY", "\n".join(PEM_LINES))
+    write_note(root, "scripts/emit.py", EMIT)
+    shown = len(clean_output(b"y" * 10_000)) - 1  # characters of one long line a note shows
+    tail_fill = TAIL_BYTES - len("\nend\n")
+    cases = {
+        "shown-env": shown - 13,
+        "shown-token": shown - 13,
+        "tail-env": tail_fill - (len(ENV_SECRET) - 13),
+        "tail-token": tail_fill - (len(GH_TOKEN) - 13),
+        "chunk-env": tail_fill - (len(ENV_SECRET) - 13),
+        "lines": 0,
+    }
+    for mode, arg in cases.items():
+        command = f"{sys.executable} scripts/emit.py {mode} {arg}"
+        write_note(root, f"Tasks/{mode}.md", f"---\ncommand: {command}\n---\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "tasks")
+    for mode in cases:
+        result = cli("run-now", f"Tasks/{mode}")
+        assert result.code == 0, result.err
+        tail = runs(root)[-1].output_tail
+        # Cut by the note's limits: redacted whole first. Cut by the tail: left out whole.
+        assert R in tail if mode.startswith(("shown", "lines")) else tail.endswith("end")
+
+    written = git(root, "log", "-p", "--all")
+    for path in root.rglob("*"):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and not rel.startswith((".git/", ".vaultsched/logs/")):
+            written += path.read_text(errors="replace")
+    for secret in (ENV_SECRET, GH_TOKEN, *PEM_LINES):
+        leaked = [f for f in fragments(secret) if f in written]
+        assert not leaked, (secret, leaked)
+    # The full log is local and git-ignored: it keeps the output as printed.
+    logs = "".join(p.read_text() for p in (root / ".vaultsched/logs").rglob("*.log"))
+    assert ENV_SECRET in logs and GH_TOKEN in logs

@@ -18,17 +18,23 @@ from typing import Any
 
 import pytest
 
-from vaultsched.runner import TAIL_BYTES, ProcessResult, clean_output, run_process
+from vaultsched.redact import redactor_for
+from vaultsched.runner import TAIL_BYTES, ProcessResult, _Sink, clean_output, run_process
 
 BASE_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
 
 
-def run(command: str | list[str], cwd: Path, **kwargs: Any) -> ProcessResult:
+def run(
+    command: str | list[str], cwd: Path, *, log_path: Path | None = None, **kwargs: Any
+) -> ProcessResult:
     kwargs.setdefault("env", BASE_ENV)
     kwargs.setdefault("stdin", None)
     kwargs.setdefault("timeout", 10.0)
-    kwargs.setdefault("log_path", None)
-    return run_process(command, cwd=cwd, **kwargs)
+    if log_path is None:
+        return run_process(command, cwd=cwd, log=None, **kwargs)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab", buffering=0) as log:
+        return run_process(command, cwd=cwd, log=log, **kwargs)
 
 
 def timed(command: str | list[str], cwd: Path, **kwargs: Any) -> tuple[ProcessResult, float]:
@@ -169,7 +175,7 @@ def test_stdin_none_is_dev_null_even_when_ours_is_an_open_pipe(tmp_path: Path) -
         "from pathlib import Path\n"
         "from vaultsched.runner import run_process\n"
         "r = run_process('cat; readlink /proc/self/fd/0', cwd=Path(sys.argv[1]),"
-        " env=dict(os.environ), stdin=None, timeout=5, log_path=None)\n"
+        " env=dict(os.environ), stdin=None, timeout=5, log=None)\n"
         "print(r.exit_code, r.timed_out, r.tail.decode().strip())\n"
     )
     command = [sys.executable, "-c", script, str(tmp_path)]
@@ -375,3 +381,15 @@ def test_clean_output_one_huge_line_shows_its_end() -> None:
 def test_clean_output_of_nothing_is_empty() -> None:
     assert clean_output(b"") == ""
     assert clean_output(b"\x1b[0m\n\n") == ""
+
+
+def test_the_tail_is_never_cut_inside_a_secret() -> None:
+    """The in-memory tail is trimmed as output comes; a secret split by that cut (and by two
+    reads) is left out whole rather than kept in part where redaction cannot see it."""
+    secret = b"k3y-Zp8Qw2Lx7Vn4"
+    sink = _Sink(None, None, redactor_for({"API_KEY": secret.decode()}))
+    sink.write(b"a" * (TAIL_BYTES + 100) + secret[:8])
+    sink.write(secret[8:] + b"b" * (TAIL_BYTES - 11))  # trimmed 5 bytes into the secret
+    tail = sink.tail()
+    assert tail == b"b" * (TAIL_BYTES - 11)
+    assert clean_output(tail, redact=sink.redact).endswith("b")

@@ -8,6 +8,7 @@ Runs execute on a pool of `max_parallel` worker threads through the same `Engine
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import json
 import logging
@@ -21,11 +22,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import FrameType
 
+from vaultsched import statefs
 from vaultsched.configtrust import ignored_message
 from vaultsched.engine import Engine, utc_now
 from vaultsched.instance import InstanceLock
+from vaultsched.ledger import host_file_stem
 from vaultsched.model import RETRYABLE, Run, Status, Task, Trigger
-from vaultsched.notes import sweep_temp_files, write_atomic
+from vaultsched.notes import sweep_temp_files
 from vaultsched.planner import Decision, Planner
 from vaultsched.sync import Syncer, make_syncer
 from vaultsched.trust import fingerprint
@@ -125,11 +128,16 @@ class Daemon:
         started = time.monotonic()
         self.index = build_index(self.vault)
         self._sweep_temp_files()
-        self.planner = Planner.from_runs(self.engine.ledger.runs())
-        self._load_marks()
+        now = self.clock()
+        self.planner = Planner.from_ledger(
+            ((path.stem, run) for path, run in self.engine.ledger.runs_by_file()),
+            self.index.tasks,
+            host_file_stem(self.vault.host),
+            now,
+        )
+        self._load_marks(now)
         self._remember_files()
         self._remember_refusals()
-        now = self.clock()
         for task in self.index.tasks.values():
             if task.id not in self.planner.marks:
                 self.planner.reset(task.id, now)
@@ -371,20 +379,31 @@ class Daemon:
             log.warning("%s: run %s was interrupted (vaultsched stopped)", run.task, run.run_id)
         self.engine.flush()
 
-    def _load_marks(self) -> None:
+    def _load_marks(self, now: datetime) -> None:
+        """The marks this daemon decided before it stopped: fire times it skipped (missed,
+        `catch_up: false`) and tasks it started afresh, which the ledger does not hold."""
         try:
-            saved = json.loads((self.vault.root / MARKS_FILE).read_text())
-        except (OSError, ValueError):
+            saved = json.loads(statefs.read_bytes(self.vault.root, MARKS_FILE) or b"{}")
+        except OSError as exc:
+            statefs.warn_refused(exc, "marks not read")
             return
+        except ValueError:  # torn or hand-edited: the ledger alone it is
+            return
+        marks = {}
         for task_id, stamp in saved.items() if isinstance(saved, dict) else ():
-            try:
-                self.planner.advance(task_id, datetime.fromisoformat(stamp))
-            except (TypeError, ValueError):
-                continue
+            with contextlib.suppress(TypeError, ValueError):
+                moment = datetime.fromisoformat(stamp)
+                if moment.tzinfo is not None:
+                    marks[str(task_id)] = moment
+        self.planner.restore(marks, now)
 
     def _save_marks(self) -> None:
-        marks = {k: v.isoformat() for k, v in sorted(self.planner.marks.items())}
-        write_atomic(self.vault.root / MARKS_FILE, json.dumps(marks, indent=0).encode())
+        saved = self.planner.saved(self.clock())
+        data = json.dumps({k: v.isoformat() for k, v in sorted(saved.items())}, indent=0)
+        try:
+            statefs.write_atomic(self.vault.root, MARKS_FILE, data.encode())
+        except OSError as exc:
+            statefs.warn_refused(exc, "marks not saved")
 
     # -- following the vault --------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from vaultsched import blocks
+from vaultsched import blocks, statefs
 from vaultsched.config import CONFIG_FILE
 from vaultsched.configtrust import TRUST_COMMAND, UNTRUSTED, verdict
 from vaultsched.engine import digest_path
@@ -21,6 +21,7 @@ from vaultsched.git import Git, GitError
 from vaultsched.ledger import Ledger
 from vaultsched.model import Run, Trigger
 from vaultsched.notes import RECOVERED
+from vaultsched.planner import SKEW, future_dated
 from vaultsched.trust import TrustStore, trust_command
 from vaultsched.vault import Index, Vault, iter_notes
 
@@ -260,8 +261,10 @@ def conflict_copies(c: Context) -> Check:
 
 
 def recovered_saves(c: Context) -> Check:
-    folder = c.vault.root / RECOVERED
-    saved = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    try:
+        saved = [e.name for e in statefs.entries(c.vault.root, RECOVERED)]
+    except OSError as exc:  # a link: the "state links" check names it
+        return Check("recovered saves", WARN, f"not looked at: {exc}")
     if not saved:
         return Check("recovered saves", OK, "no displaced saves waiting")
     return Check(
@@ -269,6 +272,42 @@ def recovered_saves(c: Context) -> Check:
         WARN,
         f"saves that raced a vaultsched write and could not be merged back: {_listing(saved)}",
         f"copy what you want from {RECOVERED}/ into the note, then delete the file",
+    )
+
+
+def state_links(c: Context) -> Check:
+    """A symlink under .vaultsched/ would carry logs, ledger or locks out of the vault; every
+    one is refused, so the runs, logs or locks behind it are not written or read at all."""
+    found = statefs.links(c.vault.root)
+    if not found:
+        return Check("state links", OK, "no symlinks under .vaultsched/")
+    return Check(
+        "state links",
+        FAIL,
+        f"symlinks under .vaultsched/, refused (what lies behind them is not written or read):"
+        f" {_listing(found)}",
+        f"remove the link (rm {found[0]}); vaultsched makes a real folder or file in its place",
+    )
+
+
+def future_records(c: Context) -> Check:
+    """Ledger records dated past this host's clock (a clock far ahead, or a forged line): the
+    planner ignores them, so they hold no task back, but someone should look."""
+    ledger = Ledger(c.vault.root, c.vault.host)
+    ahead = [
+        f"{path.relative_to(c.vault.root).as_posix()}: {run.task}"
+        for path, run in ledger.runs_by_file()
+        if future_dated(run, c.now)
+    ]
+    if not ahead:
+        return Check("ledger dates", OK, "no record dated in the future")
+    minutes = SKEW.total_seconds() / 60
+    return Check(
+        "ledger dates",
+        FAIL,
+        f"records dated over {minutes:.0f} minutes in the future, ignored for planning:"
+        f" {_listing(sorted(set(ahead)))}",
+        "check that host's clock; a record nobody wrote is forged: delete its line",
     )
 
 
@@ -287,6 +326,8 @@ CHECKS: tuple[Callable[[Context], Check], ...] = (
     watch_limit,
     conflict_copies,
     recovered_saves,
+    state_links,
+    future_records,
 )
 
 

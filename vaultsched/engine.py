@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import arrow
-from filelock import FileLock, Timeout
 
-from vaultsched import blocks, notify, views
+from vaultsched import blocks, notify, statefs, views
 from vaultsched.fingerprint import read_body
 from vaultsched.git import Git, GitError
 from vaultsched.ledger import Ledger, finish_record, new_run_id, start_record
@@ -122,11 +121,24 @@ class Engine:
             message = self.trust.refusal(self.vault.root, task)
             return self.record(task, Status.UNTRUSTED, trigger, message, scheduled_for)
         stdin = None if body is None else body.encode("utf-8")
-        with self._task_slot(task) as acquired:
-            if not acquired:
-                message = "the previous run was still running (overlap: skip)"
-                return self.record(task, Status.SKIPPED, trigger, message, scheduled_for)
-            return self._run_locked(task, trigger, scheduled_for, attempt, echo=echo, stdin=stdin)
+        try:
+            with self._task_slot(task) as acquired:
+                if not acquired:
+                    message = "the previous run was still running (overlap: skip)"
+                    return self.record(task, Status.SKIPPED, trigger, message, scheduled_for)
+                return self._run_locked(
+                    task, trigger, scheduled_for, attempt, echo=echo, stdin=stdin
+                )
+        except statefs.LinkRefused as exc:  # only ever before the process starts
+            return self._refused(task, trigger, scheduled_for, exc)
+
+    def _refused(
+        self, task: Task, trigger: Trigger, scheduled_for: datetime | None, exc: OSError
+    ) -> Run:
+        """The task's lock or its ledger file is reached through a symlink: not run. Recorded
+        as an error where the ledger can still be written, logged in any case."""
+        statefs.warn_refused(exc, f"{task.id} not run")
+        return self.record(task, Status.ERROR, trigger, f"not run: {exc}", scheduled_for)
 
     def _run_locked(
         self,
@@ -153,17 +165,19 @@ class Engine:
         ledger_file = self.ledger.append(start_record(run, task.path))
         env = self._environment(task, run)
         redact = redactor_for(env)
-        result = run_process(
-            task.command,
-            cwd=self._cwd(task),
-            env=env,
-            stdin=stdin,
-            timeout=task.timeout.total_seconds(),
-            log_path=self.vault.path(log_rel),
-            echo=echo,
-            now=self.clock,
-            on_start=lambda pid: self._children.__setitem__(run.run_id, pid),
-        )
+        with self._log_file(log_rel) as log_file:
+            result = run_process(
+                task.command,
+                cwd=self._cwd(task),
+                env=env,
+                stdin=stdin,
+                timeout=task.timeout.total_seconds(),
+                log=log_file,
+                echo=echo,
+                redact=redact,
+                now=self.clock,
+                on_start=lambda pid: self._children.__setitem__(run.run_id, pid),
+            )
         self._children.pop(run.run_id, None)
         status, message = status_of(result)
         if run.run_id in self._cancelled:
@@ -176,7 +190,7 @@ class Engine:
             finished_at=result.finished_at,
             exit_code=result.exit_code,
             duration_s=round((result.finished_at - result.started_at).total_seconds(), 3),
-            output_tail=redact(clean_output(result.tail)),
+            output_tail=clean_output(result.tail, redact=redact),
             message=redact(message),
             log=log_rel,
         )
@@ -208,9 +222,18 @@ class Engine:
             duration_s=0.0,
             message=message,
         )
-        ledger_file = self.ledger.append(finish_record(run, task.path))
-        self._land(task, run, ledger_file)
+        self._record_and_land(task, run)
         return run
+
+    def _record_and_land(self, task: Task, run: Run) -> None:
+        """Append a run's finish record and show it; a ledger that cannot be written (a
+        symlink, a full disk) is logged, and nothing is shown that the ledger does not hold."""
+        try:
+            ledger_file = self.ledger.append(finish_record(run, task.path))
+        except OSError as exc:
+            statefs.warn_refused(exc, f"{task.id}: {run.status} run not recorded")
+            return
+        self._land(task, run, ledger_file)
 
     def finish_interrupted(self, task: Task, run: Run) -> None:
         """Close a run whose process outlived the vaultsched that started it."""
@@ -220,7 +243,7 @@ class Engine:
             finished_at=self.clock(),
             message="vaultsched stopped during the run",
         )
-        self._land(task, interrupted, self.ledger.append(finish_record(interrupted, task.path)))
+        self._record_and_land(task, interrupted)
 
     def await_approval(self, task: Task, trigger: Trigger, scheduled_for: datetime | None) -> Run:
         """Record a due run of an `approval: required` task; it replaces an older pending one."""
@@ -237,29 +260,37 @@ class Engine:
     def close_pending(self, task: Task, pending: Run, message: str) -> None:
         """Settle a run that waited for approval: it becomes `skipped`, with the reason."""
         closed = replace(pending, status=Status.SKIPPED, finished_at=self.clock(), message=message)
-        self._land(task, closed, self.ledger.append(finish_record(closed, task.path)))
+        self._record_and_land(task, closed)
 
     def task_idle(self, task: Task) -> bool:
-        """True if no process on this host is running `task` right now."""
-        with self._task_slot(task, wait=False) as acquired:
-            return acquired
+        """True if no process on this host is running `task` right now (a refused lock holds
+        nothing, so it counts as idle)."""
+        try:
+            with self._task_slot(task, wait=False) as acquired:
+                return acquired
+        except statefs.LinkRefused:
+            return True
 
     @contextlib.contextmanager
     def _task_slot(self, task: Task, *, wait: bool | None = None) -> Iterator[bool]:
         """A per-task lock shared by every process on this host (daemon and CLI alike)."""
-        path = self.vault.state_dir / "state" / "running" / f"{_file_safe(task.id)}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(path))
+        rel = f".vaultsched/state/running/{_file_safe(task.id)}.lock"
         blocking = task.overlap == "queue" if wait is None else wait
+        with statefs.locked(self.vault.root, rel, wait=blocking) as acquired:
+            yield acquired
+
+    @contextlib.contextmanager
+    def _log_file(self, rel: str) -> Iterator[BinaryIO | None]:
+        """The run's full log, opened for appending; None (the run goes on) if refused."""
         try:
-            lock.acquire(timeout=-1 if blocking else 0)
-        except Timeout:
-            yield False
+            fd = statefs.open_file(self.vault.root, rel, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        except OSError as exc:
+            statefs.warn_refused(exc, "run log not written")
+            yield None
             return
-        try:
-            yield True
-        finally:
-            lock.release()
+        # Unbuffered: every chunk is on disk as soon as it is read, for `tail -f`.
+        with os.fdopen(fd, "ab", buffering=0) as handle:
+            yield handle
 
     def _environment(self, task: Task, run: Run) -> dict[str, str]:
         env = dict(os.environ)
@@ -282,11 +313,15 @@ class Engine:
         return self.vault.root / Path(task.cwd).expanduser()
 
     def _prune_logs(self, task_id: str) -> None:
-        folder = self.vault.path(f".vaultsched/logs/{task_id}")
-        logs = sorted(folder.glob("*.log"))
+        folder = f".vaultsched/logs/{task_id}"
+        try:
+            found = statefs.entries(self.vault.root, folder)
+        except OSError:
+            return  # refused (a link): already said when the log was not written
+        logs = [e.name for e in found if e.kind == "file" and e.name.endswith(".log")]
         for old in logs[:-KEEP_LOGS]:
             with contextlib.suppress(OSError):
-                old.unlink()
+                statefs.unlink(self.vault.root, f"{folder}/{old}")
 
     # -- landing: views and commits ------------------------------------------------------------
 

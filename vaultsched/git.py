@@ -7,20 +7,22 @@ removes it: a lock left by a crashed git is for a person (or `doctor`) to judge.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import FileLock
+from vaultsched import statefs
 
 log = logging.getLogger(__name__)
 
 LOCK_WAIT = 60.0
+GIT_LOCK = ".vaultsched/state/git.lock"
 _OPERATIONS = (
     ("MERGE_HEAD", "a merge"),
     ("rebase-merge", "a rebase"),
@@ -92,9 +94,7 @@ class Git:
 
     def run(self, args: Sequence[str]) -> str:
         """Run one git command under the vault-wide git lock, waiting out a held index.lock."""
-        lock_path = self.root / ".vaultsched" / "state" / "git.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with self._thread_lock, FileLock(str(lock_path)):
+        with self._thread_lock, self._vault_lock():
             deadline = time.monotonic() + LOCK_WAIT
             delay = 0.05
             while True:
@@ -106,6 +106,15 @@ class Git:
                         raise
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    @contextlib.contextmanager
+    def _vault_lock(self) -> Iterator[None]:
+        """Every vaultsched process's git calls on this vault, one at a time."""
+        try:
+            with statefs.locked(self.root, GIT_LOCK):
+                yield
+        except statefs.LinkRefused as exc:
+            raise GitError(str(exc)) from None
 
     def operation_in_progress(self) -> str | None:
         """A merge, rebase, cherry-pick or revert the person has not finished, if any: our

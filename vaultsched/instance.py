@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vaultsched import statefs
 from vaultsched.errors import VaultschedError
 
 LOCK_FILE = ".vaultsched/state/daemon.lock"
@@ -26,8 +27,10 @@ class InstanceLock:
         return self.root / LOCK_FILE
 
     def acquire(self, host: str, since: datetime) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = statefs.open_file(self.root, LOCK_FILE, os.O_RDWR | os.O_CREAT)
+        except statefs.LinkRefused as exc:
+            raise VaultschedError(f"cannot take the daemon lock: {exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -54,8 +57,8 @@ class InstanceLock:
     def holder(self) -> dict[str, Any] | None:
         """Who holds the lock (pid, host, since), or None if no daemon is running."""
         try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
+            fd = statefs.open_file(self.root, LOCK_FILE, os.O_RDONLY)
+        except OSError:  # none, or refused: no daemon can hold it
             return None
         try:
             try:

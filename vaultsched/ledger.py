@@ -20,8 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
+from vaultsched import statefs
 from vaultsched.model import Run, Status, Trigger
 
 RUNS_DIR = ".vaultsched/runs"
@@ -32,7 +31,8 @@ def new_run_id(now: datetime) -> str:
     return f"{now.astimezone(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
 
 
-def _safe_host(host: str) -> str:
+def host_file_stem(host: str) -> str:
+    """The name (without .jsonl) of `host`'s ledger files."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", host) or "host"
 
 
@@ -41,7 +41,14 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _parse_time(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+    """An instant from a record; ValueError for one without a zone (only another program, or a
+    hand, writes those), which could not be compared with the others."""
+    if not isinstance(value, str) or not value:
+        return None
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError(f"no time zone in {value!r}")
+    return moment
 
 
 def start_record(run: Run, path: str) -> dict[str, Any]:
@@ -111,6 +118,15 @@ class _FileRecords:
 
 
 @dataclass
+class _Queued:
+    """One line waiting for a group commit, and how its write went."""
+
+    line: str
+    done: threading.Event = field(default_factory=threading.Event)
+    error: OSError | None = None
+
+
+@dataclass
 class _RecordCache:
     """Ledger files only grow: parse each appended line once, not on every read.
 
@@ -121,15 +137,18 @@ class _RecordCache:
     files: dict[Path, _FileRecords] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     append_lock: threading.Lock = field(default_factory=threading.Lock)
-    queued: dict[Path, list[tuple[str, threading.Event]]] = field(default_factory=dict)
+    queued: dict[Path, list[_Queued]] = field(default_factory=dict)
 
-    def read(self, path: Path) -> list[dict[str, Any]]:
+    def read(self, root: Path, path: Path) -> list[dict[str, Any]]:
         with self.lock:
             try:
-                handle = path.open("rb")
-            except FileNotFoundError:
+                fd = statefs.open_file(root, path.relative_to(root).as_posix(), os.O_RDONLY)
+            except OSError as exc:
+                if not isinstance(exc, FileNotFoundError):
+                    statefs.warn_refused(exc, "ledger file not read")
                 self.files.pop(path, None)
                 return []
+            handle = os.fdopen(fd, "rb")
             with handle:
                 stat = os.fstat(handle.fileno())
                 identity = (stat.st_dev, stat.st_ino)
@@ -165,54 +184,74 @@ class Ledger:
         return self.root / RUNS_DIR
 
     def file_for(self, started_at: datetime) -> Path:
-        return (
-            self.folder / f"{started_at.astimezone(UTC):%Y-%m}" / f"{_safe_host(self.host)}.jsonl"
-        )
+        month = f"{started_at.astimezone(UTC):%Y-%m}"
+        return self.folder / month / f"{host_file_stem(self.host)}.jsonl"
 
     def append(self, record: dict[str, Any]) -> Path:
-        """Append one record durably; returns the file written. Repairs a torn last line first."""
+        """Append one record durably; returns the file written. Repairs a torn last line first.
+
+        Raises OSError (`statefs.LinkRefused` among them) if the record could not be written.
+        """
         started = _parse_time(record["started_at"])
         assert started is not None
         path = self.file_for(started)
-        path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        written = threading.Event()
+        mine = _Queued(line)
         with self._cache.lock:
-            self._cache.queued.setdefault(path, []).append((line, written))
+            self._cache.queued.setdefault(path, []).append(mine)
         # Group commit: whoever holds the append lock writes every line queued by then with one
         # fsync, so ten runs starting in the same second wait for one disk flush, not ten.
-        # FileLock (which polls) only ever waits for another process.
+        # The file lock only ever waits for another process.
         with self._cache.append_lock:
-            if not written.is_set():
+            if not mine.done.is_set():
                 with self._cache.lock:
                     batch = self._cache.queued.pop(path, [])
-                with FileLock(str(path) + ".lock"):
-                    _write_durably(path, "".join(text for text, _ in batch))
-                for _, event in batch:
-                    event.set()
+                error: OSError | None = None
+                try:
+                    with statefs.locked(self.root, self._rel(path) + ".lock"):
+                        _write_durably(self.root, self._rel(path), "".join(q.line for q in batch))
+                except OSError as exc:
+                    error = exc
+                for queued in batch:  # every writer of the batch learns how it went
+                    queued.error = error
+                    queued.done.set()
+        if mine.error is not None:
+            raise mine.error
         return path
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
 
     @contextlib.contextmanager
     def appends_held(self, now: datetime) -> Iterator[None]:
         """No record is appended by this host meanwhile (git sync rebases under it): a line
         added to a tracked file mid-rebase would stop the rebase and block its undoing."""
         path = self.file_for(now)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._cache.append_lock, FileLock(str(path) + ".lock"):
+        with self._cache.append_lock, statefs.locked(self.root, self._rel(path) + ".lock"):
             yield
 
     def files(self, months: Iterable[str] | None = None) -> list[Path]:
-        if not self.folder.is_dir():
-            return []
+        """Every host's ledger file; a linked month folder or file is passed over (and logged),
+        never followed."""
         wanted = set(months) if months is not None else None
-        return sorted(
-            p for p in self.folder.glob("*/*.jsonl") if wanted is None or p.parent.name in wanted
-        )
+        found = []
+        try:
+            for month in statefs.entries(self.root, RUNS_DIR):
+                if month.kind == "link":
+                    statefs.warn_refused(statefs.LinkRefused(f"{RUNS_DIR}/{month.name}"), "ledger")
+                if month.kind != "dir" or (wanted is not None and month.name not in wanted):
+                    continue
+                for entry in statefs.entries(self.root, f"{RUNS_DIR}/{month.name}"):
+                    if entry.name.endswith(".jsonl") and entry.kind != "dir":
+                        found.append(self.folder / month.name / entry.name)
+        except OSError as exc:  # .vaultsched or runs/ itself is a link
+            statefs.warn_refused(exc, "ledger not read")
+        return sorted(found)
 
     def records(self, months: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
         """Every readable record of every host; torn or corrupt lines are passed over."""
         for path in self.files(months):
-            yield from self._cache.read(path)
+            yield from self._cache.read(self.root, path)
 
     def append_rename(self, old: str, new: str, at: datetime) -> Path:
         """A task note was renamed or moved: its earlier runs follow it to the new id."""
@@ -227,19 +266,33 @@ class Ledger:
 
     def runs(self, months: Iterable[str] | None = None) -> list[Run]:
         """All runs, folded, in start-time order, under their task's current id."""
-        grouped: dict[str, list[dict[str, Any]]] = {}
+        return [run for _, run in self._folded(months, per_file=False)]
+
+    def runs_by_file(self) -> list[tuple[Path, Run]]:
+        """Every run with the ledger file that holds it. Who wrote a record is known by its
+        file, not by what the record says: a line in another host's file is that host's word."""
+        return self._folded(None, per_file=True)
+
+    def _folded(self, months: Iterable[str] | None, *, per_file: bool) -> list[tuple[Path, Run]]:
+        grouped: dict[tuple[Path, str], list[dict[str, Any]]] = {}
         renames: list[tuple[datetime, str, str]] = []
-        for record in self.records(months):
-            if record.get("type") == "rename":
-                at = _parse_time(record.get("started_at"))
-                if at is not None:
-                    renames.append((at, str(record.get("from")), str(record.get("to"))))
-                continue
-            grouped.setdefault(str(record["run_id"]), []).append(record)
-        runs = [r for r in map(run_from_records, grouped.values()) if r is not None]
-        if renames:
-            runs = [_follow(r, sorted(renames)) for r in runs]
-        return sorted(runs, key=lambda r: (r.started_at, r.run_id))
+        for path in self.files(months):
+            source = path if per_file else self.folder
+            for record in self._cache.read(self.root, path):
+                if record.get("type") == "rename":
+                    with contextlib.suppress(ValueError):
+                        at = _parse_time(record.get("started_at"))
+                        if at is not None:
+                            renames.append((at, str(record.get("from")), str(record.get("to"))))
+                    continue
+                grouped.setdefault((source, str(record["run_id"])), []).append(record)
+        renames.sort()
+        runs = []
+        for (source, _), records in grouped.items():
+            run = run_from_records(records)
+            if run is not None:
+                runs.append((source, _follow(run, renames) if renames else run))
+        return sorted(runs, key=lambda pair: (pair[1].started_at, pair[1].run_id))
 
     def runs_of(self, task: str) -> list[Run]:
         return [r for r in self.runs() if r.task == task]
@@ -261,20 +314,16 @@ def _follow(run: Run, renames: list[tuple[datetime, str, str]]) -> Run:
     return run if task == run.task else replace(run, task=task)
 
 
-def _write_durably(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+def _write_durably(root: Path, rel: str, text: str) -> None:
+    fd = statefs.open_file(root, rel, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
-        prefix = "" if _ends_cleanly(path) else "\n"  # repair a torn last line first
+        prefix = "" if _ends_cleanly(fd) else "\n"  # repair a torn last line first
         os.write(fd, (prefix + text).encode("utf-8"))
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def _ends_cleanly(path: Path) -> bool:
-    size = path.stat().st_size
-    if size == 0:
-        return True
-    with path.open("rb") as handle:
-        handle.seek(size - 1)
-        return handle.read(1) == b"\n"
+def _ends_cleanly(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    return size == 0 or os.pread(fd, 1, size - 1) == b"\n"

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from vaultsched import statefs
 from vaultsched.blocks import has_conflict_markers
 from vaultsched.leases import writers_open
 from vaultsched.merging import merge_back
@@ -150,16 +151,16 @@ class NoteWriter:
         keep it where a person will find it, never drop it."""
         stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self.wall_time()))
         name = f"{rel.replace('/', '%2F')}.{stamp}.{secrets.token_hex(2)}"
-        path = self.root / RECOVERED / name
         try:
-            write_atomic(path, saved)
+            statefs.write_atomic(self.root, f"{RECOVERED}/{name}", saved)
         except OSError:
             log.exception("%s: a save that raced a write was lost: keeping it failed", rel)
             return
         log.error(
-            "%s: a save that raced a write could not be merged back; its text is in %s",
+            "%s: a save that raced a write could not be merged back; its text is in %s/%s",
             rel,
-            path.relative_to(self.root),
+            RECOVERED,
+            name,
         )
 
     def _inside(self, path: Path) -> bool:
@@ -267,22 +268,21 @@ class NoteWriter:
         if self._own.get(rel) == digest:
             return True
         try:
-            return self._own_file(rel).read_text() == digest
+            return statefs.read_bytes(self.root, _own_file(rel)) == digest.encode()
         except OSError:
             return False
 
     def _remember(self, rel: str, data: bytes) -> None:
         digest = _digest(data)
         self._own[rel] = digest
-        marker = self._own_file(rel)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        tmp = marker.with_suffix(f".{secrets.token_hex(4)}")
-        tmp.write_text(digest)
-        os.replace(tmp, marker)
+        try:  # a cache: lost in a crash, the next write of the note looks like an edit once
+            statefs.write_atomic(self.root, _own_file(rel), digest.encode(), durable=False)
+        except OSError as exc:
+            statefs.warn_refused(exc, "note writes not remembered")
 
-    def _own_file(self, rel: str) -> Path:
-        name = hashlib.sha1(rel.encode("utf-8")).hexdigest()
-        return self.root / ".vaultsched" / "state" / "written" / name
+
+def _own_file(rel: str) -> str:
+    return f".vaultsched/state/written/{hashlib.sha1(rel.encode('utf-8')).hexdigest()}"
 
 
 @dataclass

@@ -11,6 +11,10 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+# How far past a cut in the output a token shape is looked for, so that one spanning the cut is
+# seen whole: real tokens are a few hundred characters at most. A literal value reaches its
+# own length further.
+TOKEN_REACH = 4096
 SECRET_NAME_PARTS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "AUTH", "CREDENTIAL")
 MIN_SECRET_LENGTH = 6
 REDACTED = "[redacted]"
@@ -49,6 +53,40 @@ class Redactor:
     def __call__(self, text: str) -> str:
         """`text` with every secret value and token shape replaced by "[redacted]"."""
         return self._pattern.sub(_replacement, text)
+
+    def clean_cut(self, data: bytes | bytearray, cut: int) -> int:
+        """Where to cut `data`, keeping `data[result:]`, so the part kept never starts with
+        the end of a secret: `cut` itself, or the end of the secret that spans it.
+
+        Output is cut to size (a bounded tail in memory) before it is redacted; a secret
+        split by that cut would no longer match, and its tail would reach the vault.
+        """
+        if cut <= 0:
+            return 0
+        reach = TOKEN_REACH + max((len(v.encode()) for v in self.values), default=0)
+        start, end = max(cut - reach, 0), cut + reach
+        while True:
+            spans = _byte_spans(self._pattern, data[start:end], start)
+            over = next(((s, e) for s, e in spans if s < cut < e), None)
+            if over is None:
+                return cut
+            if over[1] < end or end >= len(data):  # it ends inside the window, or the data
+                return over[1]
+            end += reach  # it runs to the window's edge: it may go on past it
+
+
+def _byte_spans(
+    pattern: re.Pattern[str], data: bytes | bytearray, offset: int
+) -> list[tuple[int, int]]:
+    """Matches of `pattern` in `data` as byte offsets. surrogateescape keeps one character per
+    undecodable byte, so offsets map back exactly, wherever in a character `data` begins."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    spans = []
+    for match in pattern.finditer(text):
+        start = offset + len(text[: match.start()].encode("utf-8", errors="surrogateescape"))
+        length = len(match.group().encode("utf-8", errors="surrogateescape"))
+        spans.append((start, start + length))
+    return spans
 
 
 def redactor_for(*envs: Mapping[str, str]) -> Redactor:

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from vaultsched.redact import Redactor
+
 log = logging.getLogger(__name__)
 
 TAIL_BYTES = 64 * 1024
@@ -46,7 +48,9 @@ class ProcessResult:
     signal: int | None
     timed_out: bool
     error: str  # non-empty when the process could not start
-    tail: bytes  # the last TAIL_BYTES of combined stdout+stderr
+    # The last TAIL_BYTES or so of combined stdout+stderr; with a redactor, never starting
+    # part-way through a secret (so the whole tail can still be redacted).
+    tail: bytes
     output_bytes: int  # total bytes the process wrote
     started_at: datetime
     finished_at: datetime
@@ -60,8 +64,9 @@ def run_process(
     env: Mapping[str, str],
     stdin: bytes | None,
     timeout: float,
-    log_path: Path | None,
+    log: BinaryIO | None,
     echo: BinaryIO | None = None,
+    redact: Redactor | None = None,
     kill_grace: float = 10.0,
     now: Callable[[], datetime] = utc_now,
     on_start: Callable[[int], None] | None = None,
@@ -69,29 +74,30 @@ def run_process(
     """Run `command` to completion or timeout; never raises for a command that cannot start.
 
     `on_start(pid)` is called once the child exists; the pid is also its process group id, so
-    a caller shutting down can `os.killpg(pid, SIGTERM)` a run that is still going.
+    a caller shutting down can `os.killpg(pid, SIGTERM)` a run that is still going. `log`
+    (opened and closed by the caller) gets the full output as it comes, unredacted.
     """
     argv = _argv(command)
-    with _Sink(log_path, echo) as sink:
-        started_at = now()
-        proc, error = _spawn(argv, cwd, env, stdin is not None)
-        if proc is None:
-            sink.note(f"vaultsched: could not start: {error}\n".encode())
-            return ProcessResult(None, None, False, error, b"", 0, started_at, now(), None)
-        supervisor = _Supervisor(proc, sink, stdin, timeout, kill_grace)
-        supervisor.run(on_start)
-        code = proc.returncode
-        return ProcessResult(
-            exit_code=code if code is not None and code >= 0 else None,
-            signal=-code if code is not None and code < 0 else None,
-            timed_out=supervisor.timed_out,
-            error="",
-            tail=sink.tail(),
-            output_bytes=sink.total,
-            started_at=started_at,
-            finished_at=now(),
-            pid=proc.pid,
-        )
+    sink = _Sink(log, echo, redact)
+    started_at = now()
+    proc, error = _spawn(argv, cwd, env, stdin is not None)
+    if proc is None:
+        sink.note(f"vaultsched: could not start: {error}\n".encode())
+        return ProcessResult(None, None, False, error, b"", 0, started_at, now(), None)
+    supervisor = _Supervisor(proc, sink, stdin, timeout, kill_grace)
+    supervisor.run(on_start)
+    code = proc.returncode
+    return ProcessResult(
+        exit_code=code if code is not None and code >= 0 else None,
+        signal=-code if code is not None and code < 0 else None,
+        timed_out=supervisor.timed_out,
+        error="",
+        tail=sink.tail(),
+        output_bytes=sink.total,
+        started_at=started_at,
+        finished_at=now(),
+        pid=proc.pid,
+    )
 
 
 # -- starting ----------------------------------------------------------------------------------
@@ -150,32 +156,18 @@ def _start_error(exc: OSError, program: str, cwd: Path) -> str:
 class _Sink:
     """Where output goes: the full log, the live echo, and a bounded in-memory tail."""
 
-    log_path: Path | None
+    _log: BinaryIO | None
     echo: BinaryIO | None
+    redact: Redactor | None
     total: int = 0
     _buffer: bytearray = field(default_factory=bytearray)
-    _log: BinaryIO | None = None
-
-    def __enter__(self) -> _Sink:
-        if self.log_path is not None:
-            try:
-                self.log_path.parent.mkdir(parents=True, exist_ok=True)
-                # Unbuffered: every chunk is on disk as soon as it is read, for `tail -f`.
-                self._log = self.log_path.open("ab", buffering=0)
-            except OSError as exc:
-                log.warning("cannot write the run log %s: %s", self.log_path, exc)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._log is not None:
-            self._log.close()
 
     def write(self, chunk: bytes) -> None:
         self.total += len(chunk)
         self._buffer += chunk
         # Trim in amortised steps rather than on every chunk: at most 2x TAIL_BYTES held.
         if len(self._buffer) > 2 * TAIL_BYTES:
-            del self._buffer[:-TAIL_BYTES]
+            del self._buffer[: self._cut(len(self._buffer) - TAIL_BYTES)]
         self.note(chunk)
         self._echo(chunk)
 
@@ -186,8 +178,7 @@ class _Sink:
         try:
             self._log.write(chunk)
         except OSError as exc:  # disk full: keep running the task, stop logging it
-            log.warning("run log %s: %s; no longer written", self.log_path, exc)
-            self._log.close()
+            log.warning("run log: %s; no longer written", exc)
             self._log = None
 
     def _echo(self, chunk: bytes) -> None:
@@ -200,7 +191,12 @@ class _Sink:
             self.echo = None
 
     def tail(self) -> bytes:
-        return bytes(self._buffer[-TAIL_BYTES:])
+        return bytes(self._buffer[self._cut(len(self._buffer) - TAIL_BYTES) :])
+
+    def _cut(self, at: int) -> int:
+        """Where to cut the buffer near `at`: never inside a secret (see Redactor.clean_cut)."""
+        at = max(at, 0)
+        return at if self.redact is None else self.redact.clean_cut(self._buffer, at)
 
 
 # -- supervising -------------------------------------------------------------------------------
@@ -454,15 +450,23 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _LINE_END = re.compile(r"\r*\n")
 
 
-def clean_output(tail: bytes, *, max_lines: int = 20, max_chars: int = 4000) -> str:
+def clean_output(
+    tail: bytes, *, redact: Redactor | None = None, max_lines: int = 20, max_chars: int = 4000
+) -> str:
     """What a note shows of a run's output: the last lines, plain text, within both limits.
 
     When lines are cut, a first line "… (N earlier lines not shown)" says so; it counts within
     `max_lines` and `max_chars`, because those limits are what the note promises its reader.
+    Secrets are redacted in the whole tail before anything is cut, once as printed and once
+    more as cleaned (an escape sequence printed inside a token hides it from the first pass).
     """
-    text = _ANSI.sub("", tail.decode("utf-8", errors="replace"))
-    lines = [_overwritten(line) for line in _LINE_END.split(text)]
-    lines = [_CONTROL.sub("", line) for line in lines]
+    text = tail.decode("utf-8", errors="replace")
+    if redact is not None:
+        text = redact(text)
+    text = _ANSI.sub("", text)
+    lines = [_CONTROL.sub("", _overwritten(line)) for line in _LINE_END.split(text)]
+    if redact is not None:
+        lines = redact("\n".join(lines)).split("\n")
     while lines and not lines[-1].strip():
         lines.pop()
     return _fit(lines, max(max_lines, 1), max(max_chars, 1))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+from vaultsched import statefs
 from vaultsched.engine import Engine
 from vaultsched.git import Git, GitError
 from vaultsched.merging import merge_note, union_lines
@@ -165,6 +166,11 @@ class Syncer:
 
     def _rebase_elsewhere(self, base: str, upstream: str) -> str:
         """`base` rebased onto `upstream` in a scratch worktree; the resulting commit."""
+        try:  # never made (or removed with rmtree) through a linked .vaultsched/state
+            with statefs.folder(self.git.root, WORKTREE.rpartition("/")[0], create=True):
+                pass
+        except OSError as exc:
+            raise SyncError(f"no scratch worktree: {exc}") from exc
         path = self.git.root / WORKTREE
         self._drop_worktree(path)
         self.git.run(["worktree", "add", "--quiet", "--detach", str(path), base])

@@ -1,0 +1,123 @@
+"""Symlinks a pull can bring under .vaultsched/ are refused, never followed: nothing is
+written outside the vault, the run lands what it safely can, and doctor names the link."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import Cli, DaemonProcess, git, runs, wait_for, write_note
+
+from vaultsched import statefs
+from vaultsched.model import Status
+
+TASK = "---\nschedule: every 1s\ncommand: echo hello-from-the-task\n---\nBody.\n"
+
+
+def _months() -> list[str]:
+    """This month and the next (a run may start just after midnight at the month's end)."""
+    now = datetime.now(UTC)
+    return [f"{m:%Y-%m}" for m in (now, now.replace(day=1) + timedelta(days=32))]
+
+
+LINKS = {
+    "logs": [".vaultsched/logs"],
+    "task log folder": [".vaultsched/logs/Tasks"],
+    "ledger month": [f".vaultsched/runs/{m}" for m in _months()],
+    "task locks": [".vaultsched/state/running"],
+    "state": [".vaultsched/state"],
+    "recovered": [".vaultsched/recovered"],
+    "the state folder itself": [".vaultsched"],
+}
+
+
+def _link(root: Path, rel: str, outside: Path) -> None:
+    target = outside / rel.replace("/", "_")
+    target.mkdir(parents=True)
+    link = root / rel
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_dir() and not link.is_symlink():  # .vaultsched: move its config along
+        for child in link.iterdir():
+            child.rename(target / child.name)
+        link.rmdir()
+    link.symlink_to(target, target_is_directory=True)
+
+
+def _written_outside(outside: Path) -> list[str]:
+    moved = {".gitignore", "config.toml"}  # what the .vaultsched case moved there itself
+    return sorted(str(p) for p in outside.rglob("*") if p.is_file() and p.name not in moved)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("case", sorted(LINKS))
+def test_a_link_under_vaultsched_is_refused_never_followed(
+    case: str, cli: Cli, daemons: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    root, outside = cli.root, tmp_path / "outside"
+    write_note(root, "Tasks/Leak.md", TASK)
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "task")
+    for rel in LINKS[case]:
+        _link(root, rel, outside)
+
+    now = cli("run-now", "Tasks/Leak")
+    daemon = daemons(root)
+    wait_for(  # it keeps firing whatever it can, or (its own lock refused) does not start
+        lambda: daemon.proc.poll() is not None or daemon.output().count("Tasks/Leak") >= 2,
+        what="fires",
+    )
+    daemon.stop()
+    assert ("symlink" in daemon.output()) == (case != "recovered")  # the one it never needs
+
+    assert _written_outside(outside) == []
+    recorded = case in ("logs", "task log folder", "recovered", "task locks", "state")
+    assert bool(runs(root)) == recorded
+    if case in ("logs", "task log folder", "recovered"):  # everything but the log lands
+        assert now.code == 0, now.err
+        assert runs(root)[0].status is Status.SUCCESS
+        assert "hello-from-the-task" in (root / "Tasks/Leak.md").read_text()
+    else:  # its lock or its ledger is behind the link: not run, and said so
+        assert now.code == 1
+        assert "symlink" in now.err
+        assert all(r.status is Status.ERROR for r in runs(root))
+        assert "hello-from-the-task" not in now.out
+    if case == "state":
+        assert daemon.proc.returncode != 0
+        assert "cannot take the daemon lock" in daemon.output()
+
+    result = cli("doctor", "--json")
+    found = {c["check"]: c for c in json.loads(result.out)}
+    assert result.code == 1
+    assert found["state links"]["status"] == "fail"
+    shown = LINKS[case][0] if case != "state" else ".vaultsched/state"
+    assert shown in found["state links"]["detail"]
+
+
+def test_the_final_component_and_fifos_are_refused(tmp_path: Path) -> None:
+    (tmp_path / ".vaultsched" / "state").mkdir(parents=True)
+    secret = tmp_path / "elsewhere.json"
+    secret.write_text("outside")
+    (tmp_path / ".vaultsched/state/marks.json").symlink_to(secret)
+    os.mkfifo(tmp_path / ".vaultsched/state/fifo.json")
+    with pytest.raises(statefs.LinkRefused):
+        statefs.read_bytes(tmp_path, ".vaultsched/state/marks.json")
+    with pytest.raises(statefs.LinkRefused):
+        statefs.write_atomic(tmp_path, ".vaultsched/state/marks.json", b"{}")
+    with pytest.raises(OSError, match="not a regular file"):
+        statefs.read_bytes(tmp_path, ".vaultsched/state/fifo.json")  # and never hangs
+    assert secret.read_text() == "outside"
+    assert statefs.links(tmp_path) == [".vaultsched/state/marks.json"]
+    with pytest.raises(ValueError):
+        statefs.read_bytes(tmp_path, ".vaultsched/../notes.md")
+
+
+def test_a_vault_reached_through_a_link_is_fine(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    (real / ".vaultsched").mkdir(parents=True)
+    (tmp_path / "via").symlink_to(real)
+    statefs.write_atomic(tmp_path / "via", ".vaultsched/state/marks.json", b"{}")
+    assert (real / ".vaultsched/state/marks.json").read_bytes() == b"{}"
