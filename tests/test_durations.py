@@ -1,8 +1,11 @@
+import math
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from vaultsched.durations import format_duration, parse_duration
+from vaultsched.durations import MAX_DURATION, DurationError, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -27,13 +30,70 @@ def test_parses(text: object, seconds: float) -> None:
 
 @pytest.mark.parametrize("text", ["", "abc", "10x", "1.5h", "m", "-5", True, None, [1], "30m1h"])
 def test_rejects(text: object) -> None:
-    with pytest.raises(ValueError, match="duration"):
+    with pytest.raises(DurationError, match="duration"):
         parse_duration(text)
 
 
 def test_negative_number() -> None:
-    with pytest.raises(ValueError, match="negative"):
+    with pytest.raises(DurationError, match="negative"):
         parse_duration(-1)
+    with pytest.raises(DurationError, match="negative"):
+        parse_duration(-(10**5000))  # too long for str(): the message must not print it
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "36526d",
+        "3000000d",
+        "99999999999d",
+        "99999999999",
+        "876601h",
+        "99999999999.5",
+        "9" * 60 + "s",
+        36525 * 86400 + 1,
+        10**30,
+        1e300,
+        3.2e9,
+    ],
+)
+def test_at_most_100_years(value: object) -> None:
+    with pytest.raises(DurationError, match="at most 100 years"):
+        parse_duration(value)
+
+
+def test_a_number_too_long_to_print_is_refused_without_printing_it() -> None:
+    with pytest.raises(DurationError, match="at most 100 years"):
+        parse_duration(10**5000)
+
+
+def test_100_years_itself_is_fine() -> None:
+    assert parse_duration("36525d") == MAX_DURATION == parse_duration(36525 * 86400.0)
+
+
+@pytest.mark.parametrize(
+    "value", [math.inf, -math.inf, math.nan, "inf", ".inf", "nan", ".nan", "1e5", "٣s", "9" * 70]
+)
+def test_infinity_nan_and_junk_are_errors(value: object) -> None:
+    with pytest.raises(DurationError, match="duration"):
+        parse_duration(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789dhms .-+e_infa\t", max_size=30),
+        st.text(max_size=12),
+        st.integers(),
+        st.floats(allow_nan=True, allow_infinity=True),
+    )
+)
+def test_only_duration_errors(value: object) -> None:
+    try:
+        parsed = parse_duration(value)
+    except DurationError:
+        return
+    assert timedelta(0) <= parsed <= MAX_DURATION
 
 
 @pytest.mark.parametrize(

@@ -2,33 +2,56 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
 _PATTERN = re.compile(
-    r"(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m)?\s*(?:(?P<s>\d+)\s*s)?"
+    r"(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m)?\s*(?:(?P<s>\d+)\s*s)?",
+    re.ASCII,  # `\d` would also take other scripts' digits, which int() then reads
 )
 _SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+# Bounded so that no later arithmetic (deadlines, doubling retry delays) can overflow.
+MAX_DURATION = timedelta(days=36525)
+_MAX_TEXT = 64  # longer is junk; the cap keeps int() away from thousand-digit numbers
+_EXPECTED = "expected a duration such as 90s, 15m or 1h30m"
+
+
+class DurationError(ValueError):
+    """A value that is not a usable duration; the message is fit for `validate`."""
 
 
 def parse_duration(value: object) -> timedelta:
-    """Parse a duration; raise ValueError with a message fit for `validate`."""
+    """Parse a duration; raise DurationError with a message fit for `validate`."""
     # bool is an int subclass: `timeout: yes` must not become one second.
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"expected a duration such as 90s, 15m or 1h30m, got {value!r}")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"a duration cannot be negative: {value}")
-        return timedelta(seconds=value)
-    if not isinstance(value, str):
-        raise ValueError(f"expected a duration such as 90s, 15m or 1h30m, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise DurationError(f"{_EXPECTED}, got {value!r}")
+    if isinstance(value, str):
+        return _bounded(_seconds_of(value), repr(value))
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DurationError(f"{_EXPECTED}, got {value!r}")  # YAML's .inf and .nan
+    # The number itself stays out of the messages: str() refuses ints over 4,300 digits.
+    if value < 0:
+        raise DurationError("a duration cannot be negative")
+    return _bounded(value, "a larger number of seconds")
+
+
+def _seconds_of(value: str) -> float:
     text = value.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return timedelta(seconds=float(text))
+    if len(text) > _MAX_TEXT:
+        raise DurationError(f"not a duration: {value[:_MAX_TEXT]!r}... (too long)")
+    if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text):
+        return float(text)
     match = _PATTERN.fullmatch(text)
     if not text or match is None or not any(match.groupdict().values()):
-        raise ValueError(f"not a duration: {value!r} (use 90s, 15m, 2h, 1d, 1h30m or seconds)")
-    seconds = sum(int(n) * _SECONDS[unit] for unit, n in match.groupdict().items() if n)
+        raise DurationError(f"not a duration: {value!r} (use 90s, 15m, 2h, 1d, 1h30m or seconds)")
+    return sum(int(n) * _SECONDS[unit] for unit, n in match.groupdict().items() if n)
+
+
+def _bounded(seconds: float, shown: str) -> timedelta:
+    # Compare before building the timedelta, which overflows past 999,999,999 days.
+    if seconds > MAX_DURATION.total_seconds():
+        raise DurationError(f"a duration is at most 100 years (36525d), got {shown}")
     return timedelta(seconds=seconds)
 
 

@@ -1,8 +1,9 @@
 """Schedule math: cron (cronie's rules), macros and `every` intervals. Pure: time is an argument.
 
-croniter expands and validates the cron fields; the fire times are computed here on local
-wall-clock dates, because that is where cronie's daylight-saving rules live (croniter's own
-iteration fires a fixed-time job twice on a fall-back night).
+The cron fields are read here by cronie's grammar (`entry.c`), not by croniter: croniter reads
+`5-5` as `*`, wraps `FRI-MON`, accepts `5/15` and `?`, and fails on `*` inside a list. Fire
+times are computed on local wall-clock dates, because that is where cronie's daylight-saving
+rules live (`cron.c`).
 """
 
 from __future__ import annotations
@@ -10,21 +11,18 @@ from __future__ import annotations
 import calendar
 import re
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from typing import Any
 from zoneinfo import ZoneInfo
-
-from croniter import croniter
 
 from vaultsched.durations import parse_duration
 
 INTERVAL_MIN = timedelta(seconds=1)
-# How far ahead a search may look: past the longest gap a valid cron line can have
-# (`0 0 29 2 */3`: a 29 February on one of three weekdays; the weekday cycle is 28 years).
-_SEARCH_DAYS = 366 * 29
+# The Gregorian calendar, weekdays included, repeats every 400 years (146,097 days, a whole
+# number of weeks): a cron line with no fire time in 400 years never fires.
+CYCLE_YEARS = 400
 
 MACROS = {
     "@hourly": "0 * * * *",
@@ -35,16 +33,34 @@ MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
 }
-_FIELD = re.compile(r"^[0-9A-Za-z*,/-]+$")
-_NAMES = re.compile(r"[A-Za-z]+")
-_MONTHS = {m.lower() for m in calendar.month_abbr if m}
-_DAYS = {d.lower() for d in calendar.day_abbr}
 _MAX_DAY = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
-_FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
-_FULL = (range(60), range(24), range(1, 32), range(1, 13), range(7))
-_RANGE = re.compile(r"^([0-9A-Za-z]+)-([0-9A-Za-z]+)(?:/\d+)?$")
-_MONTH_ORDER = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_DAY_ORDER = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+# One list item, as cronie reads it: `*`, `*/step`, `n`, `n-m` or `n-m/step`. ASCII only:
+# `str.isdigit` and `\d` would take `٣` for 3.
+_TERM = re.compile(r"(?:(\*)|([0-9A-Za-z]+)(?:-([0-9A-Za-z]+))?)(?:/([0-9]+))?")
+_FOREIGN = re.compile(r"[^0-9A-Za-z*,/-]")
+_OTHER_CRONS = re.compile(r"[0-9]*(l|w|lw|h)[0-9]*")
+_OTHER_CRONS_HINT = " (L, W, H, #, ? and ~ belong to other crons and are not supported)"
+# Any step wider than every field's span keeps only the range's start: cap it before int()
+# so a thousand-digit step costs nothing.
+_WIDEST_STEP = 100
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    low: int
+    high: int
+    names: tuple[str, ...] = ()  # names[i] is the value low + i, as in cronie
+
+
+_FIELDS = (
+    _Field("minute", 0, 59),
+    _Field("hour", 0, 23),
+    _Field("day-of-month", 1, 31),
+    _Field("month", 1, 12, tuple(m.lower() for m in calendar.month_abbr[1:])),
+    # 0 and 7 are both Sunday; the names stop at SAT (cronie finds SUN as 0 first).
+    _Field("day-of-week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
 
 
 class ScheduleError(ValueError):
@@ -55,7 +71,18 @@ class ScheduleError(ValueError):
 class Schedule:
     text: str
 
-    def next_after(self, after: datetime, tz: ZoneInfo) -> datetime:
+    def next_after(self, after: datetime, tz: ZoneInfo) -> datetime | None:
+        """The first fire strictly after `after`; None if there is none before the end of
+        the calendar (year 9999)."""
+        try:
+            return self._next_after(after, tz)
+        except ScheduleError:
+            raise
+        except (OverflowError, ValueError):
+            # datetime's way of saying a result would fall past year 9999 (or before year 1).
+            return None
+
+    def _next_after(self, after: datetime, tz: ZoneInfo) -> datetime | None:
         raise NotImplementedError
 
 
@@ -63,7 +90,7 @@ class Schedule:
 class IntervalSchedule(Schedule):
     period: timedelta
 
-    def next_after(self, after: datetime, tz: ZoneInfo) -> datetime:
+    def _next_after(self, after: datetime, tz: ZoneInfo) -> datetime | None:
         # Whole microseconds keep the epoch alignment exact (no float drift).
         period = _micros(self.period)
         now = _micros(after.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC))
@@ -77,22 +104,36 @@ class IntervalSchedule(Schedule):
 class CronSchedule(Schedule):
     minutes: tuple[int, ...]
     hours: tuple[int, ...]
-    days: frozenset[int]  # day of month; empty means "*"
-    months: frozenset[int]
-    weekdays: frozenset[int]  # 0 = Monday (Python's), empty means "*"
+    days: frozenset[int]  # day of month
+    months: tuple[int, ...]
+    weekdays: frozenset[int]  # 0 = Monday (Python's)
     day_or: bool  # both day fields restricted: either matching fires (cronie)
-    repeat_on_fold: bool  # minute or hour starts with `*`: every real occurrence fires
+    wildcard: bool  # minute or hour starts with `*`: cronie's DST rules for wildcard jobs
 
-    def next_after(self, after: datetime, tz: ZoneInfo) -> datetime:
+    def _next_after(self, after: datetime, tz: ZoneInfo) -> datetime | None:
         local = after.astimezone(tz)
-        day = local.date() - timedelta(days=1)  # a fall-back repeat can reach back a day
-        for _ in range(_SEARCH_DAYS):
-            if self._day_matches(day):
-                fire = self._first_on(day, tz, local)
-                if fire is not None:
-                    return fire
-            day += timedelta(days=1)
-        raise ScheduleError(f"{self.text!r} never fires")  # ruled out by parse_schedule
+        # A fall-back repeat of the day before can still lie ahead of `local` (in UTC).
+        start = local.date() - timedelta(days=1) if local.date() > date.min else local.date()
+        for day in self._matching_days(start):
+            fire = self._first_on(day, tz, local)
+            if fire is not None:
+                return fire
+        if start.year + CYCLE_YEARS >= MAXYEAR:
+            return None  # the calendar ended before a whole cycle was searched
+        raise ScheduleError(f"{self.text!r} never fires: no fire time within {CYCLE_YEARS} years")
+
+    def _matching_days(self, start: date) -> Iterator[date]:
+        """Days on and after `start`, for one whole Gregorian cycle, that the day and month
+        fields allow; a month at a time, so a sparse line skips years in a few steps."""
+        last_year = min(start.year + CYCLE_YEARS, MAXYEAR)
+        for year in range(start.year, last_year + 1):
+            for month in self.months:
+                if (year, month) < (start.year, start.month):
+                    continue
+                for dom in _month_days(self, *calendar.monthrange(year, month)):
+                    day = date(year, month, dom)
+                    if day >= start:
+                        yield day
 
     def _first_on(self, day: date, tz: ZoneInfo, local: datetime) -> datetime | None:
         """The first fire on `day` strictly after `local`."""
@@ -111,14 +152,17 @@ class CronSchedule(Schedule):
                 return datetime.combine(day, time(hour, self.minutes[start]), tzinfo=tz)
         return None
 
-    def _day_matches(self, day: date) -> bool:
-        if day.month not in self.months:
-            return False
-        dom = not self.days or day.day in self.days
-        dow = not self.weekdays or day.weekday() in self.weekdays
-        if self.day_or:
-            return day.day in self.days or day.weekday() in self.weekdays
-        return dom and dow
+
+@lru_cache(maxsize=1024)  # a month is one of 14 shapes: 7 first weekdays, 28 to 31 days
+def _month_days(schedule: CronSchedule, first_weekday: int, length: int) -> tuple[int, ...]:
+    """The days of a month of `length` days starting on `first_weekday` that `schedule` allows."""
+    matches = []
+    for dom in range(1, length + 1):
+        in_dom = dom in schedule.days
+        in_dow = (first_weekday + dom - 1) % 7 in schedule.weekdays
+        if (in_dom or in_dow) if schedule.day_or else (in_dom and in_dow):
+            matches.append(dom)
+    return tuple(matches)
 
 
 @lru_cache(maxsize=256)
@@ -133,7 +177,7 @@ def _transition_day_fires(
     for h in schedule.hours:
         for m in schedule.minutes:
             wall = datetime.combine(day, time(h, m))
-            for fire in _real_instants(wall, tz, schedule.repeat_on_fold):
+            for fire in _real_instants(wall, tz, schedule.wildcard):
                 fires.setdefault(fire.timestamp(), fire)
     stamps = tuple(sorted(fires))
     return stamps, tuple(fires[k] for k in stamps)
@@ -146,7 +190,10 @@ def _micros(delta: timedelta) -> int:
 @lru_cache(maxsize=4096)
 def _plain_day(day: date, tz: ZoneInfo) -> bool:
     """True when the zone's UTC offset does not change during this local date."""
-    offsets = {datetime.combine(day, moment, tzinfo=tz).utcoffset() for moment in _PROBES}
+    moments = [datetime.combine(day, t, tzinfo=tz) for t in _PROBES]
+    # fold=1 differs from fold=0 only inside a repeated or skipped hour, which catches a
+    # fall-back from 24:00 to 23:00 (Santiago) that every fold=0 probe would miss.
+    offsets = {m.replace(fold=f).utcoffset() for m in moments for f in (0, 1)}
     return len(offsets) == 1
 
 
@@ -154,7 +201,7 @@ def _plain_day(day: date, tz: ZoneInfo) -> bool:
 _PROBES = (time(0), time(6), time(12), time(18), time(23, 59, 59))
 
 
-def _real_instants(wall: datetime, tz: ZoneInfo, repeat: bool) -> list[datetime]:
+def _real_instants(wall: datetime, tz: ZoneInfo, wildcard: bool) -> list[datetime]:
     """The instants a naive wall-clock time denotes in `tz`, by cronie's DST rules."""
     first = wall.replace(tzinfo=tz, fold=0)
     second = wall.replace(tzinfo=tz, fold=1)
@@ -162,10 +209,11 @@ def _real_instants(wall: datetime, tz: ZoneInfo, repeat: bool) -> list[datetime]
         return [first]
     as_utc = first.astimezone(UTC)
     if as_utc.astimezone(tz).replace(tzinfo=None) != wall:
-        # Skipped by spring-forward: fire once at the first instant after the gap.
-        return [_gap_end(wall, tz)]
-    # Repeated by fall-back: once at the first occurrence, or at both if a field is starred.
-    return [first, second] if repeat else [first]
+        # Skipped by spring-forward: cronie runs a fixed-time job once right after the gap,
+        # and a wildcard job not at all (its next time after the gap comes soon enough).
+        return [] if wildcard else [_gap_end(wall, tz)]
+    # Repeated by fall-back: a fixed-time job once (the first), a wildcard job at both.
+    return [first, second] if wildcard else [first]
 
 
 def _gap_end(wall: datetime, tz: ZoneInfo) -> datetime:
@@ -226,87 +274,107 @@ def _cron(text: str, expression: str) -> CronSchedule:
         )
     if len(fields) != 5:
         raise ScheduleError(f"{text!r} is not a cron line: expected 5 fields, got {len(fields)}")
-    for name, field in zip(_FIELD_NAMES, fields, strict=True):
-        _check_field(text, name, field)
-    fields = [_single_ranges(text, name, f) for name, f in zip(_FIELD_NAMES, fields, strict=True)]
-    try:
-        expanded, nth = croniter.expand(" ".join(fields))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ScheduleError(f"{text!r} is not a valid cron line: {exc}") from None
-    if nth:
-        raise ScheduleError(f"{text!r}: `#` (nth weekday) is not supported by cron")
-    minute, hour, dom, _, dow = fields
     minutes, hours, days, months, weekdays = (
-        _values(e, full) for e, full in zip(expanded, _FULL, strict=True)
+        _parse_field(text, field, spec) for field, spec in zip(_FIELDS, fields, strict=True)
     )
+    minute, hour, dom, _, dow = fields
     schedule = CronSchedule(
         text=text,
         minutes=tuple(sorted(minutes)),
         hours=tuple(sorted(hours)),
-        days=frozenset(days),
-        months=frozenset(months),
-        # croniter counts Sunday as 0 (and 7); Python's weekday() counts Monday as 0.
+        days=days,
+        months=tuple(sorted(months)),
+        # cron counts Sunday as 0 (and 7); Python's weekday() counts Monday as 0.
         weekdays=frozenset((v - 1) % 7 for v in weekdays),
+        # cronie looks only at a field's first character: `*,3` is unrestricted, `3,*` is not.
         day_or=not dom.startswith("*") and not dow.startswith("*"),
-        repeat_on_fold=minute.startswith("*") or hour.startswith("*"),
+        wildcard=minute.startswith("*") or hour.startswith("*"),
     )
     _check_reachable(schedule)
     return schedule
 
 
-def _values(expanded: list[Any], full: range) -> set[int]:
-    """croniter's expansion of one field; it says `*` for any field covering its whole range."""
-    return set(full) if expanded == ["*"] else {int(v) for v in expanded}
+def _parse_field(text: str, field: _Field, spec: str) -> frozenset[int]:
+    values: set[int] = set()
+    for term in spec.split(","):
+        values.update(_parse_term(text, field, term))
+    return frozenset(values)
 
 
-def _single_ranges(text: str, name: str, field: str) -> str:
-    """Rewrite `5-5` (and `5-5/2`) as `5`: croniter reads a one-value range as `*`.
+def _parse_term(text: str, field: _Field, term: str) -> range:
+    """One list item as a range of values, by cronie's grammar."""
+    match = _TERM.fullmatch(term)
+    if match is None:
+        raise _syntax_error(text, field, term)
+    star, first, last, step = match.groups()
+    if star:
+        low, high = field.low, field.high
+    elif last is None and step is not None:
+        raise ScheduleError(
+            f"{text!r}: {term!r} in the {field.name} field has a step but no range; "
+            f"write {first}-{field.high}/{step} (cronie refuses {term!r} too)"
+        )
+    else:
+        low = _value(text, field, first)
+        high = low if last is None else _value(text, field, last)
+    if field.name == "day-of-week" and high == 0 < low:
+        high = 7  # a range ending on Sunday (`SAT-SUN`) ends on its other number, 7
+    if low > high:
+        raise ScheduleError(
+            f"{text!r}: {term!r} in the {field.name} field is a reversed range; write it low-high"
+        )
+    return range(low, high + 1, _step(text, field, term, step))
 
-    Also refuses a reversed range (`FRI-MON`), which cronie rejects and croniter wraps.
-    """
-    parts = []
-    for part in field.split(","):
-        match = _RANGE.match(part)
-        if match is None:
-            parts.append(part)
-            continue
-        low, high = (_number(name, v) for v in match.group(1, 2))
-        if low > high:
-            raise ScheduleError(f"{text!r}: {part!r} is a reversed range; write it low-high")
-        parts.append(match.group(1) if low == high else part)
-    return ",".join(parts)
+
+def _step(text: str, field: _Field, term: str, step: str | None) -> int:
+    if step is None:
+        return 1
+    digits = step.lstrip("0")
+    if not digits:
+        raise ScheduleError(f"{text!r}: {term!r} in the {field.name} field has a step of 0")
+    return int(digits) if len(digits) <= 3 else _WIDEST_STEP
 
 
-def _number(name: str, value: str) -> int:
-    if value.isdigit():
-        return int(value)
-    names = list(_MONTH_ORDER if name == "month" else _DAY_ORDER)
-    return names.index(value.lower()) + (1 if name == "month" else 0)
+def _value(text: str, field: _Field, word: str) -> int:
+    if word.isdigit():
+        digits = word.lstrip("0") or "0"
+        # Compare lengths first: int() of a few thousand digits is slow, then refused.
+        if len(digits) <= 2 and field.low <= int(digits) <= field.high:
+            return int(digits)
+        raise ScheduleError(
+            f"{text!r}: {word} is out of range in the {field.name} field ({field.low}-{field.high})"
+        )
+    if word.lower() in field.names:
+        return field.names.index(word.lower()) + field.low
+    hint = _OTHER_CRONS_HINT if _OTHER_CRONS.fullmatch(word.lower()) else ""
+    raise ScheduleError(f"{text!r}: {word!r} is not valid in the {field.name} field{hint}")
 
 
-def _check_field(text: str, name: str, field: str) -> None:
-    if not _FIELD.match(field):
-        bad = "".join(sorted(set(re.sub(r"[0-9A-Za-z*,/-]", "", field))))
-        raise ScheduleError(f"{text!r}: {bad!r} in the {name} field is not cron syntax")
-    for word in _NAMES.findall(field):
-        lowered = word.lower()
-        allowed = _MONTHS if name == "month" else _DAYS if name == "day-of-week" else set()
-        if lowered not in allowed:
-            hint = (
-                " (L, W and H are not supported by cron)"
-                if lowered in {"l", "w", "h", "lw"}
-                else ""
-            )
-            raise ScheduleError(f"{text!r}: {word!r} is not valid in the {name} field{hint}")
+def _syntax_error(text: str, field: _Field, term: str) -> ScheduleError:
+    if not term:
+        return ScheduleError(
+            f"{text!r}: an empty list item in the {field.name} field (a comma too many)"
+        )
+    foreign = "".join(sorted(set(_FOREIGN.findall(term))))
+    hint = _OTHER_CRONS_HINT if set(foreign) & set("#?~") else ""
+    return ScheduleError(
+        f"{text!r}: {foreign or term!r} in the {field.name} field is not cron syntax{hint}"
+    )
 
 
 def _check_reachable(schedule: CronSchedule) -> None:
-    """Refuse day/month combinations that never exist (`0 0 31 2 *`)."""
-    if schedule.day_or or not schedule.days:
+    """Refuse day/month combinations that never exist (`0 0 31 2 *`).
+
+    This is the only way a cron line can have no fire time in a whole Gregorian cycle. If
+    either day field is restricted alone, the other starts with `*` and so allows day 1 (for
+    day-of-month) or Sunday (for day-of-week); every day of a month falls on every weekday
+    within 400 years (29 February on a Sunday: 2032, 2060, 2088, 2128).
+    """
+    if schedule.day_or:
         return
     if any(day <= _MAX_DAY[month] for month in schedule.months for day in schedule.days):
         return
-    months = ", ".join(calendar.month_name[m] for m in sorted(schedule.months))
+    months = ", ".join(calendar.month_name[m] for m in schedule.months)
     days = ", ".join(str(d) for d in sorted(schedule.days))
     raise ScheduleError(f"{schedule.text!r} never fires: {months} never has day {days}")
 
@@ -314,7 +382,8 @@ def _check_reachable(schedule: CronSchedule) -> None:
 def next_fires(
     schedules: Sequence[Schedule], tz: ZoneInfo, after: datetime, count: int
 ) -> list[datetime]:
-    """The next `count` fire times of all `schedules`, merged, de-duplicated, in order.
+    """The next `count` fire times of all `schedules`, merged, de-duplicated, in order; fewer
+    when the calendar ends first (year 9999).
 
     Instants are compared as timestamps: within one zone Python compares wall times and
     ignores `fold`, which would merge the two 01:30s of a fall-back night.
@@ -323,10 +392,13 @@ def next_fires(
     cursors = dict.fromkeys(schedules, after)
     while len(fires) < count and cursors:
         upcoming = {s: s.next_after(c, tz) for s, c in cursors.items()}
-        soonest = min(upcoming.values(), key=datetime.timestamp)
+        live = {s: n for s, n in upcoming.items() if n is not None}
+        if not live:
+            break
+        soonest = min(live.values(), key=datetime.timestamp)
         fires.append(soonest.astimezone(tz))
         cursors = {
             s: soonest if n.timestamp() == soonest.timestamp() else cursors[s]
-            for s, n in upcoming.items()
+            for s, n in live.items()
         }
     return fires
