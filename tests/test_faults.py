@@ -1,4 +1,4 @@
-"""Reliability under faults (SPEC §3, §6): a person typing while runs land, and SIGKILL anywhere."""
+"""Reliability under faults: a person typing while runs land, and SIGKILL anywhere."""
 
 from __future__ import annotations
 

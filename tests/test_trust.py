@@ -1,4 +1,4 @@
-"""Trust before running (SPEC §7): new or changed commands and scripts wait for a person."""
+"""Trust before running: new or changed commands and scripts wait for a person."""
 
 from __future__ import annotations
 

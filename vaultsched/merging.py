@@ -1,4 +1,4 @@
-"""Merging two versions of a note with nothing lost: a sync conflict (SPEC §8), or a person's
+"""Merging two versions of a note with nothing lost: a sync conflict, or a person's
 save that raced one of our writes (vaultsched.notes).
 
 What vaultsched writes never needs a textual merge: ledger files are append-only sets of lines,

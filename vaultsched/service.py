@@ -40,7 +40,7 @@ def unit_text(vault: Path, command: list[str] | None = None) -> str:
         f"ExecStart={' '.join(_quote(a) for a in argv)}\n"
         "Restart=on-failure\n"
         "RestartSec=10\n"
-        # SIGTERM lets running tasks finish for up to 30 s (SPEC §6), then kills; leave room.
+        # SIGTERM lets running tasks finish for up to 30 s, then kills; leave room.
         "TimeoutStopSec=60\n"
         "Environment=PYTHONUNBUFFERED=1\n"
         "\n"

@@ -1,4 +1,4 @@
-"""Git sync between machines (SPEC §8): pull with rebase, rebuild the views, push.
+"""Git sync between machines: pull with rebase, rebuild the views, push.
 
 Runs on its own thread beside the scheduler, so a slow or absent remote never delays a fire.
 Nothing is lost in a conflict because nothing vaultsched writes needs merging: the ledger is one
