@@ -121,3 +121,24 @@ def test_a_vault_reached_through_a_link_is_fine(tmp_path: Path) -> None:
     (tmp_path / "via").symlink_to(real)
     statefs.write_atomic(tmp_path / "via", ".vaultsched/state/marks.json", b"{}")
     assert (real / ".vaultsched/state/marks.json").read_bytes() == b"{}"
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo", "huge"])
+def test_the_vault_config_is_never_read_through_a_link_or_a_fifo(
+    cli: Cli, tmp_path: Path, kind: str
+) -> None:
+    """A synced `.vaultsched/config.toml` that is a symlink (to any file on this machine), a
+    FIFO (a read would hang) or a huge file is refused with one line, never read."""
+    config = cli.root / ".vaultsched/config.toml"
+    config.unlink()
+    if kind == "link":
+        secret = tmp_path / "elsewhere.toml"
+        secret.write_text('timezone = "Europe/Warsaw"\n')
+        config.symlink_to(secret)
+    elif kind == "fifo":
+        os.mkfifo(config)
+    else:
+        config.write_text("# padding\n" * 200_000)
+    result = cli("list", timeout=30)
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and ".vaultsched/config.toml" in result.err

@@ -22,6 +22,7 @@ from vaultsched.errors import VaultschedError
 
 STATE_DIR = ".vaultsched"
 CONFIG_FILE = f"{STATE_DIR}/config.toml"
+MAX_CONFIG = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,23 @@ def load_config(vault: Path) -> Config:
 
 
 def read_config_file(vault: Path) -> dict[str, object]:
-    """The vault's `.vaultsched/config.toml` as a TOML table; empty when there is none."""
-    path = vault / CONFIG_FILE
-    if not path.is_file():
+    """The vault's `.vaultsched/config.toml` as a TOML table; empty when there is none.
+
+    Read like every file under `.vaultsched/`: never through a symlink a sync brought (it
+    could point anywhere on this machine), never a FIFO, never more than MAX_CONFIG bytes.
+    """
+    from vaultsched import statefs  # statefs needs STATE_DIR from here
+
+    try:
+        data = statefs.read_bytes(vault, CONFIG_FILE, limit=MAX_CONFIG)
+    except OSError as exc:
+        detail = exc.strerror or str(exc)
+        message = detail if detail.startswith(CONFIG_FILE) else f"{CONFIG_FILE}: {detail}"
+        raise VaultschedError(message, exit_code=2) from exc
+    if data is None:
         return {}
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise VaultschedError(f"{CONFIG_FILE}: {exc}", exit_code=2) from exc
 

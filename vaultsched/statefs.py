@@ -130,14 +130,18 @@ def open_file(root: Path, rel: str, flags: int, mode: int = 0o644) -> int:
     return fd
 
 
-def read_bytes(root: Path, rel: str) -> bytes | None:
-    """The file's bytes, or None if it (or its folder) does not exist."""
+def read_bytes(root: Path, rel: str, *, limit: int | None = None) -> bytes | None:
+    """The file's bytes, or None if it (or its folder) does not exist; a file larger than
+    `limit` bytes is refused."""
     try:
         fd = open_file(root, rel, os.O_RDONLY)
     except FileNotFoundError:
         return None
     with os.fdopen(fd, "rb") as handle:
-        return handle.read()
+        data = handle.read(-1 if limit is None else limit + 1)
+    if limit is not None and len(data) > limit:
+        raise OSError(errno.EFBIG, f"{rel} is larger than {limit} bytes: refused")
+    return data
 
 
 def write_atomic(root: Path, rel: str, data: bytes, *, durable: bool = True) -> None:
