@@ -422,3 +422,19 @@ def test_a_displaced_save_is_recovered_however_the_write_ends(
         assert writer.update("n.md", transform, create=False) is Outcome.MISSING
     (recovered,) = (tmp_path / notes.RECOVERED).iterdir()
     assert recovered.read_text() == "v1\ntyped in the gap\n"
+
+
+def test_a_write_through_a_symlink_out_of_the_vault_is_refused(tmp_path: Path) -> None:
+    """A sync can replace a folder (or a note) with a link to anywhere on the machine."""
+    root, outside = tmp_path / "vault", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "n.md").write_text("theirs\n")
+    (root / "Linked").symlink_to(outside)
+    (root / "note.md").symlink_to(outside / "n.md")
+    writer = NoteWriter(root)
+    assert writer.update("Linked/n.md", lambda t: t + "block\n") is Outcome.OUTSIDE
+    assert writer.update("Linked/new.md", lambda t: t + "block\n") is Outcome.OUTSIDE
+    assert writer.update("note.md", lambda t: t + "block\n") is Outcome.OUTSIDE
+    assert sorted(p.name for p in outside.iterdir()) == ["n.md"]
+    assert (outside / "n.md").read_text() == "theirs\n"

@@ -249,6 +249,7 @@ def test_an_edited_script_is_not_run_until_trusted_again(
     assert cli("trust", "S").code == 0
     assert cli("run-now", "S").code == 0
     assert cli("run-now", "S").code == 0  # running it (bytecode, run block) changes nothing
+    assert not list(cli.root.rglob("__pycache__"))  # bytecode goes outside the vault
 
     evil = f"open({str(marker)!r}, 'w')\n" if python else f"touch {marker}\n"
     from_outside(cli.root, script, evil)
