@@ -50,6 +50,14 @@ class SafeConsole(Console):
     """A rich console that escapes control characters in every string it is given to render
     (what `print` and table cells go through). Rich's own styling is added after, unharmed."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Output to a pipe or a file is never wrapped: a printed command must stay one
+        # copy-pasteable, grep-able line.
+        if not self.is_terminal:
+            self.soft_wrap = True
+            self.width = 1 << 16  # tables too: never cropped to a guessed 80 columns
+
     def render_str(self, text: str, **kwargs: Any) -> Text:
         return super().render_str(escape(text), **kwargs)
 
