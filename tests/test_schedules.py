@@ -172,6 +172,24 @@ def test_a_step_of_zero_is_refused_naming_the_field() -> None:
             parse_schedule(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # croniter reads these as random, hashed, last-day and nearest-weekday; cronie refuses.
+        ("R * * * *", "'R' is not valid in the minute field .*not supported"),
+        ("0 H * * *", "'H' is not valid in the hour field .*not supported"),
+        ("0 0 1-L * *", "'L' is not valid in the day-of-month field .*not supported"),
+        ("0 0 W15 * *", "'W15' is not valid in the day-of-month field .*not supported"),
+        ("0 0 * * 5L", "'5L' is not valid in the day-of-week field .*not supported"),
+        # Too long for int(), which croniter calls: still one line naming the field.
+        ("*/" + "9" * 5000 + " * * * *", "in the minute field is not valid"),
+    ],
+)
+def test_what_croniter_reads_and_cronie_refuses_is_refused(text: str, message: str) -> None:
+    with pytest.raises(ScheduleError, match=message):
+        parse_schedule(text)
+
+
 # -- `*` inside a list: the whole range, as in cronie ---------------------------------------
 
 

@@ -1,9 +1,9 @@
 """Schedule math: cron (cronie's rules), macros and `every` intervals. Pure: time is an argument.
 
-The cron fields are read here by cronie's grammar (`entry.c`), not by croniter: croniter reads
-`5-5` as `*`, wraps `FRI-MON`, accepts `5/15` and `?`, and fails on `*` inside a list. Fire
-times are computed on local wall-clock dates, because that is where cronie's daylight-saving
-rules live (`cron.c`).
+croniter reads and expands the cron fields. Where cronie reads a field differently, the text is
+refused or rewritten before croniter sees it, one named rule per difference (`_for_croniter`).
+Fire times are computed here on local wall-clock dates, because that is where cronie's
+daylight-saving rules live (`cron.c`); croniter's own iteration differs there.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
+
+from croniter import croniter
 
 from vaultsched.durations import parse_duration
 
@@ -34,33 +36,32 @@ MACROS = {
     "@annually": "0 0 1 1 *",
 }
 _MAX_DAY = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
-# One list item, as cronie reads it: `*`, `*/step`, `n`, `n-m` or `n-m/step`. ASCII only:
-# `str.isdigit` and `\d` would take `٣` for 3.
+# One list item's shape, as cronie takes it: `*`, `*/step`, `n`, `n-m` or `n-m/step`, where n and
+# m are numbers or names (croniter reads them). ASCII only: `\d` would take `٣` for 3.
 _TERM = re.compile(r"(?:(\*)|([0-9A-Za-z]+)(?:-([0-9A-Za-z]+))?)(?:/([0-9]+))?")
 _FOREIGN = re.compile(r"[^0-9A-Za-z*,/-]")
-_OTHER_CRONS = re.compile(r"[0-9]*(l|w|lw|h)[0-9]*")
-_OTHER_CRONS_HINT = " (L, W, H, #, ? and ~ belong to other crons and are not supported)"
-# Any step wider than every field's span keeps only the range's start: cap it before int()
-# so a thousand-digit step costs nothing.
-_WIDEST_STEP = 100
+# Words croniter gives a meaning that cronie does not have: L and W (last day, nearest
+# weekday), H (hashed) and R (random).
+_OTHER_CRONS = re.compile(r"[0-9]*(l|w|lw|h|r)[0-9]*", re.IGNORECASE)
+_OTHER_CRONS_HINT = " (L, W, H, R, #, ? and ~ belong to other crons and are not supported)"
 
 
 @dataclass(frozen=True)
 class _Field:
+    index: int  # croniter's position of the field
     name: str
-    low: int
+    low: int  # cronie's bounds, for messages
     high: int
-    names: tuple[str, ...] = ()  # names[i] is the value low + i, as in cronie
 
 
 _FIELDS = (
-    _Field("minute", 0, 59),
-    _Field("hour", 0, 23),
-    _Field("day-of-month", 1, 31),
-    _Field("month", 1, 12, tuple(m.lower() for m in calendar.month_abbr[1:])),
-    # 0 and 7 are both Sunday; the names stop at SAT (cronie finds SUN as 0 first).
-    _Field("day-of-week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+    _Field(0, "minute", 0, 59),
+    _Field(1, "hour", 0, 23),
+    _Field(2, "day-of-month", 1, 31),
+    _Field(3, "month", 1, 12),
+    _Field(4, "day-of-week", 0, 7),  # 0 and 7 are both Sunday
 )
+_DOW = _FIELDS[4]
 
 
 class ScheduleError(ValueError):
@@ -274,19 +275,19 @@ def _cron(text: str, expression: str) -> CronSchedule:
         )
     if len(fields) != 5:
         raise ScheduleError(f"{text!r} is not a cron line: expected 5 fields, got {len(fields)}")
-    minutes, hours, days, months, weekdays = (
-        _parse_field(text, field, spec) for field, spec in zip(_FIELDS, fields, strict=True)
-    )
+    specs = [_for_croniter(text, field, spec) for field, spec in zip(_FIELDS, fields, strict=True)]
+    minutes, hours, days, months, weekdays = _expand(text, fields, specs)
     minute, hour, dom, _, dow = fields
     schedule = CronSchedule(
         text=text,
-        minutes=tuple(sorted(minutes)),
-        hours=tuple(sorted(hours)),
-        days=days,
-        months=tuple(sorted(months)),
+        minutes=minutes,
+        hours=hours,
+        days=frozenset(days),
+        months=months,
         # cron counts Sunday as 0 (and 7); Python's weekday() counts Monday as 0.
         weekdays=frozenset((v - 1) % 7 for v in weekdays),
-        # cronie looks only at a field's first character: `*,3` is unrestricted, `3,*` is not.
+        # From the text as written, not croniter's values: cronie looks only at a field's
+        # first character, so `*,3` is unrestricted and `3,*` is not.
         day_or=not dom.startswith("*") and not dow.startswith("*"),
         wildcard=minute.startswith("*") or hour.startswith("*"),
     )
@@ -294,60 +295,104 @@ def _cron(text: str, expression: str) -> CronSchedule:
     return schedule
 
 
-def _parse_field(text: str, field: _Field, spec: str) -> frozenset[int]:
-    values: set[int] = set()
-    for term in spec.split(","):
-        values.update(_parse_term(text, field, term))
-    return frozenset(values)
+# -- What cronie reads differently from croniter: refused or rewritten before croniter ---------
 
 
-def _parse_term(text: str, field: _Field, term: str) -> range:
-    """One list item as a range of values, by cronie's grammar."""
+def _for_croniter(text: str, field: _Field, spec: str) -> str:
+    """One field as croniter should see it, or ScheduleError where cronie refuses it."""
+    terms = spec.split(",")
+    return ",".join(_term_for_croniter(text, field, term, len(terms) > 1) for term in terms)
+
+
+def _term_for_croniter(text: str, field: _Field, term: str, in_list: bool) -> str:
+    """One list item for croniter: each call below is one way cronie differs from it."""
     match = _TERM.fullmatch(term)
     if match is None:
+        # croniter refuses these too, but its message names neither the field nor the term.
         raise _syntax_error(text, field, term)
     star, first, last, step = match.groups()
+    _refuse_other_crons(text, field, first, last)
+    _refuse_zero_step(text, field, term, step)
     if star:
-        low, high = field.low, field.high
-    elif last is None and step is not None:
+        return _whole_field(field, step) if in_list else term
+    if last is None:
+        return _single(text, field, term, first, step)
+    return _range(text, field, term, first, last)
+
+
+def _refuse_other_crons(text: str, field: _Field, *words: str | None) -> None:
+    """croniter takes L, 15W, H and R (last day, nearest weekday, hashed, random); cronie
+    refuses them."""
+    for word in words:
+        if word is not None and _OTHER_CRONS.fullmatch(word):
+            raise ScheduleError(
+                f"{text!r}: {word!r} is not valid in the {field.name} field{_OTHER_CRONS_HINT}"
+            )
+
+
+def _refuse_zero_step(text: str, field: _Field, term: str, step: str | None) -> None:
+    """croniter refuses a step of 0 too, but not after `5-5/0` has become `5` (`_range`)."""
+    if step is not None and not step.strip("0"):
+        raise ScheduleError(f"{text!r}: {term!r} in the {field.name} field has a step of 0")
+
+
+def _whole_field(field: _Field, step: str | None) -> str:
+    """`*` or `*/n` inside a list, as croniter's full range for the field (`0-59/n`).
+
+    croniter keeps a listed `*` as the string '*' beside the numbers; cronie reads it as the
+    whole field. For day-of-week croniter's range is 0-6: with any step that is cronie's 0-7,
+    whose 7 is Sunday, 0, again.
+    """
+    low, high = croniter.RANGES[field.index]
+    return f"{low}-{high}" if step is None else f"{low}-{high}/{step}"
+
+
+def _single(text: str, field: _Field, term: str, word: str, step: str | None) -> str:
+    if step is not None:
+        # croniter reads `5/15` as `5-59/15`; cronie refuses a step after a single value.
         raise ScheduleError(
             f"{text!r}: {term!r} in the {field.name} field has a step but no range; "
-            f"write {first}-{field.high}/{step} (cronie refuses {term!r} too)"
+            f"write {word}-{field.high}/{step} (cronie refuses {term!r} too)"
         )
-    else:
-        low = _value(text, field, first)
-        high = low if last is None else _value(text, field, last)
-    if field.name == "day-of-week" and high == 0 < low:
-        high = 7  # a range ending on Sunday (`SAT-SUN`) ends on its other number, 7
+    _value(text, field, word)  # refused here, the word named, if croniter refuses it
+    return term
+
+
+def _range(text: str, field: _Field, term: str, first: str, last: str) -> str:
+    low, high = _value(text, field, first), _value(text, field, last)
+    if field is _DOW and high == 0 < low:
+        # cronie: a day-of-week range ending on Sunday ends on 7 (`SAT-SUN`). croniter wraps
+        # it round the week, which gives the same days: the term goes through unchanged.
+        high = 7
     if low > high:
+        # croniter wraps any reversed range (`FRI-MON`: Friday to Monday); cronie refuses it.
         raise ScheduleError(
             f"{text!r}: {term!r} in the {field.name} field is a reversed range; write it low-high"
         )
-    return range(low, high + 1, _step(text, field, term, step))
-
-
-def _step(text: str, field: _Field, term: str, step: str | None) -> int:
-    if step is None:
-        return 1
-    digits = step.lstrip("0")
-    if not digits:
-        raise ScheduleError(f"{text!r}: {term!r} in the {field.name} field has a step of 0")
-    return int(digits) if len(digits) <= 3 else _WIDEST_STEP
+    if low == high:
+        # croniter reads a one-value range (`5-5`, `5-5/2`) as the whole field; cronie as
+        # that one value.
+        return first
+    return term
 
 
 def _value(text: str, field: _Field, word: str) -> int:
+    """One number or name as croniter reads it; ScheduleError naming the word if it refuses."""
+    try:
+        (value,) = _croniter_field(field.index, word)
+    except ValueError:  # croniter's errors are ValueErrors, and it wraps int()'s as its own
+        raise _bad_value(text, field, word) from None
+    # croniter makes day-of-week 7 Sunday's 0 at once; cronie keeps it 7 in a range's bounds,
+    # where it matters: `0-7` is the whole week, `7-0` (read as `7-7`) only Sunday.
+    return 7 if field is _DOW and value == 0 and word.isdigit() and word.strip("0") else value
+
+
+def _bad_value(text: str, field: _Field, word: str) -> ScheduleError:
     if word.isdigit():
-        digits = word.lstrip("0") or "0"
-        # Compare lengths first: int() of a few thousand digits is slow, then refused.
-        if len(digits) <= 2 and field.low <= int(digits) <= field.high:
-            return int(digits)
-        raise ScheduleError(
+        return ScheduleError(
             f"{text!r}: {word} is out of range in the {field.name} field ({field.low}-{field.high})"
         )
-    if word.lower() in field.names:
-        return field.names.index(word.lower()) + field.low
-    hint = _OTHER_CRONS_HINT if _OTHER_CRONS.fullmatch(word.lower()) else ""
-    raise ScheduleError(f"{text!r}: {word!r} is not valid in the {field.name} field{hint}")
+    return ScheduleError(f"{text!r}: {word!r} is not valid in the {field.name} field")
 
 
 def _syntax_error(text: str, field: _Field, term: str) -> ScheduleError:
@@ -360,6 +405,49 @@ def _syntax_error(text: str, field: _Field, term: str) -> ScheduleError:
     return ScheduleError(
         f"{text!r}: {foreign or term!r} in the {field.name} field is not cron syntax{hint}"
     )
+
+
+# -- croniter's expansion ------------------------------------------------------------------
+
+
+def _expand(text: str, fields: list[str], specs: list[str]) -> list[tuple[int, ...]]:
+    """croniter's values for the rewritten fields, each sorted."""
+    try:
+        expanded, _ = croniter.expand(" ".join(specs))  # no nth weekdays: `#` was refused
+    except ValueError:
+        raise _refused_by_croniter(text, fields, specs) from None
+    return [_numbers(index, values) for index, values in enumerate(expanded)]
+
+
+@lru_cache(maxsize=1024)
+def _croniter_field(index: int, spec: str) -> tuple[int, ...]:
+    """croniter's values for one field, alone in a line of `*`."""
+    line = ["*"] * len(_FIELDS)
+    line[index] = spec
+    expanded, _ = croniter.expand(" ".join(line))
+    return _numbers(index, expanded[index])
+
+
+def _numbers(index: int, values: list[int | str]) -> tuple[int, ...]:
+    """croniter's expansion of a field as numbers: it says `*` for a field it found whole."""
+    if values == ["*"]:
+        low, high = croniter.RANGES[index]
+        return tuple(range(low, high + 1))
+    return tuple(sorted(int(v) for v in values))
+
+
+def _refused_by_croniter(text: str, fields: list[str], specs: list[str]) -> ScheduleError:
+    """croniter's messages name the line, not the field: expand each field alone to find it.
+
+    Every word has been read by croniter already (`_value`); what is left is a step too long
+    for int() (thousands of digits).
+    """
+    for field, written, spec in zip(_FIELDS, fields, specs, strict=True):
+        try:
+            _croniter_field(field.index, spec)
+        except ValueError:
+            return ScheduleError(f"{text!r}: {written!r} in the {field.name} field is not valid")
+    return ScheduleError(f"{text!r} is not a valid cron line")
 
 
 def _check_reachable(schedule: CronSchedule) -> None:
