@@ -25,9 +25,11 @@ import arrow
 from filelock import FileLock, Timeout
 
 from vaultsched import blocks, notify, views
+from vaultsched.contain import describe
 from vaultsched.git import Git, GitError
 from vaultsched.ledger import Ledger, finish_record, new_run_id, start_record
 from vaultsched.model import FAILURES, Run, Status, Task, Trigger
+from vaultsched.notefile import read_note_bytes
 from vaultsched.notes import NoteWriter, Outcome
 from vaultsched.redact import redactor_for
 from vaultsched.runner import ProcessResult, clean_output, run_process
@@ -40,6 +42,10 @@ log = logging.getLogger(__name__)
 KEEP_LOGS = 50
 _FLUSH = "flush"  # on the landing queue: commit what has landed
 LANDING_BATCH = 100
+
+
+class NotStarted(Exception):
+    """Why a run could not start, as its `error` message says it."""
 
 
 def utc_now() -> datetime:
@@ -148,17 +154,20 @@ class Engine:
         ledger_file = self.ledger.append(start_record(run, task.path))
         env = self._environment(task, run)
         redact = redactor_for(env)
-        result = run_process(
-            task.command,
-            cwd=self._cwd(task),
-            env=env,
-            stdin=self._stdin(task),
-            timeout=task.timeout.total_seconds(),
-            log_path=self.vault.path(log_rel),
-            echo=echo,
-            now=self.clock,
-            on_start=lambda pid: self._children.__setitem__(run.run_id, pid),
-        )
+        try:
+            result = run_process(
+                task.command,
+                cwd=self._cwd(task),
+                env=env,
+                stdin=self._stdin(task),
+                timeout=task.timeout.total_seconds(),
+                log_path=self.vault.path(log_rel),
+                echo=echo,
+                now=self.clock,
+                on_start=lambda pid: self._children.__setitem__(run.run_id, pid),
+            )
+        except Exception as exc:  # the start record is written: it must get its finish
+            result = self._not_started(task, started, exc)
         self._children.pop(run.run_id, None)
         status, message = status_of(result)
         if run.run_id in self._cancelled:
@@ -276,7 +285,24 @@ class Engine:
     def _stdin(self, task: Task) -> bytes | None:
         if task.stdin != "body":
             return None
-        return note_body(self.vault.path(task.path).read_text(encoding="utf-8")).encode("utf-8")
+        try:
+            text = read_note_bytes(self.vault.path(task.path)).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise NotStarted(
+                f"stdin: body: the note is not UTF-8 (byte {exc.start}): nothing was run"
+            ) from None
+        except OSError as exc:
+            raise NotStarted(f"stdin: body: cannot read the note: {exc}") from None
+        return note_body(text).encode("utf-8")
+
+    def _not_started(self, task: Task, started: datetime, exc: Exception) -> ProcessResult:
+        """The result of a run that failed before its process existed: status `error`."""
+        if isinstance(exc, NotStarted):
+            message = str(exc)
+        else:
+            message = f"internal error before the start: {describe(exc)}"
+            log.warning("%s: %s", task.id, message)
+        return ProcessResult(None, None, False, message, b"", 0, started, self.clock(), None)
 
     def _prune_logs(self, task_id: str) -> None:
         folder = self.vault.path(f".vaultsched/logs/{task_id}")
