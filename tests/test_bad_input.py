@@ -1,4 +1,4 @@
-"""Bad input is contained (SPEC §7): whatever lands in the vault, indexing and `validate` give a
+"""Bad input is contained: whatever lands in the vault, indexing and `validate` give a
 clear message per bad note, never crash, and leave the good notes alone."""
 
 from __future__ import annotations

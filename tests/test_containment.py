@@ -315,3 +315,93 @@ def test_the_daemon_records_each_fire_of_a_non_utf8_body_as_error(
     assert all(r.status is Status.ERROR and "not UTF-8" in r.message for r in latin)
     assert any(r.task == "Tasks/Tick" and r.status is Status.SUCCESS for r in done)
     assert "Traceback" not in daemon.output()
+
+
+# -- the daemon under a stream of hostile notes -------------------------------------------------
+
+# (front matter, or raw bytes for the whole note; True: it must show a problem, False: the
+# cron parser may come to accept it, so only "no crash" is asserted)
+HOSTILE: list[tuple[str | bytes, bool]] = [
+    ('schedule: "0 *,3 * * *"\ncommand: echo', False),
+    ('schedule: "* * * * *,0"\ncommand: echo', False),
+    ('schedule: "0 0 13 * *,3"\ncommand: echo', False),
+    ('schedule: "5-5/0 * * * *"\ncommand: echo', False),
+    ('schedule: "0 0 29 2 */7"\ncommand: echo', False),
+    ("command: echo\ntimeout: 99999999999d", True),
+    ("command: echo\ntimeout: .inf", True),
+    ("command: echo\ntimeout: .nan", True),
+    ("command: echo\nschedule: every 3000000d", True),
+    ("command: 'false'\nretries: 2\nretry_delay: 3000000d", True),
+    ("command: echo\njitter: .inf", True),
+    (laughs(10, "command").strip("-\n"), True),
+    (laughs(10, "env").strip("-\n"), True),
+    ("a: &a x\n" + "".join(f"k{i}: *a\n" for i in range(150)) + "command: echo", True),
+    ("a: &a [*a]\ncommand: *a", True),
+    ("command: echo\nretries: " + "9" * 5000, True),
+    ('command: echo\nschedule: "' + "9" * 400 + ' * * * *"', True),
+    ("command: " + "[" * 3000 + "]" * 3000, True),
+    ("command: {" * 2000, True),
+    (b"---\ncommand: echo \x00\x01\x02\n---\n", True),
+    (b"---\ncommand: echo \xff\xfe\n---\n", True),  # not UTF-8: skipped with a warning
+    ("command: {echo", True),
+    ("command: echo\nschedule: [every 1s", True),
+    ("command:\techo\n\tschedule: x", True),
+    ("command: echo\nschedule: nope\nk: " + "v" * 60 * 1024, True),
+    ("command: echo\nk: " + "v" * 70 * 1024, True),  # over the 64 KiB front matter limit
+    ("? [a, b]\n: 1\ncommand: echo", True),
+    ("command: echo\non: push\nnotify: on", True),
+    ("command: echo\nschedule: [1, 2]", True),
+    ("command: {a: b}", True),
+    ("command: echo\nenv: [x]", True),
+    ("command: *nowhere", True),
+    ("command: echo\nschedule: '0 0 31 2 *'", True),
+    ("command: echo\nschedule: every 0s", True),
+    ("command: echo\ntimezone: Mars/Olympus_Mons", True),
+    ("command: echo\ntimeout: 1:30", True),
+    ("command: echo\nschedule: '@reboot'", True),
+    ("command: echo\nkeep_runs: 0\nretries: -1", True),
+    ("command: [echo, [nested]]", True),
+]
+
+
+def _content(item: str | bytes) -> bytes:
+    return item if isinstance(item, bytes) else note(item).encode()
+
+
+def test_daemon_stays_up_and_keeps_firing_through_hostile_notes(
+    vault_root: Path, cli: Cli, daemons: Callable[..., DaemonProcess]
+) -> None:
+    """While a task fires every second, one note is saved in turn with each hostile front
+    matter, and each is also left in a note of its own; the daemon stays up, the task keeps
+    firing, and every hostile note shows its problem."""
+    write_note(vault_root, "Tasks/Tick.md", note("schedule: every 1s\ncommand: echo tick"))
+    daemon = daemons(vault_root)
+
+    def ticks() -> int:
+        return sum(r.task == "Tasks/Tick" for r in runs(vault_root))
+
+    wait_for(lambda: ticks() >= 2, timeout=30, what="the first ticks")
+    before = ticks()
+    hostile = vault_root / "Tasks/Hostile.md"
+    for number, (item, _) in enumerate(HOSTILE):
+        hostile.write_bytes(_content(item))  # the same note, saved in turn
+        (vault_root / f"Tasks/Hostile {number:02d}.md").write_bytes(_content(item))
+        time.sleep(0.15)
+        assert daemon.proc.poll() is None, daemon.output()[-3000:]
+    os.mkfifo(vault_root / "Tasks/pipe.md")
+    (vault_root / os.fsdecode(b"Tasks/bad \xff name.md")).write_bytes(_content(GOOD))
+    wait_for(lambda: ticks() >= before + 3, timeout=30, what="ticks after the hostile notes")
+    assert daemon.proc.poll() is None
+
+    found = validate_json(cli)
+    for number, (_, must_show) in enumerate(HOSTILE):
+        if must_show:
+            assert f"Tasks/Hostile {number:02d}.md" in found, (number, HOSTILE[number])
+    assert "Tasks/pipe.md" in found
+    assert any(p[0]["message"] == "file name is not UTF-8" for p in found.values())
+    listed = {row["task"]: row for row in json.loads(cli("list", "--json").out)}
+    assert listed["Tasks/Tick"]["valid"]
+    assert daemon.stop(signal.SIGTERM, timeout=60) == 0
+    output = daemon.output()
+    assert "Traceback" not in output and "internal error:" not in output
+    assert "Tasks/pipe.md:1: warning: a FIFO" in output

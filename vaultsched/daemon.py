@@ -37,7 +37,7 @@ from vaultsched.watcher import DEBOUNCE_SECONDS, Changes, VaultWatcher
 log = logging.getLogger("vaultsched.daemon")
 
 COMMIT_EVERY = timedelta(seconds=5)
-SHUTDOWN_GRACE = 30.0  # SPEC §6; VAULTSCHED_SHUTDOWN_GRACE overrides it (tests, impatient users)
+SHUTDOWN_GRACE = 30.0  # VAULTSCHED_SHUTDOWN_GRACE overrides it (tests, impatient users)
 KILL_GRACE = 10.0
 MARKS_FILE = ".vaultsched/state/marks.json"
 MOVE_WINDOW = 3.0  # seconds a new task may be matched to a vanished one as its move

@@ -164,7 +164,7 @@ class NoteWriter:
         )
 
     def _inside(self, path: Path) -> bool:
-        """SPEC §1: vaultsched never writes outside the vault, whatever links the vault holds."""
+        """vaultsched never writes outside the vault, whatever links the vault holds."""
         if path.is_symlink():
             return False
         real = path.parent.resolve()

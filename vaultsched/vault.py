@@ -65,7 +65,7 @@ def is_conflict_copy(rel_path: str) -> bool:
 
 
 def is_ignored(rel_path: str, digest_folder: str) -> bool:
-    """True for paths vaultsched never treats as notes (SPEC §1)."""
+    """True for paths vaultsched never treats as notes."""
     # Plain string work: this runs for every file of the vault on a cold index.
     parts = rel_path.split("/")
     if not rel_path.endswith(".md") or any(part.startswith(".") for part in parts):
@@ -83,7 +83,7 @@ class Skipped:
 def iter_notes(vault: Vault, skipped: list[Skipped] | None = None) -> Iterator[str]:
     """Vault-relative paths of every note that counts, in a stable order.
 
-    Symlinks are never followed: one that resolves outside the vault is out of bounds (SPEC §1),
+    Symlinks are never followed: one that resolves outside the vault is out of bounds,
     and one that resolves inside is the same note as its target, indexed under the target's path
     (following it would index one task twice and fire it twice).
     """
