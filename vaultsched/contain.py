@@ -26,7 +26,10 @@ _MAX_DETAIL = 200
 
 def describe(exc: BaseException) -> str:
     """`Type: message (at file:line in function)`: one line that is enough to file a bug."""
-    text = " ".join(str(exc).split())
+    try:
+        text = " ".join(str(exc).split())
+    except Exception:  # an exception that cannot say what it is must not escape the boundary
+        text = "(no message)"
     text = text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "..."
     frames = traceback.extract_tb(exc.__traceback__)
     where = ""
