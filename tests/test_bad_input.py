@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,7 @@ def vault_with(root: Path) -> Vault:
 def assert_contained(vault: Vault, bad: str) -> None:
     index = build_index(vault)
     assert "Tasks/Good" in index.tasks  # good notes unaffected
-    checked, problems = validate_vault(vault)
+    checked, problems = validate_vault(vault, datetime(2026, 1, 1, tzinfo=UTC))
     assert checked >= 1
     for problem in problems:
         text = str(problem)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from vaultsched.instance import InstanceLock
 from vaultsched.ledger import Ledger
 from vaultsched.model import Run, Status, Task, Trigger
 from vaultsched.notes import NoteWriter, Outcome
+from vaultsched.planner import planned_index
 from vaultsched.reports import history_rows, iso, list_rows, status_report, upcoming
 from vaultsched.scaffold import create_task, init_vault
 from vaultsched.terminal import SafeConsole, SafeFormatter, dumps_json, escape
@@ -117,9 +119,10 @@ def init_cmd(
 def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every task: schedule, enabled, next run, last run and status, validity."""
     vault = _vault(ctx)
-    index = build_index(vault)
+    now = utc_now()
+    index = planned_index(vault, now)
     rows = list_rows(
-        index, Ledger(vault.root, vault.host).runs(), utc_now(), TrustStore().checker(vault.root)
+        index, Ledger(vault.root, vault.host).runs(), now, TrustStore().checker(vault.root)
     )
     if as_json:
         _print_json(rows)
@@ -162,8 +165,9 @@ def next_cmd(
 ) -> None:
     """The next fire times, strictly after --from (default: now)."""
     vault = _vault(ctx)
-    index = build_index(vault)
-    after = _parse_from(from_) if from_ else utc_now()
+    now = utc_now()
+    index = planned_index(vault, now)
+    after = _parse_from(from_) if from_ else now
     if task is not None:
         chosen = index.task(task)
         if chosen.manual:
@@ -171,12 +175,16 @@ def next_cmd(
         tasks = [chosen]
     else:
         tasks = [t for t in index.tasks.values() if t.enabled]
-    fires = upcoming(tasks, after, count)
+    fires, problems = upcoming(tasks, after, count)
     if as_json:
         _print_json([{"task": f.task, "at": iso(f.at)} for f in fires])
     else:
         for fire in fires:
             out.print(f"{iso(fire.at)}  {fire.task}", markup=False)
+    for problem in problems:
+        err.print(f"vaultsched: {problem}", markup=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(1)
 
 
 def _parse_from(text: str) -> datetime:
@@ -195,11 +203,16 @@ def validate_cmd(
         list[str] | None, typer.Argument(help="Notes or folders (default: the vault).")
     ] = None,
     staged: Annotated[bool, typer.Option("--staged", help="Check what git has staged.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Check task notes; print each problem as path:line: message; exit 1 on any error."""
     vault = _vault(ctx)
-    checked, problems = validate_staged(vault) if staged else validate_vault(vault, paths or [])
-    for problem in problems:
+    checked, problems = (
+        validate_staged(vault) if staged else validate_vault(vault, utc_now(), paths or [])
+    )
+    if as_json:
+        _print_json([dataclasses.asdict(p) for p in problems])
+    for problem in [] if as_json else problems:
         out.print(str(problem), markup=False, soft_wrap=True)
     errors = sum(p.severity == "error" for p in problems)
     warnings = sum(p.severity == "warning" for p in problems)
@@ -471,7 +484,8 @@ def _daemon_logging() -> None:
 def status_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Is the daemon running; runs in progress, today's failures, what waits for you."""
     vault = _vault(ctx)
-    report = status_report(vault, build_index(vault), utc_now())
+    now = utc_now()
+    report = status_report(vault, planned_index(vault, now), now)
     if as_json:
         _print_json(report)
         return
@@ -532,7 +546,8 @@ def doctor_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     from vaultsched.doctor import diagnose  # see _LAZY
 
     vault = _vault(ctx)
-    checks = diagnose(vault, build_index(vault), utc_now())
+    now = utc_now()
+    checks = diagnose(vault, planned_index(vault, now), now)
     if as_json:
         _print_json([c.as_dict() for c in checks])
     else:

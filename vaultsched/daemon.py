@@ -16,7 +16,7 @@ import os
 import queue
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -24,12 +24,13 @@ from types import FrameType
 
 from vaultsched import statefs
 from vaultsched.configtrust import ignored_message
+from vaultsched.contain import internal_problem
 from vaultsched.engine import Engine, utc_now
 from vaultsched.instance import InstanceLock
 from vaultsched.ledger import host_file_stem
 from vaultsched.model import RETRYABLE, Run, Status, Task, Trigger
 from vaultsched.notes import sweep_temp_files
-from vaultsched.planner import Decision, Planner
+from vaultsched.planner import Decision, Planner, Unplannable
 from vaultsched.sync import Syncer, make_syncer
 from vaultsched.trust import fingerprint
 from vaultsched.vault import Index, Vault, build_index, is_ignored, read_note
@@ -197,9 +198,10 @@ class Daemon:
         candidates: list[datetime] = []
         if not self.disabled:
             for task in self._schedulable():
-                wake = self.planner.wake_time(task)
-                if wake is not None:
-                    candidates.append(wake)
+                with self._contained(task, "planning"):
+                    wake = self.planner.wake_time(task)
+                    if wake is not None:
+                        candidates.append(wake)
             if self.retries:
                 candidates.append(self.retries[0].at)
         if self.engine.has_pending:
@@ -254,20 +256,39 @@ class Daemon:
     def _fire_due(self, now: datetime) -> None:
         changed = False
         for task in self._schedulable():
-            decision = self.planner.check(task, now)
-            if decision is None:
-                continue
-            changed = True
-            if not decision.run:
-                log.info("%s: missed fire times skipped (catch_up: false)", task.id)
-            elif self.dry_run:
-                log.info(
-                    "would run %s (%s, due %s)", task.id, decision.trigger, decision.scheduled_for
-                )
-            else:
-                self._dispatch(task, decision)
+            with self._contained(task, "planning"):
+                decision = self.planner.check(task, now)
+                if decision is None:
+                    continue
+                changed = True
+                self._decided(task, decision)
         if changed:
             self._save_marks()
+
+    def _decided(self, task: Task, decision: Decision) -> None:
+        if not decision.run:
+            log.info("%s: missed fire times skipped (catch_up: false)", task.id)
+        elif self.dry_run:
+            log.info("would run %s (%s, due %s)", task.id, decision.trigger, decision.scheduled_for)
+        else:
+            self._dispatch(task, decision)
+
+    @contextlib.contextmanager
+    def _contained(self, task: Task, doing: str) -> Iterator[None]:
+        """The daemon's boundary around one task's step (planning it, dispatching it, planning
+        its retry): whatever that raises makes this task invalid until its note changes, with
+        the problem logged and shown by `list`; every other task goes on."""
+        try:
+            yield
+        except Exception as exc:  # the boundary: see `contain`
+            problem = (
+                exc.problem
+                if isinstance(exc, Unplannable)
+                else internal_problem(task.path, doing, exc)
+            )
+            self.index.invalidate(task.id, problem)
+            self.planner.forget(task.id)
+            log.warning("%s is invalid and will not run: %s", task.id, problem.message)
 
     def _dispatch(self, task: Task, decision: Decision) -> None:
         if self._refused_untrusted(task, decision):
@@ -335,7 +356,8 @@ class Daemon:
                 return
             self.running.pop(task.id, None)
             self._announce(run)
-            self._plan_retry(task, run)
+            with self._contained(task, "planning a retry of"):
+                self._plan_retry(task, run)
             queued = self.queued.pop(task.id, None)
             if queued is not None and not self.stopping:
                 current = self.index.tasks.get(task.id, task)
@@ -535,11 +557,14 @@ class Daemon:
     def _reread(self, rel: str) -> None:
         ident = rel.removesuffix(".md")
         self.index.discard(ident)
-        if (self.vault.root / rel).is_file():
-            parsed = read_note(self.vault, rel)
-            self.index.add(rel, parsed)
-            if parsed.is_task and parsed.task is None and parsed.errors:
-                log.warning("%s is invalid and will not run: %s", ident, parsed.errors[0])
+        parsed = read_note(self.vault, rel)  # never raises, never blocks: a gone note is no task
+        self.index.add(rel, parsed)
+        if parsed.is_task and parsed.task is None and parsed.errors:
+            log.warning("%s is invalid and will not run: %s", ident, parsed.errors[0])
+        elif not parsed.is_task:
+            for problem in parsed.problems:
+                if problem.severity == "warning":
+                    log.warning("%s", problem)
 
 
 def _timing(task: Task) -> tuple[object, ...]:

@@ -20,6 +20,7 @@ from vaultsched.engine import digest_path
 from vaultsched.git import Git, GitError
 from vaultsched.ledger import Ledger
 from vaultsched.model import Run, Trigger
+from vaultsched.notefile import read_note_bytes
 from vaultsched.notes import RECOVERED
 from vaultsched.planner import SKEW, future_dated
 from vaultsched.trust import TrustStore, trust_command
@@ -333,7 +334,7 @@ CHECKS: tuple[Callable[[Context], Check], ...] = (
 
 def _read(path: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_note_bytes(path).decode("utf-8")  # never a FIFO's endless wait
     except (OSError, UnicodeDecodeError):
         return None
 

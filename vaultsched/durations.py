@@ -29,7 +29,7 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, str):
         return _bounded(_seconds_of(value), repr(value))
     if isinstance(value, float) and not math.isfinite(value):
-        raise DurationError(f"{_EXPECTED}, got {value!r}")  # YAML's .inf and .nan
+        raise DurationError(f"a duration must be finite, such as 90s or 1h30m; got {value!r}")
     # The number itself stays out of the messages: str() refuses ints over 4,300 digits.
     if value < 0:
         raise DurationError("a duration cannot be negative")

@@ -24,6 +24,7 @@ from typing import BinaryIO
 import arrow
 
 from vaultsched import blocks, notify, statefs, views
+from vaultsched.contain import describe
 from vaultsched.fingerprint import read_body
 from vaultsched.git import Git, GitError
 from vaultsched.ledger import Ledger, finish_record, new_run_id, start_record
@@ -117,6 +118,9 @@ class Engine:
         """Run `task` now, honouring `overlap` against any other process running it."""
         # The body is read once: what is checked against the trusted fingerprint is what is piped.
         body = read_body(self.vault.root, task) if task.stdin == "body" else None
+        if task.stdin == "body" and body is None:  # never pipe nothing where a prompt was meant
+            message = "stdin: body: the note is not UTF-8 text (or cannot be read): nothing was run"
+            return self.record(task, Status.ERROR, trigger, message, scheduled_for)
         if not self.trust.is_trusted(self.vault.root, task, body):
             message = self.trust.refusal(self.vault.root, task)
             return self.record(task, Status.UNTRUSTED, trigger, message, scheduled_for)
@@ -165,19 +169,22 @@ class Engine:
         ledger_file = self.ledger.append(start_record(run, task.path))
         env = self._environment(task, run)
         redact = redactor_for(env)
-        with self._log_file(log_rel) as log_file:
-            result = run_process(
-                task.command,
-                cwd=self._cwd(task),
-                env=env,
-                stdin=stdin,
-                timeout=task.timeout.total_seconds(),
-                log=log_file,
-                echo=echo,
-                redact=redact,
-                now=self.clock,
-                on_start=lambda pid: self._children.__setitem__(run.run_id, pid),
-            )
+        try:
+            with self._log_file(log_rel) as log_file:
+                result = run_process(
+                    task.command,
+                    cwd=self._cwd(task),
+                    env=env,
+                    stdin=stdin,
+                    timeout=task.timeout.total_seconds(),
+                    log=log_file,
+                    echo=echo,
+                    redact=redact,
+                    now=self.clock,
+                    on_start=lambda pid: self._children.__setitem__(run.run_id, pid),
+                )
+        except Exception as exc:  # the start record is written: it must get its finish
+            result = self._not_started(task, started, exc)
         self._children.pop(run.run_id, None)
         status, message = status_of(result)
         if run.run_id in self._cancelled:
@@ -311,6 +318,12 @@ class Engine:
         if not task.cwd:
             return self.vault.root
         return self.vault.root / Path(task.cwd).expanduser()
+
+    def _not_started(self, task: Task, started: datetime, exc: Exception) -> ProcessResult:
+        """The result of a run that failed before its process existed: status `error`."""
+        message = f"internal error before the start: {describe(exc)}"
+        log.warning("%s: %s", task.id, message)
+        return ProcessResult(None, None, False, message, b"", 0, started, self.clock(), None)
 
     def _prune_logs(self, task_id: str) -> None:
         folder = f".vaultsched/logs/{task_id}"

@@ -37,6 +37,7 @@ from vaultsched import statefs
 from vaultsched.blocks import has_conflict_markers
 from vaultsched.leases import writers_open
 from vaultsched.merging import merge_back
+from vaultsched.notefile import open_note
 
 log = logging.getLogger(__name__)
 
@@ -431,7 +432,7 @@ class _Late:
 
 def _read(path: Path) -> _Read:
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = open_note(path)  # a FIFO put in a note's place must not hang the write
     except FileNotFoundError:
         return _Read(None, None)
     snapshot = _fd_snapshot(fd)

@@ -27,9 +27,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from vaultsched.contain import internal_problem
 from vaultsched.ledger import host_file_stem
-from vaultsched.model import Run, Task, Trigger
+from vaultsched.model import Problem, Run, Task, Trigger
 from vaultsched.schedules import next_fires
+from vaultsched.vault import Index, Vault, build_index
 
 # How late a fire may start and still count as on time rather than missed. Much wider than
 # APScheduler's 1 s misfire grace, which silently drops runs on a busy or waking machine.
@@ -49,10 +51,45 @@ class Decision:
     run: bool  # False: missed fire times skipped (catch_up: false)
 
 
+class Unplannable(Exception):
+    """A task whose fire times cannot be computed; `problem` says so on its note."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def task_fires(task: Task, after: datetime, count: int) -> list[datetime]:
+    """The next `count` fire times of `task` after `after`: the one door from a task to the
+    schedule math. Whatever goes wrong inside (a parser's bug, a date past year 9999) comes out
+    as Unplannable, that task's problem, so its callers can drop the task and go on."""
+    try:
+        return next_fires(task.schedules, task.timezone, after, count)
+    except Exception as exc:  # the boundary: see `contain`
+        raise Unplannable(internal_problem(task.path, "planning", exc)) from exc
+
+
+def drop_unplannable(index: Index, now: datetime) -> None:
+    """Make invalid each task of `index` whose next fire time after `now` cannot be computed,
+    so that `validate`, `list` and `doctor` show what the daemon would refuse."""
+    for task in list(index.tasks.values()):
+        try:
+            task_fires(task, now, 1)
+        except Unplannable as exc:
+            index.invalidate(task.id, exc.problem)
+
+
+def planned_index(vault: Vault, now: datetime) -> Index:
+    """The vault's index, with the tasks that cannot be planned from `now` made invalid."""
+    index = build_index(vault)
+    drop_unplannable(index, now)
+    return index
+
+
 def next_fire_after(task: Task, after: datetime) -> datetime | None:
     """The next fire time, in UTC: instants in one zone compare by wall time, ignoring fold,
     so every comparison here is made in UTC."""
-    fires = next_fires(task.schedules, task.timezone, after, 1)
+    fires = task_fires(task, after, 1)
     return fires[0].astimezone(UTC) if fires else None
 
 

@@ -11,8 +11,8 @@ from vaultsched.configtrust import verdict
 from vaultsched.engine import digest_path
 from vaultsched.instance import InstanceLock
 from vaultsched.ledger import Ledger
-from vaultsched.model import FAILURES, Run, Status, Task
-from vaultsched.schedules import next_fires
+from vaultsched.model import FAILURES, Problem, Run, Status, Task
+from vaultsched.planner import Unplannable, task_fires
 from vaultsched.trust import TrustStore, approve_command, trust_command
 from vaultsched.vault import Index, Vault
 
@@ -24,7 +24,7 @@ def iso(moment: datetime | None) -> str | None:
 def next_run(task: Task, after: datetime) -> datetime | None:
     if task.manual or not task.enabled:
         return None
-    fires = next_fires(task.schedules, task.timezone, after, 1)
+    fires = task_fires(task, after, 1)
     return fires[0] if fires else None
 
 
@@ -64,19 +64,25 @@ class Fire:
     at: datetime
 
 
-def upcoming(tasks: Sequence[Task], after: datetime, count: int) -> list[Fire]:
-    """The next `count` fire times across `tasks`, in time order.
+def upcoming(
+    tasks: Sequence[Task], after: datetime, count: int
+) -> tuple[list[Fire], list[Problem]]:
+    """The next `count` fire times across `tasks`, in time order, and the problem of each task
+    whose fire times cannot be computed (left out; the others are still shown).
 
     A naive `after` is read in each task's own zone, as `next --from` promises.
     """
-    fires = [
-        Fire(task.id, at)
-        for task in tasks
-        if task.schedules
-        for at in next_fires(task.schedules, task.timezone, _aware(after, task), count)
-    ]
+    fires: list[Fire] = []
+    problems: list[Problem] = []
+    for task in tasks:
+        if not task.schedules:
+            continue
+        try:
+            fires += [Fire(task.id, at) for at in task_fires(task, _aware(after, task), count)]
+        except Unplannable as exc:
+            problems.append(exc.problem)
     # By timestamp: same-zone datetimes compare by wall time and ignore `fold`.
-    return sorted(fires, key=lambda f: (f.at.timestamp(), f.task))[:count]
+    return sorted(fires, key=lambda f: (f.at.timestamp(), f.task))[:count], problems
 
 
 def history_rows(ledger: Ledger, task_id: str, limit: int | None) -> list[dict[str, Any]]:

@@ -23,12 +23,18 @@ from vaultsched.blocks import FRONT_MATTER
 from vaultsched.config import Config
 from vaultsched.durations import parse_duration
 from vaultsched.model import Problem, Task
+from vaultsched.notefile import open_note
 from vaultsched.schedules import Schedule, ScheduleError, parse_schedule
 
 MAX_FRONT_MATTER = 64 * 1024
 READ_CHUNK = 4096
 MAX_FENCE_LINE = 1024  # a longer first line is not `---` (and may be a binary file's only line)
 FENCE = "---"
+# Bounds on what one front matter may make us build (see `_check_expansion`).
+MAX_NODES = 10_000
+MAX_ALIASES = 100
+# No duration may exceed this: every later sum (a deadline, a doubled retry delay, the next
+# slot of an interval) then stays far inside what a datetime can hold.
 # The `---` fence is line 1, so YAML line 0 is line 2 of the file.
 FIRST_YAML_LINE = 2
 
@@ -60,6 +66,10 @@ class NotUtf8Error(ValueError):
     pass
 
 
+class FrontMatterTooBig(ValueError):
+    """A front matter that would expand past the bounds if built (a "billion laughs")."""
+
+
 def read_front_matter(path: str | Path) -> str | None:
     """The YAML text between the opening and closing `---` lines, or None if there is none.
 
@@ -68,7 +78,7 @@ def read_front_matter(path: str | Path) -> str | None:
     a large vault close to the cost of listing it; raw `os` calls because a buffered file
     object per note was a third of that cost.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = open_note(path)
     try:
         data = os.read(fd, READ_CHUNK)
         while b"\n" not in data and len(data) < MAX_FENCE_LINE and (more := os.read(fd, 64)):
@@ -160,6 +170,8 @@ def parse_task(rel_path: str, yaml_text: str | None, config: Config) -> Parsed:
         return _parse(rel_path, yaml_text, config)
     except yaml.YAMLError as exc:
         return _yaml_failure(rel_path, yaml_text, exc)
+    except FrontMatterTooBig as exc:
+        return _unreadable(rel_path, yaml_text, str(exc))
     except RecursionError:  # `[[[[…` thousands deep: building and checking it recurse per level
         return _unreadable(rel_path, yaml_text, "front matter is nested too deeply to read")
 
@@ -188,9 +200,55 @@ def _load(yaml_text: str) -> tuple[yaml.Node | None, Any]:
     loader = _Loader(yaml_text)
     try:
         root = loader.get_single_node()
-        return root, None if root is None else loader.construct_document(root)
+        if root is None:
+            return None, None
+        _check_expansion(root)
+        return root, loader.construct_document(root)
     finally:
         loader.dispose()
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a front matter that expands past MAX_NODES or uses over MAX_ALIASES aliases.
+
+    Measured on the composed node graph, where an alias is one more reference to a node that
+    is already there: the size of each node is counted once, so nine lines standing for a
+    billion nodes cost nine steps here, and nothing is built until they pass. Iterative, so
+    that depth costs no Python stack; an alias inside its own anchor expands without end.
+    """
+    sizes: dict[int, int] = {}  # id(node) -> nodes it expands to
+    open_nodes: set[int] = set()  # on the current path: met again, it contains itself
+    aliases = 0
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > MAX_NODES:
+                raise FrontMatterTooBig(
+                    f"front matter expands to over {MAX_NODES:,} values through YAML aliases: "
+                    "not read"
+                )
+        elif key in sizes or key in open_nodes:
+            aliases += 1
+            if key in open_nodes:
+                raise FrontMatterTooBig("front matter has a YAML alias inside its own anchor")
+            if aliases > MAX_ALIASES:
+                raise FrontMatterTooBig(f"front matter uses over {MAX_ALIASES} YAML aliases")
+        else:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    return []
 
 
 def _line(node: yaml.Node) -> int:

@@ -4,20 +4,34 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 from vaultsched.errors import VaultschedError
 from vaultsched.git import Git, GitError
 from vaultsched.model import Problem
-from vaultsched.taskfile import front_matter_text, parse_task
-from vaultsched.vault import Index, Vault, build_index, is_ignored, iter_notes, read_note
+from vaultsched.planner import drop_unplannable
+from vaultsched.taskfile import front_matter_text
+from vaultsched.vault import (
+    Index,
+    Vault,
+    build_index,
+    is_ignored,
+    iter_notes,
+    parse_note,
+    read_note,
+)
 
 
-def validate_vault(vault: Vault, paths: Iterable[str] = ()) -> tuple[int, list[Problem]]:
-    """(task notes checked, problems) for the whole vault or the given files and folders."""
+def validate_vault(
+    vault: Vault, now: datetime, paths: Iterable[str] = ()
+) -> tuple[int, list[Problem]]:
+    """(task notes checked, problems) for the whole vault or the given files and folders; a
+    task whose next fire time after `now` cannot be computed is one of them."""
     wanted = [_relative(vault, p) for p in paths]
     if not wanted:
         index = build_index(vault)
+        drop_unplannable(index, now)
         return len(index.ids), index.problems + [
             _skip_problem(s.path, s.reason) for s in index.skipped
         ]
@@ -29,6 +43,7 @@ def validate_vault(vault: Vault, paths: Iterable[str] = ()) -> tuple[int, list[P
             raise VaultschedError(f"no such file or folder in the vault: {rel}")
         for note in chosen:
             index.add(note, read_note(vault, note))
+    drop_unplannable(index, now)
     return len(index.ids), index.problems
 
 
@@ -43,7 +58,7 @@ def validate_staged(vault: Vault) -> tuple[int, list[Problem]]:
             if is_ignored(rel, vault.config.digest.folder):
                 continue
             yaml_text = front_matter_text(git.show_staged(rel))
-            index.add(rel, parse_task(rel, yaml_text, vault.config))
+            index.add(rel, parse_note(rel, yaml_text, vault.config))
     except GitError as exc:
         raise VaultschedError(f"git: {exc}", exit_code=1) from exc
     return len(index.ids), index.problems

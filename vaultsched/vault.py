@@ -9,9 +9,18 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from vaultsched.config import STATE_DIR, Config, host_name
+from vaultsched.contain import internal_problem
 from vaultsched.errors import VaultschedError
 from vaultsched.model import Problem, Task
-from vaultsched.taskfile import NotUtf8Error, Parsed, parse_task, read_front_matter, task_id
+from vaultsched.notefile import NotRegularFile, kind_of
+from vaultsched.taskfile import (
+    NOT_A_TASK,
+    NotUtf8Error,
+    Parsed,
+    parse_task,
+    read_front_matter,
+    task_id,
+)
 
 # Sync tools' duplicates: "Note (Conflicted copy laptop 2024…).md" (Obsidian Sync, Dropbox),
 # "Note.sync-conflict-20240101-120000-ABCDEF.md" (Syncthing), "Note (conflicted copy).md".
@@ -107,6 +116,11 @@ def _walk(folder: Path, rel_dir: str, digest: str, skipped: list[Skipped] | None
             if conflict and skipped is not None:
                 skipped.append(Skipped(rel, "sync-conflict copy: never run"))
             continue
+        if not entry.is_file(follow_symlinks=False):  # the entry's type: no stat per note
+            if skipped is not None:
+                kind = kind_of(entry.stat(follow_symlinks=False).st_mode)
+                skipped.append(Skipped(_printable(rel), str(NotRegularFile(kind).strerror)))
+            continue
         if not rel.isascii() and not _utf8_name(rel):
             if skipped is not None:
                 skipped.append(Skipped(_printable(rel), "file name is not UTF-8"))
@@ -131,14 +145,37 @@ def _printable(rel: str) -> str:
 
 
 def read_note(vault: Vault, rel: str) -> Parsed:
-    """Parse one note's front matter; unreadable notes become problems, never exceptions."""
+    """Parse one note's front matter; unreadable notes become problems, never exceptions.
+
+    The containment boundary for reading and parsing: whatever one note holds (or whatever
+    bug a parser has), the outcome is a `Parsed` for that note and the vault goes on.
+    """
+    if not rel.isascii() and not _utf8_name(rel):  # as the walk: such a note never counts
+        return Parsed(
+            False, None, (Problem(_printable(rel), 1, "file name is not UTF-8", "warning"),)
+        )
     try:
-        text = read_front_matter(f"{vault.root}/{rel}")  # a str: no Path built per note
+        return parse_note(rel, read_front_matter(f"{vault.root}/{rel}"), vault.config)
+    except FileNotFoundError:
+        return NOT_A_TASK  # gone since it was listed: a deletion, not a problem
     except NotUtf8Error:
         return Parsed(False, None, (Problem(rel, 1, "not UTF-8: skipped", "warning"),))
+    except NotRegularFile as exc:
+        if exc.kind in ("a symlink", "a folder"):
+            return NOT_A_TASK  # never followed or read, as the walk never lists one as a note
+        return Parsed(False, None, (Problem(rel, 1, str(exc.strerror), "warning"),))
     except (OSError, ValueError) as exc:
         return Parsed(True, None, (Problem(rel, 1, f"cannot read front matter: {exc}"),))
-    return parse_task(rel, text, vault.config)
+    except Exception as exc:  # the boundary: see `contain`
+        return Parsed(True, None, (internal_problem(rel, "reading", exc),))
+
+
+def parse_note(rel: str, yaml_text: str | None, config: Config) -> Parsed:
+    """`parse_task` behind the boundary: a parser's bug is this note's problem, not an escape."""
+    try:
+        return parse_task(rel, yaml_text, config)
+    except Exception as exc:  # the boundary: see `contain`
+        return Parsed(True, None, (internal_problem(rel, "parsing", exc),))
 
 
 @dataclass
@@ -164,6 +201,13 @@ class Index:
             self.tasks[parsed.task.id] = parsed.task
         elif parsed.is_task:
             self.invalid[ident] = parsed.errors
+
+    def invalidate(self, ident: str, problem: Problem) -> None:
+        """A task that failed after it was parsed (planning it raised): invalid, with `problem`,
+        until its note changes and is read again."""
+        self.tasks.pop(ident, None)
+        self.invalid[ident] = (*self.invalid.get(ident, ()), problem)
+        self._problems[ident] = (*self._problems.get(ident, ()), problem)
 
     def discard(self, ident: str) -> None:
         self.tasks.pop(ident, None)
