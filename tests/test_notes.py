@@ -326,13 +326,31 @@ def test_a_late_save_that_cannot_be_merged_back_is_recovered_not_dropped(
 ) -> None:
     """A program rewriting the note faster than every retry: the displaced save is kept."""
     note, _ = _racing_note(tmp_path, monkeypatch)
-    monkeypatch.setattr(notes, "CONTENTION_SECONDS", 0.05)
+    monkeypatch.setattr(notes, "CONTENTION_SECONDS", 0.01)
+    monkeypatch.setattr(notes, "RETURN_SECONDS", 0.05)
     transform = _saves_beating(note, lambda n: n > 1)
     # The first rename went through (and is committed); the save it displaced never got back.
     assert NoteWriter(tmp_path, quiet=0.0).update("n.md", transform) is Outcome.WRITTEN
     (recovered,) = (tmp_path / notes.RECOVERED).iterdir()
     assert recovered.name.startswith("n.md.")
     assert recovered.read_text() == "v1\ntyped in the gap\n"
+
+
+def test_a_displaced_save_outlasts_the_plain_contention_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain write gives up after CONTENTION_SECONDS; one whose rename displaced a save
+    keeps going (RETURN_SECONDS) until the save is back in the note."""
+    clock = FakeTime(1_000.0)
+    note, _ = _racing_note(tmp_path, monkeypatch)
+    monkeypatch.setattr(notes, "CONTENTION_SECONDS", 0.01)
+    beaten = 40  # losses whose backoff pauses add up to well over 0.01 s
+    transform = _saves_beating(note, lambda n: 1 < n <= beaten)
+    writer = NoteWriter(tmp_path, quiet=0.0, sleep=clock.sleep, wall_time=clock.time)
+    assert writer.update("n.md", transform) is Outcome.WRITTEN
+    assert clock.now - 1_000.0 > notes.CONTENTION_SECONDS
+    assert "typed in the gap" in note.read_text()
+    assert not (tmp_path / notes.RECOVERED).exists()
 
 
 def test_a_late_save_that_is_not_text_is_recovered(

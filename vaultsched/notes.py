@@ -51,6 +51,9 @@ SETTLE_SECONDS = 1.0
 # machine slow enough that our read-to-rename takes longer than its pauses, keeps us out that
 # long, and then the write is left for the next landing (the ledger holds the run meanwhile).
 CONTENTION_SECONDS = 10.0
+# Once our rename has displaced a person's save we owe them its return, so the write keeps
+# trying this much longer before the save goes to RECOVERED (the last resort).
+RETURN_SECONDS = 60.0
 TEMP_MARK = ".vaultsched-"  # in the name of every note temp file, for the start-up sweep
 RECOVERED = ".vaultsched/recovered"  # saves we displaced and could not merge back (see doctor)
 # How long a displaced save, once written back, is merged in again at each write of its note
@@ -131,8 +134,8 @@ class NoteWriter:
             wrote = wrote or found is not None
             if found is not None:
                 pending.late, pending.fresh = found, True
-            if not race.lost():
-                log.warning("%s kept changing for %.0f s: its write waits", rel, CONTENTION_SECONDS)
+            if not race.lost(owed=pending.fresh):
+                log.warning("%s kept changing: its write waits for the next landing", rel)
                 return Outcome.WRITTEN if wrote else Outcome.BUSY
 
     def _with_pending(self, rel: str, pending: _Pending, current: bytes | None) -> bytes | None:
@@ -295,15 +298,16 @@ class _Contention:
     wall_time: Callable[[], float]
     sleep: Callable[[float], None]
     losses: int = 0
-    give_up: float = 0.0
+    first: float = 0.0
 
-    def lost(self) -> bool:
-        """Count a lost race and pause; False once CONTENTION_SECONDS have gone by."""
+    def lost(self, *, owed: bool) -> bool:
+        """Count a lost race and pause; False once the budget is spent: CONTENTION_SECONDS,
+        or RETURN_SECONDS while a save we displaced is still `owed` its way back."""
         now = self.wall_time()
         if self.losses == 0:
-            self.give_up = now + CONTENTION_SECONDS
+            self.first = now
         self.losses += 1
-        if now >= self.give_up:
+        if now - self.first >= (RETURN_SECONDS if owed else CONTENTION_SECONDS):
             return False
         self.sleep(random.uniform(0, min(0.001 * 2**self.losses, 0.05)))
         return True
