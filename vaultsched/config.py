@@ -17,6 +17,11 @@ from vaultsched.errors import VaultschedError
 
 STATE_DIR = ".vaultsched"
 CONFIG_FILE = f"{STATE_DIR}/config.toml"
+STATE_GITIGNORE = f"{STATE_DIR}/.gitignore"
+# This host's state, the full logs and lock files never belong in git. `init` writes this, and
+# so does every command that creates `.vaultsched/` (prepare_state_dir), so a vault someone
+# just runs vaultsched in, never `init`ed, has a clean `git status` too.
+GITIGNORE = "state/\nlogs/\n*.lock\n*.tmp\n"
 
 
 @dataclass(frozen=True)
@@ -147,3 +152,20 @@ def _list(raw: dict[str, object], key: str) -> list[object]:
     if not isinstance(value, list):
         raise ValueError(f"{key} must be a list")
     return value
+
+
+def prepare_state_dir(root: Path) -> None:
+    """Make sure `.vaultsched/` has its .gitignore before any state is written under it.
+
+    Only a missing file is written: one the person edited (or another process just wrote)
+    is theirs and stays as it is.
+    """
+    target = root / STATE_GITIGNORE
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with target.open("x", encoding="utf-8", newline="") as handle:
+            handle.write(GITIGNORE)
+    except FileExistsError:
+        pass
