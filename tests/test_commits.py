@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Cli, DaemonProcess, git, runs, wait_for, write_note
+from conftest import Cli, DaemonProcess, Result, git, runs, wait_for, write_note
 
 from vaultsched import blocks
 from vaultsched.frontmatter_edit import set_scalar
@@ -137,14 +137,15 @@ _HUNK = re.compile(r"@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 _ENABLED = re.compile(r"enabled: (true|false)")
 
 
-def person_at_work(root: Path, cli: Cli, seconds: float) -> list[str]:
+def person_at_work(root: Path, cli: Cli, edits: int) -> list[str]:
     """A person typing into one task note after another (each quiet about 2.8 s in between,
     so runs land meanwhile), staging every third edit, committing now and then as Obsidian
-    Git does, and pausing and resuming one task. Returns the lines they wrote."""
+    Git does, and pausing and resuming one task. Returns the lines they wrote.
+
+    A count of edits, not a length of time: on a slow machine the test takes longer, and
+    still does all of it."""
     written: list[str] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        n = len(written)
+    for n in range(edits):
         rel = f"Tasks/{TASKS[n % len(TASKS)]}.md"
         line = f"{PERSON} {n}"
         path = root / rel
@@ -155,7 +156,10 @@ def person_at_work(root: Path, cli: Cli, seconds: float) -> list[str]:
         if n % 7 == 6:
             person_git(root, "commit", "-qm", "vault backup", "--", rel)
         if n in (5, 11):
-            assert cli("pause" if n == 5 else "resume", "D").code == 0
+            verb = "pause" if n == 5 else "resume"
+            result = cli(verb, "D")
+            value = "true" if verb == "resume" else "false"
+            assert result == Result(0, f"Tasks/D: enabled: {value}\n", ""), result
         time.sleep(0.7)
     return written
 
@@ -221,7 +225,7 @@ def test_a_busy_vault_commits_nothing_but_blocks_properties_and_ledger_lines(
         committed_note(root, f"Tasks/{name}.md")
     daemon = daemons(root)
     wait_for(lambda: len(runs(root)) >= len(TASKS), what="the first runs")
-    written = person_at_work(root, cli, seconds=10.0)
+    written = person_at_work(root, cli, edits=14)
     assert daemon.stop() == 0
 
     ours = git(root, "log", "--author=vaultsched", "--format=%H").split()
@@ -237,6 +241,6 @@ def test_a_busy_vault_commits_nothing_but_blocks_properties_and_ledger_lines(
     subjects = git(root, "log", "--format=%s").splitlines()
     assert {"vault backup", "vaultsched: pause Tasks/D", "vaultsched: resume Tasks/D"} <= set(
         subjects
-    )
+    ), git(root, "log", "-p", "-U1", "--format=%an|%s", "--", "Tasks/D.md")
     on_disk = "".join((root / f"Tasks/{name}.md").read_text() for name in TASKS)
     assert all(line in on_disk for line in written), "a person's line was lost"
