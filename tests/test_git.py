@@ -259,8 +259,11 @@ def test_a_new_digest_is_committed_as_vaultsched_wrote_it(tmp_path: Path) -> Non
 
     assert Git(root, HOST).commit([digest], "vaultsched: success T")
 
-    assert git(root, "status", "--porcelain") == ""
+    # The index entry is fresh: even plumbing that does not refresh the index first (and
+    # `reset --keep`, as sync runs it) sees no change. (`git status` would refresh it.)
+    assert git(root, "diff-files", "--name-only") == ""
     assert show(root, f"HEAD:{digest.path}") == (root / digest.path).read_text()
+    assert git(root, "status", "--porcelain") == ""
 
 
 def test_an_edit_that_does_not_apply_to_the_committed_version_commits_nothing_of_it(

@@ -343,6 +343,12 @@ class Git:
             staged = [(c.path, c.index) for c in plan.changes if c.index is not None]
             if staged:
                 self._update_index(staged, env)
+                # Entries set from a blob have no stat data: without it, `git reset --keep`
+                # (sync) and `git diff-files` count the file as changed until something
+                # refreshes them. Refreshing leaves alone a file that differs (the person's).
+                on_disk = [path for path, _ in staged if (self.root / path).is_file()]
+                if on_disk:
+                    self._exec(["add", "--refresh", "--", *on_disk], env=env)
             if commit is not None and not self._move_head(plan.head, commit, message):
                 return None
             if staged:
