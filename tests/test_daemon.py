@@ -32,12 +32,20 @@ def note(root: Path, rel: str, front: str, body: str = "Body.\n") -> Path:
     return path
 
 
+def commit_notes(root: Path) -> None:
+    """The person commits their task notes: vaultsched commits its blocks only into notes git
+    has (a note not in git yet is the person's to add)."""
+    git(root, "add", "Tasks")
+    git(root, "commit", "-qm", "tasks")
+
+
 def of(root: Path, task: str, *statuses: Status) -> list[Run]:
     return [r for r in runs(root) if r.task == task and (not statuses or r.status in statuses)]
 
 
 def test_fires_every_second_lands_and_stops_cleanly(vault_root: Path, daemons: Start) -> None:
     note(vault_root, "Tasks/Tick.md", "schedule: every 1s\ncommand: echo tick\n")
+    commit_notes(vault_root)
     daemon = daemons(vault_root)
     wait_for(lambda: len(of(vault_root, "Tasks/Tick", Status.SUCCESS)) >= 4, what="4 runs")
     assert daemon.stop() == 0
@@ -136,6 +144,7 @@ def test_catch_up_after_downtime_runs_once(vault_root: Path, daemons: Start) -> 
 def test_run_once_fires_what_is_due_and_exits(vault_root: Path, days_back: int) -> None:
     cron, missed = _five_minutes_ago()
     note(vault_root, "Tasks/Once.md", f"schedule: '{cron}'\ntimezone: UTC\ncommand: echo once\n")
+    commit_notes(vault_root)
     _seed_run(vault_root, "Tasks/Once", missed - timedelta(days=days_back))
     cli = Cli(vault_root)
     first = cli("run", "--once")
@@ -285,6 +294,7 @@ def test_sigterm_terminates_tasks_that_outlast_the_grace(
 ) -> None:
     flag = tmp_path / "started"
     note(vault_root, "Tasks/Stuck.md", f"schedule: every 1s\ncommand: touch {flag}; sleep 60\n")
+    commit_notes(vault_root)
     daemon = daemons(vault_root, env={"VAULTSCHED_SHUTDOWN_GRACE": "1"})
     wait_for(flag.exists, what="task start")
     assert daemon.stop() == 0

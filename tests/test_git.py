@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from conftest import HOST, git, make_vault, write_note
 
-from vaultsched.git import Git, GitError
+from vaultsched import blocks
+from vaultsched.engine import block_edit
+from vaultsched.git import Edit, Git, GitError, _Plan
 
 
 def test_commits_only_the_given_files_and_leaves_the_user_alone(tmp_path: Path) -> None:
@@ -24,7 +29,9 @@ def test_commits_only_the_given_files_and_leaves_the_user_alone(tmp_path: Path) 
     write_note(root, "Tasks/T.md", "run block\n")
     write_note(root, "Digests/2026-01-01.md", "digest\n")
 
-    assert Git(root, HOST).commit(["Tasks/T.md", "Digests/2026-01-01.md"], "vaultsched: success T")
+    assert Git(root, HOST).commit(
+        [Edit("Tasks/T.md"), Edit("Digests/2026-01-01.md")], "vaultsched: success T"
+    )
 
     shown = git(root, "show", "--stat", "--format=%an <%ae>|%cn|%s", "HEAD")
     assert (
@@ -45,10 +52,10 @@ def test_nothing_to_commit_and_ignored_files(tmp_path: Path) -> None:
     git(root, "commit", "-qm", "ignore")
     write_note(root, "Digests/d.md", "x\n")
     repo = Git(root, HOST)
-    assert repo.commit(["Digests/d.md"], "m") is False
+    assert repo.commit([Edit("Digests/d.md")], "m") is False
     write_note(root, "T.md", "x\n")
-    assert repo.commit(["T.md"], "m") is True
-    assert repo.commit(["T.md"], "m") is False
+    assert repo.commit([Edit("T.md")], "m") is True
+    assert repo.commit([Edit("T.md")], "m") is False
 
 
 def test_waits_for_a_held_index_lock_and_never_removes_it(tmp_path: Path) -> None:
@@ -65,7 +72,7 @@ def test_waits_for_a_held_index_lock_and_never_removes_it(tmp_path: Path) -> Non
 
     thread = threading.Thread(target=release)
     thread.start()
-    assert Git(root, HOST).commit(["T.md"], "m")
+    assert Git(root, HOST).commit([Edit("T.md")], "m")
     thread.join()
     assert released, "committed while the lock was still held"
     assert git(root, "log", "-1", "--format=%s").strip() == "m"
@@ -84,7 +91,7 @@ def test_initial_commit_in_an_empty_repo(tmp_path: Path) -> None:
     root.mkdir()
     git(root, "init", "-q")
     write_note(root, "T.md", "x\n")
-    assert Git(root, HOST).commit(["T.md"], "first")
+    assert Git(root, HOST).commit([Edit("T.md")], "first")
     assert git(root, "log", "--format=%s").strip() == "first"
 
 
@@ -99,6 +106,269 @@ def test_never_commits_into_an_unfinished_merge(tmp_path: Path) -> None:
     (root / "a.md").write_text("ours\n")
     repo = Git(root, "testhost")
     with pytest.raises(GitError, match="a merge is in progress"):
-        repo.commit(["a.md"], "vaultsched: x")
+        repo.commit([Edit("a.md")], "vaultsched: x")
     (root / ".git/MERGE_HEAD").unlink()
-    assert repo.commit(["a.md"], "vaultsched: x")
+    assert repo.commit([Edit("a.md")], "vaultsched: x")
+
+
+# -- a commit holds only vaultsched's bytes ------------------------------------------------------
+
+NOTE = "---\ncommand: echo hi\n---\nBody.\n"
+
+
+def block(inner: str, rel: str = "Tasks/T.md", *, create: bool = False) -> Edit:
+    """The edit a run makes to a note: its run block, as the engine builds it."""
+    return block_edit(rel, blocks.RUNS, inner, create=create)
+
+
+def land(root: Path, edit: Edit) -> None:
+    """What the note writer does: the edit applied to the note as it is on disk."""
+    assert edit.apply is not None
+    path = root / edit.path
+    path.write_text(edit.apply(path.read_text(encoding="utf-8")), encoding="utf-8")
+
+
+def show(root: Path, spec: str) -> str:
+    return git(root, "show", spec)
+
+
+def with_note(tmp_path: Path, rel: str = "Tasks/T.md") -> Path:
+    root = make_vault(tmp_path / "v")
+    write_note(root, rel, NOTE)
+    git(root, "add", rel)
+    git(root, "commit", "-qm", "note")
+    return root
+
+
+def test_an_unstaged_edit_stays_out_of_the_commit(tmp_path: Path) -> None:
+    root = with_note(tmp_path)
+    note = root / "Tasks/T.md"
+    note.write_text(NOTE + "DRAFT\n")
+    edit = block("run 1")
+    land(root, edit)
+    write_note(root, "Ledger.jsonl", "{}\n")
+
+    assert Git(root, HOST).commit([edit, Edit("Ledger.jsonl")], "vaultsched: success T")
+
+    assert show(root, "HEAD:Tasks/T.md") == blocks.splice_block(NOTE, blocks.RUNS, "run 1")
+    assert "DRAFT" not in git(root, "log", "-p", "--author=vaultsched")
+    assert git(root, "diff", "--cached") == ""  # the index follows the commit
+    assert _changed_lines(git(root, "diff", "-U0")) == ["+DRAFT"]  # the draft is still theirs
+    assert edit.apply is not None
+    assert note.read_text() == edit.apply(NOTE + "DRAFT\n")  # the working tree is untouched
+
+
+def test_a_staged_edit_stays_staged_with_the_block_in_it(tmp_path: Path) -> None:
+    root = with_note(tmp_path)
+    (root / "Tasks/T.md").write_text(NOTE + "STAGED\n")
+    git(root, "add", "Tasks/T.md")
+    edit = block("run 1")
+    land(root, edit)
+
+    assert Git(root, HOST).commit([edit], "vaultsched: success T")
+
+    assert edit.apply is not None
+    assert show(root, "HEAD:Tasks/T.md") == edit.apply(NOTE)
+    assert show(root, ":Tasks/T.md") == edit.apply(NOTE + "STAGED\n")
+    assert git(root, "status", "--porcelain") == "M  Tasks/T.md\n"
+    # The person commits what they staged later: the block stays, their line joins it.
+    git(root, "commit", "-qm", "mine")
+    assert show(root, "HEAD:Tasks/T.md") == edit.apply(NOTE + "STAGED\n")
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_staged_and_then_unstaged_edits_each_stay_where_they_were(tmp_path: Path) -> None:
+    root = with_note(tmp_path)
+    note = root / "Tasks/T.md"
+    note.write_text(NOTE + "STAGED\n")
+    git(root, "add", "Tasks/T.md")
+    note.write_text(NOTE + "STAGED\nUNSTAGED\n")
+    edit = block("run 1")
+    land(root, edit)
+    assert edit.apply is not None
+
+    assert Git(root, HOST).commit([edit], "vaultsched: success T")
+
+    assert show(root, "HEAD:Tasks/T.md") == edit.apply(NOTE)
+    assert show(root, ":Tasks/T.md") == edit.apply(NOTE + "STAGED\n")
+    assert note.read_text() == edit.apply(NOTE + "STAGED\nUNSTAGED\n")
+    assert _changed_lines(git(root, "diff", "--cached", "-U0")) == ["+STAGED"]
+    assert _changed_lines(git(root, "diff", "-U0")) == ["+UNSTAGED"]
+
+
+def _changed_lines(diff: str) -> list[str]:
+    return [
+        line
+        for line in diff.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+
+
+def test_a_note_not_in_git_is_left_for_the_person(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = make_vault(tmp_path / "v")
+    write_note(root, "Tasks/New.md", NOTE)
+    write_note(root, "Tasks/Added.md", NOTE)
+    git(root, "add", "Tasks/Added.md")
+    new, added = block("run 1", "Tasks/New.md"), block("run 1", "Tasks/Added.md")
+    land(root, new)
+    land(root, added)
+    write_note(root, "Ledger.jsonl", "{}\n")
+    repo = Git(root, HOST)
+
+    assert repo.commit([new, added, Edit("Ledger.jsonl")], "vaultsched: 2 runs (0 failed)")
+    assert repo.commit([new, added], "vaultsched: again") is False
+
+    assert git(root, "show", "--name-only", "--format=", "HEAD").split() == ["Ledger.jsonl"]
+    status = git(root, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert sorted(status) == ["?? Tasks/New.md", "A  Tasks/Added.md"]
+    # A note the person added (not yet committed) carries the block when they commit it.
+    assert show(root, ":Tasks/Added.md") == (root / "Tasks/Added.md").read_text()
+    assert caplog.text.count("Tasks/New.md is not in git yet") == 1
+
+
+def test_a_renamed_note_stays_the_persons_rename(tmp_path: Path) -> None:
+    root = with_note(tmp_path, "Tasks/Old.md")
+    git(root, "mv", "Tasks/Old.md", "Tasks/Staged.md")  # a rename staged with `git mv`
+    staged = block("run 1", "Tasks/Staged.md")
+    land(root, staged)
+    repo = Git(root, HOST)
+
+    assert repo.commit([staged], "vaultsched: success Staged") is False
+    assert show(root, "HEAD:Tasks/Old.md") == NOTE
+    assert (root / "Tasks/Staged.md").read_text() == show(root, ":Tasks/Staged.md")
+    git(root, "commit", "-qm", "rename")
+    assert git(root, "status", "--porcelain") == ""
+
+    (root / "Tasks/Staged.md").rename(root / "Tasks/Moved.md")  # renamed on disk only
+    moved = block("run 2", "Tasks/Moved.md")
+    land(root, moved)
+    gone = block("run 2", "Tasks/Staged.md")  # written just before the rename
+
+    assert repo.commit([moved, gone], "vaultsched: success Moved") is False
+    status = git(root, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert sorted(status) == [" D Tasks/Staged.md", "?? Tasks/Moved.md"]
+
+
+def test_a_new_digest_is_committed_as_vaultsched_wrote_it(tmp_path: Path) -> None:
+    root = make_vault(tmp_path / "v")
+    digest = block_edit("Digests/2026-01-01.md", blocks.DIGEST, "1 run", create=True)
+    write_note(root, digest.path, "")
+    land(root, digest)
+
+    assert Git(root, HOST).commit([digest], "vaultsched: success T")
+
+    # The index entry is fresh: even plumbing that does not refresh the index first (and
+    # `reset --keep`, as sync runs it) sees no change. (`git status` would refresh it.)
+    assert git(root, "diff-files", "--name-only") == ""
+    assert show(root, f"HEAD:{digest.path}") == (root / digest.path).read_text()
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_an_edit_that_does_not_apply_to_the_committed_version_commits_nothing_of_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = make_vault(tmp_path / "v")
+    conflicted = NOTE + "<<<<<<< HEAD\nmine\n=======\ntheirs\n>>>>>>> other\n"
+    write_note(root, "Tasks/T.md", conflicted)
+    git(root, "add", "Tasks/T.md")
+    git(root, "commit", "-qm", "committed mid-conflict")
+    write_note(root, "Tasks/T.md", NOTE + "mine\n")  # resolved on disk, not committed
+    edit = block("run 1")
+    land(root, edit)
+    write_note(root, "Ledger.jsonl", "{}\n")
+    repo = Git(root, HOST)
+
+    assert repo.commit([edit, Edit("Ledger.jsonl")], "vaultsched: success T")
+    write_note(root, "Ledger.jsonl", "{}\n{}\n")
+    assert repo.commit([edit, Edit("Ledger.jsonl")], "vaultsched: success T")
+
+    assert show(root, "HEAD:Tasks/T.md") == conflicted
+    assert git(root, "log", "--author=vaultsched", "--format=", "--name-only").split() == [
+        "Ledger.jsonl",
+        "Ledger.jsonl",
+    ]
+    assert caplog.text.count("Tasks/T.md has git conflict markers") == 1
+
+
+def test_head_moved_between_read_and_update_is_planned_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = with_note(tmp_path)
+    edit = block("run 1")
+    land(root, edit)
+    repo = Git(root, HOST)
+    real_plan = repo._plan
+    planned: list[str | None] = []
+
+    def plan_then_person_commits(edits: Sequence[Edit]) -> _Plan:
+        plan = real_plan(edits)
+        planned.append(plan.head)
+        if len(planned) == 1:  # Obsidian Git commits between our read and our update-ref
+            write_note(root, "Journal.md", "person\n")
+            git(root, "add", "Journal.md")
+            git(root, "commit", "-qm", "person")
+        return plan
+
+    monkeypatch.setattr(repo, "_plan", plan_then_person_commits)
+    assert repo.commit([edit], "vaultsched: success T")
+
+    assert len(planned) == 2 and planned[0] != planned[1]
+    assert git(root, "log", "--format=%an|%s").splitlines() == [
+        "vaultsched|vaultsched: success T",
+        "Test User|person",
+        "Test User|note",
+        "Test User|initial",
+    ]
+    assert show(root, "HEAD:Journal.md") == "person\n"
+    assert git(root, "status", "--porcelain") == ""
+
+
+OBSIDIAN_GIT = """
+import os, subprocess, sys, time
+lock = os.path.join(".git", "index.lock")
+fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+print("held", flush=True)
+time.sleep(float(sys.argv[1]))
+os.close(fd)
+os.unlink(lock)  # raises if anyone else removed it
+with open("Journal.md", "a") as f:
+    f.write("person\\n")
+for _ in range(100):  # like Obsidian Git: commit, again if git is busy
+    add = subprocess.run(["git", "add", "Journal.md"], capture_output=True)
+    done = add.returncode == 0 and subprocess.run(
+        ["git", "commit", "-qm", "vault backup", "--", "Journal.md"], capture_output=True
+    ).returncode == 0
+    if done:
+        sys.exit(0)
+    time.sleep(0.05)
+sys.exit(1)
+"""
+
+
+def test_obsidian_git_holding_the_lock_and_committing_at_the_same_moment(tmp_path: Path) -> None:
+    root = with_note(tmp_path)
+    (root / "Tasks/T.md").write_text(NOTE + "DRAFT\n")
+    edit = block("run 1")
+    land(root, edit)
+    person = subprocess.Popen(
+        [sys.executable, "-c", OBSIDIAN_GIT, "1.0"], cwd=root, stdout=subprocess.PIPE, text=True
+    )
+    assert person.stdout is not None and person.stdout.readline() == "held\n"
+
+    started = time.monotonic()
+    assert Git(root, HOST).commit([edit], "vaultsched: success T")
+    assert time.monotonic() - started >= 0.5, "committed while index.lock was held"
+    assert person.wait(timeout=60) == 0, "the person's lock was removed, or their commit failed"
+    person.stdout.close()
+
+    assert not (root / ".git/index.lock").exists()
+    mine = git(root, "log", "--format=%H", "--author=vaultsched").split()
+    assert len(mine) == 1
+    # Whichever landed first, ours holds only the block, and theirs whatever they had.
+    assert edit.apply is not None
+    assert show(root, f"{mine[0]}:Tasks/T.md") == edit.apply(show(root, f"{mine[0]}^:Tasks/T.md"))
+    assert "DRAFT" not in git(root, "show", mine[0])
+    assert show(root, "HEAD:Journal.md") == "person\n"
+    assert _changed_lines(git(root, "diff", "HEAD", "-U0")) == ["+DRAFT"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -24,11 +25,11 @@ from vaultsched.configtrust import ignored_message, show, trust_config
 from vaultsched.engine import Engine, digest_path, utc_now
 from vaultsched.errors import VaultschedError
 from vaultsched.frontmatter_edit import set_scalar
-from vaultsched.git import Git, GitError
+from vaultsched.git import Edit, Git, GitError
 from vaultsched.instance import InstanceLock
 from vaultsched.ledger import Ledger
 from vaultsched.model import Run, Status, Task, Trigger
-from vaultsched.notes import NoteWriter, Outcome
+from vaultsched.notes import Outcome
 from vaultsched.planner import planned_index
 from vaultsched.reports import history_rows, iso, list_rows, status_report, upcoming
 from vaultsched.scaffold import create_task, init_vault
@@ -384,10 +385,12 @@ def _set_enabled(ctx: typer.Context, task: str, enabled: bool) -> None:
     ident = index.resolve(task)
     rel = index.tasks[ident].path if ident in index.tasks else f"{ident}.md"
     value = "true" if enabled else "false"
+    engine = Engine(vault)
+    assert engine.writer is not None
+    # One transform: written to the note, and applied by git to its committed version.
+    apply = functools.partial(set_scalar, key="enabled", value=value)
     try:
-        outcome = NoteWriter(vault.root).update(
-            rel, lambda text: set_scalar(text, "enabled", value)
-        )
+        outcome = engine.writer.update(rel, apply)
     except ValueError as exc:
         _fail(f"{rel}: {exc}")
     verb = "resume" if enabled else "pause"
@@ -396,8 +399,7 @@ def _set_enabled(ctx: typer.Context, task: str, enabled: bool) -> None:
         return
     if outcome is not Outcome.WRITTEN:
         _fail(f"{rel}: not written ({outcome})")
-    engine = Engine(vault)
-    engine.commit_files([rel], f"vaultsched: {verb} {ident}")
+    engine.commit_edits([Edit(rel, apply)], f"vaultsched: {verb} {ident}")
     out.print(f"{ident}: enabled: {value}", markup=False)
 
 
@@ -425,7 +427,8 @@ def new_cmd(
     """Create Tasks/NAME.md from a template."""
     vault = _vault(ctx)
     rel = create_task(vault.root, name, schedule, command)
-    Engine(vault).commit_files([rel], f"vaultsched: new {rel.removesuffix('.md')}")
+    # vaultsched wrote the whole note just now: it is committed whole.
+    Engine(vault).commit_edits([Edit(rel)], f"vaultsched: new {rel.removesuffix('.md')}")
     out.print(f"created {rel}", markup=False)
 
 
@@ -447,7 +450,7 @@ def digest_cmd(
             _fail(f"not a date: {day!r} (use YYYY-MM-DD)", 2)
     engine = Engine(vault)
     written = engine.refresh_digest(chosen)
-    engine.commit_files(written, f"vaultsched: digest {chosen.isoformat()}")
+    engine.commit_edits(written, f"vaultsched: digest {chosen.isoformat()}")
     out.print(str(vault.path(digest_path(vault, chosen))), markup=False, soft_wrap=True)
 
 

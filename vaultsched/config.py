@@ -23,6 +23,11 @@ from vaultsched.errors import VaultschedError
 STATE_DIR = ".vaultsched"
 CONFIG_FILE = f"{STATE_DIR}/config.toml"
 MAX_CONFIG = 1 << 20
+STATE_GITIGNORE = f"{STATE_DIR}/.gitignore"
+# This host's state, the full logs and lock files never belong in git. `init` writes this, and
+# so does every command that creates `.vaultsched/` (statefs.prepare_state_dir), so a vault someone
+# just runs vaultsched in, never `init`ed, has a clean `git status` too.
+GITIGNORE = "state/\nlogs/\n*.lock\n*.tmp\n"
 
 
 @dataclass(frozen=True)

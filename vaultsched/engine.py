@@ -10,6 +10,7 @@ something the next start can repair.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -24,9 +25,10 @@ from typing import BinaryIO
 import arrow
 
 from vaultsched import blocks, notify, statefs, views
+from vaultsched.config import GITIGNORE, STATE_GITIGNORE
 from vaultsched.contain import describe
 from vaultsched.fingerprint import read_body
-from vaultsched.git import Git, GitError
+from vaultsched.git import Edit, Git, GitError
 from vaultsched.ledger import Ledger, finish_record, new_run_id, start_record
 from vaultsched.model import FAILURES, Run, Status, Task, Trigger
 from vaultsched.notes import NoteWriter, Outcome
@@ -49,6 +51,22 @@ def utc_now() -> datetime:
 def digest_path(vault: Vault, day: date) -> str:
     name = arrow.Arrow(day.year, day.month, day.day).format(vault.config.digest.format)
     return f"{vault.config.digest.folder}/{name}.md"
+
+
+def _ours_if_absent(text: str) -> str:
+    return text or GITIGNORE
+
+
+# Committed with every commit: a vault never `init`ed gets `.vaultsched/.gitignore` from the
+# first command that creates `.vaultsched/`, and it must not linger as an untracked file. Once
+# git has it, it is the person's to change.
+STATE_IGNORE_EDIT = Edit(STATE_GITIGNORE, _ours_if_absent, create=True)
+
+
+def block_edit(rel: str, markers: blocks.Markers, inner: str, *, create: bool) -> Edit:
+    """The one transform a view write makes: written to disk, and applied again by git to
+    the committed (and staged) version of the note."""
+    return Edit(rel, functools.partial(blocks.splice_block, markers=markers, inner=inner), create)
 
 
 def commit_message(runs: Sequence[Run]) -> str:
@@ -75,7 +93,8 @@ class Engine:
     vault: Vault
     clock: Callable[[], datetime] = utc_now
     writer: NoteWriter | None = None
-    _pending_paths: set[str] = field(default_factory=set)
+    # What each file written since the last commit should get in it (the latest edit).
+    _pending: dict[str, Edit] = field(default_factory=dict)
     _pending_runs: list[Run] = field(default_factory=list)
     _warned_no_git: bool = False
     # Views are rebuilt one batch at a time, so two runs never race on the same digest.
@@ -94,6 +113,7 @@ class Engine:
     trust: TrustStore = field(default_factory=TrustStore)
 
     def __post_init__(self) -> None:
+        statefs.prepare_state_dir(self.vault.root)  # before the first lock, log or ledger line
         self.ledger = Ledger(self.vault.root, self.vault.host)
         self.git = Git(self.vault.root, self.vault.host)
         if self.writer is None:
@@ -352,8 +372,9 @@ class Engine:
         In the daemon this happens on the landing thread, so a task's slot is free the moment
         its process exits, even while its note is held back for a person typing in it.
         """
+        ledger_rel = ledger_file.relative_to(self.vault.root).as_posix()
         with self._pending_lock:
-            self._pending_paths.add(str(ledger_file.relative_to(self.vault.root)))
+            self._pending[ledger_rel] = Edit(ledger_rel)  # vaultsched's own file: whole
         if self._lander is not None:
             self._inbox.put((task, run))
         else:
@@ -366,14 +387,14 @@ class Engine:
         notes = {task.path: task for task, _ in batch}
         days = sorted({run.started_at.astimezone(tz).date() for _, run in batch})
         with self._land_lock:
-            written: list[str] = []
+            written: list[Edit] = []
             runs = self.ledger.runs()
             for task in notes.values():
                 written += self.refresh_note(task, runs)
             for day in days:
                 written += self.refresh_digest(day)
         with self._pending_lock:
-            self._pending_paths.update(written)
+            self._pending.update((edit.path, edit) for edit in written)
             self._pending_runs.extend(run for _, run in batch)
         for task, run in batch:
             notify.send(self.vault.config.notify, task, run)
@@ -423,37 +444,40 @@ class Engine:
         """Rebuild these notes' run blocks and these days' digests from the ledger."""
         with self._land_lock:
             runs = self.ledger.runs()
-            written = [rel for task in tasks for rel in self.refresh_note(task, runs)]
-            written += [rel for day in days for rel in self.refresh_digest(day)]
+            written = [edit for task in tasks for edit in self.refresh_note(task, runs)]
+            written += [edit for day in days for edit in self.refresh_digest(day)]
         with self._pending_lock:
-            self._pending_paths.update(written)
+            self._pending.update((edit.path, edit) for edit in written)
 
-    def refresh_note(self, task: Task, every_run: Sequence[Run] | None = None) -> list[str]:
-        """Rebuild the task note's run block from the ledger; the paths written."""
+    def refresh_note(self, task: Task, every_run: Sequence[Run] | None = None) -> list[Edit]:
+        """Rebuild the task note's run block from the ledger; the edit, if it was written."""
         if every_run is None:
             every_run = self.ledger.runs()
         runs = [r for r in every_run if r.task == task.id]
         newest = list(reversed(runs[-task.keep_runs :]))
         inner = views.render_runs_block(newest, task.timezone, notice=self._notice(runs))
-        outcome = self._splice(task.path, blocks.RUNS, inner, create=False)
+        # A note not in git yet is the person's to add: the edit never creates it in git.
+        edit = block_edit(task.path, blocks.RUNS, inner, create=False)
+        outcome = self._write(edit)
         with self._pending_lock:
             if outcome is Outcome.BUSY:
                 self._stale_notes[task.path] = task
             else:
                 self._stale_notes.pop(task.path, None)
-        return [task.path] if outcome is Outcome.WRITTEN else []
+        return [edit] if outcome is Outcome.WRITTEN else []
 
-    def refresh_digest(self, day: date) -> list[str]:
+    def refresh_digest(self, day: date) -> list[Edit]:
         tz = self.vault.config.timezone
         inner = views.render_digest_block(day, self.ledger.runs_on(day, tz), tz)
-        rel = digest_path(self.vault, day)
-        outcome = self._splice(rel, blocks.DIGEST, inner)
+        # A new digest is vaultsched's file: its block goes into git with it.
+        edit = block_edit(digest_path(self.vault, day), blocks.DIGEST, inner, create=True)
+        outcome = self._write(edit)
         with self._pending_lock:
             if outcome is Outcome.BUSY:
                 self._stale_days.add(day)
             else:
                 self._stale_days.discard(day)
-        return [rel] if outcome is Outcome.WRITTEN else []
+        return [edit] if outcome is Outcome.WRITTEN else []
 
     def _refresh_stale(self) -> None:
         """Try again the views a busy note kept us from writing; they join the next commit."""
@@ -468,16 +492,12 @@ class Engine:
             return runs[-1].message
         return ""
 
-    def _splice(
-        self, rel: str, markers: blocks.Markers, inner: str, *, create: bool = True
-    ) -> Outcome:
-        assert self.writer is not None
-        outcome = self.writer.update(
-            rel, lambda text: blocks.splice_block(text, markers, inner), create=create
-        )
+    def _write(self, edit: Edit) -> Outcome:
+        assert self.writer is not None and edit.apply is not None
+        outcome = self.writer.update(edit.path, edit.apply, create=edit.create)
         if outcome is Outcome.CONFLICTED:
             log.warning(
-                "%s: has git conflict markers; its block will be written once resolved", rel
+                "%s: has git conflict markers; its block will be written once resolved", edit.path
             )
         return outcome
 
@@ -485,21 +505,23 @@ class Engine:
         """Commit everything written since the last flush, as one commit."""
         self._refresh_stale()
         with self._pending_lock:
-            paths, runs = sorted(self._pending_paths), list(self._pending_runs)
-            self._pending_paths.clear()
+            edits, runs = list(self._pending.values()), list(self._pending_runs)
+            self._pending.clear()
             self._pending_runs.clear()
         message = commit_message(runs) if runs else "vaultsched: update"
-        if paths and not self.commit_files(paths, message):
+        if edits and not self.commit_edits(edits, message):
             with self._pending_lock:
-                self._pending_paths.update(paths)
+                for edit in edits:  # an edit made since then is newer and stands
+                    self._pending.setdefault(edit.path, edit)
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._pending_paths or self._stale_notes or self._stale_days)
+        return bool(self._pending or self._stale_notes or self._stale_days)
 
-    def commit_files(self, paths: Sequence[str], message: str) -> bool:
-        """Commit `paths` if the vault is a repository; False if git failed (retry later)."""
-        if not paths or not self.vault.config.git.commit:
+    def commit_edits(self, edits: Sequence[Edit], message: str) -> bool:
+        """Commit vaultsched's `edits` (and nothing of the person's) if the vault is a
+        repository; False if git failed (retry later)."""
+        if not edits or not self.vault.config.git.commit:
             return True
         if not self.git.usable:
             if not self._warned_no_git:
@@ -510,7 +532,7 @@ class Engine:
                 self._warned_no_git = True
             return True
         try:
-            self.git.commit(paths, message)
+            self.git.commit([*edits, STATE_IGNORE_EDIT], message)
         except GitError as exc:
             log.warning("git commit failed; will retry with the next commit: %s", exc)
             return False

@@ -3,6 +3,12 @@
 Obsidian Git holds `.git/index.lock` often; two git commands milliseconds apart collide. So each
 call first waits for the lock to be free, retries when git still reports it held, and never
 removes it: a lock left by a crashed git is for a person (or `doctor`) to judge.
+
+A commit holds only vaultsched's own bytes. The person may have changed a note we write, staged
+or not; `git add` would take their change along. So a commit is built with plumbing instead:
+for each file, the pure edit vaultsched made on disk (`Edit`) is applied again to the committed
+version, and to the staged version when that differs, and the person's working tree is never
+read into a commit.
 """
 
 from __future__ import annotations
@@ -10,14 +16,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
+import secrets
+import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaultsched import statefs
+from vaultsched.blocks import has_conflict_markers
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +41,63 @@ _OPERATIONS = (
     ("REVERT_HEAD", "a revert"),
 )
 _GIT_TIMEOUT = 120.0
+# Another git (Obsidian Git committing, a second vaultsched) moved HEAD or restaged one of our
+# files between our read and our update: start again from what it left, this many times.
+COMMIT_ATTEMPTS = 8
+_REGULAR = ("100644", "100755")
 
 
 class GitError(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Edit:
+    """vaultsched's change to one file, as a commit must hold it.
+
+    `apply` is the pure transform vaultsched applied on disk (a block spliced in, one property
+    set). The commit holds it applied to the committed version, so a change of the person's
+    that is not committed yet stays theirs. `apply=None`: the file is vaultsched's own (the
+    ledger), committed whole from disk. `create`: a file git does not have may be added with
+    `apply("")` (a digest); otherwise a note not yet in git is the person's to commit.
+    """
+
+    path: str
+    apply: Callable[[str], str] | None = None
+    create: bool = False
+
+
+@dataclass(frozen=True)
+class _Entry:
+    mode: str
+    sha: str
+
+
+_CONFLICTED = _Entry("", "")  # the index holds merge stages for the path: never touched
+
+
+@dataclass(frozen=True)
+class _Change:
+    path: str
+    read_index: _Entry | None  # the person's index entry the change was worked out from
+    commit: _Entry | None  # what the commit's tree gets (None: HEAD's entry stays)
+    index: _Entry | None  # what the person's index gets (None: left as it is)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    head: str | None
+    changes: tuple[_Change, ...]
+
+
+class _Refused(Exception):
+    """The edit cannot be applied to the version git holds: leave that file out this time."""
+
+
 def _git_env(host: str) -> dict[str, str]:
     env = dict(os.environ)
-    # Our commits are vaultsched's, whoever runs it; and never prompt or page.
+    # Our commits are vaultsched's, whoever runs it; and never prompt or page. Paths are
+    # passed as they are: a note called "Ideas [draft].md" is not a glob.
     env.update(
         GIT_AUTHOR_NAME="vaultsched",
         GIT_AUTHOR_EMAIL=f"vaultsched@{host}",
@@ -47,6 +105,7 @@ def _git_env(host: str) -> dict[str, str]:
         GIT_COMMITTER_EMAIL=f"vaultsched@{host}",
         GIT_TERMINAL_PROMPT="0",
         GIT_PAGER="cat",
+        GIT_LITERAL_PATHSPECS="1",
         LC_ALL="C",
     )
     return env
@@ -58,6 +117,8 @@ class Git:
     host: str
     _thread_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _usable: bool | None = field(default=None, repr=False)
+    _told: set[tuple[str, str]] = field(default_factory=set, repr=False)
+    _index_path: Path | None = field(default=None, repr=False)
 
     @property
     def usable(self) -> bool:
@@ -70,31 +131,49 @@ class Git:
                 self._usable = False
         return self._usable
 
-    def _raw(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    def _exec(
+        self,
+        args: Sequence[str],
+        *,
+        input: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        allowed: tuple[int, ...] = (0,),
+    ) -> bytes:
         try:
             proc = subprocess.run(
                 ["git", *args],
                 cwd=self.root,
-                env=_git_env(self.host),
+                env={**_git_env(self.host), **(env or {})},
                 capture_output=True,
                 timeout=_GIT_TIMEOUT,
-                stdin=subprocess.DEVNULL,
+                input=input,
+                stdin=None if input is not None else subprocess.DEVNULL,
                 check=False,
             )
         except FileNotFoundError as exc:
             raise GitError("git is not installed") from exc
         except subprocess.TimeoutExpired as exc:
             raise GitError(f"git {args[0]} timed out") from exc
-        # Decoded by hand: text mode would turn a CRLF note's "\r\n" into "\n" (`git show`).
-        out = proc.stdout.decode("utf-8", errors="replace")
-        err = proc.stderr.decode("utf-8", errors="replace")
-        if proc.returncode != 0:
+        if proc.returncode not in allowed:
+            err = proc.stderr.decode("utf-8", errors="replace")
+            out = proc.stdout.decode("utf-8", errors="replace")
             raise GitError((err or out).strip() or f"git {args[0]} failed")
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        return proc.stdout
+
+    def _raw(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        # Decoded by hand: text mode would turn a CRLF note's "\r\n" into "\n" (`git show`).
+        out = self._exec(args).decode("utf-8", errors="replace")
+        return subprocess.CompletedProcess(["git", *args], 0, out, "")
+
+    @contextlib.contextmanager
+    def _serialised(self) -> Iterator[None]:
+        """One git operation at a time across this vault's threads and processes."""
+        with self._thread_lock, self._vault_lock():
+            yield
 
     def run(self, args: Sequence[str]) -> str:
         """Run one git command under the vault-wide git lock, waiting out a held index.lock."""
-        with self._thread_lock, self._vault_lock():
+        with self._serialised():
             deadline = time.monotonic() + LOCK_WAIT
             delay = 0.05
             while True:
@@ -119,8 +198,10 @@ class Git:
     def operation_in_progress(self) -> str | None:
         """A merge, rebase, cherry-pick or revert the person has not finished, if any: our
         commit would land in the middle of it."""
-        for name, what in _OPERATIONS:
-            if (self.root / self.read(["rev-parse", "--git-path", name]).strip()).exists():
+        args = [arg for name, _ in _OPERATIONS for arg in ("--git-path", name)]
+        found = self.read(["rev-parse", *args]).splitlines()
+        for (_, what), path in zip(_OPERATIONS, found, strict=True):
+            if (self.root / path).exists():
                 return what
         return None
 
@@ -128,50 +209,269 @@ class Git:
         """A read-only command: it never takes index.lock, so it need not wait for one."""
         return self._raw(args).stdout
 
+    def _index_file(self) -> Path:
+        """The person's index (in a linked worktree it is not under `.git/` of the root)."""
+        if self._index_path is None:
+            self._index_path = self.root / self.read(["rev-parse", "--git-path", "index"]).strip()
+        return self._index_path
+
     def _wait_index_lock(self, deadline: float) -> None:
-        index_lock = self.root / ".git" / "index.lock"
+        index = self._index_file()
+        index_lock = index.with_name(index.name + ".lock")
         while index_lock.exists():
             if time.monotonic() > deadline:
                 raise GitError(f"{index_lock} has been held for {LOCK_WAIT:.0f}s; not removing it")
             time.sleep(0.05)
 
-    def commit(self, paths: Sequence[str], message: str) -> bool:
-        """Commit exactly `paths` (vault-relative); the user's other changes stay as they are.
+    # -- committing only vaultsched's bytes ----------------------------------------------------
 
-        Returns True if a commit was made, False if there was nothing to commit.
+    def commit(self, edits: Sequence[Edit], message: str) -> bool:
+        """One commit of vaultsched's edits to these files on top of HEAD, and nothing else.
+
+        The person's index gets the same edits (so committing what they staged keeps our
+        block); their working tree is never touched. Returns True if a commit was made, False
+        if there was nothing to commit.
         """
-        busy = self.operation_in_progress()
-        if busy:
-            raise GitError(f"{busy} is in progress in the vault: committing once it is done")
-        # A note moved or deleted since we wrote it: that change is the user's to commit.
-        paths = sorted(p for p in set(paths) if (self.root / p).exists())
-        ignored = set(self._ignored(paths))
-        paths = [p for p in paths if p not in ignored]
-        if not paths or not self.run(["status", "--porcelain", "--", *paths]).strip():
-            return False
-        self.run(["add", "--", *paths])
-        # `commit -- paths` commits only those paths, leaving whatever else the user staged.
-        self.run(
-            [
-                "-c",
-                "commit.gpgsign=false",
-                "commit",
-                "--no-verify",
-                "-q",
-                "-m",
-                message,
-                "--",
-                *paths,
-            ]
-        )
-        return True
+        with self._serialised():
+            busy = self.operation_in_progress()
+            if busy:
+                raise GitError(f"{busy} is in progress in the vault: committing once it is done")
+            edits = self._committable(edits)
+            for attempt in range(COMMIT_ATTEMPTS):
+                plan = self._plan(edits)
+                if not any(c.commit or c.index for c in plan.changes):
+                    return False
+                landed = self._land(plan, message)
+                if landed is not None:
+                    return landed
+                # Random, so two vaultscheds racing each other do not meet again in step.
+                time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))
+        raise GitError("HEAD or the index kept changing under the commit; trying again later")
+
+    def _committable(self, edits: Sequence[Edit]) -> list[Edit]:
+        # The latest edit of a file stands for it: views are rebuilt whole each time.
+        latest = {edit.path: edit for edit in edits}
+        # A note moved or deleted since we wrote it: that change is the person's to commit.
+        kept = [e for e in latest.values() if (self.root / e.path).is_file()]
+        if not kept:
+            return []
+        ignored = set(self._ignored([e.path for e in kept]))
+        return sorted((e for e in kept if e.path not in ignored), key=lambda e: e.path)
 
     def _ignored(self, paths: Sequence[str]) -> list[str]:
+        """The untracked ones among `paths` that .gitignore excludes."""
+        # Exit 1: none is. check-ignore takes plain paths and refuses the literal-pathspec flag.
+        out = self._exec(
+            ["check-ignore", "-z", "--stdin"],
+            input="".join(f"{path}\0" for path in paths).encode(),
+            env={"GIT_LITERAL_PATHSPECS": "0"},
+            allowed=(0, 1),
+        )
+        return [path for path in out.decode().split("\0") if path]
+
+    def _plan(self, edits: Sequence[Edit]) -> _Plan:
+        """What the commit and the person's index get for each file, from what git holds now."""
+        head = self._head()
+        paths = [e.path for e in edits]
+        in_head = self._tree_entries(head, paths)
+        in_index = self._index_entries(paths)
+        blobs = self._blobs({e.sha for e in [*in_head.values(), *in_index.values()] if e.sha})
+        changes = []
+        for edit in edits:
+            try:
+                change = self._change(edit, in_head.get(edit.path), in_index.get(edit.path), blobs)
+            except _Refused as exc:
+                self._tell(edit.path, str(exc))
+                continue
+            changes.append(change)
+        return _Plan(head, tuple(changes))
+
+    def _change(
+        self, edit: Edit, head: _Entry | None, index: _Entry | None, blobs: Mapping[str, bytes]
+    ) -> _Change:
+        if index is _CONFLICTED:
+            raise _Refused("has unresolved merge conflicts in the index: not committed")
+        if edit.apply is None:  # vaultsched's own file: ours whole, in the commit and the index
+            mode = head.mode if head is not None else "100644"
+            whole = _Entry(mode, self._store((self.root / edit.path).read_bytes()))
+            return _Change(edit.path, index, _new(whole, head), _new(whole, index))
+        if head is None and index is None and not edit.create:
+            raise _Refused("is not in git yet: left for you to commit (its runs are in the ledger)")
+        committed = None
+        if head is not None or edit.create:
+            committed = self._applied(edit.apply, head, blobs)
+        if index == head:  # nothing staged: the index follows the commit
+            staged = committed
+        elif index is None:  # the person staged its deletion: theirs to commit
+            staged = None
+        else:  # the person's staged version, with our edit in it too
+            staged = self._applied(edit.apply, index, blobs)
+        return _Change(edit.path, index, _new(committed, head), _new(staged, index))
+
+    def _applied(
+        self, apply: Callable[[str], str], entry: _Entry | None, blobs: Mapping[str, bytes]
+    ) -> _Entry:
+        """`entry`'s text (nothing, if None) with the edit applied, stored as a blob."""
+        if entry is not None and entry.mode not in _REGULAR:
+            raise _Refused("is not a regular file in git: not committed")
         try:
-            out = self.run(["check-ignore", "--", *paths])
+            text = blobs[entry.sha].decode("utf-8") if entry is not None else ""
+        except KeyError:
+            raise _Refused("cannot be read from git: not committed") from None
+        except UnicodeDecodeError:
+            raise _Refused("is not UTF-8 in git: not committed") from None
+        if has_conflict_markers(text):
+            raise _Refused("has git conflict markers in git: not committed until resolved")
+        try:
+            edited = apply(text)
+        except Exception as exc:  # whatever the edit raises, the person's bytes stay out
+            raise _Refused(f"vaultsched's edit does not apply to it in git ({exc})") from exc
+        if entry is not None and edited == text:
+            return entry
+        mode = entry.mode if entry is not None else "100644"
+        return _Entry(mode, self._store(edited.encode("utf-8")))
+
+    def _tell(self, path: str, why: str) -> None:
+        """Said once per file and reason: it holds for every later commit too."""
+        if (path, why) not in self._told:
+            self._told.add((path, why))
+            log.warning("%s %s", path, why)
+
+    def _land(self, plan: _Plan, message: str) -> bool | None:
+        """Commit the plan and update the person's index; None if git moved meanwhile."""
+        commit = self._commit_object(plan, message)
+        with self._index_locked() as (index_file, copy):
+            env = {"GIT_INDEX_FILE": str(copy)}
+            paths = [c.path for c in plan.changes]
+            if self._index_entries(paths, env) != {
+                c.path: c.read_index for c in plan.changes if c.read_index is not None
+            }:
+                return None  # the person staged one of these files meanwhile
+            staged = [(c.path, c.index) for c in plan.changes if c.index is not None]
+            if staged:
+                self._update_index(staged, env)
+                # Entries set from a blob have no stat data: without it, `git reset --keep`
+                # (sync) and `git diff-files` count the file as changed until something
+                # refreshes them. Refreshing leaves alone a file that differs (the person's).
+                on_disk = [path for path, _ in staged if (self.root / path).is_file()]
+                if on_disk:
+                    self._exec(["add", "--refresh", "--", *on_disk], env=env)
+            if commit is not None and not self._move_head(plan.head, commit, message):
+                return None
+            if staged:
+                os.replace(copy, index_file)
+        return commit is not None
+
+    def _commit_object(self, plan: _Plan, message: str) -> str | None:
+        """A commit of HEAD's tree with the plan's entries, or None if it changes nothing."""
+        entries = [(c.path, c.commit) for c in plan.changes if c.commit is not None]
+        if not entries:
+            return None
+        index_file = self._index_file()
+        scratch = index_file.with_name(f"vaultsched-{secrets.token_hex(6)}.index")
+        env = {"GIT_INDEX_FILE": str(scratch)}
+        try:
+            self._exec(["read-tree", plan.head] if plan.head else ["read-tree", "--empty"], env=env)
+            self._update_index(entries, env)
+            tree = self._exec(["write-tree"], env=env).decode().strip()
+        finally:
+            scratch.unlink(missing_ok=True)
+        parents = ["-p", plan.head] if plan.head else []
+        args = ["commit-tree", "--no-gpg-sign", tree, *parents, "-m", message]
+        return self._exec(args).decode().strip()
+
+    def _move_head(self, old: str | None, new: str, message: str) -> bool:
+        """HEAD (its branch) to `new` only if it is still at `old`: compare-and-swap."""
+        try:
+            self._exec(["update-ref", "-m", f"commit: {message}", "HEAD", new, old or ""])
         except GitError:
-            return []  # exit 1 means none is ignored
-        return out.splitlines()
+            if self._head() != old:
+                return False  # someone committed meanwhile: plan again on top of theirs
+            raise
+        return True
+
+    @contextlib.contextmanager
+    def _index_locked(self) -> Iterator[tuple[Path, Path]]:
+        """Hold the person's `index.lock` as git does (waiting while another git holds it,
+        never removing theirs); yields the index and a private copy to edit and rename over it.
+        Our commit and our index update then land between two gits, never inside one."""
+        index_file = self._index_file()
+        lock = index_file.with_name(index_file.name + ".lock")
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                break
+            except FileExistsError:
+                if time.monotonic() > deadline:
+                    raise GitError(f"{lock} held for {LOCK_WAIT:.0f}s; not removing it") from None
+                time.sleep(0.05)
+        copy = index_file.with_name(f"vaultsched-{secrets.token_hex(6)}.index")
+        try:
+            if index_file.exists():
+                shutil.copyfile(index_file, copy)
+            yield index_file, copy
+        finally:
+            os.close(fd)
+            copy.unlink(missing_ok=True)
+            lock.unlink()  # ours: created above
+
+    # -- plumbing reads and writes -------------------------------------------------------------
+
+    def _head(self) -> str | None:
+        try:
+            return self.read(["rev-parse", "--verify", "-q", "HEAD^{commit}"]).strip()
+        except GitError:
+            return None  # no commit yet
+
+    def _tree_entries(self, head: str | None, paths: Sequence[str]) -> dict[str, _Entry]:
+        if head is None or not paths:
+            return {}
+        out = self._exec(["ls-tree", "-r", "-z", "--full-tree", head, "--", *paths]).decode()
+        entries = {}
+        for record in filter(None, out.split("\0")):
+            meta, path = record.split("\t", 1)
+            mode, kind, sha = meta.split()
+            if kind == "blob":
+                entries[path] = _Entry(mode, sha)
+        return entries
+
+    def _index_entries(
+        self, paths: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> dict[str, _Entry]:
+        if not paths:
+            return {}
+        out = self._exec(["ls-files", "-s", "-z", "--", *paths], env=env).decode()
+        entries: dict[str, _Entry] = {}
+        for record in filter(None, out.split("\0")):
+            meta, path = record.split("\t", 1)
+            mode, sha, stage = meta.split()
+            entries[path] = _Entry(mode, sha) if stage == "0" else _CONFLICTED
+        return entries
+
+    def _blobs(self, shas: set[str]) -> dict[str, bytes]:
+        if not shas:
+            return {}
+        wanted = sorted(shas)
+        out = self._exec(["cat-file", "--batch"], input="".join(f"{s}\n" for s in wanted).encode())
+        blobs, position = {}, 0
+        for sha in wanted:
+            header_end = out.index(b"\n", position)
+            header = out[position:header_end].split()
+            position = header_end + 1
+            if len(header) != 3:  # "<sha> missing": a broken repository; that file is refused
+                continue
+            size = int(header[2])
+            blobs[sha] = out[position : position + size]
+            position += size + 1
+        return blobs
+
+    def _store(self, data: bytes) -> str:
+        return self._exec(["hash-object", "-w", "--stdin"], input=data).decode().strip()
+
+    def _update_index(self, entries: Sequence[tuple[str, _Entry]], env: Mapping[str, str]) -> None:
+        lines = "".join(f"{e.mode} {e.sha}\t{path}\0" for path, e in entries)
+        self._exec(["update-index", "-z", "--index-info"], input=lines.encode(), env=env)
 
     # Both run inside a pre-commit hook while `git commit` holds index.lock: waiting for the
     # lock (or for our own git lock, which a daemon may hold while it waits) would deadlock.
@@ -215,3 +515,8 @@ def _value(text: str) -> str:
     if text.startswith("-"):
         raise GitError(f"refusing a git argument that starts with '-': {text!r}")
     return text
+
+
+def _new(entry: _Entry | None, current: _Entry | None) -> _Entry | None:
+    """`entry` if it changes `current`, else None (nothing to write)."""
+    return entry if entry != current else None

@@ -10,15 +10,14 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from vaultsched import githooks
-from vaultsched.config import STATE_DIR, host_name
+from vaultsched.config import GITIGNORE, STATE_DIR, STATE_GITIGNORE, host_name
 from vaultsched.configtrust import trust_config
 from vaultsched.errors import VaultschedError
-from vaultsched.git import Git, GitError
+from vaultsched.git import Edit, Git, GitError
 from vaultsched.schedules import ScheduleError, parse_schedule
 from vaultsched.trust import trust_created
 from vaultsched.vault import open_vault
 
-GITIGNORE = "state/\nlogs/\n*.lock\n*.tmp\n"
 GITATTRIBUTES = "*.jsonl merge=union\n"
 EXAMPLE_TASK = "Tasks/Hello vaultsched.md"
 CONFIG_REL = f"{STATE_DIR}/config.toml"
@@ -62,7 +61,7 @@ def init_vault(target: Path) -> Created:
     root = target.resolve()
     created = Created(root)
     _create(root, CONFIG_REL, template("config.toml"), created)
-    _create(root, f"{STATE_DIR}/.gitignore", GITIGNORE, created)
+    _create(root, STATE_GITIGNORE, GITIGNORE, created)
     _create(root, f"{STATE_DIR}/.gitattributes", GITATTRIBUTES, created)
     example = task_text("Hello vaultsched", "@daily", 'echo "Hello from $VAULTSCHED_TASK"')
     if not any((root / "Tasks").glob("*.md")):
@@ -88,7 +87,7 @@ def init_vault(target: Path) -> Created:
             created.notes.append(f"git hooks not installed: {exc}")
     if git.usable and created.files:
         try:
-            git.commit(created.files, "vaultsched: init")
+            git.commit([Edit(rel) for rel in created.files], "vaultsched: init")
         except GitError as exc:
             created.notes.append(f"could not commit the new files: {exc}")
     return created

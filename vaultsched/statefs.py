@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from vaultsched.config import STATE_DIR
+from vaultsched.config import GITIGNORE, STATE_DIR, STATE_GITIGNORE
 
 log = logging.getLogger(__name__)
 
@@ -222,3 +222,19 @@ def links(root: Path) -> list[str]:
             if (Path(dirpath) / name).is_symlink():
                 found.append(f"{here}/{name}")
     return sorted(found)
+
+
+def prepare_state_dir(root: Path) -> None:
+    """Make sure `.vaultsched/` has its .gitignore before any state is written under it.
+
+    Only a missing file is written: one the person edited (or another process just wrote)
+    is theirs and stays as it is. Never through a link: a refused `.vaultsched` is reported
+    by whatever opens state under it next.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        fd = open_file(root, STATE_GITIGNORE, flags)
+    except (FileExistsError, LinkRefused):
+        return
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        handle.write(GITIGNORE)
