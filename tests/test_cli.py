@@ -16,6 +16,7 @@ from conftest import HOST, Cli, git, make_vault, runs, write_note
 from cronsim import CronSim
 from schedule_cases import CASES
 
+from vaultsched.config import load_config
 from vaultsched.schedules import ScheduleError, parse_schedule
 
 pytestmark = pytest.mark.integration
@@ -54,7 +55,8 @@ def alive(pid: int) -> bool:
 def run_day(root: Path) -> str:
     """The day of the newest run: the digest it landed in, even if midnight has passed since."""
     newest = max(run.started_at for run in runs(root))
-    return newest.astimezone().date().isoformat()  # conftest sets TZ=UTC
+    # The vault's zone, not the machine's (the test process keeps the zone it started in).
+    return newest.astimezone(load_config(root).timezone).date().isoformat()
 
 
 # -- run-now -----------------------------------------------------------------------------------
