@@ -27,7 +27,7 @@ from vaultsched.configtrust import ignored_message
 from vaultsched.contain import internal_problem
 from vaultsched.engine import Engine, utc_now
 from vaultsched.instance import InstanceLock
-from vaultsched.ledger import host_file_stem
+from vaultsched.ledger import host_file_stem, parse_instant
 from vaultsched.model import RETRYABLE, Run, Status, Task, Trigger
 from vaultsched.notes import sweep_temp_files
 from vaultsched.planner import Decision, Planner, Unplannable
@@ -409,14 +409,15 @@ class Daemon:
         except OSError as exc:
             statefs.warn_refused(exc, "marks not read")
             return
-        except ValueError:  # torn or hand-edited: the ledger alone it is
+        except (ValueError, RecursionError):  # torn or hand-edited: the ledger alone it is
             return
+        # Git-ignored, but a sync tool can carry it: each mark is checked like a ledger time
+        # (aware, years 1970-9000), so no later comparison or zone conversion can overflow.
         marks = {}
         for task_id, stamp in saved.items() if isinstance(saved, dict) else ():
-            with contextlib.suppress(TypeError, ValueError):
-                moment = datetime.fromisoformat(stamp)
-                if moment.tzinfo is not None:
-                    marks[str(task_id)] = moment
+            moment = parse_instant(stamp)
+            if moment is not None:
+                marks[str(task_id)] = moment
         self.planner.restore(marks, now)
 
     def _save_marks(self) -> None:

@@ -292,24 +292,44 @@ def state_links(c: Context) -> Check:
 
 
 def future_records(c: Context) -> Check:
-    """Ledger records dated past this host's clock (a clock far ahead, or a forged line): the
-    planner ignores them, so they hold no task back, but someone should look."""
+    """Ledger lines no view may go by: records dated past this host's clock (a clock far
+    ahead, or a forged line), which the planner ignores, and lines that are no valid record
+    (a field of the wrong type or out of range), which every view skips. Neither holds a
+    task back or stops a command, but someone should look."""
     ledger = Ledger(c.vault.root, c.vault.host)
-    ahead = [
-        f"{path.relative_to(c.vault.root).as_posix()}: {run.task}"
-        for path, run in ledger.runs_by_file()
-        if future_dated(run, c.now)
-    ]
-    if not ahead:
-        return Check("ledger dates", OK, "no record dated in the future")
+    ahead, unreadable = _future_dated(c, ledger), _unreadable(c, ledger)
+    if not ahead and not unreadable:
+        return Check("ledger dates", OK, "no record dated in the future, none unreadable")
     minutes = SKEW.total_seconds() / 60
-    return Check(
-        "ledger dates",
-        FAIL,
-        f"records dated over {minutes:.0f} minutes in the future, ignored for planning:"
-        f" {_listing(sorted(set(ahead)))}",
-        "check that host's clock; a record nobody wrote is forged: delete its line",
+    found = []
+    if ahead:
+        found.append(
+            f"records dated over {minutes:.0f} minutes in the future, ignored for planning:"
+            f" {_listing(ahead)}"
+        )
+    if unreadable:
+        found.append(f"lines that are no valid record, skipped: {_listing(unreadable)}")
+    clock = "check that host's clock; " if ahead else ""
+    fix = f"{clock}a line vaultsched did not write is forged or damaged: delete it"
+    return Check("ledger dates", FAIL, "; ".join(found), fix)
+
+
+def _future_dated(c: Context, ledger: Ledger) -> list[str]:
+    return sorted(
+        {
+            f"{path.relative_to(c.vault.root).as_posix()}: {run.task}"
+            for path, run in ledger.runs_by_file()
+            if future_dated(run, c.now)
+        }
     )
+
+
+def _unreadable(c: Context, ledger: Ledger) -> list[str]:
+    """`file:line (why)` of each line that is no valid record."""
+    return [
+        f"{path.relative_to(c.vault.root).as_posix()}:{number} ({why})"
+        for path, number, why in ledger.rejected()
+    ]
 
 
 CHECKS: tuple[Callable[[Context], Check], ...] = (

@@ -18,12 +18,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from vaultsched import statefs
 from vaultsched.model import Run, Status, Trigger
 
 RUNS_DIR = ".vaultsched/runs"
+_Enum = TypeVar("_Enum", Status, Trigger)
 
 
 def new_run_id(now: datetime) -> str:
@@ -40,15 +41,85 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds") if moment else None
 
 
+# What a record must keep to become a Run. A line in another host's file (or in this host's,
+# edited by a sync) may be hostile; within these bounds no later arithmetic, zone conversion,
+# `int` to text conversion or rendering can overflow or blow up.
+EARLIEST_YEAR, LATEST_YEAR = 1970, 9000  # an offset of up to a day cannot leave 1..9999
+MAX_ATTEMPT = 10**9
+EXIT_CODES = (-(2**31), 2**32)
+MAX_DURATION_S = 36525 * 86400.0  # 100 years, the longest timeout a note can set
+MAX_ID = 4096  # run_id, task, host, path, log, rename ends
+MAX_TEXT = 256 * 1024  # output_tail (4,000 characters when we write it) and message
+MAX_LINE = 4 * MAX_TEXT  # characters of one line; anything longer is not ours
+RECORD_TYPES = frozenset({"start", "finish", "rename"})
+
+
+class BadRecord(ValueError):
+    """A record that cannot become a Run: skipped, and named (file and line) by `doctor`."""
+
+
 def _parse_time(value: Any) -> datetime | None:
-    """An instant from a record; ValueError for one without a zone (only another program, or a
-    hand, writes those), which could not be compared with the others."""
-    if not isinstance(value, str) or not value:
+    """An aware instant within [EARLIEST_YEAR, LATEST_YEAR], or None for none; BadRecord for
+    anything else (a time without a zone could not be compared with the others)."""
+    if value is None or value == "":
         return None
-    moment = datetime.fromisoformat(value)
+    if not isinstance(value, str) or len(value) > 64:
+        raise BadRecord("a time that is not a string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRecord(f"not a time: {value!r}") from None
     if moment.tzinfo is None:
-        raise ValueError(f"no time zone in {value!r}")
+        raise BadRecord(f"no time zone in {value!r}")
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise BadRecord(f"a time out of range: {value!r}")
     return moment
+
+
+def parse_instant(value: Any) -> datetime | None:
+    """`_parse_time` for other untrusted files (marks.json): None for anything unusable."""
+    try:
+        return _parse_time(value)
+    except BadRecord:
+        return None
+
+
+def _int(record: dict[str, Any], key: str, bounds: tuple[int, int]) -> int | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    # bool is an int to Python, never one to us; a float (even 1.0) is not an attempt count
+    if type(value) is not int or not bounds[0] <= value <= bounds[1]:
+        raise BadRecord(f"{key} is not an integer in [{bounds[0]}, {bounds[1]}]")
+    return value
+
+
+def _seconds(record: dict[str, Any], key: str) -> float | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    if type(value) not in (int, float) or not 0 <= value <= MAX_DURATION_S:
+        raise BadRecord(f"{key} is not a number of seconds in [0, {MAX_DURATION_S:.0f}]")
+    return float(value)
+
+
+def _text(record: dict[str, Any], key: str, limit: int, default: str | None = "") -> str:
+    value = record.get(key, default)
+    if value is None:  # a finish record writes null for what it does not know
+        value = default
+    if not isinstance(value, str) or len(value) > limit or (default is None and not value):
+        raise BadRecord(f"{key} is not a string of at most {limit} characters")
+    return value
+
+
+def _choice(record: dict[str, Any], key: str, enum: type[_Enum], default: _Enum) -> _Enum:
+    value = record.get(key)
+    if value is None:
+        return default
+    with contextlib.suppress(ValueError):
+        if isinstance(value, str):
+            return enum(value)
+    raise BadRecord(f"{key} is not one of {', '.join(enum)}")
 
 
 def start_record(run: Run, path: str) -> dict[str, Any]:
@@ -85,27 +156,64 @@ def run_from_records(records: list[dict[str, Any]]) -> Run | None:
     for record in records:
         merged.update({k: v for k, v in record.items() if v is not None})
     try:
-        finished = merged.get("type") == "finish"
-        started_at = _parse_time(merged["started_at"])
-        assert started_at is not None
-        return Run(
-            run_id=str(merged["run_id"]),
-            task=str(merged["task"]),
-            status=Status(merged["status"]) if finished else Status.RUNNING,
-            trigger=Trigger(merged.get("trigger", "manual")),
-            started_at=started_at,
-            host=str(merged.get("host", "")),
-            attempt=int(merged.get("attempt", 1)),
-            scheduled_for=_parse_time(merged.get("scheduled_for")),
-            finished_at=_parse_time(merged.get("finished_at")),
-            exit_code=merged.get("exit_code"),
-            duration_s=merged.get("duration_s"),
-            output_tail=str(merged.get("output_tail", "")),
-            message=str(merged.get("message", "")),
-            log=str(merged.get("log", "")),
-        )
-    except (KeyError, ValueError, TypeError, AssertionError):
+        return _to_run(merged)
+    except BadRecord:
         return None
+
+
+def record_problem(record: dict[str, Any]) -> str | None:
+    """Why `record` cannot be read (every record must fold into a Run, or a rename, on its
+    own: a finish repeats its start), or None if it can."""
+    try:
+        if record.get("type") == "rename":
+            _to_rename(record)
+        else:
+            _to_run(record)
+    except BadRecord as exc:
+        return str(exc)
+    return None
+
+
+def _to_run(merged: dict[str, Any]) -> Run:
+    """The one door from a record to a Run: every field is checked for type and range here,
+    so nothing downstream sees a value it could choke on. Raises BadRecord."""
+    kind = merged.get("type")
+    if kind not in RECORD_TYPES - {"rename"}:
+        raise BadRecord("type is not start or finish")
+    started_at = _parse_time(merged.get("started_at"))
+    if started_at is None:
+        raise BadRecord("no started_at")
+    if kind == "finish" and merged.get("status") is None:
+        raise BadRecord("a finish without a status")
+    _text(merged, "path", MAX_ID)  # not kept, but a reader may show it
+    return Run(
+        run_id=_text(merged, "run_id", MAX_ID, default=None),
+        task=_text(merged, "task", MAX_ID, default=None),
+        status=_choice(merged, "status", Status, Status.RUNNING)
+        if kind == "finish"
+        else Status.RUNNING,
+        trigger=_choice(merged, "trigger", Trigger, Trigger.MANUAL),
+        started_at=started_at,
+        host=_text(merged, "host", MAX_ID),
+        attempt=_int(merged, "attempt", (1, MAX_ATTEMPT)) or 1,
+        scheduled_for=_parse_time(merged.get("scheduled_for")),
+        finished_at=_parse_time(merged.get("finished_at")),
+        exit_code=_int(merged, "exit_code", EXIT_CODES),
+        duration_s=_seconds(merged, "duration_s"),
+        output_tail=_text(merged, "output_tail", MAX_TEXT),
+        message=_text(merged, "message", MAX_TEXT),
+        log=_text(merged, "log", MAX_ID),
+    )
+
+
+def _to_rename(record: dict[str, Any]) -> tuple[datetime, str, str]:
+    """(when, old id, new id) of a rename record. Raises BadRecord."""
+    at = _parse_time(record.get("started_at"))
+    if at is None:
+        raise BadRecord("a rename without started_at")
+    _text(record, "run_id", MAX_ID, default=None)
+    old, new = (_text(record, key, MAX_ID, default=None) for key in ("from", "to"))
+    return at, old, new
 
 
 @dataclass
@@ -114,7 +222,9 @@ class _FileRecords:
 
     identity: tuple[int, int]  # (device, inode): a replaced file is parsed afresh
     offset: int = 0
+    lines: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, why)
 
 
 @dataclass
@@ -140,6 +250,14 @@ class _RecordCache:
     queued: dict[Path, list[_Queued]] = field(default_factory=dict)
 
     def read(self, root: Path, path: Path) -> list[dict[str, Any]]:
+        """The valid records of `path`, oldest first."""
+        return list(self._parsed(root, path).records)
+
+    def rejected(self, root: Path, path: Path) -> list[tuple[int, str]]:
+        """(line number, why) of each line of `path` that is no valid record."""
+        return list(self._parsed(root, path).rejected)
+
+    def _parsed(self, root: Path, path: Path) -> _FileRecords:
         with self.lock:
             try:
                 fd = statefs.open_file(root, path.relative_to(root).as_posix(), os.O_RDONLY)
@@ -147,7 +265,7 @@ class _RecordCache:
                 if not isinstance(exc, FileNotFoundError):
                     statefs.warn_refused(exc, "ledger file not read")
                 self.files.pop(path, None)
-                return []
+                return _FileRecords((0, 0))
             handle = os.fdopen(fd, "rb")
             with handle:
                 stat = os.fstat(handle.fileno())
@@ -158,19 +276,37 @@ class _RecordCache:
                 handle.seek(cached.offset)
                 data = handle.read()
             end = data.rfind(b"\n") + 1  # a torn last line waits until it is complete
-            cached.records.extend(_parse_lines(data[:end]))
+            # Split on \n alone: a record may hold a raw U+2028, which splitlines() breaks on.
+            for line in data[:end].decode("utf-8", errors="replace").split("\n")[:-1]:
+                cached.lines += 1
+                _take_line(cached, line)
             cached.offset += end
-            return list(cached.records)
+            return cached
 
 
-def _parse_lines(data: bytes) -> Iterator[dict[str, Any]]:
-    for line in data.decode("utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and "run_id" in record:
-            yield record
+def _no_constant(name: str) -> Any:
+    raise BadRecord(f"{name} is not a number")  # Python's json would take it as a float
+
+
+def _take_line(parsed: _FileRecords, line: str) -> None:
+    """Keep the record on `line`, or note why it is none. A line that is not JSON at all is
+    a torn write (a crash mid-append; the next append repairs the file) and goes unremarked;
+    JSON that is no valid record is skipped and named by `doctor`."""
+    if len(line) > MAX_LINE:
+        parsed.rejected.append((parsed.lines, f"a line over {MAX_LINE} characters"))
+        return
+    try:
+        record = json.loads(line, parse_constant=_no_constant)
+    except json.JSONDecodeError:
+        return
+    except (ValueError, RecursionError) as exc:  # NaN, Infinity, a 5,000-digit int, [[[[…
+        parsed.rejected.append((parsed.lines, str(exc)[:200]))
+        return
+    problem = "not a record" if not isinstance(record, dict) else record_problem(record)
+    if problem is None:
+        parsed.records.append(record)
+    else:
+        parsed.rejected.append((parsed.lines, problem))
 
 
 @dataclass(frozen=True)
@@ -253,6 +389,15 @@ class Ledger:
         for path in self.files(months):
             yield from self._cache.read(self.root, path)
 
+    def rejected(self) -> list[tuple[Path, int, str]]:
+        """(file, line number, why) of every line of every host's file that is no valid
+        record: skipped by every view, named by `doctor`."""
+        return [
+            (path, number, why)
+            for path in self.files()
+            for number, why in self._cache.rejected(self.root, path)
+        ]
+
     def append_rename(self, old: str, new: str, at: datetime) -> Path:
         """A task note was renamed or moved: its earlier runs follow it to the new id."""
         record = {
@@ -280,12 +425,9 @@ class Ledger:
             source = path if per_file else self.folder
             for record in self._cache.read(self.root, path):
                 if record.get("type") == "rename":
-                    with contextlib.suppress(ValueError):
-                        at = _parse_time(record.get("started_at"))
-                        if at is not None:
-                            renames.append((at, str(record.get("from")), str(record.get("to"))))
+                    renames.append(_to_rename(record))  # checked when the line was read
                     continue
-                grouped.setdefault((source, str(record["run_id"])), []).append(record)
+                grouped.setdefault((source, record["run_id"]), []).append(record)
         renames.sort()
         runs = []
         for (source, _), records in grouped.items():

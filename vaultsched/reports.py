@@ -15,6 +15,7 @@ from vaultsched.model import FAILURES, Problem, Run, Status, Task
 from vaultsched.planner import Unplannable, task_fires
 from vaultsched.trust import TrustStore, approve_command, trust_command
 from vaultsched.vault import Index, Vault
+from vaultsched.views import MESSAGE_SHOWN, clip
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -105,7 +106,7 @@ def history_row(run: Run) -> dict[str, Any]:
         "duration_s": run.duration_s,
         "host": run.host,
         "attempt": run.attempt,
-        "message": run.message,
+        "message": clip(run.message, MESSAGE_SHOWN),
         "log": run.log,
     }
 

@@ -41,6 +41,10 @@ _BACKTICKS = re.compile(r"`+")
 # reference, brackets end the link, a backtick could pair with one outside it as code.
 _WIKILINK_UNSAFE = re.compile(r"[\[\]|#^`]|%%")
 _SHELL_UNSAFE_IN_DOUBLE_QUOTES = re.compile(r'["$`\\!]')
+# What a note shows of a run's message and output. Ours are far shorter (the output tail is cut
+# to 4,000 characters when it is recorded); another host's ledger line may not be.
+MESSAGE_SHOWN = 2000
+OUTPUT_SHOWN = 8000
 
 
 # -- task note run block --------------------------------------------------------------------
@@ -76,9 +80,10 @@ def _run_callout(run: Run, tz: ZoneInfo, *, folded: bool) -> str:
     if run.message:
         # The label keeps the message inline text: starting a line, "```" or "#" would open a
         # fence or heading inside the callout.
-        lines += ["", f"message: {_one_line(run.message)}"]
+        lines += ["", f"message: {_one_line(clip(run.message, MESSAGE_SHOWN))}"]
     if run.output_tail.strip():
-        lines += ["", *fence_output(run.output_tail).split("\n")]
+        tail = run.output_tail[-OUTPUT_SHOWN:]  # the end of an output is what tells
+        lines += ["", *fence_output(tail).split("\n")]
     return "\n".join(_quoted(line) for line in lines)
 
 
@@ -180,6 +185,11 @@ def _clock(moment: datetime, tz: ZoneInfo) -> str:
 
 def _duration(run: Run) -> str:
     return _MISSING if run.duration_s is None else format_duration(run.duration_s)
+
+
+def clip(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters with an ellipsis if longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _one_line(text: str) -> str:
