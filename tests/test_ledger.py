@@ -1,12 +1,30 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+import math
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from vaultsched.ledger import Ledger, finish_record, new_run_id, start_record
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vaultsched.ledger import (
+    EXIT_CODES,
+    MAX_ATTEMPT,
+    MAX_DURATION_S,
+    MAX_TEXT,
+    Ledger,
+    finish_record,
+    new_run_id,
+    run_from_records,
+    start_record,
+)
 from vaultsched.model import Run, Status, Trigger
+from vaultsched.planner import Planner, future_dated
+from vaultsched.reports import history_row
+from vaultsched.views import render_digest_block, render_runs_block
 
 T0 = datetime(2026, 11, 30, 23, 59, 58, tzinfo=UTC)
 
@@ -105,3 +123,205 @@ def test_run_ids_sort_by_time_and_are_unique() -> None:
     ids = [new_run_id(T0) for _ in range(200)]
     assert len(set(ids)) == 200
     assert new_run_id(T0) < new_run_id(T0 + timedelta(seconds=1))
+
+
+# -- hostile records: a line in another host's file may hold anything ----------------------
+
+NOW = "2026-11-30T12:00:00.000+00:00"
+GOOD = {
+    "type": "finish",
+    "run_id": "x1",
+    "task": "Tasks/A",
+    "path": "Tasks/A.md",
+    "trigger": "manual",
+    "started_at": NOW,
+    "host": "other",
+    "attempt": 1,
+    "status": "failed",
+    "exit_code": 1,
+    "finished_at": NOW,
+    "duration_s": 0.5,
+    "output_tail": "",
+    "message": "",
+    "log": "",
+}
+HOSTILE_FIELDS: list[tuple[str, object]] = [
+    ("attempt", math.inf),
+    ("attempt", -math.inf),
+    ("attempt", math.nan),
+    ("attempt", 10**30),
+    ("attempt", 0),
+    ("attempt", True),
+    ("attempt", 1.0),
+    ("attempt", "2"),
+    ("exit_code", [1]),
+    ("exit_code", 2**70),
+    ("exit_code", math.nan),
+    ("duration_s", "abc"),
+    ("duration_s", -1),
+    ("duration_s", math.inf),
+    ("duration_s", math.nan),
+    ("duration_s", 1e300),
+    ("duration_s", {"s": 1}),
+    ("started_at", "0001-01-01T00:00:00+14:00"),
+    ("started_at", "9999-12-31T23:59:59-23:59"),
+    ("started_at", "2026-11-30T12:00:00"),  # no zone
+    ("started_at", "yesterday"),
+    ("started_at", 1764504000),
+    ("started_at", None),
+    ("scheduled_for", "0001-01-01T00:00:00+14:00"),
+    ("finished_at", "9999-12-31T23:59:59-23:59"),
+    ("finished_at", ["2026"]),
+    ("status", "exploded"),
+    ("status", None),
+    ("status", 1),
+    ("trigger", "cron"),
+    ("trigger", ["manual"]),
+    ("type", "bogus"),
+    ("type", None),
+    ("run_id", 7),
+    ("run_id", ""),
+    ("run_id", {"a": 1}),
+    ("task", None),
+    ("task", ["Tasks/A"]),
+    ("task", "T" * 5000),
+    ("host", 1),
+    ("message", "m" * (1024 * 1024)),
+    ("message", {"text": "hi"}),
+    ("output_tail", 12),
+    ("log", False),
+    ("path", 3),
+]
+
+
+def _hostile_file(tmp_path: Path, lines: list[str]) -> Path:
+    """This host's good run, then `lines` in another host's file, as a sync brings them."""
+    Ledger(tmp_path, "h1").append(finish_record(a_run(status=Status.SUCCESS), "Tasks/A.md"))
+    path = tmp_path / ".vaultsched/runs/2026-11/other.jsonl"
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+@pytest.mark.parametrize(("key", "value"), HOSTILE_FIELDS, ids=repr)
+def test_a_hostile_field_skips_its_record_and_names_its_line(
+    tmp_path: Path, key: str, value: object
+) -> None:
+    record = {**GOOD, key: value}
+    lines = [json.dumps(GOOD | {"run_id": "fine"}), json.dumps(record)]  # writes NaN, Infinity
+    path = _hostile_file(tmp_path, lines)
+    ledger = Ledger(tmp_path, "me")
+    assert [(r.host, r.run_id) for r in ledger.runs() if r.host == "other"] == [("other", "fine")]
+    assert sorted(r.host for r in ledger.runs()) == ["h1", "other"]
+    assert [(p, n) for p, n, _ in ledger.rejected()] == [(path, 2)]
+    assert run_from_records([record]) is None
+
+
+RENAME = {"type": "rename", "run_id": "rename-1", "from": "Tasks/A", "to": "Tasks/B"}
+_FINISH = f'"type":"finish","run_id":"x","task":"Tasks/A","started_at":"{NOW}","status":"failed"'
+HOSTILE_LINES = [
+    "{" + _FINISH + ',"attempt":Infinity}',
+    "{" + _FINISH + ',"duration_s":NaN}',
+    "{" + _FINISH + ',"exit_code":-Infinity}',
+    "{" + _FINISH + ',"attempt":' + "9" * 5000 + "}",  # past Python's int-from-text limit
+    "[" * 100_000 + "]" * 100_000,  # deep enough for a RecursionError
+    '{"a":' * 100_000 + "1" + "}" * 100_000,
+    '"just a string"',
+    "[1, 2]",
+    "42",
+    '{"run_id": "x"}',
+    json.dumps(GOOD | {"message": "m" * (2 * 1024 * 1024)}),
+    json.dumps(RENAME | {"started_at": "0001-01-01T00:00:00+14:00"}),
+    json.dumps(RENAME | {"started_at": NOW, "to": ["Tasks/B"]}),
+    json.dumps(RENAME | {"started_at": NOW, "from": None}),
+    json.dumps(RENAME),
+]
+
+
+@pytest.mark.parametrize("line", HOSTILE_LINES, ids=lambda line: line[:60])
+def test_a_hostile_line_is_skipped_and_named(tmp_path: Path, line: str) -> None:
+    path = _hostile_file(tmp_path, [line, json.dumps(GOOD)])
+    ledger = Ledger(tmp_path, "me")
+    assert sorted(r.host for r in ledger.runs()) == ["h1", "other"]
+    assert [(p, n) for p, n, _ in ledger.rejected()] == [(path, 1)]
+
+
+def test_a_torn_line_goes_unremarked_and_a_raw_line_separator_splits_nothing(
+    tmp_path: Path,
+) -> None:
+    # json.dumps(ensure_ascii=False) writes U+2028 raw; str.splitlines() would cut there.
+    path = _hostile_file(tmp_path, ['{"type":"start","run_id"', json.dumps(GOOD)])
+    with path.open("a", encoding="utf-8") as handle:
+        record = GOOD | {"run_id": "x2", "message": "a\u2028b"}
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    ledger = Ledger(tmp_path, "me")
+    assert [r.message for r in ledger.runs() if r.host == "other"] == ["", "a\u2028b"]
+    assert ledger.rejected() == []
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(10**40), max_value=10**40)
+    | st.floats()  # NaN and the infinities among them
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+OFFSETS = st.timedeltas(
+    min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59)
+)
+INSTANTS = st.builds(
+    lambda moment, offset: moment.replace(tzinfo=timezone(offset)).isoformat(),
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)),
+    OFFSETS,
+)
+KNOWN = st.sampled_from([*Status, *Trigger, "start", "finish", "rename", "Tasks/A", NOW])
+VALUES = JSON | INSTANTS | KNOWN
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(changes=st.dictionaries(st.sampled_from([*GOOD, "from", "to"]), VALUES, max_size=6))
+def test_no_record_raises_and_every_run_it_gives_renders(
+    tmp_path: Path, changes: dict[str, object]
+) -> None:
+    """Whatever the fields hold, reading never raises; a record that is accepted gives a Run
+    that the views, the planner and the history take without raising."""
+    record = GOOD | changes
+    path = tmp_path / ".vaultsched/runs/2026-11/other.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record) + "\n")
+    ledger = Ledger(tmp_path, "me")
+    runs = ledger.runs()
+    assert len(runs) + len(ledger.rejected()) == (record.get("type") != "rename")
+    for run in runs:
+        _use_everywhere(run)
+
+
+def _use_everywhere(run: Run) -> None:
+    tz = ZoneInfo("Pacific/Kiritimati")  # +14:00, the farthest a zone reaches
+    render_runs_block([run], tz)
+    render_digest_block(run.started_at.astimezone(tz).date(), [run], tz)
+    json.dumps(history_row(run), allow_nan=False)
+    future_dated(run, T0)
+    planner = Planner()
+    for moment in (run.scheduled_for, run.finished_at, run.started_at):
+        if moment is not None:
+            planner.advance(run.task, moment)
+            assert abs(moment - T0) >= timedelta(0)
+    assert str(run.attempt) + str(run.exit_code) + f"{run.duration_s or 0:.1f}"  # as `history`
+
+
+def test_views_bound_what_an_extreme_but_valid_run_shows() -> None:
+    run = a_run(
+        status=Status.FAILED,
+        attempt=MAX_ATTEMPT,
+        exit_code=EXIT_CODES[1],
+        duration_s=MAX_DURATION_S,
+        message="m" * MAX_TEXT,
+        output_tail="o" * MAX_TEXT,
+    )
+    assert len(render_runs_block([run], ZoneInfo("UTC"))) < 20_000
+    assert len(history_row(run)["message"]) <= 2000
