@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 from conftest import HOST, Cli, DaemonProcess, runs, wait_for, write_note
 
+from vaultsched import daemon as daemon_module
 from vaultsched import planner, taskfile
 from vaultsched.config import load_config
 from vaultsched.daemon import Daemon
-from vaultsched.model import Status, Task
+from vaultsched.durations import MAX_DURATION
+from vaultsched.model import Run, Status, Task
 from vaultsched.planner import planned_index
 from vaultsched.schedules import Schedule, parse_schedule
 from vaultsched.validate import validate_vault
@@ -133,14 +135,19 @@ def test_the_daemon_drops_a_task_it_cannot_plan_and_plans_the_others(
     assert daemon._deadline() == NOW + timedelta(seconds=1)  # the good task's next fire
 
 
-def test_a_retry_that_cannot_be_planned_drops_only_that_task(vault: Vault) -> None:
-    """A retry delay past year 9999 (the bound keeps notes from asking for one; this task is
-    built without the parser) overflows when the retry is planned: the task is made invalid,
-    the daemon goes on."""
+def test_a_retry_that_cannot_be_planned_drops_only_that_task(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planning a retry that raises (an injected fault: no note can make it raise any more)
+    makes the task invalid; the daemon goes on."""
     write_note(vault.root, "Tasks/Fails.md", note("command: 'false'\nretries: 3"))
-    parsed = read_note(vault, "Tasks/Fails.md").task
-    assert parsed is not None
-    task = Task(**{**parsed.__dict__, "retry_delay": timedelta(days=3_000_000)})
+    task = read_note(vault, "Tasks/Fails.md").task
+    assert task is not None
+
+    def broken(*args: object) -> None:
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(daemon_module, "_Retry", broken)
     daemon = Daemon(vault, clock=lambda: NOW)
     daemon.index.tasks[task.id] = task
     daemon._submit(task, planner.Trigger.SCHEDULE, NOW, 1)
@@ -148,6 +155,23 @@ def test_a_retry_that_cannot_be_planned_drops_only_that_task(vault: Vault) -> No
     daemon._collect()
     assert task.id in daemon.index.invalid and not daemon.retries
     assert "OverflowError" in daemon.index.invalid[task.id][-1].message
+    daemon.pool.shutdown(wait=True)
+    daemon.engine.close()
+
+
+def test_a_huge_retry_delay_doubles_up_to_the_bound_not_past_it(vault: Vault) -> None:
+    """`retry_delay` at its 100-year bound, doubled by many attempts, stays at the bound
+    (it once overflowed the daemon's clock arithmetic after the first failure)."""
+    write_note(vault.root, "Tasks/Fails.md", note("command: 'false'\nretries: 500"))
+    parsed = read_note(vault, "Tasks/Fails.md").task
+    assert parsed is not None
+    task = Task(**{**parsed.__dict__, "retry_delay": MAX_DURATION})
+    daemon = Daemon(vault, clock=lambda: NOW)
+    daemon.index.tasks[task.id] = task
+    failed = Run("r", task.id, Status.FAILED, planner.Trigger.RETRY, NOW, "h", attempt=300)
+    daemon._plan_retry(task, failed)
+    (retry,) = daemon.retries
+    assert retry.at == NOW + MAX_DURATION
     daemon.pool.shutdown(wait=True)
     daemon.engine.close()
 

@@ -185,6 +185,10 @@ HOSTILE_FIELDS: list[tuple[str, object]] = [
     ("task", None),
     ("task", ["Tasks/A"]),
     ("task", "T" * 5000),
+    ("task", "../../home/someone/.bashrc"),  # closing an interrupted run would read it
+    ("task", "/etc/passwd"),
+    ("task", "Tasks/../../x"),
+    ("task", ".vaultsched/config"),
     ("host", 1),
     ("message", "m" * (1024 * 1024)),
     ("message", {"text": "hi"}),

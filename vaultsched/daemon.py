@@ -25,6 +25,7 @@ from types import FrameType
 from vaultsched import statefs
 from vaultsched.configtrust import ignored_message
 from vaultsched.contain import internal_problem
+from vaultsched.durations import MAX_DURATION
 from vaultsched.engine import Engine, utc_now
 from vaultsched.instance import InstanceLock
 from vaultsched.ledger import host_file_stem, parse_instant
@@ -366,7 +367,10 @@ class Daemon:
     def _plan_retry(self, task: Task, run: Run) -> None:
         if run.status not in RETRYABLE or run.attempt > task.retries or self.stopping:
             return
-        delay = task.retry_delay * (2 ** (run.attempt - 1))
+        # Doubling from retry_delay, capped at the longest duration a note may say (100
+        # years): `retries: 500` must not overflow the clock arithmetic on the 60th attempt.
+        seconds = task.retry_delay.total_seconds() * 2.0 ** min(run.attempt - 1, 64)
+        delay = timedelta(seconds=min(seconds, MAX_DURATION.total_seconds()))
         retry = _Retry(self.clock() + delay, task.id, run.attempt + 1, run.scheduled_for)
         heapq.heappush(self.retries, retry)
         log.info("%s: retry %d of %d in %s", task.id, run.attempt, task.retries, delay)

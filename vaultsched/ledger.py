@@ -111,6 +111,17 @@ def _text(record: dict[str, Any], key: str, limit: int, default: str | None = ""
     return value
 
 
+def _task_id(record: dict[str, Any], key: str) -> str:
+    """A task id as vaultsched writes one: a vault-relative path without `.md`. Anything else
+    (`..`, an absolute path, a hidden folder) would make the daemon read or write a note
+    outside the vault when it closes an interrupted run."""
+    value = _text(record, key, MAX_ID, default=None)
+    parts = value.split("/")
+    if "\x00" in value or any(not part or part.startswith(".") for part in parts):
+        raise BadRecord(f"{key} is not a task id inside the vault")
+    return value
+
+
 def _choice(record: dict[str, Any], key: str, enum: type[_Enum], default: _Enum) -> _Enum:
     value = record.get(key)
     if value is None:
@@ -187,7 +198,7 @@ def _to_run(merged: dict[str, Any]) -> Run:
     _text(merged, "path", MAX_ID)  # not kept, but a reader may show it
     return Run(
         run_id=_text(merged, "run_id", MAX_ID, default=None),
-        task=_text(merged, "task", MAX_ID, default=None),
+        task=_task_id(merged, "task"),
         status=_choice(merged, "status", Status, Status.RUNNING)
         if kind == "finish"
         else Status.RUNNING,
@@ -211,7 +222,7 @@ def _to_rename(record: dict[str, Any]) -> tuple[datetime, str, str]:
     if at is None:
         raise BadRecord("a rename without started_at")
     _text(record, "run_id", MAX_ID, default=None)
-    old, new = (_text(record, key, MAX_ID, default=None) for key in ("from", "to"))
+    old, new = (_task_id(record, key) for key in ("from", "to"))
     return at, old, new
 
 
