@@ -339,3 +339,34 @@ def test_the_daemon_refuses_a_body_edited_by_a_sync(
     assert daemon.stop() == 0
     assert not marker.exists()
     assert not [r for r in runs(vault_root) if r.status is not Status.SUCCESS][1:]
+
+
+def cli_process(cli: Cli, *args: str) -> subprocess.Popen[bytes]:
+    """The real CLI in the background, as a second terminal or the daemon would run it."""
+    argv = [sys.executable, "-m", "vaultsched", "--vault", str(cli.root), *args]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def replace_from_outside(root: Path, rel: str, text: str) -> None:
+    """A sync's atomic replace: a shell already reading the old file keeps reading it."""
+    (root / f"{rel}.new").write_text(text)
+    (root / f"{rel}.new").replace(root / rel)
+
+
+@pytest.mark.integration
+def test_a_script_edited_while_a_queued_run_waits_is_not_run(cli: Cli) -> None:
+    """`overlap: queue` waits a whole run for the slot: trust is checked once it is ours."""
+    marker, started, release = marker_of(cli), cli.root.parent / "started", cli.root.parent / "go"
+    wait_script = f"touch {started}; while [ ! -e {release} ]; do sleep 0.05; done\n"
+    write_note(cli.root, "scripts/job.sh", wait_script)
+    task_note(cli.root, "Tasks/Job.md", "command: sh scripts/job.sh\noverlap: queue\n")
+    assert cli("trust", "--yes", "Job").code == 0
+    first = cli_process(cli, "run-now", "Job")
+    wait_for(started.exists, what="the first run")
+    second = cli_process(cli, "run-now", "Job")
+    time.sleep(2)  # the second run-now is waiting for the slot
+    replace_from_outside(cli.root, "scripts/job.sh", f"touch {marker}\n")
+    release.touch()
+    assert first.wait(timeout=30) == 0 and second.wait(timeout=30) == 1
+    assert not marker.exists()
+    assert [r.status for r in runs(cli.root)] == [Status.SUCCESS, Status.UNTRUSTED]
