@@ -370,3 +370,24 @@ def test_a_script_edited_while_a_queued_run_waits_is_not_run(cli: Cli) -> None:
     assert first.wait(timeout=30) == 0 and second.wait(timeout=30) == 1
     assert not marker.exists()
     assert [r.status for r in runs(cli.root)] == [Status.SUCCESS, Status.UNTRUSTED]
+
+
+def test_a_manual_task_that_gains_a_schedule_is_not_fired(cli: Cli) -> None:
+    """A task trusted to run only by hand: a sync adding `schedule:` must not let the daemon
+    fire it. Changing when a scheduled task runs needs no trust."""
+    marker = marker_of(cli)
+    task_note(cli.root, "Tasks/Wipe.md", f"command: touch {marker}\n")
+    assert cli("trust", "--yes", "Wipe").code == 0
+    note = (cli.root / "Tasks/Wipe.md").read_text()
+    from_outside(cli.root, "Tasks/Wipe.md", note.replace("---\n", "---\nschedule: every 1s\n", 1))
+    fire_due_times(cli, 1)
+    assert not marker.exists()
+    refused = runs(cli.root)[-1]
+    assert refused.status is Status.UNTRUSTED and "its schedule changed" in refused.message
+    assert "  schedule: false -> true" in cli("trust", "Wipe").out
+
+    task_note(cli.root, "Tasks/Tick.md", "schedule: every 1h\ncommand: echo tick\n")
+    assert cli("trust", "--yes", "Tick").code == 0
+    from_outside(cli.root, "Tasks/Tick.md", "---\nschedule: every 2h\ncommand: echo tick\n---\n")
+    listed = {r["task"]: r["trusted"] for r in json.loads(cli("list", "--json").out)}
+    assert listed["Tasks/Tick"] is True

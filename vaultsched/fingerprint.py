@@ -25,7 +25,9 @@ from vaultsched.taskfile import note_body, without_run_block
 # The settings that decide what runs and how, in the fingerprint. `check`, `executor` and
 # `ping` are not task keys yet: they are here as absent (None) already, so a task that does not
 # use them keeps its fingerprint when they arrive. A new key must read None when absent.
-KEYS = ("command", "check", "cwd", "env", "stdin", "approval", "executor", "ping")
+# `schedule` is whether the task has one, not its text: a task trusted to run only by hand must
+# not be fired by the daemon once a sync adds a schedule, while retiming a scheduled one is fine.
+KEYS = ("command", "check", "cwd", "env", "stdin", "approval", "executor", "ping", "schedule")
 TEXT_CAP = 256 * 1024  # text kept per file for showing a diff; beyond it, only sizes
 # Never read inside a folder a command names: git's own store, and the bytecode caches tasks
 # neither read nor write (vaultsched points PYTHONPYCACHEPREFIX outside the vault).
@@ -103,7 +105,9 @@ def _content_json(content: Content | None, budget: list[int]) -> dict[str, Any] 
 
 
 def canonical_keys(task: Task) -> dict[str, Any]:
-    return {key: _canonical(getattr(task, key, None)) for key in KEYS}
+    keys = {key: _canonical(getattr(task, key, None)) for key in KEYS}
+    keys["schedule"] = not task.manual  # always present, true or false: one re-trust for all
+    return keys
 
 
 def _canonical(value: Any) -> Any:
