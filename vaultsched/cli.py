@@ -303,6 +303,8 @@ def _trust_config(vault: Vault) -> None:
     out.print(f"{CONFIG_FILE}:", markup=False)
     for label, value in trusted.values:
         out.print(f"  {label} = {show(value)}", markup=False, soft_wrap=True)
+    for rel, sha in sorted(trusted.files.items()):  # what the notify command runs, pinned
+        out.print(f"  covers {rel} (sha256 {sha[:12]})", markup=False, soft_wrap=True)
     if trusted.first:
         out.print("first trust of this vault's config on this machine", markup=False)
     elif trusted.changes:

@@ -407,7 +407,7 @@ class Engine:
             self._pending.update((edit.path, edit) for edit in written)
             self._pending_runs.extend(run for _, run in batch)
         for task, run in batch:
-            notify.send(self.vault.config.notify, task, run)
+            notify.send(self.vault.config.notify, task, run, self.vault.root)
 
     def _landing_loop(self) -> None:
         while True:

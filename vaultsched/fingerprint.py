@@ -143,6 +143,13 @@ def fingerprint(root: Path, task: Task, body: str | None = None) -> str:
     return take_snapshot(root, task, body).fingerprint
 
 
+def files_reached(root: Path, command: str) -> dict[str, str]:
+    """{vault file: sha256} for every vault file `command`, run from the vault root, reaches:
+    what the config's `[notify] command` runs is as much code as a task's script."""
+    files = VaultFiles(root)
+    return {rel: files.content(rel, "").sha256 for rel in reach(command, None, files).files}
+
+
 def read_body(root: Path, task: Task) -> str | None:
     """The text `stdin: body` pipes; None if the note cannot be read as UTF-8."""
     data = _read_regular(root / task.path)
