@@ -391,3 +391,24 @@ def test_a_manual_task_that_gains_a_schedule_is_not_fired(cli: Cli) -> None:
     from_outside(cli.root, "Tasks/Tick.md", "---\nschedule: every 2h\ncommand: echo tick\n---\n")
     listed = {r["task"]: r["trusted"] for r in json.loads(cli("list", "--json").out)}
     assert listed["Tasks/Tick"] is True
+
+
+def test_a_module_synced_beside_a_trusted_python_script_is_not_imported(cli: Cli) -> None:
+    """Python puts a script's folder first on sys.path: a new `scripts/json.py` would shadow
+    the standard library's without changing the trusted script. Tasks run with PYTHONSAFEPATH."""
+    marker = marker_of(cli)
+    write_note(cli.root, "scripts/report.py", "import json\nprint(json.dumps({'ok': 1}))\n")
+    task_note(cli.root, "Tasks/Report.md", "command: python3 scripts/report.py\n")
+    assert cli("trust", "--yes", "Report").code == 0
+    from_outside(cli.root, "scripts/json.py", f"open({str(marker)!r}, 'w')\ndumps = str\n")
+    assert cli("run-now", "Report").code == 0
+    assert not marker.exists()
+    assert '{"ok": 1}' in runs(cli.root)[-1].output_tail
+
+    # Helpers beside the script: naming their folder covers them and makes them importable.
+    write_note(cli.root, "scripts/helper.py", "NAME = 'helper'\n")
+    write_note(cli.root, "scripts/main.py", "import helper\nprint(helper.NAME)\n")
+    task_note(cli.root, "Tasks/Main.md", "command: PYTHONPATH=scripts python3 scripts/main.py\n")
+    assert cli("trust", "--yes", "Main").code == 0 and cli("run-now", "Main").code == 0
+    from_outside(cli.root, "scripts/helper.py", f"open({str(marker)!r}, 'w')\n")
+    assert cli("run-now", "Main").code == 1 and not marker.exists()

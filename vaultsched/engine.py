@@ -334,6 +334,9 @@ class Engine:
         # Python then reads and writes bytecode outside the vault: a synced `__pycache__/*.pyc`
         # is never loaded in place of a trusted source, and runs leave nothing to fingerprint.
         env.setdefault("PYTHONPYCACHEPREFIX", str(pycache_dir()))
+        # Python would put a script's own folder first on sys.path, so a synced `json.py` beside
+        # a trusted script would shadow the standard library unseen. A task's `env` may undo it.
+        env["PYTHONSAFEPATH"] = "1"
         env.update(
             VAULTSCHED_VAULT=str(self.vault.root),
             VAULTSCHED_TASK=task.id,
