@@ -412,3 +412,29 @@ def test_a_module_synced_beside_a_trusted_python_script_is_not_imported(cli: Cli
     assert cli("trust", "--yes", "Main").code == 0 and cli("run-now", "Main").code == 0
     from_outside(cli.root, "scripts/helper.py", f"open({str(marker)!r}, 'w')\n")
     assert cli("run-now", "Main").code == 1 and not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "cwd", "edited"),
+    [
+        ("awk -fscripts/x.awk", "", "scripts/x.awk"),
+        ("npm run build", "site", "site/package.json"),
+        ("sh scripts/main.sh scripts/", "", "vendor/lib/util.sh"),
+    ],
+)
+def test_glued_options_runner_manifests_and_linked_folders_are_covered(
+    cli: Cli, command: str, cwd: str, edited: str
+) -> None:
+    """`awk -fscripts/x.awk`, a `package.json` npm runs, a folder linked into a named one."""
+    write_note(cli.root, "scripts/x.awk", 'BEGIN { print "v1" }\n')
+    write_note(cli.root, "site/package.json", '{"scripts": {"build": "echo v1"}}\n')
+    write_note(cli.root, "vendor/lib/util.sh", "echo v1\n")
+    write_note(cli.root, "scripts/main.sh", ". scripts/lib/util.sh\n")
+    (cli.root / "scripts/lib").symlink_to("../vendor/lib")
+    front = f"command: {json.dumps(command)}\n" + (f"cwd: {cwd}\n" if cwd else "")
+    task_note(cli.root, "Tasks/R.md", front)
+    assert cli("trust", "--yes", "R").code == 0
+    from_outside(cli.root, edited, (cli.root / edited).read_text().replace("v1", "v2"))
+    assert cli("run-now", "R").code == 1
+    refused = runs(cli.root)[-1]
+    assert refused.status is Status.UNTRUSTED and f"{edited} changed" in refused.message

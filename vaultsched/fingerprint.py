@@ -190,7 +190,7 @@ class VaultFiles:
             if real == self.real_root:
                 return Listing(folder=True, whole_vault=True)
             if real.is_dir():
-                files = list(self._walk(real))
+                files = list(dict.fromkeys(self._walk(real)))
                 return Listing(tuple(files[:MAX_FILES]), True, capped=len(files) > MAX_FILES)
             if stat.S_ISREG(real.stat().st_mode):
                 return Listing((real.relative_to(self.real_root).as_posix(),))
@@ -199,12 +199,28 @@ class VaultFiles:
         return Listing()
 
     def _walk(self, folder: Path) -> Iterator[str]:
-        """Regular files and symlinks under `folder`, sorted, at most MAX_FILES + 1."""
-        count = 0
+        """Regular files and symlinks under `folder`, sorted, at most MAX_FILES + 1. A linked
+        folder that stays inside the vault is walked too (by its real path), each folder once:
+        `scripts/lib -> ../vendor/lib` is code the command reaches as much as `scripts/`."""
+        pending, walked, count = [folder], set(), 0
+        while pending:
+            start = pending.pop(0)
+            if start in walked:
+                continue  # a link back to a folder already walked: no cycle, no repeat
+            walked.add(start)
+            for rel in self._walk_tree(start, pending):
+                count += 1
+                yield rel
+                if count > MAX_FILES:
+                    return
+
+    def _walk_tree(self, folder: Path, linked: list[Path]) -> Iterator[str]:
+        """One folder tree without following links; the linked folders found go to `linked`."""
         for top, dirs, names in os.walk(folder):
             dirs.sort()
             links = [d for d in dirs if Path(top, d).is_symlink()]
             dirs[:] = [d for d in dirs if d not in _SKIPPED_FOLDERS and d not in links]
+            linked.extend(real for d in links if (real := self._linked_folder(Path(top, d))))
             for name in sorted([*names, *links]):
                 path = Path(top, name)
                 try:
@@ -212,10 +228,18 @@ class VaultFiles:
                 except OSError:  # gone since the listing
                     continue
                 if stat.S_ISLNK(mode) or stat.S_ISREG(mode):
-                    count += 1
                     yield path.relative_to(self.real_root).as_posix()
-                    if count > MAX_FILES:
-                        return
+
+    def _linked_folder(self, link: Path) -> Path | None:
+        """The real folder a link names, if it is inside the vault (not the vault itself)."""
+        try:
+            real = link.resolve(strict=True)
+        except (OSError, RuntimeError):  # dangling, or a loop
+            return None
+        inside = real.is_relative_to(self.real_root) and real != self.real_root
+        if inside and real.is_dir() and real.name not in _SKIPPED_FOLDERS:
+            return real
+        return None
 
     def content(self, rel: str, note: str) -> Content:
         """A file's content; a symlink is its target (plus that file, if in the vault); the
