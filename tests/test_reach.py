@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -232,3 +234,28 @@ def test_the_task_note_itself_is_read_without_its_run_block(tmp_path: Path) -> N
     before = VaultFiles(tmp_path).content("Tasks/T.md", "Tasks/T.md")
     note.write_text(text + block)
     assert VaultFiles(tmp_path).content("Tasks/T.md", "Tasks/T.md") == before
+
+
+def test_a_large_file_is_hashed_in_chunks_and_its_text_not_kept(tmp_path: Path) -> None:
+    """A 1.5 GB file a sync drops into a named folder must not be read into memory whole."""
+    big = tmp_path / "data/big.csv"
+    big.parent.mkdir()
+    with big.open("wb") as handle:
+        handle.write(b"head\n")
+        handle.truncate(64 * 1024 * 1024)  # sparse: costs no disk
+    tracemalloc.start()
+    try:
+        content = VaultFiles(tmp_path).content("data/big.csv", "")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024
+    assert content.size == big.stat().st_size and content.text is None
+    digest = hashlib.sha256()
+    with big.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    assert content.sha256 == digest.hexdigest()
+    small = tmp_path / "data/small.sh"
+    small.write_bytes(b"echo \x00hi\n")
+    assert VaultFiles(tmp_path).content("data/small.sh", "").text == "echo \x00hi\n"

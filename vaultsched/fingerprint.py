@@ -16,7 +16,7 @@ import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from vaultsched.model import Task
 from vaultsched.reach import MAX_FILES, Listing, reach
@@ -29,6 +29,7 @@ from vaultsched.taskfile import note_body, without_run_block
 # not be fired by the daemon once a sync adds a schedule, while retiming a scheduled one is fine.
 KEYS = ("command", "check", "cwd", "env", "stdin", "approval", "executor", "ping", "schedule")
 TEXT_CAP = 256 * 1024  # text kept per file for showing a diff; beyond it, only sizes
+_CHUNK = 1024 * 1024  # read and hashed at a time
 # Never read inside a folder a command names: git's own store, and the bytecode caches tasks
 # neither read nor write (vaultsched points PYTHONPYCACHEPREFIX outside the vault).
 _SKIPPED_FOLDERS = {".git", "__pycache__"}
@@ -42,13 +43,18 @@ class Content:
 
     @classmethod
     def of(cls, data: bytes) -> Content:
-        text = None
-        if len(data) <= TEXT_CAP and b"\0" not in data:
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError:
-                text = None
-        return cls(hashlib.sha256(data).hexdigest(), len(data), text)
+        return cls(hashlib.sha256(data).hexdigest(), len(data), _text(data))
+
+
+def _text(data: bytes) -> str | None:
+    """UTF-8 text up to TEXT_CAP, NULs and all: `trust` shows it escaped, so a NUL slipped into a
+    script is shown as a change in it, not as a binary file."""
+    if len(data) > TEXT_CAP:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -246,32 +252,56 @@ class VaultFiles:
         task's own note without its run block, so a run landing does not untrust the task."""
         path = self.real_root / rel
         if path.is_symlink():
-            target = path.readlink()
-            data = f"symlink to {target}\n".encode()
+            head = f"symlink to {path.readlink()}\n".encode()
             with contextlib.suppress(OSError, RuntimeError):  # a loop
                 real = path.resolve()
                 if real.is_relative_to(self.real_root):
-                    data += _read_regular(real) or b""
-            return Content.of(data)
-        data = _read_regular(path) or b""
+                    return _hashed(real, head)
+            return Content.of(head)
         if rel == note:  # the first run block is appended after a blank line: not an edit
+            data = _read_regular(path) or b""
             own = without_run_block(data.decode("utf-8", "surrogateescape")).rstrip()
-            data = own.encode("utf-8", "surrogateescape")
-        return Content.of(data)
+            return Content.of(own.encode("utf-8", "surrogateescape"))
+        return _hashed(path)
+
+
+def _hashed(path: Path, head: bytes = b"") -> Content:
+    """`head` and a regular file's bytes, hashed in chunks: a 1.5 GB file a sync drops into a
+    named folder costs a read, never its size in memory. Text is kept only up to TEXT_CAP."""
+    digest, kept, size = hashlib.sha256(head), bytearray(head), len(head)
+    try:
+        with _open_regular(path) as handle:
+            while handle is not None and (chunk := handle.read(_CHUNK)):
+                digest.update(chunk)
+                size += len(chunk)
+                if len(kept) <= TEXT_CAP:
+                    kept += chunk[: TEXT_CAP + 1 - len(kept)]
+    except OSError:  # unreadable, as an unreadable file always read: no content
+        return Content.of(head)
+    return Content(digest.hexdigest(), size, _text(bytes(kept)))
 
 
 def _read_regular(path: Path) -> bytes | None:
     """A regular file's bytes; never blocks on a FIFO or device put where a file was."""
     try:
+        with _open_regular(path) as handle:
+            return None if handle is None else handle.read()
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def _open_regular(path: Path) -> Iterator[BinaryIO | None]:
+    """The file opened for reading if it is a regular one, else None. Never blocks on a FIFO or
+    device put where a file was."""
+    try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            return handle.read()
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+        yield None
+        return
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError:
+            regular = False
+        yield handle if regular else None
