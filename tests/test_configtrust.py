@@ -9,14 +9,16 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 from conftest import Cli, DaemonProcess, git, runs, wait_for, write_note
 
-from vaultsched.configtrust import CONFIG_ID
-from vaultsched.model import Status
+from vaultsched import notify
+from vaultsched.configtrust import CONFIG_ID, effective_config, trust_config
+from vaultsched.model import Run, Status, Task, Trigger
 from vaultsched.trust import TrustStore
 
 IGNORED = "ignored (not trusted on this machine)"
@@ -203,3 +205,42 @@ def loopback(received: list[bytes]) -> Iterator[str]:
         server.shutdown()
         thread.join()
         server.server_close()
+
+
+def test_a_vault_script_the_trusted_notify_command_runs_is_covered(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """The attack: `[notify] command = "sh scripts/notify.sh {title}"` is trusted, then a sync
+    rewrites scripts/notify.sh. The config is untrusted again and the notifier does not run."""
+    marker, log = tmp_path / "MARKER", tmp_path / "notified"
+    write_note(cli.root, "scripts/notify.sh", f'echo "$1" >> {log}\n')
+    set_config(cli.root, '[notify]\ncommand = "sh scripts/notify.sh {title}"\n')
+    trusted = cli("trust", "--config")
+    assert "  covers scripts/notify.sh (sha256 " in trusted.out
+    untrusted_task(cli.root)
+    assert cli("run-now", "T").code == 1 and log.exists()  # run from the vault root
+
+    write_note(cli.root, "scripts/notify.sh", f"touch {marker}\n")
+    assert json.loads(cli("status", "--json").out)["config"]["state"] == "untrusted"
+    assert cli("run-now", "T").code == 1
+    assert not marker.exists()
+    again = cli("trust", "--config").out
+    assert "  - [notify] command reaches = " in again and not marker.exists()
+
+
+def test_a_daemon_does_not_run_a_notify_script_edited_after_it_read_the_config(
+    vault_root: Path, tmp_path: Path
+) -> None:
+    """A daemon keeps the config it read: the files the command runs are checked at each send."""
+    marker, log = tmp_path / "MARKER", tmp_path / "notified"
+    write_note(vault_root, "scripts/notify.sh", f"touch {log}\n")
+    set_config(vault_root, '[notify]\ncommand = "sh scripts/notify.sh"\n')
+    trust_config(vault_root)
+    config = effective_config(vault_root).notify
+    task = Task("Tasks/T", "Tasks/T.md", "x", (), effective_config(vault_root).timezone)
+    run = Run("r", "Tasks/T", Status.FAILED, Trigger.MANUAL, datetime.now(UTC), "h")
+    notify.send(config, task, run, vault_root)
+    assert log.exists()
+    write_note(vault_root, "scripts/notify.sh", f"touch {marker}\n")
+    notify.send(config, task, run, vault_root)
+    assert not marker.exists()

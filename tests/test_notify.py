@@ -27,6 +27,13 @@ def a_task(mode: str) -> Task:
     return Task("Tasks/Back up", "Tasks/Back up.md", "x", (), ZoneInfo("UTC"), notify=mode)
 
 
+def a_vault(tmp_path: Path) -> Path:
+    """The vault root a notifier runs in: apart from the notifier scripts (outside the vault)."""
+    root = tmp_path / "vault"
+    root.mkdir(exist_ok=True)
+    return root
+
+
 def a_run(status: Status) -> Run:
     return Run(
         "r1",
@@ -58,7 +65,7 @@ def test_command_form_with_a_real_script(
     script.write_text(f'#!/bin/sh\nprintf "%s|%s|%s|%s" "$1" "$2" "$3" "$4" > {out}\n')
     script.chmod(0o755)
     config = NotifyConfig(command=f"{script} {{title}} {{message}} {{task}} {{status}}")
-    notify.send(config, a_task(mode), a_run(status))
+    notify.send(config, a_task(mode), a_run(status), a_vault(tmp_path))
     assert out.exists() is sent
     if sent:
         title, message, task, got_status = out.read_text().split("|")
@@ -74,15 +81,22 @@ def test_other_braces_in_the_command_survive(tmp_path: Path) -> None:
     script.write_text(f'#!/bin/sh\nprintf "%s|%s" "$1" "$2" > {out}\n')
     script.chmod(0o755)
     config = NotifyConfig(command=f"{script} '{{print $1}}' {{status}}")
-    notify.send(config, a_task("always"), a_run(Status.SUCCESS))
+    notify.send(config, a_task("always"), a_run(Status.SUCCESS), a_vault(tmp_path))
     assert out.read_text() == "{print $1}|success"
 
 
-def test_a_failing_notifier_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_notifier_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
     caplog.set_level(logging.WARNING)
-    notify.send(NotifyConfig(command="sh -c 'exit 7'"), a_task("always"), a_run(Status.SUCCESS))
-    notify.send(NotifyConfig(command="/no/such/notifier"), a_task("always"), a_run(Status.SUCCESS))
-    notify.send(NotifyConfig(command="unbalanced 'quote"), a_task("always"), a_run(Status.FAILED))
+    for command, status in [
+        ("sh -c 'exit 7'", Status.SUCCESS),
+        ("/no/such/notifier", Status.SUCCESS),
+        ("unbalanced 'quote", Status.FAILED),
+    ]:
+        notify.send(
+            NotifyConfig(command=command), a_task("always"), a_run(status), a_vault(tmp_path)
+        )
     assert "notify command exited 7" in caplog.text
     assert "notify command failed" in caplog.text
     assert "cannot be split into words" in caplog.text
@@ -108,7 +122,7 @@ def test_apprise_delivers_to_a_real_endpoint() -> None:
     thread.start()
     try:
         url = f"json://127.0.0.1:{server.server_port}/"
-        notify.send(NotifyConfig(urls=(url,)), a_task("always"), a_run(Status.FAILED))
+        notify.send(NotifyConfig(urls=(url,)), a_task("always"), a_run(Status.FAILED), Path.cwd())
     finally:
         server.shutdown()
         thread.join()
@@ -120,7 +134,12 @@ def test_apprise_delivers_to_a_real_endpoint() -> None:
 
 def test_apprise_unreachable_is_only_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
-    notify.send(NotifyConfig(urls=("json://127.0.0.1:9/",)), a_task("always"), a_run(Status.FAILED))
+    notify.send(
+        NotifyConfig(urls=("json://127.0.0.1:9/",)),
+        a_task("always"),
+        a_run(Status.FAILED),
+        Path.cwd(),
+    )
     assert "could not deliver" in caplog.text or "apprise" in caplog.text
 
 
@@ -138,7 +157,9 @@ def test_apprise_missing_is_a_warning(
 
     monkeypatch.setattr(builtins, "__import__", no_apprise)
     caplog.set_level(logging.WARNING)
-    notify.send(NotifyConfig(urls=("json://x",)), a_task("always"), a_run(Status.SUCCESS))
+    notify.send(
+        NotifyConfig(urls=("json://x",)), a_task("always"), a_run(Status.SUCCESS), Path.cwd()
+    )
     assert "pip install 'vaultsched[notify]'" in caplog.text
 
 
@@ -176,7 +197,7 @@ def test_values_reach_the_notifier_as_arguments_and_environment(tmp_path: Path) 
     got = tmp_path / "got.json"
     script = recorder(tmp_path, got)
     config = NotifyConfig(command=f'{script} "{{title}}" "{{message}}" {{task}} {{status}}')
-    notify.send(config, a_task("always"), a_run(Status.FAILED))
+    notify.send(config, a_task("always"), a_run(Status.FAILED), a_vault(tmp_path))
     (record,) = [json.loads(line) for line in got.read_text().splitlines()]
     title, message = notify.title_and_message(a_run(Status.FAILED))
     assert record["argv"] == [title, message, "Tasks/Back up", "failed"]

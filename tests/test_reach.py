@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from vaultsched.blocks import RUNS_BEGIN, RUNS_END
 from vaultsched.fingerprint import VaultFiles
-from vaultsched.reach import Listing, reach, words
+from vaultsched.reach import MAX_FILES, Listing, reach, words
 
 FILES = {
     "scripts/x.sh",
@@ -22,6 +24,15 @@ FILES = {
     "Tasks/T.md",
     "Makefile",
     "lib/env.sh",
+    "scripts/x.awk",
+    "site/package.json",
+    "justfile",
+    "Cargo.toml",
+    "py/pyproject.toml",
+    "py/conftest.py",
+    "Rakefile",
+    "Taskfile.yml",
+    "tox.ini",
 }
 
 
@@ -80,6 +91,60 @@ def test_cwd_list_commands_and_env_values() -> None:
     assert files(("sh", "-c", "cd scripts && ./run.sh")) == ("scripts/run.sh",)
 
 
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("awk -fscripts/x.awk", ("scripts/x.awk",)),
+        ("sed -fscripts/x.sh in.txt", ("scripts/x.sh",)),
+        ("make -fscripts/x.sh all", ("Makefile", "scripts/x.sh")),
+        ("awk -f scripts/x.awk", ("scripts/x.awk",)),
+    ],
+)
+def test_an_option_value_glued_to_a_short_flag(command: str, expected: tuple[str, ...]) -> None:
+    assert files(command) == expected
+
+
+@pytest.mark.parametrize(
+    ("command", "cwd", "expected"),
+    [
+        ("npm run build", "site", ("site/package.json",)),
+        ("cd site && yarn build", None, ("site/package.json",)),
+        ("pnpm run build", "site", ("site/package.json",)),
+        ("just deploy", None, ("justfile",)),
+        ("task build", None, ("Taskfile.yml",)),
+        ("tox -e lint", None, ("tox.ini",)),
+        ("pytest -q", "py", ("py/conftest.py", "py/pyproject.toml", "tox.ini")),
+        ("cargo run", None, ("Cargo.toml",)),
+        ("poetry run app", "py", ("py/pyproject.toml",)),
+        ("uv run app", "py", ("py/pyproject.toml",)),
+        ("rake build", None, ("Rakefile",)),
+    ],
+)
+def test_a_task_runner_covers_its_manifest_and_warns(
+    command: str, cwd: str | None, expected: tuple[str, ...]
+) -> None:
+    found = reach(command, cwd, fake)
+    assert found.files == expected
+    program = command.rsplit("&& ", 1)[-1].split(" ", 1)[0]
+    assert any(w.startswith(f"`{program}` runs what its ") for w in found.warnings)
+    assert reach(f"{command} scripts/", cwd, fake).warnings == ()  # naming the folder
+
+
+def test_a_named_file_is_covered_beyond_the_folder_cap() -> None:
+    """A big data folder named first must not push the script out of the fingerprint."""
+    data = tuple(f"data/{n:05}.csv" for n in range(MAX_FILES + 10))
+
+    def big(path: str) -> Listing:
+        name = posixpath.normpath(path)
+        if name == "data":
+            return Listing(data[:MAX_FILES], folder=True, capped=True)
+        return fake(path)
+
+    found = reach("python3 tool.py data/ scripts/x.py", None, big)
+    assert found.capped and "scripts/x.py" in found.files
+    assert len(found.files) == MAX_FILES + 1
+
+
 def test_warnings_for_code_that_cannot_be_seen() -> None:
     def warned(command: str) -> str:
         return " ".join(reach(command, None, fake).warnings)
@@ -128,6 +193,29 @@ def test_a_folder_is_listed_whole_without_following_symlinks_out(tmp_path: Path)
     assert VaultFiles(root)("scripts/pkg/fifo").files == ()
 
 
+def test_a_linked_folder_inside_the_vault_is_walked_once(tmp_path: Path) -> None:
+    """`scripts/lib -> ../vendor/lib`: the code it holds is covered; links back make no loop."""
+    root = tmp_path / "vault"
+    (root / "scripts").mkdir(parents=True)
+    (root / "vendor/lib").mkdir(parents=True)
+    (root / "vendor/lib/util.sh").write_text("say() { :; }\n")
+    (root / "scripts/main.sh").write_text(". scripts/lib/util.sh\n")
+    (root / "scripts/lib").symlink_to("../vendor/lib")
+    (root / "vendor/lib/back").symlink_to("../../scripts")  # a cycle
+    (root / "vendor/lib/top").symlink_to("../..")  # the vault itself: not walked
+    (root / "scripts/out").symlink_to(tmp_path)  # out of the vault: not walked
+    listing = VaultFiles(root)("scripts/")
+    assert listing.files == (
+        "scripts/lib",
+        "scripts/main.sh",
+        "scripts/out",
+        "vendor/lib/back",
+        "vendor/lib/top",
+        "vendor/lib/util.sh",
+    )
+    assert not listing.capped
+
+
 def test_a_glob_is_expanded_and_a_new_match_is_listed(tmp_path: Path) -> None:
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts/a.sh").write_text("a")
@@ -146,3 +234,28 @@ def test_the_task_note_itself_is_read_without_its_run_block(tmp_path: Path) -> N
     before = VaultFiles(tmp_path).content("Tasks/T.md", "Tasks/T.md")
     note.write_text(text + block)
     assert VaultFiles(tmp_path).content("Tasks/T.md", "Tasks/T.md") == before
+
+
+def test_a_large_file_is_hashed_in_chunks_and_its_text_not_kept(tmp_path: Path) -> None:
+    """A 1.5 GB file a sync drops into a named folder must not be read into memory whole."""
+    big = tmp_path / "data/big.csv"
+    big.parent.mkdir()
+    with big.open("wb") as handle:
+        handle.write(b"head\n")
+        handle.truncate(64 * 1024 * 1024)  # sparse: costs no disk
+    tracemalloc.start()
+    try:
+        content = VaultFiles(tmp_path).content("data/big.csv", "")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024
+    assert content.size == big.stat().st_size and content.text is None
+    digest = hashlib.sha256()
+    with big.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    assert content.sha256 == digest.hexdigest()
+    small = tmp_path / "data/small.sh"
+    small.write_bytes(b"echo \x00hi\n")
+    assert VaultFiles(tmp_path).content("data/small.sh", "").text == "echo \x00hi\n"

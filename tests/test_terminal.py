@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import subprocess
+import sys
+
+import pytest
+from conftest import Cli, write_note
 
 from vaultsched.fingerprint import Content, Snapshot
 from vaultsched.terminal import dumps_json, escape
@@ -56,3 +64,46 @@ def test_describe_diffs_text_and_names_new_and_removed_files() -> None:
     binary = Snapshot(keys={}, files={"b.png": Content("00" * 32, 9, None)})
     assert describe("T", Snapshot(keys={}), binary, known=True)[1].startswith("  b.png: new")
     assert describe("T", None, now, known=False)[0] == "T: never trusted; it will run:"
+
+
+@pytest.mark.parametrize("old", ["\x0b", "\x0c", "\r", "\x1c", "\x1d", "\x1e", "\x85", "\u2028"])
+def test_a_change_between_line_break_characters_shows_in_the_diff(old: str) -> None:
+    """Split on newline only: `a\\x0bb` -> `a\\x0cb` is a change a person must see."""
+    new = "\x0c" if old != "\x0c" else "\x0b"
+    lines = describe("T", snap(x=f"a{old}b\n"), snap(x=f"a{new}b\n"), known=True)
+    assert f"    -a{escape(old)}b" in lines and f"    +a{escape(new)}b" in lines
+    assert not any(old in line or new in line for line in lines)
+
+
+def test_a_small_file_with_a_nul_is_a_text_diff_and_a_lost_newline_shows() -> None:
+    lines = describe("T", snap(x="echo hi\n"), snap(x="echo hi\x00; rm -rf ~\n"), known=True)
+    assert "    +echo hi\\x00; rm -rf ~" in lines
+    lines = describe("T", snap(x="echo hi\n"), snap(x="echo hi"), known=True)
+    assert "    +echo hi  (no newline at end of file)" in lines
+
+
+def test_run_now_escapes_task_output_on_a_terminal_not_in_a_pipe(cli: Cli) -> None:
+    printed = b"x\x1b]0;owned\x07\x1b[2Ky\xc2\x9b\xe2\x80\xaez \xff"
+    script = cli.root / "scripts/p.py"
+    script.parent.mkdir()
+    script.write_text(f"import sys\nsys.stdout.buffer.write({printed!r})\n")
+    write_note(cli.root, "Tasks/P.md", "---\ncommand: python3 scripts/p.py\n---\n")
+    controller, terminal = pty.openpty()
+    argv = [sys.executable, "-m", "vaultsched", "--vault", str(cli.root), "run-now", "P"]
+    with subprocess.Popen(argv, stdout=terminal, stderr=subprocess.DEVNULL) as proc:
+        os.close(terminal)
+        shown = _read_all(controller)
+        assert proc.wait(timeout=60) == 0
+    assert "x\\x1b]0;owned\\x07\\x1b[2Ky\\x9b\\u202ez \ufffd" in shown.decode("utf-8")
+    assert b"\x1b" not in shown
+    piped = subprocess.run(argv, capture_output=True, check=True, timeout=60).stdout
+    assert printed in piped  # into a pipe or a file: the bytes the task printed
+
+
+def _read_all(controller: int) -> bytes:
+    data = b""
+    with contextlib.suppress(OSError):  # EIO once the child closed the terminal
+        while chunk := os.read(controller, 65536):
+            data += chunk
+    os.close(controller)
+    return data

@@ -339,3 +339,102 @@ def test_the_daemon_refuses_a_body_edited_by_a_sync(
     assert daemon.stop() == 0
     assert not marker.exists()
     assert not [r for r in runs(vault_root) if r.status is not Status.SUCCESS][1:]
+
+
+def cli_process(cli: Cli, *args: str) -> subprocess.Popen[bytes]:
+    """The real CLI in the background, as a second terminal or the daemon would run it."""
+    argv = [sys.executable, "-m", "vaultsched", "--vault", str(cli.root), *args]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def replace_from_outside(root: Path, rel: str, text: str) -> None:
+    """A sync's atomic replace: a shell already reading the old file keeps reading it."""
+    (root / f"{rel}.new").write_text(text)
+    (root / f"{rel}.new").replace(root / rel)
+
+
+@pytest.mark.integration
+def test_a_script_edited_while_a_queued_run_waits_is_not_run(cli: Cli) -> None:
+    """`overlap: queue` waits a whole run for the slot: trust is checked once it is ours."""
+    marker, started, release = marker_of(cli), cli.root.parent / "started", cli.root.parent / "go"
+    wait_script = f"touch {started}; while [ ! -e {release} ]; do sleep 0.05; done\n"
+    write_note(cli.root, "scripts/job.sh", wait_script)
+    task_note(cli.root, "Tasks/Job.md", "command: sh scripts/job.sh\noverlap: queue\n")
+    assert cli("trust", "--yes", "Job").code == 0
+    first = cli_process(cli, "run-now", "Job")
+    wait_for(started.exists, what="the first run")
+    second = cli_process(cli, "run-now", "Job")
+    time.sleep(2)  # the second run-now is waiting for the slot
+    replace_from_outside(cli.root, "scripts/job.sh", f"touch {marker}\n")
+    release.touch()
+    assert first.wait(timeout=30) == 0 and second.wait(timeout=30) == 1
+    assert not marker.exists()
+    assert [r.status for r in runs(cli.root)] == [Status.SUCCESS, Status.UNTRUSTED]
+
+
+def test_a_manual_task_that_gains_a_schedule_is_not_fired(cli: Cli) -> None:
+    """A task trusted to run only by hand: a sync adding `schedule:` must not let the daemon
+    fire it. Changing when a scheduled task runs needs no trust."""
+    marker = marker_of(cli)
+    task_note(cli.root, "Tasks/Wipe.md", f"command: touch {marker}\n")
+    assert cli("trust", "--yes", "Wipe").code == 0
+    note = (cli.root / "Tasks/Wipe.md").read_text()
+    from_outside(cli.root, "Tasks/Wipe.md", note.replace("---\n", "---\nschedule: every 1s\n", 1))
+    fire_due_times(cli, 1)
+    assert not marker.exists()
+    refused = runs(cli.root)[-1]
+    assert refused.status is Status.UNTRUSTED and "its schedule changed" in refused.message
+    assert "  schedule: false -> true" in cli("trust", "Wipe").out
+
+    task_note(cli.root, "Tasks/Tick.md", "schedule: every 1h\ncommand: echo tick\n")
+    assert cli("trust", "--yes", "Tick").code == 0
+    from_outside(cli.root, "Tasks/Tick.md", "---\nschedule: every 2h\ncommand: echo tick\n---\n")
+    listed = {r["task"]: r["trusted"] for r in json.loads(cli("list", "--json").out)}
+    assert listed["Tasks/Tick"] is True
+
+
+def test_a_module_synced_beside_a_trusted_python_script_is_not_imported(cli: Cli) -> None:
+    """Python puts a script's folder first on sys.path: a new `scripts/json.py` would shadow
+    the standard library's without changing the trusted script. Tasks run with PYTHONSAFEPATH."""
+    marker = marker_of(cli)
+    write_note(cli.root, "scripts/report.py", "import json\nprint(json.dumps({'ok': 1}))\n")
+    task_note(cli.root, "Tasks/Report.md", "command: python3 scripts/report.py\n")
+    assert cli("trust", "--yes", "Report").code == 0
+    from_outside(cli.root, "scripts/json.py", f"open({str(marker)!r}, 'w')\ndumps = str\n")
+    assert cli("run-now", "Report").code == 0
+    assert not marker.exists()
+    assert '{"ok": 1}' in runs(cli.root)[-1].output_tail
+
+    # Helpers beside the script: naming their folder covers them and makes them importable.
+    write_note(cli.root, "scripts/helper.py", "NAME = 'helper'\n")
+    write_note(cli.root, "scripts/main.py", "import helper\nprint(helper.NAME)\n")
+    task_note(cli.root, "Tasks/Main.md", "command: PYTHONPATH=scripts python3 scripts/main.py\n")
+    assert cli("trust", "--yes", "Main").code == 0 and cli("run-now", "Main").code == 0
+    from_outside(cli.root, "scripts/helper.py", f"open({str(marker)!r}, 'w')\n")
+    assert cli("run-now", "Main").code == 1 and not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "cwd", "edited"),
+    [
+        ("awk -fscripts/x.awk", "", "scripts/x.awk"),
+        ("npm run build", "site", "site/package.json"),
+        ("sh scripts/main.sh scripts/", "", "vendor/lib/util.sh"),
+    ],
+)
+def test_glued_options_runner_manifests_and_linked_folders_are_covered(
+    cli: Cli, command: str, cwd: str, edited: str
+) -> None:
+    """`awk -fscripts/x.awk`, a `package.json` npm runs, a folder linked into a named one."""
+    write_note(cli.root, "scripts/x.awk", 'BEGIN { print "v1" }\n')
+    write_note(cli.root, "site/package.json", '{"scripts": {"build": "echo v1"}}\n')
+    write_note(cli.root, "vendor/lib/util.sh", "echo v1\n")
+    write_note(cli.root, "scripts/main.sh", ". scripts/lib/util.sh\n")
+    (cli.root / "scripts/lib").symlink_to("../vendor/lib")
+    front = f"command: {json.dumps(command)}\n" + (f"cwd: {cwd}\n" if cwd else "")
+    task_note(cli.root, "Tasks/R.md", front)
+    assert cli("trust", "--yes", "R").code == 0
+    from_outside(cli.root, edited, (cli.root / edited).read_text().replace("v1", "v2"))
+    assert cli("run-now", "R").code == 1
+    refused = runs(cli.root)[-1]
+    assert refused.status is Status.UNTRUSTED and f"{edited} changed" in refused.message

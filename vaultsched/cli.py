@@ -33,7 +33,7 @@ from vaultsched.notes import Outcome
 from vaultsched.planner import planned_index
 from vaultsched.reports import history_rows, iso, list_rows, status_report, upcoming
 from vaultsched.scaffold import create_task, init_vault
-from vaultsched.terminal import SafeConsole, SafeFormatter, dumps_json, escape
+from vaultsched.terminal import SafeConsole, SafeFormatter, dumps_json, echo_stream, escape
 from vaultsched.trust import TrustStore, take_snapshot
 from vaultsched.validate import validate_staged, validate_vault
 from vaultsched.vault import Vault, build_index, open_vault
@@ -235,7 +235,8 @@ def _run_in_foreground(
 ) -> None:
     """Run with output streamed here, land it, commit; exit 1 unless it succeeded."""
     sys.stdout.flush()
-    run = engine.run(task, trigger, scheduled_for=scheduled_for, echo=sys.stdout.buffer)
+    echo = echo_stream(sys.stdout.buffer, is_terminal=sys.stdout.isatty())
+    run = engine.run(task, trigger, scheduled_for=scheduled_for, echo=echo)
     engine.flush()
     detail = f"exit {run.exit_code}" if run.exit_code is not None else run.message
     duration = f", {run.duration_s:.1f}s" if run.duration_s is not None else ""
@@ -303,6 +304,8 @@ def _trust_config(vault: Vault) -> None:
     out.print(f"{CONFIG_FILE}:", markup=False)
     for label, value in trusted.values:
         out.print(f"  {label} = {show(value)}", markup=False, soft_wrap=True)
+    for rel, sha in sorted(trusted.files.items()):  # what the notify command runs, pinned
+        out.print(f"  covers {rel} (sha256 {sha[:12]})", markup=False, soft_wrap=True)
     if trusted.first:
         out.print("first trust of this vault's config on this machine", markup=False)
     elif trusted.changes:

@@ -49,6 +49,9 @@ class NotifyConfig:
     on: str = "failure"
     command: str = ""
     urls: tuple[str, ...] = ()
+    # {vault file: sha256} the command reached when the config was read (and trusted): a
+    # daemon runs the notifier only while they are unchanged.
+    reaches: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

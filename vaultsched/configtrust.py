@@ -25,6 +25,7 @@ from filelock import FileLock
 
 from vaultsched.config import CONFIG_FILE, Config, parse_config, read_config_file
 from vaultsched.errors import VaultschedError
+from vaultsched.fingerprint import files_reached
 from vaultsched.notes import write_atomic
 from vaultsched.terminal import escape
 from vaultsched.trust import TrustStore, policy, store_path, user_config_path
@@ -58,6 +59,9 @@ SENSITIVE: tuple[Sensitive, ...] = (
 )
 
 Values = tuple[tuple[str, Any], ...]  # (label, JSON-safe value), in SENSITIVE order
+NOTIFY_COMMAND = "[notify] command"
+# In the kept snapshot beside the values: the vault files the notify command runs, for diffs.
+REACHES = "[notify] command reaches"
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class Verdict:
 @dataclass(frozen=True)
 class TrustedConfig:
     values: Values
+    files: Mapping[str, str]  # {vault file: sha256} the notify command reaches
     changes: tuple[str, ...]  # `- key = old` / `+ key = new` lines since the last trust
     first: bool  # never trusted before on this machine
 
@@ -100,6 +105,8 @@ def effective_config(root: Path) -> Config:
     untrusted = judged.state == UNTRUSTED
     layered = _layered(raw, SENSITIVE if untrusted else (), user_values(root))
     config = parse_config(layered)
+    reaches = tuple(sorted(files_reached(root, config.notify.command).items()))
+    config = replace(config, notify=replace(config.notify, reaches=reaches))
     return replace(config, ignored=judged.labels) if untrusted else config
 
 
@@ -109,7 +116,8 @@ def verdict(root: Path, raw: Mapping[str, object] | None = None) -> Verdict:
         return Verdict(NOTHING, values)
     if policy() == "any":
         return Verdict(RELAXED, values)
-    trusted = TrustStore().trusted(root).get(CONFIG_ID) == fingerprint(values)
+    current = fingerprint(values, notify_files(root, values))
+    trusted = TrustStore().trusted(root).get(CONFIG_ID) == current
     return Verdict(TRUSTED if trusted else UNTRUSTED, values)
 
 
@@ -126,9 +134,19 @@ def sensitive_values(raw: Mapping[str, object]) -> Values:
     return tuple(found)
 
 
-def fingerprint(values: Values) -> str:
-    canonical = json.dumps([list(pair) for pair in values], sort_keys=True)
+def fingerprint(values: Values, files: Mapping[str, str] | None = None) -> str:
+    """The values, and the content of the vault files the notify command runs. Without such
+    files the print is the values' alone, as before: a `notify-send` config stays trusted."""
+    pairs = [list(pair) for pair in values]
+    data: object = {"values": pairs, "files": dict(files)} if files else pairs
+    canonical = json.dumps(data, sort_keys=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def notify_files(root: Path, values: Values) -> dict[str, str]:
+    """{vault file: sha256} the vault's notify command reaches, run from the vault root."""
+    command = dict(values).get(NOTIFY_COMMAND)
+    return files_reached(root, command) if isinstance(command, str) and command else {}
 
 
 def user_values(root: Path) -> dict[tuple[str, str], object]:
@@ -202,15 +220,18 @@ def ignored_message(root: Path, labels: Iterable[str]) -> str:
 def trust_config(root: Path) -> TrustedConfig:
     """Record the fingerprint of the sensitive values the vault config sets right now."""
     values = sensitive_values(read_config_file(root))
+    files = notify_files(root, values)
     before = _snapshot(root)
-    TrustStore().record_fingerprint(root, CONFIG_ID, fingerprint(values))
-    _save_snapshot(root, values)
-    return TrustedConfig(values, tuple(diff_lines(before or {}, values)), before is None)
+    TrustStore().record_fingerprint(root, CONFIG_ID, fingerprint(values, files))
+    kept = (*values, (REACHES, files)) if files else values
+    _save_snapshot(root, kept)
+    changes = tuple(diff_lines(before or {}, kept))
+    return TrustedConfig(values, files, changes, before is None)
 
 
 def diff_lines(before: Mapping[str, Any], after: Values) -> list[str]:
     now = dict(after)
-    labels = [item.label for item in SENSITIVE]
+    labels = [*(item.label for item in SENSITIVE), REACHES]
     labels += sorted(set(before) - set(labels))  # a key this version no longer knows
     lines = []
     for label in labels:

@@ -136,6 +136,25 @@ class Engine:
         echo: BinaryIO | None = None,
     ) -> Run:
         """Run `task` now, honouring `overlap` against any other process running it."""
+        try:
+            with self._task_slot(task) as acquired:
+                if not acquired:
+                    message = "the previous run was still running (overlap: skip)"
+                    return self.record(task, Status.SKIPPED, trigger, message, scheduled_for)
+                return self._run_if_trusted(task, trigger, scheduled_for, attempt, echo)
+        except statefs.LinkRefused as exc:  # only ever before the process starts
+            return self._refused(task, trigger, scheduled_for, exc)
+
+    def _run_if_trusted(
+        self,
+        task: Task,
+        trigger: Trigger,
+        scheduled_for: datetime | None,
+        attempt: int,
+        echo: BinaryIO | None,
+    ) -> Run:
+        """Checked only once the slot is ours: with `overlap: queue` the wait lasts a whole
+        run, and a sync may rewrite the script meanwhile; what runs is what is checked now."""
         # The body is read once: what is checked against the trusted fingerprint is what is piped.
         body = read_body(self.vault.root, task) if task.stdin == "body" else None
         if task.stdin == "body" and body is None:  # never pipe nothing where a prompt was meant
@@ -145,16 +164,7 @@ class Engine:
             message = self.trust.refusal(self.vault.root, task)
             return self.record(task, Status.UNTRUSTED, trigger, message, scheduled_for)
         stdin = None if body is None else body.encode("utf-8")
-        try:
-            with self._task_slot(task) as acquired:
-                if not acquired:
-                    message = "the previous run was still running (overlap: skip)"
-                    return self.record(task, Status.SKIPPED, trigger, message, scheduled_for)
-                return self._run_locked(
-                    task, trigger, scheduled_for, attempt, echo=echo, stdin=stdin
-                )
-        except statefs.LinkRefused as exc:  # only ever before the process starts
-            return self._refused(task, trigger, scheduled_for, exc)
+        return self._run_locked(task, trigger, scheduled_for, attempt, echo=echo, stdin=stdin)
 
     def _refused(
         self, task: Task, trigger: Trigger, scheduled_for: datetime | None, exc: OSError
@@ -324,6 +334,9 @@ class Engine:
         # Python then reads and writes bytecode outside the vault: a synced `__pycache__/*.pyc`
         # is never loaded in place of a trusted source, and runs leave nothing to fingerprint.
         env.setdefault("PYTHONPYCACHEPREFIX", str(pycache_dir()))
+        # Python would put a script's own folder first on sys.path, so a synced `json.py` beside
+        # a trusted script would shadow the standard library unseen. A task's `env` may undo it.
+        env["PYTHONSAFEPATH"] = "1"
         env.update(
             VAULTSCHED_VAULT=str(self.vault.root),
             VAULTSCHED_TASK=task.id,
@@ -397,7 +410,7 @@ class Engine:
             self._pending.update((edit.path, edit) for edit in written)
             self._pending_runs.extend(run for _, run in batch)
         for task, run in batch:
-            notify.send(self.vault.config.notify, task, run)
+            notify.send(self.vault.config.notify, task, run, self.vault.root)
 
     def _landing_loop(self) -> None:
         while True:

@@ -12,8 +12,10 @@ import re
 import shlex
 import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 
 from vaultsched.config import NotifyConfig
+from vaultsched.fingerprint import files_reached
 from vaultsched.model import ATTENTION, Run, Task
 
 log = logging.getLogger(__name__)
@@ -54,15 +56,28 @@ def _fill(word: str, values: Mapping[str, str]) -> str:
     return " " + filled if filled.startswith("-") and not word.startswith("-") else filled
 
 
-def send(config: NotifyConfig, task: Task, run: Run) -> None:
+def send(config: NotifyConfig, task: Task, run: Run, root: Path) -> None:
+    """Notify about `run`; the command runs in the vault root `root`, where trust read it."""
     if not wanted(task, run) or not (config.command or config.urls):
         return
     title, message = title_and_message(run)
-    if config.command:
+    if config.command and _unchanged(config, root):
         values = {"title": title, "message": message, "task": run.task, "status": str(run.status)}
-        _run_command(config.command, {key: _no_nul(value) for key, value in values.items()})
+        _run_command(config.command, {key: _no_nul(value) for key, value in values.items()}, root)
     if config.urls:
         _send_apprise(config.urls, title, message)
+
+
+def _unchanged(config: NotifyConfig, root: Path) -> bool:
+    """The vault files the command runs are still those read with the config: a daemon keeps
+    its config for days, and a sync may rewrite the notifier script meanwhile."""
+    if tuple(sorted(files_reached(root, config.command).items())) == config.reaches:
+        return True
+    log.warning(
+        "[notify] command not run: a vault file it runs changed since the config was read;"
+        " review it, then run: vaultsched trust --config (and restart the daemon)"
+    )
+    return False
 
 
 def _no_nul(value: str) -> str:
@@ -70,7 +85,7 @@ def _no_nul(value: str) -> str:
     return value.replace("\0", "")
 
 
-def _run_command(template: str, values: Mapping[str, str]) -> None:
+def _run_command(template: str, values: Mapping[str, str], cwd: Path) -> None:
     try:
         command = argv(template, values)
     except ValueError as exc:  # unbalanced quotes in the user's template
@@ -83,6 +98,7 @@ def _run_command(template: str, values: Mapping[str, str]) -> None:
         proc = subprocess.run(
             command,
             shell=False,
+            cwd=cwd,  # the folder trust resolved its paths in, whoever started vaultsched
             env=env,
             capture_output=True,
             timeout=COMMAND_TIMEOUT,

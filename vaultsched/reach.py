@@ -30,8 +30,21 @@ _CAT_SUBSTITUTION = re.compile(r"(?:\$\(|`)\s*cat\s+['\"]?([^\s)`'\";|&]+)")
 _WRITES = {">", ">>", ">|", "&>", "&>>"}  # the next word is a file written, not code read
 _CHANGES_FOLDER = {"cd", "pushd"}
 _SOURCES = {"source", "."}
-_MAKE = {"make", "gmake"}
-_MAKEFILES = ("GNUmakefile", "makefile", "Makefile")
+# Programs that run what a manifest in their working folder defines (a Makefile's rules, a
+# package.json's scripts): the manifest is covered, the code its entries call is not.
+_RUNNERS = {
+    **dict.fromkeys(("make", "gmake"), ("Makefile", "makefile", "GNUmakefile")),
+    **dict.fromkeys(("npm", "yarn", "pnpm"), ("package.json",)),
+    "just": ("justfile", "Justfile", ".justfile"),
+    "task": ("Taskfile.yml", "Taskfile.yaml", "taskfile.yml", "taskfile.yaml"),
+    "tox": ("tox.ini", "pyproject.toml", "setup.cfg"),
+    "pytest": ("conftest.py", "pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg"),
+    "cargo": ("Cargo.toml", "build.rs"),
+    "poetry": ("pyproject.toml",),
+    "uv": ("pyproject.toml",),
+    "rake": ("Rakefile", "rakefile"),
+}
+_GLUED = re.compile(r"-[A-Za-z]")  # `-fscripts/x.awk`: a short option with its value attached
 # Words that run the next word as the program (`env`, `sudo`) or set a variable for it.
 _WRAPPERS = {"env", "exec", "command", "nohup", "nice", "sudo", "xargs", "builtin"}
 _PYTHON = re.compile(r"(?:python[\d.]*|pypy[\d.]*)$")
@@ -135,6 +148,7 @@ class _Walk:
         self.warnings: dict[str, None] = {}
         self.folder_named = False
         self.capped = False
+        self.from_folders = 0  # files covered because a folder or glob was named: capped
         self.needs_folder: list[str] = []  # warnings that naming a folder silences
 
     def words(self, tokens: list[str]) -> None:
@@ -159,13 +173,8 @@ class _Walk:
             expect = self._argument(token, expect, program)
 
     def _command_word(self, program: str, token: str) -> str:
-        if program in _MAKE:
-            for name in _MAKEFILES:
-                self.cover(name, token)
-            self.needs_folder.append(
-                f"`{_shown(token)}` runs what its Makefile's rules name: name the folder they use "
-                "(e.g. scripts/) in the command to fingerprint it"
-            )
+        if program in _RUNNERS:
+            self._runner(token, _RUNNERS[program])
             return ""
         if program in _CHANGES_FOLDER:
             return "cd"
@@ -174,9 +183,19 @@ class _Walk:
         self.cover(token, token)
         return ""
 
+    def _runner(self, token: str, manifests: tuple[str, ...]) -> None:
+        for name in manifests:
+            self.cover(name, token)
+        self.needs_folder.append(
+            f"`{_shown(token)}` runs what its {manifests[0]} defines: name the folder the code "
+            "it calls is in (e.g. scripts/) in the command to fingerprint it"
+        )
+
     def _argument(self, token: str, expect: str, program: str) -> str:
         if token.startswith("-"):
             self.cover(token, token)  # `--file=scripts/x.py`: the pieces after `=`
+            if _GLUED.match(token) and len(token) > 2:
+                self.cover(token[2:], token)  # `awk -fscripts/x.awk`, `make -fscripts/Makefile`
             if token == "-m" and _PYTHON.match(program):
                 return "module"
             return expect if expect == "cd" else ""
@@ -250,11 +269,18 @@ class _Walk:
             ] = None
         self.folder_named = self.folder_named or (listing.folder and not listing.whole_vault)
         self.capped = self.capped or listing.capped
+        if not listing.folder and len(listing.files) == 1:
+            # A file named on its own is always covered: a big data folder the command also
+            # names must not push the script itself out of the fingerprint.
+            self.files[listing.files[0]] = None
+            return
         for rel in listing.files:
-            if len(self.files) >= MAX_FILES:
+            if self.from_folders >= MAX_FILES:
                 self.capped = True
                 return
-            self.files[rel] = None
+            if rel not in self.files:
+                self.from_folders += 1
+                self.files[rel] = None
 
     def result(self) -> Reach:
         warnings = list(self.warnings)

@@ -3,15 +3,16 @@
 A task id, a command or a script line can carry ESC sequences that clear a line, move the
 cursor or retitle the window, so a terminal could hide what a person is asked to trust. Every
 way vaultsched writes to a terminal (the rich consoles, error lines, JSON, daemon logs) goes
-through `escape`.
+through `escape`, and so does a task's output that `run-now` streams to a terminal.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import re
-from typing import Any
+from typing import IO, Any, BinaryIO, cast
 
 from rich.console import Console
 from rich.text import Text
@@ -67,3 +68,28 @@ class SafeFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return escape(super().format(record))
+
+
+class _EscapedEcho:
+    """A task's live output on a terminal, control characters escaped as they arrive. Bytes are
+    decoded incrementally, so a character split across two reads is kept whole; bytes that are
+    not UTF-8 are shown as U+FFFD (the run's log keeps them raw)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def write(self, chunk: bytes) -> int:
+        self.stream.write(escape(self.decoder.decode(chunk)).encode("utf-8"))
+        return len(chunk)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def echo_stream(stream: IO[bytes], *, is_terminal: bool) -> BinaryIO:
+    """Where `run-now` streams a task's output: escaped on a terminal (a task printing what a
+    sync wrote could retitle the window or hide lines), raw into a pipe or file, where a person
+    wants the bytes the task printed."""
+    # Only write and flush are ever called on the echo (runner._Sink).
+    return cast(BinaryIO, _EscapedEcho(stream)) if is_terminal else cast(BinaryIO, stream)

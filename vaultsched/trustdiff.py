@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from vaultsched.fingerprint import KEYS, Content, Snapshot
+from vaultsched.terminal import escape
 
 _INDENT = "    "
 _QUIET: tuple[Any, ...] = (
@@ -82,8 +83,8 @@ def _content_change(label: str, old: Content | None, new: Content | None) -> lis
     if old.text is None or new.text is None:
         return [f"  {label}: changed, {_size(old)} -> {_size(new)} (binary or too large to show)"]
     diff = difflib.unified_diff(
-        old.text.splitlines(),
-        new.text.splitlines(),
+        _lines(old.text),
+        _lines(new.text),
         f"{label} (trusted)",
         f"{label} (now)",
         lineterm="",
@@ -94,7 +95,19 @@ def _content_change(label: str, old: Content | None, new: Content | None) -> lis
 def _text_lines(content: Content, mark: str) -> list[str]:
     if content.text is None:
         return [f"{_INDENT}(binary or too large to show: {_size(content)})"]
-    return [f"{_INDENT}{mark}{line}" for line in content.text.splitlines()]
+    return [f"{_INDENT}{mark}{line}" for line in _lines(content.text)]
+
+
+def _lines(text: str) -> list[str]:
+    """Lines as the file has them: split on newline only, every other control character shown
+    escaped. `splitlines` would also split on \x0b, \x0c, \r, \x1c-\x1e, \x85 and \u2028,
+    so an edit from one of them to another would show as no change at all."""
+    lines = [escape(line) for line in text.split("\n")]
+    if lines[-1]:
+        lines[-1] += "  (no newline at end of file)"  # or a trailing newline edit shows nothing
+    else:
+        lines.pop()
+    return lines
 
 
 def _keys(before: Snapshot, now: Snapshot) -> list[str]:
