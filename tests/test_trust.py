@@ -362,12 +362,16 @@ def test_a_script_edited_while_a_queued_run_waits_is_not_run(cli: Cli) -> None:
     task_note(cli.root, "Tasks/Job.md", "command: sh scripts/job.sh\noverlap: queue\n")
     assert cli("trust", "--yes", "Job").code == 0
     first = cli_process(cli, "run-now", "Job")
-    wait_for(started.exists, what="the first run")
-    second = cli_process(cli, "run-now", "Job")
-    time.sleep(2)  # the second run-now is waiting for the slot
-    replace_from_outside(cli.root, "scripts/job.sh", f"touch {marker}\n")
-    release.touch()
-    assert first.wait(timeout=30) == 0 and second.wait(timeout=30) == 1
+    second = None
+    try:
+        wait_for(started.exists, timeout=60, what="the first run")
+        second = cli_process(cli, "run-now", "Job")
+        time.sleep(2)  # the second run-now is (most likely) waiting for the slot by now
+        replace_from_outside(cli.root, "scripts/job.sh", f"touch {marker}\n")
+    finally:
+        release.touch()
+        codes = [p.wait(timeout=60) for p in (first, second) if p is not None]
+    assert codes == [0, 1]
     assert not marker.exists()
     assert [r.status for r in runs(cli.root)] == [Status.SUCCESS, Status.UNTRUSTED]
 
