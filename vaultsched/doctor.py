@@ -200,6 +200,13 @@ def git_state(c: Context) -> Check:
     git = Git(c.vault.root, c.vault.host)
     if not c.vault.config.git.commit:
         return Check("git", OK, "commits are off (config [git] commit = false)")
+    if not git.usable and git.refusal:
+        return Check(
+            "git",
+            FAIL,
+            git.refusal,
+            "if it is not yours: remove that .git, or the key (git config --local --unset KEY)",
+        )
     if not git.usable:
         return Check("git", WARN, "not a git repository: runs are not committed", "git init")
     busy = git.operation_in_progress()
@@ -226,6 +233,9 @@ def git_remote(c: Context) -> Check:
         problem = git.remote_problem(config.remote)
     except GitError as exc:
         problem = str(exc)
+    if problem and "own config" in problem:
+        fix = "git config --local --unset KEY; set it with git config --global if you need it"
+        return Check("git remote", FAIL, f"{problem}: sync is refused", fix)
     if problem:
         # The value itself is not echoed into the fix: it may be an attacker's.
         fix = "set [git] remote to one of the remotes `git remote -v` lists (or add one)"
