@@ -192,7 +192,7 @@ def test_network_keys_in_the_repositorys_config_refuse_sync(tmp_path: Path, key:
     victim, _attacker = two_machines(tmp_path)
     marker = tmp_path / "PWNED-network"
     git(victim, "config", key, f"touch {marker}; false")
-    (victim / ".vaultsched/config.toml").write_text('[git]\nsync = true\n')
+    (victim / ".vaultsched/config.toml").write_text("[git]\nsync = true\n")
     synced = vs(victim, "sync")
     assert synced.returncode == 1
     assert key.lower() in synced.stderr.lower() and "global git config" in synced.stderr

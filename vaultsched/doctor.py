@@ -24,7 +24,7 @@ from vaultsched.notefile import read_note_bytes
 from vaultsched.notes import RECOVERED
 from vaultsched.planner import SKEW, future_dated
 from vaultsched.trust import TrustStore, trust_command
-from vaultsched.vault import Index, Vault, iter_notes
+from vaultsched.vault import IN_DIGESTS, Index, Vault, iter_notes
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 STALE_INDEX_LOCK = timedelta(minutes=10)
@@ -271,6 +271,18 @@ def conflict_copies(c: Context) -> Check:
     )
 
 
+def digest_folder_tasks(c: Context) -> Check:
+    found = sorted(s.path for s in c.index.skipped if s.reason == IN_DIGESTS)
+    if not found:
+        return Check("digest folder", OK, "no task notes inside it")
+    return Check(
+        "digest folder",
+        FAIL,
+        f"task notes inside the digest folder, never run: {_listing(found)}",
+        "move them out, or set [digest] folder to a folder of their own",
+    )
+
+
 def recovered_saves(c: Context) -> Check:
     try:
         saved = [e.name for e in statefs.entries(c.vault.root, RECOVERED)]
@@ -336,6 +348,7 @@ CHECKS: tuple[Callable[[Context], Check], ...] = (
     git_remote,
     watch_limit,
     conflict_copies,
+    digest_folder_tasks,
     recovered_saves,
     state_links,
     future_records,
