@@ -208,3 +208,30 @@ def test_the_users_global_ssh_command_still_works(tmp_path: Path) -> None:
     gitconfig.write_text(gitconfig.read_text() + "[core]\n\tsshCommand = ssh -o BatchMode=yes\n")
     synced = vs(victim, "sync")
     assert synced.returncode == 0, synced.stderr
+
+
+def test_a_rewritten_state_gitignore_never_lets_logs_into_git(tmp_path: Path) -> None:
+    """A pull drops the `logs/` rule from `.vaultsched/.gitignore`; Obsidian Git's `git add -A`
+    must still leave the unredacted logs out."""
+    root = new_vault(tmp_path / "vault")
+    (root / "Tasks/Deploy.md").write_text(
+        '---\ncommand: echo "using $API_TOKEN"\nenv:\n  API_TOKEN: s3cr3t-value-123456\n---\n'
+    )
+    assert vs(root, "run-now", "Tasks/Deploy").returncode == 0
+    (root / ".vaultsched/.gitignore").write_text("*.lock\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "Obsidian Git: vault backup", "--no-verify")
+    assert ".vaultsched/logs" not in git(root, "show", "--stat", "HEAD")
+    assert ".vaultsched/logs" not in git(root, "ls-tree", "-r", "--name-only", "HEAD")
+    assert (root / ".vaultsched/logs").is_dir()  # the log is there, just never in git
+    doctor = vs(root, "doctor")
+    assert "ok   git ignore" in doctor.stdout, doctor.stdout
+
+    exclude = root / ".git/info/exclude"
+    exclude.write_text("")
+    doctor = vs(root, "doctor")
+    assert "fail git ignore" in doctor.stdout and ".vaultsched/logs/x.log" in doctor.stdout
+    assert vs(root, "run-now", "Tasks/Deploy").returncode == 0
+    assert exclude.read_text().count("/.vaultsched/logs/") == 1
+    assert vs(root, "run-now", "Tasks/Deploy").returncode == 0
+    assert exclude.read_text().count("/.vaultsched/logs/") == 1  # appended once, never again

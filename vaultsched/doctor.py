@@ -17,7 +17,7 @@ from vaultsched import blocks, statefs
 from vaultsched.config import CONFIG_FILE
 from vaultsched.configtrust import TRUST_COMMAND, UNTRUSTED, verdict
 from vaultsched.engine import digest_path
-from vaultsched.git import Git, GitError
+from vaultsched.git import MUST_IGNORE, Git, GitError
 from vaultsched.ledger import Ledger
 from vaultsched.model import Run, Trigger
 from vaultsched.notefile import read_note_bytes
@@ -223,6 +223,26 @@ def git_state(c: Context) -> Check:
     return Check("git", OK, f"on branch {branch}")
 
 
+def git_ignores(c: Context) -> Check:
+    """The full logs and this host's state must stay out of `git add -A`."""
+    git = Git(c.vault.root, c.vault.host)
+    if not git.usable:
+        return Check("git ignore", OK, "no repository")
+    try:
+        exposed = git.not_ignored(list(MUST_IGNORE))
+    except GitError as exc:
+        return Check("git ignore", WARN, f"git check-ignore failed: {exc}")
+    if not exposed:
+        return Check("git ignore", OK, "logs and state are ignored by git")
+    return Check(
+        "git ignore",
+        FAIL,
+        f"git would commit {_listing(exposed)} (unredacted logs)",
+        "run any vaultsched command that runs a task (it adds its rules to .git/info/exclude),"
+        " or restore .vaultsched/.gitignore",
+    )
+
+
 def git_remote(c: Context) -> Check:
     """`[git] remote` must be one of the repository's own remotes, or sync refuses."""
     config = c.vault.config.git
@@ -345,6 +365,7 @@ CHECKS: tuple[Callable[[Context], Check], ...] = (
     shared_firing,
     stale_locks,
     git_state,
+    git_ignores,
     git_remote,
     watch_limit,
     conflict_copies,

@@ -78,6 +78,20 @@ _RUNS_ON_NETWORK = re.compile(
 )
 
 
+# `.vaultsched/.gitignore` in the repository root's terms. That file is vault content: a pull
+# can drop its `logs/` rule, and Obsidian Git's `git add -A` would then commit unredacted logs.
+# The repository's `info/exclude` is never pulled, so the same rules are kept there too.
+EXCLUDE = (
+    "/.vaultsched/state/",
+    "/.vaultsched/logs/",
+    "/.vaultsched/**/*.lock",
+    "/.vaultsched/**/*.tmp",
+)
+MUST_IGNORE = (".vaultsched/logs/x.log", ".vaultsched/state/x")
+_excluded: set[Path] = set()  # repositories whose info/exclude this process has seen to
+_excluded_lock = threading.Lock()
+
+
 class GitError(Exception):
     pass
 
@@ -198,6 +212,30 @@ class Git:
         )
         keys = out.decode("utf-8", errors="replace").splitlines()
         return sorted({key for key in keys if pattern.match(key)})
+
+    def exclude_state(self) -> None:
+        """Append the missing lines of EXCLUDE to `info/exclude`, once per process."""
+        with _excluded_lock:
+            if not self.usable or self.root in _excluded:
+                return
+            _excluded.add(self.root)
+        target = self.root / self.read(["rev-parse", "--git-path", "info/exclude"]).strip()
+        common = (self.root / self.read(["rev-parse", "--git-common-dir"]).strip()).resolve()
+        target.parent.mkdir(exist_ok=True)
+        if not target.parent.resolve().is_relative_to(common):  # `info` linked elsewhere
+            raise GitError(f"{target.parent} leads out of the repository: not written")
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(target, flags, 0o644), "r+", encoding="utf-8") as handle:
+            text = handle.read()
+            missing = [line for line in EXCLUDE if line not in text.splitlines()]
+            if missing:
+                lead = "" if not text or text.endswith("\n") else "\n"
+                handle.write(lead + "".join(f"{line}\n" for line in missing))
+
+    def not_ignored(self, paths: Sequence[str]) -> list[str]:
+        """Those of `paths` (untracked) that git would add with `git add -A`."""
+        ignored = set(self._ignored(paths))
+        return [path for path in paths if path not in ignored]
 
     def network_problem(self) -> str | None:
         """Why talking to a remote would run something the vault chose, or None."""
