@@ -124,7 +124,7 @@ def _parse(raw: dict[str, object]) -> Config:
         max_parallel=_int(raw, "max_parallel", 4, minimum=1),
         enabled=_bool(raw, "enabled", True),
         digest=DigestConfig(
-            folder=str(digest.get("folder", "Digests")).strip("/") or "Digests",
+            folder=_digest_folder(digest.get("folder", "Digests")),
             format=str(digest.get("format", "YYYY-MM-DD")),
         ),
         git=GitConfig(
@@ -139,6 +139,24 @@ def _parse(raw: dict[str, object]) -> Config:
             urls=tuple(str(u) for u in _list(notify, "urls")),
         ),
     )
+
+
+def _digest_folder(value: object) -> str:
+    """A plain folder inside the vault. The key needs no trust, so it must not reach `.git/`
+    (digests written into `.git/hooks` break every commit), `.vaultsched/`, or out of the
+    vault; nor be the whole vault (every note would be skipped as a digest)."""
+    text = value if isinstance(value, str) else ""
+    parts = text.rstrip("/").split("/")
+    if (
+        not text.strip()
+        or text.startswith("/")
+        or any(not p.strip() or p.startswith(".") or "\\" in p for p in parts)
+    ):
+        raise ValueError(
+            f"[digest] folder must be a folder inside the vault (no leading '/', no '.' or "
+            f"'..' parts, not empty), got {value!r}"
+        )
+    return "/".join(parts)
 
 
 def _zone(name: object) -> ZoneInfo:

@@ -17,14 +17,14 @@ from vaultsched import blocks, statefs
 from vaultsched.config import CONFIG_FILE
 from vaultsched.configtrust import TRUST_COMMAND, UNTRUSTED, verdict
 from vaultsched.engine import digest_path
-from vaultsched.git import Git, GitError
+from vaultsched.git import MUST_IGNORE, Git, GitError
 from vaultsched.ledger import Ledger
 from vaultsched.model import Run, Trigger
 from vaultsched.notefile import read_note_bytes
 from vaultsched.notes import RECOVERED
 from vaultsched.planner import SKEW, future_dated
 from vaultsched.trust import TrustStore, trust_command
-from vaultsched.vault import Index, Vault, iter_notes
+from vaultsched.vault import IN_DIGESTS, Index, Vault, iter_notes
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 STALE_INDEX_LOCK = timedelta(minutes=10)
@@ -200,6 +200,13 @@ def git_state(c: Context) -> Check:
     git = Git(c.vault.root, c.vault.host)
     if not c.vault.config.git.commit:
         return Check("git", OK, "commits are off (config [git] commit = false)")
+    if not git.usable and git.refusal:
+        return Check(
+            "git",
+            FAIL,
+            git.refusal,
+            "if it is not yours: remove that .git, or the key (git config --local --unset KEY)",
+        )
     if not git.usable:
         return Check("git", WARN, "not a git repository: runs are not committed", "git init")
     busy = git.operation_in_progress()
@@ -216,6 +223,26 @@ def git_state(c: Context) -> Check:
     return Check("git", OK, f"on branch {branch}")
 
 
+def git_ignores(c: Context) -> Check:
+    """The full logs and this host's state must stay out of `git add -A`."""
+    git = Git(c.vault.root, c.vault.host)
+    if not git.usable:
+        return Check("git ignore", OK, "no repository")
+    try:
+        exposed = git.not_ignored(list(MUST_IGNORE))
+    except GitError as exc:
+        return Check("git ignore", WARN, f"git check-ignore failed: {exc}")
+    if not exposed:
+        return Check("git ignore", OK, "logs and state are ignored by git")
+    return Check(
+        "git ignore",
+        FAIL,
+        f"git would commit {_listing(exposed)} (unredacted logs)",
+        "run any vaultsched command that runs a task (it adds its rules to .git/info/exclude),"
+        " or restore .vaultsched/.gitignore",
+    )
+
+
 def git_remote(c: Context) -> Check:
     """`[git] remote` must be one of the repository's own remotes, or sync refuses."""
     config = c.vault.config.git
@@ -226,6 +253,9 @@ def git_remote(c: Context) -> Check:
         problem = git.remote_problem(config.remote)
     except GitError as exc:
         problem = str(exc)
+    if problem and "own config" in problem:
+        fix = "git config --local --unset KEY; set it with git config --global if you need it"
+        return Check("git remote", FAIL, f"{problem}: sync is refused", fix)
     if problem:
         # The value itself is not echoed into the fix: it may be an attacker's.
         fix = "set [git] remote to one of the remotes `git remote -v` lists (or add one)"
@@ -258,6 +288,18 @@ def conflict_copies(c: Context) -> Check:
         WARN,
         f"sync-conflict copies (never run): {_listing(copies)}",
         "merge each into its original note and delete the copy",
+    )
+
+
+def digest_folder_tasks(c: Context) -> Check:
+    found = sorted(s.path for s in c.index.skipped if s.reason == IN_DIGESTS)
+    if not found:
+        return Check("digest folder", OK, "no task notes inside it")
+    return Check(
+        "digest folder",
+        FAIL,
+        f"task notes inside the digest folder, never run: {_listing(found)}",
+        "move them out, or set [digest] folder to a folder of their own",
     )
 
 
@@ -343,9 +385,11 @@ CHECKS: tuple[Callable[[Context], Check], ...] = (
     shared_firing,
     stale_locks,
     git_state,
+    git_ignores,
     git_remote,
     watch_limit,
     conflict_copies,
+    digest_folder_tasks,
     recovered_saves,
     state_links,
     future_records,

@@ -116,6 +116,7 @@ class Engine:
         statefs.prepare_state_dir(self.vault.root)  # before the first lock, log or ledger line
         self.ledger = Ledger(self.vault.root, self.vault.host)
         self.git = Git(self.vault.root, self.vault.host)
+        self._exclude_state()
         if self.writer is None:
             self.writer = NoteWriter(self.vault.root)
         if self.background_landing:
@@ -123,6 +124,15 @@ class Engine:
                 target=self._landing_loop, name="vaultsched-land", daemon=True
             )
             self._lander.start()
+
+    def _exclude_state(self) -> None:
+        """Logs and state out of git even if a pull rewrites `.vaultsched/.gitignore`."""
+        if not self.vault.config.git.commit:
+            return
+        try:
+            self.git.exclude_state()
+        except (GitError, OSError) as exc:
+            log.warning("could not add vaultsched's rules to git's info/exclude: %s", exc)
 
     # -- running -----------------------------------------------------------------------------
 

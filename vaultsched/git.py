@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import random
+import re
 import secrets
 import shutil
 import subprocess
@@ -45,6 +46,50 @@ _GIT_TIMEOUT = 120.0
 # files between our read and our update: start again from what it left, this many times.
 COMMIT_ATTEMPTS = 8
 _REGULAR = ("100644", "100755")
+
+# On every git call. `.git/` is as writable as the rest of the vault (a sync tool carries it,
+# or plants one), so its config and hooks must not get code to run through vaultsched:
+# `core.fsmonitor` would run on a refresh, hooks on update-ref and worktree add, an `ext::`
+# URL on fetch. Only these keys are overridden: the user's global and system config (ssh
+# keys, credential helpers) stay in force.
+_SAFE = (
+    *("-c", "core.fsmonitor=false"),
+    *("-c", "core.hooksPath=/dev/null"),
+    *("-c", "protocol.ext.allow=never"),
+    *("-c", "core.editor=true"),
+    *("-c", "sequence.editor=true"),
+)
+# Keys of the repository's own config that run a program during the commands vaultsched runs
+# (checkout, refresh, rebase) and that a `-c` cannot neutralise by name: while one is set
+# there, vaultsched treats the vault as having no repository.
+_RUNS_LOCALLY = re.compile(
+    r"^(filter\..*\.(clean|smudge|process)|merge\..*\.driver|core\.alternaterefscommand"
+    r"|gpg\..*(program|command))$",
+    re.IGNORECASE,
+)
+# Keys of the repository's own config that run a program or send data elsewhere when git
+# talks to a remote: while one is set there, sync is refused (the user's global config,
+# which the vault cannot write, is the place for them).
+_RUNS_ON_NETWORK = re.compile(
+    r"^(core\.(sshcommand|gitproxy|askpass)|credential\.(.*\.)?helper"
+    r"|remote\..*\.(uploadpack|receivepack|vcs|proxy)|http\.(.*\.)?proxy"
+    r"|url\..*\.(pushinsteadof|insteadof))$",
+    re.IGNORECASE,
+)
+
+
+# `.vaultsched/.gitignore` in the repository root's terms. That file is vault content: a pull
+# can drop its `logs/` rule, and Obsidian Git's `git add -A` would then commit unredacted logs.
+# The repository's `info/exclude` is never pulled, so the same rules are kept there too.
+EXCLUDE = (
+    "/.vaultsched/state/",
+    "/.vaultsched/logs/",
+    "/.vaultsched/**/*.lock",
+    "/.vaultsched/**/*.tmp",
+)
+MUST_IGNORE = (".vaultsched/logs/x.log", ".vaultsched/state/x")
+_excluded: set[Path] = set()  # repositories whose info/exclude this process has seen to
+_excluded_lock = threading.Lock()
 
 
 class GitError(Exception):
@@ -119,17 +164,93 @@ class Git:
     _usable: bool | None = field(default=None, repr=False)
     _told: set[tuple[str, str]] = field(default_factory=set, repr=False)
     _index_path: Path | None = field(default=None, repr=False)
+    # The folder the git dir must lie in: the vault (a scratch worktree's root is elsewhere).
+    home: Path | None = None
+    refusal: str | None = field(default=None, repr=False)
 
     @property
     def usable(self) -> bool:
-        """True when the vault root is the top of a git work tree and git is installed."""
+        """True when the vault root is the top of a git work tree whose git dir lies inside
+        the vault, git is installed and the repository's own config runs nothing."""
         if self._usable is None:
             try:
-                top = self._raw(["rev-parse", "--show-toplevel"]).stdout.strip()
-                self._usable = Path(top).resolve() == self.root.resolve()
+                self.refusal = self._refusal()
+                self._usable = self.refusal is None
             except (GitError, OSError):
                 self._usable = False
+            if self.refusal:
+                log.warning("%s: not used as the vault's repository: %s", self.root, self.refusal)
         return self._usable
+
+    def _refusal(self) -> str | None:
+        """Why this repository must not be used, or None. Raises GitError if there is none."""
+        top, git_dir, common = self._raw(
+            ["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"]
+        ).stdout.splitlines()
+        if Path(top).resolve() != self.root.resolve():
+            raise GitError("not the top of a work tree")
+        # A one-line `.git` file (or a `.git` symlink) a sync brought would make every
+        # commit land in a repository elsewhere on the machine.
+        home = (self.home or self.root).resolve()
+        for where in (Path(git_dir), self.root / common):
+            if not where.resolve().is_relative_to(home):
+                return f"its git dir {where.resolve()} is outside the vault: nothing is committed"
+        found = self.local_config_keys(_RUNS_LOCALLY)
+        if found:
+            return (
+                f"the repository's own config sets {', '.join(found)}, which would run a "
+                "program (a sync can write .git/config): nothing is committed until it is "
+                "removed or moved to your global git config"
+            )
+        return None
+
+    def local_config_keys(self, pattern: re.Pattern[str]) -> list[str]:
+        """The keys matching `pattern` that the repository's own config (and what it
+        includes) sets."""
+        out = self._exec(
+            ["config", "--local", "--includes", "--name-only", "--list"], allowed=(0, 1)
+        )
+        keys = out.decode("utf-8", errors="replace").splitlines()
+        return sorted({key for key in keys if pattern.match(key)})
+
+    def exclude_state(self) -> None:
+        """Append the missing lines of EXCLUDE to `info/exclude`, once per process."""
+        with _excluded_lock:
+            if not self.usable or self.root in _excluded:
+                return
+            _excluded.add(self.root)
+        target = self.root / self.read(["rev-parse", "--git-path", "info/exclude"]).strip()
+        common = (self.root / self.read(["rev-parse", "--git-common-dir"]).strip()).resolve()
+        target.parent.mkdir(exist_ok=True)
+        if not target.parent.resolve().is_relative_to(common):  # `info` linked elsewhere
+            raise GitError(f"{target.parent} leads out of the repository: not written")
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(target, flags, 0o644), "r+", encoding="utf-8") as handle:
+            text = handle.read()
+            missing = [line for line in EXCLUDE if line not in text.splitlines()]
+            if missing:
+                lead = "" if not text or text.endswith("\n") else "\n"
+                handle.write(lead + "".join(f"{line}\n" for line in missing))
+
+    def not_ignored(self, paths: Sequence[str]) -> list[str]:
+        """Those of `paths` (untracked) that git would add with `git add -A`."""
+        ignored = set(self._ignored(paths))
+        return [path for path in paths if path not in ignored]
+
+    def network_problem(self) -> str | None:
+        """Why talking to a remote would run something the vault chose, or None."""
+        found = self.local_config_keys(_RUNS_ON_NETWORK)
+        if not found:
+            return None
+        return (
+            f"the repository's own config sets {', '.join(found)} (a sync can write "
+            ".git/config): not syncing until it is moved to your global git config"
+        )
+
+    def hooks_dir(self) -> Path:
+        """Where git looks for this repository's hooks by default (our calls never run them)."""
+        common = self.read(["rev-parse", "--git-common-dir"]).strip()
+        return (self.root / common / "hooks").resolve()
 
     def _exec(
         self,
@@ -141,7 +262,7 @@ class Git:
     ) -> bytes:
         try:
             proc = subprocess.run(
-                ["git", *args],
+                ["git", *_SAFE, *args],
                 cwd=self.root,
                 env={**_git_env(self.host), **(env or {})},
                 capture_output=True,
@@ -466,6 +587,10 @@ class Git:
             position += size + 1
         return blobs
 
+    def store(self, data: bytes) -> str:
+        """A blob of `data` in the object store (no lock: objects are written atomically)."""
+        return self._store(data)
+
     def _store(self, data: bytes) -> str:
         return self._exec(["hash-object", "-w", "--stdin"], input=data).decode().strip()
 
@@ -490,9 +615,13 @@ class Git:
     def remote_problem(self, name: str) -> str | None:
         """Why `name` must not be used as `[git] remote`, or None. Only a remote this
         repository has configured will do: a path or URL from a synced config would push the
-        vault wherever it says, and a leading `-` would be read by git as an option."""
+        vault wherever it says, and a leading `-` would be read by git as an option. Nor may
+        the repository's own config pick the ssh command, a credential helper or a proxy."""
         if not name or name.startswith("-"):
             return f"[git] remote {name!r} is not a remote name"
+        network = self.network_problem()
+        if network:
+            return network
         known = self.remotes()
         if name not in known:
             listed = ", ".join(known) or "none"

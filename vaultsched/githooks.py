@@ -39,7 +39,7 @@ def hook_text(name: str) -> str:
 def install(git: Git) -> Installed:
     if not git.usable:
         raise OSError(f"{git.root} is not the top of a git repository")
-    hooks_dir = (git.root / git.read(["rev-parse", "--git-path", "hooks"]).strip()).resolve()
+    hooks_dir = git.hooks_dir()
     hooks_dir.mkdir(parents=True, exist_ok=True)
     result = Installed(hooks_dir)
     for name in HOOKS:

@@ -28,8 +28,6 @@ from vaultsched.config import GITIGNORE, STATE_DIR, STATE_GITIGNORE
 log = logging.getLogger(__name__)
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-# A scratch checkout made by git itself (sync); vault content with its own links lives there.
-NOT_OURS = (f"{STATE_DIR}/state/sync-worktree",)
 
 
 class LinkRefused(OSError):
@@ -217,7 +215,6 @@ def links(root: Path) -> list[str]:
     found = []
     for dirpath, dirnames, filenames in os.walk(top):  # os.walk does not follow links
         here = Path(dirpath).relative_to(root).as_posix()
-        dirnames[:] = [d for d in dirnames if f"{here}/{d}" not in NOT_OURS]
         for name in dirnames + filenames:
             if (Path(dirpath) / name).is_symlink():
                 found.append(f"{here}/{name}")

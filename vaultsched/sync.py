@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
+import stat
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from vaultsched import statefs
 from vaultsched.engine import Engine
 from vaultsched.git import Git, GitError
 from vaultsched.merging import merge_note, union_lines
@@ -29,7 +31,6 @@ log = logging.getLogger("vaultsched.sync")
 MAX_BACKOFF = timedelta(minutes=30)
 PUSH_ATTEMPTS = 3  # another machine pushed in between: pull again, then push
 MAX_REBASE_STOPS = 100
-WORKTREE = ".vaultsched/state/sync-worktree"  # git-ignored, never indexed
 
 
 class SyncError(Exception):
@@ -165,17 +166,16 @@ class Syncer:
             return len(arrived)
 
     def _rebase_elsewhere(self, base: str, upstream: str) -> str:
-        """`base` rebased onto `upstream` in a scratch worktree; the resulting commit."""
-        try:  # never made (or removed with rmtree) through a linked .vaultsched/state
-            with statefs.folder(self.git.root, WORKTREE.rpartition("/")[0], create=True):
-                pass
-        except OSError as exc:
-            raise SyncError(f"no scratch worktree: {exc}") from exc
-        path = self.git.root / WORKTREE
-        self._drop_worktree(path)
-        self.git.run(["worktree", "add", "--quiet", "--detach", str(path), base])
+        """`base` rebased onto `upstream` in a scratch worktree; the resulting commit.
+
+        The worktree lives in a private temporary folder outside the vault: under
+        `.vaultsched/` a synced symlink could send the checkout, and its removal, anywhere.
+        """
+        scratch_dir = Path(tempfile.mkdtemp(prefix="vaultsched-sync-"))
+        path = scratch_dir / "tree"
         try:
-            scratch = Git(path, self.engine.vault.host)
+            self.git.run(["worktree", "add", "--quiet", "--detach", str(path), base])
+            scratch = Git(path, self.engine.vault.host, home=self.git.root)
             try:
                 rebase_resolving(scratch, upstream)
             except (GitError, SyncError, OSError) as exc:
@@ -185,11 +185,11 @@ class Syncer:
             return scratch.read(["rev-parse", "HEAD"]).strip()
         finally:
             self._drop_worktree(path)
+            shutil.rmtree(scratch_dir, ignore_errors=True)
 
     def _drop_worktree(self, path: Path) -> None:
         with contextlib.suppress(GitError):
             self.git.run(["worktree", "remove", "--force", str(path)])
-        shutil.rmtree(path, ignore_errors=True)
         with contextlib.suppress(GitError):
             self.git.run(["worktree", "prune"])
 
@@ -234,13 +234,14 @@ def make_syncer(engine: Engine) -> Syncer | None:
 
 # -- rebasing with conflicts resolved -------------------------------------------------------------
 
-_NO_HOOKS = ("-c", "core.hooksPath=/dev/null", "-c", "core.editor=true")
+_LINKS = ("120000", "160000")  # a symlink, a submodule
+_REGULAR = ("100644", "100755")
 
 
 def rebase_resolving(git: Git, upstream: str) -> None:
     """Rebase, resolving each stop: notes merged around their blocks, ledgers by union."""
     try:
-        git.run([*_NO_HOOKS, "rebase", "--quiet", "--end-of-options", upstream])
+        git.run(["rebase", "--quiet", "--end-of-options", upstream])
         return
     except GitError:
         if git.operation_in_progress() is None:
@@ -252,8 +253,11 @@ def rebase_resolving(git: Git, upstream: str) -> None:
             raise SyncError("the rebase stopped without a conflict to resolve")
         for rel in conflicted:
             _resolve(git, rel)
+        # Entries set from a blob carry no stat data: refreshed, the files just written are
+        # not seen as changed by the next pick.
+        git.run(["update-index", "-q", "--refresh"])
         try:
-            git.run([*_NO_HOOKS, "rebase", "--continue"])
+            git.run(["rebase", "--continue"])
             return
         except GitError:
             if git.operation_in_progress() is None:
@@ -262,7 +266,15 @@ def rebase_resolving(git: Git, upstream: str) -> None:
 
 
 def _resolve(git: Git, rel: str) -> None:
-    base, ours, theirs = (_stage(git, n, rel) for n in (1, 2, 3))
+    """One conflicted path resolved in the index first, then on disk without following links.
+
+    In a rebase, stage 2 is the upstream (the remote's side), stage 3 our commit replayed.
+    """
+    stages = _stages(git, rel)
+    if any(mode in _LINKS for mode, _ in stages.values()) or _is_link(git.root, rel):
+        _take_remote(git, rel, stages)
+        return
+    base, ours, theirs = (_text(git, stages.get(n)) for n in (1, 2, 3))
     if ours is None or theirs is None:
         # Deleted on one side, changed on the other: keep the text, nothing is lost.
         kept = ours if ours is not None else theirs
@@ -275,13 +287,69 @@ def _resolve(git: Git, rel: str) -> None:
         merged = merge_note(base or "", ours, theirs)
     else:
         raise SyncError(f"{rel}: a conflict vaultsched does not resolve")
-    (git.root / rel).write_text(merged, encoding="utf-8", newline="")
-    git.run(["add", "--", rel])
+    data = merged.encode("utf-8")
+    sha = git.store(data)
+    mode = next((m for n in (3, 2) if (m := stages.get(n, ("", ""))[0]) in _REGULAR), "100644")
+    git.run(["update-index", "--cacheinfo", f"{mode},{sha},{rel}"])
+    _write_no_follow(git.root, rel, data)
     log.info("%s: both sides' changes kept (sync conflict resolved)", rel)
 
 
-def _stage(git: Git, number: int, rel: str) -> str | None:
-    try:
-        return git.read(["show", f":{number}:{rel}"])
-    except GitError:
+def _stages(git: Git, rel: str) -> dict[int, tuple[str, str]]:
+    """Stage number -> (mode, blob) of the conflicted path."""
+    out = git.read(["ls-files", "-s", "-z", "--", rel])
+    stages = {}
+    for record in filter(None, out.split("\0")):
+        meta, _path = record.split("\t", 1)
+        mode, sha, stage = meta.split()
+        stages[int(stage)] = (mode, sha)
+    return stages
+
+
+def _text(git: Git, entry: tuple[str, str] | None) -> str | None:
+    if entry is None:
         return None
+    return git.read(["cat-file", "blob", entry[1]])
+
+
+def _take_remote(git: Git, rel: str, stages: dict[int, tuple[str, str]]) -> None:
+    """A symlink or submodule on one side: never merged through the working tree. The remote's
+    side is taken as git has it (git's own checkout never writes through a link)."""
+    remote = stages.get(2)
+    if remote is None:
+        git.run(["update-index", "--force-remove", "--", rel])
+        (git.root / rel).unlink(missing_ok=True)  # unlink never follows the link it removes
+    else:
+        git.run(["update-index", "--cacheinfo", f"{remote[0]},{remote[1]},{rel}"])
+        git.run(["checkout-index", "-f", "--", rel])
+    log.warning(
+        "%s: a symlink or submodule on one side of a sync conflict: the remote's version "
+        "was kept, not merged; this machine's change to it was dropped (its runs stay in "
+        "the ledger)",
+        rel,
+    )
+
+
+def _is_link(root: Path, rel: str) -> bool:
+    """The path, or any folder on the way to it, is a symlink (checked, never followed)."""
+    here = root
+    for part in Path(rel).parts:
+        here = here / part
+        try:
+            if stat.S_ISLNK(os.lstat(here).st_mode):
+                return True
+        except FileNotFoundError:
+            return False
+    return False
+
+
+def _write_no_follow(root: Path, rel: str, data: bytes) -> None:
+    """Write the file only if no component of its path is a link: O_NOFOLLOW on the file
+    itself, after checking each folder on the way (the scratch tree is private to us)."""
+    if _is_link(root, rel):
+        raise SyncError(f"{rel}: a symlink in the way: not written")
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(root / rel, flags, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -128,8 +129,46 @@ def _walk(folder: Path, rel_dir: str, digest: str, skipped: list[Skipped] | None
         yield rel
     for entry in folders:  # a folder's notes first, then its subfolders (as os.walk did)
         rel = f"{rel_dir}{entry.name}"
-        if not entry.name.startswith(".") and not is_ignored(f"{rel}/x.md", digest):
+        if entry.name.startswith("."):
+            continue
+        if not is_ignored(f"{rel}/x.md", digest):
             yield from _walk(Path(entry.path), f"{rel}/", digest, skipped)
+        elif rel == digest and skipped is not None:
+            skipped.extend(Skipped(t, IN_DIGESTS) for t in _commands_in(Path(entry.path), rel))
+
+
+# A synced config can point `[digest] folder` at the task folder: its tasks then silently stop.
+IN_DIGESTS = "inside the digest folder: not a task (vaultsched writes digests there)"
+_PEEK = 8192
+
+
+def _commands_in(folder: Path, rel_dir: str) -> list[str]:
+    """Notes in the digest folder whose front matter has a `command` key: the person meant a
+    task, and must see why it never runs. Regular files only, never through a link."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):  # os.walk does not follow links
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        here = Path(dirpath)
+        for name in sorted(n for n in filenames if n.endswith(".md") and not n.startswith(".")):
+            if _has_command(here / name):
+                found.append(f"{rel_dir}/{(here / name).relative_to(folder).as_posix()}")
+    return found
+
+
+def _has_command(path: Path) -> bool:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        head = handle.read(_PEEK).decode("utf-8", errors="replace")
+    if not head.startswith("---"):
+        return False
+    front = head.split("\n---", 1)[0]
+    return any(line.startswith("command:") for line in front.splitlines())
 
 
 def _utf8_name(rel: str) -> bool:
