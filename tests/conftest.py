@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from vaultsched.config import load_config
 from vaultsched.ledger import Ledger
@@ -19,6 +20,12 @@ from vaultsched.model import Run
 from vaultsched.vault import Vault
 
 HOST = "testhost"
+
+# The suite gives the same answer on every run (CI, five runs in a row): hypothesis tries the
+# same examples each time. `HYPOTHESIS_PROFILE=explore make test` searches afresh.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(autouse=True)
