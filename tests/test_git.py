@@ -372,3 +372,38 @@ def test_obsidian_git_holding_the_lock_and_committing_at_the_same_moment(tmp_pat
     assert "DRAFT" not in git(root, "show", mine[0])
     assert show(root, "HEAD:Journal.md") == "person\n"
     assert _changed_lines(git(root, "diff", "HEAD", "-U0")) == ["+DRAFT"]
+
+
+# A vaultsched process killed (SIGKILL) while it holds the index lock it took itself.
+KILLED_HOLDING = r"""
+import os, signal, sys
+from vaultsched.git import Git
+git = Git(__import__("pathlib").Path(sys.argv[1]), "testhost")
+with git._index_locked():
+    print("held", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_lock_vaultsched_was_killed_holding_is_cleared_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a lock provably left by a killed vaultsched (inode, boot, a process that is gone)
+    is removed; a lock anyone else holds is waited for and never touched."""
+    root = with_note(tmp_path)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_HOLDING, str(root)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert killed.stdout == "held\n" and killed.returncode == -9
+    assert (root / ".git/index.lock").exists()
+    assert Git(root, HOST).commit([block("run 1")], "vaultsched: success T")
+    assert not (root / ".git/index.lock").exists()
+
+    (root / ".git/index.lock").write_text("")  # someone else's
+    monkeypatch.setattr("vaultsched.git.LOCK_WAIT", 0.3)
+    with pytest.raises(GitError, match="not removing it"):
+        Git(root, HOST).commit([block("run 2")], "vaultsched: success T")
+    assert (root / ".git/index.lock").exists()

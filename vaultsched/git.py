@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 LOCK_WAIT = 60.0
 GIT_LOCK = ".vaultsched/state/git.lock"
+# Beside the index: who holds `index.lock` when vaultsched itself took it (see _LockOwner).
+OWNER_FILE = "vaultsched-index-lock-owner"
 _OPERATIONS = (
     ("MERGE_HEAD", "a merge"),
     ("rebase-merge", "a rebase"),
@@ -339,7 +341,10 @@ class Git:
     def _wait_index_lock(self, deadline: float) -> None:
         index = self._index_file()
         index_lock = index.with_name(index.name + ".lock")
+        owner = _LockOwner(index.with_name(OWNER_FILE))
         while index_lock.exists():
+            if owner.clear_stale(index_lock):
+                continue
             if time.monotonic() > deadline:
                 raise GitError(f"{index_lock} has been held for {LOCK_WAIT:.0f}s; not removing it")
             time.sleep(0.05)
@@ -518,15 +523,19 @@ class Git:
         Our commit and our index update then land between two gits, never inside one."""
         index_file = self._index_file()
         lock = index_file.with_name(index_file.name + ".lock")
+        owner = _LockOwner(index_file.with_name(OWNER_FILE))
         deadline = time.monotonic() + LOCK_WAIT
         while True:
             try:
                 fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
                 break
             except FileExistsError:
+                if owner.clear_stale(lock):
+                    continue
                 if time.monotonic() > deadline:
                     raise GitError(f"{lock} held for {LOCK_WAIT:.0f}s; not removing it") from None
                 time.sleep(0.05)
+        owner.claim(fd)
         copy = index_file.with_name(f"vaultsched-{secrets.token_hex(6)}.index")
         try:
             if index_file.exists():
@@ -536,6 +545,7 @@ class Git:
             os.close(fd)
             copy.unlink(missing_ok=True)
             lock.unlink()  # ours: created above
+            owner.release()
 
     # -- plumbing reads and writes -------------------------------------------------------------
 
@@ -649,3 +659,57 @@ def _value(text: str) -> str:
 def _new(entry: _Entry | None, current: _Entry | None) -> _Entry | None:
     """`entry` if it changes `current`, else None (nothing to write)."""
     return entry if entry != current else None
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class _LockOwner:
+    """Proof that an `index.lock` is one vaultsched took and was killed holding (SIGKILL mid
+    commit): only such a lock is ever removed. Any other lock — Obsidian Git's, the person's
+    git's — is waited for, never touched. The record sits beside the index, not in the vault's
+    synced files, and names the lock by inode, this boot and a process that is gone."""
+
+    path: Path
+
+    def claim(self, fd: int) -> None:
+        st = os.fstat(fd)
+        record = f"{os.getpid()} {st.st_dev} {st.st_ino} {_boot_id()}\n"
+        with contextlib.suppress(OSError):
+            self.path.write_text(record)
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+    def clear_stale(self, lock: Path) -> bool:
+        """Remove `lock` if it is provably ours from a killed vaultsched; True if removed."""
+        try:
+            pid, dev, ino, boot = self.path.read_text().split()
+            st = lock.stat()
+        except (OSError, ValueError):
+            return False
+        if (str(st.st_dev), str(st.st_ino)) != (dev, ino) or boot != _boot_id():
+            return False
+        if not pid.isdigit() or _alive(int(pid)):
+            return False
+        log.warning("removing %s: vaultsched (pid %s) was killed while holding it", lock, pid)
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+        self.release()
+        return True
