@@ -16,9 +16,9 @@ import pytest
 from conftest import HOST, Cli, DaemonProcess, git, runs, wait_for, write_note
 
 from vaultsched.config import load_config
-from vaultsched.daemon import Daemon
 from vaultsched.ledger import Ledger, finish_record
 from vaultsched.model import Run, Status, Trigger
+from vaultsched.runtime.daemon import Daemon
 from vaultsched.vault import Vault
 
 pytestmark = pytest.mark.integration
@@ -285,7 +285,8 @@ def test_sigterm_lets_a_running_task_finish(
     status = json.loads(Cli(vault_root)("status", "--json").out)
     assert [r["task"] for r in status["running"]] == ["Tasks/Finish"]
     assert daemon.stop() == 0
-    finished = of(vault_root, "Tasks/Finish")
+    # A fire while it runs is skipped (overlap): a loaded machine may be that slow to stop.
+    finished = [r for r in of(vault_root, "Tasks/Finish") if r.status is not Status.SKIPPED]
     assert finished and all(r.status is Status.SUCCESS for r in finished)
 
 

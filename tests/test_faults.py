@@ -17,11 +17,18 @@ import yaml
 from conftest import HOST, DaemonProcess, git, runs, wait_for, write_note
 
 from vaultsched.config import load_config
-from vaultsched.engine import Engine, digest_path
 from vaultsched.model import Status, Trigger
 from vaultsched.notes import NoteWriter, Outcome
+from vaultsched.runtime.commit import Committer
+from vaultsched.runtime.land import Lander, LandingThread
+from vaultsched.runtime.messages import Job
+from vaultsched.runtime.oneshot import one_shot
+from vaultsched.runtime.record import Recorder
+from vaultsched.runtime.run import Execution
+from vaultsched.runtime.workspace import open_workspace
 from vaultsched.taskfile import front_matter_text
 from vaultsched.vault import Vault, read_note
+from vaultsched.views import digest_path
 
 pytestmark = pytest.mark.integration
 
@@ -54,18 +61,21 @@ def test_a_person_typing_loses_nothing_while_hundreds_of_runs_land(
     vault = Vault(vault_root.resolve(), load_config(vault_root), HOST)
     task = read_note(vault, "Tasks/Busy.md").task
     assert task is not None
-    # The daemon's engine: runs land on their own thread while the next ones start.
+    # As in the daemon: runs land on their own thread while the next ones start.
     writer = NoteWriter(vault.root) if patience == "default" else NoteWriter(vault.root, 0, 0)
-    engine = Engine(vault, background_landing=True, writer=writer)
+    workspace = open_workspace(vault, writer=writer)
+    lander = Lander(workspace, Committer(workspace))
+    landing = LandingThread(lander)
+    execution = Execution(Recorder(workspace, landing.land))
     editor = subprocess.Popen([sys.executable, "-c", EDITOR, str(note), "200"])
     try:
         for _ in range(200):
-            engine.run(task, Trigger.SCHEDULE)
+            execution.run(Job(task, Trigger.SCHEDULE))
     finally:
         assert editor.wait(timeout=120) == 0
-    engine.run(task, Trigger.SCHEDULE)  # the next run after the typing stopped
-    engine.close()
-    engine.flush()
+    execution.run(Job(task, Trigger.SCHEDULE))  # the next run after the typing stopped
+    landing.close()
+    lander.commit()
 
     text = note.read_text(encoding="utf-8")
     typed = [line for line in text.splitlines() if line.startswith("typed line")]
@@ -162,14 +172,14 @@ def test_a_view_left_busy_lands_with_the_next_commit(vault_root: Path) -> None:
     vault = Vault(vault_root.resolve(), load_config(vault_root), HOST)
     task = read_note(vault, "Tasks/Busy.md").task
     assert task is not None
-    engine = Engine(vault, writer=_BusyFirst(vault.root, "Tasks/Busy.md"))
-    run = engine.run(task, Trigger.MANUAL)
+    shot = one_shot(vault, writer=_BusyFirst(vault.root, "Tasks/Busy.md"))
+    run = Execution(shot.recorder).run(Job(task, Trigger.MANUAL))
     assert "vaultsched:runs:begin" not in note.read_text()
     day = run.started_at.astimezone(vault.config.timezone).date()
     digest = vault_root / digest_path(vault, day)
     assert "Tasks/Busy" in digest.read_text()  # the rest of the batch landed
-    assert engine.has_pending
-    engine.flush()
+    assert shot.lander.has_pending
+    shot.commit_landed()
     assert "vaultsched:runs:begin" in note.read_text()
-    assert not engine.has_pending
+    assert not shot.lander.has_pending
     assert git(vault_root, "status", "--porcelain") == ""

@@ -13,8 +13,8 @@ import pytest
 from conftest import HOST, git, make_vault, write_note
 
 from vaultsched import blocks
-from vaultsched.engine import block_edit
 from vaultsched.git import Edit, Git, GitError, _Plan
+from vaultsched.runtime.commit import block_edit
 
 
 def test_commits_only_the_given_files_and_leaves_the_user_alone(tmp_path: Path) -> None:

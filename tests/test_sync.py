@@ -13,8 +13,8 @@ import pytest
 from conftest import DaemonProcess, git, runs, start_daemon, wait_for, write_note
 
 from vaultsched.config import load_config
-from vaultsched.engine import digest_path
 from vaultsched.vault import Vault
+from vaultsched.views import digest_path
 
 pytestmark = pytest.mark.integration
 

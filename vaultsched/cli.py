@@ -22,7 +22,6 @@ from typer.exceptions import TyperException
 from vaultsched import __version__, githooks, service
 from vaultsched.config import CONFIG_FILE
 from vaultsched.configtrust import ignored_message, show, trust_config
-from vaultsched.engine import Engine, digest_path, utc_now
 from vaultsched.errors import VaultschedError
 from vaultsched.frontmatter_edit import set_scalar
 from vaultsched.git import Edit, Git, GitError
@@ -32,11 +31,14 @@ from vaultsched.model import Run, Status, Task, Trigger
 from vaultsched.notes import Outcome
 from vaultsched.planner import planned_index
 from vaultsched.reports import history_rows, iso, list_rows, status_report, upcoming
+from vaultsched.runtime.oneshot import OneShot, one_shot
+from vaultsched.runtime.workspace import utc_now
 from vaultsched.scaffold import create_task, init_vault
 from vaultsched.terminal import SafeConsole, SafeFormatter, dumps_json, echo_stream, escape
 from vaultsched.trust import TrustStore, take_snapshot
 from vaultsched.validate import validate_staged, validate_vault
 from vaultsched.vault import Vault, build_index, open_vault
+from vaultsched.views import digest_path
 
 # _LAZY: the daemon, demo, doctor and sync modules (watchdog among them) are imported by their
 # commands only; `list`, `validate` and the git hooks start a fresh process each time.
@@ -227,17 +229,16 @@ def run_now_cmd(ctx: typer.Context, task: TaskArg) -> None:
     """Run one task now, stream its output, record and commit the result."""
     vault = _vault(ctx)
     chosen = build_index(vault).task(task)
-    _run_in_foreground(Engine(vault), chosen, Trigger.MANUAL)
+    _run_in_foreground(one_shot(vault), chosen, Trigger.MANUAL)
 
 
 def _run_in_foreground(
-    engine: Engine, task: Task, trigger: Trigger, scheduled_for: datetime | None = None
+    shot: OneShot, task: Task, trigger: Trigger, scheduled_for: datetime | None = None
 ) -> None:
     """Run with output streamed here, land it, commit; exit 1 unless it succeeded."""
     sys.stdout.flush()
     echo = echo_stream(sys.stdout.buffer, is_terminal=sys.stdout.isatty())
-    run = engine.run(task, trigger, scheduled_for=scheduled_for, echo=echo)
-    engine.flush()
+    run = shot.run(task, trigger, scheduled_for, echo)
     detail = f"exit {run.exit_code}" if run.exit_code is not None else run.message
     duration = f", {run.duration_s:.1f}s" if run.duration_s is not None else ""
     err.print(f"vaultsched: {run.status} {run.task} ({detail}{duration})", markup=False)
@@ -330,30 +331,29 @@ def untrust_cmd(
         out.print(f"untrusted {ident}", markup=False)
 
 
-def _settle_pending(ctx: typer.Context, task: str, outcome: str) -> tuple[Engine, Task, Run]:
+def _settle_pending(ctx: typer.Context, task: str, outcome: str) -> tuple[OneShot, Task, Run]:
     """Close the task's run that waits for approval, saying how; exit 1 if there is none."""
     vault = _vault(ctx)
     chosen = build_index(vault).task(task)
-    engine = Engine(vault)
-    pending = engine.pending_approval(chosen.id)
+    shot = one_shot(vault)
+    pending = shot.settle(chosen, outcome)
     if pending is None:
         _fail(f"no run of {chosen.id} is waiting for approval")
-    engine.close_pending(chosen, pending, outcome)
-    return engine, chosen, pending
+    return shot, chosen, pending
 
 
 @app.command("approve")
 def approve_cmd(ctx: typer.Context, task: TaskArg) -> None:
     """Run a task's pending `approval: required` run now (trigger `approved`)."""
-    engine, chosen, pending = _settle_pending(ctx, task, "approved: run with trigger `approved`")
-    _run_in_foreground(engine, chosen, Trigger.APPROVED, pending.scheduled_for)
+    shot, chosen, pending = _settle_pending(ctx, task, "approved: run with trigger `approved`")
+    _run_in_foreground(shot, chosen, Trigger.APPROVED, pending.scheduled_for)
 
 
 @app.command("reject")
 def reject_cmd(ctx: typer.Context, task: TaskArg) -> None:
     """Drop a task's pending `approval: required` run."""
-    engine, chosen, _ = _settle_pending(ctx, task, "rejected")
-    engine.flush()
+    shot, chosen, _ = _settle_pending(ctx, task, "rejected")
+    shot.commit_landed()
     out.print(f"rejected the pending run of {chosen.id}", markup=False)
 
 
@@ -388,12 +388,11 @@ def _set_enabled(ctx: typer.Context, task: str, enabled: bool) -> None:
     ident = index.resolve(task)
     rel = index.tasks[ident].path if ident in index.tasks else f"{ident}.md"
     value = "true" if enabled else "false"
-    engine = Engine(vault)
-    assert engine.writer is not None
+    shot = one_shot(vault)
     # One transform: written to the note, and applied by git to its committed version.
     apply = functools.partial(set_scalar, key="enabled", value=value)
     try:
-        outcome = engine.writer.update(rel, apply)
+        outcome = shot.workspace.writer.update(rel, apply)
     except ValueError as exc:
         _fail(f"{rel}: {exc}")
     verb = "resume" if enabled else "pause"
@@ -402,7 +401,7 @@ def _set_enabled(ctx: typer.Context, task: str, enabled: bool) -> None:
         return
     if outcome is not Outcome.WRITTEN:
         _fail(f"{rel}: not written ({outcome})")
-    engine.commit_edits([Edit(rel, apply)], f"vaultsched: {verb} {ident}")
+    shot.commit([Edit(rel, apply)], f"vaultsched: {verb} {ident}")
     out.print(f"{ident}: enabled: {value}", markup=False)
 
 
@@ -431,7 +430,7 @@ def new_cmd(
     vault = _vault(ctx)
     rel = create_task(vault.root, name, schedule, command)
     # vaultsched wrote the whole note just now: it is committed whole.
-    Engine(vault).commit_edits([Edit(rel)], f"vaultsched: new {rel.removesuffix('.md')}")
+    one_shot(vault).commit([Edit(rel)], f"vaultsched: new {rel.removesuffix('.md')}")
     out.print(f"created {rel}", markup=False)
 
 
@@ -451,9 +450,7 @@ def digest_cmd(
             chosen = date.fromisoformat(day)
         except ValueError:
             _fail(f"not a date: {day!r} (use YYYY-MM-DD)", 2)
-    engine = Engine(vault)
-    written = engine.refresh_digest(chosen)
-    engine.commit_edits(written, f"vaultsched: digest {chosen.isoformat()}")
+    one_shot(vault).digest(chosen)
     out.print(str(vault.path(digest_path(vault, chosen))), markup=False, soft_wrap=True)
 
 
@@ -468,7 +465,7 @@ def run_cmd(
     ] = False,
 ) -> None:
     """The daemon, in the foreground: fire every task on time and follow edits live."""
-    from vaultsched.daemon import Daemon, install_signal_handlers  # see _LAZY
+    from vaultsched.runtime.daemon import Daemon, install_signal_handlers  # see _LAZY
 
     vault = _vault(ctx)
     _daemon_logging()
@@ -526,7 +523,7 @@ def demo_cmd(
 ) -> None:
     """Copy the example vault, git-init it, speed it up, and run the daemon in the foreground."""
     from vaultsched import demo  # see _LAZY
-    from vaultsched.daemon import Daemon, install_signal_handlers
+    from vaultsched.runtime.daemon import Daemon, install_signal_handlers
 
     root = demo.prepare(folder)
     out.print(f"Demo vault: [bold]{root}[/bold]")
@@ -575,11 +572,11 @@ def sync_cmd(ctx: typer.Context) -> None:
     vault = _vault(ctx)
     if vault.config.ignored:
         err.print(f"vaultsched: {ignored_message(vault.root, vault.config.ignored)}", markup=False)
-    engine = Engine(vault)
-    if not engine.git.usable:
+    shot = one_shot(vault)
+    if not shot.workspace.git.usable:
         _fail(f"{vault.root} is not the top of a git repository")
     try:
-        result = Syncer(engine, vault.config.git.sync_interval).sync_once()
+        result = Syncer(shot.workspace, shot.lander, vault.config.git.sync_interval).sync_once()
     except (SyncError, GitError) as exc:
         _fail(f"sync failed: {exc}")
     out.print(

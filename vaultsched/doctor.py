@@ -16,7 +16,6 @@ from pathlib import Path
 from vaultsched import blocks, statefs
 from vaultsched.config import CONFIG_FILE
 from vaultsched.configtrust import TRUST_COMMAND, UNTRUSTED, verdict
-from vaultsched.engine import digest_path
 from vaultsched.git import MUST_IGNORE, Git, GitError
 from vaultsched.ledger import Ledger
 from vaultsched.model import Run, Trigger
@@ -25,6 +24,7 @@ from vaultsched.notes import RECOVERED
 from vaultsched.planner import SKEW, future_dated
 from vaultsched.trust import TrustStore, trust_command
 from vaultsched.vault import IN_DIGESTS, Index, Vault, iter_notes
+from vaultsched.views import digest_path
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 STALE_INDEX_LOCK = timedelta(minutes=10)

@@ -8,14 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from vaultsched.configtrust import verdict
-from vaultsched.engine import digest_path
 from vaultsched.instance import InstanceLock
 from vaultsched.ledger import Ledger
 from vaultsched.model import FAILURES, Problem, Run, Status, Task
 from vaultsched.planner import Unplannable, task_fires
 from vaultsched.trust import TrustStore, approve_command, trust_command
 from vaultsched.vault import Index, Vault
-from vaultsched.views import MESSAGE_SHOWN, clip
+from vaultsched.views import MESSAGE_SHOWN, clip, digest_path
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from vaultsched.engine import Engine
 from vaultsched.git import Git, GitError
 from vaultsched.merging import merge_note, union_lines
 from vaultsched.model import Run
+from vaultsched.runtime.land import Lander
+from vaultsched.runtime.workspace import Workspace
 from vaultsched.vault import build_index
 
 log = logging.getLogger("vaultsched.sync")
@@ -46,7 +47,8 @@ class SyncResult:
 
 @dataclass
 class Syncer:
-    engine: Engine
+    workspace: Workspace
+    lander: Lander
     interval: timedelta
     _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -55,11 +57,11 @@ class Syncer:
 
     @property
     def git(self) -> Git:
-        return self.engine.git
+        return self.workspace.git
 
     @property
     def remote(self) -> str:
-        return self.engine.vault.config.git.remote
+        return self.workspace.vault.config.git.remote
 
     # -- the thread ---------------------------------------------------------------------------
 
@@ -144,25 +146,25 @@ class Syncer:
         Holds the landing lock throughout (no note written meanwhile), after committing our
         own pending writes.
         """
-        with self.engine.landing_paused():
-            self.engine.flush()
-            if self.engine.has_pending:
+        with self.lander.paused():
+            self.lander.commit()
+            if self.lander.has_pending:
                 raise SyncError("vaultsched's own changes are not committed yet")
             busy = self.git.operation_in_progress()
             if busy:
                 raise SyncError(f"{busy} is in progress in the vault: syncing once it is done")
-            before = {r.run_id for r in self.engine.ledger.runs()}
+            before = {r.run_id for r in self.workspace.ledger.runs()}
             if self.git.read(["rev-list", "--count", f"HEAD..{upstream}"]).strip() == "0":
                 return 0
             base = self.git.read(["rev-parse", "HEAD"]).strip()
             rebased = self._rebase_elsewhere(base, upstream)
-            with self.engine.ledger.appends_held(self.engine.clock()):
+            with self.workspace.ledger.appends_held(self.workspace.clock()):
                 if self.git.read(["rev-parse", "HEAD"]).strip() != base:
                     raise SyncError("the branch moved during the sync; next time")
                 self.git.run(["reset", "--quiet", "--keep", rebased])
-            arrived = [r for r in self.engine.ledger.runs() if r.run_id not in before]
+            arrived = [r for r in self.workspace.ledger.runs() if r.run_id not in before]
             self._rebuild(arrived)
-            self.engine.flush()
+            self.lander.commit()
             return len(arrived)
 
     def _rebase_elsewhere(self, base: str, upstream: str) -> str:
@@ -175,7 +177,7 @@ class Syncer:
         path = scratch_dir / "tree"
         try:
             self.git.run(["worktree", "add", "--quiet", "--detach", str(path), base])
-            scratch = Git(path, self.engine.vault.host, home=self.git.root)
+            scratch = Git(path, self.workspace.vault.host, home=self.git.root)
             try:
                 rebase_resolving(scratch, upstream)
             except (GitError, SyncError, OSError) as exc:
@@ -197,11 +199,11 @@ class Syncer:
         """Notes and digests touched by runs from elsewhere, rebuilt from the merged ledger."""
         if not arrived:
             return
-        index = build_index(self.engine.vault)
-        tz = self.engine.vault.config.timezone
+        index = build_index(self.workspace.vault)
+        tz = self.workspace.vault.config.timezone
         days: set[date] = {r.started_at.astimezone(tz).date() for r in arrived}
         tasks = [index.tasks[t] for t in {r.task for r in arrived} if t in index.tasks]
-        self.engine.rebuild_views(tasks, sorted(days))
+        self.lander.rebuild_views(tasks, sorted(days))
 
     def _push(self, branch: str) -> bool:
         try:
@@ -214,22 +216,22 @@ class Syncer:
         return True
 
 
-def make_syncer(engine: Engine) -> Syncer | None:
+def make_syncer(workspace: Workspace, lander: Lander) -> Syncer | None:
     """A Syncer if the vault asks for sync and can do it; else None, said once in the log."""
-    config = engine.vault.config.git
+    config, git = workspace.vault.config.git, workspace.git
     if not config.sync:
         return None
-    if not engine.git.usable:
-        log.warning("[git] sync is on but %s is not a git repository", engine.vault.root)
+    if not git.usable:
+        log.warning("[git] sync is on but %s is not a git repository", workspace.vault.root)
         return None
     try:
-        problem = engine.git.remote_problem(config.remote)
+        problem = git.remote_problem(config.remote)
     except GitError as exc:
         problem = str(exc)
     if problem:
         log.warning("git sync refused: %s", problem)
         return None
-    return Syncer(engine, config.sync_interval)
+    return Syncer(workspace, lander, config.sync_interval)
 
 
 # -- rebasing with conflicts resolved -------------------------------------------------------------

@@ -16,10 +16,16 @@ import shlex
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
+
+import arrow
 
 from vaultsched.durations import format_duration
 from vaultsched.model import ATTENTION, FAILURES, Run, Status
+
+if TYPE_CHECKING:
+    from vaultsched.vault import Vault
 
 _CALLOUT = {
     Status.SUCCESS: "success",
@@ -220,3 +226,9 @@ def _code(text: str) -> str:
     delimiter = "`" * (longest + 1)
     padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
     return f"{delimiter}{padded}{delimiter}"
+
+
+def digest_path(vault: Vault, day: date) -> str:
+    """The digest note of `day`, relative to the vault (named by `[digest] format`)."""
+    name = arrow.Arrow(day.year, day.month, day.day).format(vault.config.digest.format)
+    return f"{vault.config.digest.folder}/{name}.md"
