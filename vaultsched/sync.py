@@ -40,8 +40,6 @@ class SyncError(Exception):
 @dataclass
 class SyncResult:
     pulled: int = 0  # runs that arrived from other hosts
-    pushed: bool = False
-    rebuilt: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -118,7 +116,6 @@ class Syncer:
             if self._exists(upstream):
                 result.pulled += self._integrate(upstream)
             if self._push(branch):
-                result.pushed = True
                 return result
         raise SyncError(f"{self.remote} kept moving; will push next time")
 
