@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import HOST, git, make_vault, write_note
 
+import vaultsched
 from vaultsched import blocks
 from vaultsched.git import Edit, Git, GitError, _Plan
 from vaultsched.runtime.commit import block_edit
@@ -407,3 +409,23 @@ def test_a_lock_vaultsched_was_killed_holding_is_cleared_no_other(
     with pytest.raises(GitError, match="not removing it"):
         Git(root, HOST).commit([block("run 2")], "vaultsched: success T")
     assert (root / ".git/index.lock").exists()
+
+
+def test_no_module_but_git_py_builds_a_git_command_line() -> None:
+    # The flags that keep a git call safe are reviewed in git.py only: a list starting with
+    # "git", or a raw call through Git's private runners elsewhere, would bypass that review.
+    package = Path(vaultsched.__file__).parent
+    raw = {"_run", "_read", "_raw", "_exec"}
+    found = []
+    for module in sorted(package.glob("*.py")):
+        if module.name == "git.py":
+            continue
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            on_self = isinstance(node, ast.Attribute) and ast.unparse(node.value) == "self"
+            if isinstance(node, ast.Attribute) and node.attr in raw and not on_self:
+                found.append(f"{module.name}:{node.lineno} .{node.attr}")
+            if isinstance(node, ast.List) and node.elts:
+                first = node.elts[0]
+                if isinstance(first, ast.Constant) and first.value == "git":
+                    found.append(f"{module.name}:{node.lineno} ['git', ...]")
+    assert found == []

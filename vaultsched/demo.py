@@ -41,10 +41,7 @@ def prepare(target: Path | None = None, source: Path | None = None) -> Path:
     sped_up = speed_up(target)
     git = Git(target, host_name())
     git.init()
-    git.run(["add", "-A"])
-    git.run(
-        ["-c", "commit.gpgsign=false", "commit", "--no-verify", "-q", "-m", "vaultsched demo vault"]
-    )
+    git.commit_all("vaultsched demo vault")
     if not sped_up:
         raise VaultschedError(f"no scheduled task notes found in {origin}")
     trust_config(target)  # the bundled config, as shipped

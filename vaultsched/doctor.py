@@ -215,7 +215,7 @@ def git_state(c: Context) -> Check:
             "git", WARN, f"{busy} is in progress: commits wait for it", "finish or abort it"
         )
     try:
-        branch = git.read(["symbolic-ref", "-q", "--short", "HEAD"]).strip()
+        branch = git.branch()
     except GitError:
         return Check(
             "git", WARN, "detached HEAD: commits are made but on no branch", "git switch -"

@@ -9,6 +9,10 @@ or not; `git add` would take their change along. So a commit is built with plumb
 for each file, the pure edit vaultsched made on disk (`Edit`) is applied again to the committed
 version, and to the staged version when that differs, and the person's working tree is never
 read into a commit.
+
+No other module builds a git command line: each command vaultsched runs is a named operation
+here, so what keeps it safe (`--` and `--end-of-options` before values from the vault, literal
+pathspecs, the config overrides in _SAFE) is kept and reviewed in one place.
 """
 
 from __future__ import annotations
@@ -221,8 +225,8 @@ class Git:
             if not self.usable or self.root in _excluded:
                 return
             _excluded.add(self.root)
-        target = self.root / self.read(["rev-parse", "--git-path", "info/exclude"]).strip()
-        common = (self.root / self.read(["rev-parse", "--git-common-dir"]).strip()).resolve()
+        target = self.root / self._read(["rev-parse", "--git-path", "info/exclude"]).strip()
+        common = (self.root / self._read(["rev-parse", "--git-common-dir"]).strip()).resolve()
         target.parent.mkdir(exist_ok=True)
         if not target.parent.resolve().is_relative_to(common):  # `info` linked elsewhere
             raise GitError(f"{target.parent} leads out of the repository: not written")
@@ -251,7 +255,7 @@ class Git:
 
     def hooks_dir(self) -> Path:
         """Where git looks for this repository's hooks by default (our calls never run them)."""
-        common = self.read(["rev-parse", "--git-common-dir"]).strip()
+        common = self._read(["rev-parse", "--git-common-dir"]).strip()
         return (self.root / common / "hooks").resolve()
 
     def _exec(
@@ -294,7 +298,7 @@ class Git:
         with self._thread_lock, self._vault_lock():
             yield
 
-    def run(self, args: Sequence[str]) -> str:
+    def _run(self, args: Sequence[str]) -> str:
         """Run one git command under the vault-wide git lock, waiting out a held index.lock."""
         with self._serialised():
             deadline = time.monotonic() + LOCK_WAIT
@@ -322,20 +326,20 @@ class Git:
         """A merge, rebase, cherry-pick or revert the person has not finished, if any: our
         commit would land in the middle of it."""
         args = [arg for name, _ in _OPERATIONS for arg in ("--git-path", name)]
-        found = self.read(["rev-parse", *args]).splitlines()
+        found = self._read(["rev-parse", *args]).splitlines()
         for (_, what), path in zip(_OPERATIONS, found, strict=True):
             if (self.root / path).exists():
                 return what
         return None
 
-    def read(self, args: Sequence[str]) -> str:
+    def _read(self, args: Sequence[str]) -> str:
         """A read-only command: it never takes index.lock, so it need not wait for one."""
         return self._raw(args).stdout
 
     def _index_file(self) -> Path:
         """The person's index (in a linked worktree it is not under `.git/` of the root)."""
         if self._index_path is None:
-            self._index_path = self.root / self.read(["rev-parse", "--git-path", "index"]).strip()
+            self._index_path = self.root / self._read(["rev-parse", "--git-path", "index"]).strip()
         return self._index_path
 
     def _wait_index_lock(self, deadline: float) -> None:
@@ -551,7 +555,7 @@ class Git:
 
     def _head(self) -> str | None:
         try:
-            return self.read(["rev-parse", "--verify", "-q", "HEAD^{commit}"]).strip()
+            return self._read(["rev-parse", "--verify", "-q", "HEAD^{commit}"]).strip()
         except GitError:
             return None  # no commit yet
 
@@ -611,16 +615,16 @@ class Git:
     # Both run inside a pre-commit hook while `git commit` holds index.lock: waiting for the
     # lock (or for our own git lock, which a daemon may hold while it waits) would deadlock.
     def staged_files(self) -> list[str]:
-        out = self.read(["diff", "--cached", "--name-only", "--diff-filter=ACMR", "-z"])
+        out = self._read(["diff", "--cached", "--name-only", "--diff-filter=ACMR", "-z"])
         return [p for p in out.split("\0") if p]
 
     def show_staged(self, path: str) -> str:
-        return self.read(["show", f":{path}"])
+        return self._read(["show", f":{path}"])
 
     # -- talking to a remote: the remote's name comes from the vault config -------------------
 
     def remotes(self) -> list[str]:
-        return self.read(["remote"]).split()
+        return self._read(["remote"]).split()
 
     def remote_problem(self, name: str) -> str | None:
         """Why `name` must not be used as `[git] remote`, or None. Only a remote this
@@ -639,14 +643,104 @@ class Git:
         return None
 
     def fetch(self, remote: str) -> None:
-        self.run(["fetch", "--quiet", "--", _value(remote)])
+        self._run(["fetch", "--quiet", "--", _value(remote)])
 
     def push(self, remote: str, refspec: str) -> None:
-        self.run(["push", "--quiet", "--", _value(remote), _value(refspec)])
+        self._run(["push", "--quiet", "--", _value(remote), _value(refspec)])
 
     def init(self) -> None:
         self._raw(["init", "-q"])
         self._usable = None
+
+    def commit_all(self, message: str) -> None:
+        """Commit the whole work tree: only for a copy we just made (the demo vault)."""
+        self._run(["add", "-A"])
+        self._run(["-c", "commit.gpgsign=false", "commit", "--no-verify", "-q", "-m", message])
+
+    # -- sync: where the branch stands, a scratch worktree to rebase in, landing the result -----
+
+    def branch(self) -> str:
+        """The checked-out branch's short name; GitError when HEAD is detached."""
+        return self._read(["symbolic-ref", "-q", "--short", "HEAD"]).strip()
+
+    def head_commit(self) -> str:
+        """The commit HEAD is at; GitError while there is none."""
+        return self._read(["rev-parse", "HEAD"]).strip()
+
+    def ref_exists(self, ref: str) -> bool:
+        """Whether `ref` (a remote-tracking branch) names an object in this repository."""
+        # `ref` is built from the vault config's remote name: never to be read as an option.
+        try:
+            self._read(["rev-parse", "--verify", "--quiet", "--end-of-options", ref])
+        except GitError:
+            return False
+        return True
+
+    def commits_behind(self, upstream: str) -> int:
+        """How many commits `upstream` has that HEAD does not."""
+        return int(self._read(["rev-list", "--count", f"HEAD..{upstream}"]).strip())
+
+    def reset_keep(self, rev: str) -> None:
+        """Move branch and work tree to `rev`, refused if a change not committed would be lost."""
+        self._run(["reset", "--quiet", "--keep", rev])
+
+    def add_worktree(self, path: Path, base: str) -> None:
+        """A detached worktree at `path`, checked out at `base`: work out of the person's way."""
+        self._run(["worktree", "add", "--quiet", "--detach", str(path), base])
+
+    def remove_worktree(self, path: Path) -> None:
+        """Delete the worktree at `path`, whatever changes it holds."""
+        self._run(["worktree", "remove", "--force", str(path)])
+
+    def prune_worktrees(self) -> None:
+        """Forget worktrees whose folder is gone (one that could not be removed cleanly)."""
+        self._run(["worktree", "prune"])
+
+    # -- a rebase, and the conflicts it stops at ------------------------------------------------
+
+    def rebase_onto(self, upstream: str) -> None:
+        """Replay HEAD's own commits on top of `upstream`; GitError when it stops or fails."""
+        # `upstream` is built from the vault config's remote name: never to be read as an option.
+        self._run(["rebase", "--quiet", "--end-of-options", upstream])
+
+    def continue_rebase(self) -> None:
+        """Go on with a stopped rebase once its conflicts are resolved in the index."""
+        self._run(["rebase", "--continue"])
+
+    def conflicted_paths(self) -> list[str]:
+        """The paths the index holds unresolved merge stages for."""
+        out = self._read(["diff", "--name-only", "--diff-filter=U", "-z"])
+        return [rel for rel in out.split("\0") if rel]
+
+    def conflict_stages(self, rel: str) -> dict[int, tuple[str, str]]:
+        """Stage number -> (mode, blob) of one conflicted path in the index."""
+        out = self._read(["ls-files", "-s", "-z", "--", rel])
+        stages = {}
+        for record in filter(None, out.split("\0")):
+            meta, _path = record.split("\t", 1)
+            mode, sha, stage = meta.split()
+            stages[int(stage)] = (mode, sha)
+        return stages
+
+    def blob_text(self, sha: str) -> str:
+        """A blob's content as text."""
+        return self._read(["cat-file", "blob", sha])
+
+    def stage_blob(self, mode: str, sha: str, rel: str) -> None:
+        """Set `rel`'s index entry to blob `sha` (resolving its conflict); the disk is untouched."""
+        self._run(["update-index", "--cacheinfo", f"{mode},{sha},{rel}"])
+
+    def remove_from_index(self, rel: str) -> None:
+        """Drop every stage of `rel` from the index; the disk is untouched."""
+        self._run(["update-index", "--force-remove", "--", rel])
+
+    def checkout_from_index(self, rel: str) -> None:
+        """Write `rel` to disk as the index has it (git's checkout never writes through a link)."""
+        self._run(["checkout-index", "-f", "--", rel])
+
+    def refresh_index(self) -> None:
+        """Give index entries set from a blob the stat data of their files on disk."""
+        self._run(["update-index", "-q", "--refresh"])
 
 
 def _value(text: str) -> str:

@@ -41,8 +41,6 @@ class SyncError(Exception):
 @dataclass
 class SyncResult:
     pulled: int = 0  # runs that arrived from other hosts
-    pushed: bool = False
-    rebuilt: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -117,25 +115,17 @@ class Syncer:
         for _ in range(PUSH_ATTEMPTS):
             self.git.fetch(self.remote)
             upstream = f"{self.remote}/{branch}"
-            if self._exists(upstream):
+            if self.git.ref_exists(upstream):
                 result.pulled += self._integrate(upstream)
             if self._push(branch):
-                result.pushed = True
                 return result
         raise SyncError(f"{self.remote} kept moving; will push next time")
 
     def _branch(self) -> str:
         try:
-            return self.git.read(["symbolic-ref", "-q", "--short", "HEAD"]).strip()
+            return self.git.branch()
         except GitError as exc:
             raise SyncError("HEAD is detached: not syncing until a branch is checked out") from exc
-
-    def _exists(self, ref: str) -> bool:
-        try:
-            self.git.read(["rev-parse", "--verify", "--quiet", "--end-of-options", ref])
-        except GitError:
-            return False
-        return True
 
     def _integrate(self, upstream: str) -> int:
         """Rebase our commits onto the other machines', then rebuild views from the ledger.
@@ -154,14 +144,14 @@ class Syncer:
             if busy:
                 raise SyncError(f"{busy} is in progress in the vault: syncing once it is done")
             before = {r.run_id for r in self.workspace.ledger.runs()}
-            if self.git.read(["rev-list", "--count", f"HEAD..{upstream}"]).strip() == "0":
+            if self.git.commits_behind(upstream) == 0:
                 return 0
-            base = self.git.read(["rev-parse", "HEAD"]).strip()
+            base = self.git.head_commit()
             rebased = self._rebase_elsewhere(base, upstream)
             with self.workspace.ledger.appends_held(self.workspace.clock()):
-                if self.git.read(["rev-parse", "HEAD"]).strip() != base:
+                if self.git.head_commit() != base:
                     raise SyncError("the branch moved during the sync; next time")
-                self.git.run(["reset", "--quiet", "--keep", rebased])
+                self.git.reset_keep(rebased)
             arrived = [r for r in self.workspace.ledger.runs() if r.run_id not in before]
             self._rebuild(arrived)
             self.lander.commit()
@@ -176,7 +166,7 @@ class Syncer:
         scratch_dir = Path(tempfile.mkdtemp(prefix="vaultsched-sync-"))
         path = scratch_dir / "tree"
         try:
-            self.git.run(["worktree", "add", "--quiet", "--detach", str(path), base])
+            self.git.add_worktree(path, base)
             scratch = Git(path, self.workspace.vault.host, home=self.git.root)
             try:
                 rebase_resolving(scratch, upstream)
@@ -184,16 +174,16 @@ class Syncer:
                 raise SyncError(
                     f"rebase onto {upstream} failed; the vault is untouched: {exc}"
                 ) from exc
-            return scratch.read(["rev-parse", "HEAD"]).strip()
+            return scratch.head_commit()
         finally:
             self._drop_worktree(path)
             shutil.rmtree(scratch_dir, ignore_errors=True)
 
     def _drop_worktree(self, path: Path) -> None:
         with contextlib.suppress(GitError):
-            self.git.run(["worktree", "remove", "--force", str(path)])
+            self.git.remove_worktree(path)
         with contextlib.suppress(GitError):
-            self.git.run(["worktree", "prune"])
+            self.git.prune_worktrees()
 
     def _rebuild(self, arrived: list[Run]) -> None:
         """Notes and digests touched by runs from elsewhere, rebuilt from the merged ledger."""
@@ -243,23 +233,22 @@ _REGULAR = ("100644", "100755")
 def rebase_resolving(git: Git, upstream: str) -> None:
     """Rebase, resolving each stop: notes merged around their blocks, ledgers by union."""
     try:
-        git.run(["rebase", "--quiet", "--end-of-options", upstream])
+        git.rebase_onto(upstream)
         return
     except GitError:
         if git.operation_in_progress() is None:
             raise
     for _ in range(MAX_REBASE_STOPS):
-        listed = git.read(["diff", "--name-only", "--diff-filter=U", "-z"]).split("\0")
-        conflicted = [rel for rel in listed if rel]
+        conflicted = git.conflicted_paths()
         if not conflicted:
             raise SyncError("the rebase stopped without a conflict to resolve")
         for rel in conflicted:
             _resolve(git, rel)
         # Entries set from a blob carry no stat data: refreshed, the files just written are
         # not seen as changed by the next pick.
-        git.run(["update-index", "-q", "--refresh"])
+        git.refresh_index()
         try:
-            git.run(["rebase", "--continue"])
+            git.continue_rebase()
             return
         except GitError:
             if git.operation_in_progress() is None:
@@ -272,7 +261,7 @@ def _resolve(git: Git, rel: str) -> None:
 
     In a rebase, stage 2 is the upstream (the remote's side), stage 3 our commit replayed.
     """
-    stages = _stages(git, rel)
+    stages = git.conflict_stages(rel)
     if any(mode in _LINKS for mode, _ in stages.values()) or _is_link(git.root, rel):
         _take_remote(git, rel, stages)
         return
@@ -292,26 +281,15 @@ def _resolve(git: Git, rel: str) -> None:
     data = merged.encode("utf-8")
     sha = git.store(data)
     mode = next((m for n in (3, 2) if (m := stages.get(n, ("", ""))[0]) in _REGULAR), "100644")
-    git.run(["update-index", "--cacheinfo", f"{mode},{sha},{rel}"])
+    git.stage_blob(mode, sha, rel)
     _write_no_follow(git.root, rel, data)
     log.info("%s: both sides' changes kept (sync conflict resolved)", rel)
-
-
-def _stages(git: Git, rel: str) -> dict[int, tuple[str, str]]:
-    """Stage number -> (mode, blob) of the conflicted path."""
-    out = git.read(["ls-files", "-s", "-z", "--", rel])
-    stages = {}
-    for record in filter(None, out.split("\0")):
-        meta, _path = record.split("\t", 1)
-        mode, sha, stage = meta.split()
-        stages[int(stage)] = (mode, sha)
-    return stages
 
 
 def _text(git: Git, entry: tuple[str, str] | None) -> str | None:
     if entry is None:
         return None
-    return git.read(["cat-file", "blob", entry[1]])
+    return git.blob_text(entry[1])
 
 
 def _take_remote(git: Git, rel: str, stages: dict[int, tuple[str, str]]) -> None:
@@ -319,11 +297,11 @@ def _take_remote(git: Git, rel: str, stages: dict[int, tuple[str, str]]) -> None
     side is taken as git has it (git's own checkout never writes through a link)."""
     remote = stages.get(2)
     if remote is None:
-        git.run(["update-index", "--force-remove", "--", rel])
+        git.remove_from_index(rel)
         (git.root / rel).unlink(missing_ok=True)  # unlink never follows the link it removes
     else:
-        git.run(["update-index", "--cacheinfo", f"{remote[0]},{remote[1]},{rel}"])
-        git.run(["checkout-index", "-f", "--", rel])
+        git.stage_blob(remote[0], remote[1], rel)
+        git.checkout_from_index(rel)
     log.warning(
         "%s: a symlink or submodule on one side of a sync conflict: the remote's version "
         "was kept, not merged; this machine's change to it was dropped (its runs stay in "
