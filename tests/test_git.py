@@ -417,7 +417,7 @@ def test_no_module_but_git_py_builds_a_git_command_line() -> None:
     package = Path(vaultsched.__file__).parent
     raw = {"_run", "_read", "_raw", "_exec"}
     found = []
-    for module in sorted(package.glob("*.py")):
+    for module in sorted(package.rglob("*.py")):
         if module.name == "git.py":
             continue
         for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
