@@ -19,8 +19,7 @@ from rich.markup import escape as markup_escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
-from vaultsched import __version__, githooks, service
-from vaultsched.config import CONFIG_FILE
+from vaultsched import __version__, githooks, layout, service
 from vaultsched.configtrust import ignored_message, show, trust_config
 from vaultsched.engine import Engine, digest_path, utc_now
 from vaultsched.errors import VaultschedError
@@ -299,9 +298,9 @@ def _trust_config(vault: Vault) -> None:
     """Show the sensitive values (escaped) and what changed since the last trust, record them."""
     trusted = trust_config(vault.root)
     if not trusted.values:
-        out.print(f"nothing in {CONFIG_FILE} needs trust", markup=False)
+        out.print(f"nothing in {layout.CONFIG} needs trust", markup=False)
         return
-    out.print(f"{CONFIG_FILE}:", markup=False)
+    out.print(f"{layout.CONFIG}:", markup=False)
     for label, value in trusted.values:
         out.print(f"  {label} = {show(value)}", markup=False, soft_wrap=True)
     for rel, sha in sorted(trusted.files.items()):  # what the notify command runs, pinned

@@ -17,17 +17,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tzlocal
 
+from vaultsched import layout, statefs
 from vaultsched.durations import parse_duration
 from vaultsched.errors import VaultschedError
 
-STATE_DIR = ".vaultsched"
-CONFIG_FILE = f"{STATE_DIR}/config.toml"
 MAX_CONFIG = 1 << 20
-STATE_GITIGNORE = f"{STATE_DIR}/.gitignore"
-# This host's state, the full logs and lock files never belong in git. `init` writes this, and
-# so does every command that creates `.vaultsched/` (statefs.prepare_state_dir), so a vault someone
-# just runs vaultsched in, never `init`ed, has a clean `git status` too.
-GITIGNORE = "state/\nlogs/\n*.lock\n*.tmp\n"
+# Under their old names for engine.py, until it imports them from vaultsched.layout.
+GITIGNORE = layout.GITIGNORE_TEXT
+STATE_GITIGNORE = layout.GITIGNORE
 
 
 @dataclass(frozen=True)
@@ -89,23 +86,21 @@ def read_config_file(vault: Path) -> dict[str, object]:
     Read like every file under `.vaultsched/`: never through a symlink a sync brought (it
     could point anywhere on this machine), never a FIFO, never more than MAX_CONFIG bytes.
     """
-    from vaultsched import statefs  # statefs needs STATE_DIR from here
-
     try:
-        data = statefs.read_bytes(vault, CONFIG_FILE, limit=MAX_CONFIG)
+        data = statefs.read_bytes(vault, layout.CONFIG, limit=MAX_CONFIG)
     except OSError as exc:
         detail = exc.strerror or str(exc)
-        message = detail if detail.startswith(CONFIG_FILE) else f"{CONFIG_FILE}: {detail}"
+        message = detail if detail.startswith(layout.CONFIG) else f"{layout.CONFIG}: {detail}"
         raise VaultschedError(message, exit_code=2) from exc
     if data is None:
         return {}
     try:
         return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise VaultschedError(f"{CONFIG_FILE}: {exc}", exit_code=2) from exc
+        raise VaultschedError(f"{layout.CONFIG}: {exc}", exit_code=2) from exc
 
 
-def parse_config(raw: dict[str, object], source: str = CONFIG_FILE) -> Config:
+def parse_config(raw: dict[str, object], source: str = layout.CONFIG) -> Config:
     try:
         return _parse(raw)
     except (ValueError, TypeError, ZoneInfoNotFoundError) as exc:

@@ -23,17 +23,17 @@ from typing import Any
 
 from filelock import FileLock
 
-from vaultsched.config import CONFIG_FILE, Config, parse_config, read_config_file
+from vaultsched import layout
+from vaultsched.config import Config, parse_config, read_config_file
 from vaultsched.errors import VaultschedError
 from vaultsched.fingerprint import files_reached
 from vaultsched.notes import write_atomic
 from vaultsched.terminal import escape
-from vaultsched.trust import TrustStore, policy, store_path, user_config_path
+from vaultsched.trust import TrustStore, policy
 
 # The config's id in the trust store. A task id is a note's path, which never starts with a dot.
-CONFIG_ID = ".vaultsched/config.toml"
+CONFIG_ID = layout.CONFIG
 TRUST_COMMAND = "vaultsched trust --config"
-SNAPSHOT_FILE = "trusted-config.json"  # beside the trust store: the values last trusted, for diffs
 
 NOTHING, TRUSTED, RELAXED, UNTRUSTED = "none", "trusted", "any", "untrusted"
 
@@ -76,7 +76,7 @@ class Verdict:
     def describe(self) -> str:
         keys = ", ".join(self.labels)
         return {
-            NOTHING: f"nothing in {CONFIG_FILE} needs trust",
+            NOTHING: f"nothing in {layout.CONFIG} needs trust",
             TRUSTED: f"trusted: {keys}",
             RELAXED: f"in effect without review (trust policy `any`): {keys}",
             UNTRUSTED: f"ignored until you trust them: {keys}",
@@ -160,7 +160,7 @@ def user_values(root: Path) -> dict[tuple[str, str], object]:
             table = layer.get(item.table)
             if isinstance(table, dict) and (item.key == "*" or item.key in table):
                 chosen[(item.table, item.key)] = table if item.key == "*" else table[item.key]
-    parse_config(_layered({}, (), chosen), source=str(user_config_path()))  # say which file
+    parse_config(_layered({}, (), chosen), source=str(layout.user_config()))  # say which file
     return chosen
 
 
@@ -187,7 +187,7 @@ def _layered(
 
 
 def _user_config() -> dict[str, object]:
-    path = user_config_path()
+    path = layout.user_config()
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -209,7 +209,7 @@ def ignored_message(root: Path, labels: Iterable[str]) -> str:
     """Config keys not in effect, and the exact command that trusts them (said once)."""
     command = f"vaultsched --vault {shlex.quote(str(root))} trust --config"
     return (
-        f"{CONFIG_FILE}: {', '.join(labels)} ignored (not trusted on this machine);"
+        f"{layout.CONFIG}: {', '.join(labels)} ignored (not trusted on this machine);"
         f" review them, then run: {command}"
     )
 
@@ -250,7 +250,7 @@ def show(value: object) -> str:
 
 
 def _snapshot_path() -> Path:
-    return store_path().parent / SNAPSHOT_FILE
+    return layout.trusted_config_file(layout.trust_store())
 
 
 def _snapshot(root: Path) -> dict[str, Any] | None:
@@ -265,7 +265,7 @@ def _snapshot(root: Path) -> dict[str, Any] | None:
 def _save_snapshot(root: Path, values: Values) -> None:
     path = _snapshot_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
+    with FileLock(layout.lock_beside(str(path))):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -13,15 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from vaultsched import blocks, statefs
-from vaultsched.config import CONFIG_FILE
+from vaultsched import blocks, layout, statefs
 from vaultsched.configtrust import TRUST_COMMAND, UNTRUSTED, verdict
 from vaultsched.engine import digest_path
-from vaultsched.git import MUST_IGNORE, Git, GitError
+from vaultsched.git import Git, GitError
 from vaultsched.ledger import Ledger
 from vaultsched.model import Run, Trigger
 from vaultsched.notefile import read_note_bytes
-from vaultsched.notes import RECOVERED
 from vaultsched.planner import SKEW, future_dated
 from vaultsched.trust import TrustStore, trust_command
 from vaultsched.vault import IN_DIGESTS, Index, Vault, iter_notes
@@ -84,7 +82,7 @@ def untrusted(c: Context) -> Check:
 def config_trust(c: Context) -> Check:
     judged = verdict(c.vault.root)
     if judged.state == UNTRUSTED:
-        return Check("config trust", WARN, f"{CONFIG_FILE}: {judged.describe()}", TRUST_COMMAND)
+        return Check("config trust", WARN, f"{layout.CONFIG}: {judged.describe()}", TRUST_COMMAND)
     return Check("config trust", OK, judged.describe())
 
 
@@ -229,7 +227,7 @@ def git_ignores(c: Context) -> Check:
     if not git.usable:
         return Check("git ignore", OK, "no repository")
     try:
-        exposed = git.not_ignored(list(MUST_IGNORE))
+        exposed = git.not_ignored(list(layout.MUST_IGNORE))
     except GitError as exc:
         return Check("git ignore", WARN, f"git check-ignore failed: {exc}")
     if not exposed:
@@ -239,7 +237,7 @@ def git_ignores(c: Context) -> Check:
         FAIL,
         f"git would commit {_listing(exposed)} (unredacted logs)",
         "run any vaultsched command that runs a task (it adds its rules to .git/info/exclude),"
-        " or restore .vaultsched/.gitignore",
+        f" or restore {layout.GITIGNORE}",
     )
 
 
@@ -305,7 +303,7 @@ def digest_folder_tasks(c: Context) -> Check:
 
 def recovered_saves(c: Context) -> Check:
     try:
-        saved = [e.name for e in statefs.entries(c.vault.root, RECOVERED)]
+        saved = [e.name for e in statefs.entries(c.vault.root, layout.RECOVERED_DIR)]
     except OSError as exc:  # a link: the "state links" check names it
         return Check("recovered saves", WARN, f"not looked at: {exc}")
     if not saved:
@@ -314,7 +312,7 @@ def recovered_saves(c: Context) -> Check:
         "recovered saves",
         WARN,
         f"saves that raced a vaultsched write and could not be merged back: {_listing(saved)}",
-        f"copy what you want from {RECOVERED}/ into the note, then delete the file",
+        f"copy what you want from {layout.RECOVERED_DIR}/ into the note, then delete the file",
     )
 
 
@@ -323,11 +321,11 @@ def state_links(c: Context) -> Check:
     one is refused, so the runs, logs or locks behind it are not written or read at all."""
     found = statefs.links(c.vault.root)
     if not found:
-        return Check("state links", OK, "no symlinks under .vaultsched/")
+        return Check("state links", OK, f"no symlinks under {layout.DIR}/")
     return Check(
         "state links",
         FAIL,
-        f"symlinks under .vaultsched/, refused (what lies behind them is not written or read):"
+        f"symlinks under {layout.DIR}/, refused (what lies behind them is not written or read):"
         f" {_listing(found)}",
         f"remove the link (rm {found[0]}); vaultsched makes a real folder or file in its place",
     )

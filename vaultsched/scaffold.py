@@ -9,8 +9,8 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from vaultsched import githooks
-from vaultsched.config import GITIGNORE, STATE_DIR, STATE_GITIGNORE, host_name
+from vaultsched import githooks, layout
+from vaultsched.config import host_name
 from vaultsched.configtrust import trust_config
 from vaultsched.errors import VaultschedError
 from vaultsched.git import Edit, Git, GitError
@@ -18,9 +18,7 @@ from vaultsched.schedules import ScheduleError, parse_schedule
 from vaultsched.trust import trust_created
 from vaultsched.vault import open_vault
 
-GITATTRIBUTES = "*.jsonl merge=union\n"
 EXAMPLE_TASK = "Tasks/Hello vaultsched.md"
-CONFIG_REL = f"{STATE_DIR}/config.toml"
 
 
 def template(name: str) -> str:
@@ -60,9 +58,9 @@ def init_vault(target: Path) -> Created:
     target.mkdir(parents=True, exist_ok=True)
     root = target.resolve()
     created = Created(root)
-    _create(root, CONFIG_REL, template("config.toml"), created)
-    _create(root, STATE_GITIGNORE, GITIGNORE, created)
-    _create(root, f"{STATE_DIR}/.gitattributes", GITATTRIBUTES, created)
+    _create(root, layout.CONFIG, template("config.toml"), created)
+    _create(root, layout.GITIGNORE, layout.GITIGNORE_TEXT, created)
+    _create(root, layout.GITATTRIBUTES, layout.GITATTRIBUTES_TEXT, created)
     example = task_text("Hello vaultsched", "@daily", 'echo "Hello from $VAULTSCHED_TASK"')
     if not any((root / "Tasks").glob("*.md")):
         _create(root, EXAMPLE_TASK, example, created)
@@ -76,7 +74,7 @@ def init_vault(target: Path) -> Created:
         else:
             git.init()
             created.git_initialised = True
-    if CONFIG_REL in created.files:
+    if layout.CONFIG in created.files:
         trust_config(root)  # what init writes it trusts, the config as much as the task
     if EXAMPLE_TASK in created.files:
         trust_created(open_vault(root), [EXAMPLE_TASK])
