@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
+import frontmatter
 import yaml
 
 from vaultsched import githooks, layout
@@ -19,6 +20,10 @@ from vaultsched.trust import trust_created
 from vaultsched.vault import open_vault
 
 EXAMPLE_TASK = "Tasks/Hello vaultsched.md"
+# Writes a new note's properties: the safe dumper, block style. The note's layout is the
+# template's (the body right under the closing `---`, as Obsidian writes it), not that of
+# `frontmatter.dumps`, which puts a blank line there.
+PROPERTIES = frontmatter.YAMLHandler()
 
 
 def template(name: str) -> str:
@@ -31,8 +36,10 @@ def task_text(name: str, schedule: str | None, command: str) -> str:
         properties["schedule"] = schedule
     properties["command"] = command
     properties["enabled"] = True
-    front = yaml.safe_dump(properties, sort_keys=False, allow_unicode=True, width=1000)
-    return template("task.md").format(front_matter=front, name=name)
+    # In the order a person reads them; the pure-Python dumper, because libyaml's writes an
+    # emoji in a command as `\U0001F680`; one line per value however long.
+    front = PROPERTIES.export(properties, Dumper=yaml.SafeDumper, sort_keys=False, width=1000)
+    return template("task.md").format(front_matter=front + "\n", name=name)
 
 
 @dataclass
