@@ -19,7 +19,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal, TypedDict
 
 from filelock import FileLock
 
@@ -35,7 +35,11 @@ from vaultsched.trust import TrustStore, policy
 CONFIG_ID = layout.CONFIG
 TRUST_COMMAND = "vaultsched trust --config"
 
-NOTHING, TRUSTED, RELAXED, UNTRUSTED = "none", "trusted", "any", "untrusted"
+VerdictState = Literal["none", "trusted", "any", "untrusted"]  # what `verdict` found
+NOTHING: Final = "none"  # the vault config sets no sensitive key
+TRUSTED: Final = "trusted"
+RELAXED: Final = "any"  # trust policy `any`: in effect without review
+UNTRUSTED: Final = "untrusted"
 
 
 @dataclass(frozen=True)
@@ -64,9 +68,15 @@ NOTIFY_COMMAND = "[notify] command"
 REACHES = "[notify] command reaches"
 
 
+class VerdictRow(TypedDict):
+    state: VerdictState
+    keys: list[str]
+    fix: str | None
+
+
 @dataclass(frozen=True)
 class Verdict:
-    state: str  # NOTHING, TRUSTED, RELAXED or UNTRUSTED
+    state: VerdictState
     values: Values  # what the vault sets, whether or not it is in effect
 
     @property
@@ -82,7 +92,7 @@ class Verdict:
             UNTRUSTED: f"ignored until you trust them: {keys}",
         }[self.state]
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> VerdictRow:
         fix = TRUST_COMMAND if self.state == UNTRUSTED else None
         return {"state": self.state, "keys": list(self.labels), "fix": fix}
 

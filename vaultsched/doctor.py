@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Final, Literal, TypedDict
 
 from vaultsched import blocks, layout, statefs
 from vaultsched.configtrust import TRUST_COMMAND, UNTRUSTED, verdict
@@ -24,20 +25,32 @@ from vaultsched.planner import SKEW, future_dated
 from vaultsched.trust import TrustStore, trust_command
 from vaultsched.vault import IN_DIGESTS, Index, Vault, iter_notes
 
-OK, WARN, FAIL = "ok", "warn", "fail"
+CheckStatus = Literal["ok", "warn", "fail"]  # `fail`: doctor exits 1
+OK: Final = "ok"
+WARN: Final = "warn"
+FAIL: Final = "fail"
 STALE_INDEX_LOCK = timedelta(minutes=10)
 SHARED_FIRING_WINDOW = timedelta(days=7)
 WATCH_HEADROOM = 0.8  # warn when the vault's folders use this share of the inotify limit
 
 
+class CheckRow(TypedDict):
+    """One check in `doctor --json`."""
+
+    check: str
+    status: CheckStatus
+    detail: str
+    fix: str
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
-    status: str
+    status: CheckStatus
     detail: str
     fix: str = ""
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> CheckRow:
         return {"check": self.name, "status": self.status, "detail": self.detail, "fix": self.fix}
 
 

@@ -22,7 +22,7 @@ from vaultsched import blocks
 from vaultsched.blocks import FRONT_MATTER
 from vaultsched.config import Config
 from vaultsched.durations import parse_duration
-from vaultsched.model import Problem, Task
+from vaultsched.model import APPROVALS, NOTIFY_ON, OVERLAPS, STDINS, Problem, Task
 from vaultsched.notefile import open_note
 from vaultsched.schedules import Schedule, ScheduleError, parse_schedule
 
@@ -353,15 +353,15 @@ class _TaskBuilder:
             retries=self.get("retries", 0, _int_at_least(0)),
             retry_delay=self._duration("retry_delay", timedelta(seconds=30)),
             catch_up=self.get("catch_up", True, _bool),
-            overlap=self.get("overlap", "skip", _choice("skip", "queue")),
+            overlap=self.get("overlap", "skip", _choice(*OVERLAPS)),
             jitter=self._duration("jitter", timedelta(0)),
             cwd=self.get("cwd", None, _nonempty_str),
             env=self.get("env", {}, _env),
-            stdin=self.get("stdin", "none", _choice("none", "body")),
+            stdin=self.get("stdin", "none", _choice(*STDINS)),
             hosts=self.get("host", (), _str_list),
-            notify=self.get("notify", self.config.notify.on, _choice("failure", "always", "never")),
+            notify=self.get("notify", self.config.notify.on, _choice(*NOTIFY_ON)),
             keep_runs=self.get("keep_runs", self.config.keep_runs, _int_at_least(1)),
-            approval=self.get("approval", "none", _choice("none", "required")),
+            approval=self.get("approval", "none", _choice(*APPROVALS)),
         )
         errors = [p for p in self.problems if p.severity == "error"]
         return Parsed(True, None if errors else task, tuple(self.problems))
