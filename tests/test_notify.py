@@ -18,12 +18,12 @@ from conftest import Cli, make_vault, write_note
 
 from vaultsched import notify
 from vaultsched.config import NotifyConfig
-from vaultsched.model import Run, Status, Task, Trigger
+from vaultsched.model import NotifyOn, Run, Status, Task, Trigger
 
 NOW = datetime(2026, 11, 22, 9, tzinfo=UTC)
 
 
-def a_task(mode: str) -> Task:
+def a_task(mode: NotifyOn) -> Task:
     return Task("Tasks/Back up", "Tasks/Back up.md", "x", (), ZoneInfo("UTC"), notify=mode)
 
 
@@ -58,7 +58,7 @@ def a_run(status: Status) -> Run:
     ],
 )
 def test_command_form_with_a_real_script(
-    tmp_path: Path, mode: str, status: Status, sent: bool
+    tmp_path: Path, mode: NotifyOn, status: Status, sent: bool
 ) -> None:
     out = tmp_path / "got"
     script = tmp_path / "notifier.sh"

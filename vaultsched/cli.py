@@ -19,8 +19,7 @@ from rich.markup import escape as markup_escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
-from vaultsched import __version__, githooks, service
-from vaultsched.config import CONFIG_FILE
+from vaultsched import __version__, githooks, layout, service
 from vaultsched.configtrust import ignored_message, show, trust_config
 from vaultsched.errors import VaultschedError
 from vaultsched.frontmatter_edit import set_scalar
@@ -180,7 +179,7 @@ def next_cmd(
         tasks = [t for t in index.tasks.values() if t.enabled]
     fires, problems = upcoming(tasks, after, count)
     if as_json:
-        _print_json([{"task": f.task, "at": iso(f.at)} for f in fires])
+        _print_json([f.as_row() for f in fires])
     else:
         for fire in fires:
             out.print(f"{iso(fire.at)}  {fire.task}", markup=False)
@@ -300,9 +299,9 @@ def _trust_config(vault: Vault) -> None:
     """Show the sensitive values (escaped) and what changed since the last trust, record them."""
     trusted = trust_config(vault.root)
     if not trusted.values:
-        out.print(f"nothing in {CONFIG_FILE} needs trust", markup=False)
+        out.print(f"nothing in {layout.CONFIG} needs trust", markup=False)
         return
-    out.print(f"{CONFIG_FILE}:", markup=False)
+    out.print(f"{layout.CONFIG}:", markup=False)
     for label, value in trusted.values:
         out.print(f"  {label} = {show(value)}", markup=False, soft_wrap=True)
     for rel, sha in sorted(trusted.files.items()):  # what the notify command runs, pinned
@@ -504,10 +503,11 @@ def status_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     out.print(f"failures today: {len(report['failures_today'])}")
     for run in report["failures_today"]:
         out.print(f"  {run['started_at']}  {run['status']}  {run['task']}", markup=False)
-    for key, label in (("untrusted", "untrusted"), ("awaiting_approval", "awaiting approval")):
-        for item in report[key]:
-            why = f" ({item['why']})" if item.get("why") else ""
-            out.print(f"{label}: {item['task']}{why}  ->  {item['fix']}", markup=False)
+    waiting = [("untrusted", i["task"], i["why"], i["fix"]) for i in report["untrusted"]]
+    waiting += [("awaiting approval", i["task"], "", i["fix"]) for i in report["awaiting_approval"]]
+    for label, task_id, why, fix in waiting:
+        shown = f" ({why})" if why else ""
+        out.print(f"{label}: {task_id}{shown}  ->  {fix}", markup=False)
     config = report["config"]
     fix = f"  ->  {config['fix']}" if config["fix"] else ""
     out.print(f"config: {config['detail']}{fix}", markup=False, soft_wrap=True)

@@ -10,24 +10,23 @@ from __future__ import annotations
 import os
 import socket
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tzlocal
 
+from vaultsched import layout, statefs
+from vaultsched.convert import at_least, one_of, to_bool, to_zone
 from vaultsched.durations import parse_duration
 from vaultsched.errors import VaultschedError
+from vaultsched.model import NOTIFY_ON, NotifyOn
 
-STATE_DIR = ".vaultsched"
-CONFIG_FILE = f"{STATE_DIR}/config.toml"
+_T = TypeVar("_T")
 MAX_CONFIG = 1 << 20
-STATE_GITIGNORE = f"{STATE_DIR}/.gitignore"
-# This host's state, the full logs and lock files never belong in git. `init` writes this, and
-# so does every command that creates `.vaultsched/` (statefs.prepare_state_dir), so a vault someone
-# just runs vaultsched in, never `init`ed, has a clean `git status` too.
-GITIGNORE = "state/\nlogs/\n*.lock\n*.tmp\n"
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class GitConfig:
 
 @dataclass(frozen=True)
 class NotifyConfig:
-    on: str = "failure"
+    on: NotifyOn = "failure"
     command: str = ""
     urls: tuple[str, ...] = ()
     # {vault file: sha256} the command reached when the config was read (and trusted): a
@@ -89,23 +88,21 @@ def read_config_file(vault: Path) -> dict[str, object]:
     Read like every file under `.vaultsched/`: never through a symlink a sync brought (it
     could point anywhere on this machine), never a FIFO, never more than MAX_CONFIG bytes.
     """
-    from vaultsched import statefs  # statefs needs STATE_DIR from here
-
     try:
-        data = statefs.read_bytes(vault, CONFIG_FILE, limit=MAX_CONFIG)
+        data = statefs.read_bytes(vault, layout.CONFIG, limit=MAX_CONFIG)
     except OSError as exc:
         detail = exc.strerror or str(exc)
-        message = detail if detail.startswith(CONFIG_FILE) else f"{CONFIG_FILE}: {detail}"
+        message = detail if detail.startswith(layout.CONFIG) else f"{layout.CONFIG}: {detail}"
         raise VaultschedError(message, exit_code=2) from exc
     if data is None:
         return {}
     try:
         return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise VaultschedError(f"{CONFIG_FILE}: {exc}", exit_code=2) from exc
+        raise VaultschedError(f"{layout.CONFIG}: {exc}", exit_code=2) from exc
 
 
-def parse_config(raw: dict[str, object], source: str = CONFIG_FILE) -> Config:
+def parse_config(raw: dict[str, object], source: str = layout.CONFIG) -> Config:
     try:
         return _parse(raw)
     except (ValueError, TypeError, ZoneInfoNotFoundError) as exc:
@@ -120,21 +117,21 @@ def _parse(raw: dict[str, object]) -> Config:
     return Config(
         timezone=_zone(zone) if zone else system_zone(),
         default_timeout=parse_duration(raw.get("default_timeout", "1h")),
-        keep_runs=_int(raw, "keep_runs", 10, minimum=1),
-        max_parallel=_int(raw, "max_parallel", 4, minimum=1),
-        enabled=_bool(raw, "enabled", True),
+        keep_runs=_get(raw, "keep_runs", 10, at_least(1)),
+        max_parallel=_get(raw, "max_parallel", 4, at_least(1)),
+        enabled=_get(raw, "enabled", True, to_bool),
         digest=DigestConfig(
             folder=_digest_folder(digest.get("folder", "Digests")),
             format=str(digest.get("format", "YYYY-MM-DD")),
         ),
         git=GitConfig(
-            commit=_bool(git, "commit", True),
-            sync=_bool(git, "sync", False),
+            commit=_get(git, "commit", True, to_bool),
+            sync=_get(git, "sync", False, to_bool),
             remote=str(git.get("remote", "origin")),
             sync_interval=parse_duration(git.get("sync_interval", "5m")),
         ),
         notify=NotifyConfig(
-            on=_choice(notify, "on", "failure", ("failure", "always", "never")),
+            on=_get(notify, "on", "failure", one_of(NOTIFY_ON)),
             command=str(notify.get("command", "")),
             urls=tuple(str(u) for u in _list(notify, "urls")),
         ),
@@ -159,13 +156,19 @@ def _digest_folder(value: object) -> str:
     return "/".join(parts)
 
 
-def _zone(name: object) -> ZoneInfo:
-    if not isinstance(name, str):
-        raise ValueError(f"timezone must be a string, got {name!r}")
+def _get(raw: dict[str, object], key: str, default: object, convert: Callable[[object], _T]) -> _T:
+    """`raw[key]` (or `default`) converted; the message names the key: `enabled must be ...`."""
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown timezone {name!r}") from exc
+        return convert(raw.get(key, default))
+    except ValueError as exc:
+        raise ValueError(f"{key} {exc}") from None
+
+
+def _zone(value: object) -> ZoneInfo:
+    try:
+        return to_zone(value)
+    except ValueError as exc:  # `timezone: unknown timezone 'X' ...`, as validate says it
+        raise ValueError(f"timezone: {exc}") from None
 
 
 def _table(raw: dict[str, object], key: str) -> dict[str, object]:
@@ -173,27 +176,6 @@ def _table(raw: dict[str, object], key: str) -> dict[str, object]:
     if not isinstance(value, dict):
         raise ValueError(f"[{key}] must be a table")
     return value
-
-
-def _bool(raw: dict[str, object], key: str, default: bool) -> bool:
-    value = raw.get(key, default)
-    if not isinstance(value, bool):
-        raise ValueError(f"{key} must be true or false, got {value!r}")
-    return value
-
-
-def _int(raw: dict[str, object], key: str, default: int, *, minimum: int) -> int:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{key} must be a whole number >= {minimum}, got {value!r}")
-    return value
-
-
-def _choice(raw: dict[str, object], key: str, default: str, choices: tuple[str, ...]) -> str:
-    value = raw.get(key, default)
-    if value not in choices:
-        raise ValueError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
-    return str(value)
 
 
 def _list(raw: dict[str, object], key: str) -> list[object]:

@@ -19,23 +19,27 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal, TypedDict
 
 from filelock import FileLock
 
-from vaultsched.config import CONFIG_FILE, Config, parse_config, read_config_file
+from vaultsched import layout
+from vaultsched.config import Config, parse_config, read_config_file
 from vaultsched.errors import VaultschedError
 from vaultsched.fingerprint import files_reached
 from vaultsched.notes import write_atomic
 from vaultsched.terminal import escape
-from vaultsched.trust import TrustStore, policy, store_path, user_config_path
+from vaultsched.trust import TrustStore, policy
 
 # The config's id in the trust store. A task id is a note's path, which never starts with a dot.
-CONFIG_ID = ".vaultsched/config.toml"
+CONFIG_ID = layout.CONFIG
 TRUST_COMMAND = "vaultsched trust --config"
-SNAPSHOT_FILE = "trusted-config.json"  # beside the trust store: the values last trusted, for diffs
 
-NOTHING, TRUSTED, RELAXED, UNTRUSTED = "none", "trusted", "any", "untrusted"
+VerdictState = Literal["none", "trusted", "any", "untrusted"]  # what `verdict` found
+NOTHING: Final = "none"  # the vault config sets no sensitive key
+TRUSTED: Final = "trusted"
+RELAXED: Final = "any"  # trust policy `any`: in effect without review
+UNTRUSTED: Final = "untrusted"
 
 
 @dataclass(frozen=True)
@@ -64,9 +68,15 @@ NOTIFY_COMMAND = "[notify] command"
 REACHES = "[notify] command reaches"
 
 
+class VerdictRow(TypedDict):
+    state: VerdictState
+    keys: list[str]
+    fix: str | None
+
+
 @dataclass(frozen=True)
 class Verdict:
-    state: str  # NOTHING, TRUSTED, RELAXED or UNTRUSTED
+    state: VerdictState
     values: Values  # what the vault sets, whether or not it is in effect
 
     @property
@@ -76,13 +86,13 @@ class Verdict:
     def describe(self) -> str:
         keys = ", ".join(self.labels)
         return {
-            NOTHING: f"nothing in {CONFIG_FILE} needs trust",
+            NOTHING: f"nothing in {layout.CONFIG} needs trust",
             TRUSTED: f"trusted: {keys}",
             RELAXED: f"in effect without review (trust policy `any`): {keys}",
             UNTRUSTED: f"ignored until you trust them: {keys}",
         }[self.state]
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> VerdictRow:
         fix = TRUST_COMMAND if self.state == UNTRUSTED else None
         return {"state": self.state, "keys": list(self.labels), "fix": fix}
 
@@ -160,7 +170,7 @@ def user_values(root: Path) -> dict[tuple[str, str], object]:
             table = layer.get(item.table)
             if isinstance(table, dict) and (item.key == "*" or item.key in table):
                 chosen[(item.table, item.key)] = table if item.key == "*" else table[item.key]
-    parse_config(_layered({}, (), chosen), source=str(user_config_path()))  # say which file
+    parse_config(_layered({}, (), chosen), source=str(layout.user_config()))  # say which file
     return chosen
 
 
@@ -187,7 +197,7 @@ def _layered(
 
 
 def _user_config() -> dict[str, object]:
-    path = user_config_path()
+    path = layout.user_config()
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -209,7 +219,7 @@ def ignored_message(root: Path, labels: Iterable[str]) -> str:
     """Config keys not in effect, and the exact command that trusts them (said once)."""
     command = f"vaultsched --vault {shlex.quote(str(root))} trust --config"
     return (
-        f"{CONFIG_FILE}: {', '.join(labels)} ignored (not trusted on this machine);"
+        f"{layout.CONFIG}: {', '.join(labels)} ignored (not trusted on this machine);"
         f" review them, then run: {command}"
     )
 
@@ -250,7 +260,7 @@ def show(value: object) -> str:
 
 
 def _snapshot_path() -> Path:
-    return store_path().parent / SNAPSHOT_FILE
+    return layout.trusted_config_file(layout.trust_store())
 
 
 def _snapshot(root: Path) -> dict[str, Any] | None:
@@ -265,7 +275,7 @@ def _snapshot(root: Path) -> dict[str, Any] | None:
 def _save_snapshot(root: Path, values: Values) -> None:
     path = _snapshot_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
+    with FileLock(layout.lock_beside(str(path))):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):

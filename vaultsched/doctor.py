@@ -12,34 +12,45 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Final, Literal, TypedDict
 
-from vaultsched import blocks, statefs
-from vaultsched.config import CONFIG_FILE
+from vaultsched import blocks, layout, statefs
 from vaultsched.configtrust import TRUST_COMMAND, UNTRUSTED, verdict
-from vaultsched.git import MUST_IGNORE, Git, GitError
+from vaultsched.git import Git, GitError
 from vaultsched.ledger import Ledger
 from vaultsched.model import Run, Trigger
 from vaultsched.notefile import read_note_bytes
-from vaultsched.notes import RECOVERED
 from vaultsched.planner import SKEW, future_dated
 from vaultsched.trust import TrustStore, trust_command
 from vaultsched.vault import IN_DIGESTS, Index, Vault, iter_notes
 from vaultsched.views import digest_path
 
-OK, WARN, FAIL = "ok", "warn", "fail"
+CheckStatus = Literal["ok", "warn", "fail"]  # `fail`: doctor exits 1
+OK: Final = "ok"
+WARN: Final = "warn"
+FAIL: Final = "fail"
 STALE_INDEX_LOCK = timedelta(minutes=10)
 SHARED_FIRING_WINDOW = timedelta(days=7)
 WATCH_HEADROOM = 0.8  # warn when the vault's folders use this share of the inotify limit
 
 
+class CheckRow(TypedDict):
+    """One check in `doctor --json`."""
+
+    check: str
+    status: CheckStatus
+    detail: str
+    fix: str
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
-    status: str
+    status: CheckStatus
     detail: str
     fix: str = ""
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> CheckRow:
         return {"check": self.name, "status": self.status, "detail": self.detail, "fix": self.fix}
 
 
@@ -84,7 +95,7 @@ def untrusted(c: Context) -> Check:
 def config_trust(c: Context) -> Check:
     judged = verdict(c.vault.root)
     if judged.state == UNTRUSTED:
-        return Check("config trust", WARN, f"{CONFIG_FILE}: {judged.describe()}", TRUST_COMMAND)
+        return Check("config trust", WARN, f"{layout.CONFIG}: {judged.describe()}", TRUST_COMMAND)
     return Check("config trust", OK, judged.describe())
 
 
@@ -229,7 +240,7 @@ def git_ignores(c: Context) -> Check:
     if not git.usable:
         return Check("git ignore", OK, "no repository")
     try:
-        exposed = git.not_ignored(list(MUST_IGNORE))
+        exposed = git.not_ignored(list(layout.MUST_IGNORE))
     except GitError as exc:
         return Check("git ignore", WARN, f"git check-ignore failed: {exc}")
     if not exposed:
@@ -239,7 +250,7 @@ def git_ignores(c: Context) -> Check:
         FAIL,
         f"git would commit {_listing(exposed)} (unredacted logs)",
         "run any vaultsched command that runs a task (it adds its rules to .git/info/exclude),"
-        " or restore .vaultsched/.gitignore",
+        f" or restore {layout.GITIGNORE}",
     )
 
 
@@ -305,7 +316,7 @@ def digest_folder_tasks(c: Context) -> Check:
 
 def recovered_saves(c: Context) -> Check:
     try:
-        saved = [e.name for e in statefs.entries(c.vault.root, RECOVERED)]
+        saved = [e.name for e in statefs.entries(c.vault.root, layout.RECOVERED_DIR)]
     except OSError as exc:  # a link: the "state links" check names it
         return Check("recovered saves", WARN, f"not looked at: {exc}")
     if not saved:
@@ -314,7 +325,7 @@ def recovered_saves(c: Context) -> Check:
         "recovered saves",
         WARN,
         f"saves that raced a vaultsched write and could not be merged back: {_listing(saved)}",
-        f"copy what you want from {RECOVERED}/ into the note, then delete the file",
+        f"copy what you want from {layout.RECOVERED_DIR}/ into the note, then delete the file",
     )
 
 
@@ -323,11 +334,11 @@ def state_links(c: Context) -> Check:
     one is refused, so the runs, logs or locks behind it are not written or read at all."""
     found = statefs.links(c.vault.root)
     if not found:
-        return Check("state links", OK, "no symlinks under .vaultsched/")
+        return Check("state links", OK, f"no symlinks under {layout.DIR}/")
     return Check(
         "state links",
         FAIL,
-        f"symlinks under .vaultsched/, refused (what lies behind them is not written or read):"
+        f"symlinks under {layout.DIR}/, refused (what lies behind them is not written or read):"
         f" {_listing(found)}",
         f"remove the link (rm {found[0]}); vaultsched makes a real folder or file in its place",
     )

@@ -31,13 +31,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vaultsched import statefs
+from vaultsched import layout, statefs
 from vaultsched.blocks import has_conflict_markers
 
 log = logging.getLogger(__name__)
 
 LOCK_WAIT = 60.0
-GIT_LOCK = ".vaultsched/state/git.lock"
 # Beside the index: who holds `index.lock` when vaultsched itself took it (see _LockOwner).
 OWNER_FILE = "vaultsched-index-lock-owner"
 _OPERATIONS = (
@@ -83,17 +82,6 @@ _RUNS_ON_NETWORK = re.compile(
     re.IGNORECASE,
 )
 
-
-# `.vaultsched/.gitignore` in the repository root's terms. That file is vault content: a pull
-# can drop its `logs/` rule, and Obsidian Git's `git add -A` would then commit unredacted logs.
-# The repository's `info/exclude` is never pulled, so the same rules are kept there too.
-EXCLUDE = (
-    "/.vaultsched/state/",
-    "/.vaultsched/logs/",
-    "/.vaultsched/**/*.lock",
-    "/.vaultsched/**/*.tmp",
-)
-MUST_IGNORE = (".vaultsched/logs/x.log", ".vaultsched/state/x")
 _excluded: set[Path] = set()  # repositories whose info/exclude this process has seen to
 _excluded_lock = threading.Lock()
 
@@ -220,7 +208,10 @@ class Git:
         return sorted({key for key in keys if pattern.match(key)})
 
     def exclude_state(self) -> None:
-        """Append the missing lines of EXCLUDE to `info/exclude`, once per process."""
+        """Append the missing lines of layout.EXCLUDE_RULES to `info/exclude`, once per process.
+
+        A pull can drop the `logs/` rule from `.vaultsched/.gitignore`, and Obsidian Git's
+        `git add -A` would then commit unredacted logs; `info/exclude` is never pulled."""
         with _excluded_lock:
             if not self.usable or self.root in _excluded:
                 return
@@ -233,7 +224,7 @@ class Git:
         flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
         with os.fdopen(os.open(target, flags, 0o644), "r+", encoding="utf-8") as handle:
             text = handle.read()
-            missing = [line for line in EXCLUDE if line not in text.splitlines()]
+            missing = [line for line in layout.EXCLUDE_RULES if line not in text.splitlines()]
             if missing:
                 lead = "" if not text or text.endswith("\n") else "\n"
                 handle.write(lead + "".join(f"{line}\n" for line in missing))
@@ -317,7 +308,7 @@ class Git:
     def _vault_lock(self) -> Iterator[None]:
         """Every vaultsched process's git calls on this vault, one at a time."""
         try:
-            with statefs.locked(self.root, GIT_LOCK):
+            with statefs.locked(self.root, layout.GIT_LOCK):
                 yield
         except statefs.LinkRefused as exc:
             raise GitError(str(exc)) from None

@@ -13,8 +13,7 @@ from typing import Any
 
 from vaultsched import statefs
 from vaultsched.errors import VaultschedError
-
-LOCK_FILE = ".vaultsched/state/daemon.lock"
+from vaultsched.layout import INSTANCE_LOCK
 
 
 @dataclass
@@ -24,11 +23,11 @@ class InstanceLock:
 
     @property
     def path(self) -> Path:
-        return self.root / LOCK_FILE
+        return self.root / INSTANCE_LOCK
 
     def acquire(self, host: str, since: datetime) -> None:
         try:
-            fd = statefs.open_file(self.root, LOCK_FILE, os.O_RDWR | os.O_CREAT)
+            fd = statefs.open_file(self.root, INSTANCE_LOCK, os.O_RDWR | os.O_CREAT)
         except statefs.LinkRefused as exc:
             raise VaultschedError(f"cannot take the daemon lock: {exc}") from None
         try:
@@ -57,7 +56,7 @@ class InstanceLock:
     def holder(self) -> dict[str, Any] | None:
         """Who holds the lock (pid, host, since), or None if no daemon is running."""
         try:
-            fd = statefs.open_file(self.root, LOCK_FILE, os.O_RDONLY)
+            fd = statefs.open_file(self.root, INSTANCE_LOCK, os.O_RDONLY)
         except OSError:  # none, or refused: no daemon can hold it
             return None
         try:

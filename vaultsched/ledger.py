@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import secrets
 import threading
 from collections.abc import Iterable, Iterator
@@ -20,21 +19,17 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from vaultsched import statefs
+from vaultsched import layout, statefs
+from vaultsched.layout import LEDGER_SUFFIX, RUNS_DIR, ledger_file, ledger_month_dir, lock_beside
 from vaultsched.model import Run, Status, Trigger
 
-RUNS_DIR = ".vaultsched/runs"
 _Enum = TypeVar("_Enum", Status, Trigger)
+host_file_stem = layout.host_file_stem  # daemon.py imports it from here, for now
 
 
 def new_run_id(now: datetime) -> str:
     """Sortable by start time, unique across hosts."""
     return f"{now.astimezone(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
-
-
-def host_file_stem(host: str) -> str:
-    """The name (without .jsonl) of `host`'s ledger files."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", host) or "host"
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -330,8 +325,7 @@ class Ledger:
         return self.root / RUNS_DIR
 
     def file_for(self, started_at: datetime) -> Path:
-        month = f"{started_at.astimezone(UTC):%Y-%m}"
-        return self.folder / month / f"{host_file_stem(self.host)}.jsonl"
+        return self.root / ledger_file(f"{started_at.astimezone(UTC):%Y-%m}", self.host)
 
     def append(self, record: dict[str, Any]) -> Path:
         """Append one record durably; returns the file written. Repairs a torn last line first.
@@ -354,7 +348,7 @@ class Ledger:
                     batch = self._cache.queued.pop(path, [])
                 error: OSError | None = None
                 try:
-                    with statefs.locked(self.root, self._rel(path) + ".lock"):
+                    with statefs.locked(self.root, lock_beside(self._rel(path))):
                         _write_durably(self.root, self._rel(path), "".join(q.line for q in batch))
                 except OSError as exc:
                     error = exc
@@ -373,7 +367,7 @@ class Ledger:
         """No record is appended by this host meanwhile (git sync rebases under it): a line
         added to a tracked file mid-rebase would stop the rebase and block its undoing."""
         path = self.file_for(now)
-        with self._cache.append_lock, statefs.locked(self.root, self._rel(path) + ".lock"):
+        with self._cache.append_lock, statefs.locked(self.root, lock_beside(self._rel(path))):
             yield
 
     def files(self, months: Iterable[str] | None = None) -> list[Path]:
@@ -383,13 +377,14 @@ class Ledger:
         found = []
         try:
             for month in statefs.entries(self.root, RUNS_DIR):
+                folder = ledger_month_dir(month.name)
                 if month.kind == "link":
-                    statefs.warn_refused(statefs.LinkRefused(f"{RUNS_DIR}/{month.name}"), "ledger")
+                    statefs.warn_refused(statefs.LinkRefused(folder), "ledger")
                 if month.kind != "dir" or (wanted is not None and month.name not in wanted):
                     continue
-                for entry in statefs.entries(self.root, f"{RUNS_DIR}/{month.name}"):
-                    if entry.name.endswith(".jsonl") and entry.kind != "dir":
-                        found.append(self.folder / month.name / entry.name)
+                for entry in statefs.entries(self.root, folder):
+                    if entry.name.endswith(LEDGER_SUFFIX) and entry.kind != "dir":
+                        found.append(self.root / folder / entry.name)
         except OSError as exc:  # .vaultsched or runs/ itself is a link
             statefs.warn_refused(exc, "ledger not read")
         return sorted(found)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import PurePosixPath
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
 from vaultsched.schedules import Schedule
@@ -73,6 +74,19 @@ class Run:
         return PurePosixPath(self.task).name
 
 
+# A task's options, each with the values its note may set. Plain strings (`task.overlap ==
+# "queue"` reads as written), listed once: taskfile and config check against these tuples.
+Overlap = Literal["skip", "queue"]  # a fire while the last run is still going
+Stdin = Literal["none", "body"]  # `body`: the note's body is piped to the command
+Approval = Literal["none", "required"]  # `required`: each fire waits for `vaultsched approve`
+NotifyOn = Literal["failure", "always", "never"]  # a task's `notify`, the config's [notify] on
+OVERLAPS: tuple[Overlap, ...] = get_args(Overlap)
+STDINS: tuple[Stdin, ...] = get_args(Stdin)
+APPROVALS: tuple[Approval, ...] = get_args(Approval)
+NOTIFY_ON: tuple[NotifyOn, ...] = get_args(NotifyOn)
+Severity = Literal["error", "warning", "note"]  # of a Problem; only errors keep a task out
+
+
 @dataclass(frozen=True)
 class Task:
     """A validated task note. `id` is the vault-relative path without `.md`."""
@@ -87,15 +101,15 @@ class Task:
     retries: int = 0
     retry_delay: timedelta = timedelta(seconds=30)
     catch_up: bool = True
-    overlap: str = "skip"
+    overlap: Overlap = "skip"
     jitter: timedelta = timedelta(0)
     cwd: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
-    stdin: str = "none"
+    stdin: Stdin = "none"
     hosts: tuple[str, ...] = ()
-    notify: str = "failure"
+    notify: NotifyOn = "failure"
     keep_runs: int = 10
-    approval: str = "none"
+    approval: Approval = "none"
 
     @property
     def name(self) -> str:
@@ -113,7 +127,7 @@ class Problem:
     path: str
     line: int
     message: str
-    severity: str = "error"  # or "warning" / "note"
+    severity: Severity = "error"
 
     def __str__(self) -> str:
         prefix = "" if self.severity == "error" else f"{self.severity}: "

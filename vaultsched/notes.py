@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from vaultsched import statefs
+from vaultsched import layout, statefs
 from vaultsched.blocks import has_conflict_markers
 from vaultsched.leases import writers_open
 from vaultsched.merging import merge_back
@@ -52,10 +52,9 @@ SETTLE_SECONDS = 1.0
 # long, and then the write is left for the next landing (the ledger holds the run meanwhile).
 CONTENTION_SECONDS = 10.0
 # Once our rename has displaced a person's save we owe them its return, so the write keeps
-# trying this much longer before the save goes to RECOVERED (the last resort).
+# trying this much longer before the save goes to layout.RECOVERED_DIR (the last resort).
 RETURN_SECONDS = 60.0
 TEMP_MARK = ".vaultsched-"  # in the name of every note temp file, for the start-up sweep
-RECOVERED = ".vaultsched/recovered"  # saves we displaced and could not merge back (see doctor)
 # How long a displaced save, once written back, is merged in again at each write of its note
 # until one finds it still there: an editor that read the note before our write-back and saves
 # that stale text over it would otherwise drop it a second time.
@@ -154,17 +153,14 @@ class NoteWriter:
         """Last resort for a save our rename displaced that we never managed to merge back:
         keep it where a person will find it, never drop it."""
         stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self.wall_time()))
-        name = f"{rel.replace('/', '%2F')}.{stamp}.{secrets.token_hex(2)}"
+        kept = layout.recovered_file(rel, stamp, secrets.token_hex(2))
         try:
-            statefs.write_atomic(self.root, f"{RECOVERED}/{name}", saved)
+            statefs.write_atomic(self.root, kept, saved)
         except OSError:
             log.exception("%s: a save that raced a write was lost: keeping it failed", rel)
             return
         log.error(
-            "%s: a save that raced a write could not be merged back; its text is in %s/%s",
-            rel,
-            RECOVERED,
-            name,
+            "%s: a save that raced a write could not be merged back; its text is in %s", rel, kept
         )
 
     def _inside(self, path: Path) -> bool:
@@ -272,7 +268,7 @@ class NoteWriter:
         if self._own.get(rel) == digest:
             return True
         try:
-            return statefs.read_bytes(self.root, _own_file(rel)) == digest.encode()
+            return statefs.read_bytes(self.root, layout.written_mark(rel)) == digest.encode()
         except OSError:
             return False
 
@@ -280,13 +276,10 @@ class NoteWriter:
         digest = _digest(data)
         self._own[rel] = digest
         try:  # a cache: lost in a crash, the next write of the note looks like an edit once
-            statefs.write_atomic(self.root, _own_file(rel), digest.encode(), durable=False)
+            mark = layout.written_mark(rel)
+            statefs.write_atomic(self.root, mark, digest.encode(), durable=False)
         except OSError as exc:
             statefs.warn_refused(exc, "note writes not remembered")
-
-
-def _own_file(rel: str) -> str:
-    return f".vaultsched/state/written/{hashlib.sha1(rel.encode('utf-8')).hexdigest()}"
 
 
 @dataclass

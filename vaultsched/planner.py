@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from vaultsched.contain import internal_problem
-from vaultsched.ledger import host_file_stem
+from vaultsched.layout import host_file_stem
 from vaultsched.model import Problem, Run, Task, Trigger
 from vaultsched.schedules import next_fires
 from vaultsched.vault import Index, Vault, build_index

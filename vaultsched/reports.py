@@ -1,13 +1,14 @@
-"""What `list`, `next` and `history` show, as plain rows (the CLI prints them or dumps JSON)."""
+"""What `list`, `next`, `history` and `status` show, as plain rows (the CLI prints them or
+dumps JSON). Rows are TypedDicts: plain dicts at run time, so the JSON is the row as it is."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
-from vaultsched.configtrust import verdict
+from vaultsched.configtrust import VerdictRow, verdict
 from vaultsched.instance import InstanceLock
 from vaultsched.ledger import Ledger
 from vaultsched.model import FAILURES, Problem, Run, Status, Task
@@ -15,6 +16,69 @@ from vaultsched.planner import Unplannable, task_fires
 from vaultsched.trust import TrustStore, approve_command, trust_command
 from vaultsched.vault import Index, Vault
 from vaultsched.views import MESSAGE_SHOWN, clip, digest_path
+
+
+class ListRow(TypedDict):
+    task: str
+    path: str
+    schedule: list[str]
+    enabled: bool
+    trusted: bool
+    valid: bool
+    errors: list[str]
+    next_run: str | None
+    last_run: str | None
+    last_status: str | None
+
+
+class HistoryRow(TypedDict):
+    run_id: str
+    task: str
+    status: str
+    exit_code: int | None
+    trigger: str
+    scheduled_for: str | None
+    started_at: str | None
+    finished_at: str | None
+    duration_s: float | None
+    host: str
+    attempt: int
+    message: str
+    log: str
+
+
+class DaemonRow(TypedDict):
+    running: bool
+    pid: object  # as the lock file says: a value from disk, only ever shown
+    host: object
+    since: object
+
+
+class UntrustedRow(TypedDict):
+    task: str
+    why: str
+    fix: str
+
+
+class AwaitingRow(TypedDict):
+    task: str
+    since: str | None
+    fix: str
+
+
+class ConfigTrustRow(VerdictRow):
+    detail: str
+
+
+class StatusReport(TypedDict):
+    daemon: DaemonRow
+    running: list[HistoryRow]
+    failures_today: list[HistoryRow]
+    untrusted: list[UntrustedRow]
+    awaiting_approval: list[AwaitingRow]
+    invalid: list[str]
+    digest: str
+    config: ConfigTrustRow
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -30,11 +94,11 @@ def next_run(task: Task, after: datetime) -> datetime | None:
 
 def list_rows(
     index: Index, runs: Sequence[Run], now: datetime, trusted: Callable[[Task], bool]
-) -> list[dict[str, Any]]:
+) -> list[ListRow]:
     last: dict[str, Run] = {}
     for run in runs:
         last[run.task] = run
-    rows = []
+    rows: list[ListRow] = []
     for ident in index.ids:
         task = index.tasks.get(ident)
         errors = [str(p) for p in index.invalid.get(ident, ())]
@@ -58,10 +122,18 @@ def list_rows(
     return rows
 
 
+class FireRow(TypedDict):
+    task: str
+    at: str | None
+
+
 @dataclass(frozen=True)
 class Fire:
     task: str
     at: datetime
+
+    def as_row(self) -> FireRow:
+        return {"task": self.task, "at": iso(self.at)}
 
 
 def upcoming(
@@ -85,14 +157,14 @@ def upcoming(
     return sorted(fires, key=lambda f: (f.at.timestamp(), f.task))[:count], problems
 
 
-def history_rows(ledger: Ledger, task_id: str, limit: int | None) -> list[dict[str, Any]]:
+def history_rows(ledger: Ledger, task_id: str, limit: int | None) -> list[HistoryRow]:
     runs = ledger.runs_of(task_id)
     if limit is not None:
         runs = runs[-limit:] if limit > 0 else []
     return [history_row(r) for r in runs]
 
 
-def history_row(run: Run) -> dict[str, Any]:
+def history_row(run: Run) -> HistoryRow:
     return {
         "run_id": run.run_id,
         "task": run.task,
@@ -114,7 +186,7 @@ def _aware(moment: datetime, task: Task) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=task.timezone)
 
 
-def status_report(vault: Vault, index: Index, now: datetime) -> dict[str, Any]:
+def status_report(vault: Vault, index: Index, now: datetime) -> StatusReport:
     """`status --json`: the daemon (from its lock), the ledger's view of today, the index."""
     holder = InstanceLock(vault.root).holder()
     tz = vault.config.timezone
@@ -155,7 +227,7 @@ def status_report(vault: Vault, index: Index, now: datetime) -> dict[str, Any]:
     }
 
 
-def config_trust_row(vault: Vault) -> dict[str, object]:
+def config_trust_row(vault: Vault) -> ConfigTrustRow:
     """The config-trust line: which sensitive keys the vault sets and whether they count."""
     judged = verdict(vault.root)
     return {**judged.as_dict(), "detail": judged.describe()}

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
+import frontmatter
 import yaml
 
-from vaultsched import githooks
-from vaultsched.config import GITIGNORE, STATE_DIR, STATE_GITIGNORE, host_name
+from vaultsched import githooks, layout
+from vaultsched.config import host_name
 from vaultsched.configtrust import trust_config
 from vaultsched.errors import VaultschedError
 from vaultsched.git import Edit, Git, GitError
@@ -18,9 +19,11 @@ from vaultsched.schedules import ScheduleError, parse_schedule
 from vaultsched.trust import trust_created
 from vaultsched.vault import open_vault
 
-GITATTRIBUTES = "*.jsonl merge=union\n"
 EXAMPLE_TASK = "Tasks/Hello vaultsched.md"
-CONFIG_REL = f"{STATE_DIR}/config.toml"
+# Writes a new note's properties: the safe dumper, block style. The note's layout is the
+# template's (the body right under the closing `---`, as Obsidian writes it), not that of
+# `frontmatter.dumps`, which puts a blank line there.
+PROPERTIES = frontmatter.YAMLHandler()
 
 
 def template(name: str) -> str:
@@ -33,8 +36,10 @@ def task_text(name: str, schedule: str | None, command: str) -> str:
         properties["schedule"] = schedule
     properties["command"] = command
     properties["enabled"] = True
-    front = yaml.safe_dump(properties, sort_keys=False, allow_unicode=True, width=1000)
-    return template("task.md").format(front_matter=front, name=name)
+    # In the order a person reads them; the pure-Python dumper, because libyaml's writes an
+    # emoji in a command as `\U0001F680`; one line per value however long.
+    front = PROPERTIES.export(properties, Dumper=yaml.SafeDumper, sort_keys=False, width=1000)
+    return template("task.md").format(front_matter=front + "\n", name=name)
 
 
 @dataclass
@@ -60,9 +65,9 @@ def init_vault(target: Path) -> Created:
     target.mkdir(parents=True, exist_ok=True)
     root = target.resolve()
     created = Created(root)
-    _create(root, CONFIG_REL, template("config.toml"), created)
-    _create(root, STATE_GITIGNORE, GITIGNORE, created)
-    _create(root, f"{STATE_DIR}/.gitattributes", GITATTRIBUTES, created)
+    _create(root, layout.CONFIG, template("config.toml"), created)
+    _create(root, layout.GITIGNORE, layout.GITIGNORE_TEXT, created)
+    _create(root, layout.GITATTRIBUTES, layout.GITATTRIBUTES_TEXT, created)
     example = task_text("Hello vaultsched", "@daily", 'echo "Hello from $VAULTSCHED_TASK"')
     if not any((root / "Tasks").glob("*.md")):
         _create(root, EXAMPLE_TASK, example, created)
@@ -76,7 +81,7 @@ def init_vault(target: Path) -> Created:
         else:
             git.init()
             created.git_initialised = True
-    if CONFIG_REL in created.files:
+    if layout.CONFIG in created.files:
         trust_config(root)  # what init writes it trusts, the config as much as the task
     if EXAMPLE_TASK in created.files:
         trust_created(open_vault(root), [EXAMPLE_TASK])

@@ -11,6 +11,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from vaultsched import layout
+
 UNIT = "vaultsched.service"
 
 
@@ -53,7 +55,7 @@ def cron_line(vault: Path, command: list[str] | None = None) -> str:
     argv = " ".join(
         shlex.quote(a) for a in [*(command or executable()), "--vault", str(vault), "run"]
     )
-    log = shlex.quote(str(vault / ".vaultsched" / "logs" / "daemon.log"))
+    log = shlex.quote(str(vault / layout.DAEMON_LOG))
     return f"@reboot {argv} >> {log} 2>&1"
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from vaultsched.config import GITIGNORE, STATE_DIR, STATE_GITIGNORE
+from vaultsched import layout
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class LinkRefused(OSError):
     """A path under `.vaultsched/` is a symlink or lies under one."""
 
     def __init__(self, rel: str) -> None:
-        super().__init__(f"{rel} is a symlink: refused (nothing under {STATE_DIR}/ is followed)")
+        super().__init__(f"{rel} is a symlink: refused (nothing under {layout.DIR}/ is followed)")
         self.rel = rel
 
 
@@ -60,8 +60,8 @@ def warn_refused(exc: OSError, what: str) -> None:
 
 def _parts(rel: str) -> tuple[str, ...]:
     parts = PurePosixPath(rel).parts
-    if not parts or parts[0] != STATE_DIR or any(p in ("..", ".", "/") for p in parts):
-        raise ValueError(f"not a path under {STATE_DIR}/: {rel!r}")
+    if not parts or parts[0] != layout.DIR or any(p in ("..", ".", "/") for p in parts):
+        raise ValueError(f"not a path under {layout.DIR}/: {rel!r}")
     return parts
 
 
@@ -209,9 +209,9 @@ def locked(root: Path, rel: str, *, wait: bool = True) -> Iterator[bool]:
 
 def links(root: Path) -> list[str]:
     """Every symlink under `.vaultsched/` (the folder itself included), vault-relative."""
-    top = root / STATE_DIR
+    top = root / layout.DIR
     if top.is_symlink():
-        return [STATE_DIR]
+        return [layout.DIR]
     found = []
     for dirpath, dirnames, filenames in os.walk(top):  # os.walk does not follow links
         here = Path(dirpath).relative_to(root).as_posix()
@@ -230,8 +230,8 @@ def prepare_state_dir(root: Path) -> None:
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     try:
-        fd = open_file(root, STATE_GITIGNORE, flags)
+        fd = open_file(root, layout.GITIGNORE, flags)
     except (FileExistsError, LinkRefused):
         return
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-        handle.write(GITIGNORE)
+        handle.write(layout.GITIGNORE_TEXT)

@@ -13,19 +13,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, TypeVar
 
 import yaml
 
 from vaultsched import blocks
 from vaultsched.blocks import FRONT_MATTER
 from vaultsched.config import Config
+from vaultsched.convert import at_least, one_of, to_bool, to_zone
 from vaultsched.durations import parse_duration
-from vaultsched.model import Problem, Task
+from vaultsched.model import APPROVALS, NOTIFY_ON, OVERLAPS, STDINS, Problem, Task
 from vaultsched.notefile import open_note
 from vaultsched.schedules import Schedule, ScheduleError, parse_schedule
 
+_Choice = TypeVar("_Choice", bound=str)
 MAX_FRONT_MATTER = 64 * 1024
 READ_CHUNK = 4096
 MAX_FENCE_LINE = 1024  # a longer first line is not `---` (and may be a binary file's only line)
@@ -347,21 +348,21 @@ class _TaskBuilder:
             path=self.path,
             command=command or "",
             schedules=self._schedules(),
-            timezone=self.get("timezone", self.config.timezone, _zone),
-            enabled=self.get("enabled", True, _bool),
+            timezone=self.get("timezone", self.config.timezone, to_zone),
+            enabled=self.get("enabled", True, to_bool),
             timeout=self._duration("timeout", self.config.default_timeout, positive=True),
-            retries=self.get("retries", 0, _int_at_least(0)),
+            retries=self.get("retries", 0, at_least(0)),
             retry_delay=self._duration("retry_delay", timedelta(seconds=30)),
-            catch_up=self.get("catch_up", True, _bool),
-            overlap=self.get("overlap", "skip", _choice("skip", "queue")),
+            catch_up=self.get("catch_up", True, to_bool),
+            overlap=self.get("overlap", "skip", _choice(OVERLAPS)),
             jitter=self._duration("jitter", timedelta(0)),
             cwd=self.get("cwd", None, _nonempty_str),
             env=self.get("env", {}, _env),
-            stdin=self.get("stdin", "none", _choice("none", "body")),
+            stdin=self.get("stdin", "none", _choice(STDINS)),
             hosts=self.get("host", (), _str_list),
-            notify=self.get("notify", self.config.notify.on, _choice("failure", "always", "never")),
-            keep_runs=self.get("keep_runs", self.config.keep_runs, _int_at_least(1)),
-            approval=self.get("approval", "none", _choice("none", "required")),
+            notify=self.get("notify", self.config.notify.on, _choice(NOTIFY_ON)),
+            keep_runs=self.get("keep_runs", self.config.keep_runs, at_least(1)),
+            approval=self.get("approval", "none", _choice(APPROVALS)),
         )
         errors = [p for p in self.problems if p.severity == "error"]
         return Parsed(True, None if errors else task, tuple(self.problems))
@@ -443,40 +444,14 @@ def _str_list(value: Any) -> tuple[str, ...]:
     return tuple(_scalar_str(v, "each item") for v in items)
 
 
-def _zone(value: Any) -> ZoneInfo:
-    if not isinstance(value, str):
-        raise ValueError(f"must be an IANA zone name such as Europe/Warsaw, got {value!r}")
-    try:
-        return ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(
-            f"unknown timezone {value!r} (use an IANA name such as Europe/Warsaw)"
-        ) from exc
+def _choice(choices: tuple[_Choice, ...]) -> Callable[[Any], _Choice]:
+    check = one_of(choices)
 
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {value!r}")
-    return value
-
-
-def _int_at_least(minimum: int) -> Callable[[Any], int]:
-    def convert(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"must be a whole number >= {minimum}, got {value!r}")
-        return value
-
-    return convert
-
-
-def _choice(*choices: str) -> Callable[[Any], str]:
-    def convert(value: Any) -> str:
+    def convert(value: Any) -> _Choice:
         if isinstance(value, bool):
             # YAML 1.1 turns off/no/yes into booleans; say so, or the message is baffling.
             raise ValueError(f"must be one of {', '.join(choices)} (YAML read a boolean: quote it)")
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
-        return str(value)
+        return check(value)
 
     return convert
 

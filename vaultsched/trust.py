@@ -22,6 +22,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from vaultsched import layout
 from vaultsched.fingerprint import Snapshot, fingerprint, take_snapshot
 from vaultsched.model import Task
 from vaultsched.notes import write_atomic
@@ -29,21 +30,7 @@ from vaultsched.trustdiff import describe, what_changed
 from vaultsched.vault import Vault, read_note
 from vaultsched.views import fix_command
 
-__all__ = ["TrustStore", "fingerprint", "take_snapshot"]
-
 POLICIES = ("ask", "any")
-
-
-def _xdg(name: str, default: str) -> Path:
-    return Path(os.environ.get(name) or Path.home() / default)
-
-
-def store_path() -> Path:
-    return _xdg("XDG_STATE_HOME", ".local/state") / "vaultsched" / "trust.json"
-
-
-def user_config_path() -> Path:
-    return _xdg("XDG_CONFIG_HOME", ".config") / "vaultsched" / "config.toml"
 
 
 def policy() -> str:
@@ -51,16 +38,11 @@ def policy() -> str:
     chosen = os.environ.get("VAULTSCHED_TRUST", "").strip().lower()
     if not chosen:
         try:
-            with user_config_path().open("rb") as handle:
+            with layout.user_config().open("rb") as handle:
                 chosen = str(tomllib.load(handle).get("trust", "")).strip().lower()
         except (OSError, tomllib.TOMLDecodeError):
             chosen = ""
     return chosen if chosen in POLICIES else "ask"
-
-
-def pycache_dir() -> Path:
-    """Where tasks' Python bytecode goes (PYTHONPYCACHEPREFIX): outside the vault."""
-    return _xdg("XDG_CACHE_HOME", ".cache") / "vaultsched" / "pycache"
 
 
 # Text kept in one snapshot across its files; past it, a diff shows sizes only.
@@ -75,8 +57,8 @@ class TrustStore:
     the same map, so every change here touches only the ids it is given."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or store_path()
-        self.snapshots = self.path.parent / "snapshots"
+        self.path = path or layout.trust_store()
+        self.snapshots = layout.snapshots_dir(self.path)
 
     def _load(self) -> dict[str, dict[str, str]]:
         try:
@@ -126,7 +108,7 @@ class TrustStore:
 
     def _update(self, root: Path, change: Callable[[dict[str, str]], object]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path) + ".lock"):
+        with FileLock(layout.lock_beside(str(self.path))):
             data = self._load()
             entry = data.setdefault(str(root.resolve()), {})
             change(entry)

@@ -57,6 +57,9 @@ def validate_staged(vault: Vault) -> tuple[int, list[Problem]]:
         for rel in git.staged_files():
             if is_ignored(rel, vault.config.digest.folder):
                 continue
+            # Split as the note on disk is read, so both verdicts agree; not by python-frontmatter,
+            # whose split differs (`...` and a BOM not read, `----` taken for a fence) and whose
+            # load would build the YAML before parse_note bounds its aliases.
             yaml_text = front_matter_text(git.show_staged(rel))
             index.add(rel, parse_note(rel, yaml_text, vault.config))
     except GitError as exc:

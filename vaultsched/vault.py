@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from vaultsched.config import STATE_DIR, Config, host_name
+from vaultsched import layout
+from vaultsched.config import Config, host_name
 from vaultsched.contain import internal_problem
 from vaultsched.errors import VaultschedError
 from vaultsched.model import Problem, Task
@@ -34,10 +35,6 @@ class Vault:
     config: Config
     host: str
 
-    @property
-    def state_dir(self) -> Path:
-        return self.root / STATE_DIR
-
     def path(self, rel: str) -> Path:
         return self.root / rel
 
@@ -48,9 +45,9 @@ def locate_vault(path: str | os.PathLike[str] | None) -> Path:
     if not chosen.is_dir():
         raise VaultschedError(f"not a vault: {chosen} is not a folder")
     root = chosen.resolve()
-    if not (root / ".obsidian").is_dir() and not (root / STATE_DIR).is_dir():
+    if not (root / ".obsidian").is_dir() and not (root / layout.DIR).is_dir():
         raise VaultschedError(
-            f"not a vault: {root} has neither .obsidian/ nor {STATE_DIR}/ "
+            f"not a vault: {root} has neither .obsidian/ nor {layout.DIR}/ "
             f"(run `vaultsched init {chosen}` to make it one)"
         )
     return root

@@ -46,11 +46,6 @@ class Waker:
         self._timer = _timerfd()
         self._lock = threading.Lock()
 
-    @property
-    def absolute(self) -> bool:
-        """True when deadlines are kept by the kernel on the wall clock (timerfd)."""
-        return self._timer is not None
-
     def notify(self) -> None:
         with contextlib.suppress(BlockingIOError):
             os.write(self._write_fd, b"!")

@@ -150,8 +150,3 @@ class VaultWatcher:
         with self._lock:
             changes, self._changes = self._changes, Changes()
         return changes
-
-    @property
-    def pending(self) -> bool:
-        with self._lock:
-            return bool(self._changes)

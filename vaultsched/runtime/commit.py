@@ -8,8 +8,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from vaultsched import blocks
-from vaultsched.config import GITIGNORE, STATE_GITIGNORE
+from vaultsched import blocks, layout
 from vaultsched.git import Edit, GitError
 from vaultsched.model import FAILURES, Run
 from vaultsched.runtime.workspace import Workspace
@@ -18,13 +17,13 @@ log = logging.getLogger(__name__)
 
 
 def _ours_if_absent(text: str) -> str:
-    return text or GITIGNORE
+    return text or layout.GITIGNORE_TEXT
 
 
 # Committed with every commit: a vault never `init`ed gets `.vaultsched/.gitignore` from the
 # first command that creates `.vaultsched/`, and it must not linger as an untracked file. Once
 # git has it, it is the person's to change.
-STATE_IGNORE_EDIT = Edit(STATE_GITIGNORE, _ours_if_absent, create=True)
+STATE_IGNORE_EDIT = Edit(layout.GITIGNORE, _ours_if_absent, create=True)
 
 
 def block_edit(rel: str, markers: blocks.Markers, inner: str, *, create: bool) -> Edit:

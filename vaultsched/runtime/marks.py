@@ -7,16 +7,14 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from vaultsched import statefs
+from vaultsched import layout, statefs
 from vaultsched.ledger import parse_instant
 from vaultsched.planner import Planner
-
-MARKS_FILE = ".vaultsched/state/marks.json"
 
 
 def load_marks(root: Path, planner: Planner, now: datetime) -> None:
     try:
-        saved = json.loads(statefs.read_bytes(root, MARKS_FILE) or b"{}")
+        saved = json.loads(statefs.read_bytes(root, layout.MARKS) or b"{}")
     except OSError as exc:
         statefs.warn_refused(exc, "marks not read")
         return
@@ -36,6 +34,6 @@ def save_marks(root: Path, planner: Planner, now: datetime) -> None:
     saved = planner.saved(now)
     data = json.dumps({k: v.isoformat() for k, v in sorted(saved.items())}, indent=0)
     try:
-        statefs.write_atomic(root, MARKS_FILE, data.encode())
+        statefs.write_atomic(root, layout.MARKS, data.encode())
     except OSError as exc:
         statefs.warn_refused(exc, "marks not saved")

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from vaultsched import statefs
+from vaultsched import layout, statefs
 from vaultsched.contain import describe
 from vaultsched.fingerprint import read_body
 from vaultsched.ledger import new_run_id
@@ -25,7 +25,6 @@ from vaultsched.redact import Redactor, redactor_for
 from vaultsched.runner import ProcessResult, clean_output, run_process
 from vaultsched.runtime.messages import OVERLAP_SKIPPED, Job
 from vaultsched.runtime.record import INTERRUPTED_MESSAGE, Recorder
-from vaultsched.trust import pycache_dir
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +42,6 @@ def status_of(result: ProcessResult) -> tuple[Status, str]:
     if result.signal is not None:
         return Status.FAILED, f"killed by signal {result.signal}"
     return Status.FAILED, ""
-
-
-def _file_safe(name: str) -> str:
-    return name.replace("/", "%2F")
 
 
 @dataclass
@@ -162,7 +157,7 @@ class Execution:
     @contextlib.contextmanager
     def slot(self, task: Task, *, wait: bool) -> Iterator[bool]:
         """A per-task lock shared by every process on this host (daemon and CLI alike)."""
-        rel = f".vaultsched/state/running/{_file_safe(task.id)}.lock"
+        rel = layout.running_lock(task.id)
         with statefs.locked(self.recorder.workspace.vault.root, rel, wait=wait) as acquired:
             yield acquired
 
@@ -185,7 +180,7 @@ class Execution:
         env = dict(os.environ)
         # Python then reads and writes bytecode outside the vault: a synced `__pycache__/*.pyc`
         # is never loaded in place of a trusted source, and runs leave nothing to fingerprint.
-        env.setdefault("PYTHONPYCACHEPREFIX", str(pycache_dir()))
+        env.setdefault("PYTHONPYCACHEPREFIX", str(layout.pycache_dir()))
         # Python would put a script's own folder first on sys.path, so a synced `json.py` beside
         # a trusted script would shadow the standard library unseen. A task's `env` may undo it.
         env["PYTHONSAFEPATH"] = "1"
@@ -212,7 +207,7 @@ class Execution:
 
     def _prune_logs(self, task_id: str) -> None:
         root = self.recorder.workspace.vault.root
-        folder = f".vaultsched/logs/{task_id}"
+        folder = layout.logs_dir(task_id)
         try:
             found = statefs.entries(root, folder)
         except OSError:
@@ -224,4 +219,4 @@ class Execution:
 
 
 def _log_rel(run: Run) -> str:
-    return f".vaultsched/logs/{run.task}/{run.run_id}.log"
+    return layout.run_log(run.task, run.run_id)
