@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from conftest import Cli, DaemonProcess, git, runs, wait_for, write_note
 
-from vaultsched import notify
-from vaultsched.configtrust import CONFIG_ID, effective_config, trust_config
-from vaultsched.model import Run, Status, Task, Trigger
-from vaultsched.trust import TrustStore
+from vaultsched.adapters import notify
+from vaultsched.core.model import Run, Status, Task, Trigger
+from vaultsched.trust.config import CONFIG_ID, effective_config, trust_config
+from vaultsched.trust.store import TrustStore
 
 IGNORED = "ignored (not trusted on this machine)"
 

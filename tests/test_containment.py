@@ -17,17 +17,18 @@ from typing import Any
 import pytest
 from conftest import HOST, Cli, DaemonProcess, runs, wait_for, write_note
 
-from vaultsched import planner, taskfile
-from vaultsched.config import load_config
-from vaultsched.durations import MAX_DURATION
-from vaultsched.model import Run, Status, Task
-from vaultsched.planner import planned_index
+from vaultsched.adapters import taskfile
+from vaultsched.adapters.config import load_config
+from vaultsched.adapters.vault import Vault, build_index, read_note
+from vaultsched.cli.validate import validate_vault
+from vaultsched.core import planner
+from vaultsched.core.durations import MAX_DURATION
+from vaultsched.core.model import Run, Status, Task
+from vaultsched.core.planner import planned_index
+from vaultsched.core.schedules import Schedule, parse_schedule
 from vaultsched.runtime import dispatch
 from vaultsched.runtime.daemon import Daemon
 from vaultsched.runtime.messages import Invalid, Job
-from vaultsched.schedules import Schedule, parse_schedule
-from vaultsched.validate import validate_vault
-from vaultsched.vault import Vault, build_index, read_note
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)  # any fixed instant: nothing here reads the clock
 GOOD = "---\nschedule: '@daily'\ncommand: echo good\n---\nA good task.\n"

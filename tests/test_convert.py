@@ -6,9 +6,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vaultsched.config import Config, parse_config
-from vaultsched.errors import VaultschedError
-from vaultsched.taskfile import parse_task
+from vaultsched.adapters.config import Config, parse_config
+from vaultsched.adapters.taskfile import parse_task
+from vaultsched.core.errors import VaultschedError
 
 TASK = "command: x\n"
 

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vaultsched.model import Problem, Run, Status, Task, Trigger
-from vaultsched.planner import Unplannable
+from vaultsched.core.model import Problem, Run, Status, Task, Trigger
+from vaultsched.core.planner import Unplannable
+from vaultsched.core.schedules import parse_schedule
 from vaultsched.runtime.dispatch import Dispatcher, schedulable
 from vaultsched.runtime.messages import (
     OVERLAP_SKIPPED,
@@ -22,7 +23,6 @@ from vaultsched.runtime.messages import (
     Retrying,
     Submit,
 )
-from vaultsched.schedules import parse_schedule
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import Cli, git, runs, wait_for
 
-from vaultsched.layout import GITATTRIBUTES_TEXT, GITIGNORE_TEXT
-from vaultsched.model import Status
+from vaultsched.core.layout import GITATTRIBUTES_TEXT, GITIGNORE_TEXT
+from vaultsched.core.model import Status
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "vault"
 SCHEDULES = {

@@ -16,9 +16,12 @@ import pytest
 import yaml
 from conftest import HOST, DaemonProcess, git, runs, wait_for, write_note
 
-from vaultsched.config import load_config
-from vaultsched.model import Status, Trigger
-from vaultsched.notes import NoteWriter, Outcome
+from vaultsched.adapters.config import load_config
+from vaultsched.adapters.notes import NoteWriter, Outcome
+from vaultsched.adapters.taskfile import front_matter_text
+from vaultsched.adapters.vault import Vault, read_note
+from vaultsched.core.model import Status, Trigger
+from vaultsched.core.views import digest_path
 from vaultsched.runtime.commit import Committer
 from vaultsched.runtime.land import Lander, LandingThread
 from vaultsched.runtime.messages import Job
@@ -26,9 +29,6 @@ from vaultsched.runtime.oneshot import one_shot
 from vaultsched.runtime.record import Recorder
 from vaultsched.runtime.run import Execution
 from vaultsched.runtime.workspace import open_workspace
-from vaultsched.taskfile import front_matter_text
-from vaultsched.vault import Vault, read_note
-from vaultsched.views import digest_path
 
 pytestmark = pytest.mark.integration
 

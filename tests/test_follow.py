@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from zoneinfo import ZoneInfo
 
-from vaultsched.model import Task
+from vaultsched.adapters.vault import Index
+from vaultsched.core.model import Task
+from vaultsched.core.schedules import parse_schedule
 from vaultsched.runtime.follow import FileId, delta, match_moves
 from vaultsched.runtime.messages import IndexDelta
-from vaultsched.schedules import parse_schedule
-from vaultsched.vault import Index
 
 
 def task(ident: str, command: str = "true", schedule: str = "every 1m") -> Task:

@@ -14,8 +14,8 @@ import pytest
 from conftest import HOST, git, make_vault, write_note
 
 import vaultsched
-from vaultsched import blocks
-from vaultsched.git import Edit, Git, GitError, _Plan
+from vaultsched.adapters.git import Edit, Git, GitError, _Plan
+from vaultsched.core import blocks
 from vaultsched.runtime.commit import block_edit
 
 
@@ -379,7 +379,7 @@ def test_obsidian_git_holding_the_lock_and_committing_at_the_same_moment(tmp_pat
 # A vaultsched process killed (SIGKILL) while it holds the index lock it took itself.
 KILLED_HOLDING = r"""
 import os, signal, sys
-from vaultsched.git import Git
+from vaultsched.adapters.git import Git
 git = Git(__import__("pathlib").Path(sys.argv[1]), "testhost")
 with git._index_locked():
     print("held", flush=True)
@@ -405,7 +405,7 @@ def test_a_lock_vaultsched_was_killed_holding_is_cleared_no_other(
     assert not (root / ".git/index.lock").exists()
 
     (root / ".git/index.lock").write_text("")  # someone else's
-    monkeypatch.setattr("vaultsched.git.LOCK_WAIT", 0.3)
+    monkeypatch.setattr("vaultsched.adapters.git.LOCK_WAIT", 0.3)
     with pytest.raises(GitError, match="not removing it"):
         Git(root, HOST).commit([block("run 2")], "vaultsched: success T")
     assert (root / ".git/index.lock").exists()

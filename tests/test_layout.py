@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from vaultsched import layout, statefs
-from vaultsched.ledger import Ledger
+from vaultsched.adapters import statefs
+from vaultsched.adapters.ledger import Ledger
+from vaultsched.core import layout
 
 
 def test_paths_are_where_existing_vaults_keep_them() -> None:

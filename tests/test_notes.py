@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from vaultsched import blocks, layout, notes
-from vaultsched.notes import NoteWriter, Outcome
+from vaultsched.adapters import notes
+from vaultsched.adapters.notes import NoteWriter, Outcome
+from vaultsched.core import blocks, layout
 
 
 class FakeTime:

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import Cli, make_vault, write_note
 
-from vaultsched import notify
-from vaultsched.config import NotifyConfig
-from vaultsched.model import NotifyOn, Run, Status, Task, Trigger
+from vaultsched.adapters import notify
+from vaultsched.adapters.config import NotifyConfig
+from vaultsched.core.model import NotifyOn, Run, Status, Task, Trigger
 
 NOW = datetime(2026, 11, 22, 9, tzinfo=UTC)
 

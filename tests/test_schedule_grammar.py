@@ -24,7 +24,7 @@ from cronsim import CronSim, CronSimError
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from vaultsched.schedules import MACROS, ScheduleError, next_fires, parse_schedule
+from vaultsched.core.schedules import MACROS, ScheduleError, next_fires, parse_schedule
 
 ZONES = [ZoneInfo(z) for z in ("Europe/London", "America/New_York", "America/Santiago")]
 FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")

@@ -12,7 +12,7 @@ import pytest
 from cronsim import CronSim
 from schedule_cases import CASES
 
-from vaultsched.schedules import CronSchedule, ScheduleError, next_fires, parse_schedule
+from vaultsched.core.schedules import CronSchedule, ScheduleError, next_fires, parse_schedule
 
 UTC = ZoneInfo("UTC")
 WARSAW = ZoneInfo("Europe/Warsaw")

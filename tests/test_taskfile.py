@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vaultsched import taskfile
-from vaultsched.config import Config
-from vaultsched.taskfile import (
+from vaultsched.adapters import taskfile
+from vaultsched.adapters.config import Config
+from vaultsched.adapters.taskfile import (
     front_matter_span,
     front_matter_text,
     near_miss,

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vaultsched.model import Problem, Run, Status
+from vaultsched.core.model import Problem, Run, Status
 from vaultsched.runtime import messages as m
 from vaultsched.runtime.approval import Approvals
 from vaultsched.runtime.execute import Executor

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from vaultsched.model import Run, Status, Task, Trigger
+from vaultsched.core.model import Run, Status, Task, Trigger
 from vaultsched.runtime.record import Recorder
-from vaultsched.trust import approve_command
+from vaultsched.trust.store import approve_command
 
 
 def needs_approval(task: Task, trigger: Trigger) -> bool:

@@ -8,9 +8,9 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from vaultsched import blocks, layout
-from vaultsched.git import Edit, GitError
-from vaultsched.model import FAILURES, Run
+from vaultsched.adapters.git import Edit, GitError
+from vaultsched.core import blocks, layout
+from vaultsched.core.model import FAILURES, Run
 from vaultsched.runtime.workspace import Workspace
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import FrameType
 
-from vaultsched.configtrust import ignored_message
-from vaultsched.instance import InstanceLock
-from vaultsched.model import Run, Task
+from vaultsched.adapters.instance import InstanceLock
+from vaultsched.adapters.vault import Index, Vault
+from vaultsched.adapters.waker import Waker
+from vaultsched.core.model import Run, Task
 from vaultsched.runtime import messages as m
 from vaultsched.runtime.act import Actor, DryRunActor
 from vaultsched.runtime.approval import Approvals
@@ -37,11 +38,10 @@ from vaultsched.runtime.restart import (
     sweep_cut_short_writes,
 )
 from vaultsched.runtime.run import Execution
+from vaultsched.runtime.sync import Syncer, make_syncer
 from vaultsched.runtime.workspace import open_workspace, utc_now
-from vaultsched.sync import Syncer, make_syncer
-from vaultsched.trust import fingerprint
-from vaultsched.vault import Index, Vault
-from vaultsched.waker import Waker
+from vaultsched.trust.config import ignored_message
+from vaultsched.trust.store import fingerprint
 
 log = logging.getLogger("vaultsched.daemon")
 

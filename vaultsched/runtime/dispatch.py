@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from vaultsched.contain import internal_problem
-from vaultsched.durations import MAX_DURATION
-from vaultsched.model import RETRYABLE, Run, Status, Task, Trigger
-from vaultsched.planner import Decision, Planner, Unplannable
+from vaultsched.core.contain import internal_problem
+from vaultsched.core.durations import MAX_DURATION
+from vaultsched.core.model import RETRYABLE, Run, Status, Task, Trigger
+from vaultsched.core.planner import Decision, Planner, Unplannable
 from vaultsched.runtime.approval import needs_approval
 from vaultsched.runtime.messages import (
     OVERLAP_SKIPPED,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from vaultsched.model import Run, Status
+from vaultsched.core.model import Run, Status
 from vaultsched.runtime.messages import Job
 from vaultsched.runtime.run import Execution
 

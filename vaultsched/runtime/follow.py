@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from vaultsched.model import Problem, Task
+from vaultsched.adapters.vault import Index, Vault, build_index, is_ignored, read_note
+from vaultsched.adapters.watcher import DEBOUNCE_SECONDS, Changes, VaultWatcher
+from vaultsched.core.model import Problem, Task
 from vaultsched.runtime.messages import IndexDelta
-from vaultsched.vault import Index, Vault, build_index, is_ignored, read_note
-from vaultsched.watcher import DEBOUNCE_SECONDS, Changes, VaultWatcher
 
 log = logging.getLogger(__name__)
 

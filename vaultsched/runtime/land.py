@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from vaultsched import blocks, notify, views
-from vaultsched.git import Edit
-from vaultsched.model import Run, Status, Task
-from vaultsched.notes import Outcome
+from vaultsched.adapters import notify
+from vaultsched.adapters.git import Edit
+from vaultsched.adapters.notes import Outcome
+from vaultsched.core import blocks, views
+from vaultsched.core.model import Run, Status, Task
 from vaultsched.runtime.commit import Committer, block_edit
 from vaultsched.runtime.workspace import Workspace
 

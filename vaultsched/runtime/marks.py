@@ -7,9 +7,10 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from vaultsched import layout, statefs
-from vaultsched.ledger import parse_instant
-from vaultsched.planner import Planner
+from vaultsched.adapters import statefs
+from vaultsched.adapters.ledger import parse_instant
+from vaultsched.core import layout
+from vaultsched.core.planner import Planner
 
 
 def load_marks(root: Path, planner: Planner, now: datetime) -> None:

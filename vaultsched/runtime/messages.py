@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from vaultsched.model import Problem, Status, Task, Trigger
+from vaultsched.core.model import Problem, Status, Task, Trigger
 
 
 @dataclass(frozen=True)

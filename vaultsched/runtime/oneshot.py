@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import BinaryIO
 
-from vaultsched.git import Edit
-from vaultsched.model import Run, Task, Trigger
-from vaultsched.notes import NoteWriter
+from vaultsched.adapters.git import Edit
+from vaultsched.adapters.notes import NoteWriter
+from vaultsched.adapters.vault import Vault
+from vaultsched.core.model import Run, Task, Trigger
 from vaultsched.runtime.approval import Approvals
 from vaultsched.runtime.commit import Committer
 from vaultsched.runtime.land import Lander
@@ -18,7 +19,6 @@ from vaultsched.runtime.messages import Job
 from vaultsched.runtime.record import Recorder
 from vaultsched.runtime.run import Execution
 from vaultsched.runtime.workspace import Workspace, open_workspace, utc_now
-from vaultsched.vault import Vault
 
 
 @dataclass

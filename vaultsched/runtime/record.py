@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from vaultsched import statefs
-from vaultsched.ledger import finish_record, new_run_id, start_record
-from vaultsched.model import Run, Status, Task, Trigger
+from vaultsched.adapters import statefs
+from vaultsched.adapters.ledger import finish_record, new_run_id, start_record
+from vaultsched.core.model import Run, Status, Task, Trigger
 from vaultsched.runtime.land import Landed
 from vaultsched.runtime.workspace import Workspace
 

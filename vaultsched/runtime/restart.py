@@ -7,17 +7,17 @@ import logging
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from vaultsched.ledger import host_file_stem
-from vaultsched.model import Run, Status, Task
-from vaultsched.notes import sweep_temp_files
-from vaultsched.planner import Planner
+from vaultsched.adapters.ledger import host_file_stem
+from vaultsched.adapters.notes import sweep_temp_files
+from vaultsched.adapters.vault import Index, Vault, read_note
+from vaultsched.core.model import Run, Status, Task
+from vaultsched.core.planner import Planner
 from vaultsched.runtime.dispatch import Dispatcher
 from vaultsched.runtime.marks import load_marks
 from vaultsched.runtime.record import Recorder
 from vaultsched.runtime.run import Execution
 from vaultsched.runtime.workspace import Workspace
-from vaultsched.trust import fingerprint
-from vaultsched.vault import Index, Vault, read_note
+from vaultsched.trust.store import fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -16,15 +16,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from vaultsched import layout, statefs
-from vaultsched.contain import describe
-from vaultsched.fingerprint import read_body
-from vaultsched.ledger import new_run_id
-from vaultsched.model import Run, Status, Task
-from vaultsched.redact import Redactor, redactor_for
-from vaultsched.runner import ProcessResult, clean_output, run_process
+from vaultsched.adapters import statefs
+from vaultsched.adapters.ledger import new_run_id
+from vaultsched.adapters.runner import ProcessResult, clean_output, run_process
+from vaultsched.core import layout
+from vaultsched.core.contain import describe
+from vaultsched.core.model import Run, Status, Task
+from vaultsched.core.redact import Redactor, redactor_for
 from vaultsched.runtime.messages import OVERLAP_SKIPPED, Job
 from vaultsched.runtime.record import INTERRUPTED_MESSAGE, Recorder
+from vaultsched.trust.fingerprint import read_body
 
 log = logging.getLogger(__name__)
 

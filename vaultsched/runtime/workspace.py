@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from vaultsched import statefs
-from vaultsched.git import Git, GitError
-from vaultsched.ledger import Ledger
-from vaultsched.notes import NoteWriter
-from vaultsched.trust import TrustStore
-from vaultsched.vault import Vault
+from vaultsched.adapters import statefs
+from vaultsched.adapters.git import Git, GitError
+from vaultsched.adapters.ledger import Ledger
+from vaultsched.adapters.notes import NoteWriter
+from vaultsched.adapters.vault import Vault
+from vaultsched.trust.store import TrustStore
 
 log = logging.getLogger(__name__)
 

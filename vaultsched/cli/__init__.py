@@ -1,0 +1,1 @@
+"""The command line: `app` parses each command, calls one function and prints."""
