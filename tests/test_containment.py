@@ -17,14 +17,12 @@ from typing import Any
 import pytest
 from conftest import HOST, Cli, DaemonProcess, runs, wait_for, write_note
 
-from vaultsched.adapters import taskfile
 from vaultsched.adapters.config import load_config
-from vaultsched.adapters.vault import Vault, build_index, read_note
+from vaultsched.adapters.vault import Vault, build_index, planned_index, read_note
 from vaultsched.cli.validate import validate_vault
-from vaultsched.core import planner
+from vaultsched.core import planner, taskfile
 from vaultsched.core.durations import MAX_DURATION
 from vaultsched.core.model import Run, Status, Task
-from vaultsched.core.planner import planned_index
 from vaultsched.core.schedules import Schedule, parse_schedule
 from vaultsched.runtime import dispatch
 from vaultsched.runtime.daemon import Daemon

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from vaultsched.adapters.config import Config, parse_config
-from vaultsched.adapters.taskfile import parse_task
 from vaultsched.core.errors import VaultschedError
+from vaultsched.core.taskfile import parse_task
 
 TASK = "command: x\n"
 

@@ -18,9 +18,9 @@ from conftest import HOST, DaemonProcess, git, runs, wait_for, write_note
 
 from vaultsched.adapters.config import load_config
 from vaultsched.adapters.notes import NoteWriter, Outcome
-from vaultsched.adapters.taskfile import front_matter_text
 from vaultsched.adapters.vault import Vault, read_note
 from vaultsched.core.model import Status, Trigger
+from vaultsched.core.taskfile import front_matter_text
 from vaultsched.core.views import digest_path
 from vaultsched.runtime.commit import Committer
 from vaultsched.runtime.land import Lander, LandingThread

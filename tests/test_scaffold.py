@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vaultsched.adapters.config import Config
-from vaultsched.adapters.taskfile import front_matter_text, parse_task, read_front_matter
+from vaultsched.adapters.notefile import read_front_matter
 from vaultsched.cli.scaffold import task_text
+from vaultsched.core.taskfile import front_matter_text, parse_task
 
 CONFIG = Config(timezone=ZoneInfo("UTC"))
 SCHEDULES = ("*/5 * * * *", "@daily", "0 7 * * 1-5", "every 5m", "*/15 9-17 * * mon-fri")

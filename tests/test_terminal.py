@@ -12,7 +12,7 @@ import sys
 import pytest
 from conftest import Cli, write_note
 
-from vaultsched.core.terminal import dumps_json, escape
+from vaultsched.adapters.terminal import dumps_json, escape
 from vaultsched.trust.diff import describe, what_changed
 from vaultsched.trust.fingerprint import Content, Snapshot
 

@@ -11,12 +11,11 @@ import os
 import re
 import shlex
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from vaultsched.adapters.config import NotifyConfig
 from vaultsched.core.model import ATTENTION, Run, Task
-from vaultsched.trust.fingerprint import files_reached
 
 log = logging.getLogger(__name__)
 
@@ -56,22 +55,26 @@ def _fill(word: str, values: Mapping[str, str]) -> str:
     return " " + filled if filled.startswith("-") and not word.startswith("-") else filled
 
 
-def send(config: NotifyConfig, task: Task, run: Run, root: Path) -> None:
+# {vault file: sha256} of what a command reaches, as config trust recorded it in `reaches`.
+Reached = Callable[[Path, str], dict[str, str]]
+
+
+def send(config: NotifyConfig, task: Task, run: Run, root: Path, reached: Reached) -> None:
     """Notify about `run`; the command runs in the vault root `root`, where trust read it."""
     if not wanted(task, run) or not (config.command or config.urls):
         return
     title, message = title_and_message(run)
-    if config.command and _unchanged(config, root):
+    if config.command and _unchanged(config, root, reached):
         values = {"title": title, "message": message, "task": run.task, "status": str(run.status)}
         _run_command(config.command, {key: _no_nul(value) for key, value in values.items()}, root)
     if config.urls:
         _send_apprise(config.urls, title, message)
 
 
-def _unchanged(config: NotifyConfig, root: Path) -> bool:
+def _unchanged(config: NotifyConfig, root: Path, reached: Reached) -> bool:
     """The vault files the command runs are still those read with the config: a daemon keeps
     its config for days, and a sync may rewrite the notifier script meanwhile."""
-    if tuple(sorted(files_reached(root, config.command).items())) == config.reaches:
+    if tuple(sorted(reached(root, config.command).items())) == config.reaches:
         return True
     log.warning(
         "[notify] command not run: a vault file it runs changed since the config was read;"

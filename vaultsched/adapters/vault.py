@@ -7,22 +7,17 @@ import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from vaultsched.adapters.config import Config, host_name
-from vaultsched.adapters.notefile import NotRegularFile, kind_of
-from vaultsched.adapters.taskfile import (
-    NOT_A_TASK,
-    NotUtf8Error,
-    Parsed,
-    parse_task,
-    read_front_matter,
-    task_id,
-)
+from vaultsched.adapters.config import Config
+from vaultsched.adapters.notefile import NotRegularFile, NotUtf8Error, kind_of, read_front_matter
 from vaultsched.core import layout
 from vaultsched.core.contain import internal_problem
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.model import Problem, Task
+from vaultsched.core.planner import Unplannable, task_fires
+from vaultsched.core.taskfile import NOT_A_TASK, Parsed, parse_task, task_id
 
 # Sync tools' duplicates: "Note (Conflicted copy laptop 2024…).md" (Obsidian Sync, Dropbox),
 # "Note.sync-conflict-20240101-120000-ABCDEF.md" (Syncthing), "Note (conflicted copy).md".
@@ -51,15 +46,6 @@ def locate_vault(path: str | os.PathLike[str] | None) -> Path:
             f"(run `vaultsched init {chosen}` to make it one)"
         )
     return root
-
-
-def open_vault(path: str | os.PathLike[str] | None) -> Vault:
-    """The vault with its effective config: what is not trusted is not in it."""
-    # Imported here: config trust reads the trust store, whose module needs this one.
-    from vaultsched.trust.config import effective_config
-
-    root = locate_vault(path)
-    return Vault(root=root, config=effective_config(root), host=host_name())
 
 
 def is_conflict_copy(rel_path: str) -> bool:
@@ -284,4 +270,21 @@ def build_index(vault: Vault) -> Index:
         parsed = read_note(vault, rel)
         if parsed.is_task or parsed.problems:  # most notes: nothing to add, nothing to drop
             index.add(rel, parsed)
+    return index
+
+
+def drop_unplannable(index: Index, now: datetime) -> None:
+    """Make invalid each task of `index` whose next fire time after `now` cannot be computed,
+    so that `validate`, `list` and `doctor` show what the daemon would refuse."""
+    for task in list(index.tasks.values()):
+        try:
+            task_fires(task, now, 1)
+        except Unplannable as exc:
+            index.invalidate(task.id, exc.problem)
+
+
+def planned_index(vault: Vault, now: datetime) -> Index:
+    """The vault's index, with the tasks that cannot be planned from `now` made invalid."""
+    index = build_index(vault)
+    drop_unplannable(index, now)
     return index

@@ -25,7 +25,8 @@ from vaultsched.adapters.git import Edit, Git, GitError
 from vaultsched.adapters.instance import InstanceLock
 from vaultsched.adapters.ledger import Ledger
 from vaultsched.adapters.notes import Outcome
-from vaultsched.adapters.vault import Vault, build_index, open_vault
+from vaultsched.adapters.terminal import SafeConsole, SafeFormatter, dumps_json, echo_stream, escape
+from vaultsched.adapters.vault import Vault, build_index, planned_index
 from vaultsched.cli.reports import history_rows, iso, list_rows, status_report, upcoming
 from vaultsched.cli.scaffold import create_task, init_vault
 from vaultsched.cli.validate import validate_staged, validate_vault
@@ -33,12 +34,10 @@ from vaultsched.core import layout
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.frontmatter_edit import set_scalar
 from vaultsched.core.model import Run, Status, Task, Trigger
-from vaultsched.core.planner import planned_index
-from vaultsched.core.terminal import SafeConsole, SafeFormatter, dumps_json, echo_stream, escape
 from vaultsched.core.views import digest_path
 from vaultsched.runtime.oneshot import OneShot, one_shot
 from vaultsched.runtime.workspace import utc_now
-from vaultsched.trust.config import ignored_message, show, trust_config
+from vaultsched.trust.config import ignored_message, open_vault, show, trust_config
 from vaultsched.trust.store import TrustStore, take_snapshot
 
 # _LAZY: the daemon, demo, doctor and sync modules (watchdog among them) are imported by their

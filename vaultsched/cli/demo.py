@@ -10,11 +10,11 @@ import yaml
 
 from vaultsched.adapters.config import host_name
 from vaultsched.adapters.git import Git
-from vaultsched.adapters.taskfile import front_matter_text
-from vaultsched.adapters.vault import build_index, open_vault
+from vaultsched.adapters.vault import build_index
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.frontmatter_edit import set_scalar
-from vaultsched.trust.config import trust_config
+from vaultsched.core.taskfile import front_matter_text
+from vaultsched.trust.config import open_vault, trust_config
 from vaultsched.trust.store import trust_created
 
 # Fast enough to watch, slow enough to read: one speed per task, in path order.

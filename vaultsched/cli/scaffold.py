@@ -13,11 +13,10 @@ import yaml
 from vaultsched.adapters import githooks
 from vaultsched.adapters.config import host_name
 from vaultsched.adapters.git import Edit, Git, GitError
-from vaultsched.adapters.vault import open_vault
 from vaultsched.core import layout
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.schedules import ScheduleError, parse_schedule
-from vaultsched.trust.config import trust_config
+from vaultsched.trust.config import open_vault, trust_config
 from vaultsched.trust.store import trust_created
 
 EXAMPLE_TASK = "Tasks/Hello vaultsched.md"

@@ -8,11 +8,11 @@ from datetime import datetime
 from pathlib import Path
 
 from vaultsched.adapters.git import Git, GitError
-from vaultsched.adapters.taskfile import front_matter_text
 from vaultsched.adapters.vault import (
     Index,
     Vault,
     build_index,
+    drop_unplannable,
     is_ignored,
     iter_notes,
     parse_note,
@@ -20,7 +20,7 @@ from vaultsched.adapters.vault import (
 )
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.model import Problem
-from vaultsched.core.planner import drop_unplannable
+from vaultsched.core.taskfile import front_matter_text
 
 
 def validate_vault(

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import yaml
 
-from vaultsched.adapters.taskfile import front_matter_span
 from vaultsched.core.blocks import newline_of
+from vaultsched.core.taskfile import front_matter_span
 
 
 def set_scalar(text: str, key: str, value: str) -> str:

@@ -27,7 +27,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from vaultsched.adapters.vault import Index, Vault, build_index
 from vaultsched.core.contain import internal_problem
 from vaultsched.core.layout import host_file_stem
 from vaultsched.core.model import Problem, Run, Task, Trigger
@@ -67,23 +66,6 @@ def task_fires(task: Task, after: datetime, count: int) -> list[datetime]:
         return next_fires(task.schedules, task.timezone, after, count)
     except Exception as exc:  # the boundary: see `contain`
         raise Unplannable(internal_problem(task.path, "planning", exc)) from exc
-
-
-def drop_unplannable(index: Index, now: datetime) -> None:
-    """Make invalid each task of `index` whose next fire time after `now` cannot be computed,
-    so that `validate`, `list` and `doctor` show what the daemon would refuse."""
-    for task in list(index.tasks.values()):
-        try:
-            task_fires(task, now, 1)
-        except Unplannable as exc:
-            index.invalidate(task.id, exc.problem)
-
-
-def planned_index(vault: Vault, now: datetime) -> Index:
-    """The vault's index, with the tasks that cannot be planned from `now` made invalid."""
-    index = build_index(vault)
-    drop_unplannable(index, now)
-    return index
 
 
 def next_fire_after(task: Task, after: datetime) -> datetime | None:

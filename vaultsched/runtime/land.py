@@ -23,6 +23,7 @@ from vaultsched.core import blocks, views
 from vaultsched.core.model import Run, Status, Task
 from vaultsched.runtime.commit import Committer, block_edit
 from vaultsched.runtime.workspace import Workspace
+from vaultsched.trust.fingerprint import files_reached
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,9 @@ class Lander:
         days = sorted({item.run.started_at.astimezone(tz).date() for item in batch})
         self.committer.add(self._rebuild(list(tasks.values()), days), (i.run for i in batch))
         for item in batch:
-            notify.send(self.workspace.vault.config.notify, item.task, item.run, root)
+            notify.send(
+                self.workspace.vault.config.notify, item.task, item.run, root, files_reached
+            )
 
     def rebuild_views(self, tasks: Sequence[Task], days: Sequence[date]) -> None:
         """Rebuild these notes' run blocks and these days' digests from the ledger."""

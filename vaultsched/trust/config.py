@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -23,11 +24,12 @@ from typing import Any, Final, Literal, TypedDict
 
 from filelock import FileLock
 
-from vaultsched.adapters.config import Config, parse_config, read_config_file
+from vaultsched.adapters.config import Config, host_name, parse_config, read_config_file
 from vaultsched.adapters.notes import write_atomic
+from vaultsched.adapters.terminal import escape
+from vaultsched.adapters.vault import Vault, locate_vault
 from vaultsched.core import layout
 from vaultsched.core.errors import VaultschedError
-from vaultsched.core.terminal import escape
 from vaultsched.trust.fingerprint import files_reached
 from vaultsched.trust.store import TrustStore, policy
 
@@ -285,3 +287,9 @@ def _save_snapshot(root: Path, values: Values) -> None:
         data[str(root.resolve())] = dict(values)
         text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
         write_atomic(path, text.encode("utf-8"), mode=0o600)
+
+
+def open_vault(path: str | os.PathLike[str] | None) -> Vault:
+    """The vault with its effective config: what is not trusted is not in it."""
+    root = locate_vault(path)
+    return Vault(root=root, config=effective_config(root), host=host_name())

@@ -10,7 +10,7 @@ import difflib
 import json
 from typing import Any
 
-from vaultsched.core.terminal import escape
+from vaultsched.adapters.terminal import escape
 from vaultsched.trust.fingerprint import KEYS, Content, Snapshot
 
 _INDENT = "    "

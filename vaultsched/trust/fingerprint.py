@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from vaultsched.adapters.taskfile import note_body, without_run_block
 from vaultsched.core.model import Task
+from vaultsched.core.taskfile import note_body, without_run_block
 from vaultsched.trust.reach import MAX_FILES, Listing, reach
 
 # The settings that decide what runs and how, in the fingerprint. `check`, `executor` and

@@ -1,24 +1,20 @@
-"""Reading a note's front matter and turning it into a `Task` or a list of `Problem`s.
+"""Turning a note's front matter into a `Task` or a list of `Problem`s. Pure: text in.
 
-Indexing must stay cheap on a 100,000-note vault, so `read_front_matter` reads only the
-front matter lines of a note, never its body.
+(`adapters/notefile.read_front_matter` reads the front matter lines of a note file.)
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
-from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
-from vaultsched.adapters.config import Config
-from vaultsched.adapters.notefile import open_note
 from vaultsched.core import blocks
 from vaultsched.core.blocks import FRONT_MATTER
 from vaultsched.core.convert import at_least, one_of, to_bool, to_zone
@@ -26,10 +22,11 @@ from vaultsched.core.durations import parse_duration
 from vaultsched.core.model import APPROVALS, NOTIFY_ON, OVERLAPS, STDINS, Problem, Task
 from vaultsched.core.schedules import Schedule, ScheduleError, parse_schedule
 
+if TYPE_CHECKING:
+    from vaultsched.adapters.config import Config
+
 _Choice = TypeVar("_Choice", bound=str)
 MAX_FRONT_MATTER = 64 * 1024
-READ_CHUNK = 4096
-MAX_FENCE_LINE = 1024  # a longer first line is not `---` (and may be a binary file's only line)
 FENCE = "---"
 # Bounds on what one front matter may make us build (see `_check_expansion`).
 MAX_NODES = 10_000
@@ -59,50 +56,10 @@ KNOWN_KEYS = (
     "approval",
 )
 _COMMAND_LINE = re.compile(r"^command\s*:", re.MULTILINE)
-# A line that closes front matter, as `_strip_eol` reads lines: `---` or `...`, then blanks.
-_CLOSING_FENCE = re.compile(rb"^(?:---|\.\.\.)[ \t]*\r*$", re.MULTILINE)
-
-
-class NotUtf8Error(ValueError):
-    pass
 
 
 class FrontMatterTooBig(ValueError):
     """A front matter that would expand past the bounds if built (a "billion laughs")."""
-
-
-def read_front_matter(path: str | Path) -> str | None:
-    """The YAML text between the opening and closing `---` lines, or None if there is none.
-
-    Reads a block at a time and stops at the closing fence: the note's body is never read, and
-    most notes (no front matter) cost one open and one read. That is what keeps a cold index of
-    a large vault close to the cost of listing it; raw `os` calls because a buffered file
-    object per note was a third of that cost.
-    """
-    fd = open_note(path)
-    try:
-        data = os.read(fd, READ_CHUNK)
-        while b"\n" not in data and len(data) < MAX_FENCE_LINE and (more := os.read(fd, 64)):
-            data += more  # the first line alone decides "no front matter"
-        first, newline, rest = data.removeprefix(b"\xef\xbb\xbf").partition(b"\n")
-        if not newline or _strip_eol(first) != FENCE.encode():
-            return None
-        while True:
-            # Only whole lines can be the fence (a chunk may end inside `----`), until the end.
-            fence = _CLOSING_FENCE.search(rest, 0, rest.rfind(b"\n") + 1)
-            if fence is None and len(rest) <= MAX_FRONT_MATTER:
-                more = os.read(fd, READ_CHUNK)
-                if more:
-                    rest += more
-                    continue
-                fence = _CLOSING_FENCE.search(rest)
-                if fence is None:
-                    return None  # no closing fence: Obsidian shows no properties either
-            if fence is None or fence.start() > MAX_FRONT_MATTER:
-                raise ValueError(f"front matter is larger than {MAX_FRONT_MATTER // 1024} KiB")
-            return _decode(rest[: fence.start()])
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -125,17 +82,6 @@ def front_matter_text(text: str) -> str | None:
     """The YAML of a whole note's text (as `read_front_matter` reads it from a file)."""
     span = front_matter_span(text)
     return None if span is None else text[span.yaml_start : span.yaml_end]
-
-
-def _strip_eol(line: bytes) -> bytes:
-    return line.rstrip(b"\r\n").rstrip(b" \t")
-
-
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise NotUtf8Error("not UTF-8") from exc
 
 
 @dataclass(frozen=True)
