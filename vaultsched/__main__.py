@@ -1,5 +1,5 @@
 import sys
 
-from vaultsched.cli.app import main
+from vaultsched.cli import main
 
 sys.exit(main())

@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -73,3 +74,14 @@ class InstanceLock:
             return None
         finally:
             os.close(fd)
+
+    def signal_daemon(self, host: str, sig: signal.Signals) -> int | None:
+        """Send `sig` to this host's running daemon; its pid, or None if none runs."""
+        holder = self.holder()
+        if not holder or holder.get("host") != host or not isinstance(holder.get("pid"), int):
+            return None
+        try:
+            os.kill(holder["pid"], sig)
+        except ProcessLookupError:
+            return None
+        return int(holder["pid"])

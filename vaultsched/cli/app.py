@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import os
@@ -32,7 +31,6 @@ from vaultsched.cli.scaffold import create_task, init_vault
 from vaultsched.cli.validate import validate_staged, validate_vault
 from vaultsched.core import layout
 from vaultsched.core.errors import VaultschedError
-from vaultsched.core.frontmatter_edit import set_scalar
 from vaultsched.core.model import Run, Status, Task, Trigger
 from vaultsched.core.views import digest_path
 from vaultsched.runtime.oneshot import OneShot, one_shot
@@ -387,22 +385,10 @@ def _set_enabled(ctx: typer.Context, task: str, enabled: bool) -> None:
     index = build_index(vault)
     ident = index.resolve(task)
     rel = index.tasks[ident].path if ident in index.tasks else f"{ident}.md"
-    value = "true" if enabled else "false"
-    shot = one_shot(vault)
-    # One transform: written to the note, and applied by git to its committed version.
-    apply = functools.partial(set_scalar, key="enabled", value=value)
-    try:
-        outcome = shot.workspace.writer.update(rel, apply)
-    except ValueError as exc:
-        _fail(f"{rel}: {exc}")
-    verb = "resume" if enabled else "pause"
-    if outcome is Outcome.UNCHANGED:
+    if one_shot(vault).set_enabled(ident, rel, enabled) is Outcome.UNCHANGED:
         out.print(f"{ident} is already {'enabled' if enabled else 'paused'}", markup=False)
-        return
-    if outcome is not Outcome.WRITTEN:
-        _fail(f"{rel}: not written ({outcome})")
-    shot.commit([Edit(rel, apply)], f"vaultsched: {verb} {ident}")
-    out.print(f"{ident}: enabled: {value}", markup=False)
+    else:
+        out.print(f"{ident}: enabled: {'true' if enabled else 'false'}", markup=False)
 
 
 @app.command("pause")
@@ -602,16 +588,11 @@ def hooks_install_cmd(ctx: typer.Context) -> None:
 def reindex_cmd(ctx: typer.Context) -> None:
     """Ask this host's running daemon to re-read the whole vault (the post-merge hook does)."""
     vault = _vault(ctx)
-    holder = InstanceLock(vault.root).holder()
-    if not holder or holder.get("host") != vault.host or not isinstance(holder.get("pid"), int):
+    pid = InstanceLock(vault.root).signal_daemon(vault.host, signal.SIGHUP)
+    if pid is None:
         out.print("no daemon is running for this vault on this host")
-        return
-    try:
-        os.kill(holder["pid"], signal.SIGHUP)
-    except ProcessLookupError:
-        out.print("no daemon is running for this vault on this host")
-        return
-    out.print(f"asked the daemon (pid {holder['pid']}) to re-read the vault")
+    else:
+        out.print(f"asked the daemon (pid {pid}) to re-read the vault")
 
 
 @service_app.command("install")

@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import BinaryIO
 
 from vaultsched.adapters.git import Edit
-from vaultsched.adapters.notes import NoteWriter
+from vaultsched.adapters.notes import NoteWriter, Outcome
 from vaultsched.adapters.vault import Vault
+from vaultsched.core.errors import VaultschedError
+from vaultsched.core.frontmatter_edit import set_scalar
 from vaultsched.core.model import Run, Task, Trigger
 from vaultsched.runtime.approval import Approvals
 from vaultsched.runtime.commit import Committer
@@ -55,6 +58,22 @@ class OneShot:
         """Rebuild that day's digest from the ledger and commit it."""
         written = self.lander.refresh_digest(day)
         self.committer.commit(written, f"vaultsched: digest {day.isoformat()}")
+
+    def set_enabled(self, ident: str, rel: str, enabled: bool) -> Outcome:
+        """`pause` and `resume`: a one-line edit of the note's `enabled`, committed; the
+        outcome is UNCHANGED if it already said so."""
+        # One transform: written to the note, and applied by git to its committed version.
+        apply = functools.partial(set_scalar, key="enabled", value="true" if enabled else "false")
+        try:
+            outcome = self.workspace.writer.update(rel, apply)
+        except ValueError as exc:
+            raise VaultschedError(f"{rel}: {exc}", exit_code=1) from exc
+        if outcome is Outcome.UNCHANGED:
+            return outcome
+        if outcome is not Outcome.WRITTEN:
+            raise VaultschedError(f"{rel}: not written ({outcome})", exit_code=1)
+        self.commit([Edit(rel, apply)], f"vaultsched: {'resume' if enabled else 'pause'} {ident}")
+        return outcome
 
     def commit(self, edits: Sequence[Edit], message: str) -> bool:
         return self.committer.commit(edits, message)
