@@ -10,7 +10,8 @@ import time
 import pytest
 from conftest import Cli, git, runs, write_note
 
-from vaultsched.adapters.runner import TAIL_BYTES, clean_output
+from vaultsched.adapters.runner import TAIL_BYTES
+from vaultsched.core.output import clean_output
 from vaultsched.core.redact import SECRET_NAME_PARTS, Redactor, redactor_for
 
 R = "[redacted]"

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from vaultsched.adapters.runner import TAIL_BYTES, ProcessResult, _Sink, clean_output, run_process
+from vaultsched.adapters.runner import TAIL_BYTES, ProcessResult, _Sink, run_process
+from vaultsched.core.output import clean_output
 from vaultsched.core.redact import redactor_for
 
 BASE_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}

@@ -232,3 +232,12 @@ def digest_path(vault: Vault, day: date) -> str:
     """The digest note of `day`, relative to the vault (named by `[digest] format`)."""
     name = arrow.Arrow(day.year, day.month, day.day).format(vault.config.digest.format)
     return f"{vault.config.digest.folder}/{name}.md"
+
+
+def commit_message(runs: Sequence[Run]) -> str:
+    if not runs:
+        return "vaultsched: update"
+    if len(runs) == 1:
+        return f"vaultsched: {runs[0].status} {runs[0].task}"
+    failed = sum(r.status in FAILURES for r in runs)
+    return f"vaultsched: {len(runs)} runs ({failed} failed)"

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from vaultsched.adapters.git import Edit, GitError
 from vaultsched.core import blocks, layout
-from vaultsched.core.model import FAILURES, Run
+from vaultsched.core.model import Run
+from vaultsched.core.views import commit_message
 from vaultsched.runtime.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -30,15 +31,6 @@ def block_edit(rel: str, markers: blocks.Markers, inner: str, *, create: bool) -
     """The one transform a view write makes: written to disk, and applied again by git to
     the committed (and staged) version of the note."""
     return Edit(rel, functools.partial(blocks.splice_block, markers=markers, inner=inner), create)
-
-
-def commit_message(runs: Sequence[Run]) -> str:
-    if not runs:
-        return "vaultsched: update"
-    if len(runs) == 1:
-        return f"vaultsched: {runs[0].status} {runs[0].task}"
-    failed = sum(r.status in FAILURES for r in runs)
-    return f"vaultsched: {len(runs)} runs ({failed} failed)"
 
 
 @dataclass

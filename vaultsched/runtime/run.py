@@ -18,10 +18,11 @@ from typing import BinaryIO
 
 from vaultsched.adapters import statefs
 from vaultsched.adapters.ledger import new_run_id
-from vaultsched.adapters.runner import ProcessResult, clean_output, run_process
+from vaultsched.adapters.runner import ProcessResult, run_process
 from vaultsched.core import layout
 from vaultsched.core.contain import describe
 from vaultsched.core.model import Run, Status, Task
+from vaultsched.core.output import clean_output, status_of
 from vaultsched.core.redact import Redactor, redactor_for
 from vaultsched.runtime.messages import OVERLAP_SKIPPED, Job
 from vaultsched.runtime.record import INTERRUPTED_MESSAGE, Recorder
@@ -31,18 +32,6 @@ log = logging.getLogger(__name__)
 
 KEEP_LOGS = 50
 NOT_UTF8 = "stdin: body: the note is not UTF-8 text (or cannot be read): nothing was run"
-
-
-def status_of(result: ProcessResult) -> tuple[Status, str]:
-    if result.error:
-        return Status.ERROR, result.error
-    if result.timed_out:
-        return Status.TIMEOUT, "timed out: the process group was terminated"
-    if result.exit_code == 0:
-        return Status.SUCCESS, ""
-    if result.signal is not None:
-        return Status.FAILED, f"killed by signal {result.signal}"
-    return Status.FAILED, ""
 
 
 @dataclass
