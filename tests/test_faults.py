@@ -17,6 +17,7 @@ import yaml
 from conftest import HOST, DaemonProcess, git, runs, wait_for, write_note
 
 from vaultsched.adapters.config import load_config
+from vaultsched.adapters.git import GitError
 from vaultsched.adapters.notes import NoteWriter, Outcome
 from vaultsched.adapters.vault import Vault, read_note
 from vaultsched.core.model import Status, Trigger
@@ -65,7 +66,7 @@ def test_a_person_typing_loses_nothing_while_hundreds_of_runs_land(
     writer = NoteWriter(vault.root) if patience == "default" else NoteWriter(vault.root, 0, 0)
     workspace = open_workspace(vault, writer=writer)
     lander = Lander(workspace, Committer(workspace))
-    landing = LandingThread(lander)
+    landing = LandingThread(lander, on_settled=lambda: None)
     execution = Execution(Recorder(workspace, landing.land))
     editor = subprocess.Popen([sys.executable, "-c", EDITOR, str(note), "200"])
     try:
@@ -183,3 +184,33 @@ def test_a_view_left_busy_lands_with_the_next_commit(vault_root: Path) -> None:
     assert "vaultsched:runs:begin" in note.read_text()
     assert not shot.lander.has_pending
     assert git(vault_root, "status", "--porcelain") == ""
+
+
+def test_a_failed_commit_calls_the_daemon_back_with_edits_still_pending(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit git refuses (Obsidian Git holding the index past the wait) keeps its edits; the
+    landing thread then tells the daemon, which may be asleep till a fire a day away."""
+    write_note(vault.root, "Tasks/T.md", "---\ncommand: 'true'\n---\n")
+    git(vault.root, "add", "-A")
+    git(vault.root, "commit", "-qm", "task")
+    task = read_note(vault, "Tasks/T.md").task
+    assert task is not None
+    workspace = open_workspace(vault)
+    lander = Lander(workspace, Committer(workspace))
+    settled: list[bool] = []
+    landing = LandingThread(lander, on_settled=lambda: settled.append(lander.has_pending))
+
+    def refused(*_args: object) -> None:
+        raise GitError("index.lock is held")
+
+    monkeypatch.setattr(workspace.git, "commit", refused)
+    Recorder(workspace, landing.land).record(task, Status.SKIPPED, Trigger.MANUAL, "x")
+    assert lander.has_pending  # from the moment it is recorded, before it has landed
+    landing.commit_soon()
+    landing.close()
+    assert settled == [True]
+    monkeypatch.undo()
+    lander.commit()
+    assert not lander.has_pending
+    assert git(vault.root, "status", "--porcelain") == ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from vaultsched.core.model import Problem, Run, Status
@@ -21,7 +21,7 @@ class Actor:
     invalidate: Callable[[str, Problem], None]
     announce: Callable[[Run], None]  # every run recorded here or reported by the executor
 
-    def carry_out(self, actions: list[m.Action]) -> None:
+    def carry_out(self, actions: Sequence[m.Action]) -> None:
         for action in actions:
             match action:
                 case m.Submit(job):
@@ -63,4 +63,6 @@ class DryRunActor(Actor):
         self.done(job, None)
 
     def record(self, action: m.Record | m.Refuse | m.AwaitApproval) -> None:
-        pass
+        what = {m.Refuse: "untrusted", m.AwaitApproval: "awaiting approval"}.get(type(action))
+        status = action.status if isinstance(action, m.Record) else what
+        log.info("would record %s %s (%s)", status, action.task.id, action.trigger)

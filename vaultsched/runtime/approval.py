@@ -21,8 +21,9 @@ class Approvals:
 
     def request(self, task: Task, trigger: Trigger, scheduled_for: datetime | None) -> Run:
         """Record a due run that waits for approval; it replaces an older pending one."""
-        if self.pending(task.id) is not None:
-            self.settle(task, "replaced by a newer due time")
+        pending = self.pending(task.id)
+        if pending is not None:
+            self._close(task, pending, "replaced by a newer due time")
         message = f"waiting for approval: {approve_command(task.id)} (or reject)"
         return self.recorder.record(task, Status.AWAITING_APPROVAL, trigger, message, scheduled_for)
 
@@ -33,9 +34,11 @@ class Approvals:
     def settle(self, task: Task, outcome: str) -> Run | None:
         """Close the pending run as `skipped`, saying how; the run it was, or None."""
         pending = self.pending(task.id)
-        if pending is None:
-            return None
+        if pending is not None:
+            self._close(task, pending, outcome)
+        return pending
+
+    def _close(self, task: Task, pending: Run, outcome: str) -> None:
         now = self.recorder.workspace.clock()
         closed = replace(pending, status=Status.SKIPPED, finished_at=now, message=outcome)
         self.recorder.finished(task, closed)
-        return pending

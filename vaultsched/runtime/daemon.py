@@ -70,7 +70,7 @@ class Daemon:
     def __post_init__(self) -> None:
         self.workspace = open_workspace(self.vault, self.clock)
         self.lander = Lander(self.workspace, Committer(self.workspace))
-        self.landing = LandingThread(self.lander)
+        self.landing = LandingThread(self.lander, self._commit_settled)
         self.recorder = Recorder(self.workspace, self.landing.land)
         self.execution = Execution(self.recorder)
         self.executor: Executor = LocalExecutor(
@@ -166,16 +166,23 @@ class Daemon:
         self._collect()
         now = self.clock()
         if not self.disabled and not self.stopping:
-            tasks = self.follower.index.tasks
-            due = self.dispatcher.due(self._schedulable(), now, self._untrusted)
-            self.actor.carry_out([*due, *self.dispatcher.retries_due(tasks, now)])
-            if due:
+            decided = self.dispatcher.decisions
+            self.actor.carry_out(self.dispatcher.due(self._schedulable(), now, self._untrusted))
+            # After `due`'s actions: a task just found invalid is out of the index, its retry too.
+            self.actor.carry_out(self.dispatcher.retries_due(self.follower.index.tasks, now))
+            if self.dispatcher.decisions != decided:
                 save_marks(self.vault.root, self.dispatcher.planner, now)
         if self._commit_due(now):
             self.landing.commit_soon()
             self.last_commit, self.commit_owed = now, False
             if self.syncer is not None:
                 self.syncer.nudge()
+
+    def _commit_settled(self) -> None:
+        """From the landing thread: a commit that failed (or a landing that raised) leaves
+        edits pending, and the loop, which may be asleep till a fire a day away, must retry."""
+        if self.lander.has_pending:
+            self.waker.notify()
 
     def _commit_due(self, now: datetime) -> bool:
         owed = self.commit_owed or self.lander.has_pending
@@ -218,9 +225,10 @@ class Daemon:
         log.info("stopped")
 
     def _wait_for_runs(self, seconds: float) -> None:
+        """Until every run is done or `seconds` pass; each job done wakes the waker."""
         deadline = time.monotonic() + seconds
-        while self.dispatcher.running and time.monotonic() < deadline:
-            self.waker.wait(self.clock() + timedelta(seconds=0.2))
+        while self.dispatcher.running and (left := deadline - time.monotonic()) > 0:
+            self.waker.wait(self.clock() + timedelta(seconds=left))
             self._collect()
 
     # -- dispatch -------------------------------------------------------------------------------

@@ -66,6 +66,7 @@ class Dispatcher:
     retries: list[_Retry] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)  # task id -> version recorded
     stopping: bool = False
+    decisions: int = 0  # fire times decided so far: the planner's marks moved (save them)
 
     def due(self, tasks: Iterable[Task], now: datetime, untrusted: Untrusted) -> list[Action]:
         actions: list[Action] = []
@@ -78,6 +79,7 @@ class Dispatcher:
         decision = self.planner.check(task, now)
         if decision is None:
             return []
+        self.decisions += 1
         if not decision.run:
             return [Missed(task.id)]
         return self._decided(task, decision, untrusted(task))

@@ -68,20 +68,3 @@ class LocalExecutor:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
-
-
-class DryRunExecutor:
-    """`vaultsched run --dry-run`: says what would run, runs nothing."""
-
-    def __init__(self, on_done: OnDone) -> None:
-        self.on_done = on_done
-
-    def submit(self, job: Job) -> None:
-        log.info("would run %s (%s, due %s)", job.task.id, job.trigger, job.scheduled_for)
-        self.on_done(job, None)
-
-    def cancel(self, sig: signal.Signals = signal.SIGTERM) -> int:
-        return 0
-
-    def shutdown(self) -> None:
-        pass

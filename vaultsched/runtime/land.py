@@ -11,7 +11,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -49,20 +49,23 @@ class Lander:
     _stale_notes: dict[str, Task] = field(default_factory=dict)
     _stale_days: set[date] = field(default_factory=set)
 
+    def hold_ledger(self, batch: Sequence[Landed]) -> None:
+        """The ledger files these runs are in belong to the next commit (whole: they are
+        vaultsched's own files), from the moment the runs are recorded."""
+        root = self.workspace.vault.root
+        self.committer.add(Edit(item.ledger_file.relative_to(root).as_posix()) for item in batch)
+
     def land(self, batch: Sequence[Landed]) -> None:
         if not batch:
             return
-        root = self.workspace.vault.root
-        # The ledger is vaultsched's own file: committed whole.
-        self.committer.add(Edit(item.ledger_file.relative_to(root).as_posix()) for item in batch)
+        self.hold_ledger(batch)
         tz = self.workspace.vault.config.timezone
         tasks = {item.task.path: item.task for item in batch}
         days = sorted({item.run.started_at.astimezone(tz).date() for item in batch})
         self.committer.add(self._rebuild(list(tasks.values()), days), (i.run for i in batch))
+        vault = self.workspace.vault
         for item in batch:
-            notify.send(
-                self.workspace.vault.config.notify, item.task, item.run, root, files_reached
-            )
+            notify.send(vault.config.notify, item.task, item.run, vault.root, files_reached)
 
     def rebuild_views(self, tasks: Sequence[Task], days: Sequence[date]) -> None:
         """Rebuild these notes' run blocks and these days' digests from the ledger."""
@@ -155,13 +158,17 @@ class LandingThread:
     moment its process exits (even while its note is held back for a person typing in it)
     and a slow git never delays a due run."""
 
-    def __init__(self, lander: Lander) -> None:
+    def __init__(self, lander: Lander, on_settled: Callable[[], None]) -> None:
+        """`on_settled` is called after each batch that committed or failed to land: if
+        something is still pending then, the daemon must come back for it."""
         self.lander = lander
+        self.on_settled = on_settled
         self._inbox: queue.Queue[Landed | _Commit | _Stop] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="vaultsched-land", daemon=True)
         self._thread.start()
 
     def land(self, item: Landed) -> None:
+        self.lander.hold_ledger([item])  # pending at once: a sync must not go ahead without it
         self._inbox.put(item)
 
     def commit_soon(self) -> None:
@@ -176,12 +183,16 @@ class LandingThread:
         while True:
             batch = self._take()
             landed = [item for item in batch if isinstance(item, Landed)]
+            committing = any(isinstance(item, _Commit) for item in batch)
             try:
                 self.lander.land(landed)
-                if any(isinstance(item, _Commit) for item in batch):
+                if committing:
                     self.lander.commit()
             except Exception:  # a bad note must not stop every later run from landing
                 log.exception("landing %d run(s) failed", len(landed))
+                committing = True
+            if committing:
+                self.on_settled()
             if any(isinstance(item, _Stop) for item in batch):
                 return
 
