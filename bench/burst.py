@@ -12,8 +12,8 @@ from pathlib import Path
 from _common import HOST, save, start_daemon, stop, table, wait_until
 from make_vault import make
 
-from vaultsched.ledger import Ledger
-from vaultsched.model import Status
+from vaultsched.adapters.ledger import Ledger
+from vaultsched.core.model import Status
 
 PLACEHOLDER = "every 1d"
 

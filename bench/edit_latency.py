@@ -19,8 +19,8 @@ from pathlib import Path
 from _common import ENV, save, summary, table
 from make_vault import make
 
-from vaultsched.daemon import Daemon
-from vaultsched.vault import open_vault
+from vaultsched.runtime.daemon import Daemon
+from vaultsched.trust.config import open_vault
 
 NOTE = "---\nschedule: '{minute} 3 * * *'\ncommand: 'true'\n---\nEdited {n} times.\n"
 EDITED = "Tasks/Edited"

@@ -16,7 +16,7 @@ from pathlib import Path
 from _common import HOST, save, start_daemon, stop, summary, table
 from make_vault import make
 
-from vaultsched.ledger import Ledger
+from vaultsched.adapters.ledger import Ledger
 
 STAMP = "date +%s.%N"
 PARALLEL = 10  # as many runs at once as APScheduler's default pool: a like-for-like race

@@ -11,7 +11,7 @@ import argparse
 import random
 from pathlib import Path
 
-from vaultsched.scaffold import init_vault
+from vaultsched.cli.scaffold import init_vault
 
 WORDS = [
     "garden",

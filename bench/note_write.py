@@ -13,8 +13,8 @@ from pathlib import Path
 
 from _common import save, summary, table
 
-from vaultsched import blocks
-from vaultsched.notes import NoteWriter
+from vaultsched.adapters.notes import NoteWriter
+from vaultsched.core import blocks
 
 EDITOR = r"""
 import sys, time

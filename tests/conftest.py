@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from vaultsched.config import load_config
-from vaultsched.ledger import Ledger
-from vaultsched.model import Run
-from vaultsched.vault import Vault
+from vaultsched.adapters.config import load_config
+from vaultsched.adapters.ledger import Ledger
+from vaultsched.adapters.vault import Vault
+from vaultsched.core.model import Run
 
 HOST = "testhost"
 

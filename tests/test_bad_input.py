@@ -13,9 +13,9 @@ from conftest import HOST, Cli, make_vault, write_note
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vaultsched.config import load_config
-from vaultsched.validate import validate_vault
-from vaultsched.vault import Vault, build_index
+from vaultsched.adapters.config import load_config
+from vaultsched.adapters.vault import Vault, build_index
+from vaultsched.cli.validate import validate_vault
 
 GOOD = "---\nschedule: '@daily'\ncommand: echo good\n---\nA good task.\n"
 SETTINGS = settings(

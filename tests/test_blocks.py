@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from vaultsched.blocks import (
+from vaultsched.core.blocks import (
     DIGEST,
     DIGEST_BEGIN,
     DIGEST_END,

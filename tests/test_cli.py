@@ -16,8 +16,8 @@ from conftest import HOST, Cli, git, make_vault, runs, write_note
 from cronsim import CronSim
 from schedule_cases import CASES
 
-from vaultsched.config import load_config
-from vaultsched.schedules import ScheduleError, parse_schedule
+from vaultsched.adapters.config import load_config
+from vaultsched.core.schedules import ScheduleError, parse_schedule
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import Cli, DaemonProcess, Result, git, runs, wait_for, write_note
 
-from vaultsched import blocks
-from vaultsched.frontmatter_edit import set_scalar
+from vaultsched.core import blocks
+from vaultsched.core.frontmatter_edit import set_scalar
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from conftest import Cli, DaemonProcess, git, runs, wait_for, write_note
 
-from vaultsched import notify
-from vaultsched.configtrust import CONFIG_ID, effective_config, trust_config
-from vaultsched.model import Run, Status, Task, Trigger
-from vaultsched.trust import TrustStore
+from vaultsched.adapters import notify
+from vaultsched.core.model import Run, Status, Task, Trigger
+from vaultsched.trust.config import CONFIG_ID, effective_config, trust_config
+from vaultsched.trust.fingerprint import files_reached
+from vaultsched.trust.store import TrustStore
 
 IGNORED = "ignored (not trusted on this machine)"
 
@@ -239,8 +240,8 @@ def test_a_daemon_does_not_run_a_notify_script_edited_after_it_read_the_config(
     config = effective_config(vault_root).notify
     task = Task("Tasks/T", "Tasks/T.md", "x", (), effective_config(vault_root).timezone)
     run = Run("r", "Tasks/T", Status.FAILED, Trigger.MANUAL, datetime.now(UTC), "h")
-    notify.send(config, task, run, vault_root)
+    notify.send(config, task, run, vault_root, files_reached)
     assert log.exists()
     write_note(vault_root, "scripts/notify.sh", f"touch {marker}\n")
-    notify.send(config, task, run, vault_root)
+    notify.send(config, task, run, vault_root, files_reached)
     assert not marker.exists()

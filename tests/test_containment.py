@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 from conftest import HOST, Cli, DaemonProcess, runs, wait_for, write_note
 
-from vaultsched import daemon as daemon_module
-from vaultsched import planner, taskfile
-from vaultsched.config import load_config
-from vaultsched.daemon import Daemon
-from vaultsched.durations import MAX_DURATION
-from vaultsched.model import Run, Status, Task
-from vaultsched.planner import planned_index
-from vaultsched.schedules import Schedule, parse_schedule
-from vaultsched.validate import validate_vault
-from vaultsched.vault import Vault, build_index, read_note
+from vaultsched.adapters.config import load_config
+from vaultsched.adapters.vault import Vault, build_index, planned_index, read_note
+from vaultsched.cli.validate import validate_vault
+from vaultsched.core import planner, taskfile
+from vaultsched.core.durations import MAX_DURATION
+from vaultsched.core.model import Run, Status, Task
+from vaultsched.core.schedules import Schedule, parse_schedule
+from vaultsched.runtime import dispatch
+from vaultsched.runtime.daemon import Daemon
+from vaultsched.runtime.messages import Invalid, Job
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)  # any fixed instant: nothing here reads the clock
 GOOD = "---\nschedule: '@daily'\ncommand: echo good\n---\nA good task.\n"
@@ -147,16 +147,18 @@ def test_a_retry_that_cannot_be_planned_drops_only_that_task(
     def broken(*args: object) -> None:
         raise OverflowError("date value out of range")
 
-    monkeypatch.setattr(daemon_module, "_Retry", broken)
-    daemon = Daemon(vault, clock=lambda: NOW)
+    monkeypatch.setattr(dispatch, "_Retry", broken)
+    dispatcher = dispatch.Dispatcher(running={task.id})
+    failed = Run("r", task.id, Status.FAILED, planner.Trigger.SCHEDULE, NOW, "h")
+    (invalid,) = dispatcher.done(Job(task, planner.Trigger.SCHEDULE), failed, NOW, task)
+    assert isinstance(invalid, Invalid) and invalid.task_id == task.id
+    assert "OverflowError" in invalid.problem.message
+    assert not dispatcher.retries and not dispatcher.running
+    daemon = Daemon(vault, clock=lambda: NOW)  # which takes the task out of its index
     daemon.index.tasks[task.id] = task
-    daemon._submit(task, planner.Trigger.SCHEDULE, NOW, 1)
-    wait_for(lambda: not daemon.finished.empty(), what="the failed run")
-    daemon._collect()
-    assert task.id in daemon.index.invalid and not daemon.retries
-    assert "OverflowError" in daemon.index.invalid[task.id][-1].message
-    daemon.pool.shutdown(wait=True)
-    daemon.engine.close()
+    daemon.actor.carry_out([invalid])
+    assert task.id in daemon.index.invalid and task.id not in daemon.index.tasks
+    daemon.landing.close()
 
 
 def test_a_huge_retry_delay_doubles_up_to_the_bound_not_past_it(vault: Vault) -> None:
@@ -166,14 +168,11 @@ def test_a_huge_retry_delay_doubles_up_to_the_bound_not_past_it(vault: Vault) ->
     parsed = read_note(vault, "Tasks/Fails.md").task
     assert parsed is not None
     task = Task(**{**parsed.__dict__, "retry_delay": MAX_DURATION})
-    daemon = Daemon(vault, clock=lambda: NOW)
-    daemon.index.tasks[task.id] = task
+    dispatcher = dispatch.Dispatcher(running={task.id})
     failed = Run("r", task.id, Status.FAILED, planner.Trigger.RETRY, NOW, "h", attempt=300)
-    daemon._plan_retry(task, failed)
-    (retry,) = daemon.retries
+    dispatcher.done(Job(task, planner.Trigger.RETRY, attempt=300), failed, NOW, task)
+    (retry,) = dispatcher.retries
     assert retry.at == NOW + MAX_DURATION
-    daemon.pool.shutdown(wait=True)
-    daemon.engine.close()
 
 
 # -- durations: bounded, finite ----------------------------------------------------------------

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from conftest import HOST, Cli, DaemonProcess, git, runs, wait_for, write_note
 
-from vaultsched.config import load_config
-from vaultsched.daemon import Daemon
-from vaultsched.ledger import Ledger, finish_record
-from vaultsched.model import Run, Status, Trigger
-from vaultsched.vault import Vault
+from vaultsched.adapters.config import load_config
+from vaultsched.adapters.ledger import Ledger, finish_record
+from vaultsched.adapters.vault import Vault
+from vaultsched.core.model import Run, Status, Trigger
+from vaultsched.runtime.daemon import Daemon
 
 pytestmark = pytest.mark.integration
 

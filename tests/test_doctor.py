@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import Cli, git, write_note
 
-from vaultsched.ledger import Ledger, finish_record
-from vaultsched.model import Run, Status, Trigger
+from vaultsched.adapters.ledger import Ledger, finish_record
+from vaultsched.core.model import Run, Status, Trigger
 
 TASK = "---\nschedule: '@daily'\ncommand: echo hi\n---\nBody.\n"
 

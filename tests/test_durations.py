@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vaultsched.durations import MAX_DURATION, DurationError, format_duration, parse_duration
+from vaultsched.core.durations import MAX_DURATION, DurationError, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

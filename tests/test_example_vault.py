@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import Cli, git, runs, wait_for
 
-from vaultsched.model import Status
-from vaultsched.scaffold import GITATTRIBUTES, GITIGNORE
+from vaultsched.core.layout import GITATTRIBUTES_TEXT, GITIGNORE_TEXT
+from vaultsched.core.model import Status
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "vault"
 SCHEDULES = {
@@ -63,8 +63,8 @@ def test_validates_and_lists_its_four_tasks(copy: Path) -> None:
 
 
 def test_vault_layout_mirrors_init(copy: Path) -> None:
-    assert (copy / ".vaultsched/.gitignore").read_text() == GITIGNORE
-    assert (copy / ".vaultsched/.gitattributes").read_text() == GITATTRIBUTES
+    assert (copy / ".vaultsched/.gitignore").read_text() == GITIGNORE_TEXT
+    assert (copy / ".vaultsched/.gitattributes").read_text() == GITATTRIBUTES_TEXT
     assert isinstance(json.loads((copy / ".obsidian/app.json").read_text()), dict)
     assert (copy / "attachments/old-screenshot.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 

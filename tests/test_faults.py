@@ -16,12 +16,20 @@ import pytest
 import yaml
 from conftest import HOST, DaemonProcess, git, runs, wait_for, write_note
 
-from vaultsched.config import load_config
-from vaultsched.engine import Engine, digest_path
-from vaultsched.model import Status, Trigger
-from vaultsched.notes import NoteWriter, Outcome
-from vaultsched.taskfile import front_matter_text
-from vaultsched.vault import Vault, read_note
+from vaultsched.adapters.config import load_config
+from vaultsched.adapters.git import GitError
+from vaultsched.adapters.notes import NoteWriter, Outcome
+from vaultsched.adapters.vault import Vault, read_note
+from vaultsched.core.model import Status, Trigger
+from vaultsched.core.taskfile import front_matter_text
+from vaultsched.core.views import digest_path
+from vaultsched.runtime.commit import Committer
+from vaultsched.runtime.land import Lander, LandingThread
+from vaultsched.runtime.messages import Job
+from vaultsched.runtime.oneshot import one_shot
+from vaultsched.runtime.record import Recorder
+from vaultsched.runtime.run import Execution
+from vaultsched.runtime.workspace import open_workspace
 
 pytestmark = pytest.mark.integration
 
@@ -54,18 +62,21 @@ def test_a_person_typing_loses_nothing_while_hundreds_of_runs_land(
     vault = Vault(vault_root.resolve(), load_config(vault_root), HOST)
     task = read_note(vault, "Tasks/Busy.md").task
     assert task is not None
-    # The daemon's engine: runs land on their own thread while the next ones start.
+    # As in the daemon: runs land on their own thread while the next ones start.
     writer = NoteWriter(vault.root) if patience == "default" else NoteWriter(vault.root, 0, 0)
-    engine = Engine(vault, background_landing=True, writer=writer)
+    workspace = open_workspace(vault, writer=writer)
+    lander = Lander(workspace, Committer(workspace))
+    landing = LandingThread(lander, on_settled=lambda: None)
+    execution = Execution(Recorder(workspace, landing.land))
     editor = subprocess.Popen([sys.executable, "-c", EDITOR, str(note), "200"])
     try:
         for _ in range(200):
-            engine.run(task, Trigger.SCHEDULE)
+            execution.run(Job(task, Trigger.SCHEDULE))
     finally:
         assert editor.wait(timeout=120) == 0
-    engine.run(task, Trigger.SCHEDULE)  # the next run after the typing stopped
-    engine.close()
-    engine.flush()
+    execution.run(Job(task, Trigger.SCHEDULE))  # the next run after the typing stopped
+    landing.close()
+    lander.commit()
 
     text = note.read_text(encoding="utf-8")
     typed = [line for line in text.splitlines() if line.startswith("typed line")]
@@ -162,14 +173,44 @@ def test_a_view_left_busy_lands_with_the_next_commit(vault_root: Path) -> None:
     vault = Vault(vault_root.resolve(), load_config(vault_root), HOST)
     task = read_note(vault, "Tasks/Busy.md").task
     assert task is not None
-    engine = Engine(vault, writer=_BusyFirst(vault.root, "Tasks/Busy.md"))
-    run = engine.run(task, Trigger.MANUAL)
+    shot = one_shot(vault, writer=_BusyFirst(vault.root, "Tasks/Busy.md"))
+    run = Execution(shot.recorder).run(Job(task, Trigger.MANUAL))
     assert "vaultsched:runs:begin" not in note.read_text()
     day = run.started_at.astimezone(vault.config.timezone).date()
     digest = vault_root / digest_path(vault, day)
     assert "Tasks/Busy" in digest.read_text()  # the rest of the batch landed
-    assert engine.has_pending
-    engine.flush()
+    assert shot.lander.has_pending
+    shot.commit_landed()
     assert "vaultsched:runs:begin" in note.read_text()
-    assert not engine.has_pending
+    assert not shot.lander.has_pending
     assert git(vault_root, "status", "--porcelain") == ""
+
+
+def test_a_failed_commit_calls_the_daemon_back_with_edits_still_pending(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit git refuses (Obsidian Git holding the index past the wait) keeps its edits; the
+    landing thread then tells the daemon, which may be asleep till a fire a day away."""
+    write_note(vault.root, "Tasks/T.md", "---\ncommand: 'true'\n---\n")
+    git(vault.root, "add", "-A")
+    git(vault.root, "commit", "-qm", "task")
+    task = read_note(vault, "Tasks/T.md").task
+    assert task is not None
+    workspace = open_workspace(vault)
+    lander = Lander(workspace, Committer(workspace))
+    settled: list[bool] = []
+    landing = LandingThread(lander, on_settled=lambda: settled.append(lander.has_pending))
+
+    def refused(*_args: object) -> None:
+        raise GitError("index.lock is held")
+
+    monkeypatch.setattr(workspace.git, "commit", refused)
+    Recorder(workspace, landing.land).record(task, Status.SKIPPED, Trigger.MANUAL, "x")
+    assert lander.has_pending  # from the moment it is recorded, before it has landed
+    landing.commit_soon()
+    landing.close()
+    assert settled == [True]
+    monkeypatch.undo()
+    lander.commit()
+    assert not lander.has_pending
+    assert git(vault.root, "status", "--porcelain") == ""

@@ -1,6 +1,6 @@
 import pytest
 
-from vaultsched.frontmatter_edit import set_scalar
+from vaultsched.core.frontmatter_edit import set_scalar
 
 
 def test_replaces_only_the_value_keeping_comments_and_order() -> None:

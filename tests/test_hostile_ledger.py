@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import Cli, DaemonProcess, git, runs, wait_for, write_note
 
-from vaultsched.model import Status
+from vaultsched.core.model import Status
 
 pytestmark = pytest.mark.integration
 

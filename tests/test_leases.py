@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vaultsched.leases import writers_open
+from vaultsched.adapters.leases import writers_open
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux leases")
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vaultsched.ledger import (
+from vaultsched.adapters.ledger import (
     EXIT_CODES,
     MAX_ATTEMPT,
     MAX_DURATION_S,
@@ -21,10 +21,10 @@ from vaultsched.ledger import (
     run_from_records,
     start_record,
 )
-from vaultsched.model import Run, Status, Trigger
-from vaultsched.planner import Planner, future_dated
-from vaultsched.reports import history_row
-from vaultsched.views import render_digest_block, render_runs_block
+from vaultsched.cli.reports import history_row
+from vaultsched.core.model import Run, Status, Trigger
+from vaultsched.core.planner import Planner, future_dated
+from vaultsched.core.views import render_digest_block, render_runs_block
 
 T0 = datetime(2026, 11, 30, 23, 59, 58, tzinfo=UTC)
 

@@ -11,9 +11,9 @@ from conftest import git
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vaultsched.blocks import RUNS_BEGIN, RUNS_END
-from vaultsched.git import Git
-from vaultsched.merging import (
+from vaultsched.adapters.git import Git
+from vaultsched.core.blocks import RUNS_BEGIN, RUNS_END
+from vaultsched.core.merging import (
     PLACEHOLDER,
     merge_note,
     put_back,
@@ -21,7 +21,7 @@ from vaultsched.merging import (
     union_lines,
     union_merge,
 )
-from vaultsched.sync import rebase_resolving
+from vaultsched.runtime.sync import rebase_resolving
 
 
 def note(body: str, block: str) -> str:

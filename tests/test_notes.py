@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from vaultsched import blocks, notes
-from vaultsched.notes import NoteWriter, Outcome
+from vaultsched.adapters import notes
+from vaultsched.adapters.notes import NoteWriter, Outcome
+from vaultsched.core import blocks, layout
 
 
 class FakeTime:
@@ -211,7 +212,7 @@ def test_concurrent_appends_and_blocks_all_survive(
     assert writer.update("n.md", rebuild) in (Outcome.WRITTEN, Outcome.UNCHANGED)
     final = note.read_text()
     assert final.startswith("start\n")
-    recovered = tmp_path / notes.RECOVERED
+    recovered = tmp_path / layout.RECOVERED_DIR
     saved = [p.read_text() for p in recovered.iterdir()] if recovered.exists() else []
     kept = final + "".join(saved)
     assert all(line in kept for line in appended)
@@ -336,7 +337,7 @@ def test_a_late_save_that_cannot_be_merged_back_is_recovered_not_dropped(
     transform = _saves_beating(note, lambda n: n > 1)
     # The first rename went through (and is committed); the save it displaced never got back.
     assert NoteWriter(tmp_path, quiet=0.0).update("n.md", transform) is Outcome.WRITTEN
-    (recovered,) = (tmp_path / notes.RECOVERED).iterdir()
+    (recovered,) = (tmp_path / layout.RECOVERED_DIR).iterdir()
     assert recovered.name.startswith("n.md.")
     assert recovered.read_text() == "v1\ntyped in the gap\n"
 
@@ -355,7 +356,7 @@ def test_a_displaced_save_outlasts_the_plain_contention_budget(
     assert writer.update("n.md", transform) is Outcome.WRITTEN
     assert clock.now - 1_000.0 > notes.CONTENTION_SECONDS
     assert "typed in the gap" in note.read_text()
-    assert not (tmp_path / notes.RECOVERED).exists()
+    assert not (tmp_path / layout.RECOVERED_DIR).exists()
 
 
 def test_a_late_save_that_is_not_text_is_recovered(
@@ -364,7 +365,7 @@ def test_a_late_save_that_is_not_text_is_recovered(
     note, _ = _racing_note(tmp_path, monkeypatch, b"\xff\xfe pasted binary\n")
     assert NoteWriter(tmp_path, quiet=0.0).update("n.md", _splice_run) is Outcome.WRITTEN
     assert note.read_text() == _splice_run("v1\n")
-    (recovered,) = (tmp_path / notes.RECOVERED).iterdir()
+    (recovered,) = (tmp_path / layout.RECOVERED_DIR).iterdir()
     assert recovered.read_bytes() == b"v1\n\xff\xfe pasted binary\n"
 
 
@@ -443,7 +444,7 @@ def test_a_displaced_save_is_recovered_however_the_write_ends(
             writer.update("n.md", transform, create=False)
     else:
         assert writer.update("n.md", transform, create=False) is Outcome.MISSING
-    (recovered,) = (tmp_path / notes.RECOVERED).iterdir()
+    (recovered,) = (tmp_path / layout.RECOVERED_DIR).iterdir()
     assert recovered.read_text() == "v1\ntyped in the gap\n"
 
 

@@ -16,14 +16,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import Cli, make_vault, write_note
 
-from vaultsched import notify
-from vaultsched.config import NotifyConfig
-from vaultsched.model import Run, Status, Task, Trigger
+from vaultsched.adapters import notify
+from vaultsched.adapters.config import NotifyConfig
+from vaultsched.core.model import NotifyOn, Run, Status, Task, Trigger
+from vaultsched.trust.fingerprint import files_reached
 
 NOW = datetime(2026, 11, 22, 9, tzinfo=UTC)
 
 
-def a_task(mode: str) -> Task:
+def a_task(mode: NotifyOn) -> Task:
     return Task("Tasks/Back up", "Tasks/Back up.md", "x", (), ZoneInfo("UTC"), notify=mode)
 
 
@@ -58,14 +59,14 @@ def a_run(status: Status) -> Run:
     ],
 )
 def test_command_form_with_a_real_script(
-    tmp_path: Path, mode: str, status: Status, sent: bool
+    tmp_path: Path, mode: NotifyOn, status: Status, sent: bool
 ) -> None:
     out = tmp_path / "got"
     script = tmp_path / "notifier.sh"
     script.write_text(f'#!/bin/sh\nprintf "%s|%s|%s|%s" "$1" "$2" "$3" "$4" > {out}\n')
     script.chmod(0o755)
     config = NotifyConfig(command=f"{script} {{title}} {{message}} {{task}} {{status}}")
-    notify.send(config, a_task(mode), a_run(status), a_vault(tmp_path))
+    notify.send(config, a_task(mode), a_run(status), a_vault(tmp_path), files_reached)
     assert out.exists() is sent
     if sent:
         title, message, task, got_status = out.read_text().split("|")
@@ -81,7 +82,7 @@ def test_other_braces_in_the_command_survive(tmp_path: Path) -> None:
     script.write_text(f'#!/bin/sh\nprintf "%s|%s" "$1" "$2" > {out}\n')
     script.chmod(0o755)
     config = NotifyConfig(command=f"{script} '{{print $1}}' {{status}}")
-    notify.send(config, a_task("always"), a_run(Status.SUCCESS), a_vault(tmp_path))
+    notify.send(config, a_task("always"), a_run(Status.SUCCESS), a_vault(tmp_path), files_reached)
     assert out.read_text() == "{print $1}|success"
 
 
@@ -95,7 +96,11 @@ def test_a_failing_notifier_is_logged_not_raised(
         ("unbalanced 'quote", Status.FAILED),
     ]:
         notify.send(
-            NotifyConfig(command=command), a_task("always"), a_run(status), a_vault(tmp_path)
+            NotifyConfig(command=command),
+            a_task("always"),
+            a_run(status),
+            a_vault(tmp_path),
+            files_reached,
         )
     assert "notify command exited 7" in caplog.text
     assert "notify command failed" in caplog.text
@@ -122,7 +127,13 @@ def test_apprise_delivers_to_a_real_endpoint() -> None:
     thread.start()
     try:
         url = f"json://127.0.0.1:{server.server_port}/"
-        notify.send(NotifyConfig(urls=(url,)), a_task("always"), a_run(Status.FAILED), Path.cwd())
+        notify.send(
+            NotifyConfig(urls=(url,)),
+            a_task("always"),
+            a_run(Status.FAILED),
+            Path.cwd(),
+            files_reached,
+        )
     finally:
         server.shutdown()
         thread.join()
@@ -139,6 +150,7 @@ def test_apprise_unreachable_is_only_a_warning(caplog: pytest.LogCaptureFixture)
         a_task("always"),
         a_run(Status.FAILED),
         Path.cwd(),
+        files_reached,
     )
     assert "could not deliver" in caplog.text or "apprise" in caplog.text
 
@@ -158,7 +170,11 @@ def test_apprise_missing_is_a_warning(
     monkeypatch.setattr(builtins, "__import__", no_apprise)
     caplog.set_level(logging.WARNING)
     notify.send(
-        NotifyConfig(urls=("json://x",)), a_task("always"), a_run(Status.SUCCESS), Path.cwd()
+        NotifyConfig(urls=("json://x",)),
+        a_task("always"),
+        a_run(Status.SUCCESS),
+        Path.cwd(),
+        files_reached,
     )
     assert "pip install 'vaultsched[notify]'" in caplog.text
 
@@ -197,7 +213,7 @@ def test_values_reach_the_notifier_as_arguments_and_environment(tmp_path: Path) 
     got = tmp_path / "got.json"
     script = recorder(tmp_path, got)
     config = NotifyConfig(command=f'{script} "{{title}}" "{{message}}" {{task}} {{status}}')
-    notify.send(config, a_task("always"), a_run(Status.FAILED), a_vault(tmp_path))
+    notify.send(config, a_task("always"), a_run(Status.FAILED), a_vault(tmp_path), files_reached)
     (record,) = [json.loads(line) for line in got.read_text().splitlines()]
     title, message = notify.title_and_message(a_run(Status.FAILED))
     assert record["argv"] == [title, message, "Tasks/Back up", "failed"]

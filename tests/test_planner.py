@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from vaultsched.model import Run, Status, Task, Trigger
-from vaultsched.planner import Planner, jitter_offset, latest_fire
-from vaultsched.schedules import parse_schedule
+from vaultsched.core.model import Run, Status, Task, Trigger
+from vaultsched.core.planner import Planner, jitter_offset, latest_fire
+from vaultsched.core.schedules import parse_schedule
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 S = timedelta(seconds=1)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from vaultsched.blocks import RUNS_BEGIN, RUNS_END
-from vaultsched.fingerprint import VaultFiles
-from vaultsched.reach import MAX_FILES, Listing, reach, words
+from vaultsched.core.blocks import RUNS_BEGIN, RUNS_END
+from vaultsched.trust.fingerprint import VaultFiles
+from vaultsched.trust.reach import MAX_FILES, Listing, reach, words
 
 FILES = {
     "scripts/x.sh",

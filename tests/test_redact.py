@@ -10,8 +10,9 @@ import time
 import pytest
 from conftest import Cli, git, runs, write_note
 
-from vaultsched.redact import SECRET_NAME_PARTS, Redactor, redactor_for
-from vaultsched.runner import TAIL_BYTES, clean_output
+from vaultsched.adapters.runner import TAIL_BYTES
+from vaultsched.core.output import clean_output
+from vaultsched.core.redact import SECRET_NAME_PARTS, Redactor, redactor_for
 
 R = "[redacted]"
 NO_SECRETS = Redactor(())

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from vaultsched.redact import redactor_for
-from vaultsched.runner import TAIL_BYTES, ProcessResult, _Sink, clean_output, run_process
+from vaultsched.adapters.runner import TAIL_BYTES, ProcessResult, _Sink, run_process
+from vaultsched.core.output import clean_output
+from vaultsched.core.redact import redactor_for
 
 BASE_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
 
@@ -173,7 +174,7 @@ def test_stdin_none_is_dev_null_even_when_ours_is_an_open_pipe(tmp_path: Path) -
     script = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from vaultsched.runner import run_process\n"
+        "from vaultsched.adapters.runner import run_process\n"
         "r = run_process('cat; readlink /proc/self/fd/0', cwd=Path(sys.argv[1]),"
         " env=dict(os.environ), stdin=None, timeout=5, log=None)\n"
         "print(r.exit_code, r.timed_out, r.tail.decode().strip())\n"

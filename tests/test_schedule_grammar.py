@@ -2,8 +2,8 @@
 
 For every line vaultsched either refuses it with a message naming the field, or agrees with
 cronsim on the next 20 fire times from a random instant in a zone with daylight saving time;
-and it never raises anything but ScheduleError. Where the README's "Schedules" section reads
-a line differently from cronsim on purpose, the line is translated (`_for_cronsim`) or the
+and it never raises anything but ScheduleError. Where docs/task-notes.md ("Schedules") reads a
+line differently from cronsim on purpose, the line is translated (`_for_cronsim`) or the
 refusal is allowed (`_refused_on_purpose`) for exactly that construct, nothing wider.
 
 The zones: London and New York (an hour at 01:00 and 02:00), Santiago (at midnight, so a
@@ -24,7 +24,7 @@ from cronsim import CronSim, CronSimError
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from vaultsched.schedules import MACROS, ScheduleError, next_fires, parse_schedule
+from vaultsched.core.schedules import MACROS, ScheduleError, next_fires, parse_schedule
 
 ZONES = [ZoneInfo(z) for z in ("Europe/London", "America/New_York", "America/Santiago")]
 FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
@@ -117,9 +117,9 @@ def _term_for_cronsim(term: str, index: int) -> str:
     first, last, step = match.groups()
     low, high = _number(first, index), _number(last, index)
     if index == 4 and high == 0 and low:
-        last, high = "7", 7  # README: a day-of-week range may end on Sunday (cronsim refuses)
+        last, high = "7", 7  # documented: a day-of-week range may end on Sunday (cronsim refuses)
     if step and low is not None and low == high:
-        return first  # README: `5-5/2` is 5 as in cronie (cronsim runs it to the field's end)
+        return first  # documented: `5-5/2` is 5 as in cronie (cronsim runs it to the field's end)
     return f"{first}-{last}{step or ''}"
 
 
@@ -136,7 +136,7 @@ def _for_cronsim(line: str) -> str:
 
 
 def _refused_on_purpose(line: str) -> bool:
-    """Lines cronsim accepts that the README says vaultsched refuses."""
+    """Lines cronsim accepts that docs/task-notes.md says vaultsched refuses."""
     fields = line.split()
     if len(fields) == 6:
         return True  # cronsim reads a sixth field as seconds

@@ -12,7 +12,7 @@ import pytest
 from cronsim import CronSim
 from schedule_cases import CASES
 
-from vaultsched.schedules import CronSchedule, ScheduleError, next_fires, parse_schedule
+from vaultsched.core.schedules import CronSchedule, ScheduleError, next_fires, parse_schedule
 
 UTC = ZoneInfo("UTC")
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -157,7 +157,7 @@ def test_reversed_ranges_are_refused() -> None:
         ("0 0 * * FRI-SUN", "0 0 * * 5-7"),
         ("0 0 * * 5-0", "0 0 * * 5,6,0"),  # cronie: a range ending on 0 ends on 7
         ("0 0 * * 7-0", "0 0 * * 0"),
-        ("0 0 * * MON-SUN/2", "0 0 * * 1,3,5,0"),  # cronie never fires this; see the README
+        ("0 0 * * MON-SUN/2", "0 0 * * 1,3,5,0"),  # cronie never fires this; see docs/task-notes.md
     ],
 )
 def test_day_name_ranges_may_end_on_sunday(text: str, same_as: str) -> None:

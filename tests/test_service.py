@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vaultsched import service
+from vaultsched.adapters import service
 
 
 def test_unit_runs_this_vaultsched_on_this_vault() -> None:
@@ -42,7 +42,7 @@ def test_install_without_systemd_prints_the_cron_line(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setattr(service, "systemd_available", lambda: False)
     result = service.install(tmp_path / "vault")
-    assert result.unit == tmp_path / "config/systemd/user/vaultsched.service"
+    assert result.unit == tmp_path / "config/systemd/user/vaultsched.adapters.service"
     assert result.unit.read_text() == service.unit_text(tmp_path / "vault")
     assert any(m.startswith("@reboot ") for m in result.messages)
     removed = service.uninstall()

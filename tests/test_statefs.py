@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import Cli, DaemonProcess, git, runs, wait_for, write_note
 
-from vaultsched import statefs
-from vaultsched.model import Status
+from vaultsched.adapters import statefs
+from vaultsched.core.model import Status
 
 TASK = "---\nschedule: every 1s\ncommand: echo hello-from-the-task\n---\nBody.\n"
 

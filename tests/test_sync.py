@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import DaemonProcess, git, runs, start_daemon, wait_for, write_note
 
-from vaultsched.config import load_config
-from vaultsched.engine import digest_path
-from vaultsched.vault import Vault
+from vaultsched.adapters.config import load_config
+from vaultsched.adapters.vault import Vault
+from vaultsched.core.views import digest_path
 
 pytestmark = pytest.mark.integration
 

@@ -10,15 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vaultsched import taskfile
-from vaultsched.config import Config
-from vaultsched.taskfile import (
-    front_matter_span,
-    front_matter_text,
-    near_miss,
-    parse_task,
-    read_front_matter,
-)
+from vaultsched.adapters import notefile
+from vaultsched.adapters.config import Config
+from vaultsched.adapters.notefile import read_front_matter
+from vaultsched.core.taskfile import front_matter_span, front_matter_text, near_miss, parse_task
 
 CONFIG = Config(timezone=ZoneInfo("Europe/Warsaw"))
 
@@ -174,7 +169,7 @@ def _line_by_line(data: bytes) -> str | None:
     """The plain reading of the rule, one line at a time, as the reference for the fast reader."""
     lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
     pieces = [line + b"\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
-    strip = taskfile._strip_eol
+    strip = notefile._strip_eol
     if not pieces or not pieces[0].endswith(b"\n") or strip(pieces[0]) != b"---":
         return None
     for n, line in enumerate(pieces[1:], 1):
@@ -220,7 +215,7 @@ def test_block_reader_agrees_with_reading_line_by_line(
     chunk: int,
 ) -> None:
     # Tiny chunks put chunk edges inside fences, CRLFs and the BOM.
-    monkeypatch.setattr(taskfile, "READ_CHUNK", chunk)
+    monkeypatch.setattr(notefile, "READ_CHUNK", chunk)
     data = ("\ufeff" if bom else "") + newline.join(lines) + (newline if trailing else "")
     note = tmp_path / "n.md"
     note.write_bytes(data.encode("utf-8"))

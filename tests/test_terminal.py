@@ -12,9 +12,9 @@ import sys
 import pytest
 from conftest import Cli, write_note
 
-from vaultsched.fingerprint import Content, Snapshot
-from vaultsched.terminal import dumps_json, escape
-from vaultsched.trustdiff import describe, what_changed
+from vaultsched.adapters.terminal import dumps_json, escape
+from vaultsched.trust.diff import describe, what_changed
+from vaultsched.trust.fingerprint import Content, Snapshot
 
 
 def test_escape_shows_control_characters_and_keeps_line_breaks_unless_one_line() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import Cli, DaemonProcess, runs, wait_for, write_note
 
-from vaultsched.model import Status, Trigger
+from vaultsched.core.model import Status, Trigger
 
 SCRIPT = "import sys\nprint('script v1')\n"
 

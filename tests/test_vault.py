@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import make_vault, write_note
 
-from vaultsched.errors import VaultschedError
-from vaultsched.vault import Vault, build_index, is_conflict_copy, iter_notes, locate_vault
+from vaultsched.adapters.vault import Vault, build_index, is_conflict_copy, iter_notes, locate_vault
+from vaultsched.core.errors import VaultschedError
 
 TASK = "---\ncommand: echo hi\nschedule: '@daily'\n---\nbody\n"
 

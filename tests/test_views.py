@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from vaultsched.blocks import (
+from vaultsched.core.blocks import (
     DIGEST,
     RUNS,
     RUNS_BEGIN,
@@ -25,8 +25,8 @@ from vaultsched.blocks import (
     has_malformed_markers,
     splice_block,
 )
-from vaultsched.model import ATTENTION, Run, Status, Trigger
-from vaultsched.views import fence_output, render_digest_block, render_runs_block
+from vaultsched.core.model import ATTENTION, Run, Status, Trigger
+from vaultsched.core.views import fence_output, render_digest_block, render_runs_block
 
 UTC_ZONE = ZoneInfo("UTC")
 WARSAW = ZoneInfo("Europe/Warsaw")

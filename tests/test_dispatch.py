@@ -1,0 +1,183 @@
+"""Dispatch policy, without threads or files: trust refusals, approval, overlap, retries."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from vaultsched.core.model import Problem, Run, Status, Task, Trigger
+from vaultsched.core.planner import Unplannable
+from vaultsched.core.schedules import parse_schedule
+from vaultsched.runtime.dispatch import Dispatcher, schedulable
+from vaultsched.runtime.messages import (
+    OVERLAP_SKIPPED,
+    AwaitApproval,
+    Invalid,
+    Job,
+    Missed,
+    Record,
+    Refuse,
+    Retrying,
+    Submit,
+)
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+
+
+def task(**options: object) -> Task:
+    made = Task(
+        id="Tasks/T",
+        path="Tasks/T.md",
+        command="true",
+        schedules=(parse_schedule("every 1m"),),
+        timezone=ZoneInfo("UTC"),
+    )
+    return replace(made, **options)  # type: ignore[arg-type]
+
+
+def trusted(_task: Task) -> str | None:
+    return None
+
+
+def started(dispatcher: Dispatcher, t: Task, at: datetime = T0) -> list[object]:
+    """The dispatcher's actions at `at`, the task having been started afresh a minute before."""
+    dispatcher.retimed(t.id, at - MINUTE)
+    return list(dispatcher.due([t], at, trusted))
+
+
+def run_of(job: Job, status: Status, attempt: int = 1) -> Run:
+    return Run("r", job.task.id, status, job.trigger, T0, "h", attempt, job.scheduled_for)
+
+
+def test_a_due_task_is_submitted_and_counted_as_running() -> None:
+    d, t = Dispatcher(), task()
+    (action,) = started(d, t)
+    assert action == Submit(Job(t, Trigger.SCHEDULE, T0))
+    assert d.running == {t.id}
+    assert d.due([t], T0 + timedelta(seconds=30), trusted) == []  # nothing more is due yet
+
+
+def test_an_untrusted_version_is_recorded_once_then_only_skipped() -> None:
+    d, t = Dispatcher(), task()
+    d.retimed(t.id, T0 - MINUTE)
+    assert d.due([t], T0, lambda _: "v1") == [Refuse(t, Trigger.SCHEDULE, T0)]
+    assert d.due([t], T0 + MINUTE, lambda _: "v1") == []
+    assert d.due([t], T0 + 2 * MINUTE, lambda _: "v2") == [
+        Refuse(t, Trigger.SCHEDULE, T0 + 2 * MINUTE)
+    ]
+    (submitted,) = d.due([t], T0 + 3 * MINUTE, trusted)
+    assert isinstance(submitted, Submit) and t.id not in d.refused
+
+
+def test_approval_required_asks_instead_of_running() -> None:
+    d, t = Dispatcher(), task(approval="required")
+    assert started(d, t) == [AwaitApproval(t, Trigger.SCHEDULE, T0)]
+    assert not d.running
+
+
+def test_overlap_skip_records_the_fire_that_met_a_run_in_flight() -> None:
+    d, t = Dispatcher(), task()
+    started(d, t)
+    assert d.due([t], T0 + MINUTE, trusted) == [
+        Record(t, Status.SKIPPED, Trigger.SCHEDULE, OVERLAP_SKIPPED, T0 + MINUTE)
+    ]
+
+
+def test_overlap_queue_keeps_the_newest_fire_and_submits_it_when_the_run_ends() -> None:
+    d, t = Dispatcher(), task(overlap="queue")
+    (first,) = started(d, t)
+    assert d.due([t], T0 + MINUTE, trusted) == []
+    assert d.due([t], T0 + 2 * MINUTE, trusted) == []
+    assert isinstance(first, Submit)
+    after = d.done(first.job, run_of(first.job, Status.SUCCESS), T0 + 2 * MINUTE, t)
+    assert after == [Submit(Job(t, Trigger.SCHEDULE, T0 + 2 * MINUTE))]
+    assert d.running == {t.id}
+
+
+def test_a_queued_fire_is_dropped_when_stopping() -> None:
+    d, t = Dispatcher(), task(overlap="queue")
+    (first,) = started(d, t)
+    d.due([t], T0 + MINUTE, trusted)
+    d.stopping = True
+    assert isinstance(first, Submit)
+    assert d.done(first.job, run_of(first.job, Status.SUCCESS), T0 + MINUTE, t) == []
+    assert not d.running
+
+
+@pytest.mark.parametrize("status", [Status.FAILED, Status.TIMEOUT])
+def test_failures_are_retried_with_doubling_delays_then_given_up(status: Status) -> None:
+    t = task(retries=2, retry_delay=timedelta(seconds=10))
+    d = Dispatcher(running={t.id})
+    job = Job(t, Trigger.SCHEDULE, T0)
+    assert d.done(job, run_of(job, status), T0, t) == [Retrying(t.id, 1, 2, timedelta(seconds=10))]
+    assert d.retries_due({t.id: t}, T0 + timedelta(seconds=9)) == []
+    (retry,) = d.retries_due({t.id: t}, T0 + timedelta(seconds=10))
+    assert retry == Submit(Job(t, Trigger.RETRY, T0, attempt=2))
+    second = run_of(retry.job, status, attempt=2)
+    assert d.done(retry.job, second, T0, t) == [Retrying(t.id, 2, 2, timedelta(seconds=20))]
+    (last,) = d.retries_due({t.id: t}, T0 + timedelta(seconds=20))
+    assert d.done(last.job, run_of(last.job, status, attempt=3), T0, t) == []
+    assert not d.retries and not d.running
+
+
+@pytest.mark.parametrize("status", [Status.SUCCESS, Status.ERROR, Status.SKIPPED])
+def test_only_failures_and_timeouts_are_retried(status: Status) -> None:
+    t = task(retries=3)
+    d = Dispatcher(running={t.id})
+    job = Job(t, Trigger.SCHEDULE, T0)
+    assert d.done(job, run_of(job, status), T0, t) == [] and not d.retries
+
+
+def test_a_retry_of_a_task_gone_from_the_index_is_dropped() -> None:
+    t = task(retries=1)
+    d = Dispatcher(running={t.id})
+    job = Job(t, Trigger.SCHEDULE, T0)
+    d.done(job, run_of(job, Status.FAILED), T0, t)
+    assert d.retries_due({}, T0 + timedelta(days=1)) == [] and not d.retries
+
+
+def test_missed_fire_times_without_catch_up_are_only_noted() -> None:
+    d, t = Dispatcher(), task(catch_up=False)
+    d.retimed(t.id, T0 - MINUTE)
+    late = T0 + timedelta(hours=1, seconds=40)  # past the last fire time's grace
+    assert d.due([t], late, trusted) == [Missed(t.id)]
+    assert not d.running
+
+
+def test_a_task_whose_planning_raises_becomes_invalid_and_the_rest_go_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    d, bad, good = Dispatcher(), task(id="Tasks/Bad", path="Tasks/Bad.md"), task()
+    for t in (bad, good):
+        d.retimed(t.id, T0 - MINUTE)
+    problem = Problem("Tasks/Bad.md", 1, "no fire time")
+    real = d.planner.check
+
+    def check(t: Task, now: datetime) -> object:
+        if t.id == bad.id:
+            raise Unplannable(problem)
+        return real(t, now)
+
+    monkeypatch.setattr(d.planner, "check", check)
+    actions = d.due([bad, good], T0, trusted)
+    assert actions == [Invalid(bad.id, problem), Submit(Job(good, Trigger.SCHEDULE, T0))]
+    assert bad.id not in d.planner.marks
+
+
+def test_a_rename_carries_marks_and_the_queued_fire() -> None:
+    d, t = Dispatcher(), task(overlap="queue")
+    started(d, t)
+    d.due([t], T0 + MINUTE, trusted)
+    d.renamed(t.id, "Tasks/Moved")
+    assert "Tasks/Moved" in d.queued and t.id not in d.planner.marks
+    assert d.queued["Tasks/Moved"].task == "Tasks/Moved"
+
+
+def test_only_enabled_tasks_with_a_schedule_for_this_host_are_schedulable() -> None:
+    here, there = task(hosts=("here",)), task(id="b", hosts=("there",))
+    off, manual = task(id="c", enabled=False), task(id="d", schedules=())
+    assert schedulable([here, there, off, manual, task(id="e")], "here") == [here, task(id="e")]

@@ -1,0 +1,186 @@
+"""`.vaultsched/config.toml` in the vault, parsed.
+
+What the rest of the code sees is the *effective* config (vaultsched/trust/config.py): the keys
+that run something, send data out or choose where git talks are dropped unless this user
+trusts them, and the per-user config's values for them are laid over the vault's.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import tzlocal
+
+from vaultsched.adapters import statefs
+from vaultsched.core import layout
+from vaultsched.core.convert import at_least, one_of, to_bool, to_zone
+from vaultsched.core.durations import parse_duration
+from vaultsched.core.errors import VaultschedError
+from vaultsched.core.model import NOTIFY_ON, NotifyOn
+
+_T = TypeVar("_T")
+MAX_CONFIG = 1 << 20
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    folder: str = "Digests"
+    format: str = "YYYY-MM-DD"
+
+
+@dataclass(frozen=True)
+class GitConfig:
+    commit: bool = True
+    sync: bool = False
+    remote: str = "origin"
+    sync_interval: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    on: NotifyOn = "failure"
+    command: str = ""
+    urls: tuple[str, ...] = ()
+    # {vault file: sha256} the command reached when the config was read (and trusted): a
+    # daemon runs the notifier only while they are unchanged.
+    reaches: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    timezone: ZoneInfo
+    default_timeout: timedelta = timedelta(hours=1)
+    keep_runs: int = 10
+    max_parallel: int = 4
+    enabled: bool = True
+    digest: DigestConfig = field(default_factory=DigestConfig)
+    git: GitConfig = field(default_factory=GitConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    # Vault keys not in effect because this user has not trusted them (`[notify] command`, ...).
+    ignored: tuple[str, ...] = ()
+
+
+def system_zone() -> ZoneInfo:
+    zone = tzlocal.get_localzone()
+    return zone if isinstance(zone, ZoneInfo) else ZoneInfo("UTC")
+
+
+def host_name() -> str:
+    """This host's name: `$VAULTSCHED_HOST`, else the machine's hostname."""
+    return os.environ.get("VAULTSCHED_HOST") or socket.gethostname().split(".")[0] or "localhost"
+
+
+def load_config(vault: Path) -> Config:
+    """The vault's config as written, trusted or not: use `effective_config` to run anything."""
+    return parse_config(read_config_file(vault))
+
+
+def read_config_file(vault: Path) -> dict[str, object]:
+    """The vault's `.vaultsched/config.toml` as a TOML table; empty when there is none.
+
+    Read like every file under `.vaultsched/`: never through a symlink a sync brought (it
+    could point anywhere on this machine), never a FIFO, never more than MAX_CONFIG bytes.
+    """
+    try:
+        data = statefs.read_bytes(vault, layout.CONFIG, limit=MAX_CONFIG)
+    except OSError as exc:
+        detail = exc.strerror or str(exc)
+        message = detail if detail.startswith(layout.CONFIG) else f"{layout.CONFIG}: {detail}"
+        raise VaultschedError(message, exit_code=2) from exc
+    if data is None:
+        return {}
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise VaultschedError(f"{layout.CONFIG}: {exc}", exit_code=2) from exc
+
+
+def parse_config(raw: dict[str, object], source: str = layout.CONFIG) -> Config:
+    try:
+        return _parse(raw)
+    except (ValueError, TypeError, ZoneInfoNotFoundError) as exc:
+        raise VaultschedError(f"{source}: {exc}", exit_code=2) from exc
+
+
+def _parse(raw: dict[str, object]) -> Config:
+    digest = _table(raw, "digest")
+    git = _table(raw, "git")
+    notify = _table(raw, "notify")
+    zone = raw.get("timezone")
+    return Config(
+        timezone=_zone(zone) if zone else system_zone(),
+        default_timeout=parse_duration(raw.get("default_timeout", "1h")),
+        keep_runs=_get(raw, "keep_runs", 10, at_least(1)),
+        max_parallel=_get(raw, "max_parallel", 4, at_least(1)),
+        enabled=_get(raw, "enabled", True, to_bool),
+        digest=DigestConfig(
+            folder=_digest_folder(digest.get("folder", "Digests")),
+            format=str(digest.get("format", "YYYY-MM-DD")),
+        ),
+        git=GitConfig(
+            commit=_get(git, "commit", True, to_bool),
+            sync=_get(git, "sync", False, to_bool),
+            remote=str(git.get("remote", "origin")),
+            sync_interval=parse_duration(git.get("sync_interval", "5m")),
+        ),
+        notify=NotifyConfig(
+            on=_get(notify, "on", "failure", one_of(NOTIFY_ON)),
+            command=str(notify.get("command", "")),
+            urls=tuple(str(u) for u in _list(notify, "urls")),
+        ),
+    )
+
+
+def _digest_folder(value: object) -> str:
+    """A plain folder inside the vault. The key needs no trust, so it must not reach `.git/`
+    (digests written into `.git/hooks` break every commit), `.vaultsched/`, or out of the
+    vault; nor be the whole vault (every note would be skipped as a digest)."""
+    text = value if isinstance(value, str) else ""
+    parts = text.rstrip("/").split("/")
+    if (
+        not text.strip()
+        or text.startswith("/")
+        or any(not p.strip() or p.startswith(".") or "\\" in p for p in parts)
+    ):
+        raise ValueError(
+            f"[digest] folder must be a folder inside the vault (no leading '/', no '.' or "
+            f"'..' parts, not empty), got {value!r}"
+        )
+    return "/".join(parts)
+
+
+def _get(raw: dict[str, object], key: str, default: object, convert: Callable[[object], _T]) -> _T:
+    """`raw[key]` (or `default`) converted; the message names the key: `enabled must be ...`."""
+    try:
+        return convert(raw.get(key, default))
+    except ValueError as exc:
+        raise ValueError(f"{key} {exc}") from None
+
+
+def _zone(value: object) -> ZoneInfo:
+    try:
+        return to_zone(value)
+    except ValueError as exc:  # `timezone: unknown timezone 'X' ...`, as validate says it
+        raise ValueError(f"timezone: {exc}") from None
+
+
+def _table(raw: dict[str, object], key: str) -> dict[str, object]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ValueError(f"[{key}] must be a table")
+    return value
+
+
+def _list(raw: dict[str, object], key: str) -> list[object]:
+    value = raw.get(key, [])
+    if not isinstance(value, list):
+        raise ValueError(f"{key} must be a list")
+    return value

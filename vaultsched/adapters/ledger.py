@@ -1,0 +1,483 @@
+"""The ledger: append-only JSON Lines, the source of truth every note and digest is rebuilt from.
+
+One file per host and month (`.vaultsched/runs/YYYY-MM/<host>.jsonl`), so hosts never write the
+same file and git's `merge=union` can join them. A `start` record is fsync'ed before the process
+is spawned and a `finish` record after it ends; a `finish` record repeats everything a reader
+needs, so a run can be folded from it alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from vaultsched.adapters import statefs
+from vaultsched.core import layout
+from vaultsched.core.layout import (
+    LEDGER_SUFFIX,
+    RUNS_DIR,
+    ledger_file,
+    ledger_month_dir,
+    lock_beside,
+)
+from vaultsched.core.model import Run, Status, Trigger
+
+_Enum = TypeVar("_Enum", Status, Trigger)
+host_file_stem = layout.host_file_stem  # daemon.py imports it from here, for now
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable by start time, unique across hosts."""
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds") if moment else None
+
+
+# What a record must keep to become a Run. A line in another host's file (or in this host's,
+# edited by a sync) may be hostile; within these bounds no later arithmetic, zone conversion,
+# `int` to text conversion or rendering can overflow or blow up.
+EARLIEST_YEAR, LATEST_YEAR = 1970, 9000  # an offset of up to a day cannot leave 1..9999
+MAX_ATTEMPT = 10**9
+EXIT_CODES = (-(2**31), 2**32)
+MAX_DURATION_S = 36525 * 86400.0  # 100 years, the longest timeout a note can set
+MAX_ID = 4096  # run_id, task, host, path, log, rename ends
+MAX_TEXT = 256 * 1024  # output_tail (4,000 characters when we write it) and message
+MAX_LINE = 4 * MAX_TEXT  # characters of one line; anything longer is not ours
+
+
+class BadRecord(ValueError):
+    """A record that cannot become a Run: skipped, and named (file and line) by `doctor`."""
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """An aware instant within [EARLIEST_YEAR, LATEST_YEAR], or None for none; BadRecord for
+    anything else (a time without a zone could not be compared with the others)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        raise BadRecord("a time that is not a string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRecord(f"not a time: {value!r}") from None
+    if moment.tzinfo is None:
+        raise BadRecord(f"no time zone in {value!r}")
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise BadRecord(f"a time out of range: {value!r}")
+    return moment
+
+
+def parse_instant(value: Any) -> datetime | None:
+    """`_parse_time` for other untrusted files (marks.json): None for anything unusable."""
+    try:
+        return _parse_time(value)
+    except BadRecord:
+        return None
+
+
+def _int(record: dict[str, Any], key: str, bounds: tuple[int, int]) -> int | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    # bool is an int to Python, never one to us; a float (even 1.0) is not an attempt count
+    if type(value) is not int or not bounds[0] <= value <= bounds[1]:
+        raise BadRecord(f"{key} is not an integer in [{bounds[0]}, {bounds[1]}]")
+    return value
+
+
+def _seconds(record: dict[str, Any], key: str) -> float | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    if type(value) not in (int, float) or not 0 <= value <= MAX_DURATION_S:
+        raise BadRecord(f"{key} is not a number of seconds in [0, {MAX_DURATION_S:.0f}]")
+    return float(value)
+
+
+def _text(record: dict[str, Any], key: str, limit: int, default: str | None = "") -> str:
+    value = record.get(key, default)
+    if value is None:  # a finish record writes null for what it does not know
+        value = default
+    if not isinstance(value, str) or len(value) > limit or (default is None and not value):
+        raise BadRecord(f"{key} is not a string of at most {limit} characters")
+    return value
+
+
+def _task_id(record: dict[str, Any], key: str) -> str:
+    """A task id as vaultsched writes one: a vault-relative path without `.md`. Anything else
+    (`..`, an absolute path, a hidden folder) would make the daemon read or write a note
+    outside the vault when it closes an interrupted run."""
+    value = _text(record, key, MAX_ID, default=None)
+    parts = value.split("/")
+    if "\x00" in value or any(not part or part.startswith(".") for part in parts):
+        raise BadRecord(f"{key} is not a task id inside the vault")
+    return value
+
+
+def _choice(record: dict[str, Any], key: str, enum: type[_Enum], default: _Enum) -> _Enum:
+    value = record.get(key)
+    if value is None:
+        return default
+    with contextlib.suppress(ValueError):
+        if isinstance(value, str):
+            return enum(value)
+    raise BadRecord(f"{key} is not one of {', '.join(enum)}")
+
+
+def start_record(run: Run, path: str) -> dict[str, Any]:
+    return {
+        "type": "start",
+        "run_id": run.run_id,
+        "task": run.task,
+        "path": path,
+        "trigger": str(run.trigger),
+        "scheduled_for": _iso(run.scheduled_for),
+        "started_at": _iso(run.started_at),
+        "host": run.host,
+        "attempt": run.attempt,
+    }
+
+
+def finish_record(run: Run, path: str) -> dict[str, Any]:
+    return {
+        **start_record(run, path),
+        "type": "finish",
+        "status": str(run.status),
+        "exit_code": run.exit_code,
+        "finished_at": _iso(run.finished_at),
+        "duration_s": run.duration_s,
+        "output_tail": run.output_tail,
+        "message": run.message,
+        "log": run.log,
+    }
+
+
+def run_from_records(records: list[dict[str, Any]]) -> Run | None:
+    """Fold the records of one run_id (oldest first) into a Run; None if they make no sense."""
+    merged: dict[str, Any] = {}
+    for record in records:
+        merged.update({k: v for k, v in record.items() if v is not None})
+    try:
+        return _to_run(merged)
+    except BadRecord:
+        return None
+
+
+def record_problem(record: dict[str, Any]) -> str | None:
+    """Why `record` cannot be read (every record must fold into a Run, or a rename, on its
+    own: a finish repeats its start), or None if it can."""
+    try:
+        if record.get("type") == "rename":
+            _to_rename(record)
+        else:
+            _to_run(record)
+    except BadRecord as exc:
+        return str(exc)
+    return None
+
+
+def _to_run(merged: dict[str, Any]) -> Run:
+    """The one door from a record to a Run: every field is checked for type and range here,
+    so nothing downstream sees a value it could choke on. Raises BadRecord."""
+    kind = merged.get("type")
+    if kind not in ("start", "finish"):  # a tuple: `in` a set would hash a hostile list
+        raise BadRecord("type is not start or finish")
+    started_at = _parse_time(merged.get("started_at"))
+    if started_at is None:
+        raise BadRecord("no started_at")
+    if kind == "finish" and merged.get("status") is None:
+        raise BadRecord("a finish without a status")
+    _text(merged, "path", MAX_ID)  # not kept, but a reader may show it
+    return Run(
+        run_id=_text(merged, "run_id", MAX_ID, default=None),
+        task=_task_id(merged, "task"),
+        status=_choice(merged, "status", Status, Status.RUNNING)
+        if kind == "finish"
+        else Status.RUNNING,
+        trigger=_choice(merged, "trigger", Trigger, Trigger.MANUAL),
+        started_at=started_at,
+        host=_text(merged, "host", MAX_ID),
+        attempt=_int(merged, "attempt", (1, MAX_ATTEMPT)) or 1,
+        scheduled_for=_parse_time(merged.get("scheduled_for")),
+        finished_at=_parse_time(merged.get("finished_at")),
+        exit_code=_int(merged, "exit_code", EXIT_CODES),
+        duration_s=_seconds(merged, "duration_s"),
+        output_tail=_text(merged, "output_tail", MAX_TEXT),
+        message=_text(merged, "message", MAX_TEXT),
+        log=_text(merged, "log", MAX_ID),
+    )
+
+
+def _to_rename(record: dict[str, Any]) -> tuple[datetime, str, str]:
+    """(when, old id, new id) of a rename record. Raises BadRecord."""
+    at = _parse_time(record.get("started_at"))
+    if at is None:
+        raise BadRecord("a rename without started_at")
+    _text(record, "run_id", MAX_ID, default=None)
+    old, new = (_task_id(record, key) for key in ("from", "to"))
+    return at, old, new
+
+
+@dataclass
+class _FileRecords:
+    """The parsed records of one ledger file, up to `offset` bytes."""
+
+    identity: tuple[int, int]  # (device, inode): a replaced file is parsed afresh
+    offset: int = 0
+    lines: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, why)
+
+
+@dataclass
+class _Queued:
+    """One line waiting for a group commit, and how its write went."""
+
+    line: str
+    done: threading.Event = field(default_factory=threading.Event)
+    error: OSError | None = None
+
+
+@dataclass
+class _RecordCache:
+    """Ledger files only grow: parse each appended line once, not on every read.
+
+    The daemon rebuilds a note's run block from the ledger after every run; re-parsing a
+    month of JSON each time would make landing cost grow with the month.
+    """
+
+    files: dict[Path, _FileRecords] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    append_lock: threading.Lock = field(default_factory=threading.Lock)
+    queued: dict[Path, list[_Queued]] = field(default_factory=dict)
+
+    def read(self, root: Path, path: Path) -> list[dict[str, Any]]:
+        """The valid records of `path`, oldest first."""
+        return list(self._parsed(root, path).records)
+
+    def rejected(self, root: Path, path: Path) -> list[tuple[int, str]]:
+        """(line number, why) of each line of `path` that is no valid record."""
+        return list(self._parsed(root, path).rejected)
+
+    def _parsed(self, root: Path, path: Path) -> _FileRecords:
+        with self.lock:
+            try:
+                fd = statefs.open_file(root, path.relative_to(root).as_posix(), os.O_RDONLY)
+            except OSError as exc:
+                if not isinstance(exc, FileNotFoundError):
+                    statefs.warn_refused(exc, "ledger file not read")
+                self.files.pop(path, None)
+                return _FileRecords((0, 0))
+            handle = os.fdopen(fd, "rb")
+            with handle:
+                stat = os.fstat(handle.fileno())
+                identity = (stat.st_dev, stat.st_ino)
+                cached = self.files.get(path)
+                if cached is None or cached.identity != identity or stat.st_size < cached.offset:
+                    cached = self.files[path] = _FileRecords(identity)
+                handle.seek(cached.offset)
+                data = handle.read()
+            end = data.rfind(b"\n") + 1  # a torn last line waits until it is complete
+            # Split on \n alone: a record may hold a raw U+2028, which splitlines() breaks on.
+            for line in data[:end].decode("utf-8", errors="replace").split("\n")[:-1]:
+                cached.lines += 1
+                _take_line(cached, line)
+            cached.offset += end
+            return cached
+
+
+def _no_constant(name: str) -> Any:
+    raise BadRecord(f"{name} is not a number")  # Python's json would take it as a float
+
+
+def _take_line(parsed: _FileRecords, line: str) -> None:
+    """Keep the record on `line`, or note why it is none. A line that is not JSON at all is
+    a torn write (a crash mid-append; the next append repairs the file) and goes unremarked;
+    JSON that is no valid record is skipped and named by `doctor`."""
+    if len(line) > MAX_LINE:
+        parsed.rejected.append((parsed.lines, f"a line over {MAX_LINE} characters"))
+        return
+    try:
+        record = json.loads(line, parse_constant=_no_constant)
+    except json.JSONDecodeError:
+        return
+    except (ValueError, RecursionError) as exc:  # NaN, Infinity, a 5,000-digit int, [[[[…
+        parsed.rejected.append((parsed.lines, str(exc)[:200]))
+        return
+    problem = "not a record" if not isinstance(record, dict) else record_problem(record)
+    if problem is None:
+        parsed.records.append(record)
+    else:
+        parsed.rejected.append((parsed.lines, problem))
+
+
+@dataclass(frozen=True)
+class Ledger:
+    root: Path  # the vault root
+    host: str
+    _cache: _RecordCache = field(default_factory=_RecordCache, compare=False, repr=False)
+
+    @property
+    def folder(self) -> Path:
+        return self.root / RUNS_DIR
+
+    def file_for(self, started_at: datetime) -> Path:
+        return self.root / ledger_file(f"{started_at.astimezone(UTC):%Y-%m}", self.host)
+
+    def append(self, record: dict[str, Any]) -> Path:
+        """Append one record durably; returns the file written. Repairs a torn last line first.
+
+        Raises OSError (`statefs.LinkRefused` among them) if the record could not be written.
+        """
+        started = _parse_time(record["started_at"])
+        assert started is not None
+        path = self.file_for(started)
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        mine = _Queued(line)
+        with self._cache.lock:
+            self._cache.queued.setdefault(path, []).append(mine)
+        # Group commit: whoever holds the append lock writes every line queued by then with one
+        # fsync, so ten runs starting in the same second wait for one disk flush, not ten.
+        # The file lock only ever waits for another process.
+        with self._cache.append_lock:
+            if not mine.done.is_set():
+                with self._cache.lock:
+                    batch = self._cache.queued.pop(path, [])
+                error: OSError | None = None
+                try:
+                    with statefs.locked(self.root, lock_beside(self._rel(path))):
+                        _write_durably(self.root, self._rel(path), "".join(q.line for q in batch))
+                except OSError as exc:
+                    error = exc
+                for queued in batch:  # every writer of the batch learns how it went
+                    queued.error = error
+                    queued.done.set()
+        if mine.error is not None:
+            raise mine.error
+        return path
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    @contextlib.contextmanager
+    def appends_held(self, now: datetime) -> Iterator[None]:
+        """No record is appended by this host meanwhile (git sync rebases under it): a line
+        added to a tracked file mid-rebase would stop the rebase and block its undoing."""
+        path = self.file_for(now)
+        with self._cache.append_lock, statefs.locked(self.root, lock_beside(self._rel(path))):
+            yield
+
+    def files(self, months: Iterable[str] | None = None) -> list[Path]:
+        """Every host's ledger file; a linked month folder or file is passed over (and logged),
+        never followed."""
+        wanted = set(months) if months is not None else None
+        found = []
+        try:
+            for month in statefs.entries(self.root, RUNS_DIR):
+                folder = ledger_month_dir(month.name)
+                if month.kind == "link":
+                    statefs.warn_refused(statefs.LinkRefused(folder), "ledger")
+                if month.kind != "dir" or (wanted is not None and month.name not in wanted):
+                    continue
+                for entry in statefs.entries(self.root, folder):
+                    if entry.name.endswith(LEDGER_SUFFIX) and entry.kind != "dir":
+                        found.append(self.root / folder / entry.name)
+        except OSError as exc:  # .vaultsched or runs/ itself is a link
+            statefs.warn_refused(exc, "ledger not read")
+        return sorted(found)
+
+    def records(self, months: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every readable record of every host; torn or corrupt lines are passed over."""
+        for path in self.files(months):
+            yield from self._cache.read(self.root, path)
+
+    def rejected(self) -> list[tuple[Path, int, str]]:
+        """(file, line number, why) of every line of every host's file that is no valid
+        record: skipped by every view, named by `doctor`."""
+        return [
+            (path, number, why)
+            for path in self.files()
+            for number, why in self._cache.rejected(self.root, path)
+        ]
+
+    def append_rename(self, old: str, new: str, at: datetime) -> Path:
+        """A task note was renamed or moved: its earlier runs follow it to the new id."""
+        record = {
+            "type": "rename",
+            "run_id": f"rename-{new_run_id(at)}",
+            "from": old,
+            "to": new,
+            "started_at": _iso(at),
+        }
+        return self.append(record)
+
+    def runs(self, months: Iterable[str] | None = None) -> list[Run]:
+        """All runs, folded, in start-time order, under their task's current id."""
+        return [run for _, run in self._folded(months, per_file=False)]
+
+    def runs_by_file(self) -> list[tuple[Path, Run]]:
+        """Every run with the ledger file that holds it. Who wrote a record is known by its
+        file, not by what the record says: a line in another host's file is that host's word."""
+        return self._folded(None, per_file=True)
+
+    def _folded(self, months: Iterable[str] | None, *, per_file: bool) -> list[tuple[Path, Run]]:
+        grouped: dict[tuple[Path, str], list[dict[str, Any]]] = {}
+        renames: list[tuple[datetime, str, str]] = []
+        for path in self.files(months):
+            source = path if per_file else self.folder
+            for record in self._cache.read(self.root, path):
+                if record.get("type") == "rename":
+                    renames.append(_to_rename(record))  # checked when the line was read
+                    continue
+                grouped.setdefault((source, record["run_id"]), []).append(record)
+        renames.sort()
+        runs = []
+        for (source, _), records in grouped.items():
+            run = run_from_records(records)
+            if run is not None:
+                runs.append((source, _follow(run, renames) if renames else run))
+        return sorted(runs, key=lambda pair: (pair[1].started_at, pair[1].run_id))
+
+    def runs_of(self, task: str) -> list[Run]:
+        return [r for r in self.runs() if r.task == task]
+
+    def runs_on(self, day: date, tz: Any) -> list[Run]:
+        """Runs that started on `day` in zone `tz`; reads only the months that can hold them."""
+        start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
+        end = start + timedelta(days=1)
+        months = {f"{m.astimezone(UTC):%Y-%m}" for m in (start, end)}
+        return [r for r in self.runs(months) if start <= r.started_at < end]
+
+
+def _follow(run: Run, renames: list[tuple[datetime, str, str]]) -> Run:
+    """The run under the id its note has after every later rename."""
+    task = run.task
+    for at, old, new in renames:
+        if at >= run.started_at and old == task:
+            task = new
+    return run if task == run.task else replace(run, task=task)
+
+
+def _write_durably(root: Path, rel: str, text: str) -> None:
+    fd = statefs.open_file(root, rel, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+    try:
+        prefix = "" if _ends_cleanly(fd) else "\n"  # repair a torn last line first
+        os.write(fd, (prefix + text).encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _ends_cleanly(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    return size == 0 or os.pread(fd, 1, size - 1) == b"\n"

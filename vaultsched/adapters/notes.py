@@ -1,0 +1,484 @@
+"""Writing notes without ever losing a person's keystroke.
+
+Each write re-reads the note, applies a pure transform (splice a block, flip one line), writes a
+temp file in the same folder, fsyncs, and renames over the note only if the note did not change
+since it was read; otherwise it starts again from the new text. A note edited less than
+`quiet` seconds ago is left alone until it has been quiet that long (Obsidian autosaves about
+every 2 s), at most `max_wait` seconds. vaultsched's own last write of each note is remembered
+(by content hash, under `.vaultsched/state/written/`) so it never counts as a person's edit.
+
+Editors save in place (truncate, then write), which a rename can race three ways, each closed
+here (vaultsched.adapters.leases tells whether a save is under way):
+- read mid-save: the note looks empty or cut short. A read counts only once no program holds
+  the note open for writing.
+- a save lands between our last check and our rename: the check compares content and open
+  writers just before renaming, so only a save that opens the note in those microseconds gets
+  through. That save goes into the file we replaced, which we keep open.
+- that late save: once its writer has closed the replaced file, its text is merged into the
+  note as it is by then (vaultsched.core.merging) and written again. It stays pending until a write
+  that holds it succeeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import random
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from vaultsched.adapters import statefs
+from vaultsched.adapters.leases import writers_open
+from vaultsched.adapters.notefile import open_note
+from vaultsched.core import layout
+from vaultsched.core.blocks import has_conflict_markers
+from vaultsched.core.merging import merge_back
+
+log = logging.getLogger(__name__)
+
+QUIET_SECONDS = 2.0
+MAX_WAIT_SECONDS = 30.0
+# The longest wait for another program's in-place save to finish (it takes milliseconds);
+# separate from `max_wait`, which is about a person pausing.
+SETTLE_SECONDS = 1.0
+# How long a write keeps trying while other programs save the note between our read and our
+# rename. A person saves every 2 s or so; only a program saving many times a second, on a
+# machine slow enough that our read-to-rename takes longer than its pauses, keeps us out that
+# long, and then the write is left for the next landing (the ledger holds the run meanwhile).
+CONTENTION_SECONDS = 10.0
+# Once our rename has displaced a person's save we owe them its return, so the write keeps
+# trying this much longer before the save goes to layout.RECOVERED_DIR (the last resort).
+RETURN_SECONDS = 60.0
+TEMP_MARK = ".vaultsched-"  # in the name of every note temp file, for the start-up sweep
+# How long a displaced save, once written back, is merged in again at each write of its note
+# until one finds it still there: an editor that read the note before our write-back and saves
+# that stale text over it would otherwise drop it a second time.
+DISPLACED_WATCH_SECONDS = 60.0
+
+
+class Outcome(StrEnum):
+    WRITTEN = "written"
+    UNCHANGED = "unchanged"
+    CONFLICTED = "conflicted"  # holds git conflict markers: never written
+    UNREADABLE = "unreadable"
+    MISSING = "missing"  # moved or deleted: a task note is never re-created by a write
+    OUTSIDE = "outside"  # a symlink would carry the write out of the vault: refused
+    BUSY = "busy"  # other saves kept landing between our read and rename: try again later
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class NoteWriter:
+    root: Path
+    quiet: float = QUIET_SECONDS
+    max_wait: float = MAX_WAIT_SECONDS
+    sleep: Callable[[float], None] = time.sleep
+    wall_time: Callable[[], float] = time.time
+    _own: dict[str, str] = field(default_factory=dict, repr=False)
+    _watched: dict[str, _Pending] = field(default_factory=dict, repr=False)
+
+    def update(self, rel: str, transform: Callable[[str], str], *, create: bool = True) -> Outcome:
+        """Apply `transform` to the note's text and write the result safely."""
+        path = self.root / rel
+        if not self._inside(path):
+            log.warning("%s leads outside the vault (a symlink): not writing it", rel)
+            return Outcome.OUTSIDE
+        pending = self._watched.pop(rel, None)
+        if pending is None or self.wall_time() >= pending.until:
+            pending = _Pending(None, 0.0)
+        try:
+            return self._update(rel, path, transform, create, pending)
+        finally:
+            if pending.late is not None and pending.fresh:  # however update() ends
+                self._recover(rel, pending.late.saved)
+            elif pending.late is not None:
+                self._watched[rel] = pending
+
+    def _update(
+        self,
+        rel: str,
+        path: Path,
+        transform: Callable[[str], str],
+        create: bool,
+        pending: _Pending,
+    ) -> Outcome:
+        deadline = self.wall_time() + self.max_wait
+        wrote = False
+        race = _Contention(self.wall_time, self.sleep)
+        while True:
+            current = self._read_settled(rel, path)
+            if current.data is None and not create:
+                return Outcome.MISSING
+            try:
+                # A save this call's rename hid is put back at once, however recent the edit.
+                if not pending.fresh and self._being_edited(rel, path, current.data, deadline):
+                    continue
+                source = self._with_pending(rel, pending, current.data)
+                outcome, found = self._attempt(rel, path, current, source, transform)
+            finally:
+                current.close()
+            if outcome is not None:
+                if outcome in (Outcome.WRITTEN, Outcome.UNCHANGED):
+                    pending.held(self.wall_time())
+                # An earlier attempt's rename counts: the note changed and must be committed.
+                return Outcome.WRITTEN if wrote and outcome is not Outcome.MISSING else outcome
+            wrote = wrote or found is not None
+            if found is not None:
+                pending.late, pending.fresh = found, True
+            if not race.lost(owed=pending.fresh):
+                log.warning("%s kept changing: its write waits for the next landing", rel)
+                return Outcome.WRITTEN if wrote else Outcome.BUSY
+
+    def _with_pending(self, rel: str, pending: _Pending, current: bytes | None) -> bytes | None:
+        """The note's text with a displaced save merged back in, if one is pending."""
+        if pending.late is None:
+            return current
+        merged = pending.late.merged_into(current)
+        if merged is None:  # not UTF-8 on one side: nothing to merge line by line
+            self._recover(rel, pending.late.saved)
+            pending.late = None
+        elif merged is current:  # the note holds it: nothing more to watch
+            pending.late = None
+        return current if merged is None else merged
+
+    def _recover(self, rel: str, saved: bytes) -> None:
+        """Last resort for a save our rename displaced that we never managed to merge back:
+        keep it where a person will find it, never drop it."""
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self.wall_time()))
+        kept = layout.recovered_file(rel, stamp, secrets.token_hex(2))
+        try:
+            statefs.write_atomic(self.root, kept, saved)
+        except OSError:
+            log.exception("%s: a save that raced a write was lost: keeping it failed", rel)
+            return
+        log.error(
+            "%s: a save that raced a write could not be merged back; its text is in %s", rel, kept
+        )
+
+    def _inside(self, path: Path) -> bool:
+        """vaultsched never writes outside the vault, whatever links the vault holds."""
+        if path.is_symlink():
+            return False
+        real = path.parent.resolve()
+        return real == self.root.resolve() or real.is_relative_to(self.root.resolve())
+
+    def _read_settled(self, rel: str, path: Path) -> _Read:
+        """The note as a finished save left it: never the empty or partial file an editor's
+        in-place save shows while under way (waiting for that at most SETTLE_SECONDS)."""
+        deadline = self.wall_time() + SETTLE_SECONDS
+        while True:
+            current = _read(path)
+            if current.fd is None:
+                return current
+            if not self._save_finished(rel, current.fd, deadline):
+                current.writers_tolerated = True
+                return current
+            if _fd_snapshot(current.fd) == current.snapshot:  # not saved into while we read
+                return current
+            current.close()
+
+    def _save_finished(self, rel: str, fd: int, deadline: float) -> bool:
+        """Wait until nobody is part-way through saving this file; False (with a warning) if
+        somebody still is at `deadline`."""
+        pause = 0.001
+        while _saving(fd):
+            if self.wall_time() >= deadline:
+                _held_open(rel)
+                return False
+            self.sleep(pause)
+            pause = min(pause * 2, 0.02)  # a save takes a millisecond or two: don't spin
+        return True
+
+    def _attempt(
+        self,
+        rel: str,
+        path: Path,
+        current: _Read,
+        source: bytes | None,
+        transform: Callable[[str], str],
+    ) -> tuple[Outcome | None, _Late | None]:
+        """One transform-replace of `source` (the note as read, or with a late save merged in);
+        (None, late) asks the caller to go round again."""
+        try:
+            text = "" if source is None else source.decode("utf-8")
+        except UnicodeDecodeError:
+            return Outcome.UNREADABLE, None
+        if has_conflict_markers(text):
+            log.warning("%s holds git conflict markers: not writing it", rel)
+            return Outcome.CONFLICTED, None
+        data = transform(text).encode("utf-8")
+        if data == current.data:
+            return Outcome.UNCHANGED, None
+        if not self._replace_if_unchanged(path, data, current):
+            return None, None
+        # A save that opened the note just before our rename: let it finish into the old file.
+        late = current.saved_after_read(
+            lambda fd: self._save_finished(rel, fd, self.wall_time() + SETTLE_SECONDS)
+        )
+        self._remember(rel, data)
+        return (Outcome.WRITTEN if late is None else None), late
+
+    def _being_edited(self, rel: str, path: Path, data: bytes | None, deadline: float) -> bool:
+        """Wait (and return True to re-read) while a person's recent edit is still settling."""
+        if data is None or self.is_own(rel, data):
+            return False
+        try:
+            age = self.wall_time() - path.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        remaining = deadline - self.wall_time()
+        if age >= self.quiet or remaining <= 0:
+            return False
+        self.sleep(min(self.quiet - age, remaining) + 0.01)
+        return True
+
+    def _replace_if_unchanged(self, path: Path, data: bytes, current: _Read) -> bool:
+        """Rename `data` over `path` if the note still is as read; False to go round again."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # A dot-prefixed temp name: ignored by our indexer and by Obsidian.
+        tmp = path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}.tmp")
+        try:
+            _write_synced(tmp, data, mode=_mode(path))
+            if not current.still_at(path):
+                return False
+            if current.snapshot is None:
+                os.link(tmp, path)  # creating: fails rather than clobber a note made meanwhile
+            else:
+                os.replace(tmp, path)
+            _fsync_dir(path.parent)
+            return True
+        except (FileExistsError, FileNotFoundError):
+            # FileNotFoundError: our temp file was swept (a daemon starting) mid-write.
+            return False
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def is_own(self, rel: str, data: bytes) -> bool:
+        """True if `data` is exactly what vaultsched itself last wrote to `rel`."""
+        digest = _digest(data)
+        if self._own.get(rel) == digest:
+            return True
+        try:
+            return statefs.read_bytes(self.root, layout.written_mark(rel)) == digest.encode()
+        except OSError:
+            return False
+
+    def _remember(self, rel: str, data: bytes) -> None:
+        digest = _digest(data)
+        self._own[rel] = digest
+        try:  # a cache: lost in a crash, the next write of the note looks like an edit once
+            mark = layout.written_mark(rel)
+            statefs.write_atomic(self.root, mark, digest.encode(), durable=False)
+        except OSError as exc:
+            statefs.warn_refused(exc, "note writes not remembered")
+
+
+@dataclass
+class _Contention:
+    """Backing off after each race lost to another program's save. A fixed retry rhythm can
+    stay in step with a program saving at a steady rate; a random pause, growing with each
+    loss, lands one of our read-to-rename windows in a gap between its saves."""
+
+    wall_time: Callable[[], float]
+    sleep: Callable[[float], None]
+    losses: int = 0
+    first: float = 0.0
+
+    def lost(self, *, owed: bool) -> bool:
+        """Count a lost race and pause; False once the budget is spent: CONTENTION_SECONDS,
+        or RETURN_SECONDS while a save we displaced is still `owed` its way back."""
+        now = self.wall_time()
+        if self.losses == 0:
+            self.first = now
+        self.losses += 1
+        if now - self.first >= (RETURN_SECONDS if owed else CONTENTION_SECONDS):
+            return False
+        self.sleep(random.uniform(0, min(0.001 * 2**self.losses, 0.05)))
+        return True
+
+
+_Snapshot = tuple[int, int, int]
+
+
+def _snapshot(path: Path) -> _Snapshot | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _fd_snapshot(fd: int) -> _Snapshot:
+    st = os.fstat(fd)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _held_open(rel: str) -> None:
+    log.warning(
+        "%s: another program has held it open for writing over %.0f s; writing it anyway "
+        "(what it writes into the note from now on may not reach the new file)",
+        rel,
+        SETTLE_SECONDS,
+    )
+
+
+def _saving(fd: int) -> bool:
+    """Someone is part-way through saving this file in place. Without leases to ask, a file
+    emptied within SETTLE_SECONDS is taken for a save under way (truncated, not yet written)."""
+    busy = writers_open(fd)
+    if busy is not None:
+        return busy
+    st = os.fstat(fd)
+    return st.st_size == 0 and time.time() - st.st_mtime < SETTLE_SECONDS
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    offset = 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+@dataclass
+class _Read:
+    """A note as read, with its file kept open: a save into it that races our rename is found
+    there afterwards, and not lost with the replaced file."""
+
+    data: bytes | None
+    snapshot: _Snapshot | None
+    fd: int | None = None
+    writers_tolerated: bool = False  # a program held it open past SETTLE_SECONDS: go ahead
+
+    def still_at(self, path: Path) -> bool:
+        """The note at `path` is this file, unchanged, and nobody is saving into it. Content
+        is compared too: a save of the same size within one mtime tick changes no snapshot."""
+        if _snapshot(path) != self.snapshot:
+            return False
+        if self.fd is None:
+            return True
+        if not self.writers_tolerated and writers_open(self.fd):
+            return False
+        return _read_all(self.fd) == self.data
+
+    def saved_after_read(self, settle: Callable[[int], object]) -> _Late | None:
+        """A save into this (now replaced) file that came after we read it, to be merged into
+        the note that replaced it; else None."""
+        if self.fd is None:
+            return None
+        try:
+            settle(self.fd)
+            saved = _read_all(self.fd)
+        finally:
+            self.close()
+        if saved == self.data or (self.data and not saved):
+            return None  # unchanged, or emptied by a save that never finished writing
+        return _Late(self.data or b"", saved)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+@dataclass
+class _Pending:
+    """A displaced save on its way back into its note: `fresh` while this call has not yet
+    written it back, then watched until `until` (see DISPLACED_WATCH_SECONDS)."""
+
+    late: _Late | None
+    until: float
+    fresh: bool = False
+
+    def held(self, now: float) -> None:
+        if self.fresh:
+            self.fresh, self.until = False, now + DISPLACED_WATCH_SECONDS
+
+
+@dataclass
+class _Late:
+    """A person's save that landed in the file our rename replaced."""
+
+    read: bytes  # the text that save was made on (what we read and built our write on)
+    saved: bytes
+
+    def merged_into(self, current: bytes | None) -> bytes | None:
+        """The note's text to transform again: the late save merged with the note as it is now
+        (our write, plus anything saved onto it since), or None if they are not all text;
+        `current` itself when it already holds the save. Where both touch the same place the
+        late save's lines come first: typed first."""
+        if current is None:
+            return self.saved
+        try:
+            base, saved, now = (part.decode("utf-8") for part in (self.read, self.saved, current))
+        except UnicodeDecodeError:
+            return None
+        merged = merge_back(base, saved, now)
+        return current if merged is now else merged.encode("utf-8")
+
+
+def _read(path: Path) -> _Read:
+    try:
+        fd = open_note(path)  # a FIFO put in a note's place must not hang the write
+    except FileNotFoundError:
+        return _Read(None, None)
+    snapshot = _fd_snapshot(fd)
+    return _Read(_read_all(fd), snapshot, fd)
+
+
+def _mode(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o644
+
+
+def _write_synced(path: Path, data: bytes, *, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sweep_temp_files(folders: Iterable[Path]) -> list[Path]:
+    """Remove note temp files left by a vaultsched killed mid-write (the rename never came).
+
+    They are dot-files, so neither the index nor Obsidian shows them, but a sync tool or Obsidian
+    Git would carry them around. A writer whose temp file goes meanwhile just tries again.
+    """
+    removed = []
+    for folder in folders:
+        for leftover in folder.glob(f".*{TEMP_MARK}*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+                removed.append(leftover)
+    return removed
+
+
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Replace a file vaultsched owns outright (config, state): temp, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    _write_synced(tmp, data, mode=_mode(path) if mode is None else mode)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)

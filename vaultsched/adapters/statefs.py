@@ -1,0 +1,237 @@
+"""Files under `.vaultsched/`, reached without ever following a symlink.
+
+A pull or a sync can put a symlink anywhere in the vault, `.vaultsched/` included. Followed, one
+would carry the full (unredacted) run logs, the ledger or a lock file outside the vault, or feed
+a file from outside into the ledger. So every file vaultsched keeps there is reached through
+this module: the path is walked one folder at a time from the vault root, each opened relative
+to the one before (`openat` with `O_NOFOLLOW`), and a symlink at any step is refused with
+`LinkRefused`. Nothing is checked and then opened by name, so a link swapped in meanwhile is
+refused too. The vault root itself may be reached through a link: `open_vault` resolves it once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import secrets
+import stat
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from vaultsched.core import layout
+
+log = logging.getLogger(__name__)
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class LinkRefused(OSError):
+    """A path under `.vaultsched/` is a symlink or lies under one."""
+
+    def __init__(self, rel: str) -> None:
+        super().__init__(f"{rel} is a symlink: refused (nothing under {layout.DIR}/ is followed)")
+        self.rel = rel
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    kind: str  # "file", "dir", "link" or "other" (FIFO, socket, device)
+
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_refused(exc: OSError, what: str) -> None:
+    """Log a refusal once per path and process: an `every 1s` task must not flood the log."""
+    key = getattr(exc, "rel", str(exc))
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    log.warning("%s: %s", what, exc)
+
+
+def _parts(rel: str) -> tuple[str, ...]:
+    parts = PurePosixPath(rel).parts
+    if not parts or parts[0] != layout.DIR or any(p in ("..", ".", "/") for p in parts):
+        raise ValueError(f"not a path under {layout.DIR}/: {rel!r}")
+    return parts
+
+
+def _refusal(exc: OSError, parent_fd: int, name: str, rel: str) -> OSError:
+    """ELOOP (or ENOTDIR for O_DIRECTORY) on a link becomes LinkRefused; anything else stays."""
+    with contextlib.suppress(OSError):
+        if stat.S_ISLNK(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode):
+            return LinkRefused(rel)
+    return exc
+
+
+def _open_dir(parent_fd: int, name: str, rel: str, create: bool) -> int:
+    for attempt in (1, 2):
+        try:
+            return os.open(name, _DIR, dir_fd=parent_fd)
+        except FileNotFoundError:
+            if not create or attempt == 2:
+                raise
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o755, dir_fd=parent_fd)
+        except OSError as exc:
+            raise _refusal(exc, parent_fd, name, rel) from None
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def folder(root: Path, rel: str, *, create: bool = False) -> Iterator[int]:
+    """A descriptor of the folder `rel` (vault-relative, under `.vaultsched/`)."""
+    parts = _parts(rel)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for depth, name in enumerate(parts, 1):
+            child = _open_dir(fd, name, "/".join(parts[:depth]), create)
+            os.close(fd)
+            fd = child
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _split(rel: str) -> tuple[str, str]:
+    parent, _, name = rel.rpartition("/")
+    _parts(rel)
+    return parent, name
+
+
+def open_file(root: Path, rel: str, flags: int, mode: int = 0o644) -> int:
+    """`os.open` of a regular file under `.vaultsched/`; folders are made when creating.
+
+    Opened non-blocking first, so a FIFO put there cannot hang the daemon, then refused.
+    """
+    parent, name = _split(rel)
+    with folder(root, parent, create=bool(flags & os.O_CREAT)) as dir_fd:
+        try:
+            fd = os.open(
+                name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode, dir_fd=dir_fd
+            )
+        except OSError as exc:
+            raise _refusal(exc, dir_fd, name, rel) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{rel} is not a regular file: refused")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def read_bytes(root: Path, rel: str, *, limit: int | None = None) -> bytes | None:
+    """The file's bytes, or None if it (or its folder) does not exist; a file larger than
+    `limit` bytes is refused."""
+    try:
+        fd = open_file(root, rel, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(-1 if limit is None else limit + 1)
+    if limit is not None and len(data) > limit:
+        raise OSError(errno.EFBIG, f"{rel} is larger than {limit} bytes: refused")
+    return data
+
+
+def write_atomic(root: Path, rel: str, data: bytes, *, durable: bool = True) -> None:
+    """Replace the file: temp file in the same folder, fsync, rename, fsync the folder (the
+    fsyncs only if `durable`: a cache that may be lost in a crash need not pay for them)."""
+    parent, name = _split(rel)
+    with folder(root, parent, create=True) as dir_fd:
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                raise LinkRefused(rel)
+        tmp = f".{name}.{secrets.token_hex(4)}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o644, dir_fd=dir_fd)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                if durable:
+                    os.fsync(handle.fileno())
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
+        if durable:
+            os.fsync(dir_fd)
+
+
+def entries(root: Path, rel: str) -> list[Entry]:
+    """What the folder holds, links named as links (never followed); [] if it does not exist."""
+    try:
+        with folder(root, rel) as dir_fd, os.scandir(dir_fd) as found:
+            return sorted((Entry(e.name, _kind(e)) for e in found), key=lambda e: e.name)
+    except FileNotFoundError:
+        return []
+
+
+def _kind(entry: os.DirEntry[str]) -> str:
+    if entry.is_symlink():
+        return "link"
+    if entry.is_dir(follow_symlinks=False):
+        return "dir"
+    return "file" if entry.is_file(follow_symlinks=False) else "other"
+
+
+def unlink(root: Path, rel: str) -> None:
+    parent, name = _split(rel)
+    with folder(root, parent) as dir_fd:
+        os.unlink(name, dir_fd=dir_fd)
+
+
+@contextlib.contextmanager
+def locked(root: Path, rel: str, *, wait: bool = True) -> Iterator[bool]:
+    """An exclusive flock on the file `rel`, shared by every process on this host (and every
+    thread: each call opens the file afresh). Yields False if it is held and `wait` is off."""
+    fd = open_file(root, rel, os.O_RDWR | os.O_CREAT)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def links(root: Path) -> list[str]:
+    """Every symlink under `.vaultsched/` (the folder itself included), vault-relative."""
+    top = root / layout.DIR
+    if top.is_symlink():
+        return [layout.DIR]
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top):  # os.walk does not follow links
+        here = Path(dirpath).relative_to(root).as_posix()
+        for name in dirnames + filenames:
+            if (Path(dirpath) / name).is_symlink():
+                found.append(f"{here}/{name}")
+    return sorted(found)
+
+
+def prepare_state_dir(root: Path) -> None:
+    """Make sure `.vaultsched/` has its .gitignore before any state is written under it.
+
+    Only a missing file is written: one the person edited (or another process just wrote)
+    is theirs and stays as it is. Never through a link: a refused `.vaultsched` is reported
+    by whatever opens state under it next.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        fd = open_file(root, layout.GITIGNORE, flags)
+    except (FileExistsError, LinkRefused):
+        return
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        handle.write(layout.GITIGNORE_TEXT)

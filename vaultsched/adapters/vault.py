@@ -1,0 +1,290 @@
+"""The vault on disk: where it is, which notes count, and the index of its tasks."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from vaultsched.adapters.config import Config
+from vaultsched.adapters.notefile import NotRegularFile, NotUtf8Error, kind_of, read_front_matter
+from vaultsched.core import layout
+from vaultsched.core.contain import internal_problem
+from vaultsched.core.errors import VaultschedError
+from vaultsched.core.model import Problem, Task
+from vaultsched.core.planner import Unplannable, task_fires
+from vaultsched.core.taskfile import NOT_A_TASK, Parsed, parse_task, task_id
+
+# Sync tools' duplicates: "Note (Conflicted copy laptop 2024…).md" (Obsidian Sync, Dropbox),
+# "Note.sync-conflict-20240101-120000-ABCDEF.md" (Syncthing), "Note (conflicted copy).md".
+_CONFLICT_COPY = re.compile(r"\(.*conflicted copy.*\)\.md$|\.sync-conflict-[^/]*\.md$", re.I)
+
+
+@dataclass(frozen=True)
+class Vault:
+    root: Path
+    config: Config
+    host: str
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+
+def locate_vault(path: str | os.PathLike[str] | None) -> Path:
+    """`--vault`, else `$VAULTSCHED_VAULT`, else the current directory; must look like a vault."""
+    chosen = Path(path or os.environ.get("VAULTSCHED_VAULT") or Path.cwd()).expanduser()
+    if not chosen.is_dir():
+        raise VaultschedError(f"not a vault: {chosen} is not a folder")
+    root = chosen.resolve()
+    if not (root / ".obsidian").is_dir() and not (root / layout.DIR).is_dir():
+        raise VaultschedError(
+            f"not a vault: {root} has neither .obsidian/ nor {layout.DIR}/ "
+            f"(run `vaultsched init {chosen}` to make it one)"
+        )
+    return root
+
+
+def is_conflict_copy(rel_path: str) -> bool:
+    return bool(_CONFLICT_COPY.search(rel_path))
+
+
+def is_ignored(rel_path: str, digest_folder: str) -> bool:
+    """True for paths vaultsched never treats as notes."""
+    # Plain string work: this runs for every file of the vault on a cold index.
+    parts = rel_path.split("/")
+    if not rel_path.endswith(".md") or any(part.startswith(".") for part in parts):
+        return True
+    folder = [p for p in digest_folder.strip("/").split("/") if p]
+    return parts[: len(folder)] == folder or is_conflict_copy(rel_path)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+def iter_notes(vault: Vault, skipped: list[Skipped] | None = None) -> Iterator[str]:
+    """Vault-relative paths of every note that counts, in a stable order.
+
+    Symlinks are never followed: one that resolves outside the vault is out of bounds,
+    and one that resolves inside is the same note as its target, indexed under the target's path
+    (following it would index one task twice and fire it twice).
+    """
+    yield from _walk(vault.root, "", vault.config.digest.folder, skipped)
+
+
+def _walk(folder: Path, rel_dir: str, digest: str, skipped: list[Skipped] | None) -> Iterator[str]:
+    # scandir's entries know their type without a stat call per file (a cold index of a large
+    # vault is mostly this walk); symlinks are neither followed nor yielded.
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError:
+        return
+    folders = [e for e in entries if e.is_dir(follow_symlinks=False)]
+    folder_names = {e.name for e in folders}
+    for entry in entries:
+        name = entry.name
+        # The folders on the way down were checked already (`is_ignored` below): only the
+        # file's own name is left to check, without splitting its path again.
+        if name in folder_names or not name.endswith(".md") or name.startswith("."):
+            continue
+        rel = f"{rel_dir}{name}"
+        conflict = is_conflict_copy(rel)
+        if conflict or entry.is_symlink():
+            if conflict and skipped is not None:
+                skipped.append(Skipped(rel, "sync-conflict copy: never run"))
+            continue
+        if not entry.is_file(follow_symlinks=False):  # the entry's type: no stat per note
+            if skipped is not None:
+                kind = kind_of(entry.stat(follow_symlinks=False).st_mode)
+                skipped.append(Skipped(_printable(rel), str(NotRegularFile(kind).strerror)))
+            continue
+        if not rel.isascii() and not _utf8_name(rel):
+            if skipped is not None:
+                skipped.append(Skipped(_printable(rel), "file name is not UTF-8"))
+            continue
+        yield rel
+    for entry in folders:  # a folder's notes first, then its subfolders (as os.walk did)
+        rel = f"{rel_dir}{entry.name}"
+        if entry.name.startswith("."):
+            continue
+        if not is_ignored(f"{rel}/x.md", digest):
+            yield from _walk(Path(entry.path), f"{rel}/", digest, skipped)
+        elif rel == digest and skipped is not None:
+            skipped.extend(Skipped(t, IN_DIGESTS) for t in _commands_in(Path(entry.path), rel))
+
+
+# A synced config can point `[digest] folder` at the task folder: its tasks then silently stop.
+IN_DIGESTS = "inside the digest folder: not a task (vaultsched writes digests there)"
+_PEEK = 8192
+
+
+def _commands_in(folder: Path, rel_dir: str) -> list[str]:
+    """Notes in the digest folder whose front matter has a `command` key: the person meant a
+    task, and must see why it never runs. Regular files only, never through a link."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):  # os.walk does not follow links
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        here = Path(dirpath)
+        for name in sorted(n for n in filenames if n.endswith(".md") and not n.startswith(".")):
+            if _has_command(here / name):
+                found.append(f"{rel_dir}/{(here / name).relative_to(folder).as_posix()}")
+    return found
+
+
+def _has_command(path: Path) -> bool:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        head = handle.read(_PEEK).decode("utf-8", errors="replace")
+    if not head.startswith("---"):
+        return False
+    front = head.split("\n---", 1)[0]
+    return any(line.startswith("command:") for line in front.splitlines())
+
+
+def _utf8_name(rel: str) -> bool:
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(rel: str) -> str:
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def read_note(vault: Vault, rel: str) -> Parsed:
+    """Parse one note's front matter; unreadable notes become problems, never exceptions.
+
+    The containment boundary for reading and parsing: whatever one note holds (or whatever
+    bug a parser has), the outcome is a `Parsed` for that note and the vault goes on.
+    """
+    if not rel.isascii() and not _utf8_name(rel):  # as the walk: such a note never counts
+        return Parsed(
+            False, None, (Problem(_printable(rel), 1, "file name is not UTF-8", "warning"),)
+        )
+    try:
+        return parse_note(rel, read_front_matter(f"{vault.root}/{rel}"), vault.config)
+    except FileNotFoundError:
+        return NOT_A_TASK  # gone since it was listed: a deletion, not a problem
+    except NotUtf8Error:
+        return Parsed(False, None, (Problem(rel, 1, "not UTF-8: skipped", "warning"),))
+    except NotRegularFile as exc:
+        if exc.kind in ("a symlink", "a folder"):
+            return NOT_A_TASK  # never followed or read, as the walk never lists one as a note
+        return Parsed(False, None, (Problem(rel, 1, str(exc.strerror), "warning"),))
+    except (OSError, ValueError) as exc:
+        return Parsed(True, None, (Problem(rel, 1, f"cannot read front matter: {exc}"),))
+    except Exception as exc:  # the boundary: see `contain`
+        return Parsed(True, None, (internal_problem(rel, "reading", exc),))
+
+
+def parse_note(rel: str, yaml_text: str | None, config: Config) -> Parsed:
+    """`parse_task` behind the boundary: a parser's bug is this note's problem, not an escape."""
+    try:
+        return parse_task(rel, yaml_text, config)
+    except Exception as exc:  # the boundary: see `contain`
+        return Parsed(True, None, (internal_problem(rel, "parsing", exc),))
+
+
+@dataclass
+class Index:
+    """Every task note of the vault. `invalid` holds task notes that failed validation."""
+
+    tasks: dict[str, Task] = field(default_factory=dict)
+    invalid: dict[str, tuple[Problem, ...]] = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
+    # Keyed by note so that replacing one note's problems costs the same in a vault of any size.
+    _problems: dict[str, tuple[Problem, ...]] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [p for found in self._problems.values() for p in found]
+
+    def add(self, rel: str, parsed: Parsed) -> None:
+        ident = task_id(rel)
+        self.discard(ident)
+        if parsed.problems:
+            self._problems[ident] = parsed.problems
+        if parsed.task is not None:
+            self.tasks[parsed.task.id] = parsed.task
+        elif parsed.is_task:
+            self.invalid[ident] = parsed.errors
+
+    def invalidate(self, ident: str, problem: Problem) -> None:
+        """A task that failed after it was parsed (planning it raised): invalid, with `problem`,
+        until its note changes and is read again."""
+        self.tasks.pop(ident, None)
+        self.invalid[ident] = (*self.invalid.get(ident, ()), problem)
+        self._problems[ident] = (*self._problems.get(ident, ()), problem)
+
+    def discard(self, ident: str) -> None:
+        self.tasks.pop(ident, None)
+        self.invalid.pop(ident, None)
+        self._problems.pop(ident, None)
+
+    @property
+    def ids(self) -> list[str]:
+        return sorted({*self.tasks, *self.invalid})
+
+    def resolve(self, name: str) -> str:
+        """A task id from an id, a path with `.md`, or a bare note name unique in the vault."""
+        ids = self.ids
+        wanted = name.strip().removeprefix("./").removesuffix(".md")
+        if wanted in ids:
+            return wanted
+        matches = [i for i in ids if PurePosixPath(i).name == wanted]
+        if not matches:
+            matches = [i for i in ids if wanted.lower() in i.lower()]
+            hint = f"; did you mean: {', '.join(matches[:8])}" if matches else ""
+            raise VaultschedError(f"unknown task {name!r}{hint}")
+        if len(matches) > 1:
+            raise VaultschedError(f"ambiguous task {name!r}: {', '.join(matches)}")
+        return matches[0]
+
+    def task(self, name: str) -> Task:
+        """The valid task named `name`; an invalid one is a refusal (exit 1) listing why."""
+        ident = self.resolve(name)
+        if ident in self.invalid:
+            reasons = "; ".join(str(p) for p in self.invalid[ident])
+            raise VaultschedError(f"task {ident} is invalid: {reasons}", exit_code=1)
+        return self.tasks[ident]
+
+
+def build_index(vault: Vault) -> Index:
+    index = Index()
+    for rel in iter_notes(vault, index.skipped):
+        parsed = read_note(vault, rel)
+        if parsed.is_task or parsed.problems:  # most notes: nothing to add, nothing to drop
+            index.add(rel, parsed)
+    return index
+
+
+def drop_unplannable(index: Index, now: datetime) -> None:
+    """Make invalid each task of `index` whose next fire time after `now` cannot be computed,
+    so that `validate`, `list` and `doctor` show what the daemon would refuse."""
+    for task in list(index.tasks.values()):
+        try:
+            task_fires(task, now, 1)
+        except Unplannable as exc:
+            index.invalidate(task.id, exc.problem)
+
+
+def planned_index(vault: Vault, now: datetime) -> Index:
+    """The vault's index, with the tasks that cannot be planned from `now` made invalid."""
+    index = build_index(vault)
+    drop_unplannable(index, now)
+    return index

@@ -1,0 +1,233 @@
+"""What `list`, `next`, `history` and `status` show, as plain rows (the CLI prints them or
+dumps JSON). Rows are TypedDicts: plain dicts at run time, so the JSON is the row as it is."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypedDict
+
+from vaultsched.adapters.instance import InstanceLock
+from vaultsched.adapters.ledger import Ledger
+from vaultsched.adapters.vault import Index, Vault
+from vaultsched.core.model import FAILURES, Problem, Run, Status, Task
+from vaultsched.core.planner import Unplannable, task_fires
+from vaultsched.core.views import MESSAGE_SHOWN, clip, digest_path
+from vaultsched.trust.config import VerdictRow, verdict
+from vaultsched.trust.store import TrustStore, approve_command, trust_command
+
+
+class ListRow(TypedDict):
+    task: str
+    path: str
+    schedule: list[str]
+    enabled: bool
+    trusted: bool
+    valid: bool
+    errors: list[str]
+    next_run: str | None
+    last_run: str | None
+    last_status: str | None
+
+
+class HistoryRow(TypedDict):
+    run_id: str
+    task: str
+    status: str
+    exit_code: int | None
+    trigger: str
+    scheduled_for: str | None
+    started_at: str | None
+    finished_at: str | None
+    duration_s: float | None
+    host: str
+    attempt: int
+    message: str
+    log: str
+
+
+class DaemonRow(TypedDict):
+    running: bool
+    pid: object  # as the lock file says: a value from disk, only ever shown
+    host: object
+    since: object
+
+
+class UntrustedRow(TypedDict):
+    task: str
+    why: str
+    fix: str
+
+
+class AwaitingRow(TypedDict):
+    task: str
+    since: str | None
+    fix: str
+
+
+class ConfigTrustRow(VerdictRow):
+    detail: str
+
+
+class StatusReport(TypedDict):
+    daemon: DaemonRow
+    running: list[HistoryRow]
+    failures_today: list[HistoryRow]
+    untrusted: list[UntrustedRow]
+    awaiting_approval: list[AwaitingRow]
+    invalid: list[str]
+    digest: str
+    config: ConfigTrustRow
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+def next_run(task: Task, after: datetime) -> datetime | None:
+    if task.manual or not task.enabled:
+        return None
+    fires = task_fires(task, after, 1)
+    return fires[0] if fires else None
+
+
+def list_rows(
+    index: Index, runs: Sequence[Run], now: datetime, trusted: Callable[[Task], bool]
+) -> list[ListRow]:
+    last: dict[str, Run] = {}
+    for run in runs:
+        last[run.task] = run
+    rows: list[ListRow] = []
+    for ident in index.ids:
+        task = index.tasks.get(ident)
+        errors = [str(p) for p in index.invalid.get(ident, ())]
+        previous = last.get(ident)
+        rows.append(
+            {
+                "task": ident,
+                "path": task.path if task else f"{ident}.md",
+                "schedule": [s.text for s in task.schedules] if task else [],
+                "enabled": task.enabled if task else False,
+                "trusted": trusted(task) if task else False,
+                "valid": task is not None,
+                "errors": errors,
+                "next_run": iso(next_run(task, now)) if task else None,
+                "last_run": iso(previous.started_at.astimezone(task.timezone if task else None))
+                if previous
+                else None,
+                "last_status": str(previous.status) if previous else None,
+            }
+        )
+    return rows
+
+
+class FireRow(TypedDict):
+    task: str
+    at: str | None
+
+
+@dataclass(frozen=True)
+class Fire:
+    task: str
+    at: datetime
+
+    def as_row(self) -> FireRow:
+        return {"task": self.task, "at": iso(self.at)}
+
+
+def upcoming(
+    tasks: Sequence[Task], after: datetime, count: int
+) -> tuple[list[Fire], list[Problem]]:
+    """The next `count` fire times across `tasks`, in time order, and the problem of each task
+    whose fire times cannot be computed (left out; the others are still shown).
+
+    A naive `after` is read in each task's own zone, as `next --from` promises.
+    """
+    fires: list[Fire] = []
+    problems: list[Problem] = []
+    for task in tasks:
+        if not task.schedules:
+            continue
+        try:
+            fires += [Fire(task.id, at) for at in task_fires(task, _aware(after, task), count)]
+        except Unplannable as exc:
+            problems.append(exc.problem)
+    # By timestamp: same-zone datetimes compare by wall time and ignore `fold`.
+    return sorted(fires, key=lambda f: (f.at.timestamp(), f.task))[:count], problems
+
+
+def history_rows(ledger: Ledger, task_id: str, limit: int | None) -> list[HistoryRow]:
+    runs = ledger.runs_of(task_id)
+    if limit is not None:
+        runs = runs[-limit:] if limit > 0 else []
+    return [history_row(r) for r in runs]
+
+
+def history_row(run: Run) -> HistoryRow:
+    return {
+        "run_id": run.run_id,
+        "task": run.task,
+        "status": str(run.status),
+        "exit_code": run.exit_code,
+        "trigger": str(run.trigger),
+        "scheduled_for": iso(run.scheduled_for),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "duration_s": run.duration_s,
+        "host": run.host,
+        "attempt": run.attempt,
+        "message": clip(run.message, MESSAGE_SHOWN),
+        "log": run.log,
+    }
+
+
+def _aware(moment: datetime, task: Task) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=task.timezone)
+
+
+def status_report(vault: Vault, index: Index, now: datetime) -> StatusReport:
+    """`status --json`: the daemon (from its lock), the ledger's view of today, the index."""
+    holder = InstanceLock(vault.root).holder()
+    tz = vault.config.timezone
+    day = now.astimezone(tz).date()
+    runs = Ledger(vault.root, vault.host).runs()
+    latest: dict[str, Run] = {}
+    for run in runs:
+        latest[run.task] = run
+    today = [r for r in runs if r.started_at.astimezone(tz).date() == day]
+    store = TrustStore()
+    trusted = store.checker(vault.root)
+    return {
+        "daemon": {
+            "running": holder is not None,
+            "pid": (holder or {}).get("pid"),
+            "host": (holder or {}).get("host"),
+            "since": (holder or {}).get("since"),
+        },
+        "running": [history_row(r) for r in runs if r.status is Status.RUNNING],
+        "failures_today": [history_row(r) for r in today if r.status in FAILURES],
+        "untrusted": [
+            {
+                "task": task.id,
+                "why": store.why_untrusted(vault.root, task),
+                "fix": trust_command(task.id),
+            }
+            for task in index.tasks.values()
+            if not trusted(task)
+        ],
+        "awaiting_approval": [
+            {"task": r.task, "since": iso(r.started_at), "fix": approve_command(r.task)}
+            for r in latest.values()
+            if r.status is Status.AWAITING_APPROVAL and r.task in index.ids
+        ],
+        "invalid": sorted(index.invalid),
+        "digest": str(vault.path(digest_path(vault, day))),
+        "config": config_trust_row(vault),
+    }
+
+
+def config_trust_row(vault: Vault) -> ConfigTrustRow:
+    """The config-trust line: which sensitive keys the vault sets and whether they count."""
+    judged = verdict(vault.root)
+    return {**judged.as_dict(), "detail": judged.describe()}

@@ -1,0 +1,54 @@
+"""Values as a person writes them, in a task note's front matter or in `config.toml`: one
+check for each kind, so the two files accept the same things (durations: `durations.py`).
+
+A converter takes the value as parsed (an absent key has taken its default already) and returns
+it typed, or raises ValueError with a message that leaves the key out: each caller names it in
+its own style (`retries: must be ...` in `validate`, `keep_runs must be ...` for the config).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_Choice = TypeVar("_Choice", bound=str)
+
+
+def to_bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
+def at_least(minimum: int) -> Callable[[object], int]:
+    def convert(value: object) -> int:
+        # bool is an int to Python: `retries: yes` is no count
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"must be a whole number >= {minimum}, got {value!r}")
+        return value
+
+    return convert
+
+
+def one_of(choices: tuple[_Choice, ...]) -> Callable[[object], _Choice]:
+    """The choice equal to the value: typed as the choices are (a Literal alias)."""
+
+    def convert(value: object) -> _Choice:
+        for choice in choices:
+            if value == choice:
+                return choice
+        raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+
+    return convert
+
+
+def to_zone(value: object) -> ZoneInfo:
+    if not isinstance(value, str):
+        raise ValueError(f"must be an IANA zone name such as Europe/Warsaw, got {value!r}")
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown timezone {value!r} (use an IANA name such as Europe/Warsaw)"
+        ) from exc

@@ -1,0 +1,35 @@
+"""Minimal text edits of a note's front matter: one value, or one added line, nothing else.
+
+python-frontmatter re-dumps YAML sorted and without comments, so a user's front matter is
+never written back through a YAML dumper: we locate the value with PyYAML's node marks and
+replace exactly those characters.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from vaultsched.core.blocks import newline_of
+from vaultsched.core.taskfile import front_matter_span
+
+
+def set_scalar(text: str, key: str, value: str) -> str:
+    """Set top-level `key` to the YAML scalar text `value`, keeping every other byte."""
+    span = front_matter_span(text)
+    if span is None:
+        raise ValueError("the note has no front matter")
+    start, closing = span.yaml_start, span.yaml_end
+    yaml_text = text[start:closing]
+    root = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
+    if root is not None and not isinstance(root, yaml.MappingNode):
+        raise ValueError("the front matter is not a map of properties")
+    for key_node, value_node in root.value if root is not None else []:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+            if not isinstance(value_node, yaml.ScalarNode):
+                raise ValueError(f"{key} is not a single value; edit it by hand")
+            begin, end = value_node.start_mark.index, value_node.end_mark.index
+            if begin == end:  # `key:` with nothing after the colon
+                value = " " + value if not yaml_text[:begin].endswith(" ") else value
+            return text[: start + begin] + value + text[start + end :]
+    newline = newline_of(text)
+    return text[:closing] + f"{key}: {value}{newline}" + text[closing:]

@@ -1,0 +1,145 @@
+"""Where vaultsched keeps its files: every path under `.vaultsched/`, named once.
+
+Paths are vault-relative POSIX strings, the form `statefs` opens (never following a link):
+
+    .vaultsched/                        DIR
+    ├── config.toml                     CONFIG           the vault's settings (committed)
+    ├── .gitignore                      GITIGNORE        GITIGNORE_TEXT: state, logs, locks out
+    ├── .gitattributes                  GITATTRIBUTES    GITATTRIBUTES_TEXT: ledgers merge by union
+    ├── runs/                           RUNS_DIR         the ledger (committed)
+    │   └── 2024-05/                    ledger_month_dir(month)
+    │       ├── <host>.jsonl            ledger_file(month, host)
+    │       └── <host>.jsonl.lock       lock_beside(ledger file): one appender at a time
+    ├── recovered/                      RECOVERED_DIR    saves a note write displaced
+    │   └── Tasks%2FA.md.<stamp>.<hex>  recovered_file(note, stamp, token)
+    ├── logs/                           LOGS_DIR         full, unredacted output (ignored)
+    │   ├── daemon.log                  DAEMON_LOG       the cron line's output
+    │   └── Tasks/A/                    logs_dir(task id)
+    │       └── <run id>.log            run_log(task id, run id)
+    └── state/                          STATE_DIR        this host's own (ignored)
+        ├── daemon.lock                 INSTANCE_LOCK    one daemon per vault per host
+        ├── git.lock                    GIT_LOCK         one git call at a time
+        ├── marks.json                  MARKS            fire times decided that no run shows
+        ├── running/Tasks%2FA.lock      running_lock(task id): one run of a task at a time
+        └── written/<sha1 of note>      written_mark(note): vaultsched's last write of it
+
+Outside the vault, per user (a vault must not be able to vouch for itself):
+
+    $XDG_STATE_HOME/vaultsched/         (~/.local/state/vaultsched)
+    ├── trust.json                      trust_store()
+    ├── trust.json.lock
+    ├── trusted-config.json             trusted_config_file(store): config values last trusted
+    └── snapshots/<fingerprint>.json    snapshots_dir(store): what each trusted print was
+    $XDG_CONFIG_HOME/vaultsched/config.toml   user_config()
+    $XDG_CACHE_HOME/vaultsched/pycache/       pycache_dir(): tasks' Python bytecode
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+DIR = ".vaultsched"
+CONFIG = f"{DIR}/config.toml"
+GITIGNORE = f"{DIR}/.gitignore"
+GITATTRIBUTES = f"{DIR}/.gitattributes"
+RUNS_DIR = f"{DIR}/runs"
+RECOVERED_DIR = f"{DIR}/recovered"
+LOGS_DIR = f"{DIR}/logs"
+DAEMON_LOG = f"{LOGS_DIR}/daemon.log"
+STATE_DIR = f"{DIR}/state"
+INSTANCE_LOCK = f"{STATE_DIR}/daemon.lock"
+GIT_LOCK = f"{STATE_DIR}/git.lock"
+MARKS = f"{STATE_DIR}/marks.json"
+RUNNING_DIR = f"{STATE_DIR}/running"
+WRITTEN_DIR = f"{STATE_DIR}/written"
+LEDGER_SUFFIX = ".jsonl"
+
+# This host's state, the full logs and lock files never belong in git. `init` writes this, and
+# so does every command that creates `.vaultsched/` (statefs.prepare_state_dir), so a vault
+# someone just runs vaultsched in, never `init`ed, has a clean `git status` too.
+GITIGNORE_TEXT = "state/\nlogs/\n*.lock\n*.tmp\n"
+# Each host appends to its own ledger file; a merge keeps every host's lines.
+GITATTRIBUTES_TEXT = f"*{LEDGER_SUFFIX} merge=union\n"
+# GITIGNORE_TEXT in the repository root's terms, for `.git/info/exclude`: the vault's
+# .gitignore is vault content a pull can rewrite, `info/exclude` is never pulled.
+EXCLUDE_RULES = (f"/{STATE_DIR}/", f"/{LOGS_DIR}/", f"/{DIR}/**/*.lock", f"/{DIR}/**/*.tmp")
+# A file that must be ignored in each of the folders that must stay out of git (doctor asks git).
+MUST_IGNORE = (f"{LOGS_DIR}/x.log", f"{STATE_DIR}/x")
+
+
+def file_safe(name: str) -> str:
+    """A task id or note path as one file name: its folders joined by `%2F`."""
+    return name.replace("/", "%2F")
+
+
+def host_file_stem(host: str) -> str:
+    """The name (without .jsonl) of `host`'s ledger files."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", host) or "host"
+
+
+def ledger_month_dir(month: str) -> str:
+    """`month` is `YYYY-MM` (UTC)."""
+    return f"{RUNS_DIR}/{month}"
+
+
+def ledger_file(month: str, host: str) -> str:
+    return f"{ledger_month_dir(month)}/{host_file_stem(host)}{LEDGER_SUFFIX}"
+
+
+def lock_beside(path: str) -> str:
+    """The lock file that guards `path`; `*.lock` keeps it out of git."""
+    return f"{path}.lock"
+
+
+def logs_dir(task_id: str) -> str:
+    """A task's run logs. The id's folders are kept (`logs/Tasks/A/`), not escaped."""
+    return f"{LOGS_DIR}/{task_id}"
+
+
+def run_log(task_id: str, run_id: str) -> str:
+    return f"{logs_dir(task_id)}/{run_id}.log"
+
+
+def running_lock(task_id: str) -> str:
+    """The per-task lock a run holds, shared by the daemon and the CLI on this host."""
+    return f"{RUNNING_DIR}/{file_safe(task_id)}.lock"
+
+
+def written_mark(note: str) -> str:
+    """Where the hash of vaultsched's last write of `note` (vault-relative) is kept."""
+    return f"{WRITTEN_DIR}/{hashlib.sha1(note.encode('utf-8')).hexdigest()}"
+
+
+def recovered_file(note: str, stamp: str, token: str) -> str:
+    return f"{RECOVERED_DIR}/{file_safe(note)}.{stamp}.{token}"
+
+
+# -- per user, outside the vault -----------------------------------------------------------------
+
+
+def _xdg(name: str, default: str) -> Path:
+    return Path(os.environ.get(name) or Path.home() / default)
+
+
+def trust_store() -> Path:
+    return _xdg("XDG_STATE_HOME", ".local/state") / "vaultsched" / "trust.json"
+
+
+def snapshots_dir(store: Path) -> Path:
+    return store.parent / "snapshots"
+
+
+def trusted_config_file(store: Path) -> Path:
+    return store.parent / "trusted-config.json"
+
+
+def user_config() -> Path:
+    return _xdg("XDG_CONFIG_HOME", ".config") / "vaultsched" / "config.toml"
+
+
+def pycache_dir() -> Path:
+    """Where tasks' Python bytecode goes (PYTHONPYCACHEPREFIX): outside the vault."""
+    return _xdg("XDG_CACHE_HOME", ".cache") / "vaultsched" / "pycache"

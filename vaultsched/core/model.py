@@ -1,0 +1,134 @@
+"""The data that crosses module boundaries: tasks, runs, problems. Frozen and free of I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import PurePosixPath
+from typing import Literal, get_args
+from zoneinfo import ZoneInfo
+
+from vaultsched.core.schedules import Schedule
+
+
+class Status(StrEnum):
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"
+    UNTRUSTED = "untrusted"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RUNNING = "running"
+
+
+# Statuses a person should look at; the digest lists them under "Needs attention".
+ATTENTION = frozenset(
+    {
+        Status.FAILED,
+        Status.TIMEOUT,
+        Status.ERROR,
+        Status.INTERRUPTED,
+        Status.UNTRUSTED,
+        Status.AWAITING_APPROVAL,
+    }
+)
+# Statuses counted as failed (digest counts, commit messages, `status`).
+FAILURES = frozenset({Status.FAILED, Status.TIMEOUT, Status.ERROR, Status.INTERRUPTED})
+# Statuses after which `retries` makes another attempt.
+RETRYABLE = frozenset({Status.FAILED, Status.TIMEOUT})
+
+
+class Trigger(StrEnum):
+    SCHEDULE = "schedule"
+    CATCH_UP = "catch-up"
+    MANUAL = "manual"
+    RETRY = "retry"
+    APPROVED = "approved"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a task, folded from its ledger records."""
+
+    run_id: str
+    task: str
+    status: Status
+    trigger: Trigger
+    started_at: datetime
+    host: str
+    attempt: int = 1
+    scheduled_for: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    duration_s: float | None = None
+    output_tail: str = ""
+    message: str = ""
+    log: str = ""
+
+    @property
+    def note_name(self) -> str:
+        return PurePosixPath(self.task).name
+
+
+# A task's options, each with the values its note may set. Plain strings (`task.overlap ==
+# "queue"` reads as written), listed once: taskfile and config check against these tuples.
+Overlap = Literal["skip", "queue"]  # a fire while the last run is still going
+Stdin = Literal["none", "body"]  # `body`: the note's body is piped to the command
+Approval = Literal["none", "required"]  # `required`: each fire waits for `vaultsched approve`
+NotifyOn = Literal["failure", "always", "never"]  # a task's `notify`, the config's [notify] on
+OVERLAPS: tuple[Overlap, ...] = get_args(Overlap)
+STDINS: tuple[Stdin, ...] = get_args(Stdin)
+APPROVALS: tuple[Approval, ...] = get_args(Approval)
+NOTIFY_ON: tuple[NotifyOn, ...] = get_args(NotifyOn)
+Severity = Literal["error", "warning", "note"]  # of a Problem; only errors keep a task out
+
+
+@dataclass(frozen=True)
+class Task:
+    """A validated task note. `id` is the vault-relative path without `.md`."""
+
+    id: str
+    path: str
+    command: str | tuple[str, ...]
+    schedules: tuple[Schedule, ...]
+    timezone: ZoneInfo
+    enabled: bool = True
+    timeout: timedelta = timedelta(hours=1)
+    retries: int = 0
+    retry_delay: timedelta = timedelta(seconds=30)
+    catch_up: bool = True
+    overlap: Overlap = "skip"
+    jitter: timedelta = timedelta(0)
+    cwd: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    stdin: Stdin = "none"
+    hosts: tuple[str, ...] = ()
+    notify: NotifyOn = "failure"
+    keep_runs: int = 10
+    approval: Approval = "none"
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.id).name
+
+    @property
+    def manual(self) -> bool:
+        return not self.schedules
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A finding of `validate`: printed as `path:line: message`."""
+
+    path: str
+    line: int
+    message: str
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        prefix = "" if self.severity == "error" else f"{self.severity}: "
+        return f"{self.path}:{self.line}: {prefix}{self.message}"

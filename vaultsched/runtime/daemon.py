@@ -1,0 +1,285 @@
+"""`vaultsched run`: the long-running scheduler's life cycle, and the wiring of its stages.
+
+One loop on the main thread: take file changes, carry out what dispatch decides, collect
+finished jobs, commit, then sleep until the next fire time, retry, commit deadline or file
+event (`Waker`). Nothing wakes while nothing is due. Runs execute behind the `Executor`
+(threads on this machine) and land on a thread of their own (`LandingThread`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import FrameType
+
+from vaultsched.adapters.instance import InstanceLock
+from vaultsched.adapters.vault import Index, Vault
+from vaultsched.adapters.waker import Waker
+from vaultsched.core.model import Run, Task
+from vaultsched.runtime import messages as m
+from vaultsched.runtime.act import Actor, DryRunActor
+from vaultsched.runtime.approval import Approvals
+from vaultsched.runtime.commit import Committer
+from vaultsched.runtime.dispatch import Dispatcher, schedulable
+from vaultsched.runtime.execute import Executor, LocalExecutor
+from vaultsched.runtime.follow import Follower
+from vaultsched.runtime.land import Lander, LandingThread
+from vaultsched.runtime.marks import save_marks
+from vaultsched.runtime.record import Recorder
+from vaultsched.runtime.restart import (
+    recover_interrupted,
+    restored_dispatcher,
+    sweep_cut_short_writes,
+)
+from vaultsched.runtime.run import Execution
+from vaultsched.runtime.sync import Syncer, make_syncer
+from vaultsched.runtime.workspace import open_workspace, utc_now
+from vaultsched.trust.config import ignored_message
+from vaultsched.trust.store import fingerprint
+
+log = logging.getLogger("vaultsched.daemon")
+
+COMMIT_EVERY = timedelta(seconds=5)
+SHUTDOWN_GRACE = 30.0  # VAULTSCHED_SHUTDOWN_GRACE overrides it (tests, impatient users)
+KILL_GRACE = 10.0
+
+
+def kill_switch(vault: Vault) -> str:
+    """Why firing is switched off, or "" if it is on."""
+    if os.environ.get("VAULTSCHED_ENABLED", "1").strip().lower() in ("0", "false", "no", "off"):
+        return "VAULTSCHED_ENABLED=0"
+    if not vault.config.enabled:
+        return "enabled = false in .vaultsched/config.toml"
+    return ""
+
+
+@dataclass
+class Daemon:
+    vault: Vault
+    clock: Callable[[], datetime] = utc_now
+    dry_run: bool = False
+    waker: Waker = field(default_factory=Waker)
+    on_run: Callable[[Run], None] | None = None  # the demo prints each run as it lands
+
+    def __post_init__(self) -> None:
+        self.workspace = open_workspace(self.vault, self.clock)
+        self.lander = Lander(self.workspace, Committer(self.workspace))
+        self.landing = LandingThread(self.lander, self._commit_settled)
+        self.recorder = Recorder(self.workspace, self.landing.land)
+        self.execution = Execution(self.recorder)
+        self.executor: Executor = LocalExecutor(
+            self.execution, self.vault.config.max_parallel, self._done
+        )
+        self.follower = Follower(self.vault)
+        approvals = Approvals(self.recorder)
+        self.actor = (
+            DryRunActor(
+                self.executor, approvals, self.follower.invalidate, self._announce, self._done
+            )
+            if self.dry_run
+            else Actor(self.executor, approvals, self.follower.invalidate, self._announce)
+        )
+        self.dispatcher = Dispatcher()
+        self.finished: queue.SimpleQueue[tuple[m.Job, Run | None]] = queue.SimpleQueue()
+        self.stopping = False
+        self.last_commit = datetime.min.replace(tzinfo=self.clock().tzinfo)
+        self.commit_owed = False
+        self.lock = InstanceLock(self.vault.root)
+        self.disabled = kill_switch(self.vault)
+        self.syncer: Syncer | None = None
+
+    @property
+    def index(self) -> Index:
+        return self.follower.index
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def run(self, *, once: bool = False) -> int:
+        self.lock.acquire(self.vault.host, self.clock())
+        try:
+            self._start()
+            self.syncer = make_syncer(self.workspace, self.lander)
+            if once:
+                self._tick()
+            else:
+                if self.syncer is not None:
+                    self.syncer.start()
+                self._loop()
+            self._shutdown(finish_runs=once)
+        finally:
+            self.lock.release()
+            self.waker.close()
+        return 0
+
+    def stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
+        if signum is not None:
+            log.info("%s received: stopping", signal.Signals(signum).name)
+        self.stopping = self.dispatcher.stopping = True
+        self.waker.notify()
+
+    def request_reindex(self, _signum: int | None = None, _frame: FrameType | None = None) -> None:
+        """SIGHUP (`vaultsched reindex`, the post-merge hook): re-read the whole vault."""
+        self.follower.request_rescan()
+        self.waker.notify()
+
+    def _start(self) -> None:
+        recover_interrupted(self.execution, self.recorder)
+        self.landing.commit_soon()
+        started = time.monotonic()
+        index = self.follower.load()
+        sweep_cut_short_writes(self.vault, index)
+        self.dispatcher = restored_dispatcher(self.workspace, index, self.clock())
+        self.dispatcher.stopping = self.stopping
+        for ident, problems in index.invalid.items():
+            log.warning("%s is invalid and will not run: %s", ident, problems[0].message)
+        log.info(
+            "indexed %d tasks in %s in %.2fs%s",
+            len(index.tasks),
+            self.vault.root,
+            time.monotonic() - started,
+            " (dry run: nothing will be run)" if self.dry_run else "",
+        )
+        if self.disabled:
+            log.warning("vaultsched is disabled (%s): nothing will fire", self.disabled)
+        if self.vault.config.ignored:
+            log.warning("%s", ignored_message(self.vault.root, self.vault.config.ignored))
+
+    def _loop(self) -> None:
+        self.follower.watch(self.waker.notify)
+        try:
+            while not self.stopping:
+                self._tick()
+                if not self.stopping:
+                    self.waker.wait(self._deadline())
+        finally:
+            self.follower.stop()
+
+    def _tick(self) -> None:
+        while (delta := self.follower.take()) is not None:
+            self._index_changed(delta)
+        self._collect()
+        now = self.clock()
+        if not self.disabled and not self.stopping:
+            decided = self.dispatcher.decisions
+            self.actor.carry_out(self.dispatcher.due(self._schedulable(), now, self._untrusted))
+            # After `due`'s actions: a task just found invalid is out of the index, its retry too.
+            self.actor.carry_out(self.dispatcher.retries_due(self.follower.index.tasks, now))
+            if self.dispatcher.decisions != decided:
+                save_marks(self.vault.root, self.dispatcher.planner, now)
+        if self._commit_due(now):
+            self.landing.commit_soon()
+            self.last_commit, self.commit_owed = now, False
+            if self.syncer is not None:
+                self.syncer.nudge()
+
+    def _commit_settled(self) -> None:
+        """From the landing thread: a commit that failed (or a landing that raised) leaves
+        edits pending, and the loop, which may be asleep till a fire a day away, must retry."""
+        if self.lander.has_pending:
+            self.waker.notify()
+
+    def _commit_due(self, now: datetime) -> bool:
+        owed = self.commit_owed or self.lander.has_pending
+        return owed and now - self.last_commit >= COMMIT_EVERY
+
+    def _deadline(self) -> datetime | None:
+        """The next moment something is due: a fire, a retry, a commit, or debounced events."""
+        candidates: list[datetime] = []
+        if not self.disabled:
+            wake, invalid = self.dispatcher.wake_time(self._schedulable())
+            self.actor.carry_out(invalid)
+            candidates += [] if wake is None else [wake]
+        if self.commit_owed or self.lander.has_pending:
+            candidates.append(self.last_commit + COMMIT_EVERY)
+        settle = self.follower.settle_in()
+        if settle is not None:
+            candidates.append(self.clock() + timedelta(seconds=settle))
+        return min(candidates, default=None)
+
+    def _shutdown(self, *, finish_runs: bool = False) -> None:
+        """Stop firing; give running tasks the grace period (`--once`: until a signal) to end."""
+        grace = float(os.environ.get("VAULTSCHED_SHUTDOWN_GRACE", SHUTDOWN_GRACE))
+        while finish_runs and self.dispatcher.running and not self.stopping:
+            self.waker.wait(None)
+            self._collect()
+        self.stopping = self.dispatcher.stopping = True
+        self._wait_for_runs(grace)
+        if self.dispatcher.running:
+            log.warning("terminating %d running task(s)", self.executor.cancel())
+            self._wait_for_runs(KILL_GRACE)
+            self.executor.cancel(signal.SIGKILL)
+        self.executor.shutdown()
+        self._collect()
+        self.landing.close()
+        self.lander.commit()
+        save_marks(self.vault.root, self.dispatcher.planner, self.clock())
+        if self.syncer is not None:  # push what this daemon committed (`--once` too)
+            self.syncer.stop()
+            self.syncer.sync_logged()
+        log.info("stopped")
+
+    def _wait_for_runs(self, seconds: float) -> None:
+        """Until every run is done or `seconds` pass; each job done wakes the waker."""
+        deadline = time.monotonic() + seconds
+        while self.dispatcher.running and (left := deadline - time.monotonic()) > 0:
+            self.waker.wait(self.clock() + timedelta(seconds=left))
+            self._collect()
+
+    # -- dispatch -------------------------------------------------------------------------------
+
+    def _schedulable(self) -> list[Task]:
+        return schedulable(self.follower.index.tasks.values(), self.vault.host)
+
+    def _untrusted(self, task: Task) -> str | None:
+        root, trust = self.vault.root, self.workspace.trust
+        return None if trust.is_trusted(root, task) else fingerprint(root, task)
+
+    def _done(self, job: m.Job, run: Run | None) -> None:
+        """The executor's report, from any thread: handled on the main loop."""
+        self.finished.put((job, run))
+        self.waker.notify()
+
+    def _collect(self) -> None:
+        while not self.finished.empty():
+            job, run = self.finished.get()
+            if run is not None:
+                self._announce(run)
+            current = self.follower.index.tasks.get(job.task.id)
+            self.actor.carry_out(self.dispatcher.done(job, run, self.clock(), current))
+
+    def _announce(self, run: Run) -> None:
+        """Every run recorded reaches the next commit, the log and (in the demo) `on_run`."""
+        self.commit_owed = True
+        detail = f"exit {run.exit_code}" if run.exit_code is not None else run.message
+        duration = f", {run.duration_s:.1f}s" if run.duration_s else ""
+        log.info("%s %s (%s, %s%s)", run.status, run.task, run.trigger, detail, duration)
+        if self.on_run is not None:
+            self.on_run(run)
+
+    # -- following the vault --------------------------------------------------------------------
+
+    def _index_changed(self, delta: m.IndexDelta) -> None:
+        now = self.clock()
+        for old, new in delta.moved:
+            self.dispatcher.renamed(old, new)
+            self.workspace.ledger.append_rename(old, new, now)
+            log.info("%s: renamed to %s", old, new)
+        for ident in (*delta.added, *delta.retimed):
+            self.dispatcher.retimed(ident, now)
+            log.info("%s: %s", ident, "new task" if ident in delta.added else "schedule updated")
+        for ident in delta.removed:
+            self.dispatcher.removed(ident)
+            log.info("%s: task removed", ident)
+        save_marks(self.vault.root, self.dispatcher.planner, now)
+
+
+def install_signal_handlers(daemon: Daemon) -> None:
+    signal.signal(signal.SIGTERM, daemon.stop)
+    signal.signal(signal.SIGINT, daemon.stop)
+    signal.signal(signal.SIGHUP, daemon.request_reindex)

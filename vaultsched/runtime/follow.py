@@ -1,0 +1,195 @@
+"""Following the vault: the index of tasks, kept current from the watcher's batches of file
+changes, with moves told apart from a removal plus a new task."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from vaultsched.adapters.vault import Index, Vault, build_index, is_ignored, read_note
+from vaultsched.adapters.watcher import DEBOUNCE_SECONDS, Changes, VaultWatcher
+from vaultsched.core.model import Problem, Task
+from vaultsched.runtime.messages import IndexDelta
+
+log = logging.getLogger(__name__)
+
+MOVE_WINDOW = 3.0  # seconds a new task may be matched to a vanished one as its move
+
+FileId = tuple[int, int]  # (device, inode)
+
+
+def timing(task: Task) -> tuple[object, ...]:
+    """What, when changed, makes a task start afresh (no catch-up for its old schedule)."""
+    return (task.schedules, task.timezone, task.enabled, task.hosts)
+
+
+def match_moves(
+    before: Mapping[str, Task],
+    after: Mapping[str, Task],
+    reported: Sequence[tuple[str, str]],
+    *,
+    recent: set[str],
+    file_id: Callable[[str], FileId | None],
+    files: Mapping[str, FileId],
+) -> list[tuple[str, str]]:
+    """Tasks whose note moved, as (old id, new id).
+
+    Besides the moves the watcher reported: a task that vanished while the same task appeared
+    in this batch or `recent`ly. inotify reports a move into a folder made a moment earlier as
+    a creation, and the deletion only later; sync tools delete and create. "The same" is the
+    same file (`files` before, `file_id` now) or, failing that (atomic writes change the
+    inode), the only candidate with the same definition.
+    """
+    gone = set(before) - set(after)
+    pairs = [(old, new) for old, new in reported if old in gone and new in after]
+    taken = {new for _, new in pairs}
+    fresh = [t for i, t in after.items() if i not in taken and (i not in before or i in recent)]
+    for old in sorted(gone - {old for old, _ in pairs}):
+        new = _same_task(before[old], fresh, files.get(old), file_id)
+        if new is not None:
+            pairs.append((old, new.id))
+            fresh.remove(new)
+    return pairs
+
+
+def _same_task(
+    old: Task, fresh: list[Task], was: FileId | None, file_id: Callable[[str], FileId | None]
+) -> Task | None:
+    if was is not None:
+        for task in fresh:
+            if file_id(task.path) == was:
+                return task
+    alike = [t for t in fresh if replace(old, id=t.id, path=t.path) == t]
+    return alike[0] if len(alike) == 1 else None
+
+
+def delta(before: Mapping[str, Task], after: Index, moved: list[tuple[str, str]]) -> IndexDelta:
+    """What a batch did, once its moves are known."""
+    renamed = dict(before)
+    for old, new in moved:
+        task = renamed.pop(old)
+        renamed.setdefault(new, task)  # appeared a moment ago: it has its own marks already
+    added = [i for i in after.tasks if i not in renamed]
+    retimed = [
+        i for i, t in after.tasks.items() if i in renamed and timing(renamed[i]) != timing(t)
+    ]
+    removed = [i for i in renamed if i not in after.tasks and i not in after.invalid]
+    return IndexDelta(tuple(moved), tuple(added), tuple(retimed), tuple(removed))
+
+
+@dataclass
+class Follower:
+    vault: Vault
+    index: Index = field(default_factory=Index)
+    watcher: VaultWatcher | None = None
+    _events_since: float | None = None
+    _rescan: bool = False
+    _files: dict[str, FileId] = field(default_factory=dict)
+    _appeared: dict[str, float] = field(default_factory=dict)  # task id -> monotonic time
+
+    def load(self) -> Index:
+        self.index = build_index(self.vault)
+        self._remember_files(None)
+        return self.index
+
+    def watch(self, wake: Callable[[], None]) -> None:
+        def on_event() -> None:
+            if self._events_since is None:
+                self._events_since = time.monotonic()
+            wake()
+
+        self.watcher = VaultWatcher(self.vault.root, self._wanted, on_event)
+        self.watcher.start()
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+
+    def request_rescan(self) -> None:
+        self._rescan = True
+
+    def settle_in(self) -> float | None:
+        """Seconds until the current burst of file events is taken, if there is one."""
+        if self._events_since is None:
+            return None
+        return max(self._events_since + DEBOUNCE_SECONDS - time.monotonic(), 0.0)
+
+    def take(self) -> IndexDelta | None:
+        """Apply what changed since the last call, if anything is ready."""
+        if self._rescan:
+            self._rescan = False
+            log.info("re-reading the vault")
+            return self.apply(Changes(rescan=True))
+        wait = self.settle_in()
+        if self.watcher is None or wait is None or wait > 0:
+            return None
+        self._events_since = None
+        return self.apply(self.watcher.take())
+
+    def apply(self, changes: Changes) -> IndexDelta:
+        before = dict(self.index.tasks)
+        if changes.rescan:
+            self.index = build_index(self.vault)
+        for old, new in changes.moves:
+            self.index.discard(old.removesuffix(".md"))
+            self._reread(new)
+        for rel in sorted(changes.paths):
+            self._reread(rel)
+        recent = time.monotonic() - MOVE_WINDOW
+        self._appeared = {i: t for i, t in self._appeared.items() if t > recent}
+        reported = [(o.removesuffix(".md"), n.removesuffix(".md")) for o, n in changes.moves]
+        moved = match_moves(
+            before,
+            self.index.tasks,
+            reported,
+            recent=set(self._appeared),
+            file_id=self._file_id,
+            files=self._files,
+        )
+        found = delta(before, self.index, moved)
+        self._appeared.update((ident, time.monotonic()) for ident in found.added)
+        touched = {rel.removesuffix(".md") for rel in changes.paths}
+        touched |= {new for _, new in reported}
+        self._remember_files(None if changes.rescan else touched)
+        return found
+
+    def invalidate(self, task_id: str, problem: Problem) -> None:
+        self.index.invalidate(task_id, problem)
+
+    def _wanted(self, rel: str) -> bool:
+        return not is_ignored(rel, self.vault.config.digest.folder)
+
+    def _remember_files(self, idents: set[str] | None) -> None:
+        """Which file each task lives in, to recognise it after a move; only `idents` are
+        looked at again (a stat per task after every batch would cost a large vault dearly)."""
+        if idents is None:
+            self._files = {}
+            idents = set(self.index.tasks)
+        self._files = {i: f for i, f in self._files.items() if i in self.index.tasks}
+        for ident in idents & set(self.index.tasks):
+            found = self._file_id(self.index.tasks[ident].path)
+            if found is None:
+                self._files.pop(ident, None)
+            else:
+                self._files[ident] = found
+
+    def _file_id(self, rel: str) -> FileId | None:
+        try:
+            stat = (self.vault.root / rel).stat()
+        except OSError:
+            return None
+        return stat.st_dev, stat.st_ino
+
+    def _reread(self, rel: str) -> None:
+        ident = rel.removesuffix(".md")
+        self.index.discard(ident)
+        parsed = read_note(self.vault, rel)  # never raises, never blocks: a gone note is no task
+        self.index.add(rel, parsed)
+        if parsed.is_task and parsed.task is None and parsed.errors:
+            log.warning("%s is invalid and will not run: %s", ident, parsed.errors[0])
+        elif not parsed.is_task:
+            for problem in parsed.problems:
+                if problem.severity == "warning":
+                    log.warning("%s", problem)

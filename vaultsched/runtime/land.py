@@ -1,0 +1,204 @@
+"""Landing: bringing the views (a task note's run block, the day's digest) up to date with
+what the ledger holds, notifying, and handing the edits to the committer.
+
+Views are rebuilt from the ledger, so one refresh per note and per day covers every run of a
+batch, and a crash at any point leaves something the next landing repairs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from vaultsched.adapters import notify
+from vaultsched.adapters.git import Edit
+from vaultsched.adapters.notes import Outcome
+from vaultsched.core import blocks, views
+from vaultsched.core.model import Run, Status, Task
+from vaultsched.runtime.commit import Committer, block_edit
+from vaultsched.runtime.workspace import Workspace
+from vaultsched.trust.fingerprint import files_reached
+
+log = logging.getLogger(__name__)
+
+LANDING_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Landed:
+    """A run the ledger now holds (in `ledger_file`), to be shown."""
+
+    task: Task
+    run: Run
+    ledger_file: Path
+
+
+@dataclass
+class Lander:
+    workspace: Workspace
+    committer: Committer
+    # Views are rebuilt one batch at a time, so two runs never race on the same digest.
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    # Views a write could not land yet (a note kept changing under it): retried at each commit.
+    _stale_notes: dict[str, Task] = field(default_factory=dict)
+    _stale_days: set[date] = field(default_factory=set)
+
+    def hold_ledger(self, batch: Sequence[Landed]) -> None:
+        """The ledger files these runs are in belong to the next commit (whole: they are
+        vaultsched's own files), from the moment the runs are recorded."""
+        root = self.workspace.vault.root
+        self.committer.add(Edit(item.ledger_file.relative_to(root).as_posix()) for item in batch)
+
+    def land(self, batch: Sequence[Landed]) -> None:
+        if not batch:
+            return
+        self.hold_ledger(batch)
+        tz = self.workspace.vault.config.timezone
+        tasks = {item.task.path: item.task for item in batch}
+        days = sorted({item.run.started_at.astimezone(tz).date() for item in batch})
+        self.committer.add(self._rebuild(list(tasks.values()), days), (i.run for i in batch))
+        vault = self.workspace.vault
+        for item in batch:
+            notify.send(vault.config.notify, item.task, item.run, vault.root, files_reached)
+
+    def rebuild_views(self, tasks: Sequence[Task], days: Sequence[date]) -> None:
+        """Rebuild these notes' run blocks and these days' digests from the ledger."""
+        self.committer.add(self._rebuild(tasks, days))
+
+    def _rebuild(self, tasks: Sequence[Task], days: Sequence[date]) -> list[Edit]:
+        with self._lock:
+            runs = self.workspace.ledger.runs()
+            written = [edit for task in tasks for edit in self.refresh_note(task, runs)]
+            return written + [edit for day in days for edit in self.refresh_digest(day)]
+
+    def refresh_note(self, task: Task, every_run: Sequence[Run] | None = None) -> list[Edit]:
+        """Rebuild the task note's run block from the ledger; the edit, if it was written."""
+        if every_run is None:
+            every_run = self.workspace.ledger.runs()
+        runs = [r for r in every_run if r.task == task.id]
+        newest = list(reversed(runs[-task.keep_runs :]))
+        inner = views.render_runs_block(newest, task.timezone, notice=_notice(runs))
+        # A note not in git yet is the person's to add: the edit never creates it in git.
+        edit = block_edit(task.path, blocks.RUNS, inner, create=False)
+        outcome = self._write(edit)
+        with self._lock:
+            if outcome is Outcome.BUSY:
+                self._stale_notes[task.path] = task
+            else:
+                self._stale_notes.pop(task.path, None)
+        return [edit] if outcome is Outcome.WRITTEN else []
+
+    def refresh_digest(self, day: date) -> list[Edit]:
+        vault = self.workspace.vault
+        tz = vault.config.timezone
+        inner = views.render_digest_block(day, self.workspace.ledger.runs_on(day, tz), tz)
+        # A new digest is vaultsched's file: its block goes into git with it.
+        edit = block_edit(views.digest_path(vault, day), blocks.DIGEST, inner, create=True)
+        outcome = self._write(edit)
+        with self._lock:
+            if outcome is Outcome.BUSY:
+                self._stale_days.add(day)
+            else:
+                self._stale_days.discard(day)
+        return [edit] if outcome is Outcome.WRITTEN else []
+
+    def _write(self, edit: Edit) -> Outcome:
+        assert edit.apply is not None
+        outcome = self.workspace.writer.update(edit.path, edit.apply, create=edit.create)
+        if outcome is Outcome.CONFLICTED:
+            log.warning(
+                "%s: has git conflict markers; its block will be written once resolved", edit.path
+            )
+        return outcome
+
+    def commit(self) -> None:
+        """Try again the views a busy note kept from being written, then commit everything."""
+        with self._lock:
+            tasks, days = list(self._stale_notes.values()), sorted(self._stale_days)
+            if tasks or days:
+                self.rebuild_views(tasks, days)
+        self.committer.commit_pending()
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self.committer.has_pending or self._stale_notes or self._stale_days)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No view is written while this is held (git sync rebases under it)."""
+        with self._lock:
+            yield
+
+
+def _notice(runs: Sequence[Run]) -> str:
+    """A line above the runs for states a person must act on (the run shows the rest)."""
+    if runs and runs[-1].status in (Status.UNTRUSTED, Status.AWAITING_APPROVAL):
+        return runs[-1].message
+    return ""
+
+
+@dataclass(frozen=True)
+class _Commit:
+    pass
+
+
+@dataclass(frozen=True)
+class _Stop:
+    pass
+
+
+class LandingThread:
+    """The daemon lands and commits on a thread of its own, so a task's slot is free the
+    moment its process exits (even while its note is held back for a person typing in it)
+    and a slow git never delays a due run."""
+
+    def __init__(self, lander: Lander, on_settled: Callable[[], None]) -> None:
+        """`on_settled` is called after each batch that committed or failed to land: if
+        something is still pending then, the daemon must come back for it."""
+        self.lander = lander
+        self.on_settled = on_settled
+        self._inbox: queue.Queue[Landed | _Commit | _Stop] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="vaultsched-land", daemon=True)
+        self._thread.start()
+
+    def land(self, item: Landed) -> None:
+        self.lander.hold_ledger([item])  # pending at once: a sync must not go ahead without it
+        self._inbox.put(item)
+
+    def commit_soon(self) -> None:
+        self._inbox.put(_Commit())
+
+    def close(self) -> None:
+        """Land every run handed over so far, then stop."""
+        self._inbox.put(_Stop())
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._take()
+            landed = [item for item in batch if isinstance(item, Landed)]
+            committing = any(isinstance(item, _Commit) for item in batch)
+            try:
+                self.lander.land(landed)
+                if committing:
+                    self.lander.commit()
+            except Exception:  # a bad note must not stop every later run from landing
+                log.exception("landing %d run(s) failed", len(landed))
+                committing = True
+            if committing:
+                self.on_settled()
+            if any(isinstance(item, _Stop) for item in batch):
+                return
+
+    def _take(self) -> list[Landed | _Commit | _Stop]:
+        batch = [self._inbox.get()]
+        with contextlib.suppress(queue.Empty):
+            while len(batch) < LANDING_BATCH:
+                batch.append(self._inbox.get_nowait())
+        return batch

@@ -1,0 +1,91 @@
+"""The typed messages the runtime's stages hand each other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from vaultsched.core.model import Problem, Status, Task, Trigger
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run to execute: dispatch hands it to an `Executor`."""
+
+    task: Task
+    trigger: Trigger
+    scheduled_for: datetime | None = None
+    attempt: int = 1
+
+
+OVERLAP_SKIPPED = "the previous run was still running (overlap: skip)"
+
+
+@dataclass(frozen=True)
+class Submit:
+    job: Job
+
+
+@dataclass(frozen=True)
+class Record:
+    """A run that is not executed but must be shown (skipped, refused as untrusted)."""
+
+    task: Task
+    status: Status
+    trigger: Trigger
+    message: str
+    scheduled_for: datetime | None
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """A due run of a task whose version is not trusted: recorded as refused."""
+
+    task: Task
+    trigger: Trigger
+    scheduled_for: datetime | None
+
+
+@dataclass(frozen=True)
+class AwaitApproval:
+    task: Task
+    trigger: Trigger
+    scheduled_for: datetime | None
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """Planning this task raised: it is invalid until its note changes."""
+
+    task_id: str
+    problem: Problem
+
+
+@dataclass(frozen=True)
+class Missed:
+    """Fire times that were missed and are skipped (`catch_up: false`)."""
+
+    task_id: str
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """A failed run will be tried again after `delay`."""
+
+    task_id: str
+    attempt: int  # the attempt that failed
+    retries: int
+    delay: timedelta
+
+
+Action = Submit | Record | Refuse | AwaitApproval | Invalid | Missed | Retrying
+
+
+@dataclass(frozen=True)
+class IndexDelta:
+    """What one batch of file changes did to the set of tasks."""
+
+    moved: tuple[tuple[str, str], ...] = ()  # (old id, new id)
+    added: tuple[str, ...] = ()
+    retimed: tuple[str, ...] = ()  # schedule, zone, enabled or hosts changed: start afresh
+    removed: tuple[str, ...] = ()

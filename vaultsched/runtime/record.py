@@ -1,0 +1,73 @@
+"""The ledger's records of a run, whoever executed it, and handing the run to landing.
+
+Order matters for crash safety: the start record is durable before the process exists and the
+finish record before any view is touched, so a crash at any point leaves something the next
+start can repair (a start without a finish is an interrupted run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from vaultsched.adapters import statefs
+from vaultsched.adapters.ledger import finish_record, new_run_id, start_record
+from vaultsched.core.model import Run, Status, Task, Trigger
+from vaultsched.runtime.land import Landed
+from vaultsched.runtime.workspace import Workspace
+
+INTERRUPTED_MESSAGE = "vaultsched stopped during the run"
+
+
+@dataclass
+class Recorder:
+    workspace: Workspace
+    land: Callable[[Landed], None]
+
+    def started(self, task: Task, run: Run) -> None:
+        """Durable before the process starts; raises OSError (the run must not start)."""
+        self.workspace.ledger.append(start_record(run, task.path))
+
+    def finished(self, task: Task, run: Run) -> None:
+        """Append a run's finish record and land it; a ledger that cannot be written (a
+        symlink, a full disk) is logged, and nothing is shown that the ledger does not hold."""
+        try:
+            ledger_file = self.workspace.ledger.append(finish_record(run, task.path))
+        except OSError as exc:
+            statefs.warn_refused(exc, f"{task.id}: {run.status} run not recorded")
+            return
+        self.land(Landed(task, run, ledger_file))
+
+    def record(
+        self,
+        task: Task,
+        status: Status,
+        trigger: Trigger,
+        message: str = "",
+        scheduled_for: datetime | None = None,
+    ) -> Run:
+        """Record a run that never started (skipped, untrusted, awaiting approval)."""
+        now = self.workspace.clock()
+        run = Run(
+            run_id=new_run_id(now),
+            task=task.id,
+            status=status,
+            trigger=trigger,
+            started_at=now,
+            finished_at=now,
+            host=self.workspace.vault.host,
+            scheduled_for=scheduled_for,
+            duration_s=0.0,
+            message=message,
+        )
+        self.finished(task, run)
+        return run
+
+    def interrupted(self, task: Task, run: Run) -> None:
+        """Close a run whose process outlived the vaultsched that started it."""
+        now = self.workspace.clock()
+        closed = replace(
+            run, status=Status.INTERRUPTED, finished_at=now, message=INTERRUPTED_MESSAGE
+        )
+        self.finished(task, closed)

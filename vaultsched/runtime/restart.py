@@ -1,0 +1,75 @@
+"""What a daemon picks up from the one before it: runs it left unfinished, its marks and
+refusals, temp files of writes it was killed in."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from vaultsched.adapters.ledger import host_file_stem
+from vaultsched.adapters.notes import sweep_temp_files
+from vaultsched.adapters.vault import Index, Vault, read_note
+from vaultsched.core.model import Run, Status, Task
+from vaultsched.core.planner import Planner
+from vaultsched.runtime.dispatch import Dispatcher
+from vaultsched.runtime.marks import load_marks
+from vaultsched.runtime.record import Recorder
+from vaultsched.runtime.run import Execution
+from vaultsched.runtime.workspace import Workspace
+from vaultsched.trust.store import fingerprint
+
+log = logging.getLogger(__name__)
+
+
+def recover_interrupted(execution: Execution, recorder: Recorder) -> None:
+    """Runs of this host that started but never finished: vaultsched died during them."""
+    workspace = recorder.workspace
+    for run in workspace.ledger.runs():
+        if run.status is not Status.RUNNING or run.host != workspace.vault.host:
+            continue
+        task = read_note(workspace.vault, f"{run.task}.md").task or _stub_task(run)
+        if not execution.idle(task):
+            continue  # a `run-now` in another process is still running it
+        recorder.interrupted(task, run)
+        log.warning("%s: run %s was interrupted (vaultsched stopped)", run.task, run.run_id)
+
+
+def restored_dispatcher(workspace: Workspace, index: Index, now: datetime) -> Dispatcher:
+    """Dispatch as the last daemon left it: marks from the ledger and from `marks.json`, tasks
+    without any started afresh, and the refusals it already recorded."""
+    runs = workspace.ledger.runs_by_file()
+    own_file = host_file_stem(workspace.vault.host)
+    planner = Planner.from_ledger(((p.stem, r) for p, r in runs), index.tasks, own_file, now)
+    load_marks(workspace.vault.root, planner, now)
+    dispatcher = Dispatcher(planner)
+    for task in index.tasks.values():
+        if task.id not in planner.marks:
+            dispatcher.retimed(task.id, now)
+    _remember_refusals(workspace, index, dispatcher)
+    return dispatcher
+
+
+def _remember_refusals(workspace: Workspace, index: Index, dispatcher: Dispatcher) -> None:
+    """A task whose latest run was refused as untrusted is not recorded again on restart."""
+    latest = {run.task: run for run in workspace.ledger.runs()}
+    for ident, task in index.tasks.items():
+        run = latest.get(ident)
+        if run is not None and run.status is Status.UNTRUSTED:
+            dispatcher.refused[ident] = fingerprint(workspace.vault.root, task)
+
+
+def sweep_cut_short_writes(vault: Vault, index: Index) -> None:
+    """Temp files of note writes a kill cut short; only where vaultsched writes notes (the
+    task notes' folders and the digest folder)."""
+    folders = {(vault.root / ident).parent for ident in (*index.tasks, *index.invalid)}
+    folders.add(vault.root / vault.config.digest.folder)
+    for leftover in sweep_temp_files(sorted(folders)):
+        log.info("removed %s, left by an earlier write that was cut short", leftover)
+
+
+def _stub_task(run: Run) -> Task:
+    """A stand-in for a task whose note is gone or broken, enough to record the interruption."""
+    return Task(
+        id=run.task, path=f"{run.task}.md", command="", schedules=(), timezone=ZoneInfo("UTC")
+    )

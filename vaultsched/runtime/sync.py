@@ -1,0 +1,335 @@
+"""Git sync between machines: pull with rebase, rebuild the views, push.
+
+Runs on its own thread beside the scheduler, so a slow or absent remote never delays a fire.
+Nothing is lost in a conflict because nothing vaultsched writes needs merging: the ledger is one
+file per host (and a set of lines besides), and run blocks and digests are views, rebuilt from
+the merged ledger after every pull. So when the rebase stops, a conflicted note is merged with
+its blocks set aside (vaultsched/core/merging.py) and the views are rebuilt once it is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import stat
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+from vaultsched.adapters.git import Git, GitError
+from vaultsched.adapters.vault import build_index
+from vaultsched.core.merging import merge_note, union_lines
+from vaultsched.core.model import Run
+from vaultsched.runtime.land import Lander
+from vaultsched.runtime.workspace import Workspace
+
+log = logging.getLogger("vaultsched.runtime.sync")
+
+MAX_BACKOFF = timedelta(minutes=30)
+PUSH_ATTEMPTS = 3  # another machine pushed in between: pull again, then push
+MAX_REBASE_STOPS = 100
+
+
+class SyncError(Exception):
+    pass
+
+
+@dataclass
+class SyncResult:
+    pulled: int = 0  # runs that arrived from other hosts
+
+
+@dataclass
+class Syncer:
+    workspace: Workspace
+    lander: Lander
+    interval: timedelta
+    _wake: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    failures: int = 0
+
+    @property
+    def git(self) -> Git:
+        return self.workspace.git
+
+    @property
+    def remote(self) -> str:
+        return self.workspace.vault.config.git.remote
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="vaultsched-sync", daemon=True)
+        self._thread.start()
+
+    def nudge(self) -> None:
+        """Sync soon: vaultsched just committed."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=180)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._delay().total_seconds())
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            self.sync_logged()
+
+    def _delay(self) -> timedelta:
+        if not self.failures:
+            return self.interval
+        return min(self.interval * (2**self.failures), MAX_BACKOFF)
+
+    def sync_logged(self) -> SyncResult | None:
+        try:
+            result = self.sync_once()
+        except (SyncError, GitError, OSError) as exc:
+            self.failures += 1
+            log.warning("git sync failed (retry in %s): %s", self._delay(), exc)
+            return None
+        if self.failures:
+            log.info("git sync works again")
+        self.failures = 0
+        if result.pulled:
+            log.info("synced: %d run(s) from other hosts", result.pulled)
+        return result
+
+    # -- one sync -----------------------------------------------------------------------------
+
+    def sync_once(self) -> SyncResult:
+        problem = self.git.remote_problem(self.remote)
+        if problem:
+            raise SyncError(f"not syncing: {problem}")
+        result = SyncResult()
+        branch = self._branch()
+        for _ in range(PUSH_ATTEMPTS):
+            self.git.fetch(self.remote)
+            upstream = f"{self.remote}/{branch}"
+            if self.git.ref_exists(upstream):
+                result.pulled += self._integrate(upstream)
+            if self._push(branch):
+                return result
+        raise SyncError(f"{self.remote} kept moving; will push next time")
+
+    def _branch(self) -> str:
+        try:
+            return self.git.branch()
+        except GitError as exc:
+            raise SyncError("HEAD is detached: not syncing until a branch is checked out") from exc
+
+    def _integrate(self, upstream: str) -> int:
+        """Rebase our commits onto the other machines', then rebuild views from the ledger.
+
+        The rebase happens in a worktree of its own, so the person's git (Obsidian Git
+        committing on a timer) never meets a half-done rebase, and a failed one leaves the
+        vault untouched; the vault then moves to the result in one `git reset --keep`.
+        Holds the landing lock throughout (no note written meanwhile), after committing our
+        own pending writes.
+        """
+        with self.lander.paused():
+            self.lander.commit()
+            if self.lander.has_pending:
+                raise SyncError("vaultsched's own changes are not committed yet")
+            busy = self.git.operation_in_progress()
+            if busy:
+                raise SyncError(f"{busy} is in progress in the vault: syncing once it is done")
+            before = {r.run_id for r in self.workspace.ledger.runs()}
+            if self.git.commits_behind(upstream) == 0:
+                return 0
+            base = self.git.head_commit()
+            rebased = self._rebase_elsewhere(base, upstream)
+            with self.workspace.ledger.appends_held(self.workspace.clock()):
+                if self.git.head_commit() != base:
+                    raise SyncError("the branch moved during the sync; next time")
+                self.git.reset_keep(rebased)
+            arrived = [r for r in self.workspace.ledger.runs() if r.run_id not in before]
+            self._rebuild(arrived)
+            self.lander.commit()
+            return len(arrived)
+
+    def _rebase_elsewhere(self, base: str, upstream: str) -> str:
+        """`base` rebased onto `upstream` in a scratch worktree; the resulting commit.
+
+        The worktree lives in a private temporary folder outside the vault: under
+        `.vaultsched/` a synced symlink could send the checkout, and its removal, anywhere.
+        """
+        scratch_dir = Path(tempfile.mkdtemp(prefix="vaultsched-sync-"))
+        path = scratch_dir / "tree"
+        try:
+            self.git.add_worktree(path, base)
+            scratch = Git(path, self.workspace.vault.host, home=self.git.root)
+            try:
+                rebase_resolving(scratch, upstream)
+            except (GitError, SyncError, OSError) as exc:
+                raise SyncError(
+                    f"rebase onto {upstream} failed; the vault is untouched: {exc}"
+                ) from exc
+            return scratch.head_commit()
+        finally:
+            self._drop_worktree(path)
+            shutil.rmtree(scratch_dir, ignore_errors=True)
+
+    def _drop_worktree(self, path: Path) -> None:
+        with contextlib.suppress(GitError):
+            self.git.remove_worktree(path)
+        with contextlib.suppress(GitError):
+            self.git.prune_worktrees()
+
+    def _rebuild(self, arrived: list[Run]) -> None:
+        """Notes and digests touched by runs from elsewhere, rebuilt from the merged ledger."""
+        if not arrived:
+            return
+        index = build_index(self.workspace.vault)
+        tz = self.workspace.vault.config.timezone
+        days: set[date] = {r.started_at.astimezone(tz).date() for r in arrived}
+        tasks = [index.tasks[t] for t in {r.task for r in arrived} if t in index.tasks]
+        self.lander.rebuild_views(tasks, sorted(days))
+
+    def _push(self, branch: str) -> bool:
+        try:
+            self.git.push(self.remote, f"HEAD:refs/heads/{branch}")
+        except GitError as exc:
+            rejected = "rejected" in str(exc) or "fetch first" in str(exc)
+            if rejected:
+                return False
+            raise
+        return True
+
+
+def make_syncer(workspace: Workspace, lander: Lander) -> Syncer | None:
+    """A Syncer if the vault asks for sync and can do it; else None, said once in the log."""
+    config, git = workspace.vault.config.git, workspace.git
+    if not config.sync:
+        return None
+    if not git.usable:
+        log.warning("[git] sync is on but %s is not a git repository", workspace.vault.root)
+        return None
+    try:
+        problem = git.remote_problem(config.remote)
+    except GitError as exc:
+        problem = str(exc)
+    if problem:
+        log.warning("git sync refused: %s", problem)
+        return None
+    return Syncer(workspace, lander, config.sync_interval)
+
+
+# -- rebasing with conflicts resolved -------------------------------------------------------------
+
+_LINKS = ("120000", "160000")  # a symlink, a submodule
+_REGULAR = ("100644", "100755")
+
+
+def rebase_resolving(git: Git, upstream: str) -> None:
+    """Rebase, resolving each stop: notes merged around their blocks, ledgers by union."""
+    try:
+        git.rebase_onto(upstream)
+        return
+    except GitError:
+        if git.operation_in_progress() is None:
+            raise
+    for _ in range(MAX_REBASE_STOPS):
+        conflicted = git.conflicted_paths()
+        if not conflicted:
+            raise SyncError("the rebase stopped without a conflict to resolve")
+        for rel in conflicted:
+            _resolve(git, rel)
+        # Entries set from a blob carry no stat data: refreshed, the files just written are
+        # not seen as changed by the next pick.
+        git.refresh_index()
+        try:
+            git.continue_rebase()
+            return
+        except GitError:
+            if git.operation_in_progress() is None:
+                raise
+    raise SyncError("too many conflicting commits")
+
+
+def _resolve(git: Git, rel: str) -> None:
+    """One conflicted path resolved in the index first, then on disk without following links.
+
+    In a rebase, stage 2 is the upstream (the remote's side), stage 3 our commit replayed.
+    """
+    stages = git.conflict_stages(rel)
+    if any(mode in _LINKS for mode, _ in stages.values()) or _is_link(git.root, rel):
+        _take_remote(git, rel, stages)
+        return
+    base, ours, theirs = (_text(git, stages.get(n)) for n in (1, 2, 3))
+    if ours is None or theirs is None:
+        # Deleted on one side, changed on the other: keep the text, nothing is lost.
+        kept = ours if ours is not None else theirs
+        if kept is None:
+            raise SyncError(f"{rel}: conflicted but neither side has it")
+        merged = kept
+    elif rel.endswith(".jsonl"):
+        merged = union_lines(ours, theirs)
+    elif rel.endswith(".md"):
+        merged = merge_note(base or "", ours, theirs)
+    else:
+        raise SyncError(f"{rel}: a conflict vaultsched does not resolve")
+    data = merged.encode("utf-8")
+    sha = git.store(data)
+    mode = next((m for n in (3, 2) if (m := stages.get(n, ("", ""))[0]) in _REGULAR), "100644")
+    git.stage_blob(mode, sha, rel)
+    _write_no_follow(git.root, rel, data)
+    log.info("%s: both sides' changes kept (sync conflict resolved)", rel)
+
+
+def _text(git: Git, entry: tuple[str, str] | None) -> str | None:
+    if entry is None:
+        return None
+    return git.blob_text(entry[1])
+
+
+def _take_remote(git: Git, rel: str, stages: dict[int, tuple[str, str]]) -> None:
+    """A symlink or submodule on one side: never merged through the working tree. The remote's
+    side is taken as git has it (git's own checkout never writes through a link)."""
+    remote = stages.get(2)
+    if remote is None:
+        git.remove_from_index(rel)
+        (git.root / rel).unlink(missing_ok=True)  # unlink never follows the link it removes
+    else:
+        git.stage_blob(remote[0], remote[1], rel)
+        git.checkout_from_index(rel)
+    log.warning(
+        "%s: a symlink or submodule on one side of a sync conflict: the remote's version "
+        "was kept, not merged; this machine's change to it was dropped (its runs stay in "
+        "the ledger)",
+        rel,
+    )
+
+
+def _is_link(root: Path, rel: str) -> bool:
+    """The path, or any folder on the way to it, is a symlink (checked, never followed)."""
+    here = root
+    for part in Path(rel).parts:
+        here = here / part
+        try:
+            if stat.S_ISLNK(os.lstat(here).st_mode):
+                return True
+        except FileNotFoundError:
+            return False
+    return False
+
+
+def _write_no_follow(root: Path, rel: str, data: bytes) -> None:
+    """Write the file only if no component of its path is a link: O_NOFOLLOW on the file
+    itself, after checking each folder on the way (the scratch tree is private to us)."""
+    if _is_link(root, rel):
+        raise SyncError(f"{rel}: a symlink in the way: not written")
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(root / rel, flags, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)

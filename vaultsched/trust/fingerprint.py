@@ -1,0 +1,307 @@
+"""What trust covers for one task, read from the vault: its settings, its body, its files.
+
+A `Snapshot` is that reading; its `fingerprint` is what the trust store keeps, and the snapshot
+itself (text cut to a size) is kept beside the store so `vaultsched trust` can show what changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from vaultsched.core.model import Task
+from vaultsched.core.taskfile import note_body, without_run_block
+from vaultsched.trust.reach import MAX_FILES, Listing, reach
+
+# The settings that decide what runs and how, in the fingerprint. `check`, `executor` and
+# `ping` are not task keys yet: they are here as absent (None) already, so a task that does not
+# use them keeps its fingerprint when they arrive. A new key must read None when absent.
+# `schedule` is whether the task has one, not its text: a task trusted to run only by hand must
+# not be fired by the daemon once a sync adds a schedule, while retiming a scheduled one is fine.
+KEYS = ("command", "check", "cwd", "env", "stdin", "approval", "executor", "ping", "schedule")
+TEXT_CAP = 256 * 1024  # text kept per file for showing a diff; beyond it, only sizes
+_CHUNK = 1024 * 1024  # read and hashed at a time
+# Never read inside a folder a command names: git's own store, and the bytecode caches tasks
+# neither read nor write (vaultsched points PYTHONPYCACHEPREFIX outside the vault).
+_SKIPPED_FOLDERS = {".git", "__pycache__"}
+
+
+@dataclass(frozen=True)
+class Content:
+    sha256: str
+    size: int
+    text: str | None  # None: not UTF-8 text, or larger than TEXT_CAP
+
+    @classmethod
+    def of(cls, data: bytes) -> Content:
+        return cls(hashlib.sha256(data).hexdigest(), len(data), _text(data))
+
+
+def _text(data: bytes) -> str | None:
+    """UTF-8 text up to TEXT_CAP, NULs and all: `trust` shows it escaped, so a NUL slipped into a
+    script is shown as a change in it, not as a binary file."""
+    if len(data) > TEXT_CAP:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A task as trust sees it. `warnings` (code it reads that cannot be seen) is not hashed."""
+
+    keys: Mapping[str, Any]
+    body: Content | None = None  # for `stdin: body`
+    files: Mapping[str, Content] = field(default_factory=dict)
+    capped: bool = False
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def fingerprint(self) -> str:
+        head = {
+            "keys": self.keys,
+            "body": self.body.sha256 if self.body else None,
+            "capped": self.capped,
+        }
+        digest = hashlib.sha256(json.dumps(head, sort_keys=True).encode("utf-8"))
+        for rel in sorted(self.files):
+            digest.update(f"\0{rel}\0".encode())
+            digest.update(bytes.fromhex(self.files[rel].sha256))
+        return digest.hexdigest()
+
+    def to_json(self, text_cap: int) -> dict[str, Any]:
+        """For keeping: at most `text_cap` characters of text in all (the body first)."""
+        budget = [text_cap]
+        return {
+            "keys": self.keys,
+            "body": _content_json(self.body, budget),
+            "files": {rel: _content_json(c, budget) for rel, c in sorted(self.files.items())},
+            "capped": self.capped,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
+        body = data.get("body")
+        return cls(
+            keys=dict(data["keys"]),
+            body=Content(**body) if body else None,
+            files={rel: Content(**c) for rel, c in data["files"].items()},
+            capped=bool(data.get("capped")),
+        )
+
+
+def _content_json(content: Content | None, budget: list[int]) -> dict[str, Any] | None:
+    if content is None:
+        return None
+    if content.text is not None and len(content.text) > budget[0]:
+        content = dataclasses.replace(content, text=None)
+    budget[0] -= len(content.text or "")
+    return dataclasses.asdict(content)
+
+
+def canonical_keys(task: Task) -> dict[str, Any]:
+    keys = {key: _canonical(getattr(task, key, None)) for key in KEYS}
+    keys["schedule"] = not task.manual  # always present, true or false: one re-trust for all
+    return keys
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(value.items())}
+    if isinstance(value, tuple | list):
+        return [_canonical(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _canonical(dataclasses.asdict(value))
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def take_snapshot(root: Path, task: Task, body: str | None = None) -> Snapshot:
+    """Read the task's body (unless the caller already read it: `body`) and reached files."""
+    files = VaultFiles(root)
+    reached = reach(task.command, task.cwd, files, task.env, task.path)
+    if task.stdin == "body" and body is None:
+        body = read_body(root, task)
+    return Snapshot(
+        keys=canonical_keys(task),
+        body=Content.of(body.encode("utf-8"))
+        if task.stdin == "body" and body is not None
+        else None,
+        files={rel: files.content(rel, task.path) for rel in reached.files},
+        capped=reached.capped,
+        warnings=reached.warnings,
+    )
+
+
+def fingerprint(root: Path, task: Task, body: str | None = None) -> str:
+    return take_snapshot(root, task, body).fingerprint
+
+
+def files_reached(root: Path, command: str) -> dict[str, str]:
+    """{vault file: sha256} for every vault file `command`, run from the vault root, reaches:
+    what the config's `[notify] command` runs is as much code as a task's script."""
+    files = VaultFiles(root)
+    return {rel: files.content(rel, "").sha256 for rel in reach(command, None, files).files}
+
+
+def read_body(root: Path, task: Task) -> str | None:
+    """The text `stdin: body` pipes; None if the note cannot be read as UTF-8."""
+    data = _read_regular(root / task.path)
+    try:
+        return None if data is None else note_body(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None
+
+
+class VaultFiles:
+    """The `Lister` for a real vault: regular files inside it, folders walked whole (sorted,
+    symlinks not followed), globs expanded."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.real_root = root.resolve()
+
+    def __call__(self, path: str) -> Listing:
+        listings = [self._literal(path)]
+        if glob.has_magic(path):
+            pattern = str(Path(path).expanduser())
+            # glob.glob, not Path.glob: a shell pattern may be absolute or climb with `..`.
+            matches = glob.glob(pattern, root_dir=self.root)  # noqa: PTH207
+            for match in sorted(matches)[:MAX_FILES]:
+                listings.append(self._literal(match))
+        return Listing(
+            files=tuple(dict.fromkeys(f for listing in listings for f in listing.files)),
+            folder=any(listing.folder for listing in listings),
+            whole_vault=any(listing.whole_vault for listing in listings),
+            capped=any(listing.capped for listing in listings),
+        )
+
+    def _literal(self, path: str) -> Listing:
+        try:
+            real = (self.root / Path(path).expanduser()).resolve()
+            if not real.is_relative_to(self.real_root):
+                return Listing()
+            if real == self.real_root:
+                return Listing(folder=True, whole_vault=True)
+            if real.is_dir():
+                files = list(dict.fromkeys(self._walk(real)))
+                return Listing(tuple(files[:MAX_FILES]), True, capped=len(files) > MAX_FILES)
+            if stat.S_ISREG(real.stat().st_mode):
+                return Listing((real.relative_to(self.real_root).as_posix(),))
+        except (OSError, RuntimeError, ValueError):
+            pass
+        return Listing()
+
+    def _walk(self, folder: Path) -> Iterator[str]:
+        """Regular files and symlinks under `folder`, sorted, at most MAX_FILES + 1. A linked
+        folder that stays inside the vault is walked too (by its real path), each folder once:
+        `scripts/lib -> ../vendor/lib` is code the command reaches as much as `scripts/`."""
+        pending, walked, count = [folder], set(), 0
+        while pending:
+            start = pending.pop(0)
+            if start in walked:
+                continue  # a link back to a folder already walked: no cycle, no repeat
+            walked.add(start)
+            for rel in self._walk_tree(start, pending):
+                count += 1
+                yield rel
+                if count > MAX_FILES:
+                    return
+
+    def _walk_tree(self, folder: Path, linked: list[Path]) -> Iterator[str]:
+        """One folder tree without following links; the linked folders found go to `linked`."""
+        for top, dirs, names in os.walk(folder):
+            dirs.sort()
+            links = [d for d in dirs if Path(top, d).is_symlink()]
+            dirs[:] = [d for d in dirs if d not in _SKIPPED_FOLDERS and d not in links]
+            linked.extend(real for d in links if (real := self._linked_folder(Path(top, d))))
+            for name in sorted([*names, *links]):
+                path = Path(top, name)
+                try:
+                    mode = path.lstat().st_mode
+                except OSError:  # gone since the listing
+                    continue
+                if stat.S_ISLNK(mode) or stat.S_ISREG(mode):
+                    yield path.relative_to(self.real_root).as_posix()
+
+    def _linked_folder(self, link: Path) -> Path | None:
+        """The real folder a link names, if it is inside the vault (not the vault itself)."""
+        try:
+            real = link.resolve(strict=True)
+        except (OSError, RuntimeError):  # dangling, or a loop
+            return None
+        inside = real.is_relative_to(self.real_root) and real != self.real_root
+        if inside and real.is_dir() and real.name not in _SKIPPED_FOLDERS:
+            return real
+        return None
+
+    def content(self, rel: str, note: str) -> Content:
+        """A file's content; a symlink is its target (plus that file, if in the vault); the
+        task's own note without its run block, so a run landing does not untrust the task."""
+        path = self.real_root / rel
+        if path.is_symlink():
+            head = f"symlink to {path.readlink()}\n".encode()
+            with contextlib.suppress(OSError, RuntimeError):  # a loop
+                real = path.resolve()
+                if real.is_relative_to(self.real_root):
+                    return _hashed(real, head)
+            return Content.of(head)
+        if rel == note:  # the first run block is appended after a blank line: not an edit
+            data = _read_regular(path) or b""
+            own = without_run_block(data.decode("utf-8", "surrogateescape")).rstrip()
+            return Content.of(own.encode("utf-8", "surrogateescape"))
+        return _hashed(path)
+
+
+def _hashed(path: Path, head: bytes = b"") -> Content:
+    """`head` and a regular file's bytes, hashed in chunks: a 1.5 GB file a sync drops into a
+    named folder costs a read, never its size in memory. Text is kept only up to TEXT_CAP."""
+    digest, kept, size = hashlib.sha256(head), bytearray(head), len(head)
+    try:
+        with _open_regular(path) as handle:
+            while handle is not None and (chunk := handle.read(_CHUNK)):
+                digest.update(chunk)
+                size += len(chunk)
+                if len(kept) <= TEXT_CAP:
+                    kept += chunk[: TEXT_CAP + 1 - len(kept)]
+    except OSError:  # unreadable, as an unreadable file always read: no content
+        return Content.of(head)
+    return Content(digest.hexdigest(), size, _text(bytes(kept)))
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """A regular file's bytes; never blocks on a FIFO or device put where a file was."""
+    try:
+        with _open_regular(path) as handle:
+            return None if handle is None else handle.read()
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def _open_regular(path: Path) -> Iterator[BinaryIO | None]:
+    """The file opened for reading if it is a regular one, else None. Never blocks on a FIFO or
+    device put where a file was."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        yield None
+        return
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError:
+            regular = False
+        yield handle if regular else None

@@ -1,0 +1,193 @@
+"""Trust, like `direnv allow`: a task runs only once this user has approved what it would run.
+
+A task note is code execution, and anyone who can write to the vault (a sync tool, a git pull,
+a plugin) could otherwise run commands on every machine with a daemon. What is trusted is a
+fingerprint (`fingerprint.py`) of the task's settings, its body when that is piped to the
+command, and every vault file the command can be seen to reach (`reach.py`).
+
+The store lives outside the vault (`$XDG_STATE_HOME/vaultsched/trust.json`), and the policy can
+be relaxed only from outside it (`VAULTSCHED_TRUST=any`, `~/.config/vaultsched/config.toml`):
+a vault must not be able to vouch for itself. Beside the store, `snapshots/` keeps a copy of
+each trusted version (text cut to a size), so `vaultsched trust` can show what changed since.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from filelock import FileLock
+
+from vaultsched.adapters.notes import write_atomic
+from vaultsched.adapters.vault import Vault, read_note
+from vaultsched.core import layout
+from vaultsched.core.model import Task
+from vaultsched.core.views import fix_command
+from vaultsched.trust.diff import describe, what_changed
+from vaultsched.trust.fingerprint import Snapshot, fingerprint, take_snapshot
+
+POLICIES = ("ask", "any")
+
+
+def policy() -> str:
+    """`any` trusts every task; `ask` (the default) trusts only what this user approved."""
+    chosen = os.environ.get("VAULTSCHED_TRUST", "").strip().lower()
+    if not chosen:
+        try:
+            with layout.user_config().open("rb") as handle:
+                chosen = str(tomllib.load(handle).get("trust", "")).strip().lower()
+        except (OSError, tomllib.TOMLDecodeError):
+            chosen = ""
+    return chosen if chosen in POLICIES else "ask"
+
+
+# Text kept in one snapshot across its files; past it, a diff shows sizes only.
+SNAPSHOT_TEXT_CAP = 4 * 1024 * 1024
+
+
+class TrustStore:
+    """`{vault real path: {task id: fingerprint}}` in one JSON file, shared by every vault, and
+    `snapshots/<fingerprint>.json` beside it: what each trusted fingerprint was made of.
+
+    Ids starting with "." are not tasks: `.vaultsched/config.toml` holds the config's trust in
+    the same map, so every change here touches only the ids it is given."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or layout.trust_store()
+        self.snapshots = layout.snapshots_dir(self.path)
+
+    def _load(self) -> dict[str, dict[str, str]]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            # A damaged store trusts nothing; it is rewritten on the next `trust`.
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def trusted(self, root: Path) -> dict[str, str]:
+        entry = self._load().get(str(root.resolve()), {})
+        return entry if isinstance(entry, dict) else {}
+
+    def is_trusted(self, root: Path, task: Task, body: str | None = None) -> bool:
+        """`body`: the text about to be piped (`stdin: body`), so exactly that is checked."""
+        if policy() == "any":
+            return True
+        return self.trusted(root).get(task.id) == fingerprint(root, task, body)
+
+    def checker(self, root: Path) -> Callable[[Task], bool]:
+        """`is_trusted` for many tasks against one reading of the store (listing a vault)."""
+        if policy() == "any":
+            return lambda task: True
+        known = self.trusted(root)
+        return lambda task: known.get(task.id) == fingerprint(root, task)
+
+    def trust(self, root: Path, tasks: Iterable[Task]) -> list[str]:
+        return self.record(root, {task.id: take_snapshot(root, task) for task in tasks})
+
+    def record(self, root: Path, snapshots: Mapping[str, Snapshot]) -> list[str]:
+        """Trust exactly these snapshots (what `trust` showed), keeping a copy of each."""
+        for snapshot in snapshots.values():
+            self._save_snapshot(snapshot)
+        prints = {ident: snapshot.fingerprint for ident, snapshot in snapshots.items()}
+        self._update(root, lambda entry: entry.update(prints))
+        return sorted(prints)
+
+    def record_fingerprint(self, root: Path, ident: str, fingerprint: str) -> None:
+        """Trust one fingerprint under `ident`: the vault config's, under a reserved id."""
+        self._update(root, lambda entry: entry.update({ident: fingerprint}))
+
+    def untrust(self, root: Path, task_ids: Iterable[str]) -> None:
+        ids = set(task_ids)
+        self._update(root, lambda entry: [entry.pop(i, None) for i in ids])
+
+    def _update(self, root: Path, change: Callable[[dict[str, str]], object]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(layout.lock_beside(str(self.path))):
+            data = self._load()
+            entry = data.setdefault(str(root.resolve()), {})
+            change(entry)
+            text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+            write_atomic(self.path, text.encode("utf-8"), mode=0o600)
+            self._forget_snapshots(data)
+
+    # -- snapshots: what a trusted fingerprint was made of ----------------------------------
+
+    def last_trusted(self, root: Path, task_id: str) -> tuple[bool, Snapshot | None]:
+        """(was a version of it ever trusted, that version's snapshot if one was kept)."""
+        stored = self.trusted(root).get(task_id)
+        if not isinstance(stored, str):
+            return False, None
+        try:
+            data = json.loads(self._snapshot_path(stored).read_text(encoding="utf-8"))
+            return True, Snapshot.from_json(data)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return True, None
+
+    def changes(self, root: Path, task_id: str, now: Snapshot) -> list[str]:
+        """What `trust` shows before recording `now`."""
+        known, before = self.last_trusted(root, task_id)
+        return describe(task_id, before, now, known=known)
+
+    def why_untrusted(self, root: Path, task: Task) -> str:
+        """What changed since the trusted version, in a few words (`its body (prompt) changed`)."""
+        known, before = self.last_trusted(root, task.id)
+        if not known:
+            return "it is new"
+        if before is None:
+            return "its command (or a file it reaches) is new or changed"
+        return what_changed(before, take_snapshot(root, task))
+
+    def refusal(self, root: Path, task: Task) -> str:
+        """The message of an untrusted run (note, digest, ledger): what changed, and the fix."""
+        return untrusted_message(task.id, self.why_untrusted(root, task))
+
+    def _snapshot_path(self, print_: str) -> Path:
+        if not print_.isalnum():  # a damaged store must not name a path
+            raise ValueError(print_)
+        return self.snapshots / f"{print_}.json"
+
+    def _save_snapshot(self, snapshot: Snapshot) -> None:
+        self.snapshots.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data = json.dumps(snapshot.to_json(SNAPSHOT_TEXT_CAP), sort_keys=True).encode("utf-8")
+        write_atomic(self._snapshot_path(snapshot.fingerprint), data, mode=0o600)
+
+    def _forget_snapshots(self, data: Mapping[str, object]) -> None:
+        """Keep only the snapshots some entry of the store still names: bounded on disk."""
+        named = {
+            fp
+            for entry in data.values()
+            if isinstance(entry, dict)
+            for fp in entry.values()
+            if isinstance(fp, str)
+        }
+        with contextlib.suppress(OSError):
+            for path in self.snapshots.glob("*.json"):
+                if path.stem not in named:
+                    path.unlink(missing_ok=True)
+
+
+def trust_created(vault: Vault, rels: Iterable[str]) -> list[str]:
+    """`init`, `new` and `demo` trust the task notes they have just written themselves."""
+    tasks = [t for rel in rels if (t := read_note(vault, rel).task) is not None]
+    return TrustStore().trust(vault.root, tasks)
+
+
+def trust_command(task_id: str) -> str:
+    """The exact line a person runs to trust a task (shown in notes, digest, `status`)."""
+    return fix_command("trust", task_id)
+
+
+def approve_command(task_id: str) -> str:
+    return fix_command("approve", task_id)
+
+
+def untrusted_message(
+    task_id: str, why: str = "its command (or a file it reaches) is new or changed"
+) -> str:
+    return f"untrusted: {why}; review it, then run: {trust_command(task_id)}"
