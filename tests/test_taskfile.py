@@ -130,6 +130,25 @@ def test_bad_yaml_in_an_ordinary_note_is_ignored() -> None:
     assert parse("title: [unclosed\n").problems == ()
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "shown"),
+    [
+        ("command: x\ncreated: 2024-02-30\n", 3, "2024-02-30"),
+        ("command: x\nnested: {when: [2024-13-01]}\n", 3, "2024-13-01"),
+        ("command: x\ndone: 2024-05-01 25:00:00\n", 3, "2024-05-01 25:00:00"),
+    ],
+)
+def test_a_date_that_does_not_exist_is_a_problem_at_its_line(
+    text: str, line: int, shown: str
+) -> None:
+    parsed = parse(text)
+    assert parsed.is_task and parsed.task is None
+    (problem,) = parsed.problems
+    assert problem.line == line
+    assert problem.message.startswith(f"YAML reads {shown} as a date, and it is not one (")
+    assert parse(text.replace("command: x\n", "title: x\n")).problems == ()
+
+
 @pytest.mark.parametrize("bad", ["command: ''\n", "command: []\n", "command: {a: 1}\n"])
 def test_bad_commands(bad: str) -> None:
     assert parse(bad).task is None

@@ -62,6 +62,15 @@ class FrontMatterTooBig(ValueError):
     """A front matter that would expand past the bounds if built (a "billion laughs")."""
 
 
+class NotADate(ValueError):
+    """A value YAML reads as a date that is none (`2024-02-30`): the whole front matter fails
+    to build, so it is reported like invalid YAML, at its line."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
 @dataclass(frozen=True)
 class FrontMatterSpan:
     """Where the front matter sits in a whole note's text (character offsets)."""
@@ -119,6 +128,8 @@ def parse_task(rel_path: str, yaml_text: str | None, config: Config) -> Parsed:
         return _yaml_failure(rel_path, yaml_text, exc)
     except FrontMatterTooBig as exc:
         return _unreadable(rel_path, yaml_text, str(exc))
+    except NotADate as exc:
+        return _unreadable(rel_path, yaml_text, str(exc), exc.line)
     except RecursionError:  # `[[[[…` thousands deep: building and checking it recurse per level
         return _unreadable(rel_path, yaml_text, "front matter is nested too deeply to read")
 
@@ -150,9 +161,30 @@ def _load(yaml_text: str) -> tuple[yaml.Node | None, Any]:
         if root is None:
             return None, None
         _check_expansion(root)
-        return root, loader.construct_document(root)
+        try:
+            return root, loader.construct_document(root)
+        except ValueError as exc:
+            found = _not_a_date(loader, root)
+            if found is None:
+                raise
+            raise found from exc
     finally:
         loader.dispose()
+
+
+def _not_a_date(loader: Any, root: yaml.Node) -> NotADate | None:
+    """What failed to build, if it is a scalar YAML reads as a date (`2024-02-30`)."""
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        pending.extend(reversed(_children(node)))
+        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":timestamp"):
+            try:
+                loader.construct_yaml_timestamp(node)
+            except ValueError as exc:
+                message = f"YAML reads {node.value} as a date, and it is not one ({exc})"
+                return NotADate(message, _line(node))
+    return None
 
 
 def _check_expansion(root: yaml.Node) -> None:
