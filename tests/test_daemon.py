@@ -17,9 +17,10 @@ from conftest import HOST, Cli, DaemonProcess, git, runs, wait_for, write_note
 
 from vaultsched.adapters.config import load_config
 from vaultsched.adapters.ledger import Ledger, finish_record
-from vaultsched.adapters.vault import Vault
+from vaultsched.adapters.vault import Index, Vault
 from vaultsched.core.model import Run, Status, Trigger
 from vaultsched.runtime.daemon import Daemon
+from vaultsched.runtime.follow import Follower
 
 pytestmark = pytest.mark.integration
 
@@ -360,6 +361,30 @@ def test_kill_switch(vault_root: Path, daemons: Start, switch: str) -> None:
     assert daemon.stop() == 0
     assert runs(vault_root) == []
     assert daemon.output().count("disabled") == 1
+
+
+def test_a_note_saved_while_the_vault_is_indexed_is_followed(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher starts before the index is read: a save in between is not lost (a FIFO made
+    just after "indexed" went unseen once, on a loaded machine)."""
+    real_load = Follower.load
+
+    def load_then_save(self: Follower) -> Index:
+        index = real_load(self)
+        note(vault.root, "Tasks/Late.md", "schedule: '0 0 1 1 *'\ncommand: 'true'\n")
+        return index
+
+    monkeypatch.setattr(Follower, "load", load_then_save)
+    daemon = Daemon(Vault(vault.root, load_config(vault.root), HOST))
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        wait_for(lambda: "Tasks/Late" in daemon.index.tasks, timeout=30, what="the late note")
+    finally:
+        daemon.stop()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
 
 
 def test_no_wake_ups_while_nothing_is_due(vault: Vault) -> None:

@@ -47,11 +47,12 @@ def user_commit(root: Path, rel: str, line: str) -> None:
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("Body.\n", f"Body.\n{line}\n", 1), encoding="utf-8")
     for _ in range(50):
-        added = subprocess.run(["git", "add", rel], cwd=root, capture_output=True, check=False)
+        # `commit -- rel` commits the file as it is on disk, staged or not (`add` may lose a race
+        # for the index and the commit still land: a retry would find nothing left to commit).
         done = subprocess.run(
             ["git", "commit", "-qm", line, "--", rel], cwd=root, capture_output=True, check=False
         )
-        if added.returncode == 0 and done.returncode == 0:
+        if done.returncode == 0:
             return
         time.sleep(0.2)
     raise AssertionError(f"could not commit {rel}: {done.stderr!r}")

@@ -103,6 +103,8 @@ class Daemon:
     def run(self, *, once: bool = False) -> int:
         self.lock.acquire(self.vault.host, self.clock())
         try:
+            if not once:  # before the index is read: a note saved meanwhile is read again
+                self.follower.watch(self.waker.notify)
             self._start()
             self.syncer = make_syncer(self.workspace, self.lander)
             if once:
@@ -113,6 +115,7 @@ class Daemon:
                 self._loop()
             self._shutdown(finish_runs=once)
         finally:
+            self.follower.stop()
             self.lock.release()
             self.waker.close()
         return 0
@@ -151,14 +154,10 @@ class Daemon:
             log.warning("%s", ignored_message(self.vault.root, self.vault.config.ignored))
 
     def _loop(self) -> None:
-        self.follower.watch(self.waker.notify)
-        try:
-            while not self.stopping:
-                self._tick()
-                if not self.stopping:
-                    self.waker.wait(self._deadline())
-        finally:
-            self.follower.stop()
+        while not self.stopping:
+            self._tick()
+            if not self.stopping:
+                self.waker.wait(self._deadline())
 
     def _tick(self) -> None:
         while (delta := self.follower.take()) is not None:

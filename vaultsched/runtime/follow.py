@@ -100,8 +100,9 @@ class Follower:
                 self._events_since = time.monotonic()
             wake()
 
-        self.watcher = VaultWatcher(self.vault.root, self._wanted, on_event)
-        self.watcher.start()
+        watcher = VaultWatcher(self.vault.root, self._wanted, on_event)
+        watcher.start()
+        self.watcher = watcher  # only a started watcher is ever stopped
 
     def stop(self) -> None:
         if self.watcher is not None:
