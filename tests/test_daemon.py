@@ -163,8 +163,13 @@ def test_start_sweeps_temp_files_of_cut_short_writes(vault_root: Path) -> None:
     leftovers = [
         vault_root / "Tasks/.Swept.md.vaultsched-0badf00d.tmp",  # SIGKILL between write and rename
         digests / ".2026-11-22.md.vaultsched-0ddba11a.tmp",
+        vault_root / ".vaultsched/state/.marks.json.b72c8846.tmp",  # killed while saving marks
     ]
-    kept = [vault_root / "Tasks/.someone-else.tmp", vault_root / "Notes/.x.md.vaultsched-1.tmp"]
+    kept = [
+        vault_root / "Tasks/.someone-else.tmp",
+        vault_root / "Notes/.x.md.vaultsched-1.tmp",
+        vault_root / ".vaultsched/state/notes.tmp",
+    ]
     for path in leftovers + kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("half a note")

@@ -16,6 +16,7 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import secrets
 import stat
 import threading
@@ -166,6 +167,25 @@ def write_atomic(root: Path, rel: str, data: bytes, *, durable: bool = True) -> 
             raise
         if durable:
             os.fsync(dir_fd)
+
+
+_TEMP = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")  # what write_atomic names its temp files
+
+
+def sweep_temp(root: Path, rel: str) -> list[str]:
+    """Remove the temp files `write_atomic` left in folder `rel` when a kill cut it short
+    (before its rename); the names removed. Only at start, when no write can be under way."""
+    try:
+        found = entries(root, rel)
+    except OSError:
+        return []
+    removed = []
+    for entry in found:
+        if entry.kind == "file" and _TEMP.match(entry.name):
+            with contextlib.suppress(OSError):
+                unlink(root, f"{rel}/{entry.name}")
+                removed.append(f"{rel}/{entry.name}")
+    return removed
 
 
 def entries(root: Path, rel: str) -> list[Entry]:

@@ -7,9 +7,11 @@ import logging
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from vaultsched.adapters import statefs
 from vaultsched.adapters.ledger import host_file_stem
 from vaultsched.adapters.notes import sweep_temp_files
 from vaultsched.adapters.vault import Index, Vault, read_note
+from vaultsched.core import layout
 from vaultsched.core.model import Run, Status, Task
 from vaultsched.core.planner import Planner
 from vaultsched.runtime.dispatch import Dispatcher
@@ -66,6 +68,9 @@ def sweep_cut_short_writes(vault: Vault, index: Index) -> None:
     folders.add(vault.root / vault.config.digest.folder)
     for leftover in sweep_temp_files(sorted(folders)):
         log.info("removed %s, left by an earlier write that was cut short", leftover)
+    for state in (layout.STATE_DIR, layout.WRITTEN_DIR):  # marks.json, the written marks
+        for rel in statefs.sweep_temp(vault.root, state):
+            log.info("removed %s, left by an earlier write that was cut short", rel)
 
 
 def _stub_task(run: Run) -> Task:
