@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Literal, get_args
@@ -23,6 +23,9 @@ class Status(StrEnum):
     UNTRUSTED = "untrusted"
     AWAITING_APPROVAL = "awaiting_approval"
     RUNNING = "running"
+    BLOCKED = "blocked"  # the task's `check` failed, timed out or could not run: fail closed
+    MISSED = "missed"  # a fire time that did not run (catch_up off, outside the window, skip)
+    LOST = "lost"  # a run that started and was never heard of again
 
 
 # Statuses a person should look at; the digest lists them under "Needs attention".
@@ -34,6 +37,8 @@ ATTENTION = frozenset(
         Status.INTERRUPTED,
         Status.UNTRUSTED,
         Status.AWAITING_APPROVAL,
+        Status.BLOCKED,
+        Status.LOST,
     }
 )
 # Statuses counted as failed (digest counts, commit messages, `status`).
@@ -48,6 +53,7 @@ class Trigger(StrEnum):
     MANUAL = "manual"
     RETRY = "retry"
     APPROVED = "approved"
+    AFTER = "after"  # an upstream task's run ended with the outcome this task waits for
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class Run:
     output_tail: str = ""
     message: str = ""
     log: str = ""
+    upstream_run: str = ""  # for an `after` run: the run id that triggered it
 
     @property
     def note_name(self) -> str:
@@ -80,11 +87,29 @@ Overlap = Literal["skip", "queue"]  # a fire while the last run is still going
 Stdin = Literal["none", "body"]  # `body`: the note's body is piped to the command
 Approval = Literal["none", "required"]  # `required`: each fire waits for `vaultsched approve`
 NotifyOn = Literal["failure", "always", "never"]  # a task's `notify`, the config's [notify] on
+AfterOn = Literal["success", "failure", "always"]  # which upstream outcome starts an `after` run
 OVERLAPS: tuple[Overlap, ...] = get_args(Overlap)
 STDINS: tuple[Stdin, ...] = get_args(Stdin)
 APPROVALS: tuple[Approval, ...] = get_args(Approval)
 NOTIFY_ON: tuple[NotifyOn, ...] = get_args(NotifyOn)
+AFTER_ON: tuple[AfterOn, ...] = get_args(AfterOn)
 Severity = Literal["error", "warning", "note"]  # of a Problem; only errors keep a task out
+
+
+@dataclass(frozen=True)
+class Window:
+    """The hours of the day a task's scheduled fires may start, in the task's zone: from
+    `start` (included) to `end` (excluded). `end` before `start` crosses midnight."""
+
+    start: time
+    end: time
+
+    @property
+    def crosses_midnight(self) -> bool:
+        return self.end < self.start
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
 
 @dataclass(frozen=True)
@@ -110,6 +135,22 @@ class Task:
     notify: NotifyOn = "failure"
     keep_runs: int = 10
     approval: Approval = "none"
+    # Workflows. Every default leaves a note without these keys behaving as before, and the
+    # trust fingerprint reads an absent `check` as None, as it always has.
+    check: str | tuple[str, ...] | None = None  # run first; decides whether the run goes ahead
+    if_changed: tuple[str, ...] = ()  # vault-relative globs; run only if one of them changed
+    after: tuple[str, ...] = ()  # references to upstream tasks, as written (less the [[ ]])
+    on: AfterOn = "success"
+    output: str | None = None  # the path template of the note a run's stdout is written to
+    group: str | None = None
+    max_runs: int | None = None
+    # Aware, in the task's zone. A bare date stands for the whole of that day: no fire after
+    # its last instant (23:59:59.999999 local), since "until Friday" includes Friday.
+    until: datetime | None = None
+    window: Window | None = None
+    # The line of each key in the note, for problems found later, across notes (an `after`
+    # target that is missing); not part of what the task is, so equality ignores it.
+    key_lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def name(self) -> str:

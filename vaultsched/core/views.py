@@ -37,6 +37,9 @@ _CALLOUT = {
     Status.UNTRUSTED: "warning",
     Status.AWAITING_APPROVAL: "warning",
     Status.RUNNING: "info",
+    Status.BLOCKED: "failure",
+    Status.MISSED: "warning",
+    Status.LOST: "failure",
 }
 _MISSING = "—"
 # The same line breaks as markdown-it and blocks.py: a lone \r would start a new line that
