@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vaultsched.adapters import notefile
 from vaultsched.adapters.config import Config
 from vaultsched.adapters.notefile import read_front_matter
+from vaultsched.core.model import Window
 from vaultsched.core.taskfile import front_matter_span, front_matter_text, near_miss, parse_task
 
 CONFIG = Config(timezone=ZoneInfo("Europe/Warsaw"))
@@ -256,3 +258,207 @@ def test_front_matter_span_of_text() -> None:
     assert text[span.body_start :] == "body\n"
     assert front_matter_text("---\n---\n") == ""
     assert front_matter_text("no front matter") is None
+
+
+# -- workflow keys ----------------------------------------------------------------------------
+
+WARSAW = ZoneInfo("Europe/Warsaw")
+
+
+def test_workflow_keys() -> None:
+    parsed = parse(
+        "command: ./publish.sh\n"
+        'schedule: "@daily"\n'
+        "check: [test, -f, out/ready]\n"
+        "if_changed: [Drafts/**, 'Notes/*.md']\n"
+        'after: ["[[Draft report|the draft]]", Tasks/Fetch.md, Other]\n'
+        "on: failure\n"
+        "output: Results/{task} {date:YYYY-MM}\n"
+        "group: gpu\n"
+        "max_runs: 3\n"
+        "until: 2025-06-30\n"
+        "window: 22:00-06:30\n"
+    )
+    task = parsed.task
+    assert task is not None, parsed.problems
+    assert parsed.problems == ()
+    assert task.check == ("test", "-f", "out/ready")
+    assert task.if_changed == ("Drafts/**", "Notes/*.md")
+    assert task.after == ("Draft report", "Tasks/Fetch", "Other")
+    assert (task.on, task.output) == ("failure", "Results/{task} {date:YYYY-MM}")
+    assert (task.group, task.max_runs) == ("gpu", 3)
+    assert task.until == datetime(2025, 6, 30, 23, 59, 59, 999999, tzinfo=WARSAW)
+    assert task.window == Window(time(22), time(6, 30))
+    assert (task.key_lines["after"], task.key_lines["window"]) == (6, 12)
+
+
+@pytest.mark.parametrize("text", ["on: always\n", "'on': always\n", '"on": always\n'])
+def test_on_unquoted_is_the_key_yaml_would_make_a_boolean(text: str) -> None:
+    parsed = parse("command: x\nafter: Other\n" + text)
+    assert parsed.task is not None and parsed.task.on == "always"
+    assert parsed.problems == ()
+
+
+def test_on_problems() -> None:
+    assert messages("command: x\nafter: A\non: sometimes\n") == [
+        "Tasks/T.md:4: on: must be one of success, failure, always, got 'sometimes'"
+    ]
+    (message,) = messages("command: x\nafter: A\non: yes\n")
+    assert message.startswith("Tasks/T.md:4: on: must be one of") and "boolean" in message
+    assert messages("command: x\non: failure\n") == [
+        "Tasks/T.md:3: warning: on: has no effect without after"
+    ]
+
+
+def test_other_boolean_keys_do_not_become_on() -> None:
+    parsed = parse("command: x\nyes: failure\n")
+    assert parsed.task is not None and parsed.task.on == "success"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("check: ''\n", "check: must not be empty"),
+        ("check: true\n", 'check: YAML reads true as a boolean: quote it, e.g. check: "true"'),
+        ("check: {a: 1}\n", "check: must be a string"),
+        ("check: [test, [x]]\n", "check: each item of a check list must be a string"),
+        ("if_changed: /etc/passwd\n", "if_changed: '/etc/passwd' is not inside the vault"),
+        ("if_changed: ~/notes/*\n", "if_changed: '~/notes/*' is not inside the vault"),
+        ("if_changed: [ok/*, Notes/../../x]\n", "if_changed: 'Notes/../../x' climbs out"),
+        ("if_changed: ''\n", "if_changed: a glob must not be empty"),
+        ("if_changed: **/*.md\n", 'if_changed starts with "*", which YAML reads as an alias'),
+        ("after: [[Other task]]\n", "after: YAML reads [[Other task]] unquoted as a list in a"),
+        ("after: '[[Other'\n", "after: '[[Other' opens a link with [[ and does not close it"),
+        ("after: '[[ ]]'\n", "after: '[[ ]]' names no task"),
+        ("after: [A, {b: 1}]\n", "after: each item must be a string"),
+        ("output: Results/{nope}\n", "output: unknown placeholder {nope}"),
+        ("output: ../Outside/{task}\n", "output: '../Outside/T' climbs out with '..'"),
+        ("output: .obsidian/{date}\n", "output: '.obsidian/2024-12-31' names a hidden"),
+        ("output: ''\n", "output: must be a non-empty string"),
+        ("group: ' '\n", "group: must be a non-empty string"),
+        ("group: 3\n", "group: must be a non-empty string, got 3"),
+        ("max_runs: 0\n", "max_runs: must be a whole number >= 1, got 0"),
+        ("max_runs: yes\n", "max_runs: must be a whole number >= 1, got True"),
+        ("max_runs: '3'\n", "max_runs: must be a whole number >= 1, got '3'"),
+        ("until: soon\n", "until: expected a date or a date and time"),
+        ("until: 5\n", "until: expected a date or a date and time, e.g. 2025-06-30"),
+        ("until: 9999-12-31\n", "until: 9999-12-31 is too near the ends of the calendar"),
+        (
+            "window: 9:00\n",
+            'window: YAML reads 9:00 as a number; write a start and an end, e.g. "9',
+        ),
+        ("window: 09:00-09:00\n", "window: '09:00-09:00' starts and ends at the same time"),
+        ("window: 22:00-24:00\n", "window: '22:00-24:00' is not a time of day"),
+        ("window: 9-17\n", 'window: write "HH:MM-HH:MM" in the task\'s zone'),
+        ("window: [09:00, 17:00]\n", 'window: write "HH:MM-HH:MM"'),
+    ],
+)
+def test_workflow_key_problems(text: str, message: str) -> None:
+    zone = "timezone: America/New_York\n" if "9999" in text else ""
+    parsed = parse('command: x\nschedule: "@daily"\n' + zone + text)
+    assert parsed.task is None
+    (problem,) = parsed.errors
+    assert problem.line == (5 if zone else 4)
+    assert problem.message.startswith(message), problem.message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('"[[Draft]]"', ("Draft",)),
+        ('"[[Tasks/Draft.md|shown]]"', ("Tasks/Draft",)),
+        ('"[[Draft#Heading]]"', ("Draft",)),
+        ('"[[Draft#^block]]"', ("Draft",)),
+        ("Tasks/Draft", ("Tasks/Draft",)),
+        ("2024", ("2024",)),
+        ('["[[A]]", "[[B]]"]', ("A", "B")),
+        ("\n  - '[[A]]'\n  - B.md", ("A", "B")),
+    ],
+)
+def test_after_references_keep_only_the_target(value: str, expected: tuple[str, ...]) -> None:
+    task = parse(f"command: x\nafter: {value}\n").task
+    assert task is not None and task.after == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "zone", "expected"),
+    [
+        ("2025-06-30", "Europe/Warsaw", datetime(2025, 6, 30, 23, 59, 59, 999999)),
+        ("'2025-06-30'", "Europe/Warsaw", datetime(2025, 6, 30, 23, 59, 59, 999999)),
+        ("2025-06-30 18:00:00", "Europe/Warsaw", datetime(2025, 6, 30, 18)),
+        ('"2025-06-30 18:00"', "America/New_York", datetime(2025, 6, 30, 18)),
+        ("2025-06-30T16:00:00Z", "Europe/Warsaw", datetime(2025, 6, 30, 18)),
+        ('"2025-06-30T18:00+02:00"', "Europe/Warsaw", datetime(2025, 6, 30, 18)),
+        # A time the clock skips: read with the offset before the change, an hour on.
+        ('"2025-03-30 02:30"', "Europe/Warsaw", datetime(2025, 3, 30, 3, 30)),
+    ],
+)
+def test_until(value: str, zone: str, expected: datetime) -> None:
+    task = parse(f"command: x\ntimezone: {zone}\nuntil: {value}\n").task
+    assert task is not None and task.until is not None
+    assert task.until.tzinfo is ZoneInfo(zone)
+    assert task.until.replace(tzinfo=None) == expected
+
+
+def test_until_a_date_whose_last_hour_repeats_is_the_later_one() -> None:
+    # Sao Paulo, 2018-02-18 00:00 BRST became 2018-02-17 23:00 BRT: 23:xx came twice.
+    task = parse("command: x\ntimezone: America/Sao_Paulo\nuntil: 2018-02-17\n").task
+    assert task is not None and task.until is not None
+    assert task.until.astimezone(UTC) == datetime(2018, 2, 18, 2, 59, 59, 999999, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("value", ["22:00-06:00", "7:00-9:30", " 09:00 - 17:00 ", "'23:59-00:00'"])
+def test_windows(value: str) -> None:
+    parsed = parse(f'command: x\nschedule: "@hourly"\nwindow: {value}\n')
+    assert parsed.task is not None and parsed.task.window is not None, parsed.problems
+
+
+def test_a_window_without_a_schedule_is_a_warning() -> None:
+    parsed = parse("command: x\nwindow: 09:00-17:00\n")
+    assert parsed.task is not None
+    assert [str(p) for p in parsed.problems] == [
+        "Tasks/T.md:3: warning: window: has no effect without a schedule: it only defers "
+        "scheduled fires"
+    ]
+
+
+def test_the_output_template_is_tried_with_the_note_name() -> None:
+    assert parse_task("Tasks/a\\b.md", "command: x\noutput: 'R/{task}'\n", CONFIG).errors
+    assert parse_task("Tasks/Ok.md", "command: x\noutput: 'R/{task}'\n", CONFIG).task
+
+
+def test_workflow_keys_are_known_and_their_typos_are_caught() -> None:
+    for key in ("check", "if_changed", "after", "output", "group", "max_runs", "until"):
+        assert near_miss(key) is None
+    assert near_miss("afer") == "after"
+    assert near_miss("max_run") == "max_runs"
+    assert near_miss("windows") == "window"
+
+
+VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30)
+    | st.dates()
+    | st.datetimes(timezones=st.none() | st.just(UTC)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=6,
+)
+WORKFLOW_KEYS = st.sampled_from(
+    ["check", "if_changed", "after", "on", "output", "group", "max_runs", "until", "window"]
+)
+
+
+@given(st.dictionaries(WORKFLOW_KEYS, VALUES, max_size=4))
+def test_any_workflow_values_give_a_task_or_problems_never_an_exception(
+    front: dict[str, object],
+) -> None:
+    text = yaml.safe_dump({"command": "x", "schedule": "@daily", **front})
+    parsed = parse(text)
+    assert parsed.is_task
+    assert (parsed.task is None) == bool(parsed.errors)
+    for problem in parsed.errors:
+        key = problem.message.split(":")[0]
+        assert key in front or problem.message.startswith("YAML reads"), problem

@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -19,8 +20,18 @@ from vaultsched.core import blocks
 from vaultsched.core.blocks import FRONT_MATTER
 from vaultsched.core.convert import at_least, one_of, to_bool, to_zone
 from vaultsched.core.durations import parse_duration
-from vaultsched.core.model import APPROVALS, NOTIFY_ON, OVERLAPS, STDINS, Problem, Task
+from vaultsched.core.model import (
+    AFTER_ON,
+    APPROVALS,
+    NOTIFY_ON,
+    OVERLAPS,
+    STDINS,
+    Problem,
+    Task,
+    Window,
+)
 from vaultsched.core.schedules import Schedule, ScheduleError, parse_schedule
+from vaultsched.core.workflow import OutputPathError, expand_output
 
 if TYPE_CHECKING:
     from vaultsched.adapters.config import Config
@@ -54,6 +65,15 @@ KNOWN_KEYS = (
     "notify",
     "keep_runs",
     "approval",
+    "check",
+    "if_changed",
+    "after",
+    "on",
+    "output",
+    "group",
+    "max_runs",
+    "until",
+    "window",
 )
 _COMMAND_LINE = re.compile(r"^command\s*:", re.MULTILINE)
 
@@ -139,6 +159,7 @@ def _parse(rel_path: str, yaml_text: str, config: Config) -> Parsed:
     if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
         return NOT_A_TASK
     nodes = {k.value: (k, v) for k, v in root.value if isinstance(k, yaml.ScalarNode)}
+    _unfold_on(nodes, data)
     if "command" not in data:
         if "schedule" in data:
             line = _line(nodes["schedule"][0]) if "schedule" in nodes else 1
@@ -146,6 +167,14 @@ def _parse(rel_path: str, yaml_text: str, config: Config) -> Parsed:
             return Parsed(False, None, (note,))
         return NOT_A_TASK
     return _TaskBuilder(rel_path, data, nodes, config).build()
+
+
+def _unfold_on(nodes: Mapping[str, tuple[yaml.Node, yaml.Node]], data: dict[Any, Any]) -> None:
+    """YAML 1.1 reads a plain `on:` key as the boolean true. People write `on: failure`
+    unquoted, so that key is `on` again (a `yes:` key, also true, is left alone)."""
+    key = nodes.get("on", (None, None))[0]
+    if key is not None and key.tag.endswith(":bool") and True in data and "on" not in data:
+        data["on"] = data.pop(True)
 
 
 # libyaml's parser when PyYAML has it (the wheels do): the pure-Python one dominated a cold
@@ -321,12 +350,14 @@ class _TaskBuilder:
         command = self.get("command", None, _command)
         if command is None and not self.problems:
             self.problem("command", "must not be empty")
+        zone: ZoneInfo = self.get("timezone", self.config.timezone, to_zone)
+        schedules = self._schedules()
         task = Task(
             id=task_id(self.path),
             path=self.path,
             command=command or "",
-            schedules=self._schedules(),
-            timezone=self.get("timezone", self.config.timezone, to_zone),
+            schedules=schedules,
+            timezone=zone,
             enabled=self.get("enabled", True, to_bool),
             timeout=self._duration("timeout", self.config.default_timeout, positive=True),
             retries=self.get("retries", 0, at_least(0)),
@@ -341,9 +372,63 @@ class _TaskBuilder:
             notify=self.get("notify", self.config.notify.on, _choice(NOTIFY_ON)),
             keep_runs=self.get("keep_runs", self.config.keep_runs, at_least(1)),
             approval=self.get("approval", "none", _choice(APPROVALS)),
+            **self._workflow(zone, bool(schedules)),
         )
         errors = [p for p in self.problems if p.severity == "error"]
         return Parsed(True, None if errors else task, tuple(self.problems))
+
+    def _workflow(self, zone: ZoneInfo, scheduled: bool) -> dict[str, Any]:
+        """The keys that tie tasks together and bound when they run."""
+        after = self.get("after", (), _references)
+        if "on" in self.data and not after:
+            self.warn("on", "has no effect without after")
+        window = self._window()
+        if window is not None and not scheduled:
+            self.warn("window", "has no effect without a schedule: it only defers scheduled fires")
+        return {
+            "check": self.get("check", None, _command_of("check")),
+            "if_changed": self.get("if_changed", (), _globs),
+            "after": after,
+            "on": self.get("on", "success", _choice(AFTER_ON)),
+            "output": self._output(zone),
+            "group": self.get("group", None, _nonempty_str),
+            "max_runs": self.get("max_runs", None, at_least(1)),
+            "until": self.get("until", None, _until(zone)),
+            "window": window,
+            "key_lines": {key: _line(node) for key, (_, node) in self.nodes.items()},
+        }
+
+    def warn(self, key: str, message: str) -> None:
+        line = _line(self.nodes[key][0]) if key in self.nodes else 1
+        self.problems.append(Problem(self.path, line, f"{key}: {message}", "warning"))
+
+    def _output(self, zone: ZoneInfo) -> str | None:
+        """The template, tried once with sample values: a bad placeholder or a path that leaves
+        the vault is a problem now, not a failed run later."""
+        template: str | None = self.get("output", None, _nonempty_str)
+        if template is None:
+            return None
+        sample_time = datetime(2024, 12, 31, 23, 59, tzinfo=zone)
+        try:
+            name = PurePosixPath(task_id(self.path)).name
+            expand_output(template, name, _SAMPLE_RUN_ID, sample_time)
+        except OutputPathError as exc:
+            self.problem("output", str(exc))
+            return None
+        return template
+
+    def _window(self) -> Window | None:
+        node = self.nodes.get("window", (None, None))[1]
+        text = node.value if isinstance(node, yaml.ScalarNode) else ""
+        # YAML 1.1 reads 9:00 as the base-60 number 540 (`09:00-17:00` stays a string).
+        if isinstance(self.data.get("window"), int) and ":" in text:
+            message = (
+                f'YAML reads {text} as a number; write a start and an end, e.g. "{text}-17:00"'
+            )
+            self.problem("window", message)
+            return None
+        window: Window | None = self.get("window", None, _window)
+        return window
 
     def _warn_unknown_keys(self) -> None:
         for key, (key_node, _) in self.nodes.items():
@@ -392,17 +477,25 @@ class _TaskBuilder:
         return tuple(dict.fromkeys(schedules))
 
 
-def _command(value: Any) -> str | tuple[str, ...]:
-    if isinstance(value, bool):
-        word = "true" if value else "false"
-        raise ValueError(f'YAML reads {word} as a boolean: quote it, e.g. command: "{word}"')
-    if isinstance(value, str):
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
-    if isinstance(value, list) and value:
-        return tuple(_scalar_str(v, "each item of a command list") for v in value)
-    raise ValueError("must be a string (run with /bin/sh -c) or a list of strings (exec'd)")
+def _command_of(key: str) -> Callable[[Any], str | tuple[str, ...]]:
+    """`command`, and `check`, which is written the same way."""
+
+    def convert(value: Any) -> str | tuple[str, ...]:
+        if isinstance(value, bool):
+            word = "true" if value else "false"
+            raise ValueError(f'YAML reads {word} as a boolean: quote it, e.g. {key}: "{word}"')
+        if isinstance(value, str):
+            if not value.strip():
+                raise ValueError("must not be empty")
+            return value
+        if isinstance(value, list) and value:
+            return tuple(_scalar_str(v, f"each item of a {key} list") for v in value)
+        raise ValueError("must be a string (run with /bin/sh -c) or a list of strings (exec'd)")
+
+    return convert
+
+
+_command = _command_of("command")
 
 
 def _scalar_str(value: Any, what: str) -> str:
@@ -432,6 +525,105 @@ def _choice(choices: tuple[_Choice, ...]) -> Callable[[Any], _Choice]:
         return check(value)
 
     return convert
+
+
+# What `output` is tried with when the note is read (a run id as the ledger makes them).
+_SAMPLE_RUN_ID = "20241231T235900-a1b2c3"
+_WINDOW = re.compile(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", re.ASCII)
+_WINDOW_EXAMPLE = 'write "HH:MM-HH:MM" in the task\'s zone, e.g. "22:00-06:00"'
+
+
+def _globs(value: Any) -> tuple[str, ...]:
+    """Vault-relative globs: one that is absolute or climbs with `..` could watch files
+    outside the vault."""
+    globs = _str_list(value)
+    for pattern in globs:
+        if not pattern.strip():
+            raise ValueError("a glob must not be empty")
+        if pattern.startswith(("/", "~")):
+            raise ValueError(f"{pattern!r} is not inside the vault: write a vault-relative glob")
+        if ".." in pattern.replace("\\", "/").split("/"):
+            raise ValueError(f"{pattern!r} climbs out with '..': write a vault-relative glob")
+        if any(ord(c) < 32 or ord(c) == 127 for c in pattern):
+            raise ValueError(f"{pattern!r} has a control character")
+    return globs
+
+
+def _references(value: Any) -> tuple[str, ...]:
+    """The tasks named, as written less the link syntax; which task each names is settled
+    against the whole vault later."""
+    items = value if isinstance(value, list) else [value]
+    if any(isinstance(item, list) for item in items):
+        raise ValueError(_unquoted_link(items))
+    return tuple(_reference(_scalar_str(item, "each item")) for item in items)
+
+
+def _unquoted_link(items: list[Any]) -> str:
+    inner = next(item for item in items if isinstance(item, list))
+    name = inner[0] if len(inner) == 1 and isinstance(inner[0], str) else "Other task"
+    return f'YAML reads [[{name}]] unquoted as a list in a list: quote it, e.g. after: "[[{name}]]"'
+
+
+def _reference(text: str) -> str:
+    reference = text.strip()
+    if reference.startswith("[["):
+        if not reference.endswith("]]"):
+            raise ValueError(f"{text!r} opens a link with [[ and does not close it with ]]")
+        # Only the target: `[[Task|shown as]]`, `[[Task#Heading]]` and `[[Task#^block]]`.
+        reference = re.split(r"[|#^]", reference[2:-2], maxsplit=1)[0].strip()
+    reference = reference.removesuffix(".md")
+    if not reference:
+        raise ValueError(f"{text!r} names no task")
+    return reference
+
+
+def _until(zone: ZoneInfo) -> Callable[[Any], datetime]:
+    def convert(value: Any) -> datetime:
+        when = _date_or_time(value)
+        if not isinstance(when, datetime):
+            # A date is the whole day: "until Friday" includes Friday, to its last instant
+            # (the later one, if the zone repeats that hour).
+            when = datetime.combine(when, time.max).replace(fold=1)
+        if when.tzinfo is None:  # a wall time in the task's zone
+            when = when.replace(tzinfo=zone)
+        try:  # to the instant, then back: a time the clock skips becomes a real one
+            return when.astimezone(UTC).astimezone(zone)
+        except OverflowError:
+            raise ValueError(f"{value!s} is too near the ends of the calendar") from None
+
+    return convert
+
+
+def _date_or_time(value: Any) -> date | datetime:
+    if isinstance(value, date):  # YAML builds dates and times itself when unquoted
+        return value
+    expected = 'a date or a date and time, e.g. 2025-06-30 or "2025-06-30 18:00"'
+    if not isinstance(value, str):
+        raise ValueError(f"expected {expected}, got {value!r}")
+    text = value.strip()
+    for parse in (date.fromisoformat, datetime.fromisoformat):
+        try:
+            return parse(text)
+        except ValueError:
+            continue
+    raise ValueError(f"expected {expected}, got {value!r}")
+
+
+def _window(value: Any) -> Window:
+    if not isinstance(value, str):
+        raise ValueError(f"{_WINDOW_EXAMPLE}, got {value!r}")
+    match = _WINDOW.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{_WINDOW_EXAMPLE}, got {value!r}")
+    hour, minute, end_hour, end_minute = (int(n) for n in match.groups())
+    if max(hour, end_hour) > 23 or max(minute, end_minute) > 59:
+        raise ValueError(
+            f"{value!r} is not a time of day (00:00 to 23:59; the end of the day is 00:00)"
+        )
+    window = Window(time(hour, minute), time(end_hour, end_minute))
+    if window.start == window.end:
+        raise ValueError(f"{value!r} starts and ends at the same time: the window would be empty")
+    return window
 
 
 def _env(value: Any) -> dict[str, str]:
