@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from vaultsched.adapters.runner import TAIL_BYTES, ProcessResult, _Sink, run_process
+from vaultsched.adapters.runner import STDOUT_BYTES, TAIL_BYTES, ProcessResult, _Sink, run_process
 from vaultsched.core.output import clean_output
 from vaultsched.core.redact import redactor_for
 
@@ -272,7 +272,18 @@ def test_fifty_megabytes_of_output_keeps_memory_bounded_and_the_tail_right(
     assert result.output_bytes == size + 3
     assert result.tail == expected
     assert log.stat().st_size == size + 3
-    assert peak < 1_000_000, f"peak Python allocations {peak} bytes"
+    assert len(result.stdout) == STDOUT_BYTES and result.stdout_cut
+    assert result.stdout.startswith(line)
+    # The tail and the first megabyte of stdout (and its copy into the result) are all held.
+    assert peak < 2 * STDOUT_BYTES + 1_000_000, f"peak Python allocations {peak} bytes"
+
+
+def test_stdout_is_kept_apart_from_stderr_and_both_reach_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    result = run("echo out1; echo err1 >&2; sleep 0.1; echo out2", tmp_path, log_path=log)
+    assert result.stdout == b"out1\nout2\n" and not result.stdout_cut
+    assert sorted(result.tail.splitlines()) == [b"err1", b"out1", b"out2"]
+    assert sorted(log.read_bytes().splitlines()) == [b"err1", b"out1", b"out2"]
 
 
 def test_background_child_holding_the_pipe_does_not_block_the_return(

@@ -9,6 +9,7 @@ signal handlers, no `os.chdir`, nothing shared between calls.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import selectors
@@ -26,6 +27,7 @@ from vaultsched.core.redact import Redactor
 log = logging.getLogger(__name__)
 
 TAIL_BYTES = 64 * 1024
+STDOUT_BYTES = 1024 * 1024  # of stdout kept whole (an output note, the next run's input)
 READ_CHUNK = 64 * 1024
 # Once the task's own process has exited, a background child it left behind may keep the pipe
 # open for ever; read what is already there for this long, then stop (without killing it).
@@ -54,6 +56,9 @@ class ProcessResult:
     started_at: datetime
     finished_at: datetime
     pid: int | None
+    # stdout alone, its first STDOUT_BYTES, unredacted; `stdout_cut`: there was more.
+    stdout: bytes = b""
+    stdout_cut: bool = False
 
 
 def run_process(
@@ -93,6 +98,8 @@ def run_process(
         error="",
         tail=sink.tail(),
         output_bytes=sink.total,
+        stdout=bytes(sink.stdout),
+        stdout_cut=sink.stdout_cut,
         started_at=started_at,
         finished_at=now(),
         pid=proc.pid,
@@ -124,8 +131,10 @@ def _spawn(
             env=dict(env),
             # Never the terminal's stdin: a task that reads stdin must see EOF, not hang.
             stdin=subprocess.PIPE if with_stdin else subprocess.DEVNULL,
+            # Apart, so stdout alone can be handed on (an output note, the next task of a
+            # chain); both go to the log and the tail as they come.
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.PIPE,
             # Own session and process group, so a timeout can kill everything it forked.
             start_new_session=True,
         )
@@ -159,7 +168,15 @@ class _Sink:
     echo: BinaryIO | None
     redact: Redactor | None
     total: int = 0
+    stdout: bytearray = field(default_factory=bytearray)
+    stdout_cut: bool = False
     _buffer: bytearray = field(default_factory=bytearray)
+
+    def write_stdout(self, chunk: bytes) -> None:
+        room = STDOUT_BYTES - len(self.stdout)
+        self.stdout += chunk[:room]
+        self.stdout_cut = self.stdout_cut or len(chunk) > room
+        self.write(chunk)
 
     def write(self, chunk: bytes) -> None:
         self.total += len(chunk)
@@ -228,7 +245,7 @@ class _Supervisor:
         self.next_group_check = 0.0
         self.settled_at: float | None = None  # when nothing more is waited for but output
         self.selector = selectors.DefaultSelector()
-        self.out_open = False
+        self.outputs: set[int] = set()  # the output pipes still open
         self.stdin_data = memoryview(stdin or b"")
         self.pidfd: int | None = None
 
@@ -246,9 +263,13 @@ class _Supervisor:
             self._close()
 
     def _register(self) -> None:
-        assert self.proc.stdout is not None
-        self.selector.register(self.proc.stdout, selectors.EVENT_READ, self._read)
-        self.out_open = True
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        for pipe, write in (
+            (self.proc.stdout, self.sink.write_stdout),
+            (self.proc.stderr, self.sink.write),
+        ):
+            self.selector.register(pipe, selectors.EVENT_READ, functools.partial(self._read, write))
+            self.outputs.add(pipe.fileno())
         if self.proc.stdin is not None:
             os.set_blocking(self.proc.stdin.fileno(), False)
             self.selector.register(self.proc.stdin, selectors.EVENT_WRITE, self._feed)
@@ -258,7 +279,10 @@ class _Supervisor:
 
     def _step(self) -> None:
         for key, _events in self.selector.select(self._wait()):
-            key.data()
+            if key.fd in self.outputs:
+                key.data(key.fd)
+            else:
+                key.data()
         if self.pidfd is None and self.proc.returncode is None:
             self._on_exit()  # no pidfd on this system: poll
         self._check_clocks()
@@ -266,7 +290,7 @@ class _Supervisor:
     def _finished(self) -> bool:
         if self.settled_at is None:
             return False
-        return not self.out_open or time.monotonic() >= self.settled_at + DRAIN_AFTER_EXIT
+        return not self.outputs or time.monotonic() >= self.settled_at + DRAIN_AFTER_EXIT
 
     def _wait(self) -> float | None:
         now = time.monotonic()
@@ -286,17 +310,16 @@ class _Supervisor:
 
     # -- events
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
+    def _read(self, write: Callable[[bytes], None], fd: int) -> None:
         try:
-            chunk = os.read(self.proc.stdout.fileno(), READ_CHUNK)
+            chunk = os.read(fd, READ_CHUNK)
         except BlockingIOError:
             return
         if chunk:
-            self.sink.write(chunk)
+            write(chunk)
         else:
-            self.selector.unregister(self.proc.stdout)
-            self.out_open = False
+            self.selector.unregister(fd)
+            self.outputs.discard(fd)
 
     def _feed(self) -> None:
         assert self.proc.stdin is not None
@@ -382,8 +405,9 @@ class _Supervisor:
         self.selector.close()
         if self.pidfd is not None:
             os.close(self.pidfd)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
         if self.proc.returncode is None:  # only after an interruption; do not leave a zombie
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=1.0)

@@ -18,6 +18,7 @@ from vaultsched.core.errors import VaultschedError
 from vaultsched.core.model import Problem, Task
 from vaultsched.core.planner import Unplannable, task_fires
 from vaultsched.core.taskfile import NOT_A_TASK, Parsed, parse_task, task_id
+from vaultsched.core.workflow import after_graph
 
 # Sync tools' duplicates: "Note (Conflicted copy laptop 2024…).md" (Obsidian Sync, Dropbox),
 # "Note.sync-conflict-20240101-120000-ABCDEF.md" (Syncthing), "Note (conflicted copy).md".
@@ -207,8 +208,14 @@ class Index:
     tasks: dict[str, Task] = field(default_factory=dict)
     invalid: dict[str, tuple[Problem, ...]] = field(default_factory=dict)
     skipped: list[Skipped] = field(default_factory=list)
+    # Upstream task id -> the tasks that run after it (`after`), valid tasks only.
+    downstream: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Keyed by note so that replacing one note's problems costs the same in a vault of any size.
     _problems: dict[str, tuple[Problem, ...]] = field(default_factory=dict)
+    # Tasks that parsed but are held out for a problem with their `after` (a target that is
+    # missing, a cycle): whether they run depends on other notes, so `link` looks again.
+    # Each with the note's own problems (warnings), which it gets back.
+    _unlinked: dict[str, tuple[Task, tuple[Problem, ...]]] = field(default_factory=dict)
 
     @property
     def problems(self) -> list[Problem]:
@@ -235,6 +242,41 @@ class Index:
         self.tasks.pop(ident, None)
         self.invalid.pop(ident, None)
         self._problems.pop(ident, None)
+        self._unlinked.pop(ident, None)
+
+    def link(self) -> None:
+        """Resolve every task's `after` across the vault, after any note changed: a task
+        naming no task (or several), or in a cycle, is invalid until the vault changes again;
+        one that was held out and now resolves is back."""
+        for ident, (task, own) in self._unlinked.items():
+            self.invalid.pop(ident, None)
+            self._problems[ident] = own
+            self.tasks[ident] = task
+        self._unlinked.clear()
+        edges, problems = after_graph(self.tasks, self.invalid)
+        found: dict[str, list[Problem]] = {}
+        for problem in problems:
+            found.setdefault(task_id(problem.path), []).append(problem)
+        for ident, held in found.items():
+            own = self._problems.pop(ident, ())
+            self._unlinked[ident] = (self.tasks.pop(ident), own)
+            self.invalid[ident] = tuple(held)
+            self._problems[ident] = (*own, *held)
+        downstream: dict[str, list[str]] = {}
+        for ident, targets in sorted(edges.items()):
+            if ident in self.tasks:
+                for target in targets:
+                    downstream.setdefault(target, []).append(ident)
+        self.downstream = {up: tuple(ids) for up, ids in downstream.items()}
+
+    def only(self, idents: set[str]) -> Index:
+        """A copy holding only these notes' tasks and problems."""
+        return Index(
+            tasks={i: t for i, t in self.tasks.items() if i in idents},
+            invalid={i: p for i, p in self.invalid.items() if i in idents},
+            skipped=self.skipped,
+            _problems={i: p for i, p in self._problems.items() if i in idents},
+        )
 
     @property
     def ids(self) -> list[str]:
@@ -270,6 +312,7 @@ def build_index(vault: Vault) -> Index:
         parsed = read_note(vault, rel)
         if parsed.is_task or parsed.problems:  # most notes: nothing to add, nothing to drop
             index.add(rel, parsed)
+    index.link()
     return index
 
 

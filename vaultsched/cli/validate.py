@@ -10,6 +10,7 @@ from pathlib import Path
 from vaultsched.adapters.git import Git, GitError
 from vaultsched.adapters.vault import (
     Index,
+    Skipped,
     Vault,
     build_index,
     drop_unplannable,
@@ -20,7 +21,7 @@ from vaultsched.adapters.vault import (
 )
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.model import Problem
-from vaultsched.core.taskfile import front_matter_text
+from vaultsched.core.taskfile import Parsed, front_matter_text, task_id
 
 
 def validate_vault(
@@ -35,14 +36,16 @@ def validate_vault(
         return len(index.ids), index.problems + [
             _skip_problem(s.path, s.reason) for s in index.skipped
         ]
-    index = Index()
-    notes = list(iter_notes(vault, index.skipped))
+    skipped: list[Skipped] = []
+    notes = list(iter_notes(vault, skipped))
+    parsed: dict[str, Parsed] = {}
     for rel in wanted:
         chosen = [n for n in notes if n == rel or n.startswith(rel.rstrip("/") + "/") or rel == "."]
         if not chosen and not (vault.root / rel).exists():
             raise VaultschedError(f"no such file or folder in the vault: {rel}")
-        for note in chosen:
-            index.add(note, read_note(vault, note))
+        parsed.update((note, read_note(vault, note)) for note in chosen)
+    index = _linked(vault, parsed)
+    index.skipped = skipped
     drop_unplannable(index, now)
     return len(index.ids), index.problems
 
@@ -52,7 +55,7 @@ def validate_staged(vault: Vault) -> tuple[int, list[Problem]]:
     git = Git(vault.root, vault.host)
     if not git.usable:
         raise VaultschedError(f"{vault.root} is not the top of a git repository")
-    index = Index()
+    parsed: dict[str, Parsed] = {}
     try:
         for rel in git.staged_files():
             if is_ignored(rel, vault.config.digest.folder):
@@ -61,10 +64,27 @@ def validate_staged(vault: Vault) -> tuple[int, list[Problem]]:
             # whose split differs (`...` and a BOM not read, `----` taken for a fence) and whose
             # load would build the YAML before parse_note bounds its aliases.
             yaml_text = front_matter_text(git.show_staged(rel))
-            index.add(rel, parse_note(rel, yaml_text, vault.config))
+            parsed[rel] = parse_note(rel, yaml_text, vault.config)
     except GitError as exc:
         raise VaultschedError(f"git: {exc}", exit_code=1) from exc
+    index = _linked(vault, parsed)
     return len(index.ids), index.problems
+
+
+def _linked(vault: Vault, parsed: dict[str, Parsed]) -> Index:
+    """The index of these notes, each `after` resolved against the whole vault: the notes on
+    disk, these notes' versions in place of theirs. The rest of the vault is read only if one
+    of them has an `after`; its problems are not these notes' and are left out."""
+    index = Index()
+    for rel, one in parsed.items():
+        index.add(rel, one)
+    if not any(task.after for task in index.tasks.values()):
+        return index
+    whole = build_index(vault)
+    for rel, one in parsed.items():
+        whole.add(rel, one)
+    whole.link()
+    return whole.only({task_id(rel) for rel in parsed})
 
 
 def _relative(vault: Vault, given: str) -> str:

@@ -138,6 +138,7 @@ class Follower:
             self._reread(new)
         for rel in sorted(changes.paths):
             self._reread(rel)
+        self.index.link()
         recent = time.monotonic() - MOVE_WINDOW
         self._appeared = {i: t for i, t in self._appeared.items() if t > recent}
         reported = [(o.removesuffix(".md"), n.removesuffix(".md")) for o, n in changes.moves]
