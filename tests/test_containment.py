@@ -79,6 +79,10 @@ def _raising_parse(text: str) -> Schedule:
     return parse_schedule(text)
 
 
+def trusted(_task: Task) -> str | None:
+    return None
+
+
 def test_a_parser_that_raises_is_a_problem_on_its_note_only(
     vault_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -150,7 +154,9 @@ def test_a_retry_that_cannot_be_planned_drops_only_that_task(
     monkeypatch.setattr(dispatch, "_Retry", broken)
     dispatcher = dispatch.Dispatcher(running={task.id})
     failed = Run("r", task.id, Status.FAILED, planner.Trigger.SCHEDULE, NOW, "h")
-    (invalid,) = dispatcher.done(Job(task, planner.Trigger.SCHEDULE), failed, NOW, task)
+    (invalid,) = dispatcher.done(
+        Job(task, planner.Trigger.SCHEDULE), failed, NOW, {task.id: task}, trusted
+    )
     assert isinstance(invalid, Invalid) and invalid.task_id == task.id
     assert "OverflowError" in invalid.problem.message
     assert not dispatcher.retries and not dispatcher.running
@@ -170,7 +176,9 @@ def test_a_huge_retry_delay_doubles_up_to_the_bound_not_past_it(vault: Vault) ->
     task = Task(**{**parsed.__dict__, "retry_delay": MAX_DURATION})
     dispatcher = dispatch.Dispatcher(running={task.id})
     failed = Run("r", task.id, Status.FAILED, planner.Trigger.RETRY, NOW, "h", attempt=300)
-    dispatcher.done(Job(task, planner.Trigger.RETRY, attempt=300), failed, NOW, task)
+    dispatcher.done(
+        Job(task, planner.Trigger.RETRY, attempt=300), failed, NOW, {task.id: task}, trusted
+    )
     (retry,) = dispatcher.retries
     assert retry.at == NOW + MAX_DURATION
 

@@ -191,14 +191,14 @@ def test_overlap_skip_and_queue(vault_root: Path, daemons: Start) -> None:
     note(vault_root, "Tasks/Skip.md", "schedule: every 1s\ncommand: sleep 2.2\n")
     note(vault_root, "Tasks/Queue.md", "schedule: every 1s\noverlap: queue\ncommand: sleep 1.5\n")
     daemon = daemons(vault_root)
-    wait_for(lambda: len(of(vault_root, "Tasks/Skip", Status.SKIPPED)) >= 2, what="skips")
+    wait_for(lambda: len(of(vault_root, "Tasks/Skip", Status.MISSED)) >= 2, what="missed fires")
     wait_for(lambda: len(of(vault_root, "Tasks/Queue", Status.SUCCESS)) >= 3, what="queued runs")
     assert daemon.stop() == 0
     for task in ("Tasks/Skip", "Tasks/Queue"):
-        started = [r for r in of(vault_root, task) if r.status is not Status.SKIPPED]
+        started = [r for r in of(vault_root, task) if r.status is not Status.MISSED]
         for a, b in pairwise(started):
             assert a.finished_at is not None and a.finished_at <= b.started_at, "runs overlapped"
-    assert of(vault_root, "Tasks/Queue", Status.SKIPPED) == []
+    assert of(vault_root, "Tasks/Queue", Status.MISSED) == []
 
 
 def test_retries_double_the_delay(vault_root: Path, daemons: Start) -> None:
@@ -291,8 +291,8 @@ def test_sigterm_lets_a_running_task_finish(
     status = json.loads(Cli(vault_root)("status", "--json").out)
     assert [r["task"] for r in status["running"]] == ["Tasks/Finish"]
     assert daemon.stop() == 0
-    # A fire while it runs is skipped (overlap): a loaded machine may be that slow to stop.
-    finished = [r for r in of(vault_root, "Tasks/Finish") if r.status is not Status.SKIPPED]
+    # A fire while it runs is missed (overlap): a loaded machine may be that slow to stop.
+    finished = [r for r in of(vault_root, "Tasks/Finish") if r.status is not Status.MISSED]
     assert finished and all(r.status is Status.SUCCESS for r in finished)
 
 

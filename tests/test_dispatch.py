@@ -83,7 +83,7 @@ def test_overlap_skip_records_the_fire_that_met_a_run_in_flight() -> None:
     d, t = Dispatcher(), task()
     started(d, t)
     assert d.due([t], T0 + MINUTE, trusted) == [
-        Record(t, Status.SKIPPED, Trigger.SCHEDULE, OVERLAP_SKIPPED, T0 + MINUTE)
+        Record(t, Status.MISSED, Trigger.SCHEDULE, OVERLAP_SKIPPED, T0 + MINUTE)
     ]
 
 
@@ -93,7 +93,9 @@ def test_overlap_queue_keeps_the_newest_fire_and_submits_it_when_the_run_ends() 
     assert d.due([t], T0 + MINUTE, trusted) == []
     assert d.due([t], T0 + 2 * MINUTE, trusted) == []
     assert isinstance(first, Submit)
-    after = d.done(first.job, run_of(first.job, Status.SUCCESS), T0 + 2 * MINUTE, t)
+    after = d.done(
+        first.job, run_of(first.job, Status.SUCCESS), T0 + 2 * MINUTE, {t.id: t}, trusted
+    )
     assert after == [Submit(Job(t, Trigger.SCHEDULE, T0 + 2 * MINUTE))]
     assert d.running == {t.id}
 
@@ -104,7 +106,9 @@ def test_a_queued_fire_is_dropped_when_stopping() -> None:
     d.due([t], T0 + MINUTE, trusted)
     d.stopping = True
     assert isinstance(first, Submit)
-    assert d.done(first.job, run_of(first.job, Status.SUCCESS), T0 + MINUTE, t) == []
+    assert (
+        d.done(first.job, run_of(first.job, Status.SUCCESS), T0 + MINUTE, {t.id: t}, trusted) == []
+    )
     assert not d.running
 
 
@@ -113,14 +117,18 @@ def test_failures_are_retried_with_doubling_delays_then_given_up(status: Status)
     t = task(retries=2, retry_delay=timedelta(seconds=10))
     d = Dispatcher(running={t.id})
     job = Job(t, Trigger.SCHEDULE, T0)
-    assert d.done(job, run_of(job, status), T0, t) == [Retrying(t.id, 1, 2, timedelta(seconds=10))]
+    assert d.done(job, run_of(job, status), T0, {t.id: t}, trusted) == [
+        Retrying(t.id, 1, 2, timedelta(seconds=10))
+    ]
     assert d.retries_due({t.id: t}, T0 + timedelta(seconds=9)) == []
     (retry,) = d.retries_due({t.id: t}, T0 + timedelta(seconds=10))
     assert retry == Submit(Job(t, Trigger.RETRY, T0, attempt=2))
     second = run_of(retry.job, status, attempt=2)
-    assert d.done(retry.job, second, T0, t) == [Retrying(t.id, 2, 2, timedelta(seconds=20))]
+    assert d.done(retry.job, second, T0, {t.id: t}, trusted) == [
+        Retrying(t.id, 2, 2, timedelta(seconds=20))
+    ]
     (last,) = d.retries_due({t.id: t}, T0 + timedelta(seconds=20))
-    assert d.done(last.job, run_of(last.job, status, attempt=3), T0, t) == []
+    assert d.done(last.job, run_of(last.job, status, attempt=3), T0, {t.id: t}, trusted) == []
     assert not d.retries and not d.running
 
 
@@ -129,14 +137,14 @@ def test_only_failures_and_timeouts_are_retried(status: Status) -> None:
     t = task(retries=3)
     d = Dispatcher(running={t.id})
     job = Job(t, Trigger.SCHEDULE, T0)
-    assert d.done(job, run_of(job, status), T0, t) == [] and not d.retries
+    assert d.done(job, run_of(job, status), T0, {t.id: t}, trusted) == [] and not d.retries
 
 
 def test_a_retry_of_a_task_gone_from_the_index_is_dropped() -> None:
     t = task(retries=1)
     d = Dispatcher(running={t.id})
     job = Job(t, Trigger.SCHEDULE, T0)
-    d.done(job, run_of(job, Status.FAILED), T0, t)
+    d.done(job, run_of(job, Status.FAILED), T0, {t.id: t}, trusted)
     assert d.retries_due({}, T0 + timedelta(days=1)) == [] and not d.retries
 
 
@@ -174,7 +182,7 @@ def test_a_rename_carries_marks_and_the_queued_fire() -> None:
     d.due([t], T0 + MINUTE, trusted)
     d.renamed(t.id, "Tasks/Moved")
     assert "Tasks/Moved" in d.queued and t.id not in d.planner.marks
-    assert d.queued["Tasks/Moved"].task == "Tasks/Moved"
+    assert d.queued["Tasks/Moved"].task.id == "Tasks/Moved"
 
 
 def test_only_enabled_tasks_with_a_schedule_for_this_host_are_schedulable() -> None:

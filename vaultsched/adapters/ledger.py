@@ -50,6 +50,7 @@ EARLIEST_YEAR, LATEST_YEAR = 1970, 9000  # an offset of up to a day cannot leave
 MAX_ATTEMPT = 10**9
 EXIT_CODES = (-(2**31), 2**32)
 MAX_DURATION_S = 36525 * 86400.0  # 100 years, the longest timeout a note can set
+MAX_CHAIN = 1000  # tasks one run starts
 MAX_ID = 4096  # run_id, task, host, path, log, rename ends
 MAX_TEXT = 256 * 1024  # output_tail (4,000 characters when we write it) and message
 MAX_LINE = 4 * MAX_TEXT  # characters of one line; anything longer is not ours
@@ -145,6 +146,7 @@ def start_record(run: Run, path: str) -> dict[str, Any]:
         "started_at": _iso(run.started_at),
         "host": run.host,
         "attempt": run.attempt,
+        **({"upstream_run": run.upstream_run} if run.upstream_run else {}),
     }
 
 
@@ -159,6 +161,7 @@ def finish_record(run: Run, path: str) -> dict[str, Any]:
         "output_tail": run.output_tail,
         "message": run.message,
         "log": run.log,
+        **({"chain": list(run.chain)} if run.chain else {}),
     }
 
 
@@ -215,7 +218,19 @@ def _to_run(merged: dict[str, Any]) -> Run:
         output_tail=_text(merged, "output_tail", MAX_TEXT),
         message=_text(merged, "message", MAX_TEXT),
         log=_text(merged, "log", MAX_ID),
+        upstream_run=_text(merged, "upstream_run", MAX_ID),
+        chain=_chain(merged),
     )
+
+
+def _chain(record: dict[str, Any]) -> tuple[str, ...]:
+    """The task ids a run starts: each a task id inside the vault, at most MAX_CHAIN."""
+    value = record.get("chain")
+    if value is None:
+        return ()
+    if type(value) is not list or len(value) > MAX_CHAIN:
+        raise BadRecord(f"chain is not a list of at most {MAX_CHAIN} task ids")
+    return tuple(_task_id({"chain": item}, "chain") for item in value)
 
 
 def _to_rename(record: dict[str, Any]) -> tuple[datetime, str, str]:

@@ -75,6 +75,9 @@ class Run:
     message: str = ""
     log: str = ""
     upstream_run: str = ""  # for an `after` run: the run id that triggered it
+    # The tasks this run, once over, starts (`after`): in its finish record, so a daemon that
+    # stops before starting them finds them in the ledger when it starts again.
+    chain: tuple[str, ...] = ()
 
     @property
     def note_name(self) -> str:
@@ -84,7 +87,9 @@ class Run:
 # A task's options, each with the values its note may set. Plain strings (`task.overlap ==
 # "queue"` reads as written), listed once: taskfile and config check against these tuples.
 Overlap = Literal["skip", "queue"]  # a fire while the last run is still going
-Stdin = Literal["none", "body"]  # `body`: the note's body is piped to the command
+# `body`: the note's body is piped to the command; `upstream`: the stdout of the run that
+# started this one (`after`)
+Stdin = Literal["none", "body", "upstream"]
 Approval = Literal["none", "required"]  # `required`: each fire waits for `vaultsched approve`
 NotifyOn = Literal["failure", "always", "never"]  # a task's `notify`, the config's [notify] on
 AfterOn = Literal["success", "failure", "always"]  # which upstream outcome starts an `after` run

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import arrow
 
-from vaultsched.core.model import Problem, Task, Window
+from vaultsched.core.model import FAILURES, RETRYABLE, AfterOn, Problem, Run, Status, Task, Window
 
 # -- after: references and cycles -------------------------------------------------------------
 
@@ -215,6 +215,36 @@ def cycle_message(cycle: Sequence[str], group: int = 0) -> str:
         names = [*names[: _CYCLE_SHOWN - 2], f"… ({len(cycle)} tasks)", names[-1]]
     among = f", among {group} tasks that wait on one another" if group > len(cycle) else ""
     return f"a cycle of after: {' → '.join(names)} (each runs after the one before it{among})"
+
+
+# -- chains: which tasks a finished run starts -------------------------------------------------
+
+# The outcomes each `on` starts a downstream run for. Runs that never ran the command (skipped,
+# blocked, refused, waiting for approval, missed) start nothing: there is no outcome to act on.
+_STARTS: dict[AfterOn, frozenset[Status]] = {
+    "success": frozenset({Status.SUCCESS}),
+    "failure": FAILURES,
+    "always": FAILURES | {Status.SUCCESS},
+}
+
+
+def final(task: Task, run: Run) -> bool:
+    """Whether `run` is the last word of its fire time: not a failure `retries` tries again."""
+    return not (run.status in RETRYABLE and run.attempt <= task.retries)
+
+
+def chain_targets(upstream: Task, run: Run, downstream: Iterable[Task], host: str) -> list[str]:
+    """The tasks among `downstream` (those naming `upstream` in `after`) that `run` starts:
+    its outcome is what their `on` waits for, they are enabled and may run on `host`."""
+    if not final(upstream, run):
+        return []
+    return [
+        task.id
+        for task in downstream
+        if run.status in _STARTS[task.on]
+        and task.enabled
+        and (not task.hosts or host in task.hosts)
+    ]
 
 
 # -- window -----------------------------------------------------------------------------------

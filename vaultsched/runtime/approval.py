@@ -11,8 +11,10 @@ from vaultsched.trust.store import approve_command
 
 
 def needs_approval(task: Task, trigger: Trigger) -> bool:
-    """Only what the schedule starts waits; a person's own `run-now` or `approve` does not."""
-    return task.approval == "required" and trigger in (Trigger.SCHEDULE, Trigger.CATCH_UP)
+    """Only what the schedule or an upstream task starts waits; a person's own `run-now` or
+    `approve` does not."""
+    waits = (Trigger.SCHEDULE, Trigger.CATCH_UP, Trigger.AFTER)
+    return task.approval == "required" and trigger in waits
 
 
 @dataclass

@@ -249,8 +249,9 @@ class Daemon:
             job, run = self.finished.get()
             if run is not None:
                 self._announce(run)
-            current = self.follower.index.tasks.get(job.task.id)
-            self.actor.carry_out(self.dispatcher.done(job, run, self.clock(), current))
+            tasks = self.follower.index.tasks
+            actions = self.dispatcher.done(job, run, self.clock(), tasks, self._untrusted)
+            self.actor.carry_out(actions)
 
     def _announce(self, run: Run) -> None:
         """Every run recorded reaches the next commit, the log and (in the demo) `on_run`."""

@@ -5,7 +5,8 @@ job, record a run that will not execute (refused, skipped), ask for approval, or
 invalid when planning it raised. Decides, in this order: trust refusals (the first refused fire
 of each version of a task is recorded, later ones only skipped, so an `every 1s` task does not
 flood the vault while it waits for a person), approval, overlap with a run in flight (`skip`
-records it, `queue` keeps one, the newest), and retries after a failure (doubling delays).
+records the fire as missed, `queue` keeps one, the newest), retries after a failure (doubling
+delays), and the `after` runs a finished run starts, which go through the same steps.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from vaultsched.core.contain import internal_problem
 from vaultsched.core.durations import MAX_DURATION
 from vaultsched.core.model import RETRYABLE, Run, Status, Task, Trigger
-from vaultsched.core.planner import Decision, Planner, Unplannable
+from vaultsched.core.planner import Planner, Unplannable
 from vaultsched.runtime.approval import needs_approval
 from vaultsched.runtime.messages import (
     OVERLAP_SKIPPED,
@@ -32,6 +33,7 @@ from vaultsched.runtime.messages import (
     Refuse,
     Retrying,
     Submit,
+    Upstream,
 )
 
 # A task's untrusted version (its fingerprint), or None if it may run.
@@ -44,6 +46,7 @@ class _Retry:
     task: str = field(compare=False)
     attempt: int = field(compare=False)
     scheduled_for: datetime | None = field(compare=False)
+    upstream: Upstream | None = field(compare=False, default=None)
 
 
 def schedulable(tasks: Iterable[Task], host: str) -> list[Task]:
@@ -62,7 +65,7 @@ def retry_delay(task: Task, attempt: int) -> timedelta:
 class Dispatcher:
     planner: Planner = field(default_factory=Planner)
     running: set[str] = field(default_factory=set)
-    queued: dict[str, Decision] = field(default_factory=dict)
+    queued: dict[str, Job] = field(default_factory=dict)
     retries: list[_Retry] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)  # task id -> version recorded
     stopping: bool = False
@@ -82,31 +85,40 @@ class Dispatcher:
         self.decisions += 1
         if not decision.run:
             return [Missed(task.id)]
-        return self._decided(task, decision, untrusted(task))
+        job = Job(task, decision.trigger, decision.scheduled_for)
+        return self._decided(job, untrusted(task))
 
-    def _decided(self, task: Task, decision: Decision, version: str | None) -> list[Action]:
-        trigger, when = decision.trigger, decision.scheduled_for
+    def _decided(self, job: Job, version: str | None) -> list[Action]:
+        task, trigger, when = job.task, job.trigger, job.scheduled_for
+        upstream = job.upstream.run_id if job.upstream else ""
         if version is not None:
             if self.refused.get(task.id) == version:
                 return []
             self.refused[task.id] = version
-            return [Refuse(task, trigger, when)]
+            return [Refuse(task, trigger, when, upstream)]
         self.refused.pop(task.id, None)
         if needs_approval(task, trigger):
-            return [AwaitApproval(task, trigger, when)]
+            return [AwaitApproval(task, trigger, when, upstream)]
         if task.id not in self.running:
-            return [self._submit(Job(task, trigger, when))]
+            return [self._submit(job)]
         if task.overlap == "queue":
-            self.queued[task.id] = decision  # one queued run; a newer due time replaces it
+            self.queued[task.id] = job  # one queued run; a newer one replaces it
             return []
-        return [Record(task, Status.SKIPPED, trigger, OVERLAP_SKIPPED, when)]
+        return [Record(task, Status.MISSED, trigger, OVERLAP_SKIPPED, when, upstream)]
 
     def _submit(self, job: Job) -> Submit:
         self.running.add(job.task.id)
         return Submit(job)
 
-    def done(self, job: Job, run: Run | None, now: datetime, current: Task | None) -> list[Action]:
-        """A job is over; `current` is its task as the index has it now (None: gone)."""
+    def done(
+        self,
+        job: Job,
+        run: Run | None,
+        now: datetime,
+        tasks: Mapping[str, Task],
+        untrusted: Untrusted,
+    ) -> list[Action]:
+        """A job is over; `tasks` is the index as it is now (its task may be gone)."""
         self.running.discard(job.task.id)
         actions: list[Action] = []
         if run is not None:
@@ -114,8 +126,28 @@ class Dispatcher:
                 actions += self._retry(job, run, now)
         queued = self.queued.pop(job.task.id, None)
         if queued is not None and not self.stopping:
-            task = current or job.task
-            actions.append(self._submit(Job(task, queued.trigger, queued.scheduled_for)))
+            task = tasks.get(job.task.id, queued.task)
+            actions.append(self._submit(replace(queued, task=task)))
+        if run is not None:
+            actions += self.chained([run], tasks, untrusted)
+        return actions
+
+    def chained(
+        self, runs: Iterable[Run], tasks: Mapping[str, Task], untrusted: Untrusted
+    ) -> list[Action]:
+        """The `after` runs these finished runs start (each names them in its `chain`): each
+        through trust, approval and overlap like a fire of its own."""
+        actions: list[Action] = []
+        if self.stopping:
+            return actions
+        for run in runs:
+            for ident in run.chain:
+                task = tasks.get(ident)
+                if task is None or not task.enabled:
+                    continue  # gone or paused since: it would not have been started
+                job = Job(task, Trigger.AFTER, upstream=Upstream(run.task, run.run_id))
+                with self._contained(task, "starting after", actions):
+                    actions += self._decided(job, untrusted(task))
         return actions
 
     def _retry(self, job: Job, run: Run, now: datetime) -> list[Action]:
@@ -123,9 +155,8 @@ class Dispatcher:
         if run.status not in RETRYABLE or run.attempt > task.retries or self.stopping:
             return []
         delay = retry_delay(task, run.attempt)
-        heapq.heappush(
-            self.retries, _Retry(now + delay, task.id, run.attempt + 1, run.scheduled_for)
-        )
+        retry = _Retry(now + delay, task.id, run.attempt + 1, run.scheduled_for, job.upstream)
+        heapq.heappush(self.retries, retry)
         return [Retrying(task.id, run.attempt, task.retries, delay)]
 
     def retries_due(self, tasks: Mapping[str, Task], now: datetime) -> list[Submit]:
@@ -135,7 +166,7 @@ class Dispatcher:
             task = tasks.get(retry.task)
             if task is None or retry.task in self.running:
                 continue
-            job = Job(task, Trigger.RETRY, retry.scheduled_for, retry.attempt)
+            job = Job(task, Trigger.RETRY, retry.scheduled_for, retry.attempt, retry.upstream)
             actions.append(self._submit(job))
         return actions
 
@@ -171,7 +202,8 @@ class Dispatcher:
         else:
             self.planner.rename(old, new)
         if old in self.queued:
-            self.queued[new] = replace(self.queued.pop(old), task=new)
+            job = self.queued.pop(old)
+            self.queued[new] = replace(job, task=replace(job.task, id=new, path=f"{new}.md"))
 
     def retimed(self, task_id: str, now: datetime) -> None:
         self.planner.reset(task_id, now)

@@ -16,6 +16,15 @@ class Job:
     trigger: Trigger
     scheduled_for: datetime | None = None
     attempt: int = 1
+    upstream: Upstream | None = None  # for an `after` run: the run that started it
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """The run an `after` run follows: its output is the downstream run's input."""
+
+    task: str
+    run_id: str
 
 
 OVERLAP_SKIPPED = "the previous run was still running (overlap: skip)"
@@ -35,6 +44,7 @@ class Record:
     trigger: Trigger
     message: str
     scheduled_for: datetime | None
+    upstream_run: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,7 @@ class Refuse:
     task: Task
     trigger: Trigger
     scheduled_for: datetime | None
+    upstream_run: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,7 @@ class AwaitApproval:
     task: Task
     trigger: Trigger
     scheduled_for: datetime | None
+    upstream_run: str = ""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from vaultsched.adapters.ledger import new_run_id
 from vaultsched.adapters.runner import ProcessResult, run_process
 from vaultsched.core import layout
 from vaultsched.core.contain import describe
-from vaultsched.core.model import Run, Status, Task
+from vaultsched.core.model import Run, Status, Task, Trigger
 from vaultsched.core.output import clean_output, status_of
 from vaultsched.core.redact import Redactor, redactor_for
 from vaultsched.runtime.messages import OVERLAP_SKIPPED, Job
@@ -47,8 +47,9 @@ class Execution:
         task = job.task
         try:
             with self.slot(task, wait=task.overlap == "queue") as acquired:
-                if not acquired:
-                    return self._record(job, Status.SKIPPED, OVERLAP_SKIPPED)
+                if not acquired:  # a fire time that did not run is missed; a person's is skipped
+                    status = Status.SKIPPED if job.trigger is Trigger.MANUAL else Status.MISSED
+                    return self._record(job, status, OVERLAP_SKIPPED)
                 return self._run_if_trusted(job, echo)
         except statefs.LinkRefused as exc:  # only ever before the process starts
             statefs.warn_refused(exc, f"{task.id} not run")
