@@ -25,7 +25,7 @@ from vaultsched.adapters.instance import InstanceLock
 from vaultsched.adapters.ledger import Ledger
 from vaultsched.adapters.notes import Outcome
 from vaultsched.adapters.terminal import SafeConsole, SafeFormatter, dumps_json, echo_stream, escape
-from vaultsched.adapters.vault import Vault, build_index, planned_index
+from vaultsched.adapters.vault import Index, Vault, build_index, planned_index
 from vaultsched.cli.reports import history_rows, iso, list_rows, status_report, upcoming
 from vaultsched.cli.scaffold import create_task, init_vault
 from vaultsched.cli.validate import validate_staged, validate_vault
@@ -33,6 +33,7 @@ from vaultsched.core import layout
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.model import Run, Status, Task, Trigger
 from vaultsched.core.views import digest_path
+from vaultsched.runtime.messages import Job
 from vaultsched.runtime.oneshot import OneShot, one_shot
 from vaultsched.runtime.workspace import utc_now
 from vaultsched.trust.config import ignored_message, open_vault, show, trust_config
@@ -223,25 +224,38 @@ def validate_cmd(
 
 
 @app.command("run-now")
-def run_now_cmd(ctx: typer.Context, task: TaskArg) -> None:
-    """Run one task now, stream its output, record and commit the result."""
-    vault = _vault(ctx)
-    chosen = build_index(vault).task(task)
-    _run_in_foreground(one_shot(vault), chosen, Trigger.MANUAL)
-
-
-def _run_in_foreground(
-    shot: OneShot, task: Task, trigger: Trigger, scheduled_for: datetime | None = None
+def run_now_cmd(
+    ctx: typer.Context,
+    task: TaskArg,
+    no_chain: Annotated[
+        bool, typer.Option("--no-chain", help="Do not start the tasks that run after it.")
+    ] = False,
 ) -> None:
-    """Run with output streamed here, land it, commit; exit 1 unless it succeeded."""
+    """Run one task now, then the tasks that run after it (`after`); stream their output,
+    record and commit the results."""
+    vault = _vault(ctx)
+    index = build_index(vault)
+    job = Job(index.task(task), Trigger.MANUAL)
+    _run_in_foreground(one_shot(vault), job, None if no_chain else index)
+
+
+# A run-now or approve whose runs all end so has done what was asked: exit 0.
+_FINE = frozenset({Status.SUCCESS, Status.SKIPPED, Status.AWAITING_APPROVAL})
+
+
+def _run_in_foreground(shot: OneShot, job: Job, chain: Index | None) -> None:
+    """Run with output streamed here, land, commit; exit 1 if any run did not end well."""
     sys.stdout.flush()
     echo = echo_stream(sys.stdout.buffer, is_terminal=sys.stdout.isatty())
-    run = shot.run(task, trigger, scheduled_for, echo)
+    done = shot.run(job, echo, chain=chain, report=_said)
+    if any(run.status not in _FINE for run in done):
+        raise typer.Exit(1)
+
+
+def _said(run: Run) -> None:
     detail = f"exit {run.exit_code}" if run.exit_code is not None else run.message
     duration = f", {run.duration_s:.1f}s" if run.duration_s is not None else ""
     err.print(f"vaultsched: {run.status} {run.task} ({detail}{duration})", markup=False)
-    if run.status is not Status.SUCCESS:
-        raise typer.Exit(1)
 
 
 @app.command("trust")
@@ -344,7 +358,9 @@ def _settle_pending(ctx: typer.Context, task: str, outcome: str) -> tuple[OneSho
 def approve_cmd(ctx: typer.Context, task: TaskArg) -> None:
     """Run a task's pending `approval: required` run now (trigger `approved`)."""
     shot, chosen, pending = _settle_pending(ctx, task, "approved: run with trigger `approved`")
-    _run_in_foreground(shot, chosen, Trigger.APPROVED, pending.scheduled_for)
+    upstream = shot.upstream(pending.upstream_run)
+    job = Job(chosen, Trigger.APPROVED, pending.scheduled_for, upstream=upstream)
+    _run_in_foreground(shot, job, build_index(shot.workspace.vault))
 
 
 @app.command("reject")

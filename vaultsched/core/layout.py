@@ -15,12 +15,14 @@ Paths are vault-relative POSIX strings, the form `statefs` opens (never followin
     ├── logs/                           LOGS_DIR         full, unredacted output (ignored)
     │   ├── daemon.log                  DAEMON_LOG       the cron line's output
     │   └── Tasks/A/                    logs_dir(task id)
-    │       └── <run id>.log            run_log(task id, run id)
+    │       ├── <run id>.log            run_log(task id, run id)
+    │       └── <run id>.out            run_output(task id, run id): its stdout, redacted
     └── state/                          STATE_DIR        this host's own (ignored)
         ├── daemon.lock                 INSTANCE_LOCK    one daemon per vault per host
         ├── git.lock                    GIT_LOCK         one git call at a time
         ├── marks.json                  MARKS            fire times decided that no run shows
         ├── running/Tasks%2FA.lock      running_lock(task id): one run of a task at a time
+        ├── tasks/Tasks/A/              task_state_dir(task id): the task's own, between runs
         └── written/<sha1 of note>      written_mark(note): vaultsched's last write of it
 
 Outside the vault, per user (a vault must not be able to vouch for itself):
@@ -55,6 +57,7 @@ GIT_LOCK = f"{STATE_DIR}/git.lock"
 MARKS = f"{STATE_DIR}/marks.json"
 RUNNING_DIR = f"{STATE_DIR}/running"
 WRITTEN_DIR = f"{STATE_DIR}/written"
+TASKS_STATE_DIR = f"{STATE_DIR}/tasks"
 LEDGER_SUFFIX = ".jsonl"
 
 # This host's state, the full logs and lock files never belong in git. `init` writes this, and
@@ -101,6 +104,16 @@ def logs_dir(task_id: str) -> str:
 
 def run_log(task_id: str, run_id: str) -> str:
     return f"{logs_dir(task_id)}/{run_id}.log"
+
+
+def run_output(task_id: str, run_id: str) -> str:
+    """A run's stdout, redacted: what the next run of the task and an `after` task read."""
+    return f"{logs_dir(task_id)}/{run_id}.out"
+
+
+def task_state_dir(task_id: str) -> str:
+    """A task's own folder (VAULTSCHED_STATE_DIR), kept between runs and out of git."""
+    return f"{TASKS_STATE_DIR}/{task_id}"
 
 
 def running_lock(task_id: str) -> str:

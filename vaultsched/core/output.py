@@ -25,6 +25,34 @@ def status_of(result: ProcessResult) -> tuple[Status, str]:
     return Status.FAILED, ""
 
 
+CHECK_SKIP = 10  # the exit code a `check` gives for "nothing to do": the run is skipped
+
+
+def gate_of(result: ProcessResult, redact: Redactor) -> tuple[Status, str] | None:
+    """What a task's `check` decided: None, the run goes ahead (exit 0); `skipped` with the
+    check's first line of output as the reason (exit 10); anything else fails closed:
+    `blocked`, saying why."""
+    if result.error:
+        return Status.BLOCKED, f"check could not run: {result.error}"
+    if result.timed_out:
+        return Status.BLOCKED, "check timed out (it counts against the task's timeout)"
+    if result.exit_code == 0:
+        return None
+    said = first_line(result.stdout, redact) or first_line(result.tail, redact)
+    if result.exit_code == CHECK_SKIP:
+        return Status.SKIPPED, said or "the check found nothing to do"
+    how = f"killed by signal {result.signal}" if result.signal else f"exited {result.exit_code}"
+    return Status.BLOCKED, f"check {how}" + (f": {said}" if said else "")
+
+
+def first_line(data: bytes, redact: Redactor, limit: int = 300) -> str:
+    """The first line of output with text on it, plain and redacted, at most `limit` long."""
+    for line in clean_stdout(data[: 64 * 1024], cut=False, redact=redact).splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return ""
+
+
 # String sequences (OSC, DCS, SOS, PM, APC) run to BEL or ST; an unterminated one is dropped up
 # to the end of its line. CSI takes parameters; anything else is ESC plus one final byte,
 # optionally after intermediate bytes (charset selection such as ESC ( B).
@@ -90,3 +118,22 @@ def _fit(lines: list[str], max_lines: int, max_chars: int) -> str:
 
 def _earlier(hidden: int) -> str:
     return f"… ({hidden} earlier {'line' if hidden == 1 else 'lines'} not shown)"
+
+
+def clean_stdout(data: bytes, *, cut: bool, redact: Redactor | None = None) -> str:
+    """A run's stdout as the text it hands on (its output note, the next run, an `after`
+    task): plain text, secrets redacted, a progress bar's last drawing only. When `data` was
+    cut at the limit, its unfinished last line is dropped (a secret cut in two is never half
+    shown) and a last line says so."""
+    text = data.decode("utf-8", errors="replace")
+    if cut:
+        text = text[: text.rfind("\n") + 1]
+    if redact is not None:
+        text = redact(text)
+    text = _ANSI.sub("", text)
+    text = "\n".join(_CONTROL.sub("", _overwritten(line)) for line in _LINE_END.split(text))
+    if redact is not None:
+        text = redact(text)
+    if cut:
+        text += f"… (output cut: only its first {len(data):,} bytes are kept)\n"
+    return text

@@ -42,14 +42,17 @@ class Actor:
     def record(self, action: m.Record | m.Refuse | m.AwaitApproval) -> None:
         recorder = self.approvals.recorder
         match action:
-            case m.Record(task, status, trigger, message, when):
-                self.announce(recorder.record(task, status, trigger, message, when))
-            case m.Refuse(task, trigger, when):
+            case m.Record(task, status, trigger, message, when, upstream):
+                run = recorder.record(task, status, trigger, message, when, upstream_run=upstream)
+                self.announce(run)
+            case m.Refuse(task, trigger, when, upstream):
                 root, trust = recorder.workspace.vault.root, recorder.workspace.trust
                 message = trust.refusal(root, task)
-                self.announce(recorder.record(task, Status.UNTRUSTED, trigger, message, when))
-            case m.AwaitApproval(task, trigger, when):
-                self.announce(self.approvals.request(task, trigger, when))
+                refused = Status.UNTRUSTED
+                run = recorder.record(task, refused, trigger, message, when, upstream_run=upstream)
+                self.announce(run)
+            case m.AwaitApproval(task, trigger, when, upstream):
+                self.announce(self.approvals.request(task, trigger, when, upstream))
 
 
 @dataclass

@@ -21,13 +21,18 @@ def needs_approval(task: Task, trigger: Trigger) -> bool:
 class Approvals:
     recorder: Recorder
 
-    def request(self, task: Task, trigger: Trigger, scheduled_for: datetime | None) -> Run:
+    def request(
+        self, task: Task, trigger: Trigger, scheduled_for: datetime | None, upstream_run: str = ""
+    ) -> Run:
         """Record a due run that waits for approval; it replaces an older pending one."""
         pending = self.pending(task.id)
         if pending is not None:
             self._close(task, pending, "replaced by a newer due time")
         message = f"waiting for approval: {approve_command(task.id)} (or reject)"
-        return self.recorder.record(task, Status.AWAITING_APPROVAL, trigger, message, scheduled_for)
+        status = Status.AWAITING_APPROVAL
+        return self.recorder.record(
+            task, status, trigger, message, scheduled_for, upstream_run=upstream_run
+        )
 
     def pending(self, task_id: str) -> Run | None:
         runs = [r for r in self.recorder.workspace.ledger.runs() if r.task == task_id]

@@ -26,7 +26,7 @@ from vaultsched.runtime import messages as m
 from vaultsched.runtime.act import Actor, DryRunActor
 from vaultsched.runtime.approval import Approvals
 from vaultsched.runtime.commit import Committer
-from vaultsched.runtime.dispatch import Dispatcher, schedulable
+from vaultsched.runtime.dispatch import Dispatcher, chain_of, schedulable
 from vaultsched.runtime.execute import Executor, LocalExecutor
 from vaultsched.runtime.follow import Follower
 from vaultsched.runtime.land import Lander, LandingThread
@@ -36,6 +36,7 @@ from vaultsched.runtime.restart import (
     recover_interrupted,
     restored_dispatcher,
     sweep_cut_short_writes,
+    unfinished_chains,
 )
 from vaultsched.runtime.run import Execution
 from vaultsched.runtime.sync import Syncer, make_syncer
@@ -72,7 +73,7 @@ class Daemon:
         self.lander = Lander(self.workspace, Committer(self.workspace))
         self.landing = LandingThread(self.lander, self._commit_settled)
         self.recorder = Recorder(self.workspace, self.landing.land)
-        self.execution = Execution(self.recorder)
+        self.execution = Execution(self.recorder, downstream=self._downstream)
         self.executor: Executor = LocalExecutor(
             self.execution, self.vault.config.max_parallel, self._done
         )
@@ -152,6 +153,9 @@ class Daemon:
             log.warning("vaultsched is disabled (%s): nothing will fire", self.disabled)
         if self.vault.config.ignored:
             log.warning("%s", ignored_message(self.vault.root, self.vault.config.ignored))
+        if not self.disabled:  # `after` tasks the last daemon did not get to start
+            chains = unfinished_chains(self.workspace)
+            self.actor.carry_out(self.dispatcher.chained(chains, index.tasks, self._untrusted))
 
     def _loop(self) -> None:
         while not self.stopping:
@@ -238,6 +242,10 @@ class Daemon:
     def _untrusted(self, task: Task) -> str | None:
         root, trust = self.vault.root, self.workspace.trust
         return None if trust.is_trusted(root, task) else fingerprint(root, task)
+
+    def _downstream(self, run: Run) -> list[str]:
+        index = self.follower.index
+        return chain_of(run, index.tasks, index.downstream, self.vault.host)
 
     def _done(self, job: m.Job, run: Run | None) -> None:
         """The executor's report, from any thread: handled on the main loop."""

@@ -21,6 +21,7 @@ from vaultsched.core.contain import internal_problem
 from vaultsched.core.durations import MAX_DURATION
 from vaultsched.core.model import RETRYABLE, Run, Status, Task, Trigger
 from vaultsched.core.planner import Planner, Unplannable
+from vaultsched.core.workflow import chain_targets
 from vaultsched.runtime.approval import needs_approval
 from vaultsched.runtime.messages import (
     OVERLAP_SKIPPED,
@@ -52,6 +53,18 @@ class _Retry:
 def schedulable(tasks: Iterable[Task], host: str) -> list[Task]:
     """The tasks this host fires on schedule."""
     return [t for t in tasks if t.schedules and t.enabled and (not t.hosts or host in t.hosts)]
+
+
+def chain_of(
+    run: Run, tasks: Mapping[str, Task], downstream: Mapping[str, Iterable[str]], host: str
+) -> list[str]:
+    """The `after` tasks `run` starts, as the index (`tasks`, `downstream`) has them now.
+    Called from a run's own thread while the index changes: each lookup is one dict read."""
+    task = tasks.get(run.task)
+    if task is None:
+        return []
+    found = [tasks.get(ident) for ident in downstream.get(run.task, ())]
+    return chain_targets(task, run, [t for t in found if t is not None], host)
 
 
 def retry_delay(task: Task, attempt: int) -> timedelta:

@@ -4,21 +4,22 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import BinaryIO
 
 from vaultsched.adapters.git import Edit
 from vaultsched.adapters.notes import NoteWriter, Outcome
-from vaultsched.adapters.vault import Vault
+from vaultsched.adapters.vault import Index, Vault
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.frontmatter_edit import set_scalar
 from vaultsched.core.model import Run, Task, Trigger
-from vaultsched.runtime.approval import Approvals
+from vaultsched.runtime.approval import Approvals, needs_approval
 from vaultsched.runtime.commit import Committer
+from vaultsched.runtime.dispatch import chain_of
 from vaultsched.runtime.land import Lander
-from vaultsched.runtime.messages import Job
+from vaultsched.runtime.messages import Job, Upstream
 from vaultsched.runtime.record import Recorder
 from vaultsched.runtime.run import Execution
 from vaultsched.runtime.workspace import Workspace, open_workspace, utc_now
@@ -36,15 +37,47 @@ class OneShot:
 
     def run(
         self,
-        task: Task,
-        trigger: Trigger,
-        scheduled_for: datetime | None = None,
+        job: Job,
         echo: BinaryIO | None = None,
-    ) -> Run:
-        """Run `task` here and now, land it and commit."""
-        run = Execution(self.recorder).run(Job(task, trigger, scheduled_for), echo)
+        *,
+        chain: Index | None = None,
+        report: Callable[[Run], None] = lambda run: None,
+    ) -> list[Run]:
+        """Run `job` here and now and, given the vault's index (`chain`), the `after` tasks it
+        starts, one after another, each `report`ed as it ends; land them and commit."""
+        host = self.workspace.vault.host
+        downstream = (
+            (lambda run: chain_of(run, chain.tasks, chain.downstream, host)) if chain else None
+        )
+        execution = Execution(self.recorder, downstream=downstream or (lambda run: []))
+        done = [execution.run(job, echo)]
+        report(done[0])
+        for run in done:  # grows as it goes: breadth first, each link after the one it follows
+            for follower in self._followers(execution, run, chain, echo):
+                report(follower)
+                done.append(follower)
         self.lander.commit()
-        return run
+        return done
+
+    def _followers(
+        self, execution: Execution, run: Run, chain: Index | None, echo: BinaryIO | None
+    ) -> Iterator[Run]:
+        for ident in run.chain:
+            task = chain.tasks.get(ident) if chain else None
+            if task is None or not task.enabled:
+                continue
+            if needs_approval(task, Trigger.AFTER):
+                yield Approvals(self.recorder).request(task, Trigger.AFTER, None, run.run_id)
+                continue
+            upstream = Upstream(run.task, run.run_id)
+            yield execution.run(Job(task, Trigger.AFTER, upstream=upstream), echo)
+
+    def upstream(self, run_id: str) -> Upstream | None:
+        """The run `run_id` as the upstream of another, if the ledger has it."""
+        if not run_id:
+            return None
+        found = (r for r in self.workspace.ledger.runs() if r.run_id == run_id)
+        return next((Upstream(r.task, r.run_id) for r in found), None)
 
     def settle(self, task: Task, outcome: str) -> Run | None:
         """Close the task's run that waits for approval (None if there is none); it is

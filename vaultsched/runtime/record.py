@@ -46,6 +46,8 @@ class Recorder:
         trigger: Trigger,
         message: str = "",
         scheduled_for: datetime | None = None,
+        *,
+        upstream_run: str = "",
     ) -> Run:
         """Record a run that never started (skipped, untrusted, awaiting approval)."""
         now = self.workspace.clock()
@@ -60,6 +62,7 @@ class Recorder:
             scheduled_for=scheduled_for,
             duration_s=0.0,
             message=message,
+            upstream_run=upstream_run,
         )
         self.finished(task, run)
         return run

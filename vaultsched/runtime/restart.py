@@ -4,6 +4,7 @@ refusals, temp files of writes it was killed in."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -50,6 +51,23 @@ def restored_dispatcher(workspace: Workspace, index: Index, now: datetime) -> Di
             dispatcher.retimed(task.id, now)
     _remember_refusals(workspace, index, dispatcher)
     return dispatcher
+
+
+def unfinished_chains(workspace: Workspace) -> list[Run]:
+    """This host's runs whose `after` tasks never started (the daemon stopped first), each
+    with only those in its `chain`. A downstream run names the run it follows, whatever became
+    of it (run, refused, waiting for approval), so nothing starts twice."""
+    runs = workspace.ledger.runs_by_file()
+    own_file = host_file_stem(workspace.vault.host)
+    started = {(run.task, run.upstream_run) for _, run in runs if run.upstream_run}
+    unfinished = []
+    for path, run in runs:
+        if path.stem != own_file or not run.chain:
+            continue
+        left = tuple(ident for ident in run.chain if (ident, run.run_id) not in started)
+        if left:
+            unfinished.append(replace(run, chain=left))
+    return unfinished
 
 
 def _remember_refusals(workspace: Workspace, index: Index, dispatcher: Dispatcher) -> None:

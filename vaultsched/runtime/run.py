@@ -10,9 +10,9 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,8 +22,10 @@ from vaultsched.adapters.runner import ProcessResult, run_process
 from vaultsched.core import layout
 from vaultsched.core.contain import describe
 from vaultsched.core.model import Run, Status, Task, Trigger
-from vaultsched.core.output import clean_output, status_of
+from vaultsched.core.output import clean_output, clean_stdout, gate_of, status_of
 from vaultsched.core.redact import Redactor, redactor_for
+from vaultsched.core.workflow import expand_prompt
+from vaultsched.runtime.context import OUTPUT_SUFFIX, Context, context_for, save_output
 from vaultsched.runtime.messages import OVERLAP_SKIPPED, Job
 from vaultsched.runtime.record import INTERRUPTED_MESSAGE, Recorder
 from vaultsched.trust.fingerprint import read_body
@@ -39,8 +41,10 @@ class Execution:
     """Runs jobs on this machine; thread-safe (each job on its caller's thread)."""
 
     recorder: Recorder
-    _children: dict[str, int] = field(default_factory=dict)  # run_id -> process group
+    children: dict[str, int] = field(default_factory=dict)  # run_id -> process group
     _cancelled: set[str] = field(default_factory=set)
+    # The `after` tasks a finished run starts (ids); the daemon's index answers, or run-now's.
+    downstream: Callable[[Run], Iterable[str]] = lambda run: ()
 
     def run(self, job: Job, echo: BinaryIO | None = None) -> Run:
         """Run `job` now, honouring `overlap` against any other process running the task."""
@@ -67,9 +71,25 @@ class Execution:
         trust = self.recorder.workspace.trust
         if not trust.is_trusted(root, task, body):
             return self._record(job, Status.UNTRUSTED, trust.refusal(root, task))
-        return self._execute(job, echo, None if body is None else body.encode("utf-8"))
+        return self._execute(job, echo, body)
 
-    def _execute(self, job: Job, echo: BinaryIO | None, stdin: bytes | None) -> Run:
+    def _execute(self, job: Job, echo: BinaryIO | None, body: str | None) -> Run:
+        """The start record, the check (if any), the command, the finish record."""
+        task, workspace = job.task, self.recorder.workspace
+        run = self._started(job)
+        context = context_for(workspace, job, run)
+        with self._log_file(_log_rel(run)) as log_file:
+            process = Process(self, task, run, self._environment(task, context), log_file)
+            finished = self._checked(task, process)
+            if finished is None:
+                left = task.timeout - (workspace.clock() - run.started_at)
+                result = process.run(task.command, left, _stdin(task, body, context), echo)
+                finished = self._finished(run, result, process.redact)
+        self.recorder.finished(task, finished)
+        self._prune_logs(task.id)
+        return finished
+
+    def _started(self, job: Job) -> Run:
         workspace = self.recorder.workspace
         started = workspace.clock()
         run = Run(
@@ -81,9 +101,34 @@ class Execution:
             workspace.vault.host,
             job.attempt,
             job.scheduled_for,
+            upstream_run=job.upstream.run_id if job.upstream else "",
         )
         self.recorder.started(job.task, run)
-        result, redact = self._process(job.task, run, echo, stdin)
+        return run
+
+    def _checked(self, task: Task, process: Process) -> Run | None:
+        """Run the task's `check`: None if the run goes ahead, else the run as it ends
+        (`skipped`: nothing to do; `blocked`: the check failed, so the command never runs)."""
+        if task.check is None:
+            return None
+        process.note("vaultsched: check\n")
+        result = process.run(task.check, task.timeout, None, None)
+        gate = gate_of(result, process.redact)
+        if gate is None:
+            process.note("vaultsched: check passed, the command runs\n")
+            return None
+        run = process.run_record
+        return replace(
+            run,
+            status=gate[0],
+            finished_at=result.finished_at,
+            duration_s=_seconds(run.started_at, result.finished_at),
+            output_tail=clean_output(result.tail, redact=process.redact),
+            message=gate[1],
+            log=_log_rel(run),
+        )
+
+    def _finished(self, run: Run, result: ProcessResult, redact: Redactor) -> Run:
         status, message = status_of(result)
         if run.run_id in self._cancelled:
             self._cancelled.discard(run.run_id)
@@ -94,47 +139,23 @@ class Execution:
             status=status,
             finished_at=result.finished_at,
             exit_code=result.exit_code,
-            duration_s=round((result.finished_at - result.started_at).total_seconds(), 3),
+            duration_s=_seconds(run.started_at, result.finished_at),
             output_tail=clean_output(result.tail, redact=redact),
             message=redact(message),
             log=_log_rel(run),
         )
-        self.recorder.finished(job.task, finished)
-        self._prune_logs(job.task.id)
-        return finished
-
-    def _process(
-        self, task: Task, run: Run, echo: BinaryIO | None, stdin: bytes | None
-    ) -> tuple[ProcessResult, Redactor]:
-        env = self._environment(task, run)
-        redact = redactor_for(env)
-        clock = self.recorder.workspace.clock
-        try:
-            with self._log_file(_log_rel(run)) as log_file:
-                result = run_process(
-                    task.command,
-                    cwd=self._cwd(task),
-                    env=env,
-                    stdin=stdin,
-                    timeout=task.timeout.total_seconds(),
-                    log=log_file,
-                    echo=echo,
-                    redact=redact,
-                    now=clock,
-                    on_start=lambda pid: self._children.__setitem__(run.run_id, pid),
-                )
-        except Exception as exc:  # the start record is written: it must get its finish
-            result = self._not_started(task, run.started_at, exc)
-        self._children.pop(run.run_id, None)
-        return result, redact
+        if result.pid is not None:  # the command ran: its stdout is the next run's input
+            stdout = clean_stdout(result.stdout, cut=result.stdout_cut, redact=redact)
+            save_output(self.recorder.workspace.vault.root, run, stdout)
+        return replace(finished, chain=tuple(self.downstream(finished)))
 
     def cancel(self, sig: signal.Signals = signal.SIGTERM) -> int:
         """Signal every running process group; those runs land as `interrupted`."""
-        for run_id, pgid in list(self._children.items()):
+        for run_id, pgid in list(self.children.items()):
             self._cancelled.add(run_id)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, sig)
-        return len(self._children)
+        return len(self.children)
 
     def idle(self, task: Task) -> bool:
         """True if no process on this host is running `task` right now (a refused lock holds
@@ -166,8 +187,7 @@ class Execution:
         with os.fdopen(fd, "ab", buffering=0) as handle:
             yield handle
 
-    def _environment(self, task: Task, run: Run) -> dict[str, str]:
-        vault = self.recorder.workspace.vault
+    def _environment(self, task: Task, context: Context) -> dict[str, str]:
         env = dict(os.environ)
         # Python then reads and writes bytecode outside the vault: a synced `__pycache__/*.pyc`
         # is never loaded in place of a trusted source, and runs leave nothing to fingerprint.
@@ -175,26 +195,13 @@ class Execution:
         # Python would put a script's own folder first on sys.path, so a synced `json.py` beside
         # a trusted script would shadow the standard library unseen. A task's `env` may undo it.
         env["PYTHONSAFEPATH"] = "1"
-        env.update(
-            VAULTSCHED_VAULT=str(vault.root),
-            VAULTSCHED_TASK=task.id,
-            VAULTSCHED_NOTE=str(vault.path(task.path)),
-            VAULTSCHED_RUN_ID=run.run_id,
-            VAULTSCHED_TRIGGER=str(run.trigger),
-        )
+        env.update(context.variables())
         env.update(task.env)
         return env
 
-    def _cwd(self, task: Task) -> Path:
+    def cwd(self, task: Task) -> Path:
         root = self.recorder.workspace.vault.root
         return root / Path(task.cwd).expanduser() if task.cwd else root
-
-    def _not_started(self, task: Task, started: datetime, exc: Exception) -> ProcessResult:
-        """The result of a run that failed before its process existed: status `error`."""
-        message = f"internal error before the start: {describe(exc)}"
-        log.warning("%s: %s", task.id, message)
-        now = self.recorder.workspace.clock()
-        return ProcessResult(None, None, False, message, b"", 0, started, now, None)
 
     def _prune_logs(self, task_id: str) -> None:
         root = self.recorder.workspace.vault.root
@@ -203,11 +210,77 @@ class Execution:
             found = statefs.entries(root, folder)
         except OSError:
             return  # refused (a link): already said when the log was not written
-        logs = [e.name for e in found if e.kind == "file" and e.name.endswith(".log")]
-        for old in logs[:-KEEP_LOGS]:
-            with contextlib.suppress(OSError):
-                statefs.unlink(root, f"{folder}/{old}")
+        for suffix in (".log", OUTPUT_SUFFIX):
+            kept = [e.name for e in found if e.kind == "file" and e.name.endswith(suffix)]
+            for old in kept[:-KEEP_LOGS]:
+                with contextlib.suppress(OSError):
+                    statefs.unlink(root, f"{folder}/{old}")
 
 
 def _log_rel(run: Run) -> str:
     return layout.run_log(run.task, run.run_id)
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    return round((end - start).total_seconds(), 3)
+
+
+def _stdin(task: Task, body: str | None, context: Context) -> bytes | None:
+    """What is piped to the command: the note's body with its placeholders filled in, or the
+    output of the run this one follows; None: nothing (the command reads EOF)."""
+    if task.stdin == "body" and body is not None:
+        return expand_prompt(body, context.prompt_values()).encode("utf-8")
+    if task.stdin == "upstream":
+        return context.read(context.upstream_output).encode("utf-8")
+    return None
+
+
+@dataclass
+class Process:
+    """Starting a run's processes (its check, its command): one environment, cwd and log,
+    each process known to `cancel` while it lives."""
+
+    execution: Execution
+    task: Task
+    run_record: Run
+    env: dict[str, str]
+    log: BinaryIO | None
+    redact: Redactor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.redact = redactor_for(self.env)
+
+    def note(self, line: str) -> None:
+        if self.log is not None:
+            with contextlib.suppress(OSError):
+                self.log.write(line.encode())
+
+    def run(
+        self,
+        command: str | tuple[str, ...],
+        timeout: timedelta,
+        stdin: bytes | None,
+        echo: BinaryIO | None,
+    ) -> ProcessResult:
+        execution, run_id = self.execution, self.run_record.run_id
+        workspace = execution.recorder.workspace
+        try:
+            return run_process(
+                command,
+                cwd=execution.cwd(self.task),
+                env=self.env,
+                stdin=stdin,
+                timeout=max(timeout.total_seconds(), 0.0),
+                log=self.log,
+                echo=echo,
+                redact=self.redact,
+                now=workspace.clock,
+                on_start=lambda pid: execution.children.__setitem__(run_id, pid),
+            )
+        except Exception as exc:  # the start record is written: it must get its finish
+            message = f"internal error before the start: {describe(exc)}"
+            log.warning("%s: %s", self.task.id, message)
+            started, now = self.run_record.started_at, workspace.clock()
+            return ProcessResult(None, None, False, message, b"", 0, started, now, None)
+        finally:
+            execution.children.pop(run_id, None)

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 from vaultsched.core.model import Task
 from vaultsched.core.taskfile import note_body, without_run_block
-from vaultsched.trust.reach import MAX_FILES, Listing, reach
+from vaultsched.trust.reach import MAX_FILES, Listing, Reach, reach
 
 # The settings that decide what runs and how, in the fingerprint. `check`, `executor` and
 # `ping` are not task keys yet: they are here as absent (None) already, so a task that does not
@@ -132,6 +132,13 @@ def take_snapshot(root: Path, task: Task, body: str | None = None) -> Snapshot:
     """Read the task's body (unless the caller already read it: `body`) and reached files."""
     files = VaultFiles(root)
     reached = reach(task.command, task.cwd, files, task.env, task.path)
+    if task.check is not None:  # the check is code that runs too: its files are covered alike
+        gate = reach(task.check, task.cwd, files, task.env, task.path)
+        reached = Reach(
+            tuple(dict.fromkeys((*reached.files, *gate.files))),
+            (*reached.warnings, *gate.warnings),
+            reached.capped or gate.capped,
+        )
     if task.stdin == "body" and body is None:
         body = read_body(root, task)
     return Snapshot(

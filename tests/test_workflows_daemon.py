@@ -1,0 +1,143 @@
+"""Workflows through the real daemon: check gates, chains of `after` tasks with their output
+handed over, the run-context variables, and a chain that survives a daemon killed half-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Cli, DaemonProcess, git, runs, wait_for, write_note
+
+from vaultsched.core.model import Run, Status, Trigger
+
+pytestmark = pytest.mark.integration
+
+Start = Callable[..., DaemonProcess]
+
+
+def note(root: Path, rel: str, front: str, body: str = "Body.\n") -> Path:
+    path = write_note(root, rel, f"---\n{front}---\n{body}")
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    return path
+
+
+def commit_notes(root: Path) -> None:
+    git(root, "add", "-A", ".")
+    git(root, "commit", "-qm", "tasks")
+
+
+def of(root: Path, task: str, *statuses: Status) -> list[Run]:
+    return [r for r in runs(root) if r.task == task and (not statuses or r.status in statuses)]
+
+
+def test_a_check_skips_blocks_or_lets_the_command_run(vault_root: Path, daemons: Start) -> None:
+    (vault_root / "scripts").mkdir()
+    gate = vault_root / "scripts/gate.sh"
+    gate.write_text('echo "nothing new"; exit 10\n')
+    ran = vault_root / "ran.txt"
+    command = f"command: echo ran >> {ran}\n"
+    note(vault_root, "Tasks/Gated.md", f"schedule: every 1s\ncheck: sh scripts/gate.sh\n{command}")
+    commit_notes(vault_root)
+    daemon = daemons(vault_root)
+    wait_for(lambda: len(of(vault_root, "Tasks/Gated", Status.SKIPPED)) >= 2, what="skips")
+    assert not ran.exists(), "a skipped run started the command"
+    skipped = of(vault_root, "Tasks/Gated", Status.SKIPPED)[0]
+    assert skipped.message == "nothing new" and skipped.exit_code is None
+    daemon.stop()
+    # The check's script is covered by trust like the command's: a changed gate is refused.
+    gate.write_text("echo boom >&2; exit 3\n")
+    daemon = daemons(vault_root, env={"VAULTSCHED_TRUST": ""})
+    wait_for(lambda: of(vault_root, "Tasks/Gated", Status.UNTRUSTED) != [], what="refusal")
+    daemon.stop()
+    daemon = daemons(vault_root)
+    wait_for(lambda: of(vault_root, "Tasks/Gated", Status.BLOCKED) != [], what="blocked")
+    blocked = of(vault_root, "Tasks/Gated", Status.BLOCKED)[0]
+    assert blocked.message == "check exited 3: boom" and not ran.exists()
+    gate.write_text("exit 0\n")
+    wait_for(lambda: of(vault_root, "Tasks/Gated", Status.SUCCESS) != [], what="a run")
+    daemon.stop()
+    assert ran.read_text().startswith("ran\n")
+    text = (vault_root / "Tasks/Gated.md").read_text()
+    assert "[!success]" in text and "blocked" in text
+
+
+def test_run_now_runs_the_chain_and_hands_its_output_on(vault_root: Path) -> None:
+    seen = vault_root / "seen.json"
+    dump = (
+        "python3 -c 'import json,os,sys; json.dump({**{k: v for k, v in os.environ.items() "
+        'if k.startswith("VAULTSCHED_")}, "stdin": sys.stdin.read()}, '
+        f'open("{seen}", "w"))\''
+    )
+    note(vault_root, "Tasks/Draft.md", "command: echo draft text; echo noise >&2\n")
+    note(
+        vault_root,
+        "Tasks/Act.md",
+        f'after: "[[Draft]]"\nstdin: upstream\ncommand: >-\n  {dump}\n',
+    )
+    note(vault_root, "Tasks/Alert.md", 'after: "[[Draft]]"\non: failure\ncommand: echo alert\n')
+    commit_notes(vault_root)
+    cli = Cli(vault_root)
+    alone = cli("run-now", "--no-chain", "Draft")
+    assert alone.code == 0, alone.err
+    assert of(vault_root, "Tasks/Act") == [] and not seen.exists()
+    chained = cli("run-now", "Draft")
+    assert chained.code == 0, chained.err
+    assert "vaultsched: success Tasks/Act" in chained.err
+    (draft,) = [r for r in of(vault_root, "Tasks/Draft") if r.chain]
+    assert draft.chain == ("Tasks/Act",)
+    (act,) = of(vault_root, "Tasks/Act")
+    assert act.trigger is Trigger.AFTER and act.upstream_run == draft.run_id
+    env = json.loads(seen.read_text())
+    assert env["stdin"] == "draft text\n"  # stdout only: stderr is in the log, not handed on
+    assert Path(env["VAULTSCHED_UPSTREAM_OUTPUT"]).read_text() == "draft text\n"
+    assert env["VAULTSCHED_UPSTREAM_RUN"] == draft.run_id
+    assert env["VAULTSCHED_TRIGGER"] == "after" and env["VAULTSCHED_ATTEMPT"] == "1"
+    assert env["VAULTSCHED_TASK"] == "Tasks/Act" and env["VAULTSCHED_SCHEDULED_FOR"] == ""
+    assert env["VAULTSCHED_LAST_SUCCESS_AT"] == "" and env["VAULTSCHED_PREVIOUS_OUTPUT"] == ""
+    state = Path(env["VAULTSCHED_STATE_DIR"])
+    assert state.is_dir() and state == vault_root / ".vaultsched/state/tasks/Tasks/Act"
+    assert of(vault_root, "Tasks/Alert") == [], "on: failure ran after a success"
+    # The next run of the act sees its last success and its previous output.
+    assert cli("run-now", "--no-chain", "Act").code == 0
+    again = json.loads(seen.read_text())
+    assert again["VAULTSCHED_LAST_SUCCESS_AT"] == act.started_at.isoformat()
+    assert again["VAULTSCHED_PREVIOUS_OUTPUT"].endswith(f"{act.run_id}.out")
+    assert again["stdin"] == "" and again["VAULTSCHED_UPSTREAM_OUTPUT"] == ""
+
+
+ONCE = "if [ -f started ]; then exit 10; fi; touch started"
+
+
+def test_a_chain_of_a_hundred_runs_in_order_across_a_restart(
+    vault_root: Path, daemons: Start
+) -> None:
+    """Each link once, in order; the daemon is stopped while link 40 runs and started again."""
+    order = vault_root / "order.txt"
+    links = 100
+    head = f"schedule: every 1s\ncheck: {ONCE}\ncommand: echo 0 >> {order}\n"
+    note(vault_root, "Tasks/C000.md", head)
+    for i in range(1, links):
+        slow = "sleep 1; " if i == 40 else ""
+        command = f"command: {slow}echo {i} >> {order}\n"
+        note(vault_root, f"Tasks/C{i:03}.md", f'after: "[[C{i - 1:03}]]"\n{command}')
+    commit_notes(vault_root)
+    daemon = daemons(vault_root)
+    wait_for(lambda: of(vault_root, "Tasks/C040") != [] or _count(order) > 40, what="link 40")
+    assert daemon.stop() == 0  # SIGTERM while link 40 runs: it finishes, its chain waits
+    stopped_at = _count(order)
+    assert stopped_at < links
+    daemons(vault_root)
+    last = f"Tasks/C{links - 1:03}"
+    wait_for(lambda: of(vault_root, last) != [], timeout=240, what="the last link")
+    assert [int(x) for x in order.read_text().split()] == list(range(links))
+    for i in range(1, links):
+        ran = of(vault_root, f"Tasks/C{i:03}")
+        assert len(ran) == 1 and ran[0].status is Status.SUCCESS, f"link {i}: {ran}"
+
+
+def _count(path: Path) -> int:
+    return path.read_text().count("\n") if path.exists() else 0
