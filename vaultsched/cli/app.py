@@ -239,8 +239,8 @@ def run_now_cmd(
     _run_in_foreground(one_shot(vault), job, None if no_chain else index)
 
 
-# A run-now or approve whose runs all end so has done what was asked: exit 0.
-_FINE = frozenset({Status.SUCCESS, Status.SKIPPED, Status.AWAITING_APPROVAL})
+# A run-now or approve exits 0 only if each of its runs ended so (skipped: it did not run).
+_FINE = frozenset({Status.SUCCESS, Status.AWAITING_APPROVAL})
 
 
 def _run_in_foreground(shot: OneShot, job: Job, chain: Index | None) -> None:
