@@ -29,6 +29,7 @@ from vaultsched.core.layout import (
     lock_beside,
 )
 from vaultsched.core.model import Run, Status, Trigger
+from vaultsched.core.workflow import OutputPathError, check_note_path
 
 _Enum = TypeVar("_Enum", Status, Trigger)
 host_file_stem = layout.host_file_stem  # daemon.py imports it from here, for now
@@ -124,6 +125,20 @@ def _task_id(record: dict[str, Any], key: str) -> str:
     return value
 
 
+def _note_path(record: dict[str, Any], key: str) -> str:
+    """A vault-relative note path as `output` makes one, or "" for anything else: the note is
+    linked from the run block, so a hostile value must not point out of the vault or break
+    the link, but it costs the run only its link, never its record."""
+    value = record.get(key)
+    if not isinstance(value, str) or len(value) > MAX_ID or not value.endswith(".md"):
+        return ""
+    try:
+        check_note_path(value)
+    except OutputPathError:
+        return ""
+    return value
+
+
 def _choice(record: dict[str, Any], key: str, enum: type[_Enum], default: _Enum) -> _Enum:
     value = record.get(key)
     if value is None:
@@ -159,6 +174,8 @@ def finish_record(run: Run, path: str) -> dict[str, Any]:
         "output_tail": run.output_tail,
         "message": run.message,
         "log": run.log,
+        # Only when set: the lines of a task without `output` stay as they always were.
+        **({"output_note": run.output_note} if run.output_note else {}),
     }
 
 
@@ -215,6 +232,7 @@ def _to_run(merged: dict[str, Any]) -> Run:
         output_tail=_text(merged, "output_tail", MAX_TEXT),
         message=_text(merged, "message", MAX_TEXT),
         log=_text(merged, "log", MAX_ID),
+        output_note=_note_path(merged, "output_note"),
     )
 
 

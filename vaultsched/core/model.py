@@ -75,6 +75,9 @@ class Run:
     message: str = ""
     log: str = ""
     upstream_run: str = ""  # for an `after` run: the run id that triggered it
+    # The note the task's `output` names for this run (vault-relative, with `.md`); it holds
+    # the run's stdout only if the run succeeded and the write was not refused.
+    output_note: str = ""
 
     @property
     def note_name(self) -> str:
