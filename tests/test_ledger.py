@@ -377,4 +377,4 @@ def test_a_hostile_output_note_is_dropped_and_the_run_kept(tmp_path: Path, value
     assert theirs.output_note == ""
     assert ledger.rejected() == []
     assert path.exists()
-    assert "[[" not in render_runs_block([theirs], UTC).split("host: other")[1]
+    assert "[[" not in render_runs_block([theirs], ZoneInfo("UTC")).split("host: other")[1]
