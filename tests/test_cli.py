@@ -6,7 +6,7 @@ import json
 import os
 import random
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,6 +17,8 @@ from cronsim import CronSim
 from schedule_cases import CASES
 
 from vaultsched.adapters.config import load_config
+from vaultsched.adapters.ledger import Ledger, finish_record, new_run_id
+from vaultsched.core.model import Run, Status, Trigger
 from vaultsched.core.schedules import ScheduleError, parse_schedule
 
 pytestmark = pytest.mark.integration
@@ -571,3 +573,41 @@ def test_a_detached_head_still_gets_its_commits(cli: Cli) -> None:
     assert cli("run-now", "T").code == 0
     assert git(cli.root, "rev-parse", "HEAD") != before
     assert git(cli.root, "status", "--porcelain") == ""
+
+
+def test_workflow_statuses_show_in_list_history_and_status(cli: Cli) -> None:
+    shown = {
+        "S": (Status.SKIPPED, "unchanged"),
+        "M": (Status.MISSED, "outside its window 09:00-17:00"),
+        "B": (Status.BLOCKED, "check: disk not mounted"),
+        "L": (Status.LOST, ""),
+        "O": (Status.SUCCESS, ""),
+    }
+    ledger = Ledger(cli.root, HOST)
+    for name, (status, message) in shown.items():
+        add_task(cli.root, f"Tasks/{name}.md", task("'true'"))
+        now = datetime.now(UTC)
+        run = Run(new_run_id(now), f"Tasks/{name}", status, Trigger.SCHEDULE, now, HOST)
+        output = "Briefings/today.md" if name == "O" else ""
+        done = Run(**{**run.__dict__, "message": message, "output_note": output})
+        ledger.append(finish_record(done, f"Tasks/{name}.md"))
+
+    listed = {r["task"]: r["last_status"] for r in json.loads(cli("list", "--json").out)}
+    assert listed == {f"Tasks/{n}": str(s) for n, (s, _) in shown.items()}
+    assert "blocked" in cli("list").out and "missed" in cli("list").out
+    history = cli("history", "B").out
+    assert "blocked" in history and "check: disk not mounted" in history
+    assert cli("history", "O").out.rstrip().endswith("-> Briefings/today.md")
+    assert json.loads(cli("history", "O", "--json").out)[0]["output_note"] == "Briefings/today.md"
+
+    report = json.loads(cli("status", "--json").out)
+    assert report["failures_today"] == []
+    assert report["today"] == "5 runs · 0 failed · 1 skipped · 1 missed · 1 blocked · 1 lost"
+    assert [(a["task"], a["status"]) for a in report["attention"]] == [
+        ("Tasks/B", "blocked"),
+        ("Tasks/L", "lost"),
+    ]
+    text = cli("status").out
+    assert "today: 5 runs · 0 failed · 1 skipped" in text
+    assert 'blocked: Tasks/B (check: disk not mounted)  ->  vaultsched history "Tasks/B"' in text
+    assert 'lost: Tasks/L  ->  vaultsched history "Tasks/L"' in text

@@ -332,3 +332,49 @@ def test_views_bound_what_an_extreme_but_valid_run_shows() -> None:
     )
     assert len(render_runs_block([run], ZoneInfo("UTC"))) < 20_000
     assert len(history_row(run)["message"]) <= 2000
+
+
+# -- a run's output note -------------------------------------------------------------------
+
+
+def test_the_output_note_goes_round_the_finish_record(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path, "h1")
+    done = a_run(status=Status.SUCCESS, output_note="Briefings/2026-11-30.md")
+    ledger.append(finish_record(done, "Tasks/A.md"))
+    assert ledger.runs()[0].output_note == "Briefings/2026-11-30.md"
+
+
+def test_a_run_without_an_output_note_writes_the_record_it_always_did() -> None:
+    assert "output_note" not in finish_record(a_run(status=Status.SUCCESS), "Tasks/A.md")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "../outside.md",
+        "/etc/passwd.md",
+        ".obsidian/app.md",
+        "Notes/.git/x.md",
+        "Notes//x.md",
+        "Notes/x.txt",
+        "no-suffix",
+        "back\\slash.md",
+        "nul\x00.md",
+        "line\nbreak.md",
+        "a" * 5000 + ".md",
+        "",
+        42,
+        None,
+        ["Notes/x.md"],
+        {"path": "Notes/x.md"},
+    ],
+    ids=repr,
+)
+def test_a_hostile_output_note_is_dropped_and_the_run_kept(tmp_path: Path, value: object) -> None:
+    path = _hostile_file(tmp_path, [json.dumps(GOOD | {"output_note": value})])
+    ledger = Ledger(tmp_path, "me")
+    (theirs,) = [r for r in ledger.runs() if r.host == "other"]
+    assert theirs.output_note == ""
+    assert ledger.rejected() == []
+    assert path.exists()
+    assert "[[" not in render_runs_block([theirs], ZoneInfo("UTC")).split("host: other")[1]

@@ -26,7 +26,12 @@ from vaultsched.core.blocks import (
     splice_block,
 )
 from vaultsched.core.model import ATTENTION, Run, Status, Trigger
-from vaultsched.core.views import fence_output, render_digest_block, render_runs_block
+from vaultsched.core.views import (
+    commit_message,
+    fence_output,
+    render_digest_block,
+    render_runs_block,
+)
 
 UTC_ZONE = ZoneInfo("UTC")
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -468,3 +473,85 @@ def test_no_task_id_host_or_reason_can_break_the_digest(
     assert not has_malformed_markers(note, DIGEST)
     assert not has_conflict_markers(note)
     assert fences(inner) == []
+
+
+# -- workflow statuses and output notes -------------------------------------------------------
+
+
+def test_a_successful_run_links_its_output_note() -> None:
+    run = make_run(output_note="Briefings/2024-05-02.md")
+    text = render_runs_block([run], UTC_ZONE)
+    assert (
+        "> trigger: schedule · exit code: 0 · duration: 1.5s · host: laptop"
+        " · [[Briefings/2024-05-02|output]]\n"
+    ) in text
+
+
+@pytest.mark.parametrize("status", [Status.FAILED, Status.TIMEOUT, Status.SKIPPED])
+def test_a_run_that_wrote_no_output_note_does_not_link_it(status: Status) -> None:
+    run = make_run(status=status, output_note="Briefings/2024-05-02.md")
+    assert "Briefings" not in render_runs_block([run], UTC_ZONE)
+
+
+@pytest.mark.parametrize("path", ["a]]b.md", "a|b.md", "a#b.md", "a^b.md", "a%%b.md", "a`b.md"])
+def test_an_output_note_a_wikilink_cannot_hold_is_shown_as_code(path: str) -> None:
+    text = render_runs_block([make_run(output_note=path)], UTC_ZONE)
+    details = text.split("host: laptop")[1].split("\n")[0]
+    assert "[[" not in details and details.startswith(" · output: `")
+
+
+@pytest.mark.parametrize(
+    ("status", "callout"),
+    [(Status.SKIPPED, "warning"), (Status.MISSED, "warning"), (Status.BLOCKED, "failure")],
+)
+def test_a_run_that_did_not_go_ahead_shows_its_reason(status: Status, callout: str) -> None:
+    run = make_run(status=status, exit_code=None, duration_s=0.0, message="unchanged")
+    text = render_runs_block([run], UTC_ZONE)
+    assert f"> [!{callout}] 2024-05-02 07:00:00 · {status}\n" in text
+    assert "\n>\n> reason: unchanged\n" in text
+
+
+def test_the_digest_counts_skipped_missed_blocked_and_lost_when_there_are_any() -> None:
+    statuses = [Status.SUCCESS] * 6 + [Status.FAILED]
+    statuses += [Status.SKIPPED] * 2 + [Status.MISSED, Status.BLOCKED, Status.LOST]
+    runs = [make_run(f"Tasks/T{i}", s) for i, s in enumerate(statuses)]
+    text = render_digest_block(date(2024, 5, 2), runs, UTC_ZONE)
+    assert "\n12 runs · 1 failed · 2 skipped · 1 missed · 1 blocked · 1 lost\n" in text
+    quiet = render_digest_block(date(2024, 5, 2), runs[:7], UTC_ZONE)
+    assert "\n7 runs · 1 failed\n" in quiet
+
+
+def test_blocked_and_lost_need_attention_with_a_hint_and_skipped_missed_do_not() -> None:
+    runs = [
+        make_run("Tasks/B", Status.BLOCKED, exit_code=None, message="disk not mounted"),
+        make_run("Tasks/L", Status.LOST, at(8), exit_code=None),
+        make_run("Tasks/S", Status.SKIPPED, exit_code=None, message="unchanged"),
+        make_run("Tasks/M", Status.MISSED, exit_code=None, message="outside its window"),
+    ]
+    text = render_digest_block(date(2024, 5, 2), runs, UTC_ZONE)
+    attention = text.split("### Needs attention\n\n")[1].split("\n\n")[0]
+    assert attention.splitlines() == [
+        '- [[Tasks/B|B]] — blocked at 07:00:00: look at `vaultsched history "Tasks/B"`, '
+        'then `vaultsched run-now "Tasks/B"` once its check passes — disk not mounted',
+        '- [[Tasks/L|L]] — lost at 08:00:00: look at `vaultsched history "Tasks/L"`, '
+        'then `vaultsched run-now "Tasks/L"` (it started and was never heard of again)',
+    ]
+    assert "- 07:00:00 [[Tasks/S|S]] — skipped · 1.5s · laptop · unchanged\n" in text
+    assert "[[Tasks/M|M]] — missed · 1.5s · laptop · outside its window\n" in text
+
+
+def test_a_long_reason_in_the_digest_is_cut_and_kept_on_its_line() -> None:
+    run = make_run(status=Status.SKIPPED, message="x" * 500 + "\n%%")
+    text = render_digest_block(date(2024, 5, 2), [run], UTC_ZONE)
+    item = next(line for line in text.splitlines() if "skipped ·" in line)
+    assert item.endswith("x…") and len(item) < 250
+
+
+def test_commit_messages_do_not_count_skipped_or_missed_as_failures() -> None:
+    runs = [
+        make_run("Tasks/A", Status.SKIPPED),
+        make_run("Tasks/B", Status.MISSED),
+        make_run("Tasks/C", Status.FAILED),
+    ]
+    assert commit_message(runs) == "vaultsched: 3 runs (1 failed)"
+    assert commit_message(runs[:1]) == "vaultsched: skipped Tasks/A"

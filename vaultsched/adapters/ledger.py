@@ -29,6 +29,7 @@ from vaultsched.core.layout import (
     lock_beside,
 )
 from vaultsched.core.model import Run, Status, Trigger
+from vaultsched.core.workflow import OutputPathError, check_note_path
 
 _Enum = TypeVar("_Enum", Status, Trigger)
 host_file_stem = layout.host_file_stem  # daemon.py imports it from here, for now
@@ -125,6 +126,20 @@ def _task_id(record: dict[str, Any], key: str) -> str:
     return value
 
 
+def _note_path(record: dict[str, Any], key: str) -> str:
+    """A vault-relative note path as `output` makes one, or "" for anything else: the note is
+    linked from the run block, so a hostile value must not point out of the vault or break
+    the link, but it costs the run only its link, never its record."""
+    value = record.get(key)
+    if not isinstance(value, str) or len(value) > MAX_ID or not value.endswith(".md"):
+        return ""
+    try:
+        check_note_path(value)
+    except OutputPathError:
+        return ""
+    return value
+
+
 def _choice(record: dict[str, Any], key: str, enum: type[_Enum], default: _Enum) -> _Enum:
     value = record.get(key)
     if value is None:
@@ -162,6 +177,8 @@ def finish_record(run: Run, path: str) -> dict[str, Any]:
         "message": run.message,
         "log": run.log,
         **({"chain": list(run.chain)} if run.chain else {}),
+        # Only when set: the lines of a task without `output` stay as they always were.
+        **({"output_note": run.output_note} if run.output_note else {}),
     }
 
 
@@ -220,6 +237,7 @@ def _to_run(merged: dict[str, Any]) -> Run:
         log=_text(merged, "log", MAX_ID),
         upstream_run=_text(merged, "upstream_run", MAX_ID),
         chain=_chain(merged),
+        output_note=_note_path(merged, "output_note"),
     )
 
 

@@ -389,9 +389,11 @@ def history_cmd(
         err.print(f"{ident} has not run yet", markup=False)
     for row in rows:
         code = "" if row["exit_code"] is None else f" exit {row['exit_code']}"
+        wrote = f"  -> {row['output_note']}" if row["output_note"] else ""
         out.print(
             f"{row['started_at']}  {row['status']:<17} {row['trigger']:<9}{code}  "
-            f"{row['duration_s'] or 0:.1f}s  {row['host']}  {row['message']}".rstrip(),
+            f"{row['duration_s'] or 0:.1f}s  {row['host']}  {row['message']}".rstrip()
+            + wrote,
             markup=False,
         )
 
@@ -503,10 +505,12 @@ def status_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
         out.print("daemon: not running (start it with `vaultsched run`)")
     for run in report["running"]:
         out.print(f"running: {run['task']} since {run['started_at']}", markup=False)
+    out.print(f"today: {report['today']}")
     out.print(f"failures today: {len(report['failures_today'])}")
     for run in report["failures_today"]:
         out.print(f"  {run['started_at']}  {run['status']}  {run['task']}", markup=False)
-    waiting = [("untrusted", i["task"], i["why"], i["fix"]) for i in report["untrusted"]]
+    waiting = [(i["status"], i["task"], i["why"], i["fix"]) for i in report["attention"]]
+    waiting += [("untrusted", i["task"], i["why"], i["fix"]) for i in report["untrusted"]]
     waiting += [("awaiting approval", i["task"], "", i["fix"]) for i in report["awaiting_approval"]]
     for label, task_id, why, fix in waiting:
         shown = f" ({why})" if why else ""
@@ -540,7 +544,9 @@ def demo_cmd(
 
 
 def _print_run(run: Run) -> None:
-    mark = {"success": "[green]ok[/green]"}.get(str(run.status), f"[red]{run.status}[/red]")
+    quiet = f"[yellow]{run.status}[/yellow]"  # did not run, and needs nobody
+    marks = {"success": "[green]ok[/green]", "skipped": quiet, "missed": quiet}
+    mark = marks.get(str(run.status), f"[red]{run.status}[/red]")
     when = run.started_at.astimezone().strftime("%H:%M:%S")
     took = f"{run.duration_s:.1f}s" if run.duration_s is not None else ""
     out.print(f"{when}  {mark:<22} {markup_escape(run.task)}  {took}")

@@ -3,7 +3,7 @@ dumps JSON). Rows are TypedDicts: plain dicts at run time, so the JSON is the ro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypedDict
@@ -13,7 +13,7 @@ from vaultsched.adapters.ledger import Ledger
 from vaultsched.adapters.vault import Index, Vault
 from vaultsched.core.model import FAILURES, Problem, Run, Status, Task
 from vaultsched.core.planner import Unplannable, task_fires
-from vaultsched.core.views import MESSAGE_SHOWN, clip, digest_path
+from vaultsched.core.views import MESSAGE_SHOWN, clip, counts_line, digest_path, fix_command
 from vaultsched.trust.config import VerdictRow, verdict
 from vaultsched.trust.store import TrustStore, approve_command, trust_command
 
@@ -45,6 +45,7 @@ class HistoryRow(TypedDict):
     attempt: int
     message: str
     log: str
+    output_note: str
 
 
 class DaemonRow(TypedDict):
@@ -66,6 +67,14 @@ class AwaitingRow(TypedDict):
     fix: str
 
 
+class AttentionRow(TypedDict):
+    task: str
+    status: str
+    since: str | None
+    why: str
+    fix: str
+
+
 class ConfigTrustRow(VerdictRow):
     detail: str
 
@@ -73,7 +82,9 @@ class ConfigTrustRow(VerdictRow):
 class StatusReport(TypedDict):
     daemon: DaemonRow
     running: list[HistoryRow]
+    today: str
     failures_today: list[HistoryRow]
+    attention: list[AttentionRow]
     untrusted: list[UntrustedRow]
     awaiting_approval: list[AwaitingRow]
     invalid: list[str]
@@ -179,6 +190,7 @@ def history_row(run: Run) -> HistoryRow:
         "attempt": run.attempt,
         "message": clip(run.message, MESSAGE_SHOWN),
         "log": run.log,
+        "output_note": run.output_note,
     }
 
 
@@ -206,7 +218,9 @@ def status_report(vault: Vault, index: Index, now: datetime) -> StatusReport:
             "since": (holder or {}).get("since"),
         },
         "running": [history_row(r) for r in runs if r.status is Status.RUNNING],
+        "today": counts_line(today),
         "failures_today": [history_row(r) for r in today if r.status in FAILURES],
+        "attention": attention_rows(latest.values(), index),
         "untrusted": [
             {
                 "task": task.id,
@@ -225,6 +239,22 @@ def status_report(vault: Vault, index: Index, now: datetime) -> StatusReport:
         "digest": str(vault.path(digest_path(vault, day))),
         "config": config_trust_row(vault),
     }
+
+
+def attention_rows(latest: Iterable[Run], index: Index) -> list[AttentionRow]:
+    """Tasks whose latest run is blocked or lost (the others that need a person have their
+    own lines: failures, untrusted, awaiting approval)."""
+    return [
+        {
+            "task": run.task,
+            "status": str(run.status),
+            "since": iso(run.started_at),
+            "why": " ".join(clip(run.message, MESSAGE_SHOWN).splitlines()),
+            "fix": fix_command("history", run.task),
+        }
+        for run in latest
+        if run.status in (Status.BLOCKED, Status.LOST) and run.task in index.ids
+    ]
 
 
 def config_trust_row(vault: Vault) -> ConfigTrustRow:

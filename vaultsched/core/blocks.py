@@ -19,6 +19,8 @@ RUNS_BEGIN = "%% vaultsched:runs:begin %%"
 RUNS_END = "%% vaultsched:runs:end %%"
 DIGEST_BEGIN = "%% vaultsched:digest:begin %%"
 DIGEST_END = "%% vaultsched:digest:end %%"
+OUTPUT_BEGIN = "%% vaultsched:output:begin %%"
+OUTPUT_END = "%% vaultsched:output:end %%"
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Markers:
 
 RUNS = Markers(RUNS_BEGIN, RUNS_END)
 DIGEST = Markers(DIGEST_BEGIN, DIGEST_END)
+OUTPUT = Markers(OUTPUT_BEGIN, OUTPUT_END)
 
 # The line breaks markdown-it normalises (and Obsidian's editor splits on). Using exactly these
 # keeps our line numbers equal to markdown-it's token maps; str.splitlines would also split on
@@ -238,9 +241,23 @@ def _blank_line(prefix: str, newline: str) -> str:
     return newline
 
 
+def code_lines(text: str) -> frozenset[int]:
+    """The indices of the lines of `text` (no front matter) that are inside code blocks."""
+    return _code_lines(text)
+
+
+def open_fence(text: str) -> str | None:
+    """The markup of a top-level code fence still open at the end of `text` (read whole, as
+    text in the middle of a note: no front matter), if any."""
+    return _open_fence_in(text)
+
+
 def _open_fence(prefix: str) -> str | None:
     """The markup of a top-level code fence still open at the end of `prefix`, if any."""
-    body = prefix[_body_start(prefix) :]
+    return _open_fence_in(prefix[_body_start(prefix) :])
+
+
+def _open_fence_in(body: str) -> str | None:
     if "```" not in body and "~~~" not in body:
         return None
     probe = len(_lines(body))  # the index a line added at the end would get

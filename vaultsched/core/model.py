@@ -78,6 +78,9 @@ class Run:
     # The tasks this run, once over, starts (`after`): in its finish record, so a daemon that
     # stops before starting them finds them in the ledger when it starts again.
     chain: tuple[str, ...] = ()
+    # The note the task's `output` names for this run (vault-relative, with `.md`); it holds
+    # the run's stdout only if the run succeeded and the write was not refused.
+    output_note: str = ""
 
     @property
     def note_name(self) -> str:

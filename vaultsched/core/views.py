@@ -41,6 +41,11 @@ _CALLOUT = {
     Status.MISSED: "warning",
     Status.LOST: "failure",
 }
+# Statuses whose message says why the task did not run (or not yet): shown as its reason.
+_REASONED = frozenset({Status.SKIPPED, Status.MISSED, Status.BLOCKED})
+# Counted in the digest's header beside `failed`, when there are any, in this order.
+_COUNTED = (Status.SKIPPED, Status.MISSED, Status.BLOCKED, Status.LOST)
+REASON_SHOWN = 120  # characters of a reason in a digest line
 _MISSING = "—"
 # The same line breaks as markdown-it and blocks.py: a lone \r would start a new line that
 # escapes the callout's `> ` prefix.
@@ -89,7 +94,8 @@ def _run_callout(run: Run, tz: ZoneInfo, *, folded: bool) -> str:
     if run.message:
         # The label keeps the message inline text: starting a line, "```" or "#" would open a
         # fence or heading inside the callout.
-        lines += ["", f"message: {_one_line(clip(run.message, MESSAGE_SHOWN))}"]
+        label = "reason" if run.status in _REASONED else "message"
+        lines += ["", f"{label}: {_one_line(clip(run.message, MESSAGE_SHOWN))}"]
     if run.output_tail.strip():
         tail = run.output_tail[-OUTPUT_SHOWN:]  # the end of an output is what tells
         lines += ["", *fence_output(tail).split("\n")]
@@ -106,7 +112,17 @@ def _run_details(run: Run) -> str:
         f"duration: {_duration(run)}",
         f"host: {_one_line(run.host)}",
     ]
+    if run.output_note and run.status is Status.SUCCESS:  # a failed run wrote no output note
+        fields.append(_output_link(run.output_note))
     return " · ".join(fields)
+
+
+def _output_link(path: str) -> str:
+    """`[[path|output]]` (Obsidian resolves the path without `.md`), or the path as code."""
+    target = path.removesuffix(".md")
+    if _WIKILINK_UNSAFE.search(target) or _LINE_BREAK.search(target):
+        return f"output: {_code(_one_line(path))}"
+    return f"[[{target}|output]]"
 
 
 def _quoted(line: str) -> str:
@@ -125,7 +141,7 @@ def render_digest_block(
 ) -> str:
     """The lines between a digest's markers: counts, what needs attention, every run in order."""
     ordered = sorted(runs, key=_chronological)
-    parts = [f"## vaultsched — {day.isoformat()}", _counts(ordered)]
+    parts = [f"## vaultsched — {day.isoformat()}", counts_line(ordered)]
     attention = _attention_items(ordered, tz, pending)
     if attention:
         parts += ["### Needs attention", "\n".join(attention)]
@@ -139,10 +155,16 @@ def _chronological(run: Run) -> tuple[datetime, str, str]:
     return run.started_at, run.task, run.run_id
 
 
-def _counts(runs: Sequence[Run]) -> str:
+def counts_line(runs: Sequence[Run]) -> str:
+    """`12 runs · 1 failed · 2 skipped · 1 blocked`: failures always, the others when any."""
     failed = sum(run.status in FAILURES for run in runs)
     noun = "run" if len(runs) == 1 else "runs"
-    return f"{len(runs)} {noun} · {failed} failed"
+    parts = [f"{len(runs)} {noun}", f"{failed} failed"]
+    for status in _COUNTED:
+        count = sum(run.status is status for run in runs)
+        if count:
+            parts.append(f"{count} {status}")
+    return " · ".join(parts)
 
 
 def _attention_items(
@@ -172,12 +194,24 @@ def _resolution(run: Run) -> str:
     if run.status is Status.AWAITING_APPROVAL:
         return _code(fix_command("approve", run.task))
     history, rerun = fix_command("history", run.task), fix_command("run-now", run.task)
-    return f"look at {_code(history)}, then {_code(rerun)}"
+    look = f"look at {_code(history)}, then {_code(rerun)}"
+    # A reason comes last: a backtick in it has no code span of ours after it to pair with.
+    if run.status is Status.BLOCKED:
+        return f"{look} once its check passes — {_reason(run)}"
+    if run.status is Status.LOST:
+        return f"{look} (it started and was never heard of again)"
+    return look
+
+
+def _reason(run: Run) -> str:
+    return _one_line(clip(run.message, REASON_SHOWN)) if run.message else "no reason given"
 
 
 def _digest_item(run: Run, tz: ZoneInfo) -> str:
     when = _clock(run.started_at, tz)
     details = f"{run.status} · {_duration(run)} · {_one_line(run.host)}"
+    if run.status in _REASONED and run.message:
+        details += f" · {_reason(run)}"  # last, as in the attention list
     return f"- {when} {_link(run.task)} — {details}"
 
 

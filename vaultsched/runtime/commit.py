@@ -53,6 +53,13 @@ class Committer:
     def has_pending(self) -> bool:
         return bool(self._edits)
 
+    def creates(self, path: str) -> bool:
+        """True if the pending edit of `path` adds it to git (vaultsched made the file since
+        the last commit): a later write of it until then is still vaultsched's to add."""
+        with self._lock:
+            edit = self._edits.get(path)
+            return edit is not None and edit.create
+
     def commit_pending(self) -> None:
         """Commit everything added since the last commit; kept for the next one if git fails."""
         with self._lock:

@@ -22,6 +22,7 @@ from vaultsched.adapters.notes import Outcome
 from vaultsched.core import blocks, views
 from vaultsched.core.model import Run, Status, Task
 from vaultsched.runtime.commit import Committer, block_edit
+from vaultsched.runtime.outnotes import OutputNotes
 from vaultsched.runtime.workspace import Workspace
 from vaultsched.trust.fingerprint import files_reached
 
@@ -32,11 +33,13 @@ LANDING_BATCH = 100
 
 @dataclass(frozen=True)
 class Landed:
-    """A run the ledger now holds (in `ledger_file`), to be shown."""
+    """A run the ledger now holds (in `ledger_file`), to be shown. `stdout`: its output made
+    fit for a note, for the note its task's `output` names (None: nothing to write)."""
 
     task: Task
     run: Run
     ledger_file: Path
+    stdout: str | None = None
 
 
 @dataclass
@@ -48,6 +51,10 @@ class Lander:
     # Views a write could not land yet (a note kept changing under it): retried at each commit.
     _stale_notes: dict[str, Task] = field(default_factory=dict)
     _stale_days: set[date] = field(default_factory=set)
+    _outputs: OutputNotes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._outputs = OutputNotes(self.workspace, self.committer)
 
     def hold_ledger(self, batch: Sequence[Landed]) -> None:
         """The ledger files these runs are in belong to the next commit (whole: they are
@@ -62,7 +69,10 @@ class Lander:
         tz = self.workspace.vault.config.timezone
         tasks = {item.task.path: item.task for item in batch}
         days = sorted({item.run.started_at.astimezone(tz).date() for item in batch})
-        self.committer.add(self._rebuild(list(tasks.values()), days), (i.run for i in batch))
+        with self._lock:
+            written = self._outputs.write(batch)  # before the run block that links it
+        written += self._rebuild(list(tasks.values()), days)
+        self.committer.add(written, (i.run for i in batch))
         vault = self.workspace.vault
         for item in batch:
             notify.send(vault.config.notify, item.task, item.run, vault.root, files_reached)
@@ -120,6 +130,7 @@ class Lander:
     def commit(self) -> None:
         """Try again the views a busy note kept from being written, then commit everything."""
         with self._lock:
+            self.committer.add(self._outputs.retry())
             tasks, days = list(self._stale_notes.values()), sorted(self._stale_days)
             if tasks or days:
                 self.rebuild_views(tasks, days)
@@ -127,7 +138,8 @@ class Lander:
 
     @property
     def has_pending(self) -> bool:
-        return bool(self.committer.has_pending or self._stale_notes or self._stale_days)
+        stale = self._stale_notes or self._stale_days or self._outputs.has_pending
+        return bool(self.committer.has_pending or stale)
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:

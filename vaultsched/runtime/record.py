@@ -29,15 +29,18 @@ class Recorder:
         """Durable before the process starts; raises OSError (the run must not start)."""
         self.workspace.ledger.append(start_record(run, task.path))
 
-    def finished(self, task: Task, run: Run) -> None:
+    def finished(self, task: Task, run: Run, *, stdout: str | None = None) -> None:
         """Append a run's finish record and land it; a ledger that cannot be written (a
-        symlink, a full disk) is logged, and nothing is shown that the ledger does not hold."""
+        symlink, a full disk) is logged, and nothing is shown that the ledger does not hold.
+
+        `stdout`: the run's output made fit for a note (redacted, plain, capped), for the
+        note `run.output_note` names; None when there is none to write."""
         try:
             ledger_file = self.workspace.ledger.append(finish_record(run, task.path))
         except OSError as exc:
             statefs.warn_refused(exc, f"{task.id}: {run.status} run not recorded")
             return
-        self.land(Landed(task, run, ledger_file))
+        self.land(Landed(task, run, ledger_file, stdout))
 
     def record(
         self,
