@@ -72,7 +72,8 @@ def test_run_now_runs_the_chain_and_hands_its_output_on(vault_root: Path) -> Non
         'if k.startswith("VAULTSCHED_")}, "stdin": sys.stdin.read()}, '
         f'open("{seen}", "w"))\''
     )
-    note(vault_root, "Tasks/Draft.md", "command: echo draft text; echo noise >&2\n")
+    draft_front = 'output: "Drafts/{task} {run_id}"\ncommand: echo draft text; echo noise >&2\n'
+    note(vault_root, "Tasks/Draft.md", draft_front)
     note(
         vault_root,
         "Tasks/Act.md",
@@ -101,6 +102,12 @@ def test_run_now_runs_the_chain_and_hands_its_output_on(vault_root: Path) -> Non
     state = Path(env["VAULTSCHED_STATE_DIR"])
     assert state.is_dir() and state == vault_root / ".vaultsched/state/tasks/Tasks/Act"
     assert of(vault_root, "Tasks/Alert") == [], "on: failure ran after a success"
+    # The draft's stdout is a note of its own, linked from its run block, committed.
+    output = vault_root / draft.output_note
+    assert draft.output_note == f"Drafts/Draft {draft.run_id}.md"
+    assert "draft text" in output.read_text() and "noise" not in output.read_text()
+    assert f"[[Drafts/Draft {draft.run_id}|output]]" in (vault_root / "Tasks/Draft.md").read_text()
+    assert git(vault_root, "ls-files", draft.output_note).strip() == draft.output_note
     # The next run of the act sees its last success and its previous output.
     assert cli("run-now", "--no-chain", "Act").code == 0
     again = json.loads(seen.read_text())

@@ -12,21 +12,20 @@ import os
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from vaultsched.adapters import statefs
 from vaultsched.adapters.ledger import new_run_id
-from vaultsched.adapters.runner import ProcessResult, run_process
+from vaultsched.adapters.runner import ProcessResult
 from vaultsched.core import layout
-from vaultsched.core.contain import describe
 from vaultsched.core.model import Run, Status, Task, Trigger
 from vaultsched.core.output import clean_output, clean_stdout, gate_of, status_of
-from vaultsched.core.redact import Redactor, redactor_for
-from vaultsched.core.workflow import expand_prompt
+from vaultsched.core.redact import Redactor
 from vaultsched.runtime.context import OUTPUT_SUFFIX, Context, context_for, save_output
 from vaultsched.runtime.messages import OVERLAP_SKIPPED, Job
+from vaultsched.runtime.process import Process, output_note, stdin_for
 from vaultsched.runtime.record import INTERRUPTED_MESSAGE, Recorder
 from vaultsched.trust.fingerprint import read_body
 
@@ -79,13 +78,14 @@ class Execution:
         run = self._started(job)
         context = context_for(workspace, job, run)
         with self._log_file(_log_rel(run)) as log_file:
-            process = Process(self, task, run, self._environment(task, context), log_file)
-            finished = self._checked(task, process)
+            env, cwd, clock = self._environment(task, context), self.cwd(task), workspace.clock
+            process = Process(task, run, env, cwd, log_file, clock, self.children)
+            finished, stdout = self._checked(task, process), None
             if finished is None:
                 left = task.timeout - (workspace.clock() - run.started_at)
-                result = process.run(task.command, left, _stdin(task, body, context), echo)
-                finished = self._finished(run, result, process.redact)
-        self.recorder.finished(task, finished)
+                result = process.run(task.command, left, stdin_for(task, body, context), echo)
+                finished, stdout = self._finished(task, run, result, process.redact)
+        self.recorder.finished(task, finished, stdout=stdout)
         self._prune_logs(task.id)
         return finished
 
@@ -128,7 +128,10 @@ class Execution:
             log=_log_rel(run),
         )
 
-    def _finished(self, run: Run, result: ProcessResult, redact: Redactor) -> Run:
+    def _finished(
+        self, task: Task, run: Run, result: ProcessResult, redact: Redactor
+    ) -> tuple[Run, str | None]:
+        """The run as it ended, and its stdout made fit to hand on (None: it never ran)."""
         status, message = status_of(result)
         if run.run_id in self._cancelled:
             self._cancelled.discard(run.run_id)
@@ -144,10 +147,13 @@ class Execution:
             message=redact(message),
             log=_log_rel(run),
         )
-        if result.pid is not None:  # the command ran: its stdout is the next run's input
-            stdout = clean_stdout(result.stdout, cut=result.stdout_cut, redact=redact)
-            save_output(self.recorder.workspace.vault.root, run, stdout)
-        return replace(finished, chain=tuple(self.downstream(finished)))
+        if result.pid is None:
+            return replace(finished, chain=tuple(self.downstream(finished))), None
+        # The command ran: its stdout is the next run's input, and its output note's text.
+        stdout = clean_stdout(result.stdout, cut=result.stdout_cut, redact=redact)
+        save_output(self.recorder.workspace.vault.root, run, stdout)
+        chain = tuple(self.downstream(finished))
+        return replace(finished, chain=chain, output_note=output_note(task, run)), stdout
 
     def cancel(self, sig: signal.Signals = signal.SIGTERM) -> int:
         """Signal every running process group; those runs land as `interrupted`."""
@@ -223,64 +229,3 @@ def _log_rel(run: Run) -> str:
 
 def _seconds(start: datetime, end: datetime) -> float:
     return round((end - start).total_seconds(), 3)
-
-
-def _stdin(task: Task, body: str | None, context: Context) -> bytes | None:
-    """What is piped to the command: the note's body with its placeholders filled in, or the
-    output of the run this one follows; None: nothing (the command reads EOF)."""
-    if task.stdin == "body" and body is not None:
-        return expand_prompt(body, context.prompt_values()).encode("utf-8")
-    if task.stdin == "upstream":
-        return context.read(context.upstream_output).encode("utf-8")
-    return None
-
-
-@dataclass
-class Process:
-    """Starting a run's processes (its check, its command): one environment, cwd and log,
-    each process known to `cancel` while it lives."""
-
-    execution: Execution
-    task: Task
-    run_record: Run
-    env: dict[str, str]
-    log: BinaryIO | None
-    redact: Redactor = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.redact = redactor_for(self.env)
-
-    def note(self, line: str) -> None:
-        if self.log is not None:
-            with contextlib.suppress(OSError):
-                self.log.write(line.encode())
-
-    def run(
-        self,
-        command: str | tuple[str, ...],
-        timeout: timedelta,
-        stdin: bytes | None,
-        echo: BinaryIO | None,
-    ) -> ProcessResult:
-        execution, run_id = self.execution, self.run_record.run_id
-        workspace = execution.recorder.workspace
-        try:
-            return run_process(
-                command,
-                cwd=execution.cwd(self.task),
-                env=self.env,
-                stdin=stdin,
-                timeout=max(timeout.total_seconds(), 0.0),
-                log=self.log,
-                echo=echo,
-                redact=self.redact,
-                now=workspace.clock,
-                on_start=lambda pid: execution.children.__setitem__(run_id, pid),
-            )
-        except Exception as exc:  # the start record is written: it must get its finish
-            message = f"internal error before the start: {describe(exc)}"
-            log.warning("%s: %s", self.task.id, message)
-            started, now = self.run_record.started_at, workspace.clock()
-            return ProcessResult(None, None, False, message, b"", 0, started, now, None)
-        finally:
-            execution.children.pop(run_id, None)
