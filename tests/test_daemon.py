@@ -280,16 +280,22 @@ def test_single_instance(vault_root: Path, daemons: Start) -> None:
 def test_sigterm_lets_a_running_task_finish(
     vault_root: Path, daemons: Start, tmp_path: Path
 ) -> None:
-    flag = tmp_path / "started"
+    flag, release = tmp_path / "started", tmp_path / "release"
+    # It runs until released, not for a length of time: a loaded machine may take longer than
+    # any fixed time to start `status`, and the run must still be going when it looks.
+    wait = f"while [ ! -f {release} ]; do sleep 0.05; done"
     note(
         vault_root,
         "Tasks/Finish.md",
-        f"schedule: every 1s\ncommand: touch {flag}; sleep 1.5; echo done\n",
+        f"schedule: every 1s\ncommand: touch {flag}; {wait}; echo done\n",
     )
     daemon = daemons(vault_root)
     wait_for(flag.exists, what="task start")
     status = json.loads(Cli(vault_root)("status", "--json").out)
     assert [r["task"] for r in status["running"]] == ["Tasks/Finish"]
+    daemon.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "SIGTERM received" in daemon.output(), what="the signal taken")
+    release.touch()  # the run ends only now, after the daemon was told to stop
     assert daemon.stop() == 0
     # A fire while it runs is missed (overlap): a loaded machine may be that slow to stop.
     finished = [r for r in of(vault_root, "Tasks/Finish") if r.status is not Status.MISSED]
