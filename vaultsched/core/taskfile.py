@@ -315,6 +315,10 @@ def near_miss(key: str) -> str | None:
     return None
 
 
+# Workflow keys read and checked, but not yet acted on: each is a warning, never a surprise.
+NOT_ENFORCED = ("if_changed", "group", "max_runs", "until", "window")
+
+
 class _TaskBuilder:
     """Checks every known key, collecting all problems rather than stopping at the first."""
 
@@ -385,6 +389,13 @@ class _TaskBuilder:
         window = self._window()
         if window is not None and not scheduled:
             self.warn("window", "has no effect without a schedule: it only defers scheduled fires")
+        if self.data.get("stdin") == "upstream" and not after:
+            self.warn(
+                "stdin", "upstream without after: there is no upstream, the command reads nothing"
+            )
+        for key in NOT_ENFORCED:
+            if key in self.data:
+                self.warn(key, "is not enforced by this version of vaultsched yet: it is ignored")
         return {
             "check": self.get("check", None, _command_of("check")),
             "if_changed": self.get("if_changed", (), _globs),
