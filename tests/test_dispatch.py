@@ -13,11 +13,11 @@ from vaultsched.core.planner import Unplannable
 from vaultsched.core.schedules import parse_schedule
 from vaultsched.runtime.dispatch import Dispatcher, schedulable
 from vaultsched.runtime.messages import (
+    NOT_CAUGHT_UP,
     OVERLAP_SKIPPED,
     AwaitApproval,
     Invalid,
     Job,
-    Missed,
     Record,
     Refuse,
     Retrying,
@@ -148,12 +148,15 @@ def test_a_retry_of_a_task_gone_from_the_index_is_dropped() -> None:
     assert d.retries_due({}, T0 + timedelta(days=1)) == [] and not d.retries
 
 
-def test_missed_fire_times_without_catch_up_are_only_noted() -> None:
+def test_missed_fire_times_without_catch_up_are_recorded_once_as_missed() -> None:
     d, t = Dispatcher(), task(catch_up=False)
     d.retimed(t.id, T0 - MINUTE)
     late = T0 + timedelta(hours=1, seconds=40)  # past the last fire time's grace
-    assert d.due([t], late, trusted) == [Missed(t.id)]
-    assert not d.running
+    latest = T0 + timedelta(hours=1)
+    assert d.due([t], late, trusted) == [
+        Record(t, Status.MISSED, Trigger.CATCH_UP, NOT_CAUGHT_UP, latest)
+    ]
+    assert not d.running and d.due([t], late, trusted) == []
 
 
 def test_a_task_whose_planning_raises_becomes_invalid_and_the_rest_go_on(

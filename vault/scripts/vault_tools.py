@@ -1,4 +1,5 @@
-"""The example vault's tasks: `briefing`, `stats` and `cleanup`, one subcommand each.
+"""The example vault's tasks: `briefing`, `stats`, `cleanup`, `inbox` and `draft`, one
+subcommand each.
 
 One file on purpose: vaultsched's trust fingerprint covers the files a task's command names
 (`python3 scripts/vault_tools.py stats`), so a helper module imported from here would not be
@@ -9,6 +10,10 @@ covered unless the command named its folder (`scripts/`). Standard library only.
 - `stats`: notes, words, open and done items, attachments.
 - `cleanup`: wikilinks to notes that do not exist, attachments no note links to. Read-only, and
   it exits 0: a report that finds something has still succeeded.
+- `inbox`: a short markdown briefing of `Inbox.md` (its open and done items); the task's `output`
+  makes it a note of its own.
+- `draft`: reads that briefing on stdin (`stdin: upstream`) and prints one line to add to
+  `Follow-ups.md`: the next task appends it once a person approves.
 """
 
 from __future__ import annotations
@@ -122,10 +127,40 @@ def cleanup(root: Path) -> None:
     print("\n".join(f"- {line}" for line in unlinked) or "- none")
 
 
+def inbox(root: Path) -> None:
+    text = prose(root / "Inbox.md")
+    open_items = [item.strip() for item in OPEN_ITEM.findall(text)]
+    done = len(DONE_ITEM.findall(text))
+    print(f"# Inbox on {date.today():%A %d %B %Y}")
+    print()
+    print(f"From [[Inbox]]: {len(open_items)} open, {done} done.")
+    print()
+    print("## Open")
+    print("\n".join(f"- {item}" for item in open_items) or "- nothing open")
+
+
+def draft(root: Path) -> None:
+    """One line for Follow-ups.md from the `inbox` briefing piped in; exits 1 without one."""
+    briefing = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    section = briefing.partition("## Open")[2]
+    items = [m[1].strip() for line in section.splitlines() if (m := LIST_ITEM.match(line))]
+    items = [item for item in items if item != "nothing open"]
+    if not section:
+        print("no inbox briefing on stdin: this task runs after [[Inbox briefing]]", file=sys.stderr)
+        raise SystemExit(1)
+    if not items:
+        print(f"{date.today():%Y-%m-%d}: the inbox is clear")
+        return
+    plain = [WIKILINK.sub(lambda m: m[1], item) for item in items]
+    print(f"{date.today():%Y-%m-%d}: sort the inbox ({len(items)} open): {'; '.join(plain)}")
+
+
 COMMANDS: dict[str, Callable[[Path], None]] = {
     "briefing": briefing,
     "stats": stats,
     "cleanup": cleanup,
+    "inbox": inbox,
+    "draft": draft,
 }
 
 

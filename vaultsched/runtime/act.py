@@ -29,8 +29,6 @@ class Actor:
                 case m.Invalid(task_id, problem):
                     self.invalidate(task_id, problem)
                     log.warning("%s is invalid and will not run: %s", task_id, problem.message)
-                case m.Missed(task_id):
-                    log.info("%s: missed fire times skipped (catch_up: false)", task_id)
                 case m.Retrying(task_id, attempt, retries, delay):
                     log.info("%s: retry %d of %d in %s", task_id, attempt, retries, delay)
                 case _:

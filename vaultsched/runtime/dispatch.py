@@ -24,12 +24,12 @@ from vaultsched.core.planner import Planner, Unplannable
 from vaultsched.core.workflow import chain_targets
 from vaultsched.runtime.approval import needs_approval
 from vaultsched.runtime.messages import (
+    NOT_CAUGHT_UP,
     OVERLAP_SKIPPED,
     Action,
     AwaitApproval,
     Invalid,
     Job,
-    Missed,
     Record,
     Refuse,
     Retrying,
@@ -97,7 +97,8 @@ class Dispatcher:
             return []
         self.decisions += 1
         if not decision.run:
-            return [Missed(task.id)]
+            when = decision.scheduled_for
+            return [Record(task, Status.MISSED, decision.trigger, NOT_CAUGHT_UP, when)]
         job = Job(task, decision.trigger, decision.scheduled_for)
         return self._decided(job, untrusted(task))
 

@@ -28,6 +28,9 @@ class Upstream:
 
 
 OVERLAP_SKIPPED = "the previous run was still running (overlap: skip)"
+# Fire times the daemon did not run (it was down, the machine asleep, the window shut):
+# recorded once, for the latest of them, when it finds them.
+NOT_CAUGHT_UP = "missed: not run on time, and catch_up is false"
 
 
 @dataclass(frozen=True)
@@ -74,13 +77,6 @@ class Invalid:
 
 
 @dataclass(frozen=True)
-class Missed:
-    """Fire times that were missed and are skipped (`catch_up: false`)."""
-
-    task_id: str
-
-
-@dataclass(frozen=True)
 class Retrying:
     """A failed run will be tried again after `delay`."""
 
@@ -90,7 +86,7 @@ class Retrying:
     delay: timedelta
 
 
-Action = Submit | Record | Refuse | AwaitApproval | Invalid | Missed | Retrying
+Action = Submit | Record | Refuse | AwaitApproval | Invalid | Retrying
 
 
 @dataclass(frozen=True)
