@@ -143,11 +143,11 @@ def draft(root: Path) -> None:
     """One line for Follow-ups.md from the `inbox` briefing piped in; exits 1 without one."""
     briefing = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
     section = briefing.partition("## Open")[2]
+    if not section:
+        print("no briefing on stdin: this task runs after [[Inbox briefing]]", file=sys.stderr)
+        raise SystemExit(1)
     items = [m[1].strip() for line in section.splitlines() if (m := LIST_ITEM.match(line))]
     items = [item for item in items if item != "nothing open"]
-    if not section:
-        print("no inbox briefing on stdin: this task runs after [[Inbox briefing]]", file=sys.stderr)
-        raise SystemExit(1)
     if not items:
         print(f"{date.today():%Y-%m-%d}: the inbox is clear")
         return
