@@ -131,12 +131,15 @@ def test_catch_up_after_downtime_runs_once(vault_root: Path, daemons: Start) -> 
     daily = of(vault_root, "Tasks/Daily")
     assert len(daily) == 2
     assert (daily[1].trigger, daily[1].scheduled_for) == (Trigger.CATCH_UP, missed)
-    assert len(of(vault_root, "Tasks/Skip")) == 1
-    # Restarting does not catch up again.
+    # Without catch-up, the missed fire time is recorded as such, never run.
+    skipped = of(vault_root, "Tasks/Skip")
+    assert [(r.status, r.scheduled_for) for r in skipped[1:]] == [(Status.MISSED, missed)]
+    # Restarting does not catch up again, nor record the miss twice.
     again = daemons(vault_root)
     time.sleep(2)
     assert again.stop() == 0
     assert len(of(vault_root, "Tasks/Daily")) == 2
+    assert len(of(vault_root, "Tasks/Skip")) == 2
 
 
 # 40 days back always crosses a month boundary (the ledger files differ), 1 day back does on

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from vaultsched.core.model import Run, Status, Task, Trigger
+from vaultsched.core.model import Run, Status, Task, Trigger, Window
 from vaultsched.core.planner import Planner, jitter_offset, latest_fire
 from vaultsched.core.schedules import parse_schedule
 
@@ -159,3 +159,60 @@ def test_only_own_marks_are_saved_and_none_from_the_future() -> None:
     assert planner.saved(T0) == {"Tasks/New": T0}
     planner.restore({"Tasks/Far": datetime(2099, 1, 1, tzinfo=UTC)}, T0)
     assert "Tasks/Far" not in planner.marks
+
+
+# -- window -------------------------------------------------------------------------------------
+
+DAY = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def at(hour: int, minute: int = 0, days: int = 0) -> datetime:
+    return DAY + timedelta(days=days, hours=hour, minutes=minute)
+
+
+def windowed(schedule: str, **changes: object) -> Task:
+    return a_task(schedule, window=Window(time(9), time(17)), **changes)
+
+
+def test_fires_while_the_window_is_shut_wait_for_it_and_run_once() -> None:
+    task, planner = windowed("0 * * * *"), Planner()
+    planner.reset(task.id, at(5, 30))
+    assert planner.wake_time(task) == at(9)  # 06:00, 07:00, 08:00 wait for the window
+    decisions = drive(planner, task, at(5, 30), at(11, 30), timedelta(minutes=5))
+    # 09:00 is itself a fire time: on time, the earlier ones coalesced into it.
+    assert [(d.scheduled_for, d.trigger) for d in decisions] == [
+        (at(9), Trigger.SCHEDULE),
+        (at(10), Trigger.SCHEDULE),
+        (at(11), Trigger.SCHEDULE),
+    ]
+
+
+def test_a_fire_deferred_to_the_window_is_late_and_missed_without_catch_up() -> None:
+    for catch_up in (True, False):
+        task, planner = windowed("30 3 * * *", catch_up=catch_up), Planner()
+        planner.reset(task.id, at(1))
+        assert planner.wake_time(task) == at(9)
+        (decision,) = drive(planner, task, at(1), at(20), timedelta(minutes=5))
+        assert (decision.scheduled_for, decision.trigger) == (at(3, 30), Trigger.CATCH_UP)
+        assert decision.run is catch_up
+
+
+def test_a_daemon_late_past_the_window_waits_for_the_next_one() -> None:
+    task, planner = windowed("0 16 * * *"), Planner()
+    planner.reset(task.id, at(15))
+    assert planner.check(task, at(17, 30)) is None  # asleep through 16:00; the window shut
+    assert planner.wake_time(task) == at(9, days=1)
+    decision = planner.check(task, at(9, days=1))
+    assert decision is not None and decision.scheduled_for == at(16)
+    assert decision.trigger is Trigger.CATCH_UP
+
+
+def test_a_window_across_midnight_in_the_task_zone() -> None:
+    zone = ZoneInfo("Europe/Warsaw")  # UTC+1 in March
+    task = a_task("0 * * * *", timezone=zone, window=Window(time(22), time(6)))
+    planner = Planner()
+    planner.reset(task.id, at(12))
+    assert planner.wake_time(task) == at(21)  # 22:00 in Warsaw
+    decisions = drive(planner, task, at(12), at(12, days=1), timedelta(minutes=10))
+    local = [d.scheduled_for.astimezone(zone).hour for d in decisions]
+    assert local == [22, 23, 0, 1, 2, 3, 4, 5]

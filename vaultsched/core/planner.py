@@ -10,6 +10,10 @@ same question: which fire times lie in (mark, now]?
 - some, the latest older than that: they were missed (daemon down, machine asleep, clock
   jumped): `catch_up: true` runs once now, `false` skips them.
 
+A task with a `window` decides only while its window is open: fire times that fall while it is
+shut wait for it to open, and are then the latest of them, late (run once, or missed without
+catch-up). Nothing about it is kept but the mark, so a restart defers the same way.
+
 A backward clock jump leaves the mark in the future, so nothing is due until the wall clock
 passes it again: a run already made is never made again.
 
@@ -31,6 +35,7 @@ from vaultsched.core.contain import internal_problem
 from vaultsched.core.layout import host_file_stem
 from vaultsched.core.model import Problem, Run, Task, Trigger
 from vaultsched.core.schedules import next_fires
+from vaultsched.core.workflow import in_window, next_window_start
 
 # How late a fire may start and still count as on time rather than missed. Much wider than
 # APScheduler's 1 s misfire grace, which silently drops runs on a busy or waking machine.
@@ -126,6 +131,8 @@ class Planner:
     marks: dict[str, datetime] = field(default_factory=dict)  # what planning goes by
     own: dict[str, datetime] = field(default_factory=dict)  # what this daemon decided itself
     _next: dict[str, datetime | None] = field(default_factory=dict)
+    # Tasks whose fire time came while their window was shut: when it opens next.
+    _deferred: dict[str, datetime] = field(default_factory=dict)
 
     @classmethod
     def from_ledger(
@@ -151,6 +158,7 @@ class Planner:
         if task_id not in self.marks or fire > self.marks[task_id]:
             self.marks[task_id] = fire
             self._next.pop(task_id, None)
+            self._deferred.pop(task_id, None)
 
     def _decided(self, task_id: str, fire: datetime) -> None:
         self.own[task_id] = fire.astimezone(UTC)
@@ -171,18 +179,21 @@ class Planner:
         """A new, edited or re-enabled task starts afresh: earlier fire times are not missed."""
         self.marks[task_id] = self.own[task_id] = now.astimezone(UTC)
         self._next.pop(task_id, None)
+        self._deferred.pop(task_id, None)
 
     def rename(self, old: str, new: str) -> None:
         for marks in (self.marks, self.own):
             if old in marks:
                 marks[new] = marks.pop(old)
-        self._next.pop(old, None)
-        self._next.pop(new, None)
+        for cache in (self._next, self._deferred):
+            cache.pop(old, None)
+            cache.pop(new, None)
 
     def forget(self, task_id: str) -> None:
         self.marks.pop(task_id, None)
         self.own.pop(task_id, None)
         self._next.pop(task_id, None)
+        self._deferred.pop(task_id, None)
 
     def next_fire(self, task: Task) -> datetime | None:
         """The next fire time after the task's mark (cached until the mark moves)."""
@@ -192,7 +203,12 @@ class Planner:
 
     def wake_time(self, task: Task) -> datetime | None:
         fire = self.next_fire(task)
-        return None if fire is None else fire + jitter_offset(task, fire)
+        if fire is None:
+            return None
+        wake = fire + jitter_offset(task, fire)
+        if task.window is not None and not window_open(task, wake):
+            wake = next_window_start(task.window, wake, task.timezone).astimezone(UTC)
+        return max(wake, self._deferred.get(task.id, wake))
 
     def check(self, task: Task, now: datetime) -> Decision | None:
         """What to do for `task` at `now`; moves the mark past whatever it decides."""
@@ -202,6 +218,10 @@ class Planner:
         wake = self.wake_time(task)
         if wake is None or wake > now:
             return None
+        if task.window is not None and not window_open(task, now):  # late: it shut again
+            opens = next_window_start(task.window, now, task.timezone)
+            self._deferred[task.id] = opens.astimezone(UTC)
+            return None
         latest = latest_fire(task, now, self.marks[task.id])
         assert latest is not None  # the wake time was due, so a fire lies in (mark, now]
         self._decided(task.id, latest)
@@ -209,6 +229,11 @@ class Planner:
         if now - latest <= _grace(task, latest, following):
             return Decision(task.id, latest, Trigger.SCHEDULE, run=True)
         return Decision(task.id, latest, Trigger.CATCH_UP, run=task.catch_up)
+
+
+def window_open(task: Task, moment: datetime) -> bool:
+    assert task.window is not None
+    return in_window(task.window, moment.astimezone(task.timezone).time())
 
 
 def _grace(task: Task, fire: datetime, following: datetime | None) -> timedelta:
