@@ -3,10 +3,12 @@ handed over, the run-context variables, and a chain that survives a daemon kille
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -146,5 +148,52 @@ def test_a_chain_of_a_hundred_runs_in_order_across_a_restart(
         assert len(ran) == 1 and ran[0].status is Status.SUCCESS, f"link {i}: {ran}"
 
 
+def _disabled(path: Path) -> bool:
+    return "enabled: false" in path.read_text()
+
+
 def _count(path: Path) -> int:
     return path.read_text().count("\n") if path.exists() else 0
+
+
+def test_max_runs_and_until_stop_a_task_which_disables_itself(
+    vault_root: Path, daemons: Start
+) -> None:
+    soon = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0)
+    note(vault_root, "Tasks/Thrice.md", "schedule: every 1s\nmax_runs: 3\ncommand: 'true'\n")
+    until = f"until: '{soon.isoformat()}'\n"
+    note(vault_root, "Tasks/Until.md", f"schedule: every 1s\n{until}command: 'true'\n")
+    commit_notes(vault_root)
+    daemon = daemons(vault_root)
+    for name in ("Thrice", "Until"):
+        wait_for(functools.partial(_disabled, vault_root / f"Tasks/{name}.md"), what=name)
+    time.sleep(1.5)
+    assert daemon.stop() == 0
+    assert len(of(vault_root, "Tasks/Thrice")) == 3
+    until_runs = of(vault_root, "Tasks/Until")
+    assert until_runs and all(r.scheduled_for is not None for r in until_runs)
+    assert all(r.scheduled_for <= soon for r in until_runs if r.scheduled_for)
+    for name in ("Thrice", "Until"):  # one line changed, the rest as written; committed
+        text = (vault_root / f"Tasks/{name}.md").read_text()
+        assert text.startswith("---\nschedule: every 1s\n") and "enabled: false\n" in text
+    assert git(vault_root, "status", "--porcelain") == ""
+    # Enabled again by hand, max_runs still 3: a restarted daemon counts from the ledger.
+    path = vault_root / "Tasks/Thrice.md"
+    path.write_text(path.read_text().replace("enabled: false\n", ""))
+    daemon = daemons(vault_root)
+    wait_for(lambda: "enabled: false" in path.read_text(), what="disabled again")
+    assert daemon.stop() == 0
+    assert len(of(vault_root, "Tasks/Thrice")) == 3
+
+
+def test_a_shut_window_holds_fires_back(vault_root: Path, daemons: Start) -> None:
+    now = datetime.now(UTC)
+    opens, shuts = now + timedelta(hours=2), now + timedelta(hours=3)
+    window = f"window: '{opens:%H:%M}-{shuts:%H:%M}'\ntimezone: UTC\n"
+    note(vault_root, "Tasks/Later.md", f"schedule: every 1s\n{window}command: 'true'\n")
+    note(vault_root, "Tasks/Now.md", "schedule: every 1s\ncommand: 'true'\n")
+    commit_notes(vault_root)
+    daemon = daemons(vault_root)
+    wait_for(lambda: len(of(vault_root, "Tasks/Now")) >= 3, what="the unwindowed task")
+    assert daemon.stop() == 0
+    assert of(vault_root, "Tasks/Later") == []

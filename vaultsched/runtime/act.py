@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from vaultsched.core.model import Problem, Run, Status
+from vaultsched.core.model import Problem, Run, Status, Task
 from vaultsched.runtime import messages as m
 from vaultsched.runtime.approval import Approvals
 from vaultsched.runtime.execute import Executor
@@ -20,6 +20,7 @@ class Actor:
     approvals: Approvals
     invalidate: Callable[[str, Problem], None]
     announce: Callable[[Run], None]  # every run recorded here or reported by the executor
+    disable: Callable[[Task, str], None]  # a task done by itself (until, max_runs)
 
     def carry_out(self, actions: Sequence[m.Action]) -> None:
         for action in actions:
@@ -31,7 +32,9 @@ class Actor:
                     log.warning("%s is invalid and will not run: %s", task_id, problem.message)
                 case m.Retrying(task_id, attempt, retries, delay):
                     log.info("%s: retry %d of %d in %s", task_id, attempt, retries, delay)
-                case _:
+                case m.Expire(task, reason):
+                    self.disable(task, reason)
+                case m.Record() | m.Refuse() | m.AwaitApproval():
                     self.record(action)
 
     def submit(self, job: m.Job) -> None:

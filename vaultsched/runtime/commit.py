@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from vaultsched.adapters.git import Edit, GitError
 from vaultsched.core import blocks, layout
+from vaultsched.core.frontmatter_edit import set_scalar
 from vaultsched.core.model import Run
 from vaultsched.core.views import commit_message
 from vaultsched.runtime.workspace import Workspace
@@ -27,26 +28,60 @@ def _ours_if_absent(text: str) -> str:
 STATE_IGNORE_EDIT = Edit(layout.GITIGNORE, _ours_if_absent, create=True)
 
 
+def enabled_edit(rel: str, enabled: bool) -> Edit:
+    """The one-line edit of a note's `enabled` (pause, resume, a task done by itself): written
+    to disk, and applied again by git to the committed version of the note."""
+    value = "true" if enabled else "false"
+    return Edit(rel, functools.partial(set_scalar, key="enabled", value=value))
+
+
 def block_edit(rel: str, markers: blocks.Markers, inner: str, *, create: bool) -> Edit:
     """The one transform a view write makes: written to disk, and applied again by git to
     the committed (and staged) version of the note."""
     return Edit(rel, functools.partial(blocks.splice_block, markers=markers, inner=inner), create)
 
 
+def _kind(edit: Edit) -> Hashable:
+    """Which of a file's edits a newer one replaces: the same block, the same property, the
+    whole file. Edits of different kinds all reach the commit (a run block written after a
+    task set `enabled: false` must not drop it)."""
+    apply = edit.apply
+    if apply is None:
+        return "whole"
+    if isinstance(apply, functools.partial):
+        keywords = apply.keywords
+        return apply.func, keywords.get("markers") or keywords.get("key")
+    return apply
+
+
+def _composed(path: str, kinds: Mapping[Hashable, Edit]) -> Edit:
+    """One edit applying each kind's newest in turn (they touch different parts of the file)."""
+    edits = list(kinds.values())
+    if len(edits) == 1:
+        return edits[0]
+    steps = [e.apply for e in edits if e.apply is not None]
+    return Edit(
+        path,
+        lambda text: functools.reduce(lambda t, f: f(t), steps, text),
+        any(e.create for e in edits),
+    )
+
+
 @dataclass
 class Committer:
-    """Collects the edits made since the last commit (the latest edit of a file stands for it)
-    and the runs they show, and commits them as one; thread-safe."""
+    """Collects the edits made since the last commit (of each kind of edit of a file, the
+    latest stands for it) and the runs they show, and commits them as one; thread-safe."""
 
     workspace: Workspace
-    _edits: dict[str, Edit] = field(default_factory=dict)
+    _edits: dict[str, dict[Hashable, Edit]] = field(default_factory=dict)
     _runs: list[Run] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _warned_no_git: bool = False
 
     def add(self, edits: Iterable[Edit], runs: Iterable[Run] = ()) -> None:
         with self._lock:
-            self._edits.update((edit.path, edit) for edit in edits)
+            for edit in edits:
+                self._edits.setdefault(edit.path, {})[_kind(edit)] = edit
             self._runs.extend(runs)
 
     @property
@@ -57,19 +92,21 @@ class Committer:
         """True if the pending edit of `path` adds it to git (vaultsched made the file since
         the last commit): a later write of it until then is still vaultsched's to add."""
         with self._lock:
-            edit = self._edits.get(path)
-            return edit is not None and edit.create
+            return any(edit.create for edit in self._edits.get(path, {}).values())
 
     def commit_pending(self) -> None:
         """Commit everything added since the last commit; kept for the next one if git fails."""
         with self._lock:
-            edits, runs = list(self._edits.values()), list(self._runs)
-            self._edits.clear()
+            pending, runs = self._edits, list(self._runs)
+            self._edits = {}
             self._runs.clear()
+        edits = [_composed(path, kinds) for path, kinds in pending.items()]
         if edits and not self.commit(edits, commit_message(runs)):
             with self._lock:
-                for edit in edits:  # an edit made since then is newer and stands
-                    self._edits.setdefault(edit.path, edit)
+                for path, kinds in pending.items():  # an edit made since then is newer: it stands
+                    current = self._edits.setdefault(path, {})
+                    for kind, edit in kinds.items():
+                        current.setdefault(kind, edit)
 
     def commit(self, edits: Sequence[Edit], message: str) -> bool:
         """Commit vaultsched's `edits` (and nothing of the person's) if the vault is a

@@ -78,14 +78,14 @@ class Daemon:
             self.execution, self.vault.config.max_parallel, self._done
         )
         self.follower = Follower(self.vault)
-        approvals = Approvals(self.recorder)
-        self.actor = (
-            DryRunActor(
-                self.executor, approvals, self.follower.invalidate, self._announce, self._done
-            )
-            if self.dry_run
-            else Actor(self.executor, approvals, self.follower.invalidate, self._announce)
+        parts = (
+            self.executor,
+            Approvals(self.recorder),
+            self.follower.invalidate,
+            self._announce,
+            _would_disable if self.dry_run else self.lander.disable,
         )
+        self.actor = DryRunActor(*parts, done=self._done) if self.dry_run else Actor(*parts)
         self.dispatcher = Dispatcher()
         self.finished: queue.SimpleQueue[tuple[m.Job, Run | None]] = queue.SimpleQueue()
         self.stopping = False
@@ -285,6 +285,10 @@ class Daemon:
             self.dispatcher.removed(ident)
             log.info("%s: task removed", ident)
         save_marks(self.vault.root, self.dispatcher.planner, now)
+
+
+def _would_disable(task: Task, reason: str) -> None:
+    log.info("would disable %s (%s)", task.id, reason)
 
 
 def install_signal_handlers(daemon: Daemon) -> None:

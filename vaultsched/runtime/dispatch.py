@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from vaultsched.core.contain import internal_problem
 from vaultsched.core.durations import MAX_DURATION
-from vaultsched.core.model import RETRYABLE, Run, Status, Task, Trigger
+from vaultsched.core.model import FAILURES, RETRYABLE, Run, Status, Task, Trigger
 from vaultsched.core.planner import Planner, Unplannable
 from vaultsched.core.workflow import chain_targets
 from vaultsched.runtime.approval import needs_approval
@@ -28,6 +28,7 @@ from vaultsched.runtime.messages import (
     OVERLAP_SKIPPED,
     Action,
     AwaitApproval,
+    Expire,
     Invalid,
     Job,
     Record,
@@ -48,6 +49,11 @@ class _Retry:
     attempt: int = field(compare=False)
     scheduled_for: datetime | None = field(compare=False)
     upstream: Upstream | None = field(compare=False, default=None)
+
+
+# The runs `max_runs` counts: those that ran the command (a skip, a refusal, a block or a missed
+# fire time did not).
+COUNTED = FAILURES | {Status.SUCCESS}
 
 
 def schedulable(tasks: Iterable[Task], host: str) -> list[Task]:
@@ -83,6 +89,8 @@ class Dispatcher:
     refused: dict[str, str] = field(default_factory=dict)  # task id -> version recorded
     stopping: bool = False
     decisions: int = 0  # fire times decided so far: the planner's marks moved (save them)
+    counted: dict[str, int] = field(default_factory=dict)  # runs toward each task's max_runs
+    expired: set[str] = field(default_factory=set)  # told to disable themselves already
 
     def due(self, tasks: Iterable[Task], now: datetime, untrusted: Untrusted) -> list[Action]:
         actions: list[Action] = []
@@ -105,6 +113,9 @@ class Dispatcher:
     def _decided(self, job: Job, version: str | None) -> list[Action]:
         task, trigger, when = job.task, job.trigger, job.scheduled_for
         upstream = job.upstream.run_id if job.upstream else ""
+        over = self._over(task, when)
+        if over:  # the fire is consumed: the task is done, it starts nothing more
+            return self._expire(task, over)
         if version is not None:
             if self.refused.get(task.id) == version:
                 return []
@@ -119,6 +130,20 @@ class Dispatcher:
             self.queued[task.id] = job  # one queued run; a newer one replaces it
             return []
         return [Record(task, Status.MISSED, trigger, OVERLAP_SKIPPED, when, upstream)]
+
+    def _over(self, task: Task, when: datetime | None) -> str:
+        """Why `task` may start no more runs ("" if it may): past `until`, or `max_runs` spent."""
+        if task.until is not None and when is not None and when > task.until:
+            return f"until {task.until.isoformat()} has passed"
+        if task.max_runs is not None and self.counted.get(task.id, 0) >= task.max_runs:
+            return f"max_runs {task.max_runs} reached"
+        return ""
+
+    def _expire(self, task: Task, reason: str) -> list[Action]:
+        if task.id in self.expired:
+            return []
+        self.expired.add(task.id)
+        return [Expire(task, reason)]
 
     def _submit(self, job: Job) -> Submit:
         self.running.add(job.task.id)
@@ -136,6 +161,7 @@ class Dispatcher:
         self.running.discard(job.task.id)
         actions: list[Action] = []
         if run is not None:
+            actions += self._count(tasks.get(job.task.id, job.task), run)
             with self._contained(job.task, "planning a retry of", actions):
                 actions += self._retry(job, run, now)
         queued = self.queued.pop(job.task.id, None)
@@ -163,6 +189,14 @@ class Dispatcher:
                 with self._contained(task, "starting after", actions):
                     actions += self._decided(job, untrusted(task))
         return actions
+
+    def _count(self, task: Task, run: Run) -> list[Action]:
+        """A run that ran counts toward `max_runs`; the last one disables the task at once."""
+        if run.status not in COUNTED:
+            return []
+        self.counted[task.id] = self.counted.get(task.id, 0) + 1
+        over = "" if task.max_runs is None else self._over(task, None)
+        return self._expire(task, over) if over else []
 
     def _retry(self, job: Job, run: Run, now: datetime) -> list[Action]:
         task = job.task
@@ -221,6 +255,7 @@ class Dispatcher:
 
     def retimed(self, task_id: str, now: datetime) -> None:
         self.planner.reset(task_id, now)
+        self.expired.discard(task_id)  # edited (re-enabled, say): it is judged afresh
 
     def removed(self, task_id: str) -> None:
         self.planner.forget(task_id)

@@ -21,7 +21,7 @@ from vaultsched.adapters.git import Edit
 from vaultsched.adapters.notes import Outcome
 from vaultsched.core import blocks, views
 from vaultsched.core.model import Run, Status, Task
-from vaultsched.runtime.commit import Committer, block_edit
+from vaultsched.runtime.commit import Committer, block_edit, enabled_edit
 from vaultsched.runtime.outnotes import OutputNotes
 from vaultsched.runtime.workspace import Workspace
 from vaultsched.trust.fingerprint import files_reached
@@ -126,6 +126,21 @@ class Lander:
                 "%s: has git conflict markers; its block will be written once resolved", edit.path
             )
         return outcome
+
+    def disable(self, task: Task, reason: str) -> None:
+        """A task done by itself (`until`, `max_runs`): `enabled: false` in its note, committed
+        with the next commit. A note that cannot take the edit keeps the task held back by
+        the daemon anyway; it is said in the log."""
+        edit = enabled_edit(task.path, enabled=False)
+        assert edit.apply is not None
+        try:
+            outcome = self.workspace.writer.update(task.path, edit.apply, create=False)
+        except ValueError as exc:
+            log.warning("%s is done (%s) but its note was not edited: %s", task.id, reason, exc)
+            return
+        if outcome is Outcome.WRITTEN:
+            self.committer.add([edit])
+        log.info("%s is done (%s): enabled: false (%s)", task.id, reason, outcome)
 
     def commit(self) -> None:
         """Try again the views a busy note kept from being written, then commit everything."""

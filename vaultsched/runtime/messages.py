@@ -86,7 +86,15 @@ class Retrying:
     delay: timedelta
 
 
-Action = Submit | Record | Refuse | AwaitApproval | Invalid | Retrying
+@dataclass(frozen=True)
+class Expire:
+    """A task past its `until` or its `max_runs`: it disables itself (`enabled: false`)."""
+
+    task: Task
+    reason: str
+
+
+Action = Submit | Record | Refuse | AwaitApproval | Invalid | Retrying | Expire
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -13,10 +12,9 @@ from vaultsched.adapters.git import Edit
 from vaultsched.adapters.notes import NoteWriter, Outcome
 from vaultsched.adapters.vault import Index, Vault
 from vaultsched.core.errors import VaultschedError
-from vaultsched.core.frontmatter_edit import set_scalar
 from vaultsched.core.model import Run, Task, Trigger
 from vaultsched.runtime.approval import Approvals, needs_approval
-from vaultsched.runtime.commit import Committer
+from vaultsched.runtime.commit import Committer, enabled_edit
 from vaultsched.runtime.dispatch import chain_of
 from vaultsched.runtime.land import Lander
 from vaultsched.runtime.messages import Job, Upstream
@@ -95,17 +93,17 @@ class OneShot:
     def set_enabled(self, ident: str, rel: str, enabled: bool) -> Outcome:
         """`pause` and `resume`: a one-line edit of the note's `enabled`, committed; the
         outcome is UNCHANGED if it already said so."""
-        # One transform: written to the note, and applied by git to its committed version.
-        apply = functools.partial(set_scalar, key="enabled", value="true" if enabled else "false")
+        edit = enabled_edit(rel, enabled)
+        assert edit.apply is not None
         try:
-            outcome = self.workspace.writer.update(rel, apply)
+            outcome = self.workspace.writer.update(rel, edit.apply)
         except ValueError as exc:
             raise VaultschedError(f"{rel}: {exc}", exit_code=1) from exc
         if outcome is Outcome.UNCHANGED:
             return outcome
         if outcome is not Outcome.WRITTEN:
             raise VaultschedError(f"{rel}: not written ({outcome})", exit_code=1)
-        self.commit([Edit(rel, apply)], f"vaultsched: {'resume' if enabled else 'pause'} {ident}")
+        self.commit([edit], f"vaultsched: {'resume' if enabled else 'pause'} {ident}")
         return outcome
 
     def commit(self, edits: Sequence[Edit], message: str) -> bool:

@@ -15,7 +15,7 @@ from vaultsched.adapters.vault import Index, Vault, read_note
 from vaultsched.core import layout
 from vaultsched.core.model import Run, Status, Task
 from vaultsched.core.planner import Planner
-from vaultsched.runtime.dispatch import Dispatcher
+from vaultsched.runtime.dispatch import COUNTED, Dispatcher
 from vaultsched.runtime.marks import load_marks
 from vaultsched.runtime.record import Recorder
 from vaultsched.runtime.run import Execution
@@ -50,6 +50,9 @@ def restored_dispatcher(workspace: Workspace, index: Index, now: datetime) -> Di
         if task.id not in planner.marks:
             dispatcher.retimed(task.id, now)
     _remember_refusals(workspace, index, dispatcher)
+    for _, run in runs:  # max_runs counts every run the ledger holds, whichever host ran it
+        if run.status in COUNTED:
+            dispatcher.counted[run.task] = dispatcher.counted.get(run.task, 0) + 1
     return dispatcher
 
 
