@@ -20,6 +20,7 @@ Paths are vault-relative POSIX strings, the form `statefs` opens (never followin
     └── state/                          STATE_DIR        this host's own (ignored)
         ├── daemon.lock                 INSTANCE_LOCK    one daemon per vault per host
         ├── git.lock                    GIT_LOCK         one git call at a time
+        ├── inputs/Tasks%2FA.sha256     inputs_file(task id): `if_changed` at its last success
         ├── marks.json                  MARKS            fire times decided that no run shows
         ├── running/Tasks%2FA.lock      running_lock(task id): one run of a task at a time
         ├── tasks/Tasks/A/              task_state_dir(task id): the task's own, between runs
@@ -55,6 +56,7 @@ STATE_DIR = f"{DIR}/state"
 INSTANCE_LOCK = f"{STATE_DIR}/daemon.lock"
 GIT_LOCK = f"{STATE_DIR}/git.lock"
 MARKS = f"{STATE_DIR}/marks.json"
+INPUTS_DIR = f"{STATE_DIR}/inputs"
 RUNNING_DIR = f"{STATE_DIR}/running"
 WRITTEN_DIR = f"{STATE_DIR}/written"
 TASKS_STATE_DIR = f"{STATE_DIR}/tasks"
@@ -119,6 +121,12 @@ def task_state_dir(task_id: str) -> str:
 def running_lock(task_id: str) -> str:
     """The per-task lock a run holds, shared by the daemon and the CLI on this host."""
     return f"{RUNNING_DIR}/{file_safe(task_id)}.lock"
+
+
+def inputs_file(task_id: str) -> str:
+    """The digest of the files a task's `if_changed` matched when its last successful run
+    started (this host's: a run on another host is not seen)."""
+    return f"{INPUTS_DIR}/{file_safe(task_id)}.sha256"
 
 
 def written_mark(note: str) -> str:
