@@ -197,3 +197,27 @@ def test_a_shut_window_holds_fires_back(vault_root: Path, daemons: Start) -> Non
     wait_for(lambda: len(of(vault_root, "Tasks/Now")) >= 3, what="the unwindowed task")
     assert daemon.stop() == 0
     assert of(vault_root, "Tasks/Later") == []
+
+
+def test_if_changed_runs_once_per_change_of_what_it_names(vault_root: Path) -> None:
+    (vault_root / "Inbox").mkdir()
+    item = vault_root / "Inbox/one.md"
+    item.write_text("first\n")
+    counter = vault_root / "count.txt"
+    front = f"if_changed: 'Inbox/**/*.md'\ncommand: echo x >> {counter}\n"
+    note(vault_root, "Tasks/Digest.md", front)
+    commit_notes(vault_root)
+    cli = Cli(vault_root)
+    assert cli("run-now", "Digest").code == 0  # the first run always runs
+    skipped = cli("run-now", "Digest")
+    assert skipped.code == 1 and "skipped Tasks/Digest (unchanged" in skipped.err
+    os.utime(item)  # touched, not changed
+    assert cli("run-now", "Digest").code == 1
+    item.write_text("second\n")
+    assert cli("run-now", "Digest").code == 0
+    (vault_root / "Inbox/deep").mkdir()
+    (vault_root / "Inbox/deep/two.md").write_text("new\n")
+    assert cli("run-now", "Digest").code == 0
+    assert counter.read_text().count("x") == 3
+    statuses = [r.status for r in of(vault_root, "Tasks/Digest")]
+    assert statuses.count(Status.SKIPPED) == 2 and Status.SUCCESS in statuses

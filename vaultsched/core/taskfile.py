@@ -316,7 +316,7 @@ def near_miss(key: str) -> str | None:
 
 
 # Workflow keys read and checked, but not yet acted on: each is a warning, never a surprise.
-NOT_ENFORCED = ("if_changed", "group")
+NOT_ENFORCED = ("group",)
 
 
 class _TaskBuilder:

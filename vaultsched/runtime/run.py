@@ -12,7 +12,6 @@ import os
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,9 +20,10 @@ from vaultsched.adapters.ledger import new_run_id
 from vaultsched.adapters.runner import ProcessResult
 from vaultsched.core import layout
 from vaultsched.core.model import Run, Status, Task, Trigger
-from vaultsched.core.output import clean_output, clean_stdout, gate_of, status_of
+from vaultsched.core.output import clean_output, clean_stdout, status_of
 from vaultsched.core.redact import Redactor
 from vaultsched.runtime.context import OUTPUT_SUFFIX, Context, context_for, save_output
+from vaultsched.runtime.gates import gated, inputs_now, keep_inputs, stopped
 from vaultsched.runtime.messages import OVERLAP_SKIPPED, Job
 from vaultsched.runtime.process import Process, output_note, stdin_for
 from vaultsched.runtime.record import INTERRUPTED_MESSAGE, Recorder
@@ -77,14 +77,18 @@ class Execution:
         task, workspace = job.task, self.recorder.workspace
         run = self._started(job)
         context = context_for(workspace, job, run)
+        root = workspace.vault.root
+        inputs = inputs_now(root, task)
         with self._log_file(_log_rel(run)) as log_file:
             env, cwd, clock = self._environment(task, context), self.cwd(task), workspace.clock
             process = Process(task, run, env, cwd, log_file, clock, self.children)
-            finished, stdout = self._checked(task, process), None
+            finished, stdout = gated(task, process, inputs, root), None
             if finished is None:
                 left = task.timeout - (workspace.clock() - run.started_at)
                 result = process.run(task.command, left, stdin_for(task, body, context), echo)
                 finished, stdout = self._finished(task, run, result, process.redact)
+        if inputs is not None and finished.status is Status.SUCCESS:
+            keep_inputs(root, task, inputs)
         self.recorder.finished(task, finished, stdout=stdout)
         self._prune_logs(task.id)
         return finished
@@ -106,28 +110,6 @@ class Execution:
         self.recorder.started(job.task, run)
         return run
 
-    def _checked(self, task: Task, process: Process) -> Run | None:
-        """Run the task's `check`: None if the run goes ahead, else the run as it ends
-        (`skipped`: nothing to do; `blocked`: the check failed, so the command never runs)."""
-        if task.check is None:
-            return None
-        process.note("vaultsched: check\n")
-        result = process.run(task.check, task.timeout, None, None)
-        gate = gate_of(result, process.redact)
-        if gate is None:
-            process.note("vaultsched: check passed, the command runs\n")
-            return None
-        run = process.run_record
-        return replace(
-            run,
-            status=gate[0],
-            finished_at=result.finished_at,
-            duration_s=_seconds(run.started_at, result.finished_at),
-            output_tail=clean_output(result.tail, redact=process.redact),
-            message=gate[1],
-            log=_log_rel(run),
-        )
-
     def _finished(
         self, task: Task, run: Run, result: ProcessResult, redact: Redactor
     ) -> tuple[Run, str | None]:
@@ -137,16 +119,9 @@ class Execution:
             self._cancelled.discard(run.run_id)
             status, message = Status.INTERRUPTED, INTERRUPTED_MESSAGE
         # started_at stays the start record's, so both records land in one ledger file.
-        finished = replace(
-            run,
-            status=status,
-            finished_at=result.finished_at,
-            exit_code=result.exit_code,
-            duration_s=_seconds(run.started_at, result.finished_at),
-            output_tail=clean_output(result.tail, redact=redact),
-            message=redact(message),
-            log=_log_rel(run),
-        )
+        tail = clean_output(result.tail, redact=redact)
+        finished = stopped(run, status, redact(message), result.finished_at, tail)
+        finished = replace(finished, exit_code=result.exit_code)
         if result.pid is None:
             return replace(finished, chain=tuple(self.downstream(finished))), None
         # The command ran: its stdout is the next run's input, and its output note's text.
@@ -225,7 +200,3 @@ class Execution:
 
 def _log_rel(run: Run) -> str:
     return layout.run_log(run.task, run.run_id)
-
-
-def _seconds(start: datetime, end: datetime) -> float:
-    return round((end - start).total_seconds(), 3)
