@@ -26,7 +26,14 @@ from vaultsched.adapters.ledger import Ledger
 from vaultsched.adapters.notes import Outcome
 from vaultsched.adapters.terminal import SafeConsole, SafeFormatter, dumps_json, echo_stream, escape
 from vaultsched.adapters.vault import Index, Vault, build_index, planned_index
-from vaultsched.cli.reports import history_rows, iso, list_rows, status_report, upcoming
+from vaultsched.cli.reports import (
+    ListRow,
+    history_rows,
+    iso,
+    list_rows,
+    status_report,
+    upcoming,
+)
 from vaultsched.cli.scaffold import create_task, init_vault
 from vaultsched.cli.validate import validate_staged, validate_vault
 from vaultsched.core import layout
@@ -139,7 +146,7 @@ def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
         # Cells are rendered with markup: text from notes must not open a tag (or a link).
         table.add_row(
             markup_escape(row["task"]),
-            markup_escape(", ".join(row["schedule"]) or "manual"),
+            markup_escape(_when(row)),
             "yes" if row["enabled"] else "no",
             "yes" if row["trusted"] else "[red]no[/red]",
             row["next_run"] or "-",
@@ -250,6 +257,12 @@ def _run_in_foreground(shot: OneShot, job: Job, chain: Index | None) -> None:
     done = shot.run(job, echo, chain=chain, report=_said)
     if any(run.status not in _FINE for run in done):
         raise typer.Exit(1)
+
+
+def _when(row: ListRow) -> str:
+    """What starts a task: its schedules, the tasks it runs after, or a person."""
+    starts = [*row["schedule"], *(f"after {name}" for name in row["after"])]
+    return ", ".join(starts) or "manual"
 
 
 def _said(run: Run) -> None:

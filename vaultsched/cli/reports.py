@@ -22,6 +22,7 @@ class ListRow(TypedDict):
     task: str
     path: str
     schedule: list[str]
+    after: list[str]  # the tasks it runs after, as written
     enabled: bool
     trusted: bool
     valid: bool
@@ -119,6 +120,7 @@ def list_rows(
                 "task": ident,
                 "path": task.path if task else f"{ident}.md",
                 "schedule": [s.text for s in task.schedules] if task else [],
+                "after": list(task.after) if task else [],
                 "enabled": task.enabled if task else False,
                 "trusted": trusted(task) if task else False,
                 "valid": task is not None,

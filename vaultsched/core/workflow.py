@@ -228,15 +228,18 @@ _STARTS: dict[AfterOn, frozenset[Status]] = {
 }
 
 
-def final(task: Task, run: Run) -> bool:
-    """Whether `run` is the last word of its fire time: not a failure `retries` tries again."""
-    return not (run.status in RETRYABLE and run.attempt <= task.retries)
+def final(task: Task, run: Run, *, retried: bool = True) -> bool:
+    """Whether `run` is the last word of its fire time: not a failure `retries` tries again
+    (`retried`: the daemon makes retries; a person's run-now does not)."""
+    return not (retried and run.status in RETRYABLE and run.attempt <= task.retries)
 
 
-def chain_targets(upstream: Task, run: Run, downstream: Iterable[Task], host: str) -> list[str]:
+def chain_targets(
+    upstream: Task, run: Run, downstream: Iterable[Task], host: str, *, retried: bool = True
+) -> list[str]:
     """The tasks among `downstream` (those naming `upstream` in `after`) that `run` starts:
     its outcome is what their `on` waits for, they are enabled and may run on `host`."""
-    if not final(upstream, run):
+    if not final(upstream, run, retried=retried):
         return []
     return [
         task.id

@@ -62,15 +62,21 @@ def schedulable(tasks: Iterable[Task], host: str) -> list[Task]:
 
 
 def chain_of(
-    run: Run, tasks: Mapping[str, Task], downstream: Mapping[str, Iterable[str]], host: str
+    run: Run,
+    tasks: Mapping[str, Task],
+    downstream: Mapping[str, Iterable[str]],
+    host: str,
+    *,
+    retried: bool = True,
 ) -> list[str]:
-    """The `after` tasks `run` starts, as the index (`tasks`, `downstream`) has them now.
-    Called from a run's own thread while the index changes: each lookup is one dict read."""
+    """The `after` tasks `run` starts, as the index (`tasks`, `downstream`) has them now
+    (`retried`: a failure may yet be retried). Called from a run's own thread while the index
+    changes: each lookup is one dict read."""
     task = tasks.get(run.task)
     if task is None:
         return []
     found = [tasks.get(ident) for ident in downstream.get(run.task, ())]
-    return chain_targets(task, run, [t for t in found if t is not None], host)
+    return chain_targets(task, run, [t for t in found if t is not None], host, retried=retried)
 
 
 def retry_delay(task: Task, attempt: int) -> timedelta:

@@ -45,7 +45,9 @@ class OneShot:
         starts, one after another, each `report`ed as it ends; land them and commit."""
         host = self.workspace.vault.host
         downstream = (
-            (lambda run: chain_of(run, chain.tasks, chain.downstream, host)) if chain else None
+            (lambda run: chain_of(run, chain.tasks, chain.downstream, host, retried=False))
+            if chain
+            else None
         )
         execution = Execution(self.recorder, downstream=downstream or (lambda run: []))
         done = [execution.run(job, echo)]

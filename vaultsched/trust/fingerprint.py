@@ -22,11 +22,12 @@ from vaultsched.core.model import Task
 from vaultsched.core.taskfile import note_body, without_run_block
 from vaultsched.trust.reach import MAX_FILES, Listing, Reach, reach
 
-# The settings that decide what runs and how, in the fingerprint. `check`, `executor` and
-# `ping` are not task keys yet: they are here as absent (None) already, so a task that does not
-# use them keeps its fingerprint when they arrive. A new key must read None when absent.
-# `schedule` is whether the task has one, not its text: a task trusted to run only by hand must
-# not be fired by the daemon once a sync adds a schedule, while retiming a scheduled one is fine.
+# The settings that decide what runs and how, in the fingerprint. `executor` and `ping` are
+# not task keys yet: they are here as absent (None) already, so a task that does not use them
+# keeps its fingerprint when they arrive (as `check` did). A new key must read None when absent.
+# `schedule` is whether the daemon starts the task by itself (a schedule, or `after` another
+# task), not the text: a task trusted to run only by hand must not be started by the daemon once
+# a sync adds a schedule or an `after`, while retiming a scheduled one is fine.
 KEYS = ("command", "check", "cwd", "env", "stdin", "approval", "executor", "ping", "schedule")
 TEXT_CAP = 256 * 1024  # text kept per file for showing a diff; beyond it, only sizes
 _CHUNK = 1024 * 1024  # read and hashed at a time
@@ -112,7 +113,8 @@ def _content_json(content: Content | None, budget: list[int]) -> dict[str, Any] 
 
 def canonical_keys(task: Task) -> dict[str, Any]:
     keys = {key: _canonical(getattr(task, key, None)) for key in KEYS}
-    keys["schedule"] = not task.manual  # always present, true or false: one re-trust for all
+    # Always present, true or false: one re-trust for all when it was added.
+    keys["schedule"] = bool(task.schedules or task.after)
     return keys
 
 
