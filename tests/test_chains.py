@@ -23,6 +23,7 @@ from vaultsched.runtime.messages import (
     Submit,
     Upstream,
 )
+from vaultsched.trust.fingerprint import canonical_keys
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CONFIG = Config(timezone=ZoneInfo("UTC"))
@@ -136,3 +137,11 @@ def test_dispatch_starts_each_task_of_a_chain_through_trust_approval_and_overlap
     ]
     d.stopping = True
     assert d.chained([finished], tasks, trusted) == []
+
+
+def test_a_task_given_an_after_by_a_sync_is_no_longer_the_task_trusted() -> None:
+    manual = Task("Tasks/M", "Tasks/M.md", "x", (), ZoneInfo("UTC"))
+    chained = Task("Tasks/M", "Tasks/M.md", "x", (), ZoneInfo("UTC"), after=("Other",))
+    assert canonical_keys(manual)["schedule"] is False
+    assert canonical_keys(chained)["schedule"] is True  # the daemon would start it by itself
+    assert canonical_keys(manual) != canonical_keys(chained)
