@@ -47,3 +47,13 @@ def test_an_unknown_zone_is_named_alike() -> None:
     message = "timezone: unknown timezone 'Mars/Olympus' (use an IANA name such as Europe/Warsaw)"
     assert task_message("timezone", "Mars/Olympus") == message
     assert config_message({"timezone": "Mars/Olympus"}) == f".vaultsched/config.toml: {message}"
+
+
+def test_groups_take_a_max_parallel_each() -> None:
+    config = parse_config({"timezone": "UTC", "groups": {"api": {"max_parallel": 3}, "x": {}}})
+    assert config.groups == {"api": 3, "x": 1}
+    assert "[groups.api] must be a table" in config_message({"groups": {"api": 2}})
+    assert "max_parallel must be a whole number >= 1, got 0" in config_message(
+        {"groups": {"api": {"max_parallel": 0}}}
+    )
+    assert "[groups.api] has unknown keys: max" in config_message({"groups": {"api": {"max": 2}}})

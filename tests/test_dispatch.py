@@ -12,6 +12,7 @@ from vaultsched.core.model import Problem, Run, Status, Task, Trigger
 from vaultsched.core.planner import Unplannable
 from vaultsched.core.schedules import parse_schedule
 from vaultsched.runtime.dispatch import Dispatcher, schedulable
+from vaultsched.runtime.groups import Groups
 from vaultsched.runtime.messages import (
     NOT_CAUGHT_UP,
     OVERLAP_SKIPPED,
@@ -192,3 +193,31 @@ def test_only_enabled_tasks_with_a_schedule_for_this_host_are_schedulable() -> N
     here, there = task(hosts=("here",)), task(id="b", hosts=("there",))
     off, manual = task(id="c", enabled=False), task(id="d", schedules=())
     assert schedulable([here, there, off, manual, task(id="e")], "here") == [here, task(id="e")]
+
+
+# -- group ----------------------------------------------------------------------------------------
+
+
+def test_a_full_group_holds_a_run_until_a_slot_frees_the_newest_fire_per_task() -> None:
+    d = Dispatcher(groups=Groups({"api": 1}))
+    a, b = task(id="a", group="api"), task(id="b", group="api")
+    d.retimed("a", T0 - MINUTE)
+    d.retimed("b", T0 - MINUTE)
+    (first,) = d.due([a, b], T0, trusted)
+    assert first == Submit(Job(a, Trigger.SCHEDULE, T0)) and d.groups.waiting["api"]["b"]
+    later = T0 + MINUTE
+    assert d.due([b], later, trusted) == []  # still waiting: the newer fire replaces it
+    after = d.done(first.job, run_of(first.job, Status.SUCCESS), later, {"a": a, "b": b}, trusted)
+    assert after == [Submit(Job(b, Trigger.SCHEDULE, later))] and not d.groups.waiting["api"]
+
+
+def test_a_run_still_waiting_for_its_group_at_shutdown_is_recorded_missed() -> None:
+    d = Dispatcher(groups=Groups({"api": 2}))
+    tasks = [task(id=name, group="api") for name in ("a", "b", "c")]
+    for t in tasks:
+        d.retimed(t.id, T0 - MINUTE)
+    assert len(d.due(tasks, T0, trusted)) == 2
+    d.stopping = True
+    (missed,) = d.abandoned()
+    assert isinstance(missed, Record) and missed.status is Status.MISSED
+    assert missed.task.id == "c" and "group 'api'" in missed.message

@@ -4,6 +4,7 @@ handed over, the run-context variables, and a chain that survives a daemon kille
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import time
@@ -12,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Cli, DaemonProcess, git, runs, wait_for, write_note
+from conftest import Cli, DaemonProcess, git, make_vault, runs, wait_for, write_note
 
 from vaultsched.core.model import Run, Status, Trigger
 
@@ -221,3 +222,18 @@ def test_if_changed_runs_once_per_change_of_what_it_names(vault_root: Path) -> N
     assert counter.read_text().count("x") == 3
     statuses = [r.status for r in of(vault_root, "Tasks/Digest")]
     assert statuses.count(Status.SKIPPED) == 2 and Status.SUCCESS in statuses
+
+
+def test_tasks_of_one_group_never_run_at_once(tmp_path: Path, daemons: Start) -> None:
+    root = make_vault(tmp_path / "v", config='timezone = "UTC"\n[groups.api]\nmax_parallel = 1\n')
+    for name in ("A", "B", "C"):
+        front = "schedule: every 1s\ngroup: api\ncommand: sleep 0.4\n"
+        note(root, f"Tasks/{name}.md", front)
+    commit_notes(root)
+    daemon = daemons(root)
+    wait_for(lambda: len(runs(root)) >= 6, what="six runs")
+    assert daemon.stop() == 0
+    ran = sorted((r.started_at, r.finished_at) for r in runs(root) if r.status is Status.SUCCESS)
+    assert {r.task for r in runs(root)} == {"Tasks/A", "Tasks/B", "Tasks/C"}
+    for (_, end), (start, _) in itertools.pairwise(ran):
+        assert end is not None and start >= end, "two runs of the group overlapped"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -64,6 +64,9 @@ class Config:
     digest: DigestConfig = field(default_factory=DigestConfig)
     git: GitConfig = field(default_factory=GitConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    # `[groups.NAME] max_parallel`: how many runs of the tasks naming the group may go at once
+    # (a group no table names allows one).
+    groups: Mapping[str, int] = field(default_factory=dict)
     # Vault keys not in effect because this user has not trusted them (`[notify] command`, ...).
     ignored: tuple[str, ...] = ()
 
@@ -136,7 +139,21 @@ def _parse(raw: dict[str, object]) -> Config:
             command=str(notify.get("command", "")),
             urls=tuple(str(u) for u in _list(notify, "urls")),
         ),
+        groups=_groups(_table(raw, "groups")),
     )
+
+
+def _groups(raw: dict[str, object]) -> dict[str, int]:
+    """`[groups.NAME] max_parallel = N` for each group named."""
+    groups = {}
+    for name, table in raw.items():
+        if not isinstance(table, dict):
+            raise ValueError(f"[groups.{name}] must be a table")
+        unknown = sorted(set(table) - {"max_parallel"})
+        if unknown:
+            raise ValueError(f"[groups.{name}] has unknown keys: {', '.join(unknown)}")
+        groups[name] = _get(table, "max_parallel", 1, at_least(1))
+    return groups
 
 
 def _digest_folder(value: object) -> str:

@@ -315,10 +315,6 @@ def near_miss(key: str) -> str | None:
     return None
 
 
-# Workflow keys read and checked, but not yet acted on: each is a warning, never a surprise.
-NOT_ENFORCED = ("group",)
-
-
 class _TaskBuilder:
     """Checks every known key, collecting all problems rather than stopping at the first."""
 
@@ -393,9 +389,6 @@ class _TaskBuilder:
             self.warn(
                 "stdin", "upstream without after: there is no upstream, the command reads nothing"
             )
-        for key in NOT_ENFORCED:
-            if key in self.data:
-                self.warn(key, "is not enforced by this version of vaultsched yet: it is ignored")
         return {
             "check": self.get("check", None, _command_of("check")),
             "if_changed": self.get("if_changed", (), _globs),

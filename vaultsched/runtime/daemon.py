@@ -212,6 +212,7 @@ class Daemon:
             self.waker.wait(None)
             self._collect()
         self.stopping = self.dispatcher.stopping = True
+        self.actor.carry_out(self.dispatcher.abandoned())  # nothing waiting is dropped unseen
         self._wait_for_runs(grace)
         if self.dispatcher.running:
             log.warning("terminating %d running task(s)", self.executor.cancel())

@@ -19,10 +19,12 @@ from datetime import datetime, timedelta
 
 from vaultsched.core.contain import internal_problem
 from vaultsched.core.durations import MAX_DURATION
-from vaultsched.core.model import FAILURES, RETRYABLE, Run, Status, Task, Trigger
+from vaultsched.core.model import RETRYABLE, Run, Status, Task, Trigger
 from vaultsched.core.planner import Planner, Unplannable
 from vaultsched.core.workflow import chain_targets
 from vaultsched.runtime.approval import needs_approval
+from vaultsched.runtime.groups import Groups
+from vaultsched.runtime.limits import Limits
 from vaultsched.runtime.messages import (
     NOT_CAUGHT_UP,
     OVERLAP_SKIPPED,
@@ -49,11 +51,6 @@ class _Retry:
     attempt: int = field(compare=False)
     scheduled_for: datetime | None = field(compare=False)
     upstream: Upstream | None = field(compare=False, default=None)
-
-
-# The runs `max_runs` counts: those that ran the command (a skip, a refusal, a block or a missed
-# fire time did not).
-COUNTED = FAILURES | {Status.SUCCESS}
 
 
 def schedulable(tasks: Iterable[Task], host: str) -> list[Task]:
@@ -95,8 +92,8 @@ class Dispatcher:
     refused: dict[str, str] = field(default_factory=dict)  # task id -> version recorded
     stopping: bool = False
     decisions: int = 0  # fire times decided so far: the planner's marks moved (save them)
-    counted: dict[str, int] = field(default_factory=dict)  # runs toward each task's max_runs
-    expired: set[str] = field(default_factory=set)  # told to disable themselves already
+    groups: Groups = field(default_factory=Groups)
+    limits: Limits = field(default_factory=Limits)
 
     def due(self, tasks: Iterable[Task], now: datetime, untrusted: Untrusted) -> list[Action]:
         actions: list[Action] = []
@@ -119,7 +116,7 @@ class Dispatcher:
     def _decided(self, job: Job, version: str | None) -> list[Action]:
         task, trigger, when = job.task, job.trigger, job.scheduled_for
         upstream = job.upstream.run_id if job.upstream else ""
-        over = self._over(task, when)
+        over = self.limits.over(task, when)
         if over:  # the fire is consumed: the task is done, it starts nothing more
             return self._expire(task, over)
         if version is not None:
@@ -131,29 +128,34 @@ class Dispatcher:
         if needs_approval(task, trigger):
             return [AwaitApproval(task, trigger, when, upstream)]
         if task.id not in self.running:
-            return [self._submit(job)]
+            return self._start_or_wait(job)
         if task.overlap == "queue":
             self.queued[task.id] = job  # one queued run; a newer one replaces it
             return []
         return [Record(task, Status.MISSED, trigger, OVERLAP_SKIPPED, when, upstream)]
 
-    def _over(self, task: Task, when: datetime | None) -> str:
-        """Why `task` may start no more runs ("" if it may): past `until`, or `max_runs` spent."""
-        if task.until is not None and when is not None and when > task.until:
-            return f"until {task.until.isoformat()} has passed"
-        if task.max_runs is not None and self.counted.get(task.id, 0) >= task.max_runs:
-            return f"max_runs {task.max_runs} reached"
-        return ""
-
     def _expire(self, task: Task, reason: str) -> list[Action]:
-        if task.id in self.expired:
-            return []
-        self.expired.add(task.id)
-        return [Expire(task, reason)]
+        return [Expire(task, reason)] if self.limits.expire(task) else []
+
+    def _start_or_wait(self, job: Job) -> list[Action]:
+        """Submit `job`, unless its group is full: then it waits for a slot."""
+        return [self._submit(job)] if self.groups.admit(job) else []
 
     def _submit(self, job: Job) -> Submit:
         self.running.add(job.task.id)
         return Submit(job)
+
+    def abandoned(self) -> list[Action]:
+        """At shutdown: the runs still waiting for a group slot, recorded as missed."""
+        actions: list[Action] = []
+        for job in self.groups.abandoned():
+            message = (
+                f"missed: waiting for a slot in group {job.task.group!r} when vaultsched stopped"
+            )
+            upstream = job.upstream.run_id if job.upstream else ""
+            when = job.scheduled_for
+            actions.append(Record(job.task, Status.MISSED, job.trigger, message, when, upstream))
+        return actions
 
     def done(
         self,
@@ -166,8 +168,15 @@ class Dispatcher:
         """A job is over; `tasks` is the index as it is now (its task may be gone)."""
         self.running.discard(job.task.id)
         actions: list[Action] = []
+        ready = self.groups.freed(job.task, self.running)
+        if ready is not None and not self.stopping:
+            actions += self._start_or_wait(
+                replace(ready, task=tasks.get(ready.task.id, ready.task))
+            )
         if run is not None:
-            actions += self._count(tasks.get(job.task.id, job.task), run)
+            task = tasks.get(job.task.id, job.task)
+            over = self.limits.count(task, run)
+            actions += self._expire(task, over) if over else []
             with self._contained(job.task, "planning a retry of", actions):
                 actions += self._retry(job, run, now)
         queued = self.queued.pop(job.task.id, None)
@@ -195,14 +204,6 @@ class Dispatcher:
                 with self._contained(task, "starting after", actions):
                     actions += self._decided(job, untrusted(task))
         return actions
-
-    def _count(self, task: Task, run: Run) -> list[Action]:
-        """A run that ran counts toward `max_runs`; the last one disables the task at once."""
-        if run.status not in COUNTED:
-            return []
-        self.counted[task.id] = self.counted.get(task.id, 0) + 1
-        over = "" if task.max_runs is None else self._over(task, None)
-        return self._expire(task, over) if over else []
 
     def _retry(self, job: Job, run: Run, now: datetime) -> list[Action]:
         task = job.task
@@ -261,7 +262,8 @@ class Dispatcher:
 
     def retimed(self, task_id: str, now: datetime) -> None:
         self.planner.reset(task_id, now)
-        self.expired.discard(task_id)  # edited (re-enabled, say): it is judged afresh
+        self.limits.expired.discard(task_id)  # edited (re-enabled, say): judged afresh
 
     def removed(self, task_id: str) -> None:
         self.planner.forget(task_id)
+        self.groups.removed(task_id)

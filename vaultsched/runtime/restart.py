@@ -15,7 +15,9 @@ from vaultsched.adapters.vault import Index, Vault, read_note
 from vaultsched.core import layout
 from vaultsched.core.model import Run, Status, Task
 from vaultsched.core.planner import Planner
-from vaultsched.runtime.dispatch import COUNTED, Dispatcher
+from vaultsched.runtime.dispatch import Dispatcher
+from vaultsched.runtime.groups import Groups
+from vaultsched.runtime.limits import COUNTED
 from vaultsched.runtime.marks import load_marks
 from vaultsched.runtime.record import Recorder
 from vaultsched.runtime.run import Execution
@@ -45,14 +47,15 @@ def restored_dispatcher(workspace: Workspace, index: Index, now: datetime) -> Di
     own_file = host_file_stem(workspace.vault.host)
     planner = Planner.from_ledger(((p.stem, r) for p, r in runs), index.tasks, own_file, now)
     load_marks(workspace.vault.root, planner, now)
-    dispatcher = Dispatcher(planner)
+    dispatcher = Dispatcher(planner, groups=Groups(workspace.vault.config.groups))
     for task in index.tasks.values():
         if task.id not in planner.marks:
             dispatcher.retimed(task.id, now)
     _remember_refusals(workspace, index, dispatcher)
     for _, run in runs:  # max_runs counts every run the ledger holds, whichever host ran it
         if run.status in COUNTED:
-            dispatcher.counted[run.task] = dispatcher.counted.get(run.task, 0) + 1
+            counted = dispatcher.limits.counted
+            counted[run.task] = counted.get(run.task, 0) + 1
     return dispatcher
 
 
