@@ -272,3 +272,20 @@ def test_a_hostile_note_name_or_output_runs_nothing(
     assert records[0]["argv"][0] == f"vaultsched: untrusted {evil}"
     assert printed in records[1]["argv"][1]
     assert not list(home.glob("pwned*")) and not list(tmp_path.rglob("pwned*"))
+
+
+@pytest.mark.parametrize(
+    ("notify_on", "status", "sent"),
+    [
+        ("failure", Status.BLOCKED, True),  # fail closed: a person must look
+        ("failure", Status.SKIPPED, False),
+        ("failure", Status.MISSED, False),
+        ("always", Status.SKIPPED, False),  # nothing to do is no news
+        ("always", Status.MISSED, True),
+        ("never", Status.BLOCKED, False),
+    ],
+)
+def test_which_workflow_statuses_notify(notify_on: NotifyOn, status: Status, sent: bool) -> None:
+    task = Task("Tasks/T", "Tasks/T.md", "x", (), ZoneInfo("UTC"), notify=notify_on)
+    run = Run("r", task.id, status, Trigger.SCHEDULE, datetime(2026, 3, 1, tzinfo=UTC), "h")
+    assert notify.wanted(task, run) is sent

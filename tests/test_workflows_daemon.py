@@ -237,3 +237,27 @@ def test_tasks_of_one_group_never_run_at_once(tmp_path: Path, daemons: Start) ->
     assert {r.task for r in runs(root)} == {"Tasks/A", "Tasks/B", "Tasks/C"}
     for (_, end), (start, _) in itertools.pairwise(ran):
         assert end is not None and start >= end, "two runs of the group overlapped"
+
+
+def test_a_prompt_gets_its_placeholders_filled_and_nothing_else(vault_root: Path) -> None:
+    seen = vault_root / "prompt.txt"
+    body = (
+        "Brief for {{task}} on {{date}} at {{time}}.\n"
+        "Since: {{last_success}}\nBefore: {{previous_output}}\n"
+        "Literal: {{{{date}} and {{unknown}} and {date}\n"
+    )
+    front = f"timezone: UTC\nstdin: body\ncommand: tee {seen}\n"
+    note(vault_root, "Tasks/Agent.md", front, body)
+    commit_notes(vault_root)
+    cli = Cli(vault_root)
+    assert cli("run-now", "Agent").code == 0
+    (first,) = of(vault_root, "Tasks/Agent")
+    day = first.started_at.astimezone(UTC)
+    lines = seen.read_text().splitlines()
+    assert lines[0] == f"Brief for Agent on {day:%Y-%m-%d} at {day:%H:%M}."
+    assert lines[1:3] == ["Since: ", "Before: "]  # no success, no output yet
+    assert lines[3] == "Literal: {{date}} and {{unknown}} and {date}"
+    assert cli("run-now", "Agent").code == 0
+    again = seen.read_text()
+    assert f"Since: {first.started_at.isoformat()}" in again
+    assert "Before: Brief for Agent" in again  # the previous run's stdout, as it was printed

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from vaultsched.adapters.config import NotifyConfig
-from vaultsched.core.model import ATTENTION, Run, Task
+from vaultsched.core.model import ATTENTION, Run, Status, Task
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,10 @@ COMMAND_TIMEOUT = 30.0
 
 
 def wanted(task: Task, run: Run) -> bool:
-    """`always`, or `failure` for any run a person should look at (ATTENTION)."""
+    """`always`, or `failure` for any run a person should look at (ATTENTION); never for a run
+    skipped because there was nothing to do (a `check` or `if_changed` said so)."""
+    if run.status is Status.SKIPPED:
+        return False
     return task.notify == "always" or (task.notify == "failure" and run.status in ATTENTION)
 
 
