@@ -290,9 +290,11 @@ def test_generated_hostile_vaults_never_reach_code_execution(
         write_note(root, "Tasks/Tick.md", "---\nschedule: every 1s\ncommand: 'true'\n---\n")
     before = _outside_listing(outside)
 
+    valid = sum(t["valid"] for t in json.loads(cli("list", "--json").out))
     daemon = daemons(root)
     try:  # every valid note is refused once (untrusted), the trusted one runs every second
-        wait_for(lambda: len(runs(root)) >= 4, timeout=60, what=f"runs (seed {seed})")
+        enough = min(4, valid)  # however many of the generated notes happen to be valid
+        wait_for(lambda: len(runs(root)) >= enough, timeout=60, what=f"runs (seed {seed})")
     except AssertionError:
         raise AssertionError(f"seed {seed}: no runs landed:\n{daemon.output()[-3000:]}") from None
     for command in (["validate"], ["list", "--json"], ["status"], ["doctor"], ["sync"]):
