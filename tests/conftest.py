@@ -17,7 +17,7 @@ from hypothesis import settings
 from vaultsched.adapters.config import load_config
 from vaultsched.adapters.ledger import Ledger
 from vaultsched.adapters.vault import Vault
-from vaultsched.core.model import Run
+from vaultsched.core.model import Run, Status
 
 HOST = "testhost"
 
@@ -180,3 +180,15 @@ def wait_for(
 
 def runs(root: Path) -> list[Run]:
     return Ledger(root, HOST).runs()
+
+
+def runs_of(root: Path, task: str, *statuses: Status) -> list[Run]:
+    """The ledger's runs of `task`, of any status or of those given."""
+    return [r for r in runs(root) if r.task == task and (not statuses or r.status in statuses)]
+
+
+def task_note(root: Path, rel: str, front: str, body: str = "Body.\n") -> Path:
+    """A task note saved a minute ago: settled, as if Obsidian had long finished saving it."""
+    path = write_note(root, rel, f"---\n{front}---\n{body}")
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    return path

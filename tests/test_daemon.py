@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from conftest import HOST, Cli, DaemonProcess, git, runs, wait_for, write_note
+from conftest import runs_of as of
+from conftest import task_note as note
 
 from vaultsched.adapters.config import load_config
 from vaultsched.adapters.ledger import Ledger, finish_record
@@ -27,21 +28,11 @@ pytestmark = pytest.mark.integration
 Start = Callable[..., DaemonProcess]
 
 
-def note(root: Path, rel: str, front: str, body: str = "Body.\n") -> Path:
-    path = write_note(root, rel, f"---\n{front}---\n{body}")
-    os.utime(path, (time.time() - 60, time.time() - 60))
-    return path
-
-
 def commit_notes(root: Path) -> None:
     """The person commits their task notes: vaultsched commits its blocks only into notes git
     has (a note not in git yet is the person's to add)."""
     git(root, "add", "Tasks")
     git(root, "commit", "-qm", "tasks")
-
-
-def of(root: Path, task: str, *statuses: Status) -> list[Run]:
-    return [r for r in runs(root) if r.task == task and (not statuses or r.status in statuses)]
 
 
 def test_fires_every_second_lands_and_stops_cleanly(vault_root: Path, daemons: Start) -> None:

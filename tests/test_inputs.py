@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import write_note
 
 from vaultsched.adapters import inputs, statefs
 from vaultsched.adapters.inputs import inputs_digest, last_inputs, save_inputs
@@ -19,29 +20,22 @@ from vaultsched.core import layout
 GLOB = ("Inbox/**/*.md",)
 
 
-def _write(root: Path, rel: str, text: str = "x") -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 @pytest.fixture
 def vault(tmp_path: Path) -> Path:
     root = tmp_path / "vault"
-    _write(root, "Inbox/a.md", "a")
-    _write(root, "Inbox/sub/deeper/b.md", "b")
-    _write(root, "Notes/c.md", "c")
+    write_note(root, "Inbox/a.md", "a")
+    write_note(root, "Inbox/sub/deeper/b.md", "b")
+    write_note(root, "Notes/c.md", "c")
     return root
 
 
 def test_globstar_matches_nested_files_and_nothing_else(vault: Path) -> None:
     before = inputs_digest(vault, GLOB)
-    _write(vault, "Inbox/sub/deeper/b.md", "changed")
+    write_note(vault, "Inbox/sub/deeper/b.md", "changed")
     nested = inputs_digest(vault, GLOB)
     assert nested != before
-    _write(vault, "Notes/c.md", "changed")  # outside the glob
-    _write(vault, "Inbox/sub/picture.png", "not .md")
+    write_note(vault, "Notes/c.md", "changed")  # outside the glob
+    write_note(vault, "Inbox/sub/picture.png", "not .md")
     assert inputs_digest(vault, GLOB) == nested
 
 
@@ -64,8 +58,8 @@ def test_several_globs_and_braces(vault: Path) -> None:
 def test_hidden_files_and_folders_never_match(vault: Path) -> None:
     before = inputs_digest(vault, ["**/*.md"])
     for rel in (".obsidian/workspace.md", ".git/x.md", ".vaultsched/logs/y.md", "Inbox/.h.md"):
-        _write(vault, rel, "hidden")
-    _write(vault, "Inbox/.hidden/z.md", "hidden")
+        write_note(vault, rel, "hidden")
+    write_note(vault, "Inbox/.hidden/z.md", "hidden")
     assert inputs_digest(vault, ["**/*.md"]) == before
     assert inputs_digest(vault, GLOB) == inputs_digest(vault, ["Inbox/**"])
     # Not even named literally: the walk never enters a hidden folder.
@@ -73,7 +67,7 @@ def test_hidden_files_and_folders_never_match(vault: Path) -> None:
 
 
 def test_a_symlinked_file_is_not_followed(vault: Path, tmp_path: Path) -> None:
-    secret = _write(tmp_path / "outside", "secret.md", "secret")
+    secret = write_note(tmp_path / "outside", "secret.md", "secret")
     before = inputs_digest(vault, GLOB)
     (vault / "Inbox/link.md").symlink_to(secret)
     assert inputs_digest(vault, GLOB) == before
@@ -85,13 +79,13 @@ def test_a_symlinked_file_is_not_followed(vault: Path, tmp_path: Path) -> None:
 
 def test_a_symlinked_folder_is_not_followed(vault: Path, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
-    _write(outside, "x.md", "outside")
+    write_note(outside, "x.md", "outside")
     before = inputs_digest(vault, GLOB)
     (vault / "Inbox/linked").symlink_to(outside, target_is_directory=True)
     assert inputs_digest(vault, GLOB) == before
     assert inputs_digest(vault, ["Inbox/linked/*.md"]) == inputs_digest(vault, [])
-    _write(outside, "x.md", "changed")
-    _write(outside, "new.md", "new")
+    write_note(outside, "x.md", "changed")
+    write_note(outside, "new.md", "new")
     assert inputs_digest(vault, GLOB) == before
     # A link in the middle of a literal path is refused too.
     (vault / "Linked").symlink_to(outside, target_is_directory=True)
@@ -117,9 +111,9 @@ def test_a_fifo_in_the_tree_does_not_hang_and_is_not_matched(vault: Path) -> Non
 
 def test_a_content_change_changes_the_digest(vault: Path) -> None:
     before = inputs_digest(vault, GLOB)
-    _write(vault, "Inbox/a.md", "b")  # same size, other bytes
+    write_note(vault, "Inbox/a.md", "b")  # same size, other bytes
     assert inputs_digest(vault, GLOB) != before
-    _write(vault, "Inbox/a.md", "a")
+    write_note(vault, "Inbox/a.md", "a")
     assert inputs_digest(vault, GLOB) == before
 
 
@@ -139,7 +133,7 @@ def test_renaming_adding_and_removing_a_matching_file_change_it(vault: Path) -> 
     assert renamed != before
     (vault / "Inbox/renamed.md").rename(vault / "Inbox/a.md")
     assert inputs_digest(vault, GLOB) == before
-    _write(vault, "Inbox/new.md", "")  # even an empty file
+    write_note(vault, "Inbox/new.md", "")  # even an empty file
     added = inputs_digest(vault, GLOB)
     assert added not in (before, renamed)
     (vault / "Inbox/new.md").unlink()
@@ -149,17 +143,17 @@ def test_renaming_adding_and_removing_a_matching_file_change_it(vault: Path) -> 
 
 
 def test_content_moved_between_files_is_a_change(vault: Path) -> None:
-    _write(vault, "Inbox/one.md", "1")
-    _write(vault, "Inbox/two.md", "2")
+    write_note(vault, "Inbox/one.md", "1")
+    write_note(vault, "Inbox/two.md", "2")
     before = inputs_digest(vault, GLOB)
-    _write(vault, "Inbox/one.md", "2")
-    _write(vault, "Inbox/two.md", "1")
+    write_note(vault, "Inbox/one.md", "2")
+    write_note(vault, "Inbox/two.md", "1")
     assert inputs_digest(vault, GLOB) != before
 
 
 def test_a_large_file_is_hashed_in_chunks(vault: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inputs, "CHUNK", 7)
-    _write(vault, "Inbox/big.md", "0123456789" * 100)
+    write_note(vault, "Inbox/big.md", "0123456789" * 100)
     small_chunks = inputs_digest(vault, GLOB)
     monkeypatch.setattr(inputs, "CHUNK", 1 << 20)
     assert inputs_digest(vault, GLOB) == small_chunks
@@ -173,18 +167,18 @@ def test_beyond_the_cap_the_digest_is_capped_and_one_warning_is_logged(
     monkeypatch.setattr(inputs, "_warned", set())
     root = tmp_path / "vault"
     for n in range(3):
-        _write(root, f"Inbox/{n}.md", str(n))
+        write_note(root, f"Inbox/{n}.md", str(n))
     at_cap = inputs_digest(root, GLOB)
     assert caplog.records == []
-    _write(root, "Inbox/3.md", "3")
+    write_note(root, "Inbox/3.md", "3")
     capped = inputs_digest(root, GLOB)
     assert capped != at_cap
     assert inputs_digest(root, GLOB) == capped  # deterministic
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "more than 3 files" in warnings[0].getMessage()
-    _write(root, "Inbox/3.md", "changed")  # beyond the cap: not watched
+    write_note(root, "Inbox/3.md", "changed")  # beyond the cap: not watched
     assert inputs_digest(root, GLOB) == capped
-    _write(root, "Inbox/0.md", "changed")  # within it: watched
+    write_note(root, "Inbox/0.md", "changed")  # within it: watched
     assert inputs_digest(root, GLOB) != capped
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
 
@@ -195,12 +189,12 @@ def test_folders_beyond_the_depth_bound_are_not_walked(
     monkeypatch.setattr(inputs, "MAX_DEPTH", 3)
     monkeypatch.setattr(inputs, "_warned", set())
     root = tmp_path / "vault"
-    _write(root, "a/b/c/ok.md")
+    write_note(root, "a/b/c/ok.md", "x")
     shallow = inputs_digest(root, ["**/*.md"])
-    _write(root, "a/b/c/d/deep.md")
+    write_note(root, "a/b/c/d/deep.md", "x")
     capped = inputs_digest(root, ["**/*.md"])
     assert capped != shallow
-    _write(root, "a/b/c/d/deep.md", "changed")
+    write_note(root, "a/b/c/d/deep.md", "changed")
     assert inputs_digest(root, ["**/*.md"]) == capped
 
 

@@ -13,28 +13,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Cli, DaemonProcess, git, make_vault, runs, wait_for, write_note
+from conftest import Cli, DaemonProcess, git, make_vault, runs, wait_for
+from conftest import runs_of as of
+from conftest import task_note as note
 
-from vaultsched.core.model import Run, Status, Trigger
+from vaultsched.core.model import Status, Trigger
 
 pytestmark = pytest.mark.integration
 
 Start = Callable[..., DaemonProcess]
-
-
-def note(root: Path, rel: str, front: str, body: str = "Body.\n") -> Path:
-    path = write_note(root, rel, f"---\n{front}---\n{body}")
-    os.utime(path, (time.time() - 60, time.time() - 60))
-    return path
+LOADED = 90.0  # seconds a daemon may take to get there on a loaded machine (never a pass mark)
 
 
 def commit_notes(root: Path) -> None:
     git(root, "add", "-A", ".")
     git(root, "commit", "-qm", "tasks")
-
-
-def of(root: Path, task: str, *statuses: Status) -> list[Run]:
-    return [r for r in runs(root) if r.task == task and (not statuses or r.status in statuses)]
 
 
 def test_a_check_skips_blocks_or_lets_the_command_run(vault_root: Path, daemons: Start) -> None:
@@ -46,7 +39,11 @@ def test_a_check_skips_blocks_or_lets_the_command_run(vault_root: Path, daemons:
     note(vault_root, "Tasks/Gated.md", f"schedule: every 1s\ncheck: sh scripts/gate.sh\n{command}")
     commit_notes(vault_root)
     daemon = daemons(vault_root)
-    wait_for(lambda: len(of(vault_root, "Tasks/Gated", Status.SKIPPED)) >= 2, what="skips")
+    wait_for(
+        lambda: len(of(vault_root, "Tasks/Gated", Status.SKIPPED)) >= 2,
+        what="skips",
+        timeout=LOADED,
+    )
     assert not ran.exists(), "a skipped run started the command"
     skipped = of(vault_root, "Tasks/Gated", Status.SKIPPED)[0]
     assert skipped.message == "nothing new" and skipped.exit_code is None
@@ -54,14 +51,22 @@ def test_a_check_skips_blocks_or_lets_the_command_run(vault_root: Path, daemons:
     # The check's script is covered by trust like the command's: a changed gate is refused.
     gate.write_text("echo boom >&2; exit 3\n")
     daemon = daemons(vault_root, env={"VAULTSCHED_TRUST": ""})
-    wait_for(lambda: of(vault_root, "Tasks/Gated", Status.UNTRUSTED) != [], what="refusal")
+    wait_for(
+        lambda: of(vault_root, "Tasks/Gated", Status.UNTRUSTED) != [],
+        what="refusal",
+        timeout=LOADED,
+    )
     daemon.stop()
     daemon = daemons(vault_root)
-    wait_for(lambda: of(vault_root, "Tasks/Gated", Status.BLOCKED) != [], what="blocked")
+    wait_for(
+        lambda: of(vault_root, "Tasks/Gated", Status.BLOCKED) != [], what="blocked", timeout=LOADED
+    )
     blocked = of(vault_root, "Tasks/Gated", Status.BLOCKED)[0]
     assert blocked.message == "check exited 3: boom" and not ran.exists()
     gate.write_text("exit 0\n")
-    wait_for(lambda: of(vault_root, "Tasks/Gated", Status.SUCCESS) != [], what="a run")
+    wait_for(
+        lambda: of(vault_root, "Tasks/Gated", Status.SUCCESS) != [], what="a run", timeout=LOADED
+    )
     daemon.stop()
     assert ran.read_text().startswith("ran\n")
     text = (vault_root / "Tasks/Gated.md").read_text()
@@ -136,7 +141,11 @@ def test_a_chain_of_a_hundred_runs_in_order_across_a_restart(
         note(vault_root, f"Tasks/C{i:03}.md", f'after: "[[C{i - 1:03}]]"\n{command}')
     commit_notes(vault_root)
     daemon = daemons(vault_root)
-    wait_for(lambda: of(vault_root, "Tasks/C040") != [] or _count(order) > 40, what="link 40")
+    wait_for(
+        lambda: of(vault_root, "Tasks/C040") != [] or _count(order) > 40,
+        timeout=180,
+        what="link 40",
+    )
     assert daemon.stop() == 0  # SIGTERM while link 40 runs: it finishes, its chain waits
     stopped_at = _count(order)
     assert stopped_at < links
@@ -167,13 +176,15 @@ def test_max_runs_and_until_stop_a_task_which_disables_itself(
     commit_notes(vault_root)
     daemon = daemons(vault_root)
     for name in ("Thrice", "Until"):
-        wait_for(functools.partial(_disabled, vault_root / f"Tasks/{name}.md"), what=name)
+        wait_for(
+            functools.partial(_disabled, vault_root / f"Tasks/{name}.md"), what=name, timeout=LOADED
+        )
     time.sleep(1.5)
     assert daemon.stop() == 0
     assert len(of(vault_root, "Tasks/Thrice")) == 3
+    # A loaded machine may start the daemon after `until`: then it never ran, and still stops.
     until_runs = of(vault_root, "Tasks/Until")
-    assert until_runs and all(r.scheduled_for is not None for r in until_runs)
-    assert all(r.scheduled_for <= soon for r in until_runs if r.scheduled_for)
+    assert all(r.scheduled_for is not None and r.scheduled_for <= soon for r in until_runs)
     for name in ("Thrice", "Until"):  # one line changed, the rest as written; committed
         text = (vault_root / f"Tasks/{name}.md").read_text()
         assert text.startswith("---\nschedule: every 1s\n") and "enabled: false\n" in text
@@ -182,7 +193,7 @@ def test_max_runs_and_until_stop_a_task_which_disables_itself(
     path = vault_root / "Tasks/Thrice.md"
     path.write_text(path.read_text().replace("enabled: false\n", ""))
     daemon = daemons(vault_root)
-    wait_for(lambda: "enabled: false" in path.read_text(), what="disabled again")
+    wait_for(lambda: "enabled: false" in path.read_text(), what="disabled again", timeout=LOADED)
     assert daemon.stop() == 0
     assert len(of(vault_root, "Tasks/Thrice")) == 3
 
@@ -195,7 +206,9 @@ def test_a_shut_window_holds_fires_back(vault_root: Path, daemons: Start) -> Non
     note(vault_root, "Tasks/Now.md", "schedule: every 1s\ncommand: 'true'\n")
     commit_notes(vault_root)
     daemon = daemons(vault_root)
-    wait_for(lambda: len(of(vault_root, "Tasks/Now")) >= 3, what="the unwindowed task")
+    wait_for(
+        lambda: len(of(vault_root, "Tasks/Now")) >= 3, what="the unwindowed task", timeout=LOADED
+    )
     assert daemon.stop() == 0
     assert of(vault_root, "Tasks/Later") == []
 
@@ -231,7 +244,7 @@ def test_tasks_of_one_group_never_run_at_once(tmp_path: Path, daemons: Start) ->
         note(root, f"Tasks/{name}.md", front)
     commit_notes(root)
     daemon = daemons(root)
-    wait_for(lambda: len(runs(root)) >= 6, what="six runs")
+    wait_for(lambda: len(runs(root)) >= 6, what="six runs", timeout=LOADED)
     assert daemon.stop() == 0
     ran = sorted((r.started_at, r.finished_at) for r in runs(root) if r.status is Status.SUCCESS)
     assert {r.task for r in runs(root)} == {"Tasks/A", "Tasks/B", "Tasks/C"}

@@ -212,12 +212,12 @@ def _real_instants(wall: datetime, tz: ZoneInfo, wildcard: bool) -> list[datetim
     if as_utc.astimezone(tz).replace(tzinfo=None) != wall:
         # Skipped by spring-forward: cronie runs a fixed-time job once right after the gap,
         # and a wildcard job not at all (its next time after the gap comes soon enough).
-        return [] if wildcard else [_gap_end(wall, tz)]
+        return [] if wildcard else [gap_end(wall, tz)]
     # Repeated by fall-back: a fixed-time job once (the first), a wildcard job at both.
     return [first, second] if wildcard else [first]
 
 
-def _gap_end(wall: datetime, tz: ZoneInfo) -> datetime:
+def gap_end(wall: datetime, tz: ZoneInfo) -> datetime:
     """The first real instant after the gap that swallowed `wall`: the transition itself."""
     before = wall.replace(tzinfo=tz, fold=0).utcoffset()  # PEP 495: fold=0 is the old offset
     after = wall.replace(tzinfo=tz, fold=1).utcoffset()

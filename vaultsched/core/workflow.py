@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import arrow
 
 from vaultsched.core.model import FAILURES, RETRYABLE, AfterOn, Problem, Run, Status, Task, Window
+from vaultsched.core.schedules import gap_end
 
 # -- after: references and cycles -------------------------------------------------------------
 
@@ -287,8 +288,8 @@ def _openings(window: Window, day: date, zone: ZoneInfo) -> list[datetime]:
         return [earlier]
     if _exists(earlier):  # a repeated hour: the window opens each time the clock shows it
         return [earlier, later]
-    gap_end = _gap_end(later, earlier, zone)
-    return [gap_end] if in_window(window, gap_end.time()) else []
+    opens = gap_end(wall, zone)
+    return [opens] if in_window(window, opens.time()) else []
 
 
 def _exists(moment: datetime) -> bool:
@@ -296,22 +297,6 @@ def _exists(moment: datetime) -> bool:
     zone = moment.tzinfo
     back = moment.astimezone(UTC).astimezone(zone)
     return back.replace(tzinfo=None) == moment.replace(tzinfo=None)
-
-
-def _gap_end(before: datetime, after: datetime, zone: ZoneInfo) -> datetime:
-    """The first instant after a spring-forward gap, found between `before` (the wall time
-    read with the offset after the change: an instant before it) and `after` (read with the
-    offset before: an instant after it). The zone's changes fall on whole seconds."""
-    low = int(before.timestamp())  # before the change
-    high = int(after.timestamp())  # after it
-    old_offset = datetime.fromtimestamp(low, zone).utcoffset()
-    while high - low > 1:
-        middle = (low + high) // 2
-        if datetime.fromtimestamp(middle, zone).utcoffset() == old_offset:
-            low = middle
-        else:
-            high = middle
-    return datetime.fromtimestamp(high, zone)
 
 
 # -- output notes -----------------------------------------------------------------------------
