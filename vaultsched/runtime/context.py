@@ -70,7 +70,7 @@ class Context:
             return ""
         try:
             data = statefs.read_bytes(self.root, rel, limit=MAX_OUTPUT_FILE)
-        except OSError:
+        except (OSError, ValueError):  # refused: a link, too big, a forged path
             return ""
         return (data or b"").decode("utf-8", errors="replace")
 
@@ -115,9 +115,11 @@ def _previous_output(root: Path, task_id: str, run_id: str) -> str:
 
 
 def _existing(root: Path, rel: str) -> str:
+    """`rel` if it is a file under `.vaultsched/`; "" if not, or refused (a link, or a path a
+    forged ledger line made, such as a run id with `..` in it)."""
     try:
         os.close(statefs.open_file(root, rel, os.O_RDONLY))
-    except OSError:
+    except (OSError, ValueError):
         return ""
     return rel
 

@@ -1,0 +1,33 @@
+"""A run's view of earlier runs: files it is pointed at are read only under `.vaultsched/`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from vaultsched.core import layout
+from vaultsched.core.model import Run, Status, Trigger
+from vaultsched.runtime.context import _existing, _previous_output, save_output
+
+
+def run(run_id: str) -> Run:
+    return Run(
+        run_id, "Tasks/A", Status.SUCCESS, Trigger.MANUAL, datetime(2026, 3, 1, tzinfo=UTC), "h"
+    )
+
+
+@pytest.mark.parametrize("run_id", ["../../../../etc/passwd", "x/../../state/marks", "..", ""])
+def test_a_forged_upstream_run_id_points_at_nothing(tmp_path: Path, run_id: str) -> None:
+    (tmp_path / ".vaultsched/state").mkdir(parents=True)
+    (tmp_path / ".vaultsched/state/marks.out").write_text("{}")
+    assert _existing(tmp_path, layout.run_output("Tasks/A", run_id)) == ""
+
+
+def test_the_previous_output_is_the_newest_before_this_run(tmp_path: Path) -> None:
+    for run_id in ("20260301T000000-aaaaaa", "20260302T000000-bbbbbb", "20260304T000000-dddddd"):
+        save_output(tmp_path, run(run_id), run_id)
+    found = _previous_output(tmp_path, "Tasks/A", "20260303T000000-cccccc")
+    assert found == layout.run_output("Tasks/A", "20260302T000000-bbbbbb")
+    assert _previous_output(tmp_path, "Tasks/B", "20260303T000000-cccccc") == ""
