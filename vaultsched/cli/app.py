@@ -37,6 +37,7 @@ from vaultsched.cli.reports import (
 from vaultsched.cli.scaffold import create_task, init_vault
 from vaultsched.cli.validate import validate_staged, validate_vault
 from vaultsched.core import layout
+from vaultsched.core.dashboard import DashboardPathError, dashboard_path
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.model import Run, Status, Task, Trigger
 from vaultsched.core.views import digest_path
@@ -469,6 +470,26 @@ def digest_cmd(
             _fail(f"not a date: {day!r} (use YYYY-MM-DD)", 2)
     one_shot(vault).digest(chosen)
     out.print(str(vault.path(digest_path(vault, chosen))), markup=False, soft_wrap=True)
+
+
+@app.command("dashboard")
+def dashboard_cmd(
+    ctx: typer.Context,
+    path: Annotated[
+        str | None,
+        typer.Argument(metavar="[PATH]", help="In the vault (default: Tasks.base)."),
+    ] = None,
+) -> None:
+    """Write an Obsidian Bases file with a table of every task; never over your own edits."""
+    vault = _vault(ctx)
+    try:
+        rel = dashboard_path(path)
+    except DashboardPathError as exc:
+        _fail(f"dashboard: {exc}", 2)
+    if one_shot(vault).dashboard(rel) is Outcome.UNCHANGED:
+        out.print(f"{rel} is up to date", markup=False)
+    else:
+        out.print(f"wrote {rel}", markup=False)
 
 
 @app.command("run")

@@ -1,5 +1,6 @@
 """The runtime's stages for one command (`run-now`, `approve`, `reject`, `digest`, `pause`,
-`new`): the same recording, landing and committing as the daemon's, on the caller's thread."""
+`new`, `dashboard`): the same recording, landing and committing as the daemon's, on the
+caller's thread."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import BinaryIO
 
+from vaultsched.adapters.dashboard import write_dashboard
 from vaultsched.adapters.git import Edit
 from vaultsched.adapters.notes import NoteWriter, Outcome
 from vaultsched.adapters.vault import Index, Vault
+from vaultsched.core.dashboard import dashboard_text
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.model import Run, Task, Trigger
 from vaultsched.runtime.approval import Approvals, needs_approval
@@ -106,6 +109,15 @@ class OneShot:
         if outcome is not Outcome.WRITTEN:
             raise VaultschedError(f"{rel}: not written ({outcome})", exit_code=1)
         self.commit([edit], f"vaultsched: {'resume' if enabled else 'pause'} {ident}")
+        return outcome
+
+    def dashboard(self, rel: str) -> Outcome:
+        """Write the task dashboard to `rel` and commit it; UNCHANGED if it already said so."""
+        outcome = write_dashboard(self.workspace.vault.root, rel, self.workspace.writer)
+        if outcome is Outcome.WRITTEN:
+            # Exactly the text written, whatever the committed version held.
+            edit = Edit(rel, lambda _committed: dashboard_text(), create=True)
+            self.commit([edit], f"vaultsched: dashboard {rel}")
         return outcome
 
     def commit(self, edits: Sequence[Edit], message: str) -> bool:
