@@ -13,7 +13,7 @@ import yaml
 from vaultsched.adapters import githooks
 from vaultsched.adapters.config import host_name
 from vaultsched.adapters.git import Edit, Git, GitError
-from vaultsched.core import layout
+from vaultsched.core import dashboard, layout
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.schedules import ScheduleError, parse_schedule
 from vaultsched.trust.config import open_vault, trust_config
@@ -53,7 +53,7 @@ class Created:
 
 def _create(root: Path, rel: str, text: str, created: Created) -> None:
     path = root / rel
-    if path.exists():
+    if os.path.lexists(path):  # a symlink, even a dangling one, is not ours to replace
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("x", encoding="utf-8", newline="") as handle:
@@ -71,6 +71,7 @@ def init_vault(target: Path) -> Created:
     example = task_text("Hello vaultsched", "@daily", 'echo "Hello from $VAULTSCHED_TASK"')
     if not any((root / "Tasks").glob("*.md")):
         _create(root, EXAMPLE_TASK, example, created)
+    _create(root, dashboard.DEFAULT_PATH, dashboard.dashboard_text(), created)
     git = Git(root, host_name())
     if not git.usable:
         if _inside_other_repo(root):
