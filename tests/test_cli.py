@@ -420,6 +420,7 @@ def test_init_is_idempotent_and_never_overwrites(tmp_path: Path) -> None:
         ".vaultsched/.gitignore",
         ".vaultsched/.gitattributes",
         "Tasks/Hello vaultsched.md",
+        "Tasks.base",
     ]:
         assert (target / rel).is_file(), rel
     assert "*.jsonl merge=union" in (target / ".vaultsched/.gitattributes").read_text()
