@@ -424,6 +424,7 @@ def test_init_is_idempotent_and_never_overwrites(tmp_path: Path) -> None:
     ]:
         assert (target / rel).is_file(), rel
     assert "*.jsonl merge=union" in (target / ".vaultsched/.gitattributes").read_text()
+    assert load_config(target).properties  # a new vault keeps run state as properties
     assert git(target, "log", "--format=%an|%s").strip() == "vaultsched|vaultsched: init"
     (target / ".vaultsched/config.toml").write_text('timezone = "UTC"\n')
     again = Cli(target)("init", str(target))
@@ -431,6 +432,7 @@ def test_init_is_idempotent_and_never_overwrites(tmp_path: Path) -> None:
     assert (target / ".vaultsched/config.toml").read_text() == 'timezone = "UTC"\n'
     assert Cli(target)("validate").code == 0
     assert Cli(target)("run-now", "Hello vaultsched").code == 0
+    assert not load_config(target).properties  # the person's config said nothing: off
 
 
 def test_new_creates_a_valid_task(cli: Cli) -> None:

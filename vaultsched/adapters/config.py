@@ -64,6 +64,9 @@ class Config:
     digest: DigestConfig = field(default_factory=DigestConfig)
     git: GitConfig = field(default_factory=GitConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    # `[notes] properties`: keep last_run, last_status, next_run and run_count in each task
+    # note's front matter (`init` turns it on in the vaults it makes).
+    properties: bool = False
     # `[groups.NAME] max_parallel`: how many runs of the tasks naming the group may go at once
     # (a group no table names allows one).
     groups: Mapping[str, int] = field(default_factory=dict)
@@ -140,6 +143,7 @@ def _parse(raw: dict[str, object]) -> Config:
             urls=tuple(str(u) for u in _list(notify, "urls")),
         ),
         groups=_groups(_table(raw, "groups")),
+        properties=_get(_table(raw, "notes"), "properties", False, to_bool),
     )
 
 

@@ -13,6 +13,7 @@ from vaultsched.adapters.ledger import Ledger
 from vaultsched.adapters.vault import Index, Vault
 from vaultsched.core.model import FAILURES, Problem, Run, Status, Task
 from vaultsched.core.planner import Unplannable, task_fires
+from vaultsched.core.properties import next_run
 from vaultsched.core.views import MESSAGE_SHOWN, clip, counts_line, digest_path, fix_command
 from vaultsched.trust.config import VerdictRow, verdict
 from vaultsched.trust.store import TrustStore, approve_command, trust_command
@@ -95,13 +96,6 @@ class StatusReport(TypedDict):
 
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds") if moment else None
-
-
-def next_run(task: Task, after: datetime) -> datetime | None:
-    if task.manual or not task.enabled:
-        return None
-    fires = task_fires(task, after, 1)
-    return fires[0] if fires else None
 
 
 def list_rows(

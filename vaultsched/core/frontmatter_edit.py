@@ -7,6 +7,8 @@ replace exactly those characters.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import yaml
 
 from vaultsched.core.blocks import newline_of
@@ -32,4 +34,31 @@ def set_scalar(text: str, key: str, value: str) -> str:
                 value = " " + value if not yaml_text[:begin].endswith(" ") else value
             return text[: start + begin] + value + text[start + end :]
     newline = newline_of(text)
-    return text[:closing] + f"{key}: {value}{newline}" + text[closing:]
+    line = f"{key}: {value}" if value else f"{key}:"  # empty: no trailing space
+    return text[:closing] + line + newline + text[closing:]
+
+
+def set_scalars(text: str, values: Mapping[str, str]) -> str:
+    """`set_scalar` for each of `values` whose text differs from what the note has, in order;
+    the same text back when none does (so nothing is written)."""
+    current = _scalars(text)
+    for key, value in values.items():
+        if current.get(key) != value:
+            text = set_scalar(text, key, value)
+    return text
+
+
+def _scalars(text: str) -> dict[str, str]:
+    """The front matter's top-level scalar values as written (quotes and all)."""
+    span = front_matter_span(text)
+    if span is None:
+        return {}
+    yaml_text = text[span.yaml_start : span.yaml_end]
+    root = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
+    if not isinstance(root, yaml.MappingNode):
+        return {}
+    return {
+        key.value: yaml_text[value.start_mark.index : value.end_mark.index]
+        for key, value in root.value
+        if isinstance(key, yaml.ScalarNode) and isinstance(value, yaml.ScalarNode)
+    }

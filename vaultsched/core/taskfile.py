@@ -75,6 +75,8 @@ KNOWN_KEYS = (
     "until",
     "window",
 )
+# What vaultsched itself writes into a task note (`[notes] properties`): never a typo.
+WRITTEN_KEYS = ("last_run", "last_status", "next_run", "run_count")
 _COMMAND_LINE = re.compile(r"^command\s*:", re.MULTILINE)
 
 
@@ -436,7 +438,7 @@ class _TaskBuilder:
 
     def _warn_unknown_keys(self) -> None:
         for key, (key_node, _) in self.nodes.items():
-            if key in KNOWN_KEYS:
+            if key in KNOWN_KEYS or key in WRITTEN_KEYS:
                 continue
             guess = near_miss(key)
             if guess is not None:

@@ -54,9 +54,9 @@ def _kind(edit: Edit) -> Hashable:
     return apply
 
 
-def _composed(path: str, kinds: Mapping[Hashable, Edit]) -> Edit:
+def composed(path: str, kinds: Mapping[Hashable, Edit] | Sequence[Edit]) -> Edit:
     """One edit applying each kind's newest in turn (they touch different parts of the file)."""
-    edits = list(kinds.values())
+    edits = list(kinds.values() if isinstance(kinds, Mapping) else kinds)
     if len(edits) == 1:
         return edits[0]
     steps = [e.apply for e in edits if e.apply is not None]
@@ -100,7 +100,7 @@ class Committer:
             pending, runs = self._edits, list(self._runs)
             self._edits = {}
             self._runs.clear()
-        edits = [_composed(path, kinds) for path, kinds in pending.items()]
+        edits = [composed(path, kinds) for path, kinds in pending.items()]
         if edits and not self.commit(edits, commit_message(runs)):
             with self._lock:
                 for path, kinds in pending.items():  # an edit made since then is newer: it stands

@@ -8,20 +8,25 @@ batch, and a crash at any point leaves something the next landing repairs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+
+import yaml
 
 from vaultsched.adapters import notify
 from vaultsched.adapters.git import Edit
 from vaultsched.adapters.notes import Outcome
 from vaultsched.core import blocks, views
+from vaultsched.core.frontmatter_edit import set_scalars
 from vaultsched.core.model import Run, Status, Task
-from vaultsched.runtime.commit import Committer, block_edit, enabled_edit
+from vaultsched.core.properties import task_properties
+from vaultsched.runtime.commit import Committer, block_edit, composed, enabled_edit
 from vaultsched.runtime.outnotes import OutputNotes
 from vaultsched.runtime.workspace import Workspace
 from vaultsched.trust.fingerprint import files_reached
@@ -95,14 +100,18 @@ class Lander:
         newest = list(reversed(runs[-task.keep_runs :]))
         inner = views.render_runs_block(newest, task.timezone, notice=_notice(runs))
         # A note not in git yet is the person's to add: the edit never creates it in git.
-        edit = block_edit(task.path, blocks.RUNS, inner, create=False)
+        edits = [block_edit(task.path, blocks.RUNS, inner, create=False)]
+        if self.workspace.vault.config.properties:
+            values = task_properties(task, runs, self.workspace.clock())
+            edits.append(Edit(task.path, functools.partial(_with_properties, values=values)))
+        edit = edits[0] if len(edits) == 1 else composed(task.path, edits)
         outcome = self._write(edit)
         with self._lock:
             if outcome is Outcome.BUSY:
                 self._stale_notes[task.path] = task
             else:
                 self._stale_notes.pop(task.path, None)
-        return [edit] if outcome is Outcome.WRITTEN else []
+        return edits if outcome is Outcome.WRITTEN else []
 
     def refresh_digest(self, day: date) -> list[Edit]:
         vault = self.workspace.vault
@@ -161,6 +170,15 @@ class Lander:
         """No view is written while this is held (git sync rebases under it)."""
         with self._lock:
             yield
+
+
+def _with_properties(text: str, values: Mapping[str, str]) -> str:
+    """The note with its run-state properties set; as it was if its front matter cannot take
+    them (not a map, or a key the person made a list), which the run block does not wait for."""
+    try:
+        return set_scalars(text, values)
+    except (ValueError, yaml.YAMLError):
+        return text
 
 
 def _notice(runs: Sequence[Run]) -> str:
