@@ -127,7 +127,10 @@ def test_run_now_writes_the_stats_into_the_note(copy: Path) -> None:
     assert result.code == 0, result.err
     assert "open items: 6" in result.out
     note = (copy / "Tasks/Vault stats.md").read_text()
-    assert note.startswith((EXAMPLE / "Tasks/Vault stats.md").read_text())
+    # The example keeps run state as properties: lines added at the end of the front matter.
+    front, body = (EXAMPLE / "Tasks/Vault stats.md").read_text().split("\n---\n", 1)
+    assert note.startswith(front + "\nlast_run: ")
+    assert "\nlast_status: success\n" in note and "\nrun_count: 1\n---\n" + body in note
     block = note[note.index("%% vaultsched:runs:begin %%") :]
     assert "success" in block and "open items: 6" in block
     assert block.rstrip().endswith("%% vaultsched:runs:end %%")

@@ -88,6 +88,10 @@ def briefing(root: Path) -> None:
         print("\n".join(reminders))
 
 
+# Obsidian's own kinds of file (notes, Bases, canvases): everything else is an attachment.
+NOT_ATTACHMENTS = {".md", ".base", ".canvas"}
+
+
 def stats(root: Path) -> None:
     files = vault_files(root)
     notes = [prose(p) for p in files if p.suffix == ".md"]
@@ -95,14 +99,14 @@ def stats(root: Path) -> None:
     print(f"words: {sum(len(text.split()) for text in notes)}")
     print(f"open items: {sum(len(OPEN_ITEM.findall(text)) for text in notes)}")
     print(f"done items: {sum(len(DONE_ITEM.findall(text)) for text in notes)}")
-    print(f"attachments: {sum(1 for p in files if p.suffix != '.md')}")
+    print(f"attachments: {sum(1 for p in files if p.suffix not in NOT_ATTACHMENTS)}")
 
 
 def cleanup(root: Path) -> None:
     files = vault_files(root)
     rel = {path: path.relative_to(root).as_posix() for path in files}
     notes = [path for path in files if path.suffix == ".md"]
-    attachments = [path for path in files if path.suffix != ".md"]
+    attachments = [path for path in files if path.suffix not in NOT_ATTACHMENTS]
     # Obsidian resolves [[Name]] by note name, [[Folder/Name]] by path, [[file.png]] by file name.
     targets = {path.stem for path in notes} | {rel[path].removesuffix(".md") for path in notes}
     targets |= {path.name for path in attachments} | {rel[path] for path in attachments}
