@@ -21,7 +21,7 @@ import tzlocal
 
 from vaultsched.adapters import statefs
 from vaultsched.core import layout
-from vaultsched.core.convert import at_least, one_of, to_bool, to_zone
+from vaultsched.core.convert import at_least, one_of, to_bool, to_listen, to_zone
 from vaultsched.core.durations import parse_duration
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.model import NOTIFY_ON, NotifyOn
@@ -55,6 +55,12 @@ class NotifyConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    listen: tuple[str, int] | None = None  # (host, port) to serve Prometheus metrics on
+    textfile: str = ""  # an absolute `.prom` path for node_exporter's textfile collector
+
+
+@dataclass(frozen=True)
 class Config:
     timezone: ZoneInfo
     default_timeout: timedelta = timedelta(hours=1)
@@ -67,6 +73,7 @@ class Config:
     # `[notes] properties`: keep last_run, last_status, next_run and run_count in each task
     # note's front matter (`init` turns it on in the vaults it makes).
     properties: bool = False
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     # `[groups.NAME] max_parallel`: how many runs of the tasks naming the group may go at once
     # (a group no table names allows one).
     groups: Mapping[str, int] = field(default_factory=dict)
@@ -120,6 +127,7 @@ def _parse(raw: dict[str, object]) -> Config:
     digest = _table(raw, "digest")
     git = _table(raw, "git")
     notify = _table(raw, "notify")
+    metrics = _table(raw, "metrics")
     zone = raw.get("timezone")
     return Config(
         timezone=_zone(zone) if zone else system_zone(),
@@ -142,9 +150,38 @@ def _parse(raw: dict[str, object]) -> Config:
             command=str(notify.get("command", "")),
             urls=tuple(str(u) for u in _list(notify, "urls")),
         ),
+        metrics=MetricsConfig(
+            listen=_listen(metrics.get("listen", "")),
+            textfile=_textfile(metrics.get("textfile", "")),
+        ),
         groups=_groups(_table(raw, "groups")),
         properties=_get(_table(raw, "notes"), "properties", False, to_bool),
     )
+
+
+def _listen(value: object) -> tuple[str, int] | None:
+    if value == "":
+        return None
+    try:
+        return to_listen(value)
+    except ValueError as exc:
+        raise ValueError(f"[metrics] listen {exc}") from None
+
+
+def _textfile(value: object) -> str:
+    """An absolute path (or `~/...`) ending in `.prom`, never inside a `.git` folder: the
+    file is replaced whole on every write, and git's hooks and config live in `.git/`."""
+    if value == "":
+        return ""
+    text = value if isinstance(value, str) else ""
+    path = Path(text).expanduser() if text.startswith("~/") else Path(text)
+    if not path.is_absolute() or path.suffix != ".prom" or "\0" in text:
+        raise ValueError(
+            f"[metrics] textfile must be an absolute path ending in .prom, got {value!r}"
+        )
+    if ".git" in path.parts:
+        raise ValueError(f"[metrics] textfile must not be inside a .git folder, got {value!r}")
+    return str(path)
 
 
 def _groups(raw: dict[str, object]) -> dict[str, int]:

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import os
 import select
+import signal
 import sys
 import threading
 from datetime import UTC, datetime
@@ -45,6 +46,7 @@ class Waker:
         os.set_blocking(self._write_fd, False)
         self._timer = _timerfd()
         self._lock = threading.Lock()
+        self._signals = False
 
     def notify(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -73,7 +75,17 @@ class Waker:
                 os.read(self._timer, 8)
             _disarm(self._timer)
 
+    def wake_on_signals(self) -> None:
+        """A signal wakes `wait` too (from the main thread). Without it, a signal caught just
+        before the sleep begins, or by another thread, is handled only at the next wake-up,
+        which may be a day away."""
+        signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+        self._signals = True
+
     def close(self) -> None:
+        if self._signals:  # the fd is about to be closed (and its number reused)
+            with contextlib.suppress(ValueError):
+                signal.set_wakeup_fd(-1)
         for fd in (self._read_fd, self._write_fd, self._timer):
             if fd is not None:
                 with contextlib.suppress(OSError):

@@ -37,6 +37,7 @@ from vaultsched.cli.reports import (
 from vaultsched.cli.scaffold import create_task, init_vault
 from vaultsched.cli.validate import validate_staged, validate_vault
 from vaultsched.core import layout
+from vaultsched.core.convert import to_listen
 from vaultsched.core.dashboard import DashboardPathError, dashboard_path
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.model import Run, Status, Task, Trigger
@@ -501,13 +502,23 @@ def run_cmd(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Log what would fire; run nothing.")
     ] = False,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics", metavar="HOST:PORT", help="Serve Prometheus metrics at HOST:PORT."
+        ),
+    ] = None,
 ) -> None:
     """The daemon, in the foreground: fire every task on time and follow edits live."""
     from vaultsched.runtime.daemon import Daemon, install_signal_handlers  # see _LAZY
 
+    try:
+        listen = None if metrics is None else to_listen(metrics)
+    except ValueError as exc:
+        _fail(f"--metrics {exc}", 2)
     vault = _vault(ctx)
     _daemon_logging()
-    daemon = Daemon(vault, dry_run=dry_run)
+    daemon = Daemon(vault, dry_run=dry_run, metrics=listen)
     install_signal_handlers(daemon)
     daemon.run(once=once)
 

@@ -52,3 +52,18 @@ def to_zone(value: object) -> ZoneInfo:
         raise ValueError(
             f"unknown timezone {value!r} (use an IANA name such as Europe/Warsaw)"
         ) from exc
+
+
+def to_listen(value: object) -> tuple[str, int]:
+    """`HOST:PORT` (`[::1]:9108` for an IPv6 address) as (host, port); the host is required,
+    so listening on every interface is a choice written out (`0.0.0.0:9108`)."""
+    text = value if isinstance(value, str) else ""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    valid_host = bool(host) and not any(c.isspace() or c in "[]/" for c in host)
+    if not sep or not valid_host or not port.isascii() or not port.isdigit():
+        raise ValueError(f"must be HOST:PORT such as 127.0.0.1:9108, got {value!r}")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"port must be 1-65535, got {value!r}")
+    return host, int(port)

@@ -31,6 +31,7 @@ from vaultsched.runtime.execute import Executor, LocalExecutor
 from vaultsched.runtime.follow import Follower
 from vaultsched.runtime.land import Lander, LandingThread
 from vaultsched.runtime.marks import save_marks
+from vaultsched.runtime.observe import Observer
 from vaultsched.runtime.record import Recorder
 from vaultsched.runtime.restart import (
     recover_interrupted,
@@ -67,6 +68,7 @@ class Daemon:
     dry_run: bool = False
     waker: Waker = field(default_factory=Waker)
     on_run: Callable[[Run], None] | None = None  # the demo prints each run as it lands
+    metrics: tuple[str, int] | None = None  # `--metrics HOST:PORT`, else `[metrics] listen`
 
     def __post_init__(self) -> None:
         self.workspace = open_workspace(self.vault, self.clock)
@@ -74,8 +76,9 @@ class Daemon:
         self.landing = LandingThread(self.lander, self._commit_settled)
         self.recorder = Recorder(self.workspace, self.landing.land)
         self.execution = Execution(self.recorder, downstream=self._downstream)
+        self.observer = Observer(self.workspace, self.metrics)
         self.executor: Executor = LocalExecutor(
-            self.execution, self.vault.config.max_parallel, self._done
+            self.execution, self.vault.config.max_parallel, self._done, self.observer
         )
         self.follower = Follower(self.vault)
         parts = (
@@ -104,6 +107,7 @@ class Daemon:
     def run(self, *, once: bool = False) -> int:
         self.lock.acquire(self.vault.host, self.clock())
         try:
+            self.observer.start()
             if not once:  # before the index is read: a note saved meanwhile is read again
                 self.follower.watch(self.waker.notify)
             self._start()
@@ -116,6 +120,7 @@ class Daemon:
                 self._loop()
             self._shutdown(finish_runs=once)
         finally:
+            self.observer.close()
             self.follower.stop()
             self.lock.release()
             self.waker.close()
@@ -180,6 +185,7 @@ class Daemon:
             self.last_commit, self.commit_owed = now, False
             if self.syncer is not None:
                 self.syncer.nudge()
+        self.observer.tick(self.index, self.dispatcher, self._schedulable)
 
     def _commit_settled(self) -> None:
         """From the landing thread: a commit that failed (or a landing that raised) leaves
@@ -265,6 +271,7 @@ class Daemon:
     def _announce(self, run: Run) -> None:
         """Every run recorded reaches the next commit, the log and (in the demo) `on_run`."""
         self.commit_owed = True
+        self.observer.run(run)
         detail = f"exit {run.exit_code}" if run.exit_code is not None else run.message
         duration = f", {run.duration_s:.1f}s" if run.duration_s else ""
         log.info("%s %s (%s, %s%s)", run.status, run.task, run.trigger, detail, duration)
@@ -286,6 +293,7 @@ class Daemon:
             self.dispatcher.removed(ident)
             log.info("%s: task removed", ident)
         save_marks(self.vault.root, self.dispatcher.planner, now)
+        self.observer.index_changed()
 
 
 def _would_disable(task: Task, reason: str) -> None:
@@ -296,3 +304,4 @@ def install_signal_handlers(daemon: Daemon) -> None:
     signal.signal(signal.SIGTERM, daemon.stop)
     signal.signal(signal.SIGINT, daemon.stop)
     signal.signal(signal.SIGHUP, daemon.request_reindex)
+    daemon.waker.wake_on_signals()

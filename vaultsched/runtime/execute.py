@@ -1,6 +1,8 @@
 """Where a run executes. Dispatch submits `Job`s to an `Executor` and hears back through
 `on_done`, once per job, whatever happened; the run itself is recorded and landed by the
-`Recorder` the executor was given, so a run lands the same way wherever it executed."""
+`Recorder` the executor was given, so a run lands the same way wherever it executed. An
+executor also tells its `JobEvents` (the daemon's metrics) when each job is submitted, taken up
+by a worker and over."""
 
 from __future__ import annotations
 
@@ -20,6 +22,27 @@ log = logging.getLogger(__name__)
 OnDone = Callable[[Job, Run | None], None]
 
 
+class JobEvents(Protocol):
+    """What an executor tells as jobs go through it; `started` and `finished` from a worker."""
+
+    def submitted(self, job: Job) -> None: ...
+
+    def started(self, job: Job) -> None: ...
+
+    def finished(self, job: Job) -> None: ...
+
+
+class NoEvents:
+    def submitted(self, job: Job) -> None:
+        pass
+
+    def started(self, job: Job) -> None:
+        pass
+
+    def finished(self, job: Job) -> None:
+        pass
+
+
 class Executor(Protocol):
     def submit(self, job: Job) -> None: ...
 
@@ -35,15 +58,24 @@ class Executor(Protocol):
 class LocalExecutor:
     """Runs on this machine, on a pool of `max_parallel` threads."""
 
-    def __init__(self, execution: Execution, max_parallel: int, on_done: OnDone) -> None:
+    def __init__(
+        self,
+        execution: Execution,
+        max_parallel: int,
+        on_done: OnDone,
+        events: JobEvents | None = None,
+    ) -> None:
         self.execution = execution
         self.on_done = on_done
+        self.events: JobEvents = events or NoEvents()
         self._pool = ThreadPoolExecutor(max_parallel, "vaultsched-run")
 
     def submit(self, job: Job) -> None:
+        self.events.submitted(job)
         self._pool.submit(self._work, job)
 
     def _work(self, job: Job) -> None:
+        self.events.started(job)
         try:
             run: Run | None = self.execution.run(job)
         except Exception:  # a bug in vaultsched must not kill the worker or wedge the task
@@ -61,6 +93,7 @@ class LocalExecutor:
                 job.attempt,
                 job.scheduled_for,
             )
+        self.events.finished(job)
         self.on_done(job, run)
 
     def cancel(self, sig: signal.Signals = signal.SIGTERM) -> int:

@@ -2,7 +2,8 @@
 talks take effect only once this user has trusted their values (`vaultsched trust --config`).
 
 A sync rewrites `.vaultsched/config.toml` as easily as a task note, so `[notify] command` is as
-much code as a task's `command`, and `[git] remote` decides where the whole vault is pushed.
+much code as a task's `command`, `[git] remote` decides where the whole vault is pushed, and
+`[metrics] listen` opens a port and `[metrics] textfile` replaces a file wherever it points.
 The same keys in the per-user config (outside the vault, written only by this user) need no
 trust and win over the vault's. Every other key stays in effect untrusted: a timezone or a
 digest folder runs nothing and sends nothing anywhere.
@@ -62,6 +63,8 @@ SENSITIVE: tuple[Sensitive, ...] = (
     Sensitive("notify", "urls", []),
     Sensitive("git", "remote", "origin"),
     Sensitive("git", "sync", False),
+    Sensitive("metrics", "listen", ""),  # opens a port
+    Sensitive("metrics", "textfile", ""),  # replaces a file wherever it points
 )
 
 Values = tuple[tuple[str, Any], ...]  # (label, JSON-safe value), in SENSITIVE order
