@@ -132,6 +132,13 @@ class DaemonProcess:
         return self.log.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        # Not before it has started: until its handlers are installed (a loaded machine may
+        # take seconds to import), SIGTERM kills it outright (-15) instead of stopping it.
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            if "indexed " in self.output():
+                break
+            time.sleep(0.05)
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout=timeout)
