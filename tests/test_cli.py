@@ -6,7 +6,7 @@ import json
 import os
 import random
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,7 +17,7 @@ from cronsim import CronSim
 from schedule_cases import CASES
 
 from vaultsched.adapters.config import load_config
-from vaultsched.adapters.ledger import Ledger, finish_record, new_run_id
+from vaultsched.adapters.ledger import Ledger, finish_record, new_run_id, start_record
 from vaultsched.core.model import Run, Status, Trigger
 from vaultsched.core.schedules import ScheduleError, parse_schedule
 
@@ -614,3 +614,41 @@ def test_workflow_statuses_show_in_list_history_and_status(cli: Cli) -> None:
     assert "today: 5 runs · 0 failed · 1 skipped" in text
     assert 'blocked: Tasks/B (check: disk not mounted)  ->  vaultsched history "Tasks/B"' in text
     assert 'lost: Tasks/L  ->  vaultsched history "Tasks/L"' in text
+
+
+def test_status_says_when_the_schedule_last_fired_what_did_not_run_and_what_is_stuck(
+    cli: Cli,
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    add_task(cli.root, "Tasks/Hourly.md", "---\nschedule: '0 * * * *'\ncommand: 'true'\n---\n")
+    add_task(cli.root, "Tasks/Slow.md", "---\ncommand: sleep 60\n---\n")
+    ledger = Ledger(cli.root, HOST)
+    fired = (now - timedelta(hours=3)).replace(minute=0, second=0)
+    for task, status, start, seconds in [
+        ("Tasks/Hourly", Status.SUCCESS, fired, 1.0),  # then the daemon went down
+        ("Tasks/Slow", Status.SUCCESS, now - timedelta(days=1), 60.0),  # usually a minute
+        ("Tasks/Slow", Status.RUNNING, now - timedelta(minutes=15), None),  # now 15 minutes in
+    ]:
+        trigger = Trigger.SCHEDULE if task == "Tasks/Hourly" else Trigger.MANUAL
+        run = Run(
+            f"r-{task[6:]}-{status}",
+            task,
+            status,
+            trigger,
+            start,
+            HOST,
+            scheduled_for=start if trigger is Trigger.SCHEDULE else None,
+            finished_at=None if status is Status.RUNNING else start,
+            duration_s=seconds,
+        )
+        record = start_record if status is Status.RUNNING else finish_record
+        ledger.append(record(run, f"{task}.md"))
+    report = json.loads(cli("status", "--json").out)
+    assert report["last_fire"]["task"] == "Tasks/Hourly"
+    (overdue,) = report["overdue"]
+    assert overdue["task"] == "Tasks/Hourly"
+    assert datetime.fromisoformat(overdue["due"]) > fired  # a later hour passed with no run
+    assert [r["task"] for r in report["stuck"]] == ["Tasks/Slow"]  # 15 min > 10 min and 3 x 1 min
+    text = cli("status").out
+    assert "stuck: Tasks/Slow since" in text and "not run: Tasks/Hourly was due" in text
+    assert f"last fire: {fired.isoformat()} (Tasks/Hourly)" in text

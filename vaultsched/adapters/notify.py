@@ -12,6 +12,7 @@ import re
 import shlex
 import subprocess
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 
 from vaultsched.adapters.config import NotifyConfig
@@ -64,11 +65,37 @@ Reached = Callable[[Path, str], dict[str, str]]
 
 def send(config: NotifyConfig, task: Task, run: Run, root: Path, reached: Reached) -> None:
     """Notify about `run`; the command runs in the vault root `root`, where trust read it."""
-    if not wanted(task, run) or not (config.command or config.urls):
+    if wanted(task, run):
+        said = title_and_message(run)
+        _deliver(config, run.task, str(run.status), said, root=root, reached=reached)
+
+
+def send_stuck(
+    config: NotifyConfig, task: Task, run: Run, going: timedelta, *, root: Path, reached: Reached
+) -> None:
+    """Notify, once per run, that `run` has been going for `going`, far longer than usual."""
+    if task.notify == "never":
         return
-    title, message = title_and_message(run)
+    minutes = int(going.total_seconds() // 60)
+    title = f"vaultsched: stuck {run.note_name}"
+    message = f"{run.task}: still running after {minutes} min, far longer than it usually takes"
+    _deliver(config, run.task, "stuck", (title, message), root=root, reached=reached)
+
+
+def _deliver(
+    config: NotifyConfig,
+    task_id: str,
+    status: str,
+    said: tuple[str, str],
+    *,
+    root: Path,
+    reached: Reached,
+) -> None:
+    if not (config.command or config.urls):
+        return
+    title, message = said
     if config.command and _unchanged(config, root, reached):
-        values = {"title": title, "message": message, "task": run.task, "status": str(run.status)}
+        values = {"title": title, "message": message, "task": task_id, "status": status}
         _run_command(config.command, {key: _no_nul(value) for key, value in values.items()}, root)
     if config.urls:
         _send_apprise(config.urls, title, message)

@@ -548,8 +548,15 @@ def status_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
         )
     else:
         out.print("daemon: not running (start it with `vaultsched run`)")
+    stuck = {run["run_id"] for run in report["stuck"]}
     for run in report["running"]:
-        out.print(f"running: {run['task']} since {run['started_at']}", markup=False)
+        label = "stuck" if run["run_id"] in stuck else "running"
+        out.print(f"{label}: {run['task']} since {run['started_at']}", markup=False)
+    fired = report["last_fire"]
+    if fired is not None:
+        out.print(f"last fire: {fired['started_at']} ({fired['task']})", markup=False)
+    for row in report["overdue"]:
+        out.print(f"not run: {row['task']} was due {row['due']}", markup=False)
     out.print(f"today: {report['today']}")
     out.print(f"failures today: {len(report['failures_today'])}")
     for run in report["failures_today"]:

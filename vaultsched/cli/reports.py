@@ -11,9 +11,10 @@ from typing import TypedDict
 from vaultsched.adapters.instance import InstanceLock
 from vaultsched.adapters.ledger import Ledger
 from vaultsched.adapters.vault import Index, Vault
-from vaultsched.core.model import FAILURES, Problem, Run, Status, Task
-from vaultsched.core.planner import Unplannable, task_fires
+from vaultsched.core.model import FAILURES, Problem, Run, Status, Task, Trigger
+from vaultsched.core.planner import GRACE, Unplannable, latest_fire, task_fires
 from vaultsched.core.properties import next_run
+from vaultsched.core.stuck import stuck_since
 from vaultsched.core.views import MESSAGE_SHOWN, clip, counts_line, digest_path, fix_command
 from vaultsched.trust.config import VerdictRow, verdict
 from vaultsched.trust.store import TrustStore, approve_command, trust_command
@@ -81,9 +82,17 @@ class ConfigTrustRow(VerdictRow):
     detail: str
 
 
+class OverdueRow(TypedDict):
+    task: str
+    due: str | None  # the latest fire time that passed without a run
+
+
 class StatusReport(TypedDict):
     daemon: DaemonRow
     running: list[HistoryRow]
+    stuck: list[HistoryRow]  # running far longer than the task usually takes
+    last_fire: HistoryRow | None  # the newest run the schedule started, on any host
+    overdue: list[OverdueRow]  # fire times past with no run: missed while nothing fired
     today: str
     failures_today: list[HistoryRow]
     attention: list[AttentionRow]
@@ -214,6 +223,9 @@ def status_report(vault: Vault, index: Index, now: datetime) -> StatusReport:
             "since": (holder or {}).get("since"),
         },
         "running": [history_row(r) for r in runs if r.status is Status.RUNNING],
+        "stuck": stuck_rows(runs, now),
+        "last_fire": last_fire(runs),
+        "overdue": overdue_rows(index, runs, now),
         "today": counts_line(today),
         "failures_today": [history_row(r) for r in today if r.status in FAILURES],
         "attention": attention_rows(latest.values(), index),
@@ -235,6 +247,45 @@ def status_report(vault: Vault, index: Index, now: datetime) -> StatusReport:
         "digest": str(vault.path(digest_path(vault, day))),
         "config": config_trust_row(vault),
     }
+
+
+def stuck_rows(runs: Sequence[Run], now: datetime) -> list[HistoryRow]:
+    """Runs still going past 3 times their task's median duration (at least 10 minutes)."""
+    rows = []
+    for run in runs:
+        if run.status is Status.RUNNING:
+            since = stuck_since(run, (r for r in runs if r.task == run.task))
+            if since is not None and since <= now:
+                rows.append(history_row(run))
+    return rows
+
+
+def last_fire(runs: Sequence[Run]) -> HistoryRow | None:
+    fired = [r for r in runs if r.trigger in (Trigger.SCHEDULE, Trigger.CATCH_UP)]
+    return history_row(max(fired, key=lambda r: r.started_at)) if fired else None
+
+
+def overdue_rows(index: Index, runs: Sequence[Run], now: datetime) -> list[OverdueRow]:
+    """Scheduled tasks whose latest fire time before `now` (past the on-time grace) has no run
+    in the ledger: what did not run while the daemon was down (it runs or records each when it
+    starts). Only fire times after the task's last recorded one count."""
+    handled: dict[str, datetime] = {}
+    for run in runs:
+        if run.scheduled_for is not None and run.scheduled_for > handled.get(
+            run.task, run.scheduled_for - GRACE
+        ):
+            handled[run.task] = run.scheduled_for
+    rows: list[OverdueRow] = []
+    for task in index.tasks.values():
+        if task.manual or not task.enabled or task.id not in handled:
+            continue
+        try:
+            due = latest_fire(task, now - GRACE, handled[task.id])
+        except Unplannable:
+            continue
+        if due is not None:
+            rows.append({"task": task.id, "due": iso(due)})
+    return rows
 
 
 def attention_rows(latest: Iterable[Run], index: Index) -> list[AttentionRow]:

@@ -40,6 +40,7 @@ from vaultsched.runtime.restart import (
     unfinished_chains,
 )
 from vaultsched.runtime.run import Execution
+from vaultsched.runtime.stuck import StuckWatch
 from vaultsched.runtime.sync import Syncer, make_syncer
 from vaultsched.runtime.workspace import open_workspace, utc_now
 from vaultsched.trust.config import ignored_message
@@ -77,6 +78,8 @@ class Daemon:
         self.recorder = Recorder(self.workspace, self.landing.land)
         self.execution = Execution(self.recorder, downstream=self._downstream)
         self.observer = Observer(self.workspace, self.metrics)
+        self.stuck = StuckWatch(self.workspace)
+        self.stuck_check: datetime | None = None
         self.executor: Executor = LocalExecutor(
             self.execution, self.vault.config.max_parallel, self._done, self.observer
         )
@@ -186,6 +189,7 @@ class Daemon:
             if self.syncer is not None:
                 self.syncer.nudge()
         self.observer.tick(self.index, self.dispatcher, self._schedulable)
+        self.stuck_check = self.stuck.check(dict(self.execution.running), now)
 
     def _commit_settled(self) -> None:
         """From the landing thread: a commit that failed (or a landing that raised) leaves
@@ -209,6 +213,8 @@ class Daemon:
         settle = self.follower.settle_in()
         if settle is not None:
             candidates.append(self.clock() + timedelta(seconds=settle))
+        if self.stuck_check is not None:  # a run in progress will be stuck then: say so
+            candidates.append(self.stuck_check)
         return min(candidates, default=None)
 
     def _shutdown(self, *, finish_runs: bool = False) -> None:

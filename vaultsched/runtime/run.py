@@ -42,6 +42,8 @@ class Execution:
     recorder: Recorder
     children: dict[str, int] = field(default_factory=dict)  # run_id -> process group
     _cancelled: set[str] = field(default_factory=set)
+    # run id -> (task, run) of each run going on now, for the stuck-run watch
+    running: dict[str, tuple[Task, Run]] = field(default_factory=dict)
     # The `after` tasks a finished run starts (ids); the daemon's index answers, or run-now's.
     downstream: Callable[[Run], Iterable[str]] = lambda run: ()
 
@@ -74,8 +76,15 @@ class Execution:
 
     def _execute(self, job: Job, echo: BinaryIO | None, body: str | None) -> Run:
         """The start record, the check (if any), the command, the finish record."""
-        task, workspace = job.task, self.recorder.workspace
         run = self._started(job)
+        self.running[run.run_id] = (job.task, run)
+        try:
+            return self._run_started(job, run, echo, body)
+        finally:
+            self.running.pop(run.run_id, None)
+
+    def _run_started(self, job: Job, run: Run, echo: BinaryIO | None, body: str | None) -> Run:
+        task, workspace = job.task, self.recorder.workspace
         context = context_for(workspace, job, run)
         root = workspace.vault.root
         inputs = inputs_now(root, task)
