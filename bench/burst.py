@@ -22,14 +22,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--parallel", type=int, default=4, help="max_parallel (default 4)")
+    parser.add_argument(
+        "--properties", action="store_true", help="[notes] properties = true: run state in notes"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vaultsched-bench-") as tmp:
         root = make(Path(tmp) / "vault", args.tasks, args.tasks, seed=4, schedule=PLACEHOLDER)
         every, due = soon_interval(time.time())
         for path in (root / "Tasks").rglob("*.md"):
             path.write_text(path.read_text(encoding="utf-8").replace(PLACEHOLDER, every))
+        notes = "[notes]\nproperties = true\n" if args.properties else ""
         (root / ".vaultsched/config.toml").write_text(
-            f'timezone = "UTC"\nmax_parallel = {args.parallel}\n'
+            f'timezone = "UTC"\nmax_parallel = {args.parallel}\n{notes}'
         )
         subprocess.run(["git", "add", "-A"], cwd=root, check=True, capture_output=True)
         subprocess.run(["git", "commit", "-qm", "tasks"], cwd=root, check=True, capture_output=True)
@@ -48,8 +52,8 @@ def main() -> None:
             stop(daemon)
         commits = _commits(root) - commits_before
     table(
-        f"Burst: {args.tasks} tasks due at the same second, max_parallel {args.parallel} "
-        "(s after the due time)",
+        f"Burst: {args.tasks} tasks due at the same second, max_parallel {args.parallel}"
+        f"{', properties' if args.properties else ''} (s after the due time)",
         [[f"{all_started:.1f}", f"{all_finished:.1f}", f"{all_landed:.1f}", commits]],
         ["all started", "all finished", "all in notes, digest, git", "commits"],
     )
@@ -58,6 +62,7 @@ def main() -> None:
         {
             "tasks": args.tasks,
             "max_parallel": args.parallel,
+            "properties": args.properties,
             "started_s": all_started,
             "finished_s": all_finished,
         }

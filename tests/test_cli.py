@@ -652,3 +652,7 @@ def test_status_says_when_the_schedule_last_fired_what_did_not_run_and_what_is_s
     text = cli("status").out
     assert "stuck: Tasks/Slow since" in text and "not run: Tasks/Hourly was due" in text
     assert f"last fire: {fired.isoformat()} (Tasks/Hourly)" in text
+    listed = {row["task"]: row for row in json.loads(cli("list", "--json").out)}
+    assert listed["Tasks/Hourly"]["not_run_since"] == overdue["due"]
+    assert listed["Tasks/Slow"]["not_run_since"] is None
+    assert "(not run: due" in cli("list").out

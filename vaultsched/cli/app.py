@@ -153,11 +153,7 @@ def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
             "yes" if row["trusted"] else "[red]no[/red]",
             row["next_run"] or "-",
             row["last_run"] or "-",
-            markup_escape(
-                row["last_status"] or "-"
-                if row["valid"]
-                else "INVALID: " + "; ".join(row["errors"])
-            ),
+            markup_escape(_status_cell(row)),
         )
     out.print(table)
 
@@ -259,6 +255,13 @@ def _run_in_foreground(shot: OneShot, job: Job, chain: Index | None) -> None:
     done = shot.run(job, echo, chain=chain, report=_said)
     if any(run.status not in _FINE for run in done):
         raise typer.Exit(1)
+
+
+def _status_cell(row: ListRow) -> str:
+    if not row["valid"]:
+        return "INVALID: " + "; ".join(row["errors"])
+    missed = f" (not run: due {row['not_run_since']})" if row["not_run_since"] else ""
+    return (row["last_status"] or "-") + missed
 
 
 def _when(row: ListRow) -> str:

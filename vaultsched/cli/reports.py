@@ -32,6 +32,7 @@ class ListRow(TypedDict):
     next_run: str | None
     last_run: str | None
     last_status: str | None
+    not_run_since: str | None  # a fire time that passed with no run (the daemon was down)
 
 
 class HistoryRow(TypedDict):
@@ -113,6 +114,7 @@ def list_rows(
     last: dict[str, Run] = {}
     for run in runs:
         last[run.task] = run
+    overdue = {row["task"]: row["due"] for row in overdue_rows(index, runs, now)}
     rows: list[ListRow] = []
     for ident in index.ids:
         task = index.tasks.get(ident)
@@ -133,6 +135,7 @@ def list_rows(
                 if previous
                 else None,
                 "last_status": str(previous.status) if previous else None,
+                "not_run_since": overdue.get(ident),
             }
         )
     return rows
