@@ -201,7 +201,7 @@ def _ping(raw: dict[str, object]) -> PingConfig:
     if unknown:
         raise ValueError(f"[ping] has unknown keys: {', '.join(unknown)}")
     url, daemon = raw.get("url", ""), raw.get("daemon", "")
-    interval = parse_duration(raw.get("daemon_interval", "5m"))
+    interval = _get(raw, "daemon_interval", "5m", parse_duration)
     if interval < MIN_PING_INTERVAL:
         raise ValueError(f"[ping] daemon_interval must be at least 1s, got {interval}")
     return PingConfig(
