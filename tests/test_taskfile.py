@@ -452,7 +452,7 @@ VALUES = st.recursive(
     max_leaves=6,
 )
 WORKFLOW_KEYS = st.sampled_from(
-    ["check", "if_changed", "after", "on", "output", "group", "max_runs", "until", "window"]
+    ["check", "if_changed", "after", "on", "output", "group", "max_runs", "until", "window", "ping"]
 )
 
 

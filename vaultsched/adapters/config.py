@@ -25,9 +25,11 @@ from vaultsched.core.convert import at_least, one_of, to_bool, to_listen, to_zon
 from vaultsched.core.durations import parse_duration
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.model import NOTIFY_ON, NotifyOn
+from vaultsched.core.pings import to_ping_template, to_ping_url
 
 _T = TypeVar("_T")
 MAX_CONFIG = 1 << 20
+MIN_PING_INTERVAL = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,13 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class PingConfig:
+    url: str = ""  # a URL template: `{task_slug}` is each task's name as a slug
+    daemon: str = ""  # pinged every `daemon_interval` while the daemon runs
+    daemon_interval: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
 class Config:
     timezone: ZoneInfo
     default_timeout: timedelta = timedelta(hours=1)
@@ -74,6 +83,7 @@ class Config:
     # note's front matter (`init` turns it on in the vaults it makes).
     properties: bool = False
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    ping: PingConfig = field(default_factory=PingConfig)
     # `[groups.NAME] max_parallel`: how many runs of the tasks naming the group may go at once
     # (a group no table names allows one).
     groups: Mapping[str, int] = field(default_factory=dict)
@@ -128,6 +138,7 @@ def _parse(raw: dict[str, object]) -> Config:
     git = _table(raw, "git")
     notify = _table(raw, "notify")
     metrics = _table(raw, "metrics")
+    ping = _table(raw, "ping")
     zone = raw.get("timezone")
     return Config(
         timezone=_zone(zone) if zone else system_zone(),
@@ -154,6 +165,7 @@ def _parse(raw: dict[str, object]) -> Config:
             listen=_listen(metrics.get("listen", "")),
             textfile=_textfile(metrics.get("textfile", "")),
         ),
+        ping=_ping(ping),
         groups=_groups(_table(raw, "groups")),
         properties=_get(_table(raw, "notes"), "properties", False, to_bool),
     )
@@ -182,6 +194,21 @@ def _textfile(value: object) -> str:
     if ".git" in path.parts:
         raise ValueError(f"[metrics] textfile must not be inside a .git folder, got {value!r}")
     return str(path)
+
+
+def _ping(raw: dict[str, object]) -> PingConfig:
+    unknown = sorted(set(raw) - {"url", "daemon", "daemon_interval"})
+    if unknown:
+        raise ValueError(f"[ping] has unknown keys: {', '.join(unknown)}")
+    url, daemon = raw.get("url", ""), raw.get("daemon", "")
+    interval = _get(raw, "daemon_interval", "5m", parse_duration)
+    if interval < MIN_PING_INTERVAL:
+        raise ValueError(f"[ping] daemon_interval must be at least 1s, got {interval}")
+    return PingConfig(
+        url=_get(raw, "url", "", to_ping_template) if url != "" else "",
+        daemon=_get(raw, "daemon", "", to_ping_url) if daemon != "" else "",
+        daemon_interval=interval,
+    )
 
 
 def _groups(raw: dict[str, object]) -> dict[str, int]:

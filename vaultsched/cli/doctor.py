@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal, TypedDict
 
-from vaultsched.adapters import statefs
+from vaultsched.adapters import pinger, statefs
 from vaultsched.adapters.git import Git, GitError
 from vaultsched.adapters.ledger import Ledger
 from vaultsched.adapters.notefile import read_note_bytes
@@ -368,6 +368,20 @@ def future_records(c: Context) -> Check:
     return Check("ledger dates", FAIL, "; ".join(found), fix)
 
 
+def ping_failures(c: Context) -> Check:
+    """The last failed ping of each URL that has not got through since (the past week)."""
+    failed = pinger.failures(c.vault.root, c.now)
+    if not failed:
+        return Check("pings", OK, "no ping failed this week")
+    lines = [f"{f.who}: {f.url} at {f.at:%Y-%m-%d %H:%M}Z: {f.error}" for f in failed]
+    return Check(
+        "pings",
+        WARN,
+        f"{len(failed)} URL(s) not reached: {_listing(lines, 3)}",
+        "check the URL and the network; it clears once a ping gets through",
+    )
+
+
 def _future_dated(c: Context, ledger: Ledger) -> list[str]:
     return sorted(
         {
@@ -405,6 +419,7 @@ CHECKS: tuple[Callable[[Context], Check], ...] = (
     recovered_saves,
     state_links,
     future_records,
+    ping_failures,
 )
 
 

@@ -60,6 +60,7 @@ INPUTS_DIR = f"{STATE_DIR}/inputs"
 RUNNING_DIR = f"{STATE_DIR}/running"
 WRITTEN_DIR = f"{STATE_DIR}/written"
 TASKS_STATE_DIR = f"{STATE_DIR}/tasks"
+PING_FAILURES = f"{STATE_DIR}/pings.json"  # the last failed ping of each URL, for `doctor`
 LEDGER_SUFFIX = ".jsonl"
 
 # This host's state, the full logs and lock files never belong in git. `init` writes this, and

@@ -156,6 +156,8 @@ class Task:
     # its last instant (23:59:59.999999 local), since "until Friday" includes Friday.
     until: datetime | None = None
     window: Window | None = None
+    # A URL whose healthchecks.io-style check each run pings (`/start`, then success or `/fail`).
+    ping: str | None = None
     # The line each key's value starts on, for problems found later, across notes (an `after`
     # target that is missing); not part of what the task is, so equality ignores it.
     key_lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)

@@ -30,6 +30,7 @@ from vaultsched.core.model import (
     Task,
     Window,
 )
+from vaultsched.core.pings import to_ping_url
 from vaultsched.core.schedules import Schedule, ScheduleError, parse_schedule
 from vaultsched.core.workflow import OutputPathError, expand_output
 
@@ -74,6 +75,7 @@ KNOWN_KEYS = (
     "max_runs",
     "until",
     "window",
+    "ping",
 )
 # What vaultsched itself writes into a task note (`[notes] properties`): never a typo.
 WRITTEN_KEYS = ("last_run", "last_status", "next_run", "run_count")
@@ -401,6 +403,7 @@ class _TaskBuilder:
             "max_runs": self.get("max_runs", None, at_least(1)),
             "until": self.get("until", None, _until(zone)),
             "window": window,
+            "ping": self.get("ping", None, to_ping_url),
             "key_lines": {key: _line(node) for key, (_, node) in self.nodes.items()},
         }
 

@@ -32,6 +32,7 @@ from vaultsched.runtime.follow import Follower
 from vaultsched.runtime.land import Lander, LandingThread
 from vaultsched.runtime.marks import save_marks
 from vaultsched.runtime.observe import Observer
+from vaultsched.runtime.pings import Heartbeat, Pings
 from vaultsched.runtime.record import Recorder
 from vaultsched.runtime.restart import (
     recover_interrupted,
@@ -75,7 +76,9 @@ class Daemon:
         self.workspace = open_workspace(self.vault, self.clock)
         self.lander = Lander(self.workspace, Committer(self.workspace))
         self.landing = LandingThread(self.lander, self._commit_settled)
-        self.recorder = Recorder(self.workspace, self.landing.land)
+        self.pings = Pings(self.workspace)
+        self.heartbeat = Heartbeat(self.pings.pinger, self.vault.config.ping)
+        self.recorder = Recorder(self.workspace, self.landing.land, self.pings)
         self.execution = Execution(self.recorder, downstream=self._downstream)
         self.observer = Observer(self.workspace, self.metrics)
         self.stuck = StuckWatch(self.workspace)
@@ -120,9 +123,12 @@ class Daemon:
             else:
                 if self.syncer is not None:
                     self.syncer.start()
+                self.heartbeat.start()
                 self._loop()
             self._shutdown(finish_runs=once)
         finally:
+            self.heartbeat.stop()
+            self.pings.flush()
             self.observer.close()
             self.follower.stop()
             self.lock.release()

@@ -21,6 +21,7 @@ from vaultsched.runtime.commit import Committer, enabled_edit
 from vaultsched.runtime.dispatch import chain_of
 from vaultsched.runtime.land import Lander
 from vaultsched.runtime.messages import Job, Upstream
+from vaultsched.runtime.pings import Pings
 from vaultsched.runtime.record import Recorder
 from vaultsched.runtime.run import Execution
 from vaultsched.runtime.workspace import Workspace, open_workspace, utc_now
@@ -60,6 +61,7 @@ class OneShot:
                 report(follower)
                 done.append(follower)
         self.lander.commit()
+        self.recorder.pings.flush()
         return done
 
     def _followers(
@@ -89,6 +91,7 @@ class OneShot:
 
     def commit_landed(self) -> None:
         self.lander.commit()
+        self.recorder.pings.flush()
 
     def digest(self, day: date) -> None:
         """Rebuild that day's digest from the ledger and commit it."""
@@ -129,4 +132,5 @@ def one_shot(
 ) -> OneShot:
     workspace = open_workspace(vault, clock, writer)
     lander = Lander(workspace, Committer(workspace))
-    return OneShot(workspace, lander, Recorder(workspace, lambda item: lander.land([item])))
+    recorder = Recorder(workspace, lambda item: lander.land([item]), Pings(workspace))
+    return OneShot(workspace, lander, recorder)

@@ -8,13 +8,14 @@ start can repair (a start without a finish is an interrupted run).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from vaultsched.adapters import statefs
 from vaultsched.adapters.ledger import finish_record, new_run_id, start_record
 from vaultsched.core.model import Run, Status, Task, Trigger
 from vaultsched.runtime.land import Landed
+from vaultsched.runtime.pings import NoPings, RunPings
 from vaultsched.runtime.workspace import Workspace
 
 INTERRUPTED_MESSAGE = "vaultsched stopped during the run"
@@ -24,10 +25,13 @@ INTERRUPTED_MESSAGE = "vaultsched stopped during the run"
 class Recorder:
     workspace: Workspace
     land: Callable[[Landed], None]
+    # Told of each run as its start and its finish are recorded (pings to healthchecks & co).
+    pings: RunPings = field(default_factory=NoPings)
 
     def started(self, task: Task, run: Run) -> None:
         """Durable before the process starts; raises OSError (the run must not start)."""
         self.workspace.ledger.append(start_record(run, task.path))
+        self.pings.started(task, run)
 
     def finished(self, task: Task, run: Run, *, stdout: str | None = None) -> None:
         """Append a run's finish record and land it; a ledger that cannot be written (a
@@ -40,6 +44,7 @@ class Recorder:
         except OSError as exc:
             statefs.warn_refused(exc, f"{task.id}: {run.status} run not recorded")
             return
+        self.pings.finished(task, run)
         self.land(Landed(task, run, ledger_file, stdout))
 
     def record(

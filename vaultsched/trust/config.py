@@ -3,7 +3,8 @@ talks take effect only once this user has trusted their values (`vaultsched trus
 
 A sync rewrites `.vaultsched/config.toml` as easily as a task note, so `[notify] command` is as
 much code as a task's `command`, `[git] remote` decides where the whole vault is pushed, and
-`[metrics] listen` opens a port and `[metrics] textfile` replaces a file wherever it points.
+`[metrics] listen` opens a port and `[metrics] textfile` replaces a file wherever it points;
+`[ping] url` and `[ping] daemon` send each run's output and the daemon's life to a URL.
 The same keys in the per-user config (outside the vault, written only by this user) need no
 trust and win over the vault's. Every other key stays in effect untrusted: a timezone or a
 digest folder runs nothing and sends nothing anywhere.
@@ -57,7 +58,7 @@ class Sensitive:
 
 
 # Every vault config key that runs, sends or points git somewhere, one line each. A whole
-# table is one line too: Sensitive("ping", "*", {}), Sensitive("executor", "*", {}).
+# table is one line too: Sensitive("executor", "*", {}).
 SENSITIVE: tuple[Sensitive, ...] = (
     Sensitive("notify", "command", ""),
     Sensitive("notify", "urls", []),
@@ -65,6 +66,8 @@ SENSITIVE: tuple[Sensitive, ...] = (
     Sensitive("git", "sync", False),
     Sensitive("metrics", "listen", ""),  # opens a port
     Sensitive("metrics", "textfile", ""),  # replaces a file wherever it points
+    Sensitive("ping", "url", ""),  # sends each run's output out
+    Sensitive("ping", "daemon", ""),
 )
 
 Values = tuple[tuple[str, Any], ...]  # (label, JSON-safe value), in SENSITIVE order
