@@ -18,8 +18,8 @@ from conftest import HOST, DaemonProcess, git, runs, wait_for, write_note
 
 from vaultsched.adapters.config import load_config
 from vaultsched.adapters.git import GitError
-from vaultsched.adapters.notes import NoteWriter, Outcome
-from vaultsched.adapters.vault import Vault, read_note
+from vaultsched.adapters.notes import TEMP_MARK, NoteWriter, Outcome
+from vaultsched.adapters.vault import Vault, build_index, read_note
 from vaultsched.core.model import Status, Trigger
 from vaultsched.core.taskfile import front_matter_text
 from vaultsched.core.views import digest_path
@@ -28,6 +28,7 @@ from vaultsched.runtime.land import Lander, LandingThread
 from vaultsched.runtime.messages import Job
 from vaultsched.runtime.oneshot import one_shot
 from vaultsched.runtime.record import Recorder
+from vaultsched.runtime.restart import sweep_cut_short_writes
 from vaultsched.runtime.run import Execution
 from vaultsched.runtime.workspace import open_workspace
 
@@ -214,3 +215,22 @@ def test_a_failed_commit_calls_the_daemon_back_with_edits_still_pending(
     lander.commit()
     assert not lander.has_pending
     assert git(vault.root, "status", "--porcelain") == ""
+
+
+def test_start_up_removes_what_killed_writes_left_wherever_vaultsched_writes(
+    vault: Vault,
+) -> None:
+    """A kill between a temp file and its rename leaves the temp file: the next start removes
+    it from each place vaultsched writes with a temp file, and nothing else."""
+    write_note(vault.root, "Tasks/T.md", "---\ncommand: x\noutput: Briefings/{date}\n---\n")
+    notes = [f"Tasks/.T.md{TEMP_MARK}0123abcd.tmp", f"Briefings/.B.md{TEMP_MARK}0123abcd.tmp"]
+    state = [
+        f"{folder}/.name.0123abcd.tmp"
+        for folder in (".vaultsched/state", ".vaultsched/state/inputs", ".vaultsched/logs/Tasks/T")
+    ]
+    for rel in notes + state:
+        write_note(vault.root, rel, "cut short")
+    kept = write_note(vault.root, ".vaultsched/logs/Tasks/T/20261201T000000-abcdef.out", "x")
+    sweep_cut_short_writes(vault, build_index(vault))
+    assert [rel for rel in notes + state if (vault.root / rel).exists()] == []
+    assert kept.exists()

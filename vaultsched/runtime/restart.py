@@ -86,15 +86,30 @@ def _remember_refusals(workspace: Workspace, index: Index, dispatcher: Dispatche
 
 
 def sweep_cut_short_writes(vault: Vault, index: Index) -> None:
-    """Temp files of note writes a kill cut short; only where vaultsched writes notes (the
-    task notes' folders and the digest folder)."""
-    folders = {(vault.root / ident).parent for ident in (*index.tasks, *index.invalid)}
+    """Temp files of writes a kill cut short; only where vaultsched writes: the task notes'
+    folders, the digest folder, the folders output notes go to (where the template names
+    one), and under `.vaultsched/` the state and each task's run outputs."""
+    ids = (*index.tasks, *index.invalid)
+    folders = {(vault.root / ident).parent for ident in ids}
     folders.add(vault.root / vault.config.digest.folder)
+    folders |= {vault.root / folder for folder in _output_folders(index)}
     for leftover in sweep_temp_files(sorted(folders)):
         log.info("removed %s, left by an earlier write that was cut short", leftover)
-    for state in (layout.STATE_DIR, layout.WRITTEN_DIR):  # marks.json, the written marks
-        for rel in statefs.sweep_temp(vault.root, state):
-            log.info("removed %s, left by an earlier write that was cut short", rel)
+    # marks.json and pings.json, the written marks, if_changed digests, run outputs
+    state = [layout.STATE_DIR, layout.WRITTEN_DIR, layout.INPUTS_DIR]
+    for rel in state + [layout.logs_dir(ident) for ident in ids]:
+        for removed in statefs.sweep_temp(vault.root, rel):
+            log.info("removed %s, left by an earlier write that was cut short", removed)
+
+
+def _output_folders(index: Index) -> set[str]:
+    """The folders of the tasks' `output` templates that name one without a placeholder."""
+    found = set()
+    for task in index.tasks.values():
+        folder = (task.output or "").rpartition("/")[0]
+        if folder and "{" not in folder:
+            found.add(folder)
+    return found
 
 
 def _stub_task(run: Run) -> Task:
