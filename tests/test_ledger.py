@@ -378,3 +378,25 @@ def test_a_hostile_output_note_is_dropped_and_the_run_kept(tmp_path: Path, value
     assert ledger.rejected() == []
     assert path.exists()
     assert "[[" not in render_runs_block([theirs], ZoneInfo("UTC")).split("host: other")[1]
+
+
+def test_the_last_success_is_kept_as_lines_are_read_and_follows_renames(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path, "h")
+    t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+    def add(run_id: str, task: str, status: Status, hours: int) -> None:
+        at = t0 + timedelta(hours=hours)
+        run = Run(run_id, task, status, Trigger.MANUAL, at, "h", finished_at=at)
+        ledger.append(finish_record(run, f"{task}.md"))
+
+    assert ledger.last_success("Tasks/A") is None
+    add("r1", "Tasks/A", Status.SUCCESS, 0)
+    add("r2", "Tasks/A", Status.FAILED, 1)
+    assert ledger.last_success("Tasks/A") == t0
+    ledger.append_rename("Tasks/A", "Archive/A", t0 + timedelta(hours=2))
+    assert ledger.last_success("Archive/A") == t0  # its history came along
+    add("r3", "Archive/A", Status.SUCCESS, 3)
+    assert ledger.last_success("Archive/A") == t0 + timedelta(hours=3)
+    # The same as folding the whole ledger says.
+    folded = [r for r in ledger.runs_of("Archive/A") if r.status is Status.SUCCESS]
+    assert max(r.started_at for r in folded) == ledger.last_success("Archive/A")

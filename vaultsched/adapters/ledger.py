@@ -270,6 +270,21 @@ class _FileRecords:
     lines: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, why)
+    # Kept as lines are parsed, so a run's start need not fold the whole ledger to know them:
+    successes: dict[str, datetime] = field(default_factory=dict)  # task -> latest success start
+    renames: list[tuple[str, str]] = field(default_factory=list)  # (old id, new id)
+
+    def note(self, record: dict[str, Any]) -> None:
+        """Keep what `record` (valid) says of a task's latest success, or a rename."""
+        if record.get("type") == "rename":
+            self.renames.append((str(record["from"]), str(record["to"])))
+        elif record.get("type") == "finish" and record.get("status") == "success":
+            started = parse_instant(record.get("started_at"))
+            task = str(record["task"])
+            if started is not None and (
+                task not in self.successes or started > self.successes[task]
+            ):
+                self.successes[task] = started
 
 
 @dataclass
@@ -322,9 +337,12 @@ class _RecordCache:
                 data = handle.read()
             end = data.rfind(b"\n") + 1  # a torn last line waits until it is complete
             # Split on \n alone: a record may hold a raw U+2028, which splitlines() breaks on.
+            known = len(cached.records)
             for line in data[:end].decode("utf-8", errors="replace").split("\n")[:-1]:
                 cached.lines += 1
                 _take_line(cached, line)
+            for record in cached.records[known:]:
+                cached.note(record)
             cached.offset += end
             return cached
 
@@ -483,6 +501,18 @@ class Ledger:
 
     def runs_of(self, task: str) -> list[Run]:
         return [r for r in self.runs() if r.task == task]
+
+    def last_success(self, task: str) -> datetime | None:
+        """When the task's latest successful run started (under this id or one it was renamed
+        from), without folding the ledger: what a run's start needs, at every start."""
+        found: list[datetime] = []
+        parsed = [self._cache._parsed(self.root, path) for path in self.files()]
+        names = {task}
+        for records in parsed:
+            names |= {old for old, new in records.renames if new in names}
+        for records in parsed:
+            found += [records.successes[name] for name in names if name in records.successes]
+        return max(found, default=None)
 
     def runs_on(self, day: date, tz: Any) -> list[Run]:
         """Runs that started on `day` in zone `tz`; reads only the months that can hold them."""

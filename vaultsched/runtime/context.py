@@ -12,7 +12,7 @@ from pathlib import Path
 
 from vaultsched.adapters import statefs
 from vaultsched.core import layout
-from vaultsched.core.model import Run, Status, Task
+from vaultsched.core.model import Run, Task
 from vaultsched.runtime.messages import Job
 from vaultsched.runtime.workspace import Workspace
 
@@ -84,7 +84,6 @@ def _iso(moment: datetime | None) -> str:
 
 def context_for(workspace: Workspace, job: Job, run: Run) -> Context:
     root, task = workspace.vault.root, job.task
-    successes = [r for r in workspace.ledger.runs_of(task.id) if r.status is Status.SUCCESS]
     upstream = ""
     if job.upstream is not None:
         upstream = _existing(root, layout.run_output(job.upstream.task, job.upstream.run_id))
@@ -92,7 +91,7 @@ def context_for(workspace: Workspace, job: Job, run: Run) -> Context:
         root=root,
         task=task,
         run=run,
-        last_success=max((r.started_at for r in successes), default=None),
+        last_success=workspace.ledger.last_success(task.id),
         previous_output=_previous_output(root, task.id, run.run_id),
         upstream_output=upstream,
         state_dir=_state_dir(root, task.id),

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from vaultsched.adapters import notify
 from vaultsched.core.model import Run, Task
-from vaultsched.core.stuck import stuck_since
+from vaultsched.core.stuck import MIN_STUCK, stuck_since
 from vaultsched.runtime.workspace import Workspace
 from vaultsched.trust.fingerprint import files_reached
 
@@ -22,6 +22,7 @@ class StuckWatch:
     workspace: Workspace
     _when: dict[str, datetime | None] = field(default_factory=dict)  # run id -> stuck from
     _told: set[str] = field(default_factory=set)
+    _judged: set[str] = field(default_factory=set)  # its history read: `_when` is final
 
     def check(self, running: Mapping[str, tuple[Task, Run]], now: datetime) -> datetime | None:
         """Tell of each run in `running` (run id -> task, run) that is stuck by `now`, once;
@@ -29,11 +30,15 @@ class StuckWatch:
         for run_id in [r for r in self._when if r not in running]:  # ended: forget it
             self._when.pop(run_id)
             self._told.discard(run_id)
+            self._judged.discard(run_id)
         upcoming = []
         for run_id, (task, run) in running.items():
-            if run_id not in self._when:  # the ledger is read once per run, not per check
-                self._when[run_id] = stuck_since(run, self.workspace.ledger.runs_of(task.id))
-            when = self._when[run_id]
+            when = self._when.setdefault(run_id, run.started_at + MIN_STUCK)
+            if when is not None and when <= now and run_id not in self._judged:
+                # No run is stuck before MIN_STUCK: only then is its task's history read (a
+                # fold of the ledger), once per run, never at each of many short runs' starts.
+                self._judged.add(run_id)
+                when = self._when[run_id] = stuck_since(run, self.workspace.ledger.runs_of(task.id))
             if when is None or run_id in self._told:
                 continue
             if when > now:
