@@ -27,7 +27,7 @@ def test_a_forged_upstream_run_id_points_at_nothing(tmp_path: Path, run_id: str)
 
 def test_the_previous_output_is_the_newest_before_this_run(tmp_path: Path) -> None:
     for run_id in ("20260301T000000-aaaaaa", "20260302T000000-bbbbbb", "20260304T000000-dddddd"):
-        save_output(tmp_path, run(run_id), run_id)
+        save_output(tmp_path, run(run_id), run_id, durable=False)
     found = _previous_output(tmp_path, "Tasks/A", "20260303T000000-cccccc")
     assert found == layout.run_output("Tasks/A", "20260302T000000-bbbbbb")
     assert _previous_output(tmp_path, "Tasks/B", "20260303T000000-cccccc") == ""

@@ -134,10 +134,13 @@ def _state_dir(root: Path, task_id: str) -> str:
         return ""
 
 
-def save_output(root: Path, run: Run, text: str) -> None:
-    """Keep a run's redacted stdout for the task's next run and its `after` tasks; durable
-    before the run's finish record, which may start an `after` task after a crash."""
+def save_output(root: Path, run: Run, text: str, *, durable: bool) -> None:
+    """Keep a run's redacted stdout for the task's next run and its `after` tasks. `durable`
+    (synced to disk before the finish record) when the run starts `after` tasks: a daemon
+    that crashes then starts them on its next start, with this output. Otherwise a crash may
+    lose it, and the next run sees no previous output: not worth an fsync per run."""
     try:
-        statefs.write_atomic(root, layout.run_output(run.task, run.run_id), text.encode())
+        rel = layout.run_output(run.task, run.run_id)
+        statefs.write_atomic(root, rel, text.encode(), durable=durable)
     except OSError as exc:
         statefs.warn_refused(exc, f"{run.task}: output not kept for the next run")

@@ -135,8 +135,8 @@ class Execution:
             return replace(finished, chain=tuple(self.downstream(finished))), None
         # The command ran: its stdout is the next run's input, and its output note's text.
         stdout = clean_stdout(result.stdout, cut=result.stdout_cut, redact=redact)
-        save_output(self.recorder.workspace.vault.root, run, stdout)
         chain = tuple(self.downstream(finished))
+        save_output(self.recorder.workspace.vault.root, run, stdout, durable=bool(chain))
         return replace(finished, chain=chain, output_note=output_note(task, run)), stdout
 
     def cancel(self, sig: signal.Signals = signal.SIGTERM) -> int:
