@@ -39,26 +39,39 @@ def set_scalar(text: str, key: str, value: str) -> str:
 
 
 def set_scalars(text: str, values: Mapping[str, str]) -> str:
-    """`set_scalar` for each of `values` whose text differs from what the note has, in order;
-    the same text back when none does (so nothing is written)."""
-    current = _scalars(text)
-    for key, value in values.items():
-        if current.get(key) != value:
-            text = set_scalar(text, key, value)
-    return text
-
-
-def _scalars(text: str) -> dict[str, str]:
-    """The front matter's top-level scalar values as written (quotes and all)."""
+    """`set_scalar` for each of `values` whose text differs from what the note has, with one
+    parse of the front matter (a burst lands many notes); the same text back when none does
+    (so nothing is written). Raises ValueError like `set_scalar`."""
     span = front_matter_span(text)
     if span is None:
-        return {}
-    yaml_text = text[span.yaml_start : span.yaml_end]
+        raise ValueError("the note has no front matter")
+    start, closing = span.yaml_start, span.yaml_end
+    yaml_text = text[start:closing]
     root = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
-    if not isinstance(root, yaml.MappingNode):
-        return {}
-    return {
-        key.value: yaml_text[value.start_mark.index : value.end_mark.index]
-        for key, value in root.value
-        if isinstance(key, yaml.ScalarNode) and isinstance(value, yaml.ScalarNode)
+    if root is not None and not isinstance(root, yaml.MappingNode):
+        raise ValueError("the front matter is not a map of properties")
+    found = {
+        key.value: value
+        for key, value in (root.value if root is not None else [])
+        if isinstance(key, yaml.ScalarNode) and key.value in values
     }
+    edits: list[tuple[int, int, str]] = []  # (begin, end, text) in `text`
+    added = []
+    for key, value in values.items():
+        node = found.get(key)
+        if node is None:
+            added.append(f"{key}: {value}" if value else f"{key}:")
+            continue
+        if not isinstance(node, yaml.ScalarNode):
+            raise ValueError(f"{key} is not a single value; edit it by hand")
+        begin, end = node.start_mark.index, node.end_mark.index
+        if yaml_text[begin:end] == value:
+            continue
+        spaced = " " + value if begin == end and not yaml_text[:begin].endswith(" ") else value
+        edits.append((start + begin, start + end, spaced))
+    if added:
+        newline = newline_of(text)
+        edits.append((closing, closing, "".join(line + newline for line in added)))
+    for begin, end, value in sorted(edits, reverse=True):
+        text = text[:begin] + value + text[end:]
+    return text
