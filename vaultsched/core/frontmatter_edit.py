@@ -17,31 +17,14 @@ from vaultsched.core.taskfile import front_matter_span
 
 def set_scalar(text: str, key: str, value: str) -> str:
     """Set top-level `key` to the YAML scalar text `value`, keeping every other byte."""
-    span = front_matter_span(text)
-    if span is None:
-        raise ValueError("the note has no front matter")
-    start, closing = span.yaml_start, span.yaml_end
-    yaml_text = text[start:closing]
-    root = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
-    if root is not None and not isinstance(root, yaml.MappingNode):
-        raise ValueError("the front matter is not a map of properties")
-    for key_node, value_node in root.value if root is not None else []:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
-            if not isinstance(value_node, yaml.ScalarNode):
-                raise ValueError(f"{key} is not a single value; edit it by hand")
-            begin, end = value_node.start_mark.index, value_node.end_mark.index
-            if begin == end:  # `key:` with nothing after the colon
-                value = " " + value if not yaml_text[:begin].endswith(" ") else value
-            return text[: start + begin] + value + text[start + end :]
-    newline = newline_of(text)
-    line = f"{key}: {value}" if value else f"{key}:"  # empty: no trailing space
-    return text[:closing] + line + newline + text[closing:]
+    return set_scalars(text, {key: value})
 
 
 def set_scalars(text: str, values: Mapping[str, str]) -> str:
-    """`set_scalar` for each of `values` whose text differs from what the note has, with one
-    parse of the front matter (a burst lands many notes); the same text back when none does
-    (so nothing is written). Raises ValueError like `set_scalar`."""
+    """Set each top-level key of `values` to its YAML scalar text, keeping every other byte:
+    a value in place, a missing key as a line added at the end. One parse of the front matter
+    (a burst lands many notes); the same text back when no value differs (nothing to write).
+    Raises ValueError for a note without front matter, or a key whose value is not one scalar."""
     span = front_matter_span(text)
     if span is None:
         raise ValueError("the note has no front matter")
