@@ -15,12 +15,12 @@ from vaultsched.adapters.notes import NoteWriter, Outcome
 from vaultsched.adapters.vault import Index, Vault
 from vaultsched.core.dashboard import dashboard_text
 from vaultsched.core.errors import VaultschedError
-from vaultsched.core.model import Run, Task, Trigger
-from vaultsched.runtime.approval import Approvals, needs_approval
+from vaultsched.core.model import Run, Task
+from vaultsched.runtime.approval import Approvals
 from vaultsched.runtime.commit import Committer, enabled_edit
-from vaultsched.runtime.dispatch import chain_of
+from vaultsched.runtime.dispatch import Dispatcher, chain_of
 from vaultsched.runtime.land import Lander
-from vaultsched.runtime.messages import Job, Upstream
+from vaultsched.runtime.messages import AwaitApproval, Job, Submit, Upstream
 from vaultsched.runtime.pings import Pings
 from vaultsched.runtime.record import Recorder
 from vaultsched.runtime.run import Execution
@@ -67,15 +67,16 @@ class OneShot:
     def _followers(
         self, execution: Execution, run: Run, chain: Index | None, echo: BinaryIO | None
     ) -> Iterator[Run]:
-        for ident in run.chain:
-            task = chain.tasks.get(ident) if chain else None
-            if task is None or not task.enabled:
-                continue
-            if needs_approval(task, Trigger.AFTER):
-                yield Approvals(self.recorder).request(task, Trigger.AFTER, None, run.run_id)
-                continue
-            upstream = Upstream(run.task, run.run_id)
-            yield execution.run(Job(task, Trigger.AFTER, upstream=upstream), echo)
+        if chain is None:
+            return
+        # The daemon's decisions for the tasks a run starts (gone, paused, approval); trust is
+        # the execution's own check, so each run is refused or run as the daemon's would be.
+        for action in Dispatcher().chained([run], chain.tasks, lambda task: None):
+            match action:
+                case Submit(job):
+                    yield execution.run(job, echo)
+                case AwaitApproval(task, trigger, when, upstream):
+                    yield Approvals(self.recorder).request(task, trigger, when, upstream)
 
     def upstream(self, run_id: str) -> Upstream | None:
         """The run `run_id` as the upstream of another, if the ledger has it."""
