@@ -60,6 +60,7 @@ bench bench-quick: $(BENCH_STAMP)
 	$(BENCH) burst.py --tasks $(BURST)
 	$(BENCH) memory.py --notes $(NOTES)
 	$(BENCH) note_write.py --writes $(WRITES)
+	$(BENCH) startup.py --repeat $(REPEAT)0
 	$(if $(filter bench,$@),$(BENCH) firing_latency.py --seconds 30)
 
 clean:
