@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from vaultsched.adapters.git import Git
 from vaultsched.adapters.service import executable
@@ -22,10 +23,26 @@ CHAINED = ".before-vaultsched"
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./+@:,-]+$")  # fits inside "…" in sh with no escaping
 
 
+# What became of one hook: `chained` is installed with the user's hook kept aside and run
+# first; `conflict` is not installed (both the hook and its aside copy exist).
+HookOutcome = Literal["installed", "chained", "updated", "unchanged", "conflict"]
+
+
+@dataclass(frozen=True)
+class HookInstalled:
+    name: str
+    outcome: HookOutcome
+    message: str  # the line `hooks install` prints
+
+
 @dataclass
 class Installed:
     hooks_dir: Path
-    messages: list[str] = field(default_factory=list)
+    hooks: list[HookInstalled] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[str]:
+        return [hook.message for hook in self.hooks]
 
 
 def hook_text(name: str) -> str:
@@ -43,27 +60,29 @@ def install(git: Git) -> Installed:
     hooks_dir.mkdir(parents=True, exist_ok=True)
     result = Installed(hooks_dir)
     for name in HOOKS:
-        result.messages.append(_install_one(hooks_dir / name, hook_text(name)))
+        result.hooks.append(_install_one(hooks_dir / name, hook_text(name)))
     return result
 
 
-def _install_one(target: Path, text: str) -> str:
+def _install_one(target: Path, text: str) -> HookInstalled:
     name = target.name
     if target.exists() or target.is_symlink():
         current = target.read_text(encoding="utf-8", errors="replace") if target.is_file() else ""
         if OURS in current:
             if current == text:
-                return f"{name}: up to date"
+                return HookInstalled(name, "unchanged", f"{name}: up to date")
             _write_hook(target, text)
-            return f"{name}: updated"
+            return HookInstalled(name, "updated", f"{name}: updated")
         aside = target.with_name(name + CHAINED)
         if aside.exists() or aside.is_symlink():
-            return f"{name}: not installed: {target} and {aside} both exist; merge them by hand"
+            why = f"{target} and {aside} both exist; merge them by hand"
+            return HookInstalled(name, "conflict", f"{name}: not installed: {why}")
         target.rename(aside)
         _write_hook(target, text)
-        return f"{name}: installed; your existing hook runs first (kept as {aside.name})"
+        kept = f"your existing hook runs first (kept as {aside.name})"
+        return HookInstalled(name, "chained", f"{name}: installed; {kept}")
     _write_hook(target, text)
-    return f"{name}: installed"
+    return HookInstalled(name, "installed", f"{name}: installed")
 
 
 def _write_hook(target: Path, text: str) -> None:

@@ -11,7 +11,7 @@ import sys
 import traceback
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.markup import escape as markup_escape
@@ -26,13 +26,33 @@ from vaultsched.adapters.ledger import Ledger
 from vaultsched.adapters.notes import Outcome
 from vaultsched.adapters.terminal import SafeConsole, SafeFormatter, dumps_json, echo_stream, escape
 from vaultsched.adapters.vault import Index, Vault, build_index, planned_index
+from vaultsched.cli.helptext import HelpCommand, HelpGroup, examples
 from vaultsched.cli.reports import (
     ListRow,
+    history_row,
     history_rows,
     iso,
     list_rows,
     status_report,
     upcoming,
+)
+from vaultsched.cli.results import (
+    DashboardRow,
+    EnabledRow,
+    NewTaskRow,
+    ReindexRow,
+    SyncRow,
+    TaskRef,
+    TrustedTaskRow,
+    TrustReport,
+    UntrustReport,
+    digest_row,
+    hooks_report,
+    init_report,
+    rejected_row,
+    service_row,
+    trusted_config_row,
+    trusted_task_row,
 )
 from vaultsched.cli.scaffold import create_task, init_vault
 from vaultsched.cli.validate import validate_staged, validate_vault
@@ -45,7 +65,13 @@ from vaultsched.core.views import digest_path
 from vaultsched.runtime.messages import Job
 from vaultsched.runtime.oneshot import OneShot, one_shot
 from vaultsched.runtime.workspace import utc_now
-from vaultsched.trust.config import ignored_message, open_vault, show, trust_config
+from vaultsched.trust.config import (
+    TrustedConfig,
+    ignored_message,
+    open_vault,
+    show,
+    trust_config,
+)
 from vaultsched.trust.store import TrustStore, take_snapshot
 
 # _LAZY: the daemon, demo, doctor and sync modules (watchdog among them) are imported by their
@@ -58,16 +84,30 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     no_args_is_help=True,
+    cls=HelpGroup,
+    epilog=examples(
+        "vaultsched init ~/Notes",
+        "vaultsched --vault ~/Notes list",
+        "vaultsched --vault ~/Notes run-now Backup",
+    ),
 )
 # Every string printed goes through `terminal.escape` (SafeConsole): vault text may hold ESC.
 err = SafeConsole(stderr=True, highlight=False)
 out = SafeConsole(highlight=False)
 
 service_app = typer.Typer(
-    help="A systemd --user unit for the daemon (or the cron line).", no_args_is_help=True
+    help="A systemd --user unit for the daemon (or the cron line).",
+    no_args_is_help=True,
+    cls=HelpGroup,
+    epilog=examples("vaultsched --vault ~/Notes service install", "vaultsched service status"),
 )
 app.add_typer(service_app, name="service")
-hooks_app = typer.Typer(help="Git hooks for the vault's repository.", no_args_is_help=True)
+hooks_app = typer.Typer(
+    help="Git hooks for the vault's repository.",
+    no_args_is_help=True,
+    cls=HelpGroup,
+    epilog=examples("vaultsched --vault ~/Notes hooks install"),
+)
 app.add_typer(hooks_app, name="hooks")
 
 VaultOption = Annotated[
@@ -100,7 +140,8 @@ def _vault(ctx: typer.Context) -> Vault:
     return open_vault(ctx.find_root().obj)
 
 
-def _print_json(data: Any) -> None:
+def _print_json(data: object) -> None:
+    """The one way `--json` output is written: the whole document on stdout, escaped."""
     sys.stdout.write(dumps_json(data) + "\n")
 
 
@@ -108,25 +149,40 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise VaultschedError(message, exit_code=code)
 
 
-@app.command("init")
+@app.command(
+    "init",
+    cls=HelpCommand,
+    epilog=examples("vaultsched init ~/Notes", "vaultsched init --json"),
+)
 def init_cmd(
-    path: Annotated[Path, typer.Argument(help="Folder to make a vault.")] = Path(),
+    path: Annotated[
+        Path, typer.Argument(metavar="PATH", help="Folder to make a vault.", show_default=False)
+    ] = Path(),
+    as_json: JsonOption = False,
 ) -> None:
-    """Make PATH a vault: config, .gitignore, .gitattributes, an example task, git."""
+    """Make PATH (default: the current folder) a vault: config, .gitignore, .gitattributes, an
+    example task, git."""
     created = init_vault(path)
+    for note in created.notes:
+        err.print(f"vaultsched: note: {note}")
+    if as_json:
+        _print_json(init_report(created))
+        return
     for rel in created.files:
         out.print(f"created {rel}", markup=False)
     if created.git_initialised:
         out.print("initialised a git repository")
-    for line in created.hooks:
-        out.print(f"git hook {line}", markup=False)
-    for note in created.notes:
-        err.print(f"vaultsched: note: {note}")
+    for hook in created.hooks:
+        out.print(f"git hook {hook.message}", markup=False)
     if not created.files:
         out.print(f"{created.root} is already a vault: nothing to do")
 
 
-@app.command("list")
+@app.command(
+    "list",
+    cls=HelpCommand,
+    epilog=examples("vaultsched list", "vaultsched --vault ~/Notes list --json"),
+)
 def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every task: schedule, enabled, next run, last run and status, validity."""
     vault = _vault(ctx)
@@ -158,16 +214,29 @@ def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     out.print(table)
 
 
-@app.command("next")
+@app.command(
+    "next",
+    cls=HelpCommand,
+    epilog=examples(
+        "vaultsched next",
+        "vaultsched next Backup --count 3",
+        "vaultsched next Backup --from 2026-03-29T01:30 --json",
+    ),
+)
 def next_cmd(
     ctx: typer.Context,
     task: Annotated[
-        str | None, typer.Argument(metavar="[TASK]", help="One task (default: all).")
+        str | None, typer.Argument(metavar="TASK", help="One task (default: all).")
     ] = None,
     from_: Annotated[
-        str | None, typer.Option("--from", help="ISO time; naive means the task's zone.")
+        str | None,
+        typer.Option(
+            "--from", metavar="ISO-TIME", help="Start after this time; naive is the task's zone."
+        ),
     ] = None,
-    count: Annotated[int, typer.Option("--count", "-n", min=1, max=10000, help="How many.")] = 5,
+    count: Annotated[
+        int, typer.Option("--count", "-n", metavar="N", min=1, max=10000, help="How many.")
+    ] = 5,
     as_json: JsonOption = False,
 ) -> None:
     """The next fire times, strictly after --from (default: now)."""
@@ -203,11 +272,20 @@ def _parse_from(text: str) -> datetime:
         ) from None
 
 
-@app.command("validate")
+@app.command(
+    "validate",
+    cls=HelpCommand,
+    epilog=examples(
+        "vaultsched validate",
+        "vaultsched validate Tasks/Backup.md Reports/",
+        "vaultsched validate --staged --json",
+    ),
+)
 def validate_cmd(
     ctx: typer.Context,
     paths: Annotated[
-        list[str] | None, typer.Argument(help="Notes or folders (default: the vault).")
+        list[str] | None,
+        typer.Argument(metavar="PATH", help="Notes or folders (default: the vault)."),
     ] = None,
     staged: Annotated[bool, typer.Option("--staged", help="Check what git has staged.")] = False,
     as_json: JsonOption = False,
@@ -228,31 +306,49 @@ def validate_cmd(
         raise typer.Exit(1)
 
 
-@app.command("run-now")
+JsonRunsOption = Annotated[
+    bool, typer.Option("--json", help="Print the runs as JSON; task output goes to stderr.")
+]
+
+
+@app.command(
+    "run-now",
+    cls=HelpCommand,
+    epilog=examples(
+        "vaultsched run-now Backup",
+        "vaultsched run-now Tasks/Backup.md --no-chain",
+        "vaultsched run-now Backup --json 2>backup.log",
+    ),
+)
 def run_now_cmd(
     ctx: typer.Context,
     task: TaskArg,
     no_chain: Annotated[
         bool, typer.Option("--no-chain", help="Do not start the tasks that run after it.")
     ] = False,
+    as_json: JsonRunsOption = False,
 ) -> None:
     """Run one task now, then the tasks that run after it (`after`); stream their output,
     record and commit the results."""
     vault = _vault(ctx)
     index = build_index(vault)
     job = Job(index.task(task), Trigger.MANUAL)
-    _run_in_foreground(one_shot(vault), job, None if no_chain else index)
+    _run_in_foreground(one_shot(vault), job, None if no_chain else index, as_json=as_json)
 
 
 # A run-now or approve exits 0 only if each of its runs ended so (skipped: it did not run).
 _FINE = frozenset({Status.SUCCESS, Status.AWAITING_APPROVAL})
 
 
-def _run_in_foreground(shot: OneShot, job: Job, chain: Index | None) -> None:
-    """Run with output streamed here, land, commit; exit 1 if any run did not end well."""
-    sys.stdout.flush()
-    echo = echo_stream(sys.stdout.buffer, is_terminal=sys.stdout.isatty())
+def _run_in_foreground(shot: OneShot, job: Job, chain: Index | None, *, as_json: bool) -> None:
+    """Run with output streamed here, land, commit; exit 1 if any run did not end well. With
+    `as_json` the tasks' output goes to stderr: stdout holds the JSON document alone."""
+    stream = sys.stderr if as_json else sys.stdout
+    stream.flush()
+    echo = echo_stream(stream.buffer, is_terminal=stream.isatty())
     done = shot.run(job, echo, chain=chain, report=_said)
+    if as_json:
+        _print_json([history_row(run) for run in done])
     if any(run.status not in _FINE for run in done):
         raise typer.Exit(1)
 
@@ -276,10 +372,22 @@ def _said(run: Run) -> None:
     err.print(f"vaultsched: {run.status} {run.task} ({detail}{duration})", markup=False)
 
 
-@app.command("trust")
+@app.command(
+    "trust",
+    cls=HelpCommand,
+    epilog=examples(
+        "vaultsched trust Backup",
+        "vaultsched trust --all --yes",
+        "vaultsched trust --config --json",
+    ),
+)
 def trust_cmd(
     ctx: typer.Context,
-    tasks: Annotated[list[str] | None, typer.Argument(metavar="[TASK]...")] = None,
+    *,  # typer passes every parameter by name
+    tasks: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="TASK", help="Task ids, note paths, or unique note names."),
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every valid task of the vault.")] = False,
     config: Annotated[
         bool,
@@ -290,6 +398,7 @@ def trust_cmd(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Record without showing what changed.")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Show what changed since a task was last trusted, then trust it as it is now (its
     settings, its body if piped to it, every vault file its command reaches). Never prompts."""
@@ -297,38 +406,49 @@ def trust_cmd(
     index = build_index(vault)
     if (all_ and tasks) or not (all_ or tasks or config):
         _fail("name the tasks to trust, or use --all (and/or --config)", code=2)
-    if config:
-        _trust_config(vault)
+    trusted = trust_config(vault.root) if config else None
+    if trusted and not as_json:
+        _show_trusted_config(trusted)
     chosen = list(index.tasks.values()) if all_ else [index.task(t) for t in tasks or []]
-    if chosen:
-        _trust_tasks(vault, chosen, show_changes=not yes)
+    rows = _trust_tasks(vault, chosen, show_changes=not yes, quiet=as_json) if chosen else []
+    if as_json:
+        _print_json(
+            TrustReport(tasks=rows, config=trusted_config_row(trusted) if trusted else None)
+        )
 
 
-def _trust_tasks(vault: Vault, chosen: list[Task], *, show_changes: bool) -> None:
+def _trust_tasks(
+    vault: Vault, chosen: list[Task], *, show_changes: bool, quiet: bool
+) -> list[TrustedTaskRow]:
+    """Trust the tasks as they are now; print what changed and what is trusted unless
+    `quiet` (warnings go to stderr always)."""
     store = TrustStore()
     # Read once: what is shown is exactly what is recorded, whatever a sync does meanwhile.
-    snapshots = {task.id: take_snapshot(vault.root, task) for task in chosen}
-    for ident, snapshot in snapshots.items():
-        if show_changes:
-            for line in store.changes(vault.root, ident, snapshot):
-                out.print(line, markup=False, soft_wrap=True)
+    unique = {task.id: task for task in chosen}
+    snapshots = {ident: take_snapshot(vault.root, task) for ident, task in unique.items()}
+    rows = []
+    for task in unique.values():
+        snapshot = snapshots[task.id]
+        changes = store.changes(vault.root, task.id, snapshot) if show_changes else []
+        rows.append(trusted_task_row(task, snapshot, changes))
+        for line in [] if quiet else changes:
+            out.print(line, markup=False, soft_wrap=True)
         for warning in snapshot.warnings:
-            err.print(f"vaultsched: warning: {ident}: {warning}", markup=False, soft_wrap=True)
+            err.print(f"vaultsched: warning: {task.id}: {warning}", markup=False, soft_wrap=True)
     store.record(vault.root, snapshots)
-    for task in chosen:
-        files = sorted(snapshots[task.id].files)
-        also = f"  (+ {', '.join(files)})" if files else ""
-        line = f"trusted {task.id}: {escape(_shown_command(task), one_line=True)}{also}"
-        out.print(line, markup=False, soft_wrap=True)
+    for row in [] if quiet else rows:
+        also = f"  (+ {', '.join(row['files'])})" if row["files"] else ""
+        shown = escape(_shown_command(row["command"]), one_line=True)
+        out.print(f"trusted {row['task']}: {shown}{also}", markup=False, soft_wrap=True)
+    return rows
 
 
-def _shown_command(task: Task) -> str:
-    return task.command if isinstance(task.command, str) else json.dumps(list(task.command))
+def _shown_command(command: str | list[str]) -> str:
+    return command if isinstance(command, str) else json.dumps(command)
 
 
-def _trust_config(vault: Vault) -> None:
-    """Show the sensitive values (escaped) and what changed since the last trust, record them."""
-    trusted = trust_config(vault.root)
+def _show_trusted_config(trusted: TrustedConfig) -> None:
+    """The sensitive values just trusted (escaped), and what changed since the last trust."""
     if not trusted.values:
         out.print(f"nothing in {layout.CONFIG} needs trust", markup=False)
         return
@@ -348,15 +468,27 @@ def _trust_config(vault: Vault) -> None:
     out.print("trusted the vault config (a running daemon takes it up when restarted)")
 
 
-@app.command("untrust")
+@app.command(
+    "untrust",
+    cls=HelpCommand,
+    epilog=examples("vaultsched untrust Backup", "vaultsched untrust Backup Cleanup --json"),
+)
 def untrust_cmd(
-    ctx: typer.Context, tasks: Annotated[list[str], typer.Argument(metavar="TASK...")]
+    ctx: typer.Context,
+    tasks: Annotated[
+        list[str],
+        typer.Argument(metavar="TASK", help="Task ids, note paths, or unique note names."),
+    ],
+    as_json: JsonOption = False,
 ) -> None:
     """Withdraw trust: the tasks will not run until trusted again."""
     vault = _vault(ctx)
     index = build_index(vault)
     ids = [index.resolve(t) for t in tasks]
     TrustStore().untrust(vault.root, ids)
+    if as_json:
+        _print_json(UntrustReport(tasks=[TaskRef(task=ident) for ident in ids]))
+        return
     for ident in ids:
         out.print(f"untrusted {ident}", markup=False)
 
@@ -372,28 +504,49 @@ def _settle_pending(ctx: typer.Context, task: str, outcome: str) -> tuple[OneSho
     return shot, chosen, pending
 
 
-@app.command("approve")
-def approve_cmd(ctx: typer.Context, task: TaskArg) -> None:
+@app.command(
+    "approve",
+    cls=HelpCommand,
+    epilog=examples("vaultsched approve Deploy", "vaultsched approve Deploy --json"),
+)
+def approve_cmd(
+    ctx: typer.Context,
+    task: TaskArg,
+    as_json: JsonRunsOption = False,
+) -> None:
     """Run a task's pending `approval: required` run now (trigger `approved`)."""
     shot, chosen, pending = _settle_pending(ctx, task, "approved: run with trigger `approved`")
     upstream = shot.upstream(pending.upstream_run)
     job = Job(chosen, Trigger.APPROVED, pending.scheduled_for, upstream=upstream)
-    _run_in_foreground(shot, job, build_index(shot.workspace.vault))
+    _run_in_foreground(shot, job, build_index(shot.workspace.vault), as_json=as_json)
 
 
-@app.command("reject")
-def reject_cmd(ctx: typer.Context, task: TaskArg) -> None:
+@app.command(
+    "reject",
+    cls=HelpCommand,
+    epilog=examples("vaultsched reject Deploy", "vaultsched reject Deploy --json"),
+)
+def reject_cmd(ctx: typer.Context, task: TaskArg, as_json: JsonOption = False) -> None:
     """Drop a task's pending `approval: required` run."""
-    shot, chosen, _ = _settle_pending(ctx, task, "rejected")
+    shot, chosen, pending = _settle_pending(ctx, task, "rejected")
     shot.commit_landed()
-    out.print(f"rejected the pending run of {chosen.id}", markup=False)
+    if as_json:
+        _print_json(rejected_row(pending))
+    else:
+        out.print(f"rejected the pending run of {chosen.id}", markup=False)
 
 
-@app.command("history")
+@app.command(
+    "history",
+    cls=HelpCommand,
+    epilog=examples("vaultsched history Backup", "vaultsched history Backup -n 5 --json"),
+)
 def history_cmd(
     ctx: typer.Context,
     task: TaskArg,
-    limit: Annotated[int | None, typer.Option("-n", min=0, help="Only the last N runs.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("-n", metavar="N", min=0, help="Only the last N runs.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Runs of a task from the ledger, oldest first."""
@@ -416,52 +569,85 @@ def history_cmd(
         )
 
 
-def _set_enabled(ctx: typer.Context, task: str, enabled: bool) -> None:
+def _set_enabled(ctx: typer.Context, task: str, enabled: bool, as_json: bool) -> None:
     vault = _vault(ctx)
     index = build_index(vault)
     ident = index.resolve(task)
     rel = index.tasks[ident].path if ident in index.tasks else f"{ident}.md"
-    if one_shot(vault).set_enabled(ident, rel, enabled) is Outcome.UNCHANGED:
-        out.print(f"{ident} is already {'enabled' if enabled else 'paused'}", markup=False)
-    else:
+    changed = one_shot(vault).set_enabled(ident, rel, enabled) is not Outcome.UNCHANGED
+    if as_json:
+        _print_json(EnabledRow(task=ident, path=rel, enabled=enabled, changed=changed))
+    elif changed:
         out.print(f"{ident}: enabled: {'true' if enabled else 'false'}", markup=False)
+    else:
+        out.print(f"{ident} is already {'enabled' if enabled else 'paused'}", markup=False)
 
 
-@app.command("pause")
-def pause_cmd(ctx: typer.Context, task: TaskArg) -> None:
+@app.command(
+    "pause",
+    cls=HelpCommand,
+    epilog=examples("vaultsched pause Backup", "vaultsched pause Tasks/Backup.md --json"),
+)
+def pause_cmd(ctx: typer.Context, task: TaskArg, as_json: JsonOption = False) -> None:
     """Set `enabled: false` in the task note (a one-line edit) and commit."""
-    _set_enabled(ctx, task, False)
+    _set_enabled(ctx, task, False, as_json)
 
 
-@app.command("resume")
-def resume_cmd(ctx: typer.Context, task: TaskArg) -> None:
+@app.command(
+    "resume",
+    cls=HelpCommand,
+    epilog=examples("vaultsched resume Backup", "vaultsched resume Tasks/Backup.md --json"),
+)
+def resume_cmd(ctx: typer.Context, task: TaskArg, as_json: JsonOption = False) -> None:
     """Set `enabled: true` in the task note (a one-line edit) and commit."""
-    _set_enabled(ctx, task, True)
+    _set_enabled(ctx, task, True, as_json)
 
 
-@app.command("new")
+@app.command(
+    "new",
+    cls=HelpCommand,
+    epilog=examples(
+        'vaultsched new Backup --schedule "0 3 * * *" --command "restic backup ."',
+        'vaultsched new Tidy --schedule "every 15m" --command "make tidy" --json',
+    ),
+)
 def new_cmd(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Note name, created as Tasks/NAME.md.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Note name, created as Tasks/NAME.md.")
+    ],
     schedule: Annotated[
-        str | None, typer.Option("--schedule", help="Cron line, macro or `every 5m`.")
+        str | None,
+        typer.Option("--schedule", metavar="SCHEDULE", help="Cron line, macro or `every 5m`."),
     ] = None,
-    command: Annotated[str, typer.Option("--command", help="Shell command to run.")] = "",
+    command: Annotated[
+        str, typer.Option("--command", metavar="COMMAND", help="Shell command to run.")
+    ] = "",
+    as_json: JsonOption = False,
 ) -> None:
-    """Create Tasks/NAME.md from a template."""
+    """Create Tasks/NAME.md from a template (trusted: you wrote its command)."""
     vault = _vault(ctx)
     rel = create_task(vault.root, name, schedule, command)
+    ident = rel.removesuffix(".md")
     # vaultsched wrote the whole note just now: it is committed whole.
-    one_shot(vault).commit([Edit(rel)], f"vaultsched: new {rel.removesuffix('.md')}")
-    out.print(f"created {rel}", markup=False)
+    one_shot(vault).commit([Edit(rel)], f"vaultsched: new {ident}")
+    if as_json:
+        _print_json(NewTaskRow(task=ident, path=rel, schedule=schedule, command=command))
+    else:
+        out.print(f"created {rel}", markup=False)
 
 
-@app.command("digest")
+@app.command(
+    "digest",
+    cls=HelpCommand,
+    epilog=examples("vaultsched digest", "vaultsched digest 2026-03-29 --json"),
+)
 def digest_cmd(
     ctx: typer.Context,
     day: Annotated[
-        str | None, typer.Argument(metavar="[DATE]", help="YYYY-MM-DD (default: today).")
+        str | None, typer.Argument(metavar="DATE", help="YYYY-MM-DD (default: today).")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Rebuild that day's digest note from the ledger and print its path."""
     vault = _vault(ctx)
@@ -473,16 +659,25 @@ def digest_cmd(
         except ValueError:
             _fail(f"not a date: {day!r} (use YYYY-MM-DD)", 2)
     one_shot(vault).digest(chosen)
-    out.print(str(vault.path(digest_path(vault, chosen))), markup=False, soft_wrap=True)
+    where = str(vault.path(digest_path(vault, chosen)))
+    if as_json:
+        _print_json(digest_row(chosen, where))
+    else:
+        out.print(where, markup=False, soft_wrap=True)
 
 
-@app.command("dashboard")
+@app.command(
+    "dashboard",
+    cls=HelpCommand,
+    epilog=examples("vaultsched dashboard", "vaultsched dashboard Boards/Tasks --json"),
+)
 def dashboard_cmd(
     ctx: typer.Context,
     path: Annotated[
         str | None,
-        typer.Argument(metavar="[PATH]", help="In the vault (default: Tasks.base)."),
+        typer.Argument(metavar="PATH", help="In the vault (default: Tasks.base)."),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Write an Obsidian Bases file with a table of every task; never over your own edits."""
     vault = _vault(ctx)
@@ -490,13 +685,22 @@ def dashboard_cmd(
         rel = dashboard_path(path)
     except DashboardPathError as exc:
         _fail(f"dashboard: {exc}", 2)
-    if one_shot(vault).dashboard(rel) is Outcome.UNCHANGED:
-        out.print(f"{rel} is up to date", markup=False)
+    written = one_shot(vault).dashboard(rel) is not Outcome.UNCHANGED
+    if as_json:
+        _print_json(DashboardRow(path=rel, written=written))
     else:
-        out.print(f"wrote {rel}", markup=False)
+        out.print(f"wrote {rel}" if written else f"{rel} is up to date", markup=False)
 
 
-@app.command("run")
+@app.command(
+    "run",
+    cls=HelpCommand,
+    epilog=examples(
+        "vaultsched --vault ~/Notes run",
+        "vaultsched run --once",
+        "vaultsched run --dry-run --metrics 127.0.0.1:9464",
+    ),
+)
 def run_cmd(
     ctx: typer.Context,
     once: Annotated[
@@ -535,7 +739,11 @@ def _daemon_logging() -> None:
     root.setLevel(logging.INFO)
 
 
-@app.command("status")
+@app.command(
+    "status",
+    cls=HelpCommand,
+    epilog=examples("vaultsched status", "vaultsched status --json"),
+)
 def status_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Is the daemon running; runs in progress, today's failures, what waits for you."""
     vault = _vault(ctx)
@@ -576,11 +784,17 @@ def status_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     out.print(f"digest: {report['digest']}", markup=False, soft_wrap=True)
 
 
-@app.command("demo")
+@app.command(
+    "demo",
+    cls=HelpCommand,
+    epilog=examples("vaultsched demo", "vaultsched demo ~/vaultsched-demo"),
+)
 def demo_cmd(
     folder: Annotated[
         Path | None,
-        typer.Argument(help="Where to put the demo vault (default: a new temp folder)."),
+        typer.Argument(
+            metavar="FOLDER", help="Where to put the demo vault (default: a new temp folder)."
+        ),
     ] = None,
 ) -> None:
     """Copy the example vault, git-init it, speed it up, and run the daemon in the foreground."""
@@ -607,7 +821,11 @@ def _print_run(run: Run) -> None:
     out.print(f"{when}  {mark:<22} {markup_escape(run.task)}  {took}")
 
 
-@app.command("doctor")
+@app.command(
+    "doctor",
+    cls=HelpCommand,
+    epilog=examples("vaultsched doctor", "vaultsched --vault ~/Notes doctor --json"),
+)
 def doctor_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Drift and health checks, each with its fix; exit 1 if any check fails."""
     from vaultsched.cli.doctor import diagnose  # see _LAZY
@@ -628,8 +846,12 @@ def doctor_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
         raise typer.Exit(1)
 
 
-@app.command("sync")
-def sync_cmd(ctx: typer.Context) -> None:
+@app.command(
+    "sync",
+    cls=HelpCommand,
+    epilog=examples("vaultsched sync", "vaultsched --vault ~/Notes sync --json"),
+)
+def sync_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Pull (rebase) from the remote, rebuild notes and digests from the merged ledger, push."""
     from vaultsched.runtime.sync import Syncer, SyncError  # see _LAZY
 
@@ -643,55 +865,85 @@ def sync_cmd(ctx: typer.Context) -> None:
         result = Syncer(shot.workspace, shot.lander, vault.config.git.sync_interval).sync_once()
     except (SyncError, GitError) as exc:
         _fail(f"sync failed: {exc}")
-    out.print(
-        f"synced with {vault.config.git.remote}: {result.pulled} run(s) from other hosts",
-        markup=False,
-    )
+    remote = vault.config.git.remote
+    if as_json:
+        _print_json(SyncRow(remote=remote, pulled=result.pulled))
+        return
+    out.print(f"synced with {remote}: {result.pulled} run(s) from other hosts", markup=False)
 
 
-@hooks_app.command("install")
-def hooks_install_cmd(ctx: typer.Context) -> None:
+@hooks_app.command(
+    "install",
+    cls=HelpCommand,
+    epilog=examples("vaultsched hooks install", "vaultsched --vault ~/Notes hooks install --json"),
+)
+def hooks_install_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Install vaultsched's git hooks, chaining any hook already there."""
     vault = _vault(ctx)
     try:
         installed = githooks.install(Git(vault.root, vault.host))
     except (OSError, GitError) as exc:
         _fail(str(exc))
+    if as_json:
+        _print_json(hooks_report(installed))
+        return
     for line in installed.messages:
         out.print(line, markup=False, soft_wrap=True)
 
 
-@app.command("reindex")
-def reindex_cmd(ctx: typer.Context) -> None:
+@app.command(
+    "reindex",
+    cls=HelpCommand,
+    epilog=examples("vaultsched reindex", "vaultsched --vault ~/Notes reindex --json"),
+)
+def reindex_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Ask this host's running daemon to re-read the whole vault (the post-merge hook does)."""
     vault = _vault(ctx)
     pid = InstanceLock(vault.root).signal_daemon(vault.host, signal.SIGHUP)
-    if pid is None:
+    if as_json:
+        _print_json(ReindexRow(signalled=pid is not None, pid=pid))
+    elif pid is None:
         out.print("no daemon is running for this vault on this host")
     else:
         out.print(f"asked the daemon (pid {pid}) to re-read the vault")
 
 
-@service_app.command("install")
-def service_install_cmd(ctx: typer.Context) -> None:
-    """Write and enable a systemd --user unit running this vault's daemon."""
-    result = service.install(_vault(ctx).root)
+def _print_service(result: service.ServiceResult, as_json: bool) -> None:
+    if as_json:
+        _print_json(service_row(result))
+        return
     for line in result.messages:
         out.print(line, markup=False, soft_wrap=True)
 
 
-@service_app.command("uninstall")
-def service_uninstall_cmd() -> None:
+@service_app.command(
+    "install",
+    cls=HelpCommand,
+    epilog=examples("vaultsched --vault ~/Notes service install"),
+)
+def service_install_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Write and enable a systemd --user unit running this vault's daemon."""
+    _print_service(service.install(_vault(ctx).root), as_json)
+
+
+@service_app.command(
+    "uninstall",
+    cls=HelpCommand,
+    epilog=examples("vaultsched service uninstall"),
+)
+def service_uninstall_cmd(as_json: JsonOption = False) -> None:
     """Disable and remove the systemd --user unit."""
-    for line in service.uninstall().messages:
-        out.print(line, markup=False, soft_wrap=True)
+    _print_service(service.uninstall(), as_json)
 
 
-@service_app.command("status")
-def service_status_cmd() -> None:
+@service_app.command(
+    "status",
+    cls=HelpCommand,
+    epilog=examples("vaultsched service status", "vaultsched service status --json"),
+)
+def service_status_cmd(as_json: JsonOption = False) -> None:
     """Is the unit installed and active?"""
-    for line in service.status().messages:
-        out.print(line, markup=False, soft_wrap=True)
+    _print_service(service.status(), as_json)
 
 
 def main(argv: list[str] | None = None) -> int:

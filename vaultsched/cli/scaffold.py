@@ -48,7 +48,7 @@ class Created:
     files: list[str] = field(default_factory=list)
     git_initialised: bool = False
     notes: list[str] = field(default_factory=list)
-    hooks: list[str] = field(default_factory=list)
+    hooks: list[githooks.HookInstalled] = field(default_factory=list)
 
 
 def _create(root: Path, rel: str, text: str, created: Created) -> None:
@@ -88,7 +88,7 @@ def init_vault(target: Path) -> Created:
         trust_created(open_vault(root), [EXAMPLE_TASK])
     if git.usable:
         try:
-            created.hooks = githooks.install(git).messages
+            created.hooks = githooks.install(git).hooks
         except (OSError, GitError) as exc:
             created.notes.append(f"git hooks not installed: {exc}")
     if git.usable and created.files:
