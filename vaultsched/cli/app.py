@@ -33,6 +33,7 @@ from vaultsched.cli.reports import (
     list_rows,
     status_report,
     upcoming,
+    yes_no,
 )
 from vaultsched.cli.scaffold import create_task, init_vault
 from vaultsched.cli.validate import validate_staged, validate_vault
@@ -149,8 +150,8 @@ def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
         table.add_row(
             markup_escape(row["task"]),
             markup_escape(_when(row)),
-            "yes" if row["enabled"] else "no",
-            "yes" if row["trusted"] else "[red]no[/red]",
+            yes_no(row["enabled"]),
+            "[red]no[/red]" if row["trusted"] is False else yes_no(row["trusted"]),
             row["next_run"] or "-",
             row["last_run"] or "-",
             markup_escape(_status_cell(row)),
@@ -266,6 +267,8 @@ def _status_cell(row: ListRow) -> str:
 
 def _when(row: ListRow) -> str:
     """What starts a task: its schedules, the tasks it runs after, or a person."""
+    if not row["valid"]:
+        return "-"
     starts = [*row["schedule"], *(f"after {name}" for name in row["after"])]
     return ", ".join(starts) or "manual"
 
