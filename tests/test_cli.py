@@ -292,8 +292,12 @@ def test_list_json_shape(cli: Cli) -> None:
     assert rows["Tasks/Off"]["enabled"] is False and rows["Tasks/Off"]["next_run"] is None
     assert rows["Tasks/Broken"]["valid"] is False
     assert "quote it" in rows["Tasks/Broken"]["errors"][0]
+    # Invalid: neither enabled nor disabled, trusted nor not (nothing in its note counts yet).
+    assert rows["Tasks/Broken"]["enabled"] is None and rows["Tasks/Broken"]["trusted"] is None
     human = cli("list")
     assert human.code == 0 and "Tasks/A" in human.out and "INVALID" in human.out
+    (broken,) = [line.split() for line in human.out.splitlines() if "Tasks/Broken" in line]
+    assert broken[:7] == ["Tasks/Broken", "-", "-", "-", "-", "-", "INVALID:"]  # not "manual"
 
 
 @pytest.mark.parametrize(("zone", "schedule", "start", "expected"), CASES)

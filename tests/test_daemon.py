@@ -17,7 +17,8 @@ from conftest import runs_of as of
 from conftest import task_note as note
 
 from vaultsched.adapters.config import load_config
-from vaultsched.adapters.ledger import Ledger, finish_record
+from vaultsched.adapters.instance import InstanceLock
+from vaultsched.adapters.ledger import Ledger, finish_record, start_record
 from vaultsched.adapters.vault import Index, Vault
 from vaultsched.core.model import Run, Status, Trigger
 from vaultsched.runtime.daemon import Daemon
@@ -179,6 +180,27 @@ def test_dry_run_runs_nothing(vault_root: Path, daemons: Start) -> None:
     wait_for(lambda: "would run Tasks/Dry" in daemon.output(), what="dry-run log")
     assert daemon.stop() == 0
     assert runs(vault_root) == []
+
+
+def test_a_dry_run_beside_the_daemon_only_reads(vault_root: Path) -> None:
+    """What a running daemon holds (its lock, a run in progress, a write under way, its marks)
+    is left alone by `run --dry-run`, which says what it would run."""
+    note(vault_root, "Tasks/Dry.md", "schedule: every 1s\ncommand: echo no\n")
+    began = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=10)  # fires since: due
+    mid_run = Run("r1", "Tasks/Dry", Status.RUNNING, Trigger.SCHEDULE, began, HOST, 1, began)
+    Ledger(vault_root, HOST).append(start_record(mid_run, "Tasks/Dry.md"))
+    writing = write_note(vault_root, "Tasks/.Dry.md.vaultsched-0badf00d.tmp", "half a note")
+    marks = write_note(vault_root, ".vaultsched/state/marks.json", "{}")
+    lock = InstanceLock(vault_root)
+    lock.acquire(HOST, datetime.now(UTC))  # the daemon of the vault
+    try:
+        dry = Cli(vault_root)("run", "--once", "--dry-run")
+    finally:
+        lock.release()
+    assert dry.code == 0, dry.err
+    assert "would run Tasks/Dry" in dry.err
+    assert [r.status for r in runs(vault_root)] == [Status.RUNNING]
+    assert writing.exists() and marks.read_text() == "{}"
 
 
 def test_overlap_skip_and_queue(vault_root: Path, daemons: Start) -> None:

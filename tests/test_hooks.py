@@ -46,6 +46,27 @@ def test_pre_commit_blocks_a_broken_task_note_and_keeps_the_users_hook(cli: Cli)
     assert commit(cli.root, "vetoed").returncode == 1
 
 
+def test_pre_commit_refuses_only_notes_meant_as_tasks_in_the_task_folders(cli: Cli) -> None:
+    config = cli.root / ".vaultsched/config.toml"
+    config.write_text(config.read_text() + '[tasks]\nfolders = ["Tasks"]\n')
+    assert cli("hooks", "install").code == 0
+    plugin = "---\ncommand: {name: Undo last commit}\n---\n"
+    write_note(cli.root, "Notes/Plugin.md", plugin)  # outside the task folders: not a task
+    write_note(cli.root, "Notes/Broken.md", BROKEN)
+    git(cli.root, "add", "-A")
+    assert commit(cli.root, "notes").returncode == 0
+
+    write_note(cli.root, "Tasks/Plugin.md", plugin)  # inside: invalid, but not meant as a task
+    git(cli.root, "add", "-A")
+    allowed = commit(cli.root, "plugin note")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "Tasks/Plugin.md:2: warning: command: must be a string" in allowed.stderr
+
+    write_note(cli.root, "Tasks/Bad.md", BROKEN)  # a task, broken: refused as before
+    git(cli.root, "add", "-A")
+    assert commit(cli.root, "bad task").returncode == 1
+
+
 def test_two_foreign_hooks_are_left_for_a_person(cli: Cli) -> None:
     hooks = cli.root / ".git/hooks"
     for name in ("post-merge", "post-merge.before-vaultsched"):

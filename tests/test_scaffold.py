@@ -42,7 +42,8 @@ def test_the_file_written_reads_back(tmp_path: Path) -> None:
 # Left out, known and not fixed here (no shell command needs them): U+0085 (NEL), which PyYAML
 # leaves raw inside single quotes, where its reader folds it to a space; and lone surrogates
 # (argv bytes that are not UTF-8), which it escapes as `\uDCFF`, which its reader refuses.
-CHARACTERS = st.characters(exclude_categories=["Cs"], exclude_characters="\x85")
+# And NUL, which no argv holds (`--command` cannot carry it; a note's is a problem).
+CHARACTERS = st.characters(exclude_categories=["Cs"], exclude_characters="\x85\x00")
 COMMANDS = st.text(CHARACTERS, min_size=1).filter(str.strip)
 
 

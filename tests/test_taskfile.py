@@ -89,6 +89,44 @@ def test_not_a_task() -> None:
     ]
 
 
+def test_a_typo_of_command_is_flagged_where_the_note_has_no_command() -> None:
+    parsed = parse("schedule: '@daily'\ncomand: echo hi\n")
+    assert not parsed.is_task
+    assert [str(p) for p in parsed.problems] == [
+        "Tasks/T.md:2: note: has a schedule but no command: not a task",
+        "Tasks/T.md:3: warning: unknown key 'comand': did you mean 'command'? "
+        "(without it, not a task)",
+    ]
+    assert [str(p) for p in parse("schedule: '@daily'\ntags: [x]\n").problems] == [
+        "Tasks/T.md:2: note: has a schedule but no command: not a task"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("front", "key"),
+    [
+        ('command: "echo a\\0b"\n', "command"),
+        ('command: [echo, "a\\0"]\n', "command"),
+        ('command: x\ncheck: "test\\0"\n', "check"),
+        ('command: x\nenv: {A: "1\\0"}\n', "env"),
+        ('command: x\ncwd: "sub\\0dir"\n', "cwd"),
+    ],
+)
+def test_a_nul_that_no_command_line_can_carry_is_a_problem(front: str, key: str) -> None:
+    parsed = parse(front)
+    assert parsed.is_task and parsed.task is None
+    (problem,) = parsed.errors
+    assert problem.message.startswith(f"{key}: ") and "NUL character" in problem.message
+
+
+def test_a_command_that_is_not_a_string_or_list_is_not_clearly_meant() -> None:
+    plugin = parse("command: {name: Undo last commit}\n")
+    assert plugin.is_task and plugin.task is None and plugin.errors  # listed as invalid
+    assert not plugin.meant  # but the pre-commit hook does not refuse it
+    assert parse("command: {name: x}\nschedule: '@daily'\n").meant
+    assert parse("command: [1, {a: b}]\n").meant and parse("command: ''\n").meant
+
+
 def test_unquoted_star_is_explained_with_the_fix() -> None:
     parsed = parse("command: echo hi\nschedule: */5 * * * *\n")
     assert parsed.is_task and parsed.task is None

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Cli, DaemonProcess, runs, wait_for, write_note
+from conftest import Cli, DaemonProcess, git, runs, wait_for, write_note
 
+from vaultsched.adapters.vault import Vault, build_index
 from vaultsched.core.model import Status, Trigger
+from vaultsched.trust.store import TrustStore
 
 SCRIPT = "import sys\nprint('script v1')\n"
 
@@ -117,6 +119,49 @@ def test_init_and_new_trust_what_they_create(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+def test_a_moved_task_keeps_its_trust_and_a_copy_does_not_borrow_it(vault: Vault) -> None:
+    root, store = vault.root, TrustStore()
+    task_note(root, "Tasks/A.md", "command: echo a\n")
+    task_note(root, "Tasks/Other.md", "command: echo other\n")
+    store.trust(root, build_index(vault).tasks.values())
+    text = (root / "Tasks/A.md").read_text()
+
+    write_note(root, "Elsewhere/Copy.md", text)  # a copy while the original still exists
+    checked = store.checker(root)
+    tasks = build_index(vault).tasks
+    assert checked(tasks["Tasks/A"]) and not checked(tasks["Elsewhere/Copy"])
+
+    (root / "Elsewhere/Copy.md").unlink()
+    (root / "Archive").mkdir()
+    (root / "Tasks/A.md").rename(root / "Archive/A.md")  # a move: its trust goes with it
+    write_note(root, "Elsewhere/Copy.md", text)  # and a copy made meanwhile: one takes it
+    tasks = build_index(vault).tasks
+    checked = store.checker(root)
+    assert [checked(tasks["Archive/A"]), checked(tasks["Elsewhere/Copy"])] == [True, False]
+    assert not store.is_trusted(root, tasks["Elsewhere/Copy"])  # a fresh reading agrees
+    assert set(store.trusted(root)) == {"Archive/A", "Tasks/Other"}
+    (root / "Done").mkdir()
+    (root / "Archive/A.md").rename(root / "Done/A.md")
+    store.trust(root, [build_index(vault).tasks["Done/A"]])  # trusted by hand: moved too
+    assert set(store.trusted(root)) == {"Done/A", "Tasks/Other"}
+
+    (root / "Tasks/Other.md").rename(root / "Archive/Other.md")
+    write_note(root, "Archive/Other.md", "---\ncommand: echo changed\n---\n")  # and edited
+    assert not store.is_trusted(root, build_index(vault).tasks["Archive/Other"])
+
+
+def test_git_mv_keeps_a_task_trusted(cli: Cli) -> None:
+    task_note(cli.root, "Tasks/Backup.md", "command: echo backed up\n")
+    assert cli("trust", "Backup").code == 0
+    git(cli.root, "add", "-A")
+    git(cli.root, "commit", "-qm", "task")
+    git(cli.root, "mv", "Tasks", "Jobs")
+    ran = cli("run-now", "Backup")
+    assert ran.code == 0, ran.err
+    (row,) = json.loads(cli("list", "--json").out)
+    assert (row["task"], row["trusted"]) == ("Jobs/Backup", True)
+
+
 def test_the_daemon_records_one_refusal_and_runs_once_trusted(
     vault_root: Path, daemons: Callable[..., DaemonProcess]
 ) -> None:

@@ -13,15 +13,18 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tzlocal
+from wcmatch import glob as wcglob
 
 from vaultsched.adapters import statefs
+from vaultsched.adapters.inputs import FLAGS as GLOB_FLAGS
 from vaultsched.core import layout
-from vaultsched.core.convert import at_least, one_of, to_bool, to_listen, to_zone
+from vaultsched.core.convert import at_least, one_of, to_bool, to_listen, to_zone, vault_glob
 from vaultsched.core.durations import parse_duration
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.model import NOTIFY_ON, NotifyOn
@@ -30,6 +33,8 @@ from vaultsched.core.pings import to_ping_template, to_ping_url
 _T = TypeVar("_T")
 MAX_CONFIG = 1 << 20
 MIN_PING_INTERVAL = timedelta(seconds=1)
+MAX_TASK_PATTERNS = 256  # entries of `[tasks] folders`, and of `exclude`
+MAX_PATTERN = 1024  # characters in one of them
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,42 @@ class PingConfig:
 
 
 @dataclass(frozen=True)
+class TasksConfig:
+    """`[tasks]`: which notes can be tasks. Needs no trust: narrowing it stops tasks (as
+    deleting their notes would), widening it only makes notes candidates, which still need
+    trust to run (docs/security.md)."""
+
+    folders: tuple[str, ...] = ()  # if set, only notes under these folders
+    exclude: tuple[str, ...] = ()  # globs of notes (or of their folders) that never are
+
+    def holds(self, rel: str) -> bool:
+        """Whether the note at `rel` (vault-relative, `/`-separated) can be a task."""
+        if self.folders and not any(rel.startswith(f"{folder}/") for folder in self.folders):
+            return False
+        return not self.exclude or not _excluded(self.exclude, rel)
+
+    def reaches_into(self, folder: str) -> bool:
+        """Whether a note under `folder` can be a task (by `folders`): the walk of the vault
+        skips the folders that cannot hold one."""
+        if not self.folders:
+            return True
+        inside = f"{folder}/"
+        return any(f"{f}/".startswith(inside) or inside.startswith(f"{f}/") for f in self.folders)
+
+
+def _excluded(patterns: tuple[str, ...], rel: str) -> bool:
+    """A glob matches the note's path, or one of its folders (`Templates` as `Templates/**`)."""
+    match = _matcher(patterns).match
+    parts = rel.split("/")
+    return any(match("/".join(parts[:end])) for end in range(len(parts), 0, -1))
+
+
+@lru_cache(maxsize=16)  # one config's patterns, matched against every note of the vault
+def _matcher(patterns: tuple[str, ...]) -> wcglob.WcMatcher[str]:
+    return wcglob.compile(list(patterns), flags=GLOB_FLAGS)
+
+
+@dataclass(frozen=True)
 class Config:
     timezone: ZoneInfo
     default_timeout: timedelta = timedelta(hours=1)
@@ -87,6 +128,7 @@ class Config:
     # `[groups.NAME] max_parallel`: how many runs of the tasks naming the group may go at once
     # (a group no table names allows one).
     groups: Mapping[str, int] = field(default_factory=dict)
+    tasks: TasksConfig = field(default_factory=TasksConfig)
     # Vault keys not in effect because this user has not trusted them (`[notify] command`, ...).
     ignored: tuple[str, ...] = ()
 
@@ -167,6 +209,7 @@ def _parse(raw: dict[str, object]) -> Config:
         ),
         ping=_ping(ping),
         groups=_groups(_table(raw, "groups")),
+        tasks=_tasks(_table(raw, "tasks")),
         properties=_get(_table(raw, "notes"), "properties", False, to_bool),
     )
 
@@ -224,19 +267,52 @@ def _groups(raw: dict[str, object]) -> dict[str, int]:
     return groups
 
 
+def _tasks(raw: dict[str, object]) -> TasksConfig:
+    unknown = sorted(set(raw) - {"folders", "exclude"})
+    if unknown:
+        raise ValueError(f"[tasks] has unknown keys: {', '.join(unknown)}")
+    folders = tuple(_folder(f, "[tasks] folders") for f in _patterns(raw, "folders", "Tasks"))
+    exclude = _patterns(raw, "exclude", "Templates/**")
+    try:
+        excluded = tuple(vault_glob(pattern) for pattern in exclude)
+        _matcher(excluded)
+    except Exception as exc:  # ours, or wcmatch's (too many brace expansions, ...)
+        raise ValueError(f"[tasks] exclude: {exc}") from None
+    return TasksConfig(tuple(dict.fromkeys(folders)), excluded)
+
+
+def _patterns(raw: dict[str, object], key: str, example: str) -> tuple[str, ...]:
+    """A list of strings, bounded: the config is synced, and matched against every note."""
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f'[tasks] {key} must be a list of strings, e.g. {key} = ["{example}"]')
+    if len(value) > MAX_TASK_PATTERNS or any(len(v) > MAX_PATTERN for v in value):
+        raise ValueError(
+            f"[tasks] {key} is too long: at most {MAX_TASK_PATTERNS} entries of "
+            f"{MAX_PATTERN} characters"
+        )
+    return tuple(value)
+
+
 def _digest_folder(value: object) -> str:
-    """A plain folder inside the vault. The key needs no trust, so it must not reach `.git/`
-    (digests written into `.git/hooks` break every commit), `.vaultsched/`, or out of the
-    vault; nor be the whole vault (every note would be skipped as a digest)."""
+    """The key needs no trust, so it must not reach `.git/` (digests written into
+    `.git/hooks` break every commit), `.vaultsched/`, or out of the vault; nor be the whole
+    vault (every note would be skipped as a digest)."""
+    return _folder(value, "[digest] folder")
+
+
+def _folder(value: object, what: str) -> str:
+    """A plain folder inside the vault, as `a/b`: no leading `/`, no hidden, `.` or `..` part."""
     text = value if isinstance(value, str) else ""
     parts = text.rstrip("/").split("/")
     if (
         not text.strip()
         or text.startswith("/")
         or any(not p.strip() or p.startswith(".") or "\\" in p for p in parts)
+        or any(ord(c) < 32 or ord(c) == 127 for c in text)
     ):
         raise ValueError(
-            f"[digest] folder must be a folder inside the vault (no leading '/', no '.' or "
+            f"{what} must be a folder inside the vault (no leading '/', no '.' or "
             f"'..' parts, not empty), got {value!r}"
         )
     return "/".join(parts)

@@ -75,11 +75,16 @@ def iter_notes(vault: Vault, skipped: list[Skipped] | None = None) -> Iterator[s
     Symlinks are never followed: one that resolves outside the vault is out of bounds,
     and one that resolves inside is the same note as its target, indexed under the target's path
     (following it would index one task twice and fire it twice).
+
+    Only notes that can be tasks (`[tasks] folders` and `exclude`) count: the others are not
+    vaultsched's business, and a folder that can hold no task is not walked.
     """
-    yield from _walk(vault.root, "", vault.config.digest.folder, skipped)
+    yield from _walk(vault.root, "", vault.config, skipped)
 
 
-def _walk(folder: Path, rel_dir: str, digest: str, skipped: list[Skipped] | None) -> Iterator[str]:
+def _walk(
+    folder: Path, rel_dir: str, config: Config, skipped: list[Skipped] | None
+) -> Iterator[str]:
     # scandir's entries know their type without a stat call per file (a cold index of a large
     # vault is mostly this walk); symlinks are neither followed nor yielded.
     try:
@@ -96,6 +101,8 @@ def _walk(folder: Path, rel_dir: str, digest: str, skipped: list[Skipped] | None
         if name in folder_names or not name.endswith(".md") or name.startswith("."):
             continue
         rel = f"{rel_dir}{name}"
+        if not config.tasks.holds(rel):
+            continue
         conflict = is_conflict_copy(rel)
         if conflict or entry.is_symlink():
             if conflict and skipped is not None:
@@ -113,11 +120,11 @@ def _walk(folder: Path, rel_dir: str, digest: str, skipped: list[Skipped] | None
         yield rel
     for entry in folders:  # a folder's notes first, then its subfolders (as os.walk did)
         rel = f"{rel_dir}{entry.name}"
-        if entry.name.startswith("."):
+        if entry.name.startswith(".") or not config.tasks.reaches_into(rel):
             continue
-        if not is_ignored(f"{rel}/x.md", digest):
-            yield from _walk(Path(entry.path), f"{rel}/", digest, skipped)
-        elif rel == digest and skipped is not None:
+        if not is_ignored(f"{rel}/x.md", config.digest.folder):
+            yield from _walk(Path(entry.path), f"{rel}/", config, skipped)
+        elif rel == config.digest.folder and skipped is not None:
             skipped.extend(Skipped(t, IN_DIGESTS) for t in _commands_in(Path(entry.path), rel))
 
 
@@ -155,6 +162,17 @@ def _has_command(path: Path) -> bool:
     return any(line.startswith("command:") for line in front.splitlines())
 
 
+OUTSIDE_TASKS = "not a task: outside the task folders ([tasks] in .vaultsched/config.toml)"
+
+
+def outside_tasks(vault: Vault, rel: str) -> Problem | None:
+    """Why a note asked about by name is not a task, when `[tasks]` keeps it from being one
+    though its front matter has a `command`."""
+    if vault.config.tasks.holds(rel) or is_ignored(rel, vault.config.digest.folder):
+        return None
+    return Problem(rel, 1, OUTSIDE_TASKS, "note") if _has_command(vault.root / rel) else None
+
+
 def _utf8_name(rel: str) -> bool:
     try:
         rel.encode("utf-8")
@@ -173,6 +191,8 @@ def read_note(vault: Vault, rel: str) -> Parsed:
     The containment boundary for reading and parsing: whatever one note holds (or whatever
     bug a parser has), the outcome is a `Parsed` for that note and the vault goes on.
     """
+    if not vault.config.tasks.holds(rel):  # not read at all: not vaultsched's business
+        return NOT_A_TASK
     if not rel.isascii() and not _utf8_name(rel):  # as the walk: such a note never counts
         return Parsed(
             False, None, (Problem(_printable(rel), 1, "file name is not UTF-8", "warning"),)
@@ -194,7 +214,10 @@ def read_note(vault: Vault, rel: str) -> Parsed:
 
 
 def parse_note(rel: str, yaml_text: str | None, config: Config) -> Parsed:
-    """`parse_task` behind the boundary: a parser's bug is this note's problem, not an escape."""
+    """`parse_task` behind the boundary: a parser's bug is this note's problem, not an escape.
+    A note where `[tasks]` allows no task is none, whatever it holds."""
+    if not config.tasks.holds(rel):
+        return NOT_A_TASK
     try:
         return parse_task(rel, yaml_text, config)
     except Exception as exc:  # the boundary: see `contain`

@@ -35,6 +35,7 @@ from vaultsched.cli.reports import (
     list_rows,
     status_report,
     upcoming,
+    yes_no,
 )
 from vaultsched.cli.results import (
     DashboardRow,
@@ -205,8 +206,8 @@ def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
         table.add_row(
             markup_escape(row["task"]),
             markup_escape(_when(row)),
-            "yes" if row["enabled"] else "no",
-            "yes" if row["trusted"] else "[red]no[/red]",
+            yes_no(row["enabled"]),
+            "[red]no[/red]" if row["trusted"] is False else yes_no(row["trusted"]),
             row["next_run"] or "-",
             row["last_run"] or "-",
             markup_escape(_status_cell(row)),
@@ -362,6 +363,8 @@ def _status_cell(row: ListRow) -> str:
 
 def _when(row: ListRow) -> str:
     """What starts a task: its schedules, the tasks it runs after, or a person."""
+    if not row["valid"]:
+        return "-"
     starts = [*row["schedule"], *(f"after {name}" for name in row["after"])]
     return ", ".join(starts) or "manual"
 

@@ -25,8 +25,8 @@ class ListRow(TypedDict):
     path: str
     schedule: list[str]
     after: list[str]  # the tasks it runs after, as written
-    enabled: bool
-    trusted: bool
+    enabled: bool | None  # None for an invalid task: its note says nothing vaultsched can use
+    trusted: bool | None
     valid: bool
     errors: list[str]
     next_run: str | None
@@ -126,8 +126,8 @@ def list_rows(
                 "path": task.path if task else f"{ident}.md",
                 "schedule": [s.text for s in task.schedules] if task else [],
                 "after": list(task.after) if task else [],
-                "enabled": task.enabled if task else False,
-                "trusted": trusted(task) if task else False,
+                "enabled": task.enabled if task else None,
+                "trusted": trusted(task) if task else None,
                 "valid": task is not None,
                 "errors": errors,
                 "next_run": iso(next_run(task, now)) if task else None,
@@ -139,6 +139,11 @@ def list_rows(
             }
         )
     return rows
+
+
+def yes_no(value: bool | None) -> str:
+    """A yes/no cell of `list`; `-` where an invalid task has no value."""
+    return "-" if value is None else "yes" if value else "no"
 
 
 class FireRow(TypedDict):

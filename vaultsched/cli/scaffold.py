@@ -11,7 +11,7 @@ import frontmatter
 import yaml
 
 from vaultsched.adapters import githooks
-from vaultsched.adapters.config import host_name
+from vaultsched.adapters.config import TasksConfig, host_name
 from vaultsched.adapters.git import Edit, Git, GitError
 from vaultsched.core import dashboard, layout
 from vaultsched.core.errors import VaultschedError
@@ -103,10 +103,18 @@ def _inside_other_repo(root: Path) -> bool:
     return any((parent / ".git").exists() for parent in root.parents)
 
 
-def new_task_path(name: str) -> str:
-    rel = PurePosixPath("Tasks", name.strip().removesuffix(".md") + ".md")
+def new_task_path(name: str, tasks: TasksConfig) -> str:
+    """`Tasks/NAME.md`, or under the first of `[tasks] folders` when those leave out `Tasks/`:
+    `new` makes a task, never a note that `[tasks]` keeps from being one."""
+    folder = "Tasks" if not tasks.folders or "Tasks" in tasks.folders else tasks.folders[0]
+    rel = PurePosixPath(folder, name.strip().removesuffix(".md") + ".md")
     if not name.strip() or ".." in rel.parts or any(p.startswith(".") for p in rel.parts):
         raise VaultschedError(f"not a usable task name: {name!r}")
+    if not tasks.holds(str(rel)):
+        raise VaultschedError(
+            f"{rel} would not be a task: [tasks] exclude in {layout.CONFIG} leaves it out",
+            exit_code=1,
+        )
     return str(rel)
 
 
@@ -118,7 +126,8 @@ def create_task(root: Path, name: str, schedule: str | None, command: str) -> st
             raise VaultschedError(f"--schedule: {exc}") from exc
     if not command.strip():
         raise VaultschedError("--command must not be empty")
-    rel = new_task_path(name)
+    vault = open_vault(root)
+    rel = new_task_path(name, vault.config.tasks)
     path = root / rel
     if path.exists():
         raise VaultschedError(f"{rel} already exists", exit_code=1)
@@ -126,5 +135,5 @@ def create_task(root: Path, name: str, schedule: str | None, command: str) -> st
     with path.open("x", encoding="utf-8") as handle:
         handle.write(task_text(PurePosixPath(rel).stem, schedule, command))
     rel = rel.replace(os.sep, "/")
-    trust_created(open_vault(root), [rel])
+    trust_created(vault, [rel])
     return rel

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 from datetime import datetime
@@ -16,6 +17,7 @@ from vaultsched.adapters.vault import (
     drop_unplannable,
     is_ignored,
     iter_notes,
+    outside_tasks,
     parse_note,
     read_note,
 )
@@ -47,7 +49,8 @@ def validate_vault(
     index = _linked(vault, parsed)
     index.skipped = skipped
     drop_unplannable(index, now)
-    return len(index.ids), index.problems
+    outside = [p for rel in wanted if (p := outside_tasks(vault, rel)) is not None]
+    return len(index.ids), index.problems + outside
 
 
 def validate_staged(vault: Vault) -> tuple[int, list[Problem]]:
@@ -64,11 +67,29 @@ def validate_staged(vault: Vault) -> tuple[int, list[Problem]]:
             # whose split differs (`...` and a BOM not read, `----` taken for a fence) and whose
             # load would build the YAML before parse_note bounds its aliases.
             yaml_text = front_matter_text(git.show_staged(rel))
-            parsed[rel] = parse_note(rel, yaml_text, vault.config)
+            parsed[rel] = _lenient(parse_note(rel, yaml_text, vault.config))
     except GitError as exc:
         raise VaultschedError(f"git: {exc}", exit_code=1) from exc
     index = _linked(vault, parsed)
     return len(index.ids), index.problems
+
+
+def _lenient(parsed: Parsed) -> Parsed:
+    """The hook refuses only notes clearly meant as tasks: a note whose `command` property is
+    something else (`command: {name: ...}` for a plugin) is committed, its errors shown as
+    warnings (`validate` and `list` still show it as an invalid task)."""
+    if parsed.meant:
+        return parsed
+    warnings = tuple(
+        dataclasses.replace(p, severity="warning", message=f"{p.message}{_NOT_REFUSED}")
+        if p.severity == "error"
+        else p
+        for p in parsed.problems
+    )
+    return dataclasses.replace(parsed, problems=warnings)
+
+
+_NOT_REFUSED = " (not refused: this `command` does not look like a task's)"
 
 
 def _linked(vault: Vault, parsed: dict[str, Parsed]) -> Index:

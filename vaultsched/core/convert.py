@@ -54,6 +54,22 @@ def to_zone(value: object) -> ZoneInfo:
         ) from exc
 
 
+def vault_glob(value: object) -> str:
+    """A vault-relative glob: one that is absolute or climbs with `..` could match files outside
+    the vault."""
+    if not isinstance(value, str):
+        raise ValueError(f"a glob must be a string, got {value!r}")
+    if not value.strip():
+        raise ValueError("a glob must not be empty")
+    if value.startswith(("/", "~")):
+        raise ValueError(f"{value!r} is not inside the vault: write a vault-relative glob")
+    if ".." in value.replace("\\", "/").split("/"):
+        raise ValueError(f"{value!r} climbs out with '..': write a vault-relative glob")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{value!r} has a control character")
+    return value
+
+
 def to_listen(value: object) -> tuple[str, int]:
     """`HOST:PORT` (`[::1]:9108` for an IPv6 address) as (host, port); the host is required,
     so listening on every interface is a choice written out (`0.0.0.0:9108`)."""

@@ -18,7 +18,7 @@ import yaml
 
 from vaultsched.core import blocks
 from vaultsched.core.blocks import FRONT_MATTER
-from vaultsched.core.convert import at_least, one_of, to_bool, to_zone
+from vaultsched.core.convert import at_least, one_of, to_bool, to_zone, vault_glob
 from vaultsched.core.durations import parse_duration
 from vaultsched.core.model import (
     AFTER_ON,
@@ -119,11 +119,17 @@ def front_matter_text(text: str) -> str | None:
 
 @dataclass(frozen=True)
 class Parsed:
-    """What one note's front matter says. `is_task` is true even when the task is invalid."""
+    """What one note's front matter says. `is_task` is true even when the task is invalid.
+
+    `meant`: the note is clearly meant as a task (its `command` is a string or a list, or it
+    has a `schedule`), not a note whose `command` property is something else (a plugin's
+    `command: {name: ...}`): the pre-commit hook refuses only the first kind.
+    """
 
     is_task: bool
     task: Task | None
     problems: tuple[Problem, ...]
+    meant: bool = True
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -166,11 +172,23 @@ def _parse(rel_path: str, yaml_text: str, config: Config) -> Parsed:
     _unfold_on(nodes, data)
     if "command" not in data:
         if "schedule" in data:
-            line = _line(nodes["schedule"][0]) if "schedule" in nodes else 1
-            note = Problem(rel_path, line, "has a schedule but no command: not a task", "note")
-            return Parsed(False, None, (note,))
+            return Parsed(False, None, _no_command(rel_path, nodes))
         return NOT_A_TASK
     return _TaskBuilder(rel_path, data, nodes, config).build()
+
+
+def _no_command(
+    rel_path: str, nodes: Mapping[str, tuple[yaml.Node, yaml.Node]]
+) -> tuple[Problem, ...]:
+    """A note with a schedule and no `command`: not a task, and said so; a key that is a typo
+    of `command` (`comand`) is the likely reason, and a warning."""
+    line = _line(nodes["schedule"][0]) if "schedule" in nodes else 1
+    found = [Problem(rel_path, line, "has a schedule but no command: not a task", "note")]
+    for key, (key_node, _) in nodes.items():
+        if near_miss(key) == "command":
+            message = f"unknown key {key!r}: did you mean 'command'? (without it, not a task)"
+            found.append(Problem(rel_path, _line(key_node), message, "warning"))
+    return tuple(found)
 
 
 def _unfold_on(nodes: Mapping[str, tuple[yaml.Node, yaml.Node]], data: dict[Any, Any]) -> None:
@@ -379,7 +397,8 @@ class _TaskBuilder:
             **self._workflow(zone, bool(schedules)),
         )
         errors = [p for p in self.problems if p.severity == "error"]
-        return Parsed(True, None if errors else task, tuple(self.problems))
+        meant = isinstance(self.data["command"], str | list) or "schedule" in self.data
+        return Parsed(True, None if errors else task, tuple(self.problems), meant)
 
     def _workflow(self, zone: ZoneInfo, scheduled: bool) -> dict[str, Any]:
         """The keys that tie tasks together and bound when they run."""
@@ -496,7 +515,7 @@ def _command_of(key: str) -> Callable[[Any], str | tuple[str, ...]]:
         if isinstance(value, str):
             if not value.strip():
                 raise ValueError("must not be empty")
-            return value
+            return _carried(value)
         if isinstance(value, list) and value:
             return tuple(_scalar_str(v, f"each item of a {key} list") for v in value)
         raise ValueError("must be a string (run with /bin/sh -c) or a list of strings (exec'd)")
@@ -510,13 +529,23 @@ _command = _command_of("command")
 def _scalar_str(value: Any, what: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"{what} must be a string, got {value!r}")
-    return str(value)
+    return _carried(str(value))
 
 
 def _nonempty_str(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"must be a non-empty string, got {value!r}")
-    return value
+    return _carried(value)
+
+
+def _carried(text: str) -> str:
+    """A value that reaches a command line, an environment or a path: none can carry a NUL
+    (YAML's "\\0"), and the run would fail to start; said now, by `validate`."""
+    if "\0" in text:
+        raise ValueError(
+            "contains a NUL character (\\0), which no command line, environment or path can carry"
+        )
+    return text
 
 
 def _str_list(value: Any) -> tuple[str, ...]:
@@ -543,19 +572,7 @@ _WINDOW_EXAMPLE = 'write "HH:MM-HH:MM" in the task\'s zone, e.g. "22:00-06:00"'
 
 
 def _globs(value: Any) -> tuple[str, ...]:
-    """Vault-relative globs: one that is absolute or climbs with `..` could watch files
-    outside the vault."""
-    globs = _str_list(value)
-    for pattern in globs:
-        if not pattern.strip():
-            raise ValueError("a glob must not be empty")
-        if pattern.startswith(("/", "~")):
-            raise ValueError(f"{pattern!r} is not inside the vault: write a vault-relative glob")
-        if ".." in pattern.replace("\\", "/").split("/"):
-            raise ValueError(f"{pattern!r} climbs out with '..': write a vault-relative glob")
-        if any(ord(c) < 32 or ord(c) == 127 for c in pattern):
-            raise ValueError(f"{pattern!r} has a control character")
-    return globs
+    return tuple(vault_glob(pattern) for pattern in _str_list(value))
 
 
 def _references(value: Any) -> tuple[str, ...]:

@@ -111,19 +111,23 @@ class Daemon:
     # -- life cycle -----------------------------------------------------------------------------
 
     def run(self, *, once: bool = False) -> int:
-        self.lock.acquire(self.vault.host, self.clock())
-        try:
+        # A dry run only reads: no lock, no metrics, pings, sync, commits, marks or ledger
+        # lines, so it may run beside the daemon of the vault.
+        if not self.dry_run:
+            self.lock.acquire(self.vault.host, self.clock())
             self.observer.start()
+        try:
             if not once:  # before the index is read: a note saved meanwhile is read again
                 self.follower.watch(self.waker.notify)
             self._start()
-            self.syncer = make_syncer(self.workspace, self.lander)
+            self.syncer = None if self.dry_run else make_syncer(self.workspace, self.lander)
             if once:
                 self._tick()
             else:
                 if self.syncer is not None:
                     self.syncer.start()
-                self.heartbeat.start()
+                if not self.dry_run:
+                    self.heartbeat.start()
                 self._loop()
             self._shutdown(finish_runs=once)
         finally:
@@ -147,11 +151,13 @@ class Daemon:
         self.waker.notify()
 
     def _start(self) -> None:
-        recover_interrupted(self.execution, self.recorder)
-        self.landing.commit_soon()
+        if not self.dry_run:
+            recover_interrupted(self.execution, self.recorder)
+            self.landing.commit_soon()
         started = time.monotonic()
         index = self.follower.load()
-        sweep_cut_short_writes(self.vault, index)
+        if not self.dry_run:
+            sweep_cut_short_writes(self.vault, index)
         self.dispatcher = restored_dispatcher(self.workspace, index, self.clock())
         self.dispatcher.stopping = self.stopping
         for ident, problems in index.invalid.items():
@@ -188,7 +194,7 @@ class Daemon:
             # After `due`'s actions: a task just found invalid is out of the index, its retry too.
             self.actor.carry_out(self.dispatcher.retries_due(self.follower.index.tasks, now))
             if self.dispatcher.decisions != decided:
-                save_marks(self.vault.root, self.dispatcher.planner, now)
+                self._save_marks(now)
         if self._commit_due(now):
             self.landing.commit_soon()
             self.last_commit, self.commit_owed = now, False
@@ -239,8 +245,9 @@ class Daemon:
         self.executor.shutdown()
         self._collect()
         self.landing.close()
-        self.lander.commit()
-        save_marks(self.vault.root, self.dispatcher.planner, self.clock())
+        if not self.dry_run:
+            self.lander.commit()
+        self._save_marks(self.clock())
         if self.syncer is not None:  # push what this daemon committed (`--once` too)
             self.syncer.stop()
             self.syncer.sync_logged()
@@ -296,7 +303,8 @@ class Daemon:
         now = self.clock()
         for old, new in delta.moved:
             self.dispatcher.renamed(old, new)
-            self.workspace.ledger.append_rename(old, new, now)
+            if not self.dry_run:
+                self.workspace.ledger.append_rename(old, new, now)
             log.info("%s: renamed to %s", old, new)
         for ident in (*delta.added, *delta.retimed):
             self.dispatcher.retimed(ident, now)
@@ -304,8 +312,12 @@ class Daemon:
         for ident in delta.removed:
             self.dispatcher.removed(ident)
             log.info("%s: task removed", ident)
-        save_marks(self.vault.root, self.dispatcher.planner, now)
+        self._save_marks(now)
         self.observer.index_changed()
+
+    def _save_marks(self, now: datetime) -> None:
+        if not self.dry_run:  # the daemon of the vault keeps its own
+            save_marks(self.vault.root, self.dispatcher.planner, now)
 
 
 def _would_disable(task: Task, reason: str) -> None:

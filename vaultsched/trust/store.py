@@ -78,14 +78,48 @@ class TrustStore:
         """`body`: the text about to be piped (`stdin: body`), so exactly that is checked."""
         if policy() == "any":
             return True
-        return self.trusted(root).get(task.id) == fingerprint(root, task, body)
+        return self._holds(root, task, fingerprint(root, task, body), self.trusted(root))
 
     def checker(self, root: Path) -> Callable[[Task], bool]:
         """`is_trusted` for many tasks against one reading of the store (listing a vault)."""
         if policy() == "any":
             return lambda task: True
         known = self.trusted(root)
-        return lambda task: known.get(task.id) == fingerprint(root, task)
+        return lambda task: self._holds(root, task, fingerprint(root, task), known)
+
+    def _holds(self, root: Path, task: Task, print_: str, known: dict[str, str]) -> bool:
+        """Trusted under its id, or moved here with its trust (`_follow_move`)."""
+        if known.get(task.id) == print_:
+            return True
+        if not any(fp == print_ and _gone(root, ident) for ident, fp in known.items()):
+            return False  # the common case: no lock, no write
+        old = self._follow_move(root, task.id, print_)
+        if old is None:
+            return False
+        known.pop(old, None)  # this reading of the store too: no second task takes it
+        known[task.id] = print_
+        return True
+
+    def _follow_move(self, root: Path, ident: str, print_: str) -> str | None:
+        """A task note moved (renamed in Obsidian, `git mv`, a folder moved): its trust goes
+        with it. The record of a task whose note no longer exists, with exactly this
+        fingerprint, is moved to `ident`, under the store's lock: a move, never a copy, so a
+        record is taken at most once, and a copy of a trusted note made while the original
+        still exists is not trusted. The id the record had, or None if there was none (or
+        another process took it first for this same task: `ident` then holds it)."""
+        moved: list[str] = []
+
+        def take(entry: dict[str, str]) -> None:
+            if entry.get(ident) == print_:
+                moved.append(ident)
+                return
+            gone = sorted(i for i, fp in entry.items() if fp == print_ and _gone(root, i))
+            if gone:
+                entry[ident] = entry.pop(gone[0])
+                moved.append(gone[0])
+
+        self._update(root, take)
+        return moved[0] if moved else None
 
     def trust(self, root: Path, tasks: Iterable[Task]) -> list[str]:
         return self.record(root, {task.id: take_snapshot(root, task) for task in tasks})
@@ -95,7 +129,15 @@ class TrustStore:
         for snapshot in snapshots.values():
             self._save_snapshot(snapshot)
         prints = {ident: snapshot.fingerprint for ident, snapshot in snapshots.items()}
-        self._update(root, lambda entry: entry.update(prints))
+
+        def change(entry: dict[str, str]) -> None:
+            # Trusting a moved note by hand is its move: the record it left is not kept for a
+            # copy to take later.
+            for ident in [i for i, fp in entry.items() if fp in prints.values() and _gone(root, i)]:
+                entry.pop(ident)
+            entry.update(prints)
+
+        self._update(root, change)
         return sorted(prints)
 
     def record_fingerprint(self, root: Path, ident: str, fingerprint: str) -> None:
@@ -170,6 +212,12 @@ class TrustStore:
             for path in self.snapshots.glob("*.json"):
                 if path.stem not in named:
                     path.unlink(missing_ok=True)
+
+
+def _gone(root: Path, ident: str) -> bool:
+    """Whether the note of the task a record names no longer exists (ids starting with "."
+    are not tasks: the config's trust)."""
+    return not ident.startswith(".") and not os.path.lexists(root / f"{ident}.md")
 
 
 def trust_created(vault: Vault, rels: Iterable[str]) -> list[str]:
