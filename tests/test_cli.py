@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -243,8 +244,10 @@ def test_overlap_skip_against_a_running_instance(cli: Cli, tmp_path: Path) -> No
     import subprocess
     import sys
 
-    flag = tmp_path / "started"
-    add_task(cli.root, "Tasks/Long.md", task(f'"touch {flag}; sleep 3"'))
+    flag, release = tmp_path / "started", tmp_path / "release"
+    # Runs until released, however long the second run-now takes to reach its overlap check.
+    waits = f"touch {flag}; while [ ! -e {release} ]; do sleep 0.05; done"
+    add_task(cli.root, "Tasks/Long.md", task(f'"{waits}"'))
     first = subprocess.Popen(
         [sys.executable, "-m", "vaultsched", "--vault", str(cli.root), "run-now", "Long"],
         stdout=subprocess.DEVNULL,
@@ -254,9 +257,14 @@ def test_overlap_skip_against_a_running_instance(cli: Cli, tmp_path: Path) -> No
         deadline = time.monotonic() + 20
         while not flag.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
+        # Were overlap broken, the second run would wait for a release: it comes, late.
+        late = threading.Timer(60, release.touch)
+        late.start()
         second = cli("run-now", "Long")
+        late.cancel()
     finally:
-        assert first.wait(timeout=30) == 0
+        release.touch()
+        assert first.wait(timeout=60) == 0
     assert second.code == 1
     assert "skipped Tasks/Long" in second.err
 
