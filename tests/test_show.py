@@ -186,3 +186,10 @@ def test_vault_text_is_escaped_in_every_cell(terminal: bool) -> None:
     text = render(show_list, [list_row(hostile, None, None)], terminal=terminal)
     assert "\x1b" not in text and "\x07" not in text
     assert "Tasks/E\\x1b]0;owned\\x07\\x0ax" in text
+
+
+def test_a_daemon_lock_with_a_time_out_of_bounds_is_shown_as_written() -> None:
+    report = status_report([])
+    report["daemon"]["since"] = "9999-12-31T23:59:59-14:00"  # converting it would overflow
+    text = render(show_status, report)
+    assert "since 9999-12-31T23:59:59-14:00)" in text and "failures today: 0\n" in text

@@ -14,6 +14,7 @@ from datetime import datetime, tzinfo
 from rich.cells import cell_len
 from rich.text import Text
 
+from vaultsched.adapters.ledger import EARLIEST_YEAR, LATEST_YEAR
 from vaultsched.adapters.terminal import Column, SafeConsole, cell, print_columns
 from vaultsched.cli.reports import (
     FailingRow,
@@ -65,14 +66,16 @@ class Clock:
 
 
 def moment(value: object) -> datetime | None:
-    """A time from a row (ISO 8601, as the rows hold them); None for anything else."""
+    """A time from a row (ISO 8601, as the rows hold them); None for anything else, or for a
+    time out of the ledger's bounds (the daemon's lock file is read as it is)."""
     if not isinstance(value, str):
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else None
+    sane = parsed.tzinfo is not None and EARLIEST_YEAR <= parsed.year <= LATEST_YEAR
+    return parsed if sane else None
 
 
 def show_list(console: SafeConsole, rows: Sequence[ListRow], clock: Clock) -> None:
