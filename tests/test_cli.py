@@ -17,8 +17,10 @@ from conftest import HOST, Cli, git, make_vault, runs, write_note
 from cronsim import CronSim
 from schedule_cases import CASES
 
+from vaultsched import __version__
 from vaultsched.adapters.config import load_config
 from vaultsched.adapters.ledger import Ledger, finish_record, new_run_id, start_record
+from vaultsched.cli.app import main
 from vaultsched.core.model import Run, Status, Trigger
 from vaultsched.core.schedules import ScheduleError, parse_schedule
 
@@ -390,7 +392,8 @@ def test_validate_reports_every_problem_and_exits_1(cli: Cli) -> None:
     assert any(line.startswith("Tasks/Never.md:3: schedule:") and "never" in line for line in lines)
     assert not any("Good" in line for line in lines)
     assert cli("validate", str(cli.root / "Tasks/Good.md")).code == 0
-    assert cli("validate", "Tasks/Good.md").code == 0
+    one = cli("validate", "Tasks/Good.md")
+    assert one.code == 0 and one.err == "1 task note checked: 0 errors, 0 warnings\n"
 
 
 def test_validate_staged_checks_the_index_not_the_disk(cli: Cli) -> None:
@@ -501,6 +504,27 @@ def test_not_a_vault(tmp_path: Path) -> None:
     assert result.err.startswith("vaultsched: not a vault:")
 
 
+def test_version_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"vaultsched {__version__}\n"
+
+
+def test_every_command_works_from_a_folder_inside_the_vault(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add_task(cli.root, "Tasks/Home/Backup.md", task("'echo saved'", "schedule: '@daily'"))
+    monkeypatch.chdir(cli.root / "Tasks")  # no --vault, no $VAULTSCHED_VAULT
+
+    def run(*args: str) -> str:
+        assert main(list(args)) == 0
+        return capsys.readouterr().out
+
+    assert "saved" in run("run-now", "Home/Backup.md")  # a path from this folder
+    assert [r["status"] for r in json.loads(run("history", "Backup", "--json"))] == ["success"]
+    assert [r["task"] for r in json.loads(run("list", "--json"))] == ["Tasks/Home/Backup"]
+    run("validate", "Home/Backup.md")
+
+
 def test_status_without_a_daemon_shows_todays_failures(cli: Cli) -> None:
     add_task(cli.root, "Tasks/Bad.md", task("'exit 3'"))
     add_task(cli.root, "Tasks/Good.md", task("'true'"))
@@ -513,6 +537,34 @@ def test_status_without_a_daemon_shows_todays_failures(cli: Cli) -> None:
     assert report["digest"].endswith(".md")
     text = cli("status").out
     assert "daemon: not running" in text and "failures today: 1" in text
+
+
+def test_status_shows_one_line_per_failing_task(cli: Cli) -> None:
+    ledger = Ledger(cli.root, HOST)
+    now = datetime.now(UTC).replace(microsecond=0)
+    for name in ("Vacuum", "Backup"):
+        add_task(cli.root, f"Tasks/{name}.md", task("'exit 1'", "schedule: '* * * * *'"))
+    for i, name in enumerate(["Backup"] + ["Vacuum"] * 11):
+        at = now - timedelta(seconds=12 - i)
+        run = Run(f"r{i}", f"Tasks/{name}", Status.FAILED, Trigger.SCHEDULE, at, HOST, exit_code=1)
+        ledger.append(finish_record(run, f"Tasks/{name}.md"))
+    report = json.loads(cli("status", "--json").out)
+    text = cli("status").out
+    if (now - timedelta(seconds=12)).date() != datetime.now(UTC).date():  # the vault's zone
+        pytest.skip("midnight passed: the runs are not all today's")
+    assert len(report["failures_today"]) == 12  # as before, one row per run
+    assert [(r["task"], r["count"], r["last_status"]) for r in report["failing_today"]] == [
+        ("Tasks/Backup", 1, "failed"),
+        ("Tasks/Vacuum", 11, "failed"),
+    ]
+    assert report["failing_today"][1]["last_failure"] == (now - timedelta(seconds=1)).isoformat()
+    lines = text.splitlines()
+    start = lines.index("failures today: 12 (2 tasks)")
+    assert [line.split()[:2] for line in lines[start + 1 : start + 3]] == [
+        ["Tasks/Backup", "1×"],
+        ["Tasks/Vacuum", "11×"],
+    ]
+    assert sum(line.startswith("  Tasks/Vacuum") for line in lines) == 1
 
 
 def test_next_agrees_with_cronsim_on_random_expressions(cli: Cli) -> None:
@@ -663,8 +715,8 @@ def test_status_says_when_the_schedule_last_fired_what_did_not_run_and_what_is_s
     assert [r["task"] for r in report["stuck"]] == ["Tasks/Slow"]  # 15 min > 10 min and 3 x 1 min
     text = cli("status").out
     assert "stuck: Tasks/Slow since" in text and "not run: Tasks/Hourly was due" in text
-    assert f"last fire: {fired.isoformat()} (Tasks/Hourly)" in text
+    assert f"last fire: Tasks/Hourly at {fired.isoformat()} (3h ago)" in text
     listed = {row["task"]: row for row in json.loads(cli("list", "--json").out)}
     assert listed["Tasks/Hourly"]["not_run_since"] == overdue["due"]
     assert listed["Tasks/Slow"]["not_run_since"] is None
-    assert "(not run: due" in cli("list").out
+    assert "not run: due" in cli("list").out

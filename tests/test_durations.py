@@ -1,11 +1,18 @@
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vaultsched.core.durations import MAX_DURATION, DurationError, format_duration, parse_duration
+from vaultsched.core.durations import (
+    MAX_DURATION,
+    DurationError,
+    format_duration,
+    format_relative,
+    parse_duration,
+)
 
 
 @pytest.mark.parametrize(
@@ -101,3 +108,37 @@ def test_only_duration_errors(value: object) -> None:
 )
 def test_format(seconds: float, shown: str) -> None:
     assert format_duration(seconds) == shown
+
+
+NOW = datetime(2026, 3, 10, 9, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("delta", "shown"),
+    [
+        (timedelta(0), "now"),
+        (timedelta(milliseconds=400), "now"),
+        (timedelta(seconds=12), "in 12s"),
+        (-timedelta(seconds=59.9), "59s ago"),
+        (-timedelta(minutes=3, seconds=20), "3m ago"),
+        (timedelta(hours=2, minutes=59), "in 2h"),
+        (-timedelta(hours=23), "23h ago"),
+        (timedelta(hours=30), "tomorrow"),  # 15:00 the next day
+        (-timedelta(hours=25), "yesterday"),
+        (-timedelta(hours=34), "2 days ago"),  # 23:00 two days before: a calendar day more
+        (timedelta(days=13), "in 13 days"),
+        (timedelta(days=15), "in 2 weeks"),
+        (-timedelta(days=59), "8 weeks ago"),
+        (timedelta(days=300), "in 10 months"),
+        (timedelta(days=800), "in 2 years"),
+    ],
+)
+def test_relative(delta: timedelta, shown: str) -> None:
+    assert format_relative(NOW + delta, NOW) == shown
+
+
+def test_relative_days_are_the_calendar_days_of_the_moments_zone() -> None:
+    now = datetime(2026, 3, 10, 23, 30, tzinfo=UTC)  # 00:30 on the 11th in Warsaw (UTC+1)
+    before = now - timedelta(hours=25)  # 22:30 on the 9th in UTC, 23:30 on the 9th in Warsaw
+    assert format_relative(before, now) == "yesterday"
+    assert format_relative(before.astimezone(ZoneInfo("Europe/Warsaw")), now) == "2 days ago"

@@ -1,18 +1,32 @@
-"""Control characters from the vault, and what `trust` says changed (both pure)."""
+"""Control characters from the vault, what `trust` says changed, and lines laid out for a
+terminal or a pipe."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import io
 import json
 import os
 import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
 
 import pytest
 from conftest import Cli, write_note
+from rich.table import Table
 
-from vaultsched.adapters.terminal import dumps_json, escape
+from vaultsched.adapters.terminal import (
+    Column,
+    SafeConsole,
+    cell,
+    dumps_json,
+    escape,
+    print_columns,
+)
 from vaultsched.trust.diff import describe, what_changed
 from vaultsched.trust.fingerprint import Content, Snapshot
 
@@ -107,3 +121,62 @@ def _read_all(controller: int) -> bytes:
             data += chunk
     os.close(controller)
     return data
+
+
+def test_a_pipe_is_never_wrapped_even_when_colour_is_forced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich then takes any file for a terminal
+    monkeypatch.setenv("COLUMNS", "40")
+    buffer = io.StringIO()
+    console = SafeConsole(file=buffer)
+    assert not console.on_terminal
+    fix = 'vaultsched trust "Tasks/Maintenance/Yearly certificate renewal"'
+    console.print(f"untrusted: Tasks/Maintenance/Yearly certificate renewal  ->  {fix}")
+    table = Table("task")
+    table.add_row("Tasks/Maintenance/Yearly certificate renewal " * 3)
+    console.print(table)
+    text = buffer.getvalue()
+    assert f"  ->  {fix}\n" in text and "…" not in text
+    assert ("Tasks/Maintenance/Yearly certificate renewal " * 3).strip() in text
+
+
+def columns(*ranks: int) -> list[Column]:
+    return [Column(f"C{r}", [cell("x" * 10)], rank=r) for r in ranks]
+
+
+def test_columns_that_do_not_fit_are_left_out_by_rank_never_cut() -> None:
+    buffer = io.StringIO()
+    console = SafeConsole(file=buffer, width=36, force_terminal=True, color_system=None)
+    print_columns(console, columns(0, 3, 1, 2))  # 10 + 3 x 12: one column too many
+    assert buffer.getvalue().split() == ["C0", "C1", "C2"] + ["x" * 10] * 3
+    buffer.seek(0), buffer.truncate()
+    wide = [Column("ID", [cell("Tasks/" + "long name " * 10)]), *columns(1)]
+    print_columns(console, wide, header=False)  # wider than the screen: whole, and alone
+    assert buffer.getvalue() == "Tasks/" + "long name " * 9 + "long name\n"
+
+
+def test_a_free_column_takes_the_rest_and_the_terminal_wraps_it() -> None:
+    buffer = io.StringIO()
+    console = SafeConsole(file=buffer, width=60, force_terminal=True, color_system=None)
+    message = Column("MESSAGE", [cell("word " * 20 + "\x1b[2K")], free=True)
+    print_columns(console, [*columns(0, 1), message])  # counts 30 columns, not 107
+    (head, row) = buffer.getvalue().splitlines()
+    assert head.split() == ["C0", "C1", "MESSAGE"]
+    assert row.endswith("word word \\x1b[2K") and len(row) > 60
+
+
+def test_list_on_an_80_column_terminal_keeps_ids_whole(cli: Cli) -> None:
+    name = "Tasks/Maintenance/Yearly certificate renewal"
+    write_note(cli.root, f"{name}.md", "---\nschedule: 0 3 1 12 *\ncommand: 'true'\n---\n")
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    argv = [sys.executable, "-m", "vaultsched", "--vault", str(cli.root), "list"]
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # the terminal's width
+    with subprocess.Popen(argv, stdout=terminal, stderr=subprocess.DEVNULL, env=env) as proc:
+        os.close(terminal)
+        shown = _read_all(controller).decode("utf-8")
+        assert proc.wait(timeout=60) == 0
+    lines = re.sub("\x1b\\[[0-9;]*m", "", shown).splitlines()  # bold headers
+    assert any(line.startswith(name) for line in lines) and "…" not in shown
+    assert all(len(line.rstrip()) <= 80 for line in lines)

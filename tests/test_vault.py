@@ -56,12 +56,13 @@ def test_conflict_copy_names() -> None:
 
 
 def test_resolution(vault: Vault) -> None:
-    for rel in ["Tasks/Daily briefing.md", "Tasks/Backup.md", "Other/Backup.md"]:
+    for rel in ["Tasks/Daily briefing.md", "Tasks/Backup.md", "Other/Backup.md", "P/Home/Sync.md"]:
         write_note(vault.root, rel, TASK)
     index = build_index(vault)
     assert index.resolve("Tasks/Daily briefing") == "Tasks/Daily briefing"
     assert index.resolve("Tasks/Daily briefing.md") == "Tasks/Daily briefing"
     assert index.resolve("Daily briefing") == "Tasks/Daily briefing"
+    assert index.resolve("Home/Sync.md") == "P/Home/Sync"  # a path typed in the folder P/
     with pytest.raises(
         VaultschedError, match="ambiguous task 'Backup': Other/Backup, Tasks/Backup"
     ):
@@ -80,3 +81,42 @@ def test_locate_vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert locate_vault(None) == (tmp_path / "v").resolve()
     with pytest.raises(VaultschedError, match="not a folder"):
         locate_vault(tmp_path / "missing")
+
+
+def test_the_vault_is_found_from_any_folder_inside_it_as_git_finds_its_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_vault(tmp_path / "Notes", repo=False).resolve()
+    deep = root / "Projects" / "2026"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    assert locate_vault(None) == root
+    obsidian_only = tmp_path / "Other"
+    (obsidian_only / ".obsidian").mkdir(parents=True)
+    (obsidian_only / "Sub").mkdir()
+    monkeypatch.chdir(obsidian_only / "Sub")
+    assert locate_vault(None) == obsidian_only.resolve()
+    monkeypatch.setenv("VAULTSCHED_VAULT", str(root))  # the variable wins over the folder
+    assert locate_vault(None) == root
+
+
+def test_not_a_vault_says_where_it_looked_and_never_suggests_a_vault_in_a_vault(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    with pytest.raises(VaultschedError) as info:
+        locate_vault(None)
+    message = str(info.value)
+    assert f"in {outside.resolve()} or any folder above it" in message
+    assert "--vault PATH" in message and "`vaultsched init PATH`" in message
+    assert info.value.exit_code == 2
+    root = make_vault(tmp_path / "Notes", repo=False).resolve()
+    (root / "Tasks").mkdir()
+    with pytest.raises(VaultschedError) as info:
+        locate_vault(root / "Tasks")  # --vault names a folder inside a vault
+    assert str(info.value) == (
+        f"not a vault: {root / 'Tasks'} is inside the vault {root} (use --vault {root})"
+    )
+    assert "init" not in str(info.value)

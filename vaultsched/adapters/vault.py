@@ -8,7 +8,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from vaultsched.adapters.config import Config
 from vaultsched.adapters.notefile import NotRegularFile, NotUtf8Error, kind_of, read_front_matter
@@ -36,17 +36,49 @@ class Vault:
 
 
 def locate_vault(path: str | os.PathLike[str] | None) -> Path:
-    """`--vault`, else `$VAULTSCHED_VAULT`, else the current directory; must look like a vault."""
-    chosen = Path(path or os.environ.get("VAULTSCHED_VAULT") or Path.cwd()).expanduser()
+    """The vault's root: `--vault`, else `$VAULTSCHED_VAULT` (each must be a vault), else the
+    nearest folder at or above the current one that holds `.obsidian/` or `.vaultsched/`, as
+    git finds its repository."""
+    given = path or os.environ.get("VAULTSCHED_VAULT")
+    if not given:
+        return _discover()
+    chosen = Path(given).expanduser()
     if not chosen.is_dir():
         raise VaultschedError(f"not a vault: {chosen} is not a folder")
     root = chosen.resolve()
-    if not (root / ".obsidian").is_dir() and not (root / layout.DIR).is_dir():
+    if is_vault(root):
+        return root
+    outer = _enclosing_vault(root.parent)
+    if outer is not None:  # `init` here would make a vault inside a vault
         raise VaultschedError(
-            f"not a vault: {root} has neither .obsidian/ nor {layout.DIR}/ "
-            f"(run `vaultsched init {chosen}` to make it one)"
+            f"not a vault: {root} is inside the vault {outer} (use --vault {outer})"
         )
-    return root
+    raise VaultschedError(
+        f"not a vault: {root} has neither .obsidian/ nor {layout.DIR}/ "
+        f"(run `vaultsched init {chosen}` to make it one)"
+    )
+
+
+def is_vault(folder: Path) -> bool:
+    return (folder / ".obsidian").is_dir() or (folder / layout.DIR).is_dir()
+
+
+def _enclosing_vault(folder: Path) -> Path | None:
+    return next((f for f in (folder, *folder.parents) if is_vault(f)), None)
+
+
+def _discover() -> Path:
+    try:
+        here = Path.cwd()
+    except FileNotFoundError:
+        raise VaultschedError("not a vault: the current folder no longer exists") from None
+    found = _enclosing_vault(here)
+    if found is None:
+        raise VaultschedError(
+            f"not a vault: no .obsidian/ or {layout.DIR}/ in {here} or any folder above it "
+            "(use --vault PATH, or make one with `vaultsched init PATH`)"
+        )
+    return found
 
 
 def is_conflict_copy(rel_path: str) -> bool:
@@ -306,12 +338,14 @@ class Index:
         return sorted({*self.tasks, *self.invalid})
 
     def resolve(self, name: str) -> str:
-        """A task id from an id, a path with `.md`, or a bare note name unique in the vault."""
+        """A task id from an id, a path with `.md`, or the end of one unique in the vault: a
+        bare note name (as Obsidian resolves a link) or a path from a folder of the vault
+        (`Backup.md` typed in `Tasks/`)."""
         ids = self.ids
         wanted = name.strip().removeprefix("./").removesuffix(".md")
         if wanted in ids:
             return wanted
-        matches = [i for i in ids if PurePosixPath(i).name == wanted]
+        matches = [i for i in ids if i.endswith(f"/{wanted}")]
         if not matches:
             matches = [i for i in ids if wanted.lower() in i.lower()]
             hint = f"; did you mean: {', '.join(matches[:8])}" if matches else ""

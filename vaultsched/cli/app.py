@@ -15,7 +15,6 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.markup import escape as markup_escape
-from rich.table import Table
 from typer.exceptions import TyperException
 
 from vaultsched import __version__
@@ -28,14 +27,11 @@ from vaultsched.adapters.terminal import SafeConsole, SafeFormatter, dumps_json,
 from vaultsched.adapters.vault import Index, Vault, build_index, planned_index
 from vaultsched.cli.helptext import HelpCommand, HelpGroup, examples
 from vaultsched.cli.reports import (
-    ListRow,
     history_row,
     history_rows,
-    iso,
     list_rows,
     status_report,
     upcoming,
-    yes_no,
 )
 from vaultsched.cli.results import (
     DashboardRow,
@@ -56,13 +52,14 @@ from vaultsched.cli.results import (
     trusted_task_row,
 )
 from vaultsched.cli.scaffold import create_task, init_vault
+from vaultsched.cli.show import Clock, show_history, show_list, show_next, show_status
 from vaultsched.cli.validate import validate_staged, validate_vault
 from vaultsched.core import layout
 from vaultsched.core.convert import to_listen
 from vaultsched.core.dashboard import DashboardPathError, dashboard_path
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.model import Run, Status, Task, Trigger
-from vaultsched.core.views import digest_path
+from vaultsched.core.views import counted, digest_path
 from vaultsched.runtime.messages import Job
 from vaultsched.runtime.oneshot import OneShot, one_shot
 from vaultsched.runtime.workspace import utc_now
@@ -115,7 +112,7 @@ VaultOption = Annotated[
     Path | None,
     typer.Option(
         "--vault",
-        help="The vault folder (default: $VAULTSCHED_VAULT, else the current folder).",
+        help="The vault folder (default: $VAULTSCHED_VAULT, else the current folder's vault).",
         show_default=False,
     ),
 ]
@@ -125,20 +122,33 @@ TaskArg = Annotated[
 ]
 
 
+def _print_version(asked: bool) -> None:
+    if asked:  # eager: before click asks for a command, so `--version` alone works
+        out.print(f"vaultsched {__version__}", markup=False)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
     vault: VaultOption = None,
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
 ) -> None:
-    if version:
-        out.print(f"vaultsched {__version__}")
-        raise typer.Exit(0)
     ctx.obj = vault
 
 
 def _vault(ctx: typer.Context) -> Vault:
     return open_vault(ctx.find_root().obj)
+
+
+def _clock(vault: Vault, now: datetime) -> Clock:
+    """Times as `out` shows them: short on a terminal, in the vault's zone."""
+    return Clock(now, vault.config.timezone, short=out.on_terminal)
 
 
 def _print_json(data: object) -> None:
@@ -198,21 +208,7 @@ def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if not rows:
         err.print(f"no task notes in {vault.root} (a task note has a `command` property)")
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("task", "schedule", "enabled", "trusted", "next run", "last run", "status"):
-        table.add_column(column)
-    for row in rows:
-        # Cells are rendered with markup: text from notes must not open a tag (or a link).
-        table.add_row(
-            markup_escape(row["task"]),
-            markup_escape(_when(row)),
-            yes_no(row["enabled"]),
-            "[red]no[/red]" if row["trusted"] is False else yes_no(row["trusted"]),
-            row["next_run"] or "-",
-            row["last_run"] or "-",
-            markup_escape(_status_cell(row)),
-        )
-    out.print(table)
+    show_list(out, rows, _clock(vault, now))
 
 
 @app.command(
@@ -255,9 +251,8 @@ def next_cmd(
     fires, problems = upcoming(tasks, after, count)
     if as_json:
         _print_json([f.as_row() for f in fires])
-    else:
-        for fire in fires:
-            out.print(f"{iso(fire.at)}  {fire.task}", markup=False)
+    elif fires:
+        show_next(out, [f.as_row() for f in fires], _clock(vault, now))
     for problem in problems:
         err.print(f"vaultsched: {problem}", markup=False, soft_wrap=True)
     if problems:
@@ -302,7 +297,8 @@ def validate_cmd(
         out.print(str(problem), markup=False, soft_wrap=True)
     errors = sum(p.severity == "error" for p in problems)
     warnings = sum(p.severity == "warning" for p in problems)
-    err.print(f"{checked} task notes checked: {errors} errors, {warnings} warnings")
+    found = f"{counted(errors, 'error')}, {counted(warnings, 'warning')}"
+    err.print(f"{counted(checked, 'task note')} checked: {found}")
     if errors:
         raise typer.Exit(1)
 
@@ -352,21 +348,6 @@ def _run_in_foreground(shot: OneShot, job: Job, chain: Index | None, *, as_json:
         _print_json([history_row(run) for run in done])
     if any(run.status not in _FINE for run in done):
         raise typer.Exit(1)
-
-
-def _status_cell(row: ListRow) -> str:
-    if not row["valid"]:
-        return "INVALID: " + "; ".join(row["errors"])
-    missed = f" (not run: due {row['not_run_since']})" if row["not_run_since"] else ""
-    return (row["last_status"] or "-") + missed
-
-
-def _when(row: ListRow) -> str:
-    """What starts a task: its schedules, the tasks it runs after, or a person."""
-    if not row["valid"]:
-        return "-"
-    starts = [*row["schedule"], *(f"after {name}" for name in row["after"])]
-    return ", ".join(starts) or "manual"
 
 
 def _said(run: Run) -> None:
@@ -561,15 +542,8 @@ def history_cmd(
         return
     if not rows:
         err.print(f"{ident} has not run yet", markup=False)
-    for row in rows:
-        code = "" if row["exit_code"] is None else f" exit {row['exit_code']}"
-        wrote = f"  -> {row['output_note']}" if row["output_note"] else ""
-        out.print(
-            f"{row['started_at']}  {row['status']:<17} {row['trigger']:<9}{code}  "
-            f"{row['duration_s'] or 0:.1f}s  {row['host']}  {row['message']}".rstrip()
-            + wrote,
-            markup=False,
-        )
+        return
+    show_history(out, rows, _clock(vault, utc_now()))
 
 
 def _set_enabled(ctx: typer.Context, task: str, enabled: bool, as_json: bool) -> None:
@@ -755,36 +729,7 @@ def status_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if as_json:
         _print_json(report)
         return
-    daemon = report["daemon"]
-    if daemon["running"]:
-        out.print(
-            f"daemon: running (pid {daemon['pid']} on {daemon['host']} since {daemon['since']})"
-        )
-    else:
-        out.print("daemon: not running (start it with `vaultsched run`)")
-    stuck = {run["run_id"] for run in report["stuck"]}
-    for run in report["running"]:
-        label = "stuck" if run["run_id"] in stuck else "running"
-        out.print(f"{label}: {run['task']} since {run['started_at']}", markup=False)
-    fired = report["last_fire"]
-    if fired is not None:
-        out.print(f"last fire: {fired['started_at']} ({fired['task']})", markup=False)
-    for row in report["overdue"]:
-        out.print(f"not run: {row['task']} was due {row['due']}", markup=False)
-    out.print(f"today: {report['today']}")
-    out.print(f"failures today: {len(report['failures_today'])}")
-    for run in report["failures_today"]:
-        out.print(f"  {run['started_at']}  {run['status']}  {run['task']}", markup=False)
-    waiting = [(i["status"], i["task"], i["why"], i["fix"]) for i in report["attention"]]
-    waiting += [("untrusted", i["task"], i["why"], i["fix"]) for i in report["untrusted"]]
-    waiting += [("awaiting approval", i["task"], "", i["fix"]) for i in report["awaiting_approval"]]
-    for label, task_id, why, fix in waiting:
-        shown = f" ({why})" if why else ""
-        out.print(f"{label}: {task_id}{shown}  ->  {fix}", markup=False)
-    config = report["config"]
-    fix = f"  ->  {config['fix']}" if config["fix"] else ""
-    out.print(f"config: {config['detail']}{fix}", markup=False, soft_wrap=True)
-    out.print(f"digest: {report['digest']}", markup=False, soft_wrap=True)
+    show_status(out, report, _clock(vault, now))
 
 
 @app.command(

@@ -88,6 +88,13 @@ class OverdueRow(TypedDict):
     due: str | None  # the latest fire time that passed without a run
 
 
+class FailingRow(TypedDict):
+    task: str
+    count: int  # its failed runs today
+    last_failure: str | None
+    last_status: str  # of its last failed run
+
+
 class StatusReport(TypedDict):
     daemon: DaemonRow
     running: list[HistoryRow]
@@ -96,6 +103,7 @@ class StatusReport(TypedDict):
     overdue: list[OverdueRow]  # fire times past with no run: missed while nothing fired
     today: str
     failures_today: list[HistoryRow]
+    failing_today: list[FailingRow]  # the same failures, one row per task
     attention: list[AttentionRow]
     untrusted: list[UntrustedRow]
     awaiting_approval: list[AwaitingRow]
@@ -221,6 +229,7 @@ def status_report(vault: Vault, index: Index, now: datetime) -> StatusReport:
     for run in runs:
         latest[run.task] = run
     today = [r for r in runs if r.started_at.astimezone(tz).date() == day]
+    failures = [r for r in today if r.status in FAILURES]
     store = TrustStore()
     trusted = store.checker(vault.root)
     return {
@@ -235,7 +244,8 @@ def status_report(vault: Vault, index: Index, now: datetime) -> StatusReport:
         "last_fire": last_fire(runs),
         "overdue": overdue_rows(index, runs, now),
         "today": counts_line(today),
-        "failures_today": [history_row(r) for r in today if r.status in FAILURES],
+        "failures_today": [history_row(r) for r in failures],
+        "failing_today": failing_rows(failures),
         "attention": attention_rows(latest.values(), index),
         "untrusted": [
             {
@@ -255,6 +265,26 @@ def status_report(vault: Vault, index: Index, now: datetime) -> StatusReport:
         "digest": str(vault.path(digest_path(vault, day))),
         "config": config_trust_row(vault),
     }
+
+
+def failing_rows(failures: Sequence[Run]) -> list[FailingRow]:
+    """One row per task of these failed runs, the task whose last failure is oldest first."""
+    count: dict[str, int] = {}
+    last: dict[str, Run] = {}
+    for run in failures:
+        count[run.task] = count.get(run.task, 0) + 1
+        if run.task not in last or run.started_at >= last[run.task].started_at:
+            last[run.task] = run
+    ordered = sorted(last.values(), key=lambda r: (r.started_at, r.task))
+    return [
+        {
+            "task": run.task,
+            "count": count[run.task],
+            "last_failure": iso(run.started_at),
+            "last_status": str(run.status),
+        }
+        for run in ordered
+    ]
 
 
 def stuck_rows(runs: Sequence[Run], now: datetime) -> list[HistoryRow]:

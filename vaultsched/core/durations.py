@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 _PATTERN = re.compile(
     r"(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m)?\s*(?:(?P<s>\d+)\s*s)?",
@@ -67,3 +67,33 @@ def format_duration(seconds: float) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+def format_relative(moment: datetime, now: datetime) -> str:
+    """How far `moment` is from `now`, as a person says it: `in 12s`, `3m ago`, `in 2h`, then
+    in calendar days of `moment`'s zone: `tomorrow`, `yesterday`, `in 3 days`, `2 weeks ago`.
+    Both aware; each unit is whole (2h59m is `in 2h`, as a clock's hour hand says)."""
+    seconds = (moment - now).total_seconds()
+    span = abs(seconds)
+    if span < 1:
+        return "now"
+    if span < 86400:
+        amount = next(f"{int(span // size)}{unit}" for size, unit in _UNITS if span >= size)
+    else:
+        days = max(1, abs((moment.date() - now.astimezone(moment.tzinfo).date()).days))
+        if days == 1:
+            return "tomorrow" if seconds > 0 else "yesterday"
+        amount = _in_days(days)
+    return f"in {amount}" if seconds > 0 else f"{amount} ago"
+
+
+_UNITS = ((3600, "h"), (60, "m"), (1, "s"))
+
+
+def _in_days(days: int) -> str:
+    count, unit = next((days // size, unit) for size, unit in _DAYS if days >= size * 2)
+    return f"{count} {unit}s"
+
+
+# From two of a unit on (`14 days` is `2 weeks`); under two weeks it is days.
+_DAYS = ((365, "year"), (30, "month"), (7, "week"), (1, "day"))

@@ -155,11 +155,15 @@ def _chronological(run: Run) -> tuple[datetime, str, str]:
     return run.started_at, run.task, run.run_id
 
 
+def counted(count: int, noun: str) -> str:
+    """`1 task note`, `2 task notes`, `0 errors`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def counts_line(runs: Sequence[Run]) -> str:
     """`12 runs · 1 failed · 2 skipped · 1 blocked`: failures always, the others when any."""
     failed = sum(run.status in FAILURES for run in runs)
-    noun = "run" if len(runs) == 1 else "runs"
-    parts = [f"{len(runs)} {noun}", f"{failed} failed"]
+    parts = [counted(len(runs), "run"), f"{failed} failed"]
     for status in _COUNTED:
         count = sum(run.status is status for run in runs)
         if count:
