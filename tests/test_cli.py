@@ -450,6 +450,15 @@ def test_init_is_idempotent_and_never_overwrites(tmp_path: Path) -> None:
     assert not load_config(target).properties  # the person's config said nothing: off
 
 
+def test_init_refuses_a_vault_inside_a_vault(cli: Cli) -> None:
+    inner = cli.root / "Projects" / "sub"
+    result = cli("init", str(inner))
+    assert result.code == 2
+    assert f"inside the vault {cli.root}" in result.err
+    assert not inner.exists()  # nothing made: the outer vault never sees a second example task
+    assert cli("init", str(cli.root)).code == 0  # the vault itself: idempotent as ever
+
+
 def test_new_creates_a_valid_task(cli: Cli) -> None:
     result = cli("new", "Backup", "--schedule", "*/5 * * * *", "--command", "echo 'it''s' \"ok\"")
     assert result.code == 0, result.err

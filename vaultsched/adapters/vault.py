@@ -48,7 +48,7 @@ def locate_vault(path: str | os.PathLike[str] | None) -> Path:
     root = chosen.resolve()
     if is_vault(root):
         return root
-    outer = _enclosing_vault(root.parent)
+    outer = enclosing_vault(root.parent)
     if outer is not None:  # `init` here would make a vault inside a vault
         raise VaultschedError(
             f"not a vault: {root} is inside the vault {outer} (use --vault {outer})"
@@ -63,7 +63,8 @@ def is_vault(folder: Path) -> bool:
     return (folder / ".obsidian").is_dir() or (folder / layout.DIR).is_dir()
 
 
-def _enclosing_vault(folder: Path) -> Path | None:
+def enclosing_vault(folder: Path) -> Path | None:
+    """The nearest vault at or above `folder`, if any."""
     return next((f for f in (folder, *folder.parents) if is_vault(f)), None)
 
 
@@ -72,7 +73,7 @@ def _discover() -> Path:
         here = Path.cwd()
     except FileNotFoundError:
         raise VaultschedError("not a vault: the current folder no longer exists") from None
-    found = _enclosing_vault(here)
+    found = enclosing_vault(here)
     if found is None:
         raise VaultschedError(
             f"not a vault: no .obsidian/ or {layout.DIR}/ in {here} or any folder above it "

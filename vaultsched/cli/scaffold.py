@@ -13,6 +13,7 @@ import yaml
 from vaultsched.adapters import githooks
 from vaultsched.adapters.config import TasksConfig, host_name
 from vaultsched.adapters.git import Edit, Git, GitError
+from vaultsched.adapters.vault import enclosing_vault, is_vault
 from vaultsched.core import dashboard, layout
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.schedules import ScheduleError, parse_schedule
@@ -62,6 +63,13 @@ def _create(root: Path, rel: str, text: str, created: Created) -> None:
 
 
 def init_vault(target: Path) -> Created:
+    outer = enclosing_vault(target.resolve().parent)
+    if outer is not None and not is_vault(target):
+        # The outer vault would index the new one's notes: its example task, untrusted there.
+        raise VaultschedError(
+            f"{target} is inside the vault {outer}: its notes are already that vault's "
+            f"(use --vault {outer}, or init a folder outside it)"
+        )
     target.mkdir(parents=True, exist_ok=True)
     root = target.resolve()
     created = Created(root)
