@@ -89,7 +89,7 @@ class NoteWriter:
     def update(self, rel: str, transform: Callable[[str], str], *, create: bool = True) -> Outcome:
         """Apply `transform` to the note's text and write the result safely."""
         path = self.root / rel
-        if not self._inside(path):
+        if not _inside(self.root, path):
             log.warning("%s leads outside the vault (a symlink): not writing it", rel)
             return Outcome.OUTSIDE
         pending = self._watched.pop(rel, None)
@@ -99,7 +99,7 @@ class NoteWriter:
             return self._update(rel, path, transform, create, pending)
         finally:
             if pending.late is not None and pending.fresh:  # however update() ends
-                self._recover(rel, pending.late.saved)
+                _recover(self.root, rel, pending.late.saved, self.wall_time())
             elif pending.late is not None:
                 self._watched[rel] = pending
 
@@ -144,32 +144,11 @@ class NoteWriter:
             return current
         merged = pending.late.merged_into(current)
         if merged is None:  # not UTF-8 on one side: nothing to merge line by line
-            self._recover(rel, pending.late.saved)
+            _recover(self.root, rel, pending.late.saved, self.wall_time())
             pending.late = None
         elif merged is current:  # the note holds it: nothing more to watch
             pending.late = None
         return current if merged is None else merged
-
-    def _recover(self, rel: str, saved: bytes) -> None:
-        """Last resort for a save our rename displaced that we never managed to merge back:
-        keep it where a person will find it, never drop it."""
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self.wall_time()))
-        kept = layout.recovered_file(rel, stamp, secrets.token_hex(2))
-        try:
-            statefs.write_atomic(self.root, kept, saved)
-        except OSError:
-            log.exception("%s: a save that raced a write was lost: keeping it failed", rel)
-            return
-        log.error(
-            "%s: a save that raced a write could not be merged back; its text is in %s", rel, kept
-        )
-
-    def _inside(self, path: Path) -> bool:
-        """vaultsched never writes outside the vault, whatever links the vault holds."""
-        if path.is_symlink():
-            return False
-        real = path.parent.resolve()
-        return real == self.root.resolve() or real.is_relative_to(self.root.resolve())
 
     def _read_settled(self, rel: str, path: Path) -> _Read:
         """The note as a finished save left it: never the empty or partial file an editor's
@@ -281,6 +260,29 @@ class NoteWriter:
             statefs.write_atomic(self.root, mark, digest.encode(), durable=False)
         except OSError as exc:
             statefs.warn_refused(exc, "note writes not remembered")
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """vaultsched never writes outside the vault, whatever links the vault holds."""
+    if path.is_symlink():
+        return False
+    real = path.parent.resolve()
+    return real == root.resolve() or real.is_relative_to(root.resolve())
+
+
+def _recover(root: Path, rel: str, saved: bytes, now: float) -> None:
+    """Last resort for a save our rename displaced that we never managed to merge back:
+    keep it where a person will find it, never drop it."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(now))
+    kept = layout.recovered_file(rel, stamp, secrets.token_hex(2))
+    try:
+        statefs.write_atomic(root, kept, saved)
+    except OSError:
+        log.exception("%s: a save that raced a write was lost: keeping it failed", rel)
+        return
+    log.error(
+        "%s: a save that raced a write could not be merged back; its text is in %s", rel, kept
+    )
 
 
 @dataclass

@@ -262,7 +262,7 @@ def git_remote(c: Context) -> Check:
     if not config.sync or not git.usable:
         return Check("git remote", OK, "sync is off")
     try:
-        problem = git.remote_problem(config.remote)
+        problem = git.sync.remote_problem(config.remote)
     except GitError as exc:
         problem = str(exc)
     if problem and "own config" in problem:

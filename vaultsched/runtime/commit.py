@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from vaultsched.adapters.git import Edit, GitError
 from vaultsched.core import blocks, layout
@@ -16,6 +17,8 @@ from vaultsched.core.views import commit_message
 from vaultsched.runtime.workspace import Workspace
 
 log = logging.getLogger(__name__)
+
+COMMIT_EVERY = timedelta(seconds=5)
 
 
 def _ours_if_absent(text: str) -> str:
@@ -127,4 +130,29 @@ class Committer:
         except GitError as exc:
             log.warning("git commit failed; will retry with the next commit: %s", exc)
             return False
+        return True
+
+
+@dataclass
+class Cadence:
+    """When the daemon commits: once something is owed (a run was recorded, an edit or a view
+    is pending), at most every COMMIT_EVERY, so a burst of runs makes one commit."""
+
+    pending: Callable[[], bool]  # the lander holds something not committed yet
+    last: datetime
+    owed: bool = False
+
+    def owe(self) -> None:
+        self.owed = True
+
+    def next_at(self) -> datetime | None:
+        """When the next commit is due; None while nothing is owed."""
+        return self.last + COMMIT_EVERY if self.owed or self.pending() else None
+
+    def due(self, now: datetime) -> bool:
+        """True if a commit is due `now`; the cadence then starts again from `now`."""
+        at = self.next_at()
+        if at is None or now < at:
+            return False
+        self.last, self.owed = now, False
         return True

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import signal
 import time
 from collections.abc import Callable
@@ -22,34 +21,25 @@ from vaultsched.adapters.instance import InstanceLock
 from vaultsched.adapters.vault import Index, Vault
 from vaultsched.adapters.waker import Waker
 from vaultsched.core.model import Run, Task
-from vaultsched.runtime import messages as m
 from vaultsched.runtime.act import Actor, DryRunActor
 from vaultsched.runtime.approval import Approvals
-from vaultsched.runtime.commit import Committer
-from vaultsched.runtime.dispatch import Dispatcher, chain_of, schedulable
-from vaultsched.runtime.execute import Executor, LocalExecutor
+from vaultsched.runtime.commit import Cadence, Committer
+from vaultsched.runtime.conduct import Conductor
+from vaultsched.runtime.execute import Executor, LocalExecutor, Reports
 from vaultsched.runtime.follow import Follower
 from vaultsched.runtime.land import Lander, LandingThread
-from vaultsched.runtime.marks import save_marks
 from vaultsched.runtime.observe import Observer
 from vaultsched.runtime.pings import Heartbeat, Pings
 from vaultsched.runtime.record import Recorder
-from vaultsched.runtime.restart import (
-    recover_interrupted,
-    restored_dispatcher,
-    sweep_cut_short_writes,
-    unfinished_chains,
-)
+from vaultsched.runtime.restart import recover_interrupted, sweep_cut_short_writes
 from vaultsched.runtime.run import Execution
 from vaultsched.runtime.stuck import StuckWatch
 from vaultsched.runtime.sync import Syncer, make_syncer
 from vaultsched.runtime.workspace import open_workspace, utc_now
 from vaultsched.trust.config import ignored_message
-from vaultsched.trust.store import fingerprint
 
 log = logging.getLogger("vaultsched.daemon")
 
-COMMIT_EVERY = timedelta(seconds=5)
 SHUTDOWN_GRACE = 30.0  # VAULTSCHED_SHUTDOWN_GRACE overrides it (tests, impatient users)
 KILL_GRACE = 10.0
 
@@ -76,17 +66,19 @@ class Daemon:
         self.workspace = open_workspace(self.vault, self.clock)
         self.lander = Lander(self.workspace, Committer(self.workspace))
         self.landing = LandingThread(self.lander, self._commit_settled)
+        never = datetime.min.replace(tzinfo=self.clock().tzinfo)  # the last commit, so far
+        self.cadence = Cadence(lambda: self.lander.has_pending, never)
         self.pings = Pings(self.workspace)
         self.heartbeat = Heartbeat(self.pings.pinger, self.vault.config.ping)
         self.recorder = Recorder(self.workspace, self.landing.land, self.pings)
-        self.execution = Execution(self.recorder, downstream=self._downstream)
+        self.follower = Follower(self.vault)
+        self.execution = Execution(self.recorder, downstream=self.follower.downstream)
         self.observer = Observer(self.workspace, self.metrics)
         self.stuck = StuckWatch(self.workspace)
-        self.stuck_check: datetime | None = None
+        reports = Reports(self.waker.notify)
         self.executor: Executor = LocalExecutor(
-            self.execution, self.vault.config.max_parallel, self._done, self.observer
+            self.execution, self.vault.config.max_parallel, reports.put, self.observer
         )
-        self.follower = Follower(self.vault)
         parts = (
             self.executor,
             Approvals(self.recorder),
@@ -94,12 +86,11 @@ class Daemon:
             self._announce,
             _would_disable if self.dry_run else self.lander.disable,
         )
-        self.actor = DryRunActor(*parts, done=self._done) if self.dry_run else Actor(*parts)
-        self.dispatcher = Dispatcher()
-        self.finished: queue.SimpleQueue[tuple[m.Job, Run | None]] = queue.SimpleQueue()
+        self.actor = DryRunActor(*parts, done=reports.put) if self.dry_run else Actor(*parts)
+        self.conductor = Conductor(
+            self.workspace, self.follower, self.actor, reports, dry_run=self.dry_run
+        )
         self.stopping = False
-        self.last_commit = datetime.min.replace(tzinfo=self.clock().tzinfo)
-        self.commit_owed = False
         self.lock = InstanceLock(self.vault.root)
         self.disabled = kill_switch(self.vault)
         self.syncer: Syncer | None = None
@@ -107,8 +98,6 @@ class Daemon:
     @property
     def index(self) -> Index:
         return self.follower.index
-
-    # -- life cycle -----------------------------------------------------------------------------
 
     def run(self, *, once: bool = False) -> int:
         # A dry run only reads: no lock, no metrics, pings, sync, commits, marks or ledger
@@ -142,7 +131,8 @@ class Daemon:
     def stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if signum is not None:
             log.info("%s received: stopping", signal.Signals(signum).name)
-        self.stopping = self.dispatcher.stopping = True
+        self.stopping = True
+        self.conductor.stop()
         self.waker.notify()
 
     def request_reindex(self, _signum: int | None = None, _frame: FrameType | None = None) -> None:
@@ -158,8 +148,7 @@ class Daemon:
         index = self.follower.load()
         if not self.dry_run:
             sweep_cut_short_writes(self.vault, index)
-        self.dispatcher = restored_dispatcher(self.workspace, index, self.clock())
-        self.dispatcher.stopping = self.stopping
+        self.conductor.restore(index)
         for ident, problems in index.invalid.items():
             log.warning("%s is invalid and will not run: %s", ident, problems[0].message)
         log.info(
@@ -173,9 +162,8 @@ class Daemon:
             log.warning("vaultsched is disabled (%s): nothing will fire", self.disabled)
         if self.vault.config.ignored:
             log.warning("%s", ignored_message(self.vault.root, self.vault.config.ignored))
-        if not self.disabled:  # `after` tasks the last daemon did not get to start
-            chains = unfinished_chains(self.workspace)
-            self.actor.carry_out(self.dispatcher.chained(chains, index.tasks, self._untrusted))
+        if not self.disabled:
+            self.conductor.resume_chains()
 
     def _loop(self) -> None:
         while not self.stopping:
@@ -185,23 +173,18 @@ class Daemon:
 
     def _tick(self) -> None:
         while (delta := self.follower.take()) is not None:
-            self._index_changed(delta)
-        self._collect()
+            self.conductor.index_changed(delta)
+            self.observer.index_changed()
+        self.conductor.collect()
         now = self.clock()
         if not self.disabled and not self.stopping:
-            decided = self.dispatcher.decisions
-            self.actor.carry_out(self.dispatcher.due(self._schedulable(), now, self._untrusted))
-            # After `due`'s actions: a task just found invalid is out of the index, its retry too.
-            self.actor.carry_out(self.dispatcher.retries_due(self.follower.index.tasks, now))
-            if self.dispatcher.decisions != decided:
-                self._save_marks(now)
-        if self._commit_due(now):
+            self.conductor.fire(now)
+        if self.cadence.due(now):
             self.landing.commit_soon()
-            self.last_commit, self.commit_owed = now, False
             if self.syncer is not None:
                 self.syncer.nudge()
-        self.observer.tick(self.index, self.dispatcher, self._schedulable)
-        self.stuck_check = self.stuck.check(dict(self.execution.running), now)
+        self.observer.tick(self.index, self.conductor.dispatcher, self.conductor.schedulable)
+        self.stuck.check(dict(self.execution.running), now)
 
     def _commit_settled(self) -> None:
         """From the landing thread: a commit that failed (or a landing that raised) leaves
@@ -209,45 +192,35 @@ class Daemon:
         if self.lander.has_pending:
             self.waker.notify()
 
-    def _commit_due(self, now: datetime) -> bool:
-        owed = self.commit_owed or self.lander.has_pending
-        return owed and now - self.last_commit >= COMMIT_EVERY
-
     def _deadline(self) -> datetime | None:
         """The next moment something is due: a fire, a retry, a commit, or debounced events."""
-        candidates: list[datetime] = []
-        if not self.disabled:
-            wake, invalid = self.dispatcher.wake_time(self._schedulable())
-            self.actor.carry_out(invalid)
-            candidates += [] if wake is None else [wake]
-        if self.commit_owed or self.lander.has_pending:
-            candidates.append(self.last_commit + COMMIT_EVERY)
+        candidates = [] if self.disabled else [self.conductor.wake_time()]
+        candidates.append(self.cadence.next_at())
         settle = self.follower.settle_in()
         if settle is not None:
             candidates.append(self.clock() + timedelta(seconds=settle))
-        if self.stuck_check is not None:  # a run in progress will be stuck then: say so
-            candidates.append(self.stuck_check)
-        return min(candidates, default=None)
+        candidates.append(self.stuck.next_check)  # a run in progress will be stuck then: say so
+        return min((at for at in candidates if at is not None), default=None)
 
     def _shutdown(self, *, finish_runs: bool = False) -> None:
         """Stop firing; give running tasks the grace period (`--once`: until a signal) to end."""
         grace = float(os.environ.get("VAULTSCHED_SHUTDOWN_GRACE", SHUTDOWN_GRACE))
-        while finish_runs and self.dispatcher.running and not self.stopping:
+        while finish_runs and self.conductor.running and not self.stopping:
             self.waker.wait(None)
-            self._collect()
-        self.stopping = self.dispatcher.stopping = True
-        self.actor.carry_out(self.dispatcher.abandoned())  # nothing waiting is dropped unseen
+            self.conductor.collect()
+        self.stopping = True
+        self.conductor.abandon()
         self._wait_for_runs(grace)
-        if self.dispatcher.running:
+        if self.conductor.running:
             log.warning("terminating %d running task(s)", self.executor.cancel())
             self._wait_for_runs(KILL_GRACE)
             self.executor.cancel(signal.SIGKILL)
         self.executor.shutdown()
-        self._collect()
+        self.conductor.collect()
         self.landing.close()
         if not self.dry_run:
             self.lander.commit()
-        self._save_marks(self.clock())
+        self.conductor.save_marks(self.clock())
         if self.syncer is not None:  # push what this daemon committed (`--once` too)
             self.syncer.stop()
             self.syncer.sync_logged()
@@ -256,68 +229,19 @@ class Daemon:
     def _wait_for_runs(self, seconds: float) -> None:
         """Until every run is done or `seconds` pass; each job done wakes the waker."""
         deadline = time.monotonic() + seconds
-        while self.dispatcher.running and (left := deadline - time.monotonic()) > 0:
+        while self.conductor.running and (left := deadline - time.monotonic()) > 0:
             self.waker.wait(self.clock() + timedelta(seconds=left))
-            self._collect()
-
-    # -- dispatch -------------------------------------------------------------------------------
-
-    def _schedulable(self) -> list[Task]:
-        return schedulable(self.follower.index.tasks.values(), self.vault.host)
-
-    def _untrusted(self, task: Task) -> str | None:
-        root, trust = self.vault.root, self.workspace.trust
-        return None if trust.is_trusted(root, task) else fingerprint(root, task)
-
-    def _downstream(self, run: Run) -> list[str]:
-        index = self.follower.index
-        return chain_of(run, index.tasks, index.downstream, self.vault.host)
-
-    def _done(self, job: m.Job, run: Run | None) -> None:
-        """The executor's report, from any thread: handled on the main loop."""
-        self.finished.put((job, run))
-        self.waker.notify()
-
-    def _collect(self) -> None:
-        while not self.finished.empty():
-            job, run = self.finished.get()
-            if run is not None:
-                self._announce(run)
-            tasks = self.follower.index.tasks
-            actions = self.dispatcher.done(job, run, self.clock(), tasks, self._untrusted)
-            self.actor.carry_out(actions)
+            self.conductor.collect()
 
     def _announce(self, run: Run) -> None:
         """Every run recorded reaches the next commit, the log and (in the demo) `on_run`."""
-        self.commit_owed = True
+        self.cadence.owe()
         self.observer.run(run)
         detail = f"exit {run.exit_code}" if run.exit_code is not None else run.message
         duration = f", {run.duration_s:.1f}s" if run.duration_s else ""
         log.info("%s %s (%s, %s%s)", run.status, run.task, run.trigger, detail, duration)
         if self.on_run is not None:
             self.on_run(run)
-
-    # -- following the vault --------------------------------------------------------------------
-
-    def _index_changed(self, delta: m.IndexDelta) -> None:
-        now = self.clock()
-        for old, new in delta.moved:
-            self.dispatcher.renamed(old, new)
-            if not self.dry_run:
-                self.workspace.ledger.append_rename(old, new, now)
-            log.info("%s: renamed to %s", old, new)
-        for ident in (*delta.added, *delta.retimed):
-            self.dispatcher.retimed(ident, now)
-            log.info("%s: %s", ident, "new task" if ident in delta.added else "schedule updated")
-        for ident in delta.removed:
-            self.dispatcher.removed(ident)
-            log.info("%s: task removed", ident)
-        self._save_marks(now)
-        self.observer.index_changed()
-
-    def _save_marks(self, now: datetime) -> None:
-        if not self.dry_run:  # the daemon of the vault keeps its own
-            save_marks(self.vault.root, self.dispatcher.planner, now)
 
 
 def _would_disable(task: Task, reason: str) -> None:

@@ -7,8 +7,9 @@ by a worker and over."""
 from __future__ import annotations
 
 import logging
+import queue
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -53,6 +54,24 @@ class Executor(Protocol):
     def shutdown(self) -> None:
         """Wait for every submitted job to be done."""
         ...
+
+
+class Reports:
+    """The executor's `on_done`, from any thread, taken on the daemon's main loop: the only way
+    a result comes back to it."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._queue: queue.SimpleQueue[tuple[Job, Run | None]] = queue.SimpleQueue()
+        self._wake = wake
+
+    def put(self, job: Job, run: Run | None) -> None:
+        self._queue.put((job, run))
+        self._wake()
+
+    def take(self) -> Iterator[tuple[Job, Run | None]]:
+        """Each report in turn, until none is left (one put meanwhile included)."""
+        while not self._queue.empty():
+            yield self._queue.get()
 
 
 class LocalExecutor:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 
 from vaultsched.adapters.vault import Index, Vault, build_index, is_ignored, read_note
 from vaultsched.adapters.watcher import DEBOUNCE_SECONDS, Changes, VaultWatcher
-from vaultsched.core.model import Problem, Task
+from vaultsched.core.model import Problem, Run, Task
+from vaultsched.runtime.dispatch import chain_of
 from vaultsched.runtime.messages import IndexDelta
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,11 @@ class Follower:
 
     def invalidate(self, task_id: str, problem: Problem) -> None:
         self.index.invalidate(task_id, problem)
+
+    def downstream(self, run: Run) -> list[str]:
+        """The `after` tasks `run` starts, as the index has them now (from the run's thread)."""
+        index = self.index
+        return chain_of(run, index.tasks, index.downstream, self.vault.host)
 
     def _wanted(self, rel: str) -> bool:
         return not is_ignored(rel, self.vault.config.digest.folder)

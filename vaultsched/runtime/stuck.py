@@ -23,6 +23,7 @@ class StuckWatch:
     _when: dict[str, datetime | None] = field(default_factory=dict)  # run id -> stuck from
     _told: set[str] = field(default_factory=set)
     _judged: set[str] = field(default_factory=set)  # its history read: `_when` is final
+    next_check: datetime | None = None  # what the last check returned
 
     def check(self, running: Mapping[str, tuple[Task, Run]], now: datetime) -> datetime | None:
         """Tell of each run in `running` (run id -> task, run) that is stuck by `now`, once;
@@ -46,7 +47,8 @@ class StuckWatch:
                 continue
             self._told.add(run_id)
             self._tell(task, run, now)
-        return min(upcoming, default=None)
+        self.next_check = min(upcoming, default=None)
+        return self.next_check
 
     def _tell(self, task: Task, run: Run, now: datetime) -> None:
         going = now - run.started_at

@@ -107,15 +107,15 @@ class Syncer:
     # -- one sync -----------------------------------------------------------------------------
 
     def sync_once(self) -> SyncResult:
-        problem = self.git.remote_problem(self.remote)
+        problem = self.git.sync.remote_problem(self.remote)
         if problem:
             raise SyncError(f"not syncing: {problem}")
         result = SyncResult()
         branch = self._branch()
         for _ in range(PUSH_ATTEMPTS):
-            self.git.fetch(self.remote)
+            self.git.sync.fetch(self.remote)
             upstream = f"{self.remote}/{branch}"
-            if self.git.ref_exists(upstream):
+            if self.git.sync.ref_exists(upstream):
                 result.pulled += self._integrate(upstream)
             if self._push(branch):
                 return result
@@ -144,14 +144,14 @@ class Syncer:
             if busy:
                 raise SyncError(f"{busy} is in progress in the vault: syncing once it is done")
             before = {r.run_id for r in self.workspace.ledger.runs()}
-            if self.git.commits_behind(upstream) == 0:
+            if self.git.sync.commits_behind(upstream) == 0:
                 return 0
             base = self.git.head_commit()
             rebased = self._rebase_elsewhere(base, upstream)
             with self.workspace.ledger.appends_held(self.workspace.clock()):
                 if self.git.head_commit() != base:
                     raise SyncError("the branch moved during the sync; next time")
-                self.git.reset_keep(rebased)
+                self.git.sync.reset_keep(rebased)
             arrived = [r for r in self.workspace.ledger.runs() if r.run_id not in before]
             self._rebuild(arrived)
             self.lander.commit()
@@ -166,7 +166,7 @@ class Syncer:
         scratch_dir = Path(tempfile.mkdtemp(prefix="vaultsched-sync-"))
         path = scratch_dir / "tree"
         try:
-            self.git.add_worktree(path, base)
+            self.git.sync.add_worktree(path, base)
             scratch = Git(path, self.workspace.vault.host, home=self.git.root)
             try:
                 rebase_resolving(scratch, upstream)
@@ -181,9 +181,9 @@ class Syncer:
 
     def _drop_worktree(self, path: Path) -> None:
         with contextlib.suppress(GitError):
-            self.git.remove_worktree(path)
+            self.git.sync.remove_worktree(path)
         with contextlib.suppress(GitError):
-            self.git.prune_worktrees()
+            self.git.sync.prune_worktrees()
 
     def _rebuild(self, arrived: list[Run]) -> None:
         """Notes and digests touched by runs from elsewhere, rebuilt from the merged ledger."""
@@ -197,7 +197,7 @@ class Syncer:
 
     def _push(self, branch: str) -> bool:
         try:
-            self.git.push(self.remote, f"HEAD:refs/heads/{branch}")
+            self.git.sync.push(self.remote, f"HEAD:refs/heads/{branch}")
         except GitError as exc:
             rejected = "rejected" in str(exc) or "fetch first" in str(exc)
             if rejected:
@@ -215,7 +215,7 @@ def make_syncer(workspace: Workspace, lander: Lander) -> Syncer | None:
         log.warning("[git] sync is on but %s is not a git repository", workspace.vault.root)
         return None
     try:
-        problem = git.remote_problem(config.remote)
+        problem = git.sync.remote_problem(config.remote)
     except GitError as exc:
         problem = str(exc)
     if problem:
@@ -233,22 +233,22 @@ _REGULAR = ("100644", "100755")
 def rebase_resolving(git: Git, upstream: str) -> None:
     """Rebase, resolving each stop: notes merged around their blocks, ledgers by union."""
     try:
-        git.rebase_onto(upstream)
+        git.sync.rebase_onto(upstream)
         return
     except GitError:
         if git.operation_in_progress() is None:
             raise
     for _ in range(MAX_REBASE_STOPS):
-        conflicted = git.conflicted_paths()
+        conflicted = git.sync.conflicted_paths()
         if not conflicted:
             raise SyncError("the rebase stopped without a conflict to resolve")
         for rel in conflicted:
             _resolve(git, rel)
         # Entries set from a blob carry no stat data: refreshed, the files just written are
         # not seen as changed by the next pick.
-        git.refresh_index()
+        git.sync.refresh_index()
         try:
-            git.continue_rebase()
+            git.sync.continue_rebase()
             return
         except GitError:
             if git.operation_in_progress() is None:
@@ -261,7 +261,7 @@ def _resolve(git: Git, rel: str) -> None:
 
     In a rebase, stage 2 is the upstream (the remote's side), stage 3 our commit replayed.
     """
-    stages = git.conflict_stages(rel)
+    stages = git.sync.conflict_stages(rel)
     if any(mode in _LINKS for mode, _ in stages.values()) or _is_link(git.root, rel):
         _take_remote(git, rel, stages)
         return
@@ -281,7 +281,7 @@ def _resolve(git: Git, rel: str) -> None:
     data = merged.encode("utf-8")
     sha = git.store(data)
     mode = next((m for n in (3, 2) if (m := stages.get(n, ("", ""))[0]) in _REGULAR), "100644")
-    git.stage_blob(mode, sha, rel)
+    git.sync.stage_blob(mode, sha, rel)
     _write_no_follow(git.root, rel, data)
     log.info("%s: both sides' changes kept (sync conflict resolved)", rel)
 
@@ -289,7 +289,7 @@ def _resolve(git: Git, rel: str) -> None:
 def _text(git: Git, entry: tuple[str, str] | None) -> str | None:
     if entry is None:
         return None
-    return git.blob_text(entry[1])
+    return git.sync.blob_text(entry[1])
 
 
 def _take_remote(git: Git, rel: str, stages: dict[int, tuple[str, str]]) -> None:
@@ -297,11 +297,11 @@ def _take_remote(git: Git, rel: str, stages: dict[int, tuple[str, str]]) -> None
     side is taken as git has it (git's own checkout never writes through a link)."""
     remote = stages.get(2)
     if remote is None:
-        git.remove_from_index(rel)
+        git.sync.remove_from_index(rel)
         (git.root / rel).unlink(missing_ok=True)  # unlink never follows the link it removes
     else:
-        git.stage_blob(remote[0], remote[1], rel)
-        git.checkout_from_index(rel)
+        git.sync.stage_blob(remote[0], remote[1], rel)
+        git.sync.checkout_from_index(rel)
     log.warning(
         "%s: a symlink or submodule on one side of a sync conflict: the remote's version "
         "was kept, not merged; this machine's change to it was dropped (its runs stay in "

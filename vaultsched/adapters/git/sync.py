@@ -1,0 +1,140 @@
+"""What a sync between machines asks of git (`vaultsched/runtime/sync.py` decides when and
+why): the remote, checked before each use; where the branch stands; a scratch worktree to
+rebase in and landing its result; the conflicts a rebase stops at."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from vaultsched.adapters.git.plumbing import GitError, Plumbing, plain_value
+
+# Keys of the repository's own config that run a program or send data elsewhere when git
+# talks to a remote: while one is set there, sync is refused (the user's global config,
+# which the vault cannot write, is the place for them).
+_RUNS_ON_NETWORK = re.compile(
+    r"^(core\.(sshcommand|gitproxy|askpass)|credential\.(.*\.)?helper"
+    r"|remote\..*\.(uploadpack|receivepack|vcs|proxy)|http\.(.*\.)?proxy"
+    r"|url\..*\.(pushinsteadof|insteadof))$",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class GitSync:
+    git: Plumbing
+
+    # -- talking to a remote: the remote's name comes from the vault config -------------------
+
+    def remotes(self) -> list[str]:
+        return self.git._read(["remote"]).split()
+
+    def network_problem(self) -> str | None:
+        """Why talking to a remote would run something the vault chose, or None."""
+        found = self.git.local_config_keys(_RUNS_ON_NETWORK)
+        if not found:
+            return None
+        return (
+            f"the repository's own config sets {', '.join(found)} (a sync can write "
+            ".git/config): not syncing until it is moved to your global git config"
+        )
+
+    def remote_problem(self, name: str) -> str | None:
+        """Why `name` must not be used as `[git] remote`, or None. Only a remote this
+        repository has configured will do: a path or URL from a synced config would push the
+        vault wherever it says, and a leading `-` would be read by git as an option. Nor may
+        the repository's own config pick the ssh command, a credential helper or a proxy."""
+        if not name or name.startswith("-"):
+            return f"[git] remote {name!r} is not a remote name"
+        network = self.network_problem()
+        if network:
+            return network
+        known = self.remotes()
+        if name not in known:
+            listed = ", ".join(known) or "none"
+            return f"[git] remote {name!r} is not a remote of this repository (it has: {listed})"
+        return None
+
+    def fetch(self, remote: str) -> None:
+        self.git._run(["fetch", "--quiet", "--", plain_value(remote)])
+
+    def push(self, remote: str, refspec: str) -> None:
+        self.git._run(["push", "--quiet", "--", plain_value(remote), plain_value(refspec)])
+
+    # -- where the branch stands, a scratch worktree to rebase in, landing the result ---------
+
+    def ref_exists(self, ref: str) -> bool:
+        """Whether `ref` (a remote-tracking branch) names an object in this repository."""
+        # `ref` is built from the vault config's remote name: never to be read as an option.
+        try:
+            self.git._read(["rev-parse", "--verify", "--quiet", "--end-of-options", ref])
+        except GitError:
+            return False
+        return True
+
+    def commits_behind(self, upstream: str) -> int:
+        """How many commits `upstream` has that HEAD does not."""
+        return int(self.git._read(["rev-list", "--count", f"HEAD..{upstream}"]).strip())
+
+    def reset_keep(self, rev: str) -> None:
+        """Move branch and work tree to `rev`, refused if a change not committed would be lost."""
+        self.git._run(["reset", "--quiet", "--keep", rev])
+
+    def add_worktree(self, path: Path, base: str) -> None:
+        """A detached worktree at `path`, checked out at `base`: work out of the person's way."""
+        self.git._run(["worktree", "add", "--quiet", "--detach", str(path), base])
+
+    def remove_worktree(self, path: Path) -> None:
+        """Delete the worktree at `path`, whatever changes it holds."""
+        self.git._run(["worktree", "remove", "--force", str(path)])
+
+    def prune_worktrees(self) -> None:
+        """Forget worktrees whose folder is gone (one that could not be removed cleanly)."""
+        self.git._run(["worktree", "prune"])
+
+    # -- a rebase, and the conflicts it stops at ------------------------------------------------
+
+    def rebase_onto(self, upstream: str) -> None:
+        """Replay HEAD's own commits on top of `upstream`; GitError when it stops or fails."""
+        # `upstream` is built from the vault config's remote name: never to be read as an option.
+        self.git._run(["rebase", "--quiet", "--end-of-options", upstream])
+
+    def continue_rebase(self) -> None:
+        """Go on with a stopped rebase once its conflicts are resolved in the index."""
+        self.git._run(["rebase", "--continue"])
+
+    def conflicted_paths(self) -> list[str]:
+        """The paths the index holds unresolved merge stages for."""
+        out = self.git._read(["diff", "--name-only", "--diff-filter=U", "-z"])
+        return [rel for rel in out.split("\0") if rel]
+
+    def conflict_stages(self, rel: str) -> dict[int, tuple[str, str]]:
+        """Stage number -> (mode, blob) of one conflicted path in the index."""
+        out = self.git._read(["ls-files", "-s", "-z", "--", rel])
+        stages = {}
+        for record in filter(None, out.split("\0")):
+            meta, _path = record.split("\t", 1)
+            mode, sha, stage = meta.split()
+            stages[int(stage)] = (mode, sha)
+        return stages
+
+    def blob_text(self, sha: str) -> str:
+        """A blob's content as text."""
+        return self.git._read(["cat-file", "blob", sha])
+
+    def stage_blob(self, mode: str, sha: str, rel: str) -> None:
+        """Set `rel`'s index entry to blob `sha` (resolving its conflict); the disk is untouched."""
+        self.git._run(["update-index", "--cacheinfo", f"{mode},{sha},{rel}"])
+
+    def remove_from_index(self, rel: str) -> None:
+        """Drop every stage of `rel` from the index; the disk is untouched."""
+        self.git._run(["update-index", "--force-remove", "--", rel])
+
+    def checkout_from_index(self, rel: str) -> None:
+        """Write `rel` to disk as the index has it (git's checkout never writes through a link)."""
+        self.git._run(["checkout-index", "-f", "--", rel])
+
+    def refresh_index(self) -> None:
+        """Give index entries set from a blob the stat data of their files on disk."""
+        self.git._run(["update-index", "-q", "--refresh"])

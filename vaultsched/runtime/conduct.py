@@ -1,0 +1,108 @@
+"""Dispatch on the daemon's main loop: the `Dispatcher` told what happened (the index changed,
+time passed, a job finished), what it decides carried out by the `Actor`, and the planner's
+marks saved whenever they move. The daemon says when; the dispatcher decides."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from vaultsched.adapters.vault import Index
+from vaultsched.core.model import Task
+from vaultsched.runtime.act import Actor
+from vaultsched.runtime.dispatch import Dispatcher, schedulable
+from vaultsched.runtime.execute import Reports
+from vaultsched.runtime.follow import Follower
+from vaultsched.runtime.marks import save_marks
+from vaultsched.runtime.messages import IndexDelta
+from vaultsched.runtime.restart import restored_dispatcher, unfinished_chains
+from vaultsched.runtime.workspace import Workspace
+from vaultsched.trust.store import fingerprint
+
+log = logging.getLogger("vaultsched.daemon")
+
+
+@dataclass
+class Conductor:
+    workspace: Workspace
+    follower: Follower
+    actor: Actor
+    reports: Reports
+    dry_run: bool = (
+        False  # it only reads: no ledger line, no marks (the vault's daemon keeps its own)
+    )
+    dispatcher: Dispatcher = field(default_factory=Dispatcher)
+
+    def restore(self, index: Index) -> None:
+        """Dispatch as the last daemon left it (still stopping if a signal came first)."""
+        before = self.dispatcher
+        self.dispatcher = restored_dispatcher(self.workspace, index, self.workspace.clock())
+        self.dispatcher.stopping = self.dispatcher.stopping or before.stopping
+
+    def resume_chains(self) -> None:
+        """The `after` tasks the last daemon did not get to start."""
+        chains = unfinished_chains(self.workspace)
+        tasks = self.follower.index.tasks
+        self.actor.carry_out(self.dispatcher.chained(chains, tasks, self.untrusted))
+
+    def index_changed(self, delta: IndexDelta) -> None:
+        now = self.workspace.clock()
+        for old, new in delta.moved:
+            self.dispatcher.renamed(old, new)
+            if not self.dry_run:
+                self.workspace.ledger.append_rename(old, new, now)
+            log.info("%s: renamed to %s", old, new)
+        for ident in (*delta.added, *delta.retimed):
+            self.dispatcher.retimed(ident, now)
+            log.info("%s: %s", ident, "new task" if ident in delta.added else "schedule updated")
+        for ident in delta.removed:
+            self.dispatcher.removed(ident)
+            log.info("%s: task removed", ident)
+        self.save_marks(now)
+
+    def fire(self, now: datetime) -> None:
+        """What is due `now`: fire times, then retries."""
+        decided = self.dispatcher.decisions
+        self.actor.carry_out(self.dispatcher.due(self.schedulable(), now, self.untrusted))
+        # After `due`'s actions: a task just found invalid is out of the index, its retry too.
+        self.actor.carry_out(self.dispatcher.retries_due(self.follower.index.tasks, now))
+        if self.dispatcher.decisions != decided:
+            self.save_marks(now)
+
+    def collect(self) -> None:
+        """The jobs the executor reported done since the last call."""
+        for job, run in self.reports.take():
+            if run is not None:
+                self.actor.announce(run)
+            tasks, now = self.follower.index.tasks, self.workspace.clock()
+            self.actor.carry_out(self.dispatcher.done(job, run, now, tasks, self.untrusted))
+
+    def wake_time(self) -> datetime | None:
+        """The next fire time or retry (a task found unplannable meanwhile is invalid)."""
+        wake, invalid = self.dispatcher.wake_time(self.schedulable())
+        self.actor.carry_out(invalid)
+        return wake
+
+    def stop(self) -> None:
+        self.dispatcher.stopping = True
+
+    def abandon(self) -> None:
+        """Stop firing; the runs waiting for a group slot are recorded, never dropped unseen."""
+        self.stop()
+        self.actor.carry_out(self.dispatcher.abandoned())
+
+    @property
+    def running(self) -> bool:
+        return bool(self.dispatcher.running)
+
+    def save_marks(self, now: datetime) -> None:
+        if not self.dry_run:
+            save_marks(self.workspace.vault.root, self.dispatcher.planner, now)
+
+    def schedulable(self) -> list[Task]:
+        return schedulable(self.follower.index.tasks.values(), self.workspace.vault.host)
+
+    def untrusted(self, task: Task) -> str | None:
+        root, trust = self.workspace.vault.root, self.workspace.trust
+        return None if trust.is_trusted(root, task) else fingerprint(root, task)
