@@ -165,9 +165,29 @@ def test_a_message_cannot_open_a_block_that_unfences_the_output(message: str) ->
 
 
 def test_notice_comes_first_as_a_warning() -> None:
-    notice = 'Not run: command changed since it was trusted — run `vaultsched trust "Tasks/X"`'
+    notice = "the last run was cut short"
     text = render_runs_block([make_run()], UTC_ZONE, notice=notice)
-    assert text.startswith(f"## Runs\n\n> [!warning] {notice}\n\n> [!success] ")
+    assert text.startswith(f"## Runs\n\n> [!warning] Needs attention\n> {notice}\n\n> [!success] ")
+
+
+@pytest.mark.parametrize(
+    ("status", "title", "command"),
+    [
+        (Status.UNTRUSTED, "Not run until you trust it", 'vaultsched trust "Tasks/X"'),
+        (Status.AWAITING_APPROVAL, "Waiting for your approval", 'vaultsched approve "Tasks/X"'),
+    ],
+)
+def test_a_run_waiting_for_a_person_shows_its_command_as_code_once(
+    status: Status, title: str, command: str
+) -> None:
+    notice = f"it is new; review it, then run: {command}"
+    runs = [make_run("Tasks/X", status, message=notice)] * 2
+    text = render_runs_block(runs, UTC_ZONE, notice=notice)
+    assert text.startswith(
+        f"## Runs\n\n> [!warning] {title}\n> it is new; review it, then run: `{command}`\n\n"
+    )
+    # The newest run does not repeat the notice; an older one keeps its own message.
+    assert text.count(command) == 2 and text.count(f"> message: {notice}\n") == 1
 
 
 def test_no_runs() -> None:

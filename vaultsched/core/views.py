@@ -60,6 +60,11 @@ ICONS = {
 PENDING_ICON = ICONS[Status.AWAITING_APPROVAL]
 # Statuses whose message says why the task did not run (or not yet): shown as its reason.
 _REASONED = frozenset({Status.SKIPPED, Status.MISSED, Status.BLOCKED})
+# A note's notice for a run that waits for a person: its title, and the verb that resolves it.
+_WAITING = {
+    Status.UNTRUSTED: ("Not run until you trust it", "trust"),
+    Status.AWAITING_APPROVAL: ("Waiting for your approval", "approve"),
+}
 # Counted in the digest's header beside `failed`, when there are any, in this order.
 _COUNTED = (Status.SKIPPED, Status.MISSED, Status.BLOCKED, Status.LOST)
 REASON_SHOWN = 120  # characters of a reason in a digest line
@@ -84,9 +89,14 @@ OUTPUT_SHOWN = 8000
 def render_runs_block(runs: Sequence[Run], tz: ZoneInfo, *, notice: str = "") -> str:
     """Lines between a task note's run markers: `## Runs`, then `runs` as given, newest first."""
     parts = ["## Runs"]
+    newest = runs[0] if runs else None
     if notice:
-        parts.append(f"> [!warning] {_one_line(notice)}")
-    parts.extend(_run_callout(run, tz, folded=index > 0) for index, run in enumerate(runs))
+        parts.append(_notice_callout(notice, newest))
+    parts.extend(
+        # The newest run's message is the notice above it when it waits for a person: once.
+        _run_callout(run, tz, folded=index > 0, said="" if index else notice)
+        for index, run in enumerate(runs)
+    )
     if not runs:
         parts.append("No runs yet.")
     # The closing blank line keeps the end marker (and the user's text after it) out of the
@@ -102,13 +112,24 @@ def fence_output(text: str) -> str:
     return f"{fence}\n{body}\n{fence}" if body else f"{fence}\n{fence}"
 
 
-def _run_callout(run: Run, tz: ZoneInfo, *, folded: bool) -> str:
+def _notice_callout(notice: str, newest: Run | None) -> str:
+    """What waits for a person, first: a short title, then the notice with its command as code
+    (copyable) when it is the newest run's own `trust`/`approve` line."""
+    text, title = _one_line(notice), "Needs attention"
+    if newest is not None and newest.status in _WAITING:
+        title, verb = _WAITING[newest.status]
+        command = fix_command(verb, newest.task)
+        text = text.replace(command, _code(command), 1)
+    return f"> [!warning] {title}\n> {text}"
+
+
+def _run_callout(run: Run, tz: ZoneInfo, *, folded: bool, said: str = "") -> str:
     fold = "-" if folded else ""
     lines = [
         f"[!{_CALLOUT[run.status]}]{fold} {_stamp(run.started_at, tz)} · {run.status}",
         _run_details(run),
     ]
-    if run.message:
+    if run.message and run.message != said:
         # The label keeps the message inline text: starting a line, "```" or "#" would open a
         # fence or heading inside the callout.
         label = "reason" if run.status in _REASONED else "message"
