@@ -28,8 +28,8 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -n 3
 
 lint: $(STAMP)
-	$(BIN)/ruff check vaultsched tests bench vault/scripts
-	$(BIN)/ruff format --check vaultsched tests bench vault/scripts
+	$(BIN)/ruff check vaultsched tests bench tools vault/scripts
+	$(BIN)/ruff format --check vaultsched tests bench tools vault/scripts
 	$(BIN)/mypy
 
 unit: $(STAMP)
@@ -37,6 +37,17 @@ unit: $(STAMP)
 
 demo: $(RUN_STAMP)
 	$(BIN)/vaultsched demo
+
+# Notes as Obsidian shows them, as PNGs (tools/screenshots.py): the newest digest and every note
+# with a run block of VAULT (the folder `make demo` printed), or the NOTES given, into OUT.
+OUT ?= /tmp/vaultsched-screenshots
+screenshots: $(RUN_STAMP)
+	@test -n "$(VAULT)" || { echo "usage: make screenshots VAULT=path/to/vault [NOTES='a.md b.md']"; exit 2; }
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; } >/dev/null
+	@fc-list 2>/dev/null | grep -qi emoji || { apt-get update -qq && apt-get install -y -qq \
+		fonts-noto-color-emoji; } >/dev/null 2>&1 \
+		|| echo "no emoji font (apt-get install fonts-noto-color-emoji): status icons show as boxes"
+	$(BIN)/python tools/screenshots.py --vault "$(VAULT)" --out "$(OUT)" $(NOTES)
 
 # Not part of `make test`: figures, not pass/fail. Results: bench/results/*.json and
 # docs/benchmarks.md. `bench` takes about 6 minutes on 2 cores, `bench-quick` about 1.5.
