@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import git, runs, wait_for
 
-from vaultsched.cli.demo import Narrator
+from vaultsched.cli.demo import Narrator, program
 from vaultsched.core.model import Run, Status, Trigger
 
 UNTRUSTED = "Tasks/Archive done items"
@@ -85,6 +86,19 @@ def test_a_state_that_waits_for_a_person_prints_its_command_once(
 def test_vault_text_cannot_style_the_lines() -> None:
     (line,) = Narrator(PROGRAM).lines(make_run("Tasks/[bold]x", Status.SUCCESS))
     assert "Tasks/\\[bold]x" in line
+
+
+def test_the_printed_program_is_the_one_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / ".venv/bin/vaultsched"
+    monkeypatch.setattr(sys, "argv", [str(script), "demo"])
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # `make demo`: not on PATH
+    assert program() == str(script)
+    monkeypatch.setattr(shutil, "which", lambda name: str(script))
+    assert program() == "vaultsched"
+    monkeypatch.setattr(sys, "argv", ["/src/vaultsched/__main__.py", "demo"])
+    assert program() == f"{shlex.quote(sys.executable)} -m vaultsched"
 
 
 # -- the first minute, for real -------------------------------------------------------------------
