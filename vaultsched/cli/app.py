@@ -749,24 +749,20 @@ def demo_cmd(
     from vaultsched.cli import demo  # see _LAZY
     from vaultsched.runtime.daemon import Daemon, install_signal_handlers
 
-    root = demo.prepare(folder)
-    out.print(f"Demo vault: [bold]{root}[/bold]")
-    out.print("Open it in Obsidian (Open folder as vault) and watch the task notes and Digests/.")
-    out.print("Runs appear below as they land. Ctrl-C stops the daemon.\n")
-    vault = open_vault(root)
-    daemon = Daemon(vault, on_run=_print_run)
+    prepared = demo.prepare(folder)
+    narrator = demo.Narrator.for_vault(prepared.root)
+    for line in narrator.welcome(prepared):
+        out.print(line, soft_wrap=True)
+    demo.show_daemon_start()
+
+    def print_run(run: Run) -> None:
+        for line in narrator.lines(run):
+            out.print(line, soft_wrap=True)
+
+    daemon = Daemon(open_vault(prepared.root), on_run=print_run)
     install_signal_handlers(daemon)
     daemon.run()
-    out.print(f"\nStopped. The vault stays at {root}", markup=False)
-
-
-def _print_run(run: Run) -> None:
-    quiet = f"[yellow]{run.status}[/yellow]"  # did not run, and needs nobody
-    marks = {"success": "[green]ok[/green]", "skipped": quiet, "missed": quiet}
-    mark = marks.get(str(run.status), f"[red]{run.status}[/red]")
-    when = run.started_at.astimezone().strftime("%H:%M:%S")
-    took = f"{run.duration_s:.1f}s" if run.duration_s is not None else ""
-    out.print(f"{when}  {mark:<22} {markup_escape(run.task)}  {took}")
+    out.print(f"\nStopped. The vault stays at {prepared.root}", markup=False)
 
 
 @app.command(
