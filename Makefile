@@ -35,8 +35,8 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -n 3
 
 lint: $(STAMP)
-	$(BIN)/ruff check vaultsched tests bench tools vault/scripts
-	$(BIN)/ruff format --check vaultsched tests bench tools vault/scripts
+	$(BIN)/ruff check vaultsched tests bench vault/scripts
+	$(BIN)/ruff format --check vaultsched tests bench vault/scripts
 	$(BIN)/mypy
 
 unit: $(STAMP)
@@ -45,7 +45,7 @@ unit: $(STAMP)
 demo: $(RUN_STAMP)
 	$(BIN)/vaultsched demo
 
-# Notes as Obsidian shows them, as PNGs (tools/screenshots.py): the newest digest and every note
+# Notes as Obsidian shows them, as PNGs (tests/obsidian_render.py): the newest digest and every note
 # with a run block of VAULT (the folder `make demo` printed), or the NOTES given, into OUT.
 OUT ?= /tmp/vaultsched-screenshots
 screenshots: $(RUN_STAMP)
@@ -54,7 +54,7 @@ screenshots: $(RUN_STAMP)
 	@fc-list 2>/dev/null | grep -qi emoji || { apt-get update -qq && apt-get install -y -qq \
 		fonts-noto-color-emoji; } >/dev/null 2>&1 \
 		|| echo "no emoji font (apt-get install fonts-noto-color-emoji): status icons show as boxes"
-	$(BIN)/python tools/screenshots.py --vault "$(VAULT)" --out "$(OUT)" $(NOTES)
+	$(BIN)/python tests/obsidian_render.py --vault "$(VAULT)" --out "$(OUT)" $(NOTES)
 
 # Not part of `make test`: figures, not pass/fail. Results: bench/results/*.json and
 # docs/benchmarks.md. `bench` takes about 6 minutes on 2 cores, `bench-quick` about 1.5.

@@ -1,5 +1,5 @@
-"""What a person sees of the digest and a run block, through tools/screenshots.py's Obsidian-like
-renderer (no browser here: the HTML it would screenshot)."""
+"""What a person sees of the digest and a run block, through tests/obsidian_render.py's
+Obsidian-like renderer (no browser here: the HTML it would screenshot)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from html.parser import HTMLParser
 from zoneinfo import ZoneInfo
 
 import pytest
+from obsidian_render import render_note
 
-from tools.screenshots import render_note
 from vaultsched.core.blocks import DIGEST, RUNS, splice_block
 from vaultsched.core.model import Run, Status, Trigger
 from vaultsched.core.views import render_digest_block, render_runs_block

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.markup import escape as markup_escape
 from typer.exceptions import TyperException
 
 from vaultsched import __version__

@@ -3,7 +3,7 @@
 For looking at what vaultsched writes (run blocks, digests) the way a person reads it, without
 Obsidian: `make screenshots VAULT=/path/to/vault` (after `make demo`, the demo's folder), or
 
-    python tools/screenshots.py --vault VAULT [NOTE.md ...] [--out DIR]
+    python tests/obsidian_render.py --vault VAULT [NOTE.md ...] [--out DIR]
 
 which writes DIR/<note>.html and DIR/<note>.png for each note (default: the newest digest and
 every note with a run block) and prints the PNG paths.
