@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 # Three workers on two cores: most tests wait on real daemons, git and processes, not on the CPU.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -n 3
+	$(BIN)/python -m pytest -q -n 3 --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check vaultsched tests bench vault/scripts
