@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from vaultsched.adapters.git import Edit, GitError
+from vaultsched.adapters.notefile import read_note_bytes
 from vaultsched.core import blocks, layout
 from vaultsched.core.frontmatter_edit import set_scalar
 from vaultsched.core.model import Run
@@ -103,7 +104,7 @@ class Committer:
             pending, runs = self._edits, list(self._runs)
             self._edits = {}
             self._runs.clear()
-        edits = [composed(path, kinds) for path, kinds in pending.items()]
+        edits = [edit for kinds in pending.values() for edit in kinds.values()]
         if edits and not self.commit(edits, commit_message(runs)):
             with self._lock:
                 for path, kinds in pending.items():  # an edit made since then is newer: it stands
@@ -126,10 +127,49 @@ class Committer:
                 self._warned_no_git = True
             return True
         try:
-            git.commit([*edits, STATE_IGNORE_EDIT], message)
+            git.commit([*self._current(edits), STATE_IGNORE_EDIT], message)
         except GitError as exc:
             log.warning("git commit failed; will retry with the next commit: %s", exc)
             return False
+        return True
+
+    def _current(self, edits: Sequence[Edit]) -> list[Edit]:
+        """Each file's edits as one, less those another vaultsched process has replaced since.
+
+        Two processes (the daemon and `approve`, `run-now`, `pause`...) may edit one note
+        between commits, each building on what the other wrote. When the file on disk is
+        exactly what a vaultsched wrote last, an edit of ours it no longer shows was replaced
+        by that newer write, which its process commits; ours would put the old version back in
+        git, and the file would stay changed for good. A file a person changed since is not
+        ours to read: their change stays out of the commit as ever, and all our edits go in."""
+        by_path: dict[str, list[Edit]] = {}
+        for edit in edits:
+            by_path.setdefault(edit.path, []).append(edit)
+        current = []
+        for path, group in by_path.items():
+            text = self._written_by_us(path) if any(e.apply for e in group) else None
+            kept = group if text is None else [e for e in group if _shown(e, text)]
+            if kept:
+                current.append(composed(path, kept))
+        return current
+
+    def _written_by_us(self, rel: str) -> str | None:
+        """The file's text if it is exactly what a vaultsched process wrote last, else None."""
+        try:
+            data = read_note_bytes(self.workspace.vault.root / rel)
+            return data.decode("utf-8") if self.workspace.writer.is_own(rel, data) else None
+        except (OSError, UnicodeDecodeError):
+            return None  # gone or not a note: the commit itself decides
+
+
+def _shown(edit: Edit, text: str) -> bool:
+    """True if `text` already holds `edit` (each edit sets a block or a property: applied
+    again, it changes nothing)."""
+    if edit.apply is None:
+        return True
+    try:
+        return edit.apply(text) == text
+    except Exception:  # the commit applies it to git's version, and says why if it fails
         return True
 
 
