@@ -10,7 +10,6 @@ is taken as it is; any other value goes to typer's coercion as before (`-n 3`, f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,9 +19,9 @@ from typer._param_types import coerce_cli_path
 from typer.core import TyperArgument, TyperOption, _TyperParameter
 
 
-@dataclass(frozen=True)
 class _Parsed(RuntimeParam):
-    """The value as click parsed it, where that is what typer's TypeAdapter would return."""
+    """The value as click parsed it, where that is what typer's TypeAdapter would return.
+    (No fields of its own: no @dataclass, whose generated methods cost start-up time.)"""
 
     def _coerce_value(self, value: Any, param: _TyperParameter, ctx: Context) -> Any:
         kind, info = self.annotation, self.parameter_info
