@@ -19,8 +19,6 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import arrow
-
 from vaultsched.core.durations import format_duration
 from vaultsched.core.model import ATTENTION, FAILURES, Run, Status, Trigger
 
@@ -327,6 +325,8 @@ def _code(text: str) -> str:
 
 def digest_path(vault: Vault, day: date) -> str:
     """The digest note of `day`, relative to the vault (named by `[digest] format`)."""
+    import arrow  # here: slow to import, and only naming a digest needs it
+
     name = arrow.Arrow(day.year, day.month, day.day).format(vault.config.digest.format)
     return f"{vault.config.digest.folder}/{name}.md"
 

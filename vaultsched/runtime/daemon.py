@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import FrameType
 
+from vaultsched.adapters.clock import utc_now
 from vaultsched.adapters.instance import InstanceLock
 from vaultsched.adapters.vault import Index, Vault
 from vaultsched.adapters.waker import Waker
@@ -35,7 +36,7 @@ from vaultsched.runtime.restart import recover_interrupted, sweep_cut_short_writ
 from vaultsched.runtime.run import Execution
 from vaultsched.runtime.stuck import StuckWatch
 from vaultsched.runtime.sync import Syncer, make_syncer
-from vaultsched.runtime.workspace import open_workspace, utc_now
+from vaultsched.runtime.workspace import open_workspace
 from vaultsched.trust.config import ignored_message
 
 log = logging.getLogger("vaultsched.daemon")
