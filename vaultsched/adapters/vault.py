@@ -274,15 +274,23 @@ def read_note(vault: Vault, rel: str) -> Parsed:
 
 
 def _read_note(vault: Vault, rel: str) -> tuple[Parsed, str | None, os.stat_result | None]:
-    """The note's `Parsed`; when that is `parse_note` of a front matter that was read, also
-    that front matter and the file's stat as opened (for the index cache)."""
+    """`read_note`, with what `_read_file` tells the index cache."""
     if not vault.config.tasks.holds(rel):  # not read at all: not vaultsched's business
         return NOT_A_TASK, None, None
     if not rel.isascii() and not _utf8_name(rel):  # as the walk: such a note never counts
         problem = Problem(_printable(rel), 1, "file name is not UTF-8", "warning")
         return Parsed(False, None, (problem,)), None, None
+    return _read_file(f"{vault.root}/{rel}", rel, vault.config)
+
+
+def _read_file(
+    path: str, rel: str, config: Config
+) -> tuple[Parsed, str | None, os.stat_result | None]:
+    """The note's `Parsed`; when that is `parse_note` of a front matter that was read, also
+    that front matter and the file's stat as opened (for the index cache). For a note the
+    walk listed: `[tasks]` holds it and its name is UTF-8."""
     try:
-        front, opened = read_front_matter_opened(f"{vault.root}/{rel}")
+        front, opened = read_front_matter_opened(path)
     except FileNotFoundError:
         return NOT_A_TASK, None, None  # gone since it was listed: a deletion, not a problem
     except NotUtf8Error:
@@ -298,7 +306,7 @@ def _read_note(vault: Vault, rel: str) -> tuple[Parsed, str | None, os.stat_resu
         return Parsed(True, None, (internal_problem(rel, "reading", exc),)), None, None
     if front is None:  # most notes: no front matter, nothing to parse
         return NOT_A_TASK, None, opened
-    return parse_note(rel, front, vault.config), front, opened
+    return parse_note(rel, front, config), front, opened
 
 
 def parse_note(rel: str, yaml_text: str | None, config: Config) -> Parsed:
@@ -427,29 +435,23 @@ def build_index(vault: Vault) -> Index:
     cache = IndexCache.load(vault.root)
     # A stat per note only where it can spare a read; cold, the read's own stat is kept.
     warm = bool(cache.known)
-    for rel, entry in _walk(vault.root, vault.config, index.skipped):
+    root, config = str(vault.root), vault.config
+    for rel, entry in _walk(vault.root, config, index.skipped):
         front = cache.lookup(rel, entry) if warm else None
         if front is None:
-            parsed, front, opened = _read_note(vault, rel)
-            if opened is not None:
-                cache.remember(rel, opened, _cached_as(parsed, front))
+            parsed, front, opened = _read_file(f"{root}/{rel}", rel, config)
+            if opened is not None:  # a task or a problem always comes of a front matter
+                kept = (front or None) if parsed.is_task or parsed.problems else ORDINARY
+                cache.remember(rel, opened, kept)
         elif front == ORDINARY:
             continue
         else:
-            parsed = parse_note(rel, front, vault.config)
+            parsed = parse_note(rel, front, config)
         if parsed.is_task or parsed.problems:  # most notes: nothing to add, nothing to drop
             index.add(rel, parsed)
     index.link()
     cache.save()
     return index
-
-
-def _cached_as(parsed: Parsed, front: str | None) -> str | None:
-    """What the index cache keeps of a note read: ORDINARY, or the front matter to parse
-    again (None: not kept)."""
-    if not (parsed.is_task or parsed.problems):
-        return ORDINARY
-    return front or None  # a task or a problem always comes of a front matter
 
 
 def drop_unplannable(index: Index, now: datetime) -> None:
