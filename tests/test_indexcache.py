@@ -152,9 +152,10 @@ def resign(vault: Vault, change: dict[str, object]) -> None:
         {"format": indexcache.FORMAT + 1},
         {"vault": "/elsewhere"},
         {"ordinary": {"not": "a list"}},
+        {"ordinary": [["a list"]]},
         {"fronts": {"x": 1}},
     ],
-    ids=["version", "format", "vault", "shape", "values"],
+    ids=["version", "format", "vault", "shape", "items", "values"],
 )
 def test_a_cache_from_another_version_or_of_another_shape_is_ignored(
     vault: Vault, reads: list[str], change: dict[str, object]

@@ -161,11 +161,14 @@ def _notes(payload: object, root: Path) -> dict[str, str]:
     ordinary, fronts = payload.get("ordinary"), payload.get("fronts")
     if not isinstance(ordinary, list) or not isinstance(fronts, dict):
         return {}
-    if not all(type(k) is str for k in ordinary):
+    if not all(type(v) is str and v != ORDINARY for v in fronts.values()):
+        return {}  # (keys of JSON objects are strings)
+    try:
+        # An item of `ordinary` that is not a string is no identity (`identity` makes only
+        # strings) and is never looked up: only one that cannot be a key at all is refused.
+        known = dict.fromkeys(ordinary, ORDINARY)
+    except TypeError:
         return {}
-    if not all(type(k) is str and type(v) is str and v != ORDINARY for k, v in fronts.items()):
-        return {}
-    known = dict.fromkeys(ordinary, ORDINARY)
     known.update(fronts)
     return known
 

@@ -26,6 +26,8 @@ READ_CHUNK = 4096
 MAX_FENCE_LINE = 1024  # a longer first line is not `---` (and may be a binary file's only line)
 # A line that closes front matter, as `_strip_eol` reads lines: `---` or `...`, then blanks.
 _CLOSING_FENCE = re.compile(rb"^(?:---|\.\.\.)[ \t]*\r*$", re.MULTILINE)
+_FENCE = FENCE.encode()
+_OPENINGS = (_FENCE, b"\xef\xbb\xbf" + _FENCE)  # what a note with front matter starts with
 
 
 class NotRegularFile(OSError):
@@ -110,10 +112,12 @@ def read_front_matter_opened(path: str | Path) -> tuple[str | None, os.stat_resu
 
 def _front_matter(fd: int) -> str | None:
     data = os.read(fd, READ_CHUNK)
+    if len(data) >= len(_OPENINGS[1]) and not data.startswith(_OPENINGS):
+        return None  # most notes: no front matter, decided at once
     while b"\n" not in data and len(data) < MAX_FENCE_LINE and (more := os.read(fd, 64)):
         data += more  # the first line alone decides "no front matter"
     first, newline, rest = data.removeprefix(b"\xef\xbb\xbf").partition(b"\n")
-    if not newline or _strip_eol(first) != FENCE.encode():
+    if not newline or _strip_eol(first) != _FENCE:
         return None
     while True:
         # Only whole lines can be the fence (a chunk may end inside `----`), until the end.

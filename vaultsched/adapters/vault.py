@@ -163,6 +163,7 @@ def _notes_in(
     # scandir's entries know their type without a stat call per file; symlinks are neither
     # followed nor listed.
     notes = []
+    holds = config.tasks.holds
     for entry in entries:
         name = entry.name
         # The folders on the way down were checked already (`is_ignored` in `_subfolders`):
@@ -170,15 +171,14 @@ def _notes_in(
         if name in folder_names or not name.endswith(".md") or name.startswith("."):
             continue
         rel = f"{rel_dir}{name}"
-        if not config.tasks.holds(rel):
+        if not holds(rel):
             continue
-        conflict = is_conflict_copy(rel)
-        if conflict or entry.is_symlink():
-            if conflict and skipped is not None:
+        if is_conflict_copy(rel):
+            if skipped is not None:
                 skipped.append(Skipped(rel, "sync-conflict copy: never run"))
             continue
         if not entry.is_file(follow_symlinks=False):  # the entry's type: no stat per note
-            if skipped is not None:
+            if skipped is not None and not entry.is_symlink():
                 kind = kind_of(entry.stat(follow_symlinks=False).st_mode)
                 skipped.append(Skipped(_printable(rel), str(NotRegularFile(kind).strerror)))
             continue
