@@ -432,3 +432,44 @@ def test_no_module_outside_adapters_git_builds_a_git_command_line() -> None:
                 if isinstance(first, ast.Constant) and first.value == "git":
                     found.append(f"{module.name}:{node.lineno} ['git', ...]")
     assert found == []
+
+
+def test_blobs_stored_together_are_the_bytes_given_whatever_the_attributes(
+    tmp_path: Path,
+) -> None:
+    root = make_vault(tmp_path / "v")
+    (root / ".gitattributes").write_text("* text=auto eol=lf\n")  # would turn CRLF into LF
+    repo = Git(root, HOST)
+    blobs = [b"one\r\ntwo\r\n", b"plain\n", b"", b"one\r\ntwo\r\n"]
+
+    shas = repo.store_all(blobs)
+
+    assert shas == [repo.store(data) for data in blobs]
+    for sha, data in zip(shas, blobs, strict=True):
+        assert (
+            subprocess.run(
+                ["git", "cat-file", "blob", sha], cwd=root, capture_output=True, check=True
+            ).stdout
+            == data
+        )
+    assert not list((root / ".git").glob("vaultsched-blobs-*"))  # its folder is gone
+
+
+def test_many_files_make_one_commit_and_the_same_again_makes_none(tmp_path: Path) -> None:
+    root = make_vault(tmp_path / "v")
+    edits = [Edit(f"Ledger{n}.jsonl") for n in range(3)] + [
+        block_edit(f"Digests/{n}.md", blocks.DIGEST, f"{n} runs", create=True) for n in range(3)
+    ]
+    for n in range(3):
+        write_note(root, f"Ledger{n}.jsonl", f"{{}}\n{n}\n")
+        write_note(root, f"Digests/{n}.md", "")
+        land(root, edits[3 + n])
+    repo = Git(root, HOST)
+
+    assert repo.commit(edits, "vaultsched: burst")
+    assert repo.commit(edits, "vaultsched: burst") is False  # nothing changed: no empty commit
+
+    assert git(root, "status", "--porcelain") == ""
+    assert git(root, "log", "--author=vaultsched", "--format=%s").splitlines() == [
+        "vaultsched: burst"
+    ]

@@ -15,6 +15,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,6 +30,8 @@ log = logging.getLogger("vaultsched.adapters.git")
 LOCK_WAIT = 60.0
 # Beside the index: who holds `index.lock` when vaultsched itself took it (see _LockOwner).
 OWNER_FILE = "vaultsched-index-lock-owner"
+# Beside the index too: the folder a batch of blobs is hashed from (store_all).
+BLOBS_PREFIX = "vaultsched-blobs-"
 _OPERATIONS = (
     ("MERGE_HEAD", "a merge"),
     ("rebase-merge", "a rebase"),
@@ -157,6 +160,30 @@ class Plumbing:
     def store(self, data: bytes) -> str:
         """A blob of `data` in the object store (no lock: objects are written atomically)."""
         return self._exec(["hash-object", "-w", "--stdin"], input=data).decode().strip()
+
+    def store_all(self, blobs: Sequence[bytes]) -> list[str]:
+        """A blob of each of `blobs`, with one git call for them all: a commit of a burst's
+        thousand notes once spawned a thousand gits. Each is put in a private folder beside
+        the index, byte for byte, and hashed from there as it is (`--no-filters`, as
+        `--stdin` does): no attribute of the vault's turns our bytes into others."""
+        if len(blobs) < 2:
+            return [self.store(data) for data in blobs]
+        folder = Path(tempfile.mkdtemp(prefix=BLOBS_PREFIX, dir=self._index_file().parent))
+        try:
+            names = []
+            for number, data in enumerate(blobs):
+                (folder / str(number)).write_bytes(data)
+                names.append(os.path.relpath(folder / str(number), self.root))
+            if any("\n" in name for name in names):  # a line each: a git dir named so cannot
+                return [self.store(data) for data in blobs]
+            listing = "".join(f"{name}\n" for name in names).encode()
+            out = self._exec(["hash-object", "-w", "--no-filters", "--stdin-paths"], input=listing)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        shas = out.decode().split()
+        if len(shas) != len(blobs):
+            raise GitError(f"git hash-object gave {len(shas)} blobs for {len(blobs)}")
+        return shas
 
     def _head(self) -> str | None:
         try:
