@@ -224,26 +224,51 @@ def read_note(vault: Vault, rel: str) -> Parsed:
     The containment boundary for reading and parsing: whatever one note holds (or whatever
     bug a parser has), the outcome is a `Parsed` for that note and the vault goes on.
     """
+    return reread_note(vault, rel, None).parsed
+
+
+@dataclass(frozen=True)
+class NoteRead:
+    """What a note said when it was read: its front matter (`read` False: it could not be
+    read, and `parsed` says why) and the parse of it."""
+
+    front: str | None
+    parsed: Parsed
+    read: bool = True
+
+
+def reread_note(vault: Vault, rel: str, last: NoteRead | None) -> NoteRead:
+    """`read_note`, and `last` itself if the note's front matter is still the one `last` was
+    parsed from: a parse depends on the front matter alone (and the note's path and the
+    config, which do not change), so the same text is the same `Parsed`. The daemon's own
+    write of a run block leaves the front matter as it was, and costs no parse."""
     if not vault.config.tasks.holds(rel):  # not read at all: not vaultsched's business
-        return NOT_A_TASK
+        return NoteRead(None, NOT_A_TASK, read=False)
     if not rel.isascii() and not _utf8_name(rel):  # as the walk: such a note never counts
-        return Parsed(
-            False, None, (Problem(_printable(rel), 1, "file name is not UTF-8", "warning"),)
-        )
+        problem = Problem(_printable(rel), 1, "file name is not UTF-8", "warning")
+        return NoteRead(None, Parsed(False, None, (problem,)), read=False)
     try:
-        return parse_note(rel, read_front_matter(f"{vault.root}/{rel}"), vault.config)
-    except FileNotFoundError:
+        front = read_front_matter(f"{vault.root}/{rel}")
+    except Exception as exc:  # the boundary: see `contain`
+        return NoteRead(None, _unread(rel, exc), read=False)
+    if last is not None and last.read and last.front == front:
+        return last
+    return NoteRead(front, parse_note(rel, front, vault.config))
+
+
+def _unread(rel: str, exc: Exception) -> Parsed:
+    """What a note that could not be read is."""
+    if isinstance(exc, FileNotFoundError):
         return NOT_A_TASK  # gone since it was listed: a deletion, not a problem
-    except NotUtf8Error:
+    if isinstance(exc, NotUtf8Error):
         return Parsed(False, None, (Problem(rel, 1, "not UTF-8: skipped", "warning"),))
-    except NotRegularFile as exc:
+    if isinstance(exc, NotRegularFile):
         if exc.kind in ("a symlink", "a folder"):
             return NOT_A_TASK  # never followed or read, as the walk never lists one as a note
         return Parsed(False, None, (Problem(rel, 1, str(exc.strerror), "warning"),))
-    except (OSError, ValueError) as exc:
+    if isinstance(exc, OSError | ValueError):
         return Parsed(True, None, (Problem(rel, 1, f"cannot read front matter: {exc}"),))
-    except Exception as exc:  # the boundary: see `contain`
-        return Parsed(True, None, (internal_problem(rel, "reading", exc),))
+    return Parsed(True, None, (internal_problem(rel, "reading", exc),))
 
 
 def parse_note(rel: str, yaml_text: str | None, config: Config) -> Parsed:
@@ -272,6 +297,8 @@ class Index:
     # missing, a cycle): whether they run depends on other notes, so `link` looks again.
     # Each with the note's own problems (warnings), which it gets back.
     _unlinked: dict[str, tuple[Task, tuple[Problem, ...]]] = field(default_factory=dict)
+    # False once a note was added, discarded or made invalid since the last `link`.
+    _linked: bool = False
 
     @property
     def problems(self) -> list[Problem]:
@@ -290,11 +317,13 @@ class Index:
     def invalidate(self, ident: str, problem: Problem) -> None:
         """A task that failed after it was parsed (planning it raised): invalid, with `problem`,
         until its note changes and is read again."""
+        self._linked = False
         self.tasks.pop(ident, None)
         self.invalid[ident] = (*self.invalid.get(ident, ()), problem)
         self._problems[ident] = (*self._problems.get(ident, ()), problem)
 
     def discard(self, ident: str) -> None:
+        self._linked = False
         self.tasks.pop(ident, None)
         self.invalid.pop(ident, None)
         self._problems.pop(ident, None)
@@ -303,7 +332,11 @@ class Index:
     def link(self) -> None:
         """Resolve every task's `after` across the vault, after any note changed: a task
         naming no task (or several), or in a cycle, is invalid until the vault changes again;
-        one that was held out and now resolves is back."""
+        one that was held out and now resolves is back. Nothing to do (a whole vault's graph
+        not walked again) while no note was added, discarded or made invalid since the last."""
+        if self._linked:
+            return
+        self._linked = True
         for ident, (task, own) in self._unlinked.items():
             self.invalid.pop(ident, None)
             self._problems[ident] = own
@@ -324,6 +357,18 @@ class Index:
                 for target in targets:
                     downstream.setdefault(target, []).append(ident)
         self.downstream = {up: tuple(ids) for up, ids in downstream.items()}
+
+    def holds(self, ident: str, parsed: Parsed) -> bool:
+        """True if the note `ident` stands in the index as `add(..., parsed)` left it: adding
+        it again would change nothing."""
+        if parsed.task is not None:  # valid, not held out by `link`, not made invalid since
+            return self.tasks.get(ident) is parsed.task
+        if ident in self.tasks or ident in self._unlinked:
+            return False
+        invalid = parsed.errors if parsed.is_task else None
+        return self.invalid.get(ident) == invalid and self._problems.get(ident, ()) == (
+            parsed.problems
+        )
 
     def only(self, idents: set[str]) -> Index:
         """A copy holding only these notes' tasks and problems."""
@@ -364,12 +409,17 @@ class Index:
         return self.tasks[ident]
 
 
-def build_index(vault: Vault) -> Index:
+def build_index(vault: Vault, reads: dict[str, NoteRead] | None = None) -> Index:
+    """The index of the whole vault; `reads` gets what each note that counts said (for
+    `reread_note`)."""
     index = Index()
     for rel in iter_notes(vault, index.skipped):
-        parsed = read_note(vault, rel)
+        read = reread_note(vault, rel, None)
+        parsed = read.parsed
         if parsed.is_task or parsed.problems:  # most notes: nothing to add, nothing to drop
             index.add(rel, parsed)
+            if reads is not None:
+                reads[rel] = read
     index.link()
     return index
 
