@@ -14,7 +14,7 @@ from vaultsched.runtime.act import Actor
 from vaultsched.runtime.dispatch import Dispatcher, schedulable
 from vaultsched.runtime.execute import Reports
 from vaultsched.runtime.follow import Follower
-from vaultsched.runtime.marks import save_marks
+from vaultsched.runtime.marks import MarksFile
 from vaultsched.runtime.messages import IndexDelta
 from vaultsched.runtime.restart import restored_dispatcher, unfinished_chains
 from vaultsched.runtime.workspace import Workspace
@@ -33,6 +33,10 @@ class Conductor:
         False  # it only reads: no ledger line, no marks (the vault's daemon keeps its own)
     )
     dispatcher: Dispatcher = field(default_factory=Dispatcher)
+    marks: MarksFile = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.marks = MarksFile(self.workspace.vault.root)
 
     def restore(self, index: Index) -> None:
         """Dispatch as the last daemon left it (still stopping if a signal came first)."""
@@ -98,7 +102,7 @@ class Conductor:
 
     def save_marks(self, now: datetime) -> None:
         if not self.dry_run:
-            save_marks(self.workspace.vault.root, self.dispatcher.planner, now)
+            self.marks.save(self.dispatcher.planner, now)
 
     def schedulable(self) -> list[Task]:
         return schedulable(self.follower.index.tasks.values(), self.workspace.vault.host)
