@@ -452,7 +452,6 @@ def test_blobs_stored_together_are_the_bytes_given_whatever_the_attributes(
             ).stdout
             == data
         )
-    assert not list((root / ".git").glob("vaultsched-blobs-*"))  # its folder is gone
 
 
 def test_many_files_make_one_commit_and_the_same_again_makes_none(tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,8 +29,6 @@ log = logging.getLogger("vaultsched.adapters.git")
 LOCK_WAIT = 60.0
 # Beside the index: who holds `index.lock` when vaultsched itself took it (see _LockOwner).
 OWNER_FILE = "vaultsched-index-lock-owner"
-# Beside the index too: the folder a batch of blobs is hashed from (store_all).
-BLOBS_PREFIX = "vaultsched-blobs-"
 _OPERATIONS = (
     ("MERGE_HEAD", "a merge"),
     ("rebase-merge", "a rebase"),
@@ -163,26 +160,17 @@ class Plumbing:
 
     def store_all(self, blobs: Sequence[bytes]) -> list[str]:
         """A blob of each of `blobs`, with one git call for them all: a commit of a burst's
-        thousand notes once spawned a thousand gits. Each is put in a private folder beside
-        the index, byte for byte, and hashed from there as it is (`--no-filters`, as
-        `--stdin` does): no attribute of the vault's turns our bytes into others."""
+        thousand notes once spawned a thousand gits. fast-import takes the bytes as they are
+        (no attribute of the vault's filters them) and prints each blob's sha (`get-mark`);
+        it keeps a large batch as one pack, a small one as loose objects."""
         if len(blobs) < 2:
             return [self.store(data) for data in blobs]
-        folder = Path(tempfile.mkdtemp(prefix=BLOBS_PREFIX, dir=self._index_file().parent))
-        try:
-            names = []
-            for number, data in enumerate(blobs):
-                (folder / str(number)).write_bytes(data)
-                names.append(os.path.relpath(folder / str(number), self.root))
-            if any("\n" in name for name in names):  # a line each: a git dir named so cannot
-                return [self.store(data) for data in blobs]
-            listing = "".join(f"{name}\n" for name in names).encode()
-            out = self._exec(["hash-object", "-w", "--no-filters", "--stdin-paths"], input=listing)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        stream = [b"blob\nmark :%d\ndata %d\n%s\n" % (n, len(d), d) for n, d in enumerate(blobs, 1)]
+        stream += [b"get-mark :%d\n" % n for n in range(1, len(blobs) + 1)]
+        out = self._exec(["fast-import", "--quiet"], input=b"".join(stream))
         shas = out.decode().split()
         if len(shas) != len(blobs):
-            raise GitError(f"git hash-object gave {len(shas)} blobs for {len(blobs)}")
+            raise GitError(f"git fast-import gave {len(shas)} blobs for {len(blobs)}")
         return shas
 
     def _head(self) -> str | None:
