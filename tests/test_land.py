@@ -3,9 +3,11 @@ through the real Recorder, Lander, NoteWriter and git on a temp vault."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from conftest import git, write_note
@@ -15,8 +17,9 @@ from vaultsched.adapters.notes import NoteWriter, Outcome
 from vaultsched.adapters.vault import Vault, read_note
 from vaultsched.core import blocks
 from vaultsched.core.model import Run, Status, Task, Trigger
+from vaultsched.runtime import land
 from vaultsched.runtime.commit import Committer
-from vaultsched.runtime.land import Landed, Lander
+from vaultsched.runtime.land import Landed, Lander, LandingThread
 from vaultsched.runtime.record import Recorder
 from vaultsched.runtime.workspace import open_workspace
 
@@ -137,3 +140,34 @@ def test_a_busy_note_is_written_at_the_next_commit(
 
     assert blocks.find_block((vault.root / "Tasks/T5.md").read_text(), blocks.RUNS) is not None
     assert git(vault.root, "status", "--porcelain", "--untracked-files=no") == ""
+
+
+class _Counting:
+    """Stands in for the Lander: how many runs each batch landed."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def hold_ledger(self, batch: object) -> None:
+        pass
+
+    def land(self, landed: list[Landed]) -> None:
+        self.batches.append(len(landed))
+
+
+def test_runs_ending_close_together_land_as_one_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(land, "GATHER_GAP", 30.0)  # however slow this machine is today
+    monkeypatch.setattr(land, "GATHER_MAX", 60.0)
+    counting = _Counting()
+    thread = LandingThread(cast(Lander, counting), lambda: None)
+    item = Landed(cast(Task, None), cast(Run, None), tmp_path)
+    for _ in range(20):  # a burst: a run ends every few milliseconds
+        thread.land(item)
+        time.sleep(0.005)
+    started = time.monotonic()
+    thread.close()  # stopping waits for no more
+
+    assert counting.batches == [20]
+    assert time.monotonic() - started < 30.0

@@ -12,6 +12,7 @@ import functools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ from vaultsched.trust.fingerprint import files_reached
 log = logging.getLogger(__name__)
 
 LANDING_BATCH = 100
+# A batch takes the runs that end within GATHER_GAP of each other, for at most GATHER_MAX.
+GATHER_GAP = 0.1
+GATHER_MAX = 1.0
 NOTE_WRITERS = 8  # task notes written at once (see Lander._write_all)
 
 
@@ -271,8 +275,13 @@ class LandingThread:
                 return
 
     def _take(self) -> list[Landed | _Commit | _Stop]:
+        """What came in, and what keeps coming in hard on its heels: each batch reads the
+        whole ledger and rebuilds the day's digest, so a burst landed run by run as its runs
+        end would do that hundreds of times."""
         batch = [self._inbox.get()]
+        until = time.monotonic() + GATHER_MAX
         with contextlib.suppress(queue.Empty):
-            while len(batch) < LANDING_BATCH:
-                batch.append(self._inbox.get_nowait())
+            while len(batch) < LANDING_BATCH and not isinstance(batch[-1], _Stop):
+                wait = min(GATHER_GAP, until - time.monotonic())
+                batch.append(self._inbox.get(timeout=max(wait, 0.0)))
         return batch
