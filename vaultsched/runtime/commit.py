@@ -41,7 +41,22 @@ def enabled_edit(rel: str, enabled: bool) -> Edit:
 def block_edit(rel: str, markers: blocks.Markers, inner: str, *, create: bool) -> Edit:
     """The one transform a view write makes: written to disk, and applied again by git to
     the committed (and staged) version of the note."""
-    return Edit(rel, functools.partial(blocks.splice_block, markers=markers, inner=inner), create)
+    return Edit(rel, _Remembering(blocks.splice_block, markers=markers, inner=inner), create)
+
+
+class _Remembering(functools.partial[str]):
+    """A pure edit that remembers its last text and result. The commit applies it again to
+    the committed version of the file, which is most often the very text it was applied to on
+    disk (nobody edited the note meanwhile): a splice parses the whole note as markdown twice,
+    and a burst's commit did that for every note again."""
+
+    def __call__(self, text: str, /) -> str:
+        last: tuple[str, str] | None = self.__dict__.get("last")
+        if last is not None and last[0] == text:
+            return last[1]
+        result = super().__call__(text)
+        self.__dict__["last"] = (text, result)
+        return result
 
 
 def _kind(edit: Edit) -> Hashable:
