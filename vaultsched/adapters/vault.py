@@ -17,6 +17,7 @@ from vaultsched.adapters.notefile import (
     NotRegularFile,
     NotUtf8Error,
     kind_of,
+    read_front_matter,
     read_front_matter_opened,
 )
 from vaultsched.core import layout
@@ -270,17 +271,38 @@ def read_note(vault: Vault, rel: str) -> Parsed:
     The containment boundary for reading and parsing: whatever one note holds (or whatever
     bug a parser has), the outcome is a `Parsed` for that note and the vault goes on.
     """
-    return _read_note(vault, rel)[0]
+    return reread_note(vault, rel, None).parsed
 
 
-def _read_note(vault: Vault, rel: str) -> tuple[Parsed, str | None, os.stat_result | None]:
-    """`read_note`, with what `_read_file` tells the index cache."""
+@dataclass(frozen=True)
+class NoteRead:
+    """What a note said when it was read: its front matter (`read` False: it could not be
+    read, and `parsed` says why) and the parse of it."""
+
+    front: str | None
+    parsed: Parsed
+    read: bool = True
+
+
+def reread_note(vault: Vault, rel: str, last: NoteRead | None) -> NoteRead:
+    """`read_note`, and `last` itself if the note's front matter is still the one `last` was
+    parsed from: a parse depends on the front matter alone (and the note's path and the
+    config, which do not change), so the same text is the same `Parsed`. The daemon's own
+    write of a run block leaves the front matter as it was, and costs no parse."""
     if not vault.config.tasks.holds(rel):  # not read at all: not vaultsched's business
-        return NOT_A_TASK, None, None
+        return NoteRead(None, NOT_A_TASK, read=False)
     if not rel.isascii() and not _utf8_name(rel):  # as the walk: such a note never counts
         problem = Problem(_printable(rel), 1, "file name is not UTF-8", "warning")
-        return Parsed(False, None, (problem,)), None, None
-    return _read_file(f"{vault.root}/{rel}", rel, vault.config)
+        return NoteRead(None, Parsed(False, None, (problem,)), read=False)
+    try:
+        front = read_front_matter(f"{vault.root}/{rel}")
+    except Exception as exc:  # the boundary: see `contain`
+        return NoteRead(None, _unread(rel, exc), read=False)
+    if last is not None and last.read and last.front == front:
+        return last
+    if front is None:  # most notes: no front matter, nothing to parse
+        return NoteRead(None, NOT_A_TASK)
+    return NoteRead(front, parse_note(rel, front, vault.config))
 
 
 def _read_file(
@@ -291,22 +313,26 @@ def _read_file(
     walk listed: `[tasks]` holds it and its name is UTF-8."""
     try:
         front, opened = read_front_matter_opened(path)
-    except FileNotFoundError:
-        return NOT_A_TASK, None, None  # gone since it was listed: a deletion, not a problem
-    except NotUtf8Error:
-        return Parsed(False, None, (Problem(rel, 1, "not UTF-8: skipped", "warning"),)), None, None
-    except NotRegularFile as exc:
-        if exc.kind in ("a symlink", "a folder"):
-            return NOT_A_TASK, None, None  # never followed or read, as the walk never lists one
-        return Parsed(False, None, (Problem(rel, 1, str(exc.strerror), "warning"),)), None, None
-    except (OSError, ValueError) as exc:
-        problem = Problem(rel, 1, f"cannot read front matter: {exc}")
-        return Parsed(True, None, (problem,)), None, None
     except Exception as exc:  # the boundary: see `contain`
-        return Parsed(True, None, (internal_problem(rel, "reading", exc),)), None, None
+        return _unread(rel, exc), None, None
     if front is None:  # most notes: no front matter, nothing to parse
         return NOT_A_TASK, None, opened
     return parse_note(rel, front, config), front, opened
+
+
+def _unread(rel: str, exc: Exception) -> Parsed:
+    """What a note that could not be read is."""
+    if isinstance(exc, FileNotFoundError):
+        return NOT_A_TASK  # gone since it was listed: a deletion, not a problem
+    if isinstance(exc, NotUtf8Error):
+        return Parsed(False, None, (Problem(rel, 1, "not UTF-8: skipped", "warning"),))
+    if isinstance(exc, NotRegularFile):
+        if exc.kind in ("a symlink", "a folder"):
+            return NOT_A_TASK  # never followed or read, as the walk never lists one as a note
+        return Parsed(False, None, (Problem(rel, 1, str(exc.strerror), "warning"),))
+    if isinstance(exc, OSError | ValueError):
+        return Parsed(True, None, (Problem(rel, 1, f"cannot read front matter: {exc}"),))
+    return Parsed(True, None, (internal_problem(rel, "reading", exc),))
 
 
 def parse_note(rel: str, yaml_text: str | None, config: Config) -> Parsed:
@@ -335,6 +361,8 @@ class Index:
     # missing, a cycle): whether they run depends on other notes, so `link` looks again.
     # Each with the note's own problems (warnings), which it gets back.
     _unlinked: dict[str, tuple[Task, tuple[Problem, ...]]] = field(default_factory=dict)
+    # False once a note was added, discarded or made invalid since the last `link`.
+    _linked: bool = False
 
     @property
     def problems(self) -> list[Problem]:
@@ -353,11 +381,13 @@ class Index:
     def invalidate(self, ident: str, problem: Problem) -> None:
         """A task that failed after it was parsed (planning it raised): invalid, with `problem`,
         until its note changes and is read again."""
+        self._linked = False
         self.tasks.pop(ident, None)
         self.invalid[ident] = (*self.invalid.get(ident, ()), problem)
         self._problems[ident] = (*self._problems.get(ident, ()), problem)
 
     def discard(self, ident: str) -> None:
+        self._linked = False
         self.tasks.pop(ident, None)
         self.invalid.pop(ident, None)
         self._problems.pop(ident, None)
@@ -366,7 +396,11 @@ class Index:
     def link(self) -> None:
         """Resolve every task's `after` across the vault, after any note changed: a task
         naming no task (or several), or in a cycle, is invalid until the vault changes again;
-        one that was held out and now resolves is back."""
+        one that was held out and now resolves is back. Nothing to do (a whole vault's graph
+        not walked again) while no note was added, discarded or made invalid since the last."""
+        if self._linked:
+            return
+        self._linked = True
         for ident, (task, own) in self._unlinked.items():
             self.invalid.pop(ident, None)
             self._problems[ident] = own
@@ -387,6 +421,18 @@ class Index:
                 for target in targets:
                     downstream.setdefault(target, []).append(ident)
         self.downstream = {up: tuple(ids) for up, ids in downstream.items()}
+
+    def holds(self, ident: str, parsed: Parsed) -> bool:
+        """True if the note `ident` stands in the index as `add(..., parsed)` left it: adding
+        it again would change nothing."""
+        if parsed.task is not None:  # valid, not held out by `link`, not made invalid since
+            return self.tasks.get(ident) is parsed.task
+        if ident in self.tasks or ident in self._unlinked:
+            return False
+        invalid = parsed.errors if parsed.is_task else None
+        return self.invalid.get(ident) == invalid and self._problems.get(ident, ()) == (
+            parsed.problems
+        )
 
     def only(self, idents: set[str]) -> Index:
         """A copy holding only these notes' tasks and problems."""
@@ -427,10 +473,11 @@ class Index:
         return self.tasks[ident]
 
 
-def build_index(vault: Vault) -> Index:
+def build_index(vault: Vault, reads: dict[str, NoteRead] | None = None) -> Index:
     """Every note of the vault, read, or taken from the index cache where the note is as the
     cache knew it (its path, size, mtime, ctime and inode); the cache is written back when
-    this walk found anything it did not know."""
+    this walk found anything it did not know. `reads` gets what each note that counts said
+    (for `reread_note`)."""
     index = Index()
     cache = IndexCache.load(vault.root)
     # A stat per note only where it can spare a read; cold, the read's own stat is kept.
@@ -449,6 +496,8 @@ def build_index(vault: Vault) -> Index:
             parsed = parse_note(rel, front, config)
         if parsed.is_task or parsed.problems:  # most notes: nothing to add, nothing to drop
             index.add(rel, parsed)
+            if reads is not None:
+                reads[rel] = NoteRead(front, parsed, read=front is not None)
     index.link()
     cache.save()
     return index

@@ -42,7 +42,22 @@ def enabled_edit(rel: str, enabled: bool) -> Edit:
 def block_edit(rel: str, markers: blocks.Markers, inner: str, *, create: bool) -> Edit:
     """The one transform a view write makes: written to disk, and applied again by git to
     the committed (and staged) version of the note."""
-    return Edit(rel, functools.partial(blocks.splice_block, markers=markers, inner=inner), create)
+    return Edit(rel, _Remembering(blocks.splice_block, markers=markers, inner=inner), create)
+
+
+class _Remembering(functools.partial[str]):
+    """A pure edit that remembers its last text and result. The commit applies it again to
+    the committed version of the file, which is most often the very text it was applied to on
+    disk (nobody edited the note meanwhile): a splice parses the whole note as markdown twice,
+    and a burst's commit did that for every note again."""
+
+    def __call__(self, text: str, /) -> str:
+        last: tuple[str, str] | None = self.__dict__.get("last")
+        if last is not None and last[0] == text:
+            return last[1]
+        result = super().__call__(text)
+        self.__dict__["last"] = (text, result)
+        return result
 
 
 def _kind(edit: Edit) -> Hashable:
@@ -176,23 +191,34 @@ def _shown(edit: Edit, text: str) -> bool:
 @dataclass
 class Cadence:
     """When the daemon commits: once something is owed (a run was recorded, an edit or a view
-    is pending), at most every COMMIT_EVERY, so a burst of runs makes one commit."""
+    is pending), at most every COMMIT_EVERY, so a burst of runs makes one commit. While runs
+    are still in flight when one is owed (`busy`), the commit waits for them to end, for at
+    most COMMIT_EVERY: the first run of a burst no longer makes a commit of its own, which put
+    the burst's last results a whole COMMIT_EVERY later."""
 
     pending: Callable[[], bool]  # the lander holds something not committed yet
     last: datetime
+    busy: Callable[[], bool] = lambda: False  # runs in flight
     owed: bool = False
+    _since: datetime | None = None  # when it became owed
 
-    def owe(self) -> None:
-        self.owed = True
+    def owe(self, now: datetime) -> None:
+        if not self.owed:
+            self.owed, self._since = True, now
 
     def next_at(self) -> datetime | None:
         """When the next commit is due; None while nothing is owed."""
-        return self.last + COMMIT_EVERY if self.owed or self.pending() else None
+        if not (self.owed or self.pending()):
+            return None
+        at = self.last + COMMIT_EVERY
+        if self.owed and self._since is not None and self.busy():
+            at = max(at, self._since + COMMIT_EVERY)
+        return at
 
     def due(self, now: datetime) -> bool:
         """True if a commit is due `now`; the cadence then starts again from `now`."""
         at = self.next_at()
         if at is None or now < at:
             return False
-        self.last, self.owed = now, False
+        self.last, self.owed, self._since = now, False, None
         return True

@@ -68,7 +68,9 @@ class Daemon:
         self.lander = Lander(self.workspace, Committer(self.workspace))
         self.landing = LandingThread(self.lander, self._commit_settled)
         never = datetime.min.replace(tzinfo=self.clock().tzinfo)  # the last commit, so far
-        self.cadence = Cadence(lambda: self.lander.has_pending, never)
+        self.cadence = Cadence(
+            lambda: self.lander.has_pending, never, busy=lambda: self.conductor.running
+        )
         self.pings = Pings(self.workspace)
         self.heartbeat = Heartbeat(self.pings.pinger, self.vault.config.ping)
         self.recorder = Recorder(self.workspace, self.landing.land, self.pings)
@@ -236,7 +238,7 @@ class Daemon:
 
     def _announce(self, run: Run) -> None:
         """Every run recorded reaches the next commit, the log and (in the demo) `on_run`."""
-        self.cadence.owe()
+        self.cadence.owe(self.clock())
         self.observer.run(run)
         detail = f"exit {run.exit_code}" if run.exit_code is not None else run.message
         duration = f", {run.duration_s:.1f}s" if run.duration_s else ""
