@@ -129,10 +129,10 @@ class Pool:
 def job_state(job: Job) -> tuple[str, dict[str, Any], Any]:
     """(status, meta, return value) of a fetched job; an unreadable one reads as failed."""
     try:
-        status = str(job.get_status(refresh=False))
-        value = job.return_value() if status == JobStatus.FINISHED else None
+        status = JobStatus(job.get_status(refresh=False)).value
+        value = job.return_value() if status == JobStatus.FINISHED.value else None
     except (NoSuchJobError, ValueError, TypeError):
-        return str(JobStatus.FAILED), {}, None
+        return JobStatus.FAILED.value, {}, None
     return status, dict(job.meta or {}), value
 
 

@@ -143,7 +143,7 @@ class Conductor:
             self.marks.save(self.dispatcher.planner, now)
 
     def schedulable(self) -> list[Task]:
-        return schedulable(self.follower.index.tasks.values(), self.workspace.vault.host)
+        return schedulable(self.follower.index.tasks.values(), self.workspace.vault.firing_host)
 
     def untrusted(self, task: Task) -> str | None:
         root, trust = self.workspace.vault.root, self.workspace.trust
