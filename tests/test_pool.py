@@ -49,7 +49,7 @@ def commit(root: Path) -> None:
 
 
 class Worker:
-    def __init__(self, root: Path, host: str, *labels: str) -> None:
+    def __init__(self, root: Path, host: str, *labels: str, trust: str = "any") -> None:
         self.clone = root.parent / f"clone-{host}-{time.monotonic_ns()}"
         git(root.parent, "clone", "-q", str(root), str(self.clone))
         self.log = self.clone.parent / f"{self.clone.name}.log"
@@ -61,7 +61,7 @@ class Worker:
                 args,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "VAULTSCHED_HOST": host},
+                env={**os.environ, "VAULTSCHED_HOST": host, "VAULTSCHED_TRUST": trust},
                 start_new_session=True,  # its group: the worker and the run it is running
             )
 
@@ -75,8 +75,8 @@ class Worker:
 def workers() -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
-    def start(root: Path, host: str, *labels: str) -> Worker:
-        worker = Worker(root, host, *labels)
+    def start(root: Path, host: str, *labels: str, trust: str = "any") -> Worker:
+        worker = Worker(root, host, *labels, trust=trust)
         started.append(worker)
         return worker
 
@@ -167,6 +167,34 @@ def test_a_worker_never_runs_a_job_rewritten_in_redis(
     assert not pwned.exists(), "a job naming its own function ran"
     forged = Job.fetch("forged", connection=connection, serializer=JSONSerializer)
     assert forged.get_status() == "failed"
+
+
+def test_a_worker_runs_only_the_scheduled_version_and_only_if_its_user_trusts_it(
+    vault_root: Path, redis_server: RedisServer, daemons: Start, workers: Callable[..., Worker]
+) -> None:
+    use_pool(redis_server)
+    workers(vault_root, "w1")  # its clone is made before the tasks exist: it must pull them
+    workers(vault_root, "w2", trust="")  # this user has trusted nothing
+    note(vault_root, "Tasks/New.md", "schedule: every 1s\nhost: w1\ncommand: echo new\n")
+    note(vault_root, "Tasks/Edited.md", "schedule: every 1s\nhost: w1\ncommand: echo one\n")
+    note(vault_root, "Tasks/Pinned.md", "schedule: every 1s\nhost: w2\ncommand: echo two\n")
+    commit(vault_root)
+    note(vault_root, "Tasks/Edited.md", "schedule: every 1s\nhost: w1\ncommand: echo changed\n")
+    daemon = daemons(vault_root)
+    wait_for(lambda: of(vault_root, "Tasks/New", Status.SUCCESS), LOADED, "the pulled task ran")
+    wait_for(lambda: of(vault_root, "Tasks/Edited", Status.ERROR), LOADED, "the edit refused")
+    wait_for(lambda: of(vault_root, "Tasks/Pinned", Status.UNTRUSTED), LOADED, "w2's refusal")
+    daemon.stop()
+    assert of(vault_root, "Tasks/New", Status.SUCCESS)[0].host == "w1"
+    edited = of(vault_root, "Tasks/Edited", Status.ERROR)[0]
+    assert "not the version the daemon scheduled" in edited.message and edited.host == "w1"
+    assert of(vault_root, "Tasks/Edited", Status.SUCCESS) == [], "a version never committed ran"
+    refused = of(vault_root, "Tasks/Pinned", Status.UNTRUSTED)[0]
+    assert (
+        "not trusted on w2" in refused.message
+        and "vaultsched trust Tasks/Pinned" in refused.message
+    )
+    assert of(vault_root, "Tasks/Pinned", Status.SUCCESS) == []
 
 
 def test_a_worker_killed_mid_run_is_lost_then_retried(
