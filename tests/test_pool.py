@@ -5,6 +5,7 @@ what must never happen: a run executed twice, lost unseen, or a job rewritten in
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import HOST, DaemonProcess, git, runs, wait_for
+from conftest import HOST, Cli, DaemonProcess, git, runs, wait_for
 from conftest import runs_of as of
 from conftest import task_note as note
 from redisserver import RedisServer, needs_redis
@@ -308,3 +309,22 @@ def test_two_workers_on_one_queue_run_each_run_once(
     assert len(ids) == len(set(ids)), "a run id ran twice"
     succeeded = {r.run_id for r in runs(vault_root) if r.status is Status.SUCCESS}
     assert succeeded <= set(ids)
+
+
+def test_doctor_says_whether_the_pool_can_run_anything(
+    vault_root: Path, redis_server: RedisServer, cli: Cli, workers: Callable[..., Worker]
+) -> None:
+    def pool_check() -> dict[str, str]:
+        checks = json.loads(cli("doctor", "--json").out)
+        return next(c for c in checks if c["check"] == "worker pool")
+
+    use_pool(redis_server)
+    idle = pool_check()
+    assert idle["status"] == "warn" and "0 worker(s)" in idle["detail"]
+    assert redis_server.password not in idle["detail"], "the password shown"
+    workers(vault_root, "w1")
+    wait_for(lambda: pool_check()["status"] == "ok", LOADED, "the worker seen")
+    assert "w1." in pool_check()["detail"]
+    redis_server.stop()
+    down = pool_check()
+    assert down["status"] == "fail" and "cannot be reached" in down["detail"]

@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from rq import Queue, SimpleWorker
+from rq import Queue, SimpleWorker, Worker
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
@@ -124,6 +125,30 @@ class Pool:
 
     def ping(self) -> None:
         self.connection.ping()
+
+
+def pool_state(url: str, prefix: str) -> tuple[list[str], dict[str, int]]:
+    """The names of the workers listening on the pool's queues, and how many runs wait in
+    each queue. Raises RedisError."""
+    connection = connect(url)
+    queues = [q for q in Queue.all(connection=connection) if q.name.startswith(f"{prefix}:")]
+    names = {q.name for q in queues}
+    workers = [
+        worker.name
+        for worker in Worker.all(connection=connection)
+        if names & set(worker.queue_names()) or not names
+    ]
+    return workers, {q.name: q.count for q in queues}
+
+
+def shown_url(url: str) -> str:
+    """A Redis URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    netloc += f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def job_state(job: Job) -> tuple[str, dict[str, Any], Any]:

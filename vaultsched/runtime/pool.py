@@ -16,13 +16,14 @@ restart too) or run here (`fallback = "local"`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vaultsched.adapters.config import ExecutorConfig
@@ -71,12 +72,12 @@ class _Flight:
     inputs: str | None  # the `if_changed` digest, kept once the run succeeds
     enqueued: bool = False
     started: bool = False
+    taken_at: datetime | None = None  # when RQ saw a worker take it, start report or not
 
     def deadline(self, grace: timedelta) -> datetime | None:
         """When the run is lost if nothing more is heard; None while it waits for a worker."""
-        if not self.started:
-            return None
-        return self.run.started_at + self.job.task.timeout + grace
+        began = self.run.started_at if self.started else self.taken_at
+        return None if began is None else began + self.job.task.timeout + grace
 
 
 class PoolExecutor:
@@ -100,6 +101,7 @@ class PoolExecutor:
         self._flights: dict[str, _Flight] = {}
         self._changed = threading.Condition()
         self._closing = False
+        self._busy = threading.Lock()  # one dispatch and poll at a time: the thread's or let_go's
         self._unreachable = False  # said once per outage
         self._head = ""  # the vault's commit, read once per batch of runs dispatched
         grace = os.environ.get("VAULTSCHED_LOST_AFTER", "")
@@ -123,11 +125,18 @@ class PoolExecutor:
         return self.local.cancel(sig)
 
     def let_go(self) -> list[Job]:
-        """Stop waiting for the pool's runs (the daemon stops): each stays in flight in the
-        ledger, and the next start collects it. The jobs let go."""
-        with self._changed:
-            gone = [run_id for run_id, flight in self._flights.items() if flight.enqueued]
-            return [self._flights.pop(run_id).job for run_id in gone]
+        """Stop waiting for the pool's runs (the daemon stops): each is in flight in the
+        ledger, and the next start collects it (or enqueues it, if Redis never had it). The
+        jobs let go. Those handed over but not yet dispatched are recorded `dispatched` first,
+        so none is dropped unseen."""
+        with self._busy:
+            with self._changed:
+                new, self._new = self._new, []
+            for job in new:
+                self._contained(job, functools.partial(self._dispatch, enqueue=False))
+            with self._changed:
+                gone, self._flights = list(self._flights.values()), {}
+        return [flight.job for flight in gone]
 
     def shutdown(self) -> None:
         self.local.shutdown()
@@ -148,9 +157,13 @@ class PoolExecutor:
             upstream = Upstream("", run.upstream_run) if run.upstream_run else None
             job = Job(task, run.trigger, run.scheduled_for, run.attempt, upstream)
             job = replace(job, run_id=run.run_id, dispatched_at=run.dispatched_at)
-            flight = self._prepared(job, run)
-            if flight is None:
-                continue
+            # Judged when it was dispatched: only a job Redis lost is sent again, as it was.
+            body = (
+                read_body(self.execution.recorder.workspace.vault.root, task)
+                if task.stdin == "body"
+                else None
+            )
+            flight = self._flight(job, run, body, None)
             flight.started = run.started_at != run.dispatched_at
             flight.enqueued = True  # enqueued again only if Redis has no such job
             with self._changed:
@@ -171,10 +184,11 @@ class PoolExecutor:
                     return
                 new, self._new = self._new, []
             self._head = _head(self.execution.recorder.workspace) if new else self._head
-            for job in new:
-                self._contained(job, self._dispatch)
-            self._enqueue_waiting()
-            self._poll()
+            with self._busy:
+                for job in new:
+                    self._contained(job, self._dispatch)
+                self._enqueue_waiting()
+                self._poll()
             with self._changed:
                 if not self._new and not self._closing:
                     self._changed.wait(RETRY_REDIS_S if self._unreachable else POLL_S)
@@ -186,7 +200,7 @@ class PoolExecutor:
             log.exception("%s: dispatch failed inside vaultsched", job.task.id)
             self._done(job, self._unrecorded(job, "dispatch failed inside vaultsched"))
 
-    def _dispatch(self, job: Job) -> None:
+    def _dispatch(self, job: Job, *, enqueue: bool = True) -> None:
         """The `dispatched` record, then the job; or the run recorded as why it never went."""
         recorder, now = self.execution.recorder, self.execution.recorder.workspace.clock()
         run = Run(
@@ -216,10 +230,11 @@ class PoolExecutor:
             return
         with self._changed:
             self._flights[run.run_id] = flight
-        self._enqueue(flight)
+        if enqueue:
+            self._enqueue(flight)
 
     def _prepared(self, job: Job, run: Run) -> _Flight | None:
-        """The run's sealed payload; None if the run ended before it (recorded so)."""
+        """The run's flight; None if it ends here, before any worker (recorded so)."""
         workspace = self.execution.recorder.workspace
         task, root = job.task, workspace.vault.root
         inputs = inputs_now(root, task)
@@ -233,6 +248,12 @@ class PoolExecutor:
         if not workspace.trust.is_trusted(root, task, body):
             self._record(job, run, Status.UNTRUSTED, workspace.trust.refusal(root, task))
             return None
+        return self._flight(job, run, body, inputs)
+
+    def _flight(self, job: Job, run: Run, body: str | None, inputs: str | None) -> _Flight:
+        """The run with its sealed payload: what a worker needs and a local run would read."""
+        workspace = self.execution.recorder.workspace
+        task, root = job.task, workspace.vault.root
         context = context_for(workspace, job, run)
         payload = Payload(
             run.run_id,
@@ -297,6 +318,8 @@ class PoolExecutor:
             status, meta, value = job_state(found)
             if not flight.started and STARTED in meta:
                 self._started(flight, meta[STARTED])
+            if status == "started" and flight.taken_at is None:  # a worker that may die first
+                flight.taken_at = found.started_at.replace(tzinfo=UTC) if found.started_at else now
             if status == "finished" and value is not None:
                 self._finished(flight, value)
             elif status in ("failed", "stopped", "canceled"):

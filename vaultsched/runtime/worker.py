@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit, urlunsplit
 
 from rq import get_current_job
 
@@ -32,6 +31,7 @@ from vaultsched.adapters.redisqueue import (
     connect,
     make_worker,
     pool_key,
+    shown_url,
 )
 from vaultsched.adapters.vault import Vault, read_note
 from vaultsched.core import layout
@@ -314,15 +314,5 @@ def serve(vault: Vault, labels: tuple[str, ...], *, burst: bool = False) -> None
         worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
     except RedisError as exc:
         raise VaultschedError(
-            f"Redis cannot be reached at {_shown(config.redis_url)}: {exc}"
+            f"Redis cannot be reached at {shown_url(config.redis_url)}: {exc}"
         ) from None
-
-
-def _shown(url: str) -> str:
-    """A Redis URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
