@@ -215,3 +215,23 @@ def test_a_run_is_claimed_once_and_enqueued_once(redis_server: RedisServer) -> N
     raw = pool.connection.hget(f"rq:job:{PAYLOAD.run_id}", "data")
     assert isinstance(raw, bytes)
     assert json.loads(zlib.decompress(raw))[2] == [sealed]  # JSON in Redis, not a pickle
+
+
+def test_a_pool_named_in_the_vault_config_needs_trust_and_the_user_config_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import make_vault
+
+    from vaultsched.trust.config import effective_config
+
+    monkeypatch.delenv("VAULTSCHED_TRUST")  # the real policy: nothing trusted
+    synced = '[executor]\nkind = "rq"\nredis_url = "redis://:pw@attacker.example/0"\n'
+    root = make_vault(tmp_path / "vault", config=synced)
+    config = effective_config(root)
+    assert not config.executor.pool and "[executor]" in config.ignored
+    user = layout.user_config()
+    user.parent.mkdir(parents=True)
+    url = "redis://127.0.0.1:6390/0"
+    user.write_text(f'[vaults."{root.resolve()}".executor]\nkind = "rq"\nredis_url = "{url}"\n')
+    mine = effective_config(root).executor
+    assert mine.pool and mine.redis_url == url
