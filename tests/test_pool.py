@@ -21,7 +21,7 @@ from conftest import task_note as note
 from redisserver import RedisServer, needs_redis
 
 from vaultsched.core import layout
-from vaultsched.core.model import Status
+from vaultsched.core.model import Run, Status
 
 pytestmark = [pytest.mark.integration, needs_redis]
 
@@ -95,15 +95,17 @@ def once(root: Path) -> None:
     )
 
 
-def finished(root: Path, task: str) -> list[object]:
-    return [r for r in of(root, task) if r.status is not Status.RUNNING]
-
-
 def test_runs_go_to_the_workers_their_hosts_name_and_land_in_the_vault(
-    vault_root: Path, redis_server: RedisServer, daemons: Start, workers: Callable[..., Worker]
+    vault_root: Path,
+    redis_server: RedisServer,
+    daemons: Start,
+    workers: Callable[..., Worker],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     use_pool(redis_server)
-    note(vault_root, "Tasks/Anywhere.md", "schedule: every 1s\ncommand: echo hi\n")
+    monkeypatch.setenv("VAULTSCHED_REDIS_URL", redis_server.url)  # wins over the config's
+    secrets = "echo key=${VAULTSCHED_POOL_KEY:-none} url=${VAULTSCHED_REDIS_URL:-none}"
+    note(vault_root, "Tasks/Anywhere.md", f"schedule: every 1s\ncommand: sh -c '{secrets}'\n")
     note(vault_root, "Tasks/Pinned.md", "schedule: every 1s\nhost: w2\ncommand: echo pinned\n")
     note(vault_root, "Tasks/Gpu.md", 'schedule: every 1s\nhost: "label:gpu"\ncommand: echo g\n')
     note(vault_root, "Tasks/Here.md", "schedule: every 1s\nexecutor: local\ncommand: echo here\n")
@@ -118,6 +120,8 @@ def test_runs_go_to_the_workers_their_hosts_name_and_land_in_the_vault(
     hosts = {task: {r.host for r in of(vault_root, task, Status.SUCCESS)} for task in (
         "Tasks/Anywhere", "Tasks/Pinned", "Tasks/Gpu", "Tasks/Here")}  # fmt: skip
     assert hosts["Tasks/Anywhere"] <= {"w1", "w2"}
+    anywhere = of(vault_root, "Tasks/Anywhere", Status.SUCCESS)[0]
+    assert anywhere.output_tail == "key=none url=none", "the pool's secrets reached a run"
     assert hosts["Tasks/Pinned"] == {"w2"}
     assert hosts["Tasks/Gpu"] == {"w1"}
     assert hosts["Tasks/Here"] == {HOST}
@@ -148,6 +152,7 @@ def test_a_worker_never_runs_a_job_rewritten_in_redis(
     wait_for(lambda: of(vault_root, "Tasks/Tick"), LOADED, "a run dispatched")
     run_id = of(vault_root, "Tasks/Tick")[0].run_id
     connection = redis.Redis.from_url(redis_server.url)
+    wait_for(lambda: Job.exists(run_id, connection), LOADED, "the job in Redis")
     job = Job.fetch(run_id, connection=connection, serializer=JSONSerializer)
     sealed = job.args[0]
     sealed["body"]["task"] = "Tasks/Other"  # its seal no longer holds
@@ -159,8 +164,12 @@ def test_a_worker_never_runs_a_job_rewritten_in_redis(
         "os.system", args=(f"touch {pwned}",), job_id="forged"
     )
     workers(vault_root, "w1")
-    wait_for(lambda: finished(vault_root, "Tasks/Tick"), LOADED, "the altered run recorded")
-    refused = next(r for r in of(vault_root, "Tasks/Tick") if r.run_id == run_id)
+
+    def the_run() -> Run:
+        return next(r for r in of(vault_root, "Tasks/Tick") if r.run_id == run_id)
+
+    wait_for(lambda: the_run().status is not Status.RUNNING, LOADED, "the altered run recorded")
+    refused = the_run()
     assert refused.status is Status.ERROR
     assert "altered in Redis" in refused.message and refused.host == "w1"
     wait_for(lambda: of(vault_root, "Tasks/Tick", Status.SUCCESS), LOADED, "an unaltered run")

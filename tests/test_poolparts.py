@@ -41,7 +41,7 @@ from vaultsched.core.pool import (
 
 KEY = b"k" * 64
 PAYLOAD = Payload(
-    "20261202T040000-abcdef", "Tasks/A", "a" * 40, "f" * 64, "schedule",
+    "20261202T040000-abcdef", "vs:any", "Tasks/A", "a" * 40, "f" * 64, "schedule",
     "2026-12-02T04:00:00+00:00", 1, "", 3600.0, None, "", "",
 )  # fmt: skip
 

@@ -68,6 +68,7 @@ class Payload:
     """One run, as the daemon hands it to the pool. `run_id` is also the RQ job id."""
 
     run_id: str
+    queue: str  # the queue it was sent to: a job moved to another is refused
     task: str  # the task id (its note's path without .md)
     commit: str  # the vault's commit the run was scheduled from
     fingerprint: str  # of the task as the daemon trusted it

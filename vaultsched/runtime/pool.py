@@ -257,6 +257,7 @@ class PoolExecutor:
         context = context_for(workspace, job, run)
         payload = Payload(
             run.run_id,
+            run.queue,
             task.id,
             self._head,
             fingerprint(root, task, body),
@@ -340,6 +341,8 @@ class PoolExecutor:
             return
         if taken is None:
             flight.enqueued = False
+        elif flight.taken_at is None:  # taken, then lost with Redis's data: it has a deadline
+            flight.taken_at = self.execution.recorder.workspace.clock()
 
     def _started(self, flight: _Flight, sealed: object) -> None:
         try:

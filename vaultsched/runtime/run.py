@@ -202,7 +202,8 @@ def task_environment(task: Task, context: Context) -> dict[str, str]:
     # Python would put a script's own folder first on sys.path, so a synced `json.py` beside
     # a trusted script would shadow the standard library unseen. A task's `env` may undo it.
     env["PYTHONSAFEPATH"] = "1"
-    env.pop("VAULTSCHED_POOL_KEY", None)  # the worker pool's secret is no task's business
+    for secret in ("VAULTSCHED_POOL_KEY", "VAULTSCHED_REDIS_URL"):  # the pool's, no task's
+        env.pop(secret, None)
     env.update(context.variables())
     env.update(task.env)
     return env

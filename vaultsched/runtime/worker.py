@@ -101,6 +101,8 @@ def perform(sealed: Any) -> dict[str, Any] | None:
         return _refused(member, job.id, Status.ERROR, f"the job was altered in Redis ({exc})")
     if payload.run_id != job.id:
         return _refused(member, job.id, Status.ERROR, "the job was altered in Redis (its run id)")
+    if payload.queue != job.origin:
+        return _refused(member, job.id, Status.ERROR, "the job was moved to another queue")
     return _Run(member, payload, job).go()
 
 
