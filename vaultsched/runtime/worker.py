@@ -15,7 +15,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +24,7 @@ from typing import Any, BinaryIO
 from rq import get_current_job
 
 from vaultsched.adapters.clock import utc_now
+from vaultsched.adapters.git import Git, GitError
 from vaultsched.adapters.redisqueue import (
     Pool,
     RedisError,
@@ -60,7 +60,6 @@ log = logging.getLogger("vaultsched.worker")
 
 STARTED = "vaultsched.started"  # the job's meta key for the sealed start report
 _COMMIT = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
-PULL_TIMEOUT_S = 120
 
 
 @dataclass
@@ -131,12 +130,11 @@ class _Run:
 
     def _task(self) -> tuple[Task | None, str]:
         """The task as this worker's clone has it at (or after) the scheduled commit."""
-        payload, root = self.payload, self.member.vault.root
+        payload = self.payload
         parts = payload.task.split("/")
         if not payload.task or any(p in ("", ".", "..") for p in parts) or "\0" in payload.task:
             return None, f"not a task id: {payload.task!r}"
-        if _COMMIT.fullmatch(payload.commit) and not _has_commit(root, payload.commit):
-            _pull(root)
+        _catch_up(self.member.vault, payload.commit)
         parsed = read_note(self.member.vault, f"{payload.task}.md")
         if parsed.task is None:
             why = parsed.problems[0].message if parsed.problems else "no such task note"
@@ -266,32 +264,15 @@ class _Files:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _has_commit(root: Path, commit: str) -> bool:
-    found = subprocess.run(
-        ["git", "cat-file", "-e", f"{commit}^{{commit}}"],
-        cwd=root,
-        capture_output=True,
-        check=False,
-    )
-    return found.returncode == 0
-
-
-def _pull(root: Path) -> None:
-    """Catch the clone up with its upstream; it never commits, so a fast-forward always is."""
-    try:
-        pulled = subprocess.run(
-            ["git", "pull", "--ff-only", "--quiet"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=PULL_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning("git pull failed: %s", exc)
+def _catch_up(vault: Vault, commit: str) -> None:
+    """Pull once if the scheduled commit has not reached this clone (a sync is behind)."""
+    git = Git(vault.root, vault.host)
+    if not _COMMIT.fullmatch(commit) or git.has_commit(commit):
         return
-    if pulled.returncode != 0:
-        log.warning("git pull failed: %s", pulled.stderr.strip()[:500])
+    try:
+        git.fast_forward()
+    except GitError as exc:
+        log.warning("git pull failed: %s", exc)
 
 
 def serve(vault: Vault, labels: tuple[str, ...], *, burst: bool = False) -> None:
