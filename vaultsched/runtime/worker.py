@@ -291,11 +291,10 @@ def serve(vault: Vault, labels: tuple[str, ...], *, burst: bool = False) -> None
     pool = Pool(connection, config.queue_prefix)
     join(Member(vault, pool_key(), pool))
     queues = worker_queues(config.queue_prefix, vault.host, labels)
-    worker = make_worker(connection, queues, f"{vault.host}.{os.getpid()}", perform)
-    log.info("worker %s of %s: listening on %s", vault.host, vault.root, ", ".join(queues))
     try:
+        worker = make_worker(connection, queues, f"{vault.host}.{os.getpid()}", perform)
+        log.info("worker %s of %s: listening on %s", vault.host, vault.root, ", ".join(queues))
         worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
     except RedisError as exc:
-        raise VaultschedError(
-            f"Redis cannot be reached at {shown_url(config.redis_url)}: {exc}"
-        ) from None
+        where = shown_url(config.redis_url)
+        raise VaultschedError(f"Redis cannot be reached at {where}: {exc}", 1) from None
