@@ -337,3 +337,15 @@ def test_doctor_says_whether_the_pool_can_run_anything(
     redis_server.stop()
     down = pool_check()
     assert down["status"] == "fail" and "cannot be reached" in down["detail"]
+
+
+def test_a_worker_that_cannot_serve_says_why_in_one_line(
+    vault_root: Path, redis_server: RedisServer, cli: Cli
+) -> None:
+    no_pool = cli("worker")
+    assert no_pool.code == 2 and 'kind is not "rq"' in no_pool.err
+    use_pool(redis_server)
+    redis_server.stop()
+    down = cli("worker")
+    assert down.code == 1 and "Redis cannot be reached at redis://:***@127.0.0.1" in down.err
+    assert redis_server.password not in down.err and len(down.err.strip().splitlines()) == 1
