@@ -31,7 +31,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP) $(RUN_STAMP)
 
 # Three workers on two cores: most tests wait on real daemons, git and processes, not on the CPU.
+# The worker-pool tests start their own Redis (Debian's redis-server) on a free loopback port.
 test: $(STAMP) lint
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; } >/dev/null 2>&1 \
+		|| echo "redis-server not installed (apt-get install redis-server): the worker-pool tests are skipped"
 	$(BIN)/python -m pytest -q -n 3 --durations=15
 
 lint: $(STAMP)

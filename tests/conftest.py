@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from redisserver import RedisServer
 
 from vaultsched.adapters.config import load_config
 from vaultsched.adapters.ledger import Ledger
@@ -199,3 +200,12 @@ def task_note(root: Path, rel: str, front: str, body: str = "Body.\n") -> Path:
     path = write_note(root, rel, f"---\n{front}---\n{body}")
     os.utime(path, (time.time() - 60, time.time() - 60))
     return path
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real Redis server of the test's own (tests/redisserver.py), stopped at its end."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()

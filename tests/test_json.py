@@ -34,6 +34,8 @@ RUN_KEYS: Shape = {
     "message": str,
     "log": str,
     "output_note": str,
+    "queue": str,
+    "waiting": bool,
 }
 
 

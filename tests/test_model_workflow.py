@@ -48,7 +48,9 @@ def test_check_is_in_the_fingerprint() -> None:
 def test_new_statuses_and_what_they_need() -> None:
     assert {Status.BLOCKED, Status.LOST} <= ATTENTION
     assert Status.MISSED not in ATTENTION and Status.SKIPPED not in ATTENTION
-    assert not {Status.BLOCKED, Status.MISSED, Status.LOST} & (FAILURES | RETRYABLE)
+    assert not {Status.BLOCKED, Status.MISSED, Status.LOST} & FAILURES
+    assert not {Status.BLOCKED, Status.MISSED} & RETRYABLE
+    assert Status.LOST in RETRYABLE  # a worker that died: its run is tried again per `retries`
     assert Trigger("after") is Trigger.AFTER
 
 

@@ -64,20 +64,30 @@ def commits_held_back(root: Path) -> Iterator[None]:
 
 @contextmanager
 def frozen(daemon: DaemonProcess) -> Iterator[None]:
-    """The daemon stopped (SIGSTOP) at a moment it holds no git lock, so another process can
-    commit; it carries on from where it was afterwards."""
+    """The daemon stopped (SIGSTOP) at a moment it holds none of vaultsched's locks (git's,
+    a ledger file's, a note's), so another process can land a run and commit; it carries on
+    from where it was afterwards. On a loaded machine a stop often lands mid-write: try again."""
     pid = daemon.proc.pid
     while True:
         os.kill(pid, signal.SIGSTOP)
-        with statefs.locked(daemon.root, layout.GIT_LOCK, wait=False) as free:
-            if free:
-                break
+        if _all_free(daemon.root):
+            break
         os.kill(pid, signal.SIGCONT)
         time.sleep(0.05)
     try:
         yield
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+def _all_free(root: Path) -> bool:
+    locks = {layout.GIT_LOCK}
+    locks |= {p.relative_to(root).as_posix() for p in (root / layout.DIR).rglob("*.lock")}
+    for rel in sorted(locks - {layout.INSTANCE_LOCK}):  # held for the daemon's whole life
+        with statefs.locked(root, rel, wait=False) as free:
+            if not free:
+                return False
+    return True
 
 
 def test_approve_while_the_daemon_holds_the_waiting_block_uncommitted(

@@ -7,6 +7,7 @@ trusts them, and the per-user config's values for them are laid over the vault's
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import tomllib
@@ -16,6 +17,7 @@ from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tzlocal
@@ -29,6 +31,7 @@ from vaultsched.core.durations import parse_duration
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.model import NOTIFY_ON, NotifyOn
 from vaultsched.core.pings import to_ping_template, to_ping_url
+from vaultsched.core.pool import valid_name
 
 _T = TypeVar("_T")
 MAX_CONFIG = 1 << 20
@@ -72,6 +75,20 @@ class PingConfig:
     url: str = ""  # a URL template: `{task_slug}` is each task's name as a slug
     daemon: str = ""  # pinged every `daemon_interval` while the daemon runs
     daemon_interval: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """`[executor]`: where runs execute. `rq`: on a pool of workers through Redis."""
+
+    kind: str = "local"
+    redis_url: str = ""  # `VAULTSCHED_REDIS_URL` wins
+    queue_prefix: str = "vaultsched"
+    fallback: str = "wait"  # Redis unreachable: hold runs until it returns, or `local`
+
+    @property
+    def pool(self) -> bool:
+        return self.kind == "rq"
 
 
 @dataclass(frozen=True)
@@ -129,6 +146,7 @@ class Config:
     # (a group no table names allows one).
     groups: Mapping[str, int] = field(default_factory=dict)
     tasks: TasksConfig = field(default_factory=TasksConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     # Vault keys not in effect because this user has not trusted them (`[notify] command`, ...).
     ignored: tuple[str, ...] = ()
 
@@ -211,6 +229,7 @@ def _parse(raw: dict[str, object]) -> Config:
         groups=_groups(_table(raw, "groups")),
         tasks=_tasks(_table(raw, "tasks")),
         properties=_get(_table(raw, "notes"), "properties", False, to_bool),
+        executor=_executor(_table(raw, "executor")),
     )
 
 
@@ -252,6 +271,52 @@ def _ping(raw: dict[str, object]) -> PingConfig:
         daemon=_get(raw, "daemon", "", to_ping_url) if daemon != "" else "",
         daemon_interval=interval,
     )
+
+
+def _executor(raw: dict[str, object]) -> ExecutorConfig:
+    unknown = sorted(set(raw) - {"kind", "redis_url", "queue_prefix", "fallback"})
+    if unknown:
+        raise ValueError(f"[executor] has unknown keys: {', '.join(unknown)}")
+    kind = _get(raw, "kind", "local", one_of(("local", "rq")))
+    url = os.environ.get("VAULTSCHED_REDIS_URL") or raw.get("redis_url", "")
+    if not isinstance(url, str):
+        raise ValueError("[executor] redis_url must be a string")
+    if kind == "rq":
+        try:
+            check_redis_url(url)
+        except ValueError as exc:
+            raise ValueError(f"[executor] redis_url: {exc}") from None
+    prefix = raw.get("queue_prefix", "vaultsched")
+    if not isinstance(prefix, str) or not valid_name(prefix):
+        raise ValueError(
+            f"[executor] queue_prefix must be letters, digits, '.', '-' or '_', got {prefix!r}"
+        )
+    fallback = _get(raw, "fallback", "wait", one_of(("wait", "local")))
+    return ExecutorConfig(kind, url, prefix, fallback)
+
+
+def check_redis_url(url: str) -> None:
+    """A Redis URL with a password, unless it only reaches this machine (loopback, a unix
+    socket): a pool's queue decides what its workers run."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"must start with redis://, rediss:// or unix://, got {url!r}")
+    if parsed.scheme == "unix" or _loopback(parsed.hostname or ""):
+        return
+    if not parsed.password and "password=" not in parsed.query:
+        raise ValueError(
+            "a Redis server beyond this machine needs a password "
+            "(redis://:PASSWORD@host:6379/0, or the password in VAULTSCHED_REDIS_URL)"
+        )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _groups(raw: dict[str, object]) -> dict[str, int]:

@@ -54,6 +54,7 @@ MAX_DURATION_S = 36525 * 86400.0  # 100 years, the longest timeout a note can se
 MAX_CHAIN = 1000  # tasks one run starts
 MAX_ID = 4096  # run_id, task, host, path, log, rename ends
 MAX_TEXT = 256 * 1024  # output_tail (4,000 characters when we write it) and message
+RUN_RECORDS = ("start", "finish", "dispatched")  # the records that fold into a run
 MAX_LINE = 4 * MAX_TEXT  # characters of one line; anything longer is not ours
 
 
@@ -162,7 +163,19 @@ def start_record(run: Run, path: str) -> dict[str, Any]:
         "host": run.host,
         "attempt": run.attempt,
         **({"upstream_run": run.upstream_run} if run.upstream_run else {}),
+        # A pool run's (a local run's after a pool it could not reach: its queue is "").
+        **(_dispatch_fields(run) if run.dispatched_at is not None else {}),
     }
+
+
+def dispatched_record(run: Run, path: str) -> dict[str, Any]:
+    """A run handed to the worker pool, before any worker has it: the daemon's record that it
+    is in flight, so a restart collects it and never enqueues it twice."""
+    return {**start_record(run, path), "type": "dispatched"}
+
+
+def _dispatch_fields(run: Run) -> dict[str, Any]:
+    return {"queue": run.queue, "dispatched_at": _iso(run.dispatched_at)}
 
 
 def finish_record(run: Run, path: str) -> dict[str, Any]:
@@ -210,8 +223,8 @@ def _to_run(merged: dict[str, Any]) -> Run:
     """The one door from a record to a Run: every field is checked for type and range here,
     so nothing downstream sees a value it could choke on. Raises BadRecord."""
     kind = merged.get("type")
-    if kind not in ("start", "finish"):  # a tuple: `in` a set would hash a hostile list
-        raise BadRecord("type is not start or finish")
+    if kind not in RUN_RECORDS:  # a tuple: `in` a set would hash a hostile list
+        raise BadRecord("type is not start, finish or dispatched")
     started_at = _parse_time(merged.get("started_at"))
     if started_at is None:
         raise BadRecord("no started_at")
@@ -238,6 +251,8 @@ def _to_run(merged: dict[str, Any]) -> Run:
         upstream_run=_text(merged, "upstream_run", MAX_ID),
         chain=_chain(merged),
         output_note=_note_path(merged, "output_note"),
+        queue=_text(merged, "queue", MAX_ID),
+        dispatched_at=_parse_time(merged.get("dispatched_at")),
     )
 
 
@@ -390,7 +405,8 @@ class Ledger:
 
         Raises OSError (`statefs.LinkRefused` among them) if the record could not be written.
         """
-        started = _parse_time(record["started_at"])
+        # A pool run's records all go where its dispatch went, whenever a worker started it.
+        started = _parse_time(record.get("dispatched_at") or record["started_at"])
         assert started is not None
         path = self.file_for(started)
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"

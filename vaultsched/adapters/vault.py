@@ -42,6 +42,12 @@ class Vault:
     def path(self, rel: str) -> Path:
         return self.root / rel
 
+    @property
+    def firing_host(self) -> str | None:
+        """Whose tasks this host's daemon fires: those its `host:` allows here, or, when a
+        worker pool runs them (which routes each by its `host:`), every task: None."""
+        return None if self.config.executor.pool else self.host
+
 
 def locate_vault(path: str | os.PathLike[str] | None) -> Path:
     """The vault's root: `--vault`, else `$VAULTSCHED_VAULT` (each must be a vault), else the

@@ -766,6 +766,45 @@ def run_cmd(
     daemon.run(once=once)
 
 
+@app.command(
+    "worker",
+    cls=HelpCommand,
+    epilog=examples(
+        "vaultsched worker --new-key",
+        "vaultsched --vault ~/Notes worker",
+        "vaultsched worker --label gpu --label big-disk",
+    ),
+)
+def worker_cmd(
+    ctx: typer.Context,
+    labels: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label", metavar="L", help="Also take the runs of tasks with host: label:L."
+        ),
+    ] = None,
+    new_key: Annotated[
+        bool,
+        typer.Option("--new-key", help="Write a new pool key for this user, and exit."),
+    ] = False,
+    burst: Annotated[
+        bool, typer.Option("--burst", help="Take the runs waiting now, then exit.")
+    ] = False,
+) -> None:
+    """A worker of the pool: run what the daemon sends through Redis, from this clone."""
+    if new_key:
+        from vaultsched.adapters.redisqueue import new_pool_key
+
+        path = new_pool_key()
+        _out().print(f"wrote {path}: copy it to the daemon's host and every worker", markup=False)
+        return
+    from vaultsched.runtime.worker import serve
+
+    vault = _vault(ctx)
+    _daemon_logging()
+    serve(vault, tuple(labels or ()), burst=burst)
+
+
 def _daemon_logging() -> None:
     root = logging.getLogger()
     for handler in root.handlers:

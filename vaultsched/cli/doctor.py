@@ -173,7 +173,8 @@ def shared_firing(c: Context) -> Check:
     hosts: dict[str, set[str]] = defaultdict(set)
     for run in c.runs:
         if run.trigger in (Trigger.SCHEDULE, Trigger.CATCH_UP) and run.started_at >= since:
-            hosts[run.task].add(run.host)
+            # A pool's runs were all fired by its one daemon, whichever worker ran them.
+            hosts[run.task].add("a worker pool" if run.queue else run.host)
     shared = sorted(
         task_id
         for task_id, names in hosts.items()
@@ -188,6 +189,30 @@ def shared_firing(c: Context) -> Check:
         f"fired by more than one host: {_listing(shared)} ({shared[0]}: {names})",
         f"pin it: add `host: <name>` to the front matter of {shared[0]}",
     )
+
+
+def worker_pool(c: Context) -> Check:
+    config = c.vault.config.executor
+    if not config.pool:
+        return Check("worker pool", OK, "none: runs execute on the daemon's host")
+    from vaultsched.adapters.redisqueue import RedisError, pool_key, pool_state, shown_url
+    from vaultsched.core.errors import VaultschedError
+
+    where = shown_url(config.redis_url)
+    try:
+        pool_key()
+        workers, queued = pool_state(config.redis_url, config.queue_prefix)
+    except VaultschedError as exc:
+        return Check("worker pool", FAIL, str(exc), "vaultsched worker --new-key")
+    except RedisError as exc:
+        fix = "start Redis, or correct [executor] redis_url"
+        return Check("worker pool", FAIL, f"Redis at {where} cannot be reached: {exc}", fix)
+    waiting = ", ".join(f"{name} {count}" for name, count in sorted(queued.items()) if count)
+    detail = f"Redis at {where}: {len(workers)} worker(s) {_listing(sorted(workers))}"
+    detail += f"; waiting: {waiting}" if waiting else "; no run waiting"
+    if not workers:
+        return Check("worker pool", WARN, detail, "start `vaultsched worker` on a worker host")
+    return Check("worker pool", OK, detail)
 
 
 def stale_locks(c: Context) -> Check:
@@ -409,6 +434,7 @@ CHECKS: tuple[Callable[[Context], Check], ...] = (
     missing_views,
     orphans,
     shared_firing,
+    worker_pool,
     stale_locks,
     git_state,
     git_ignores,

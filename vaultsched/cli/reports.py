@@ -50,6 +50,8 @@ class HistoryRow(TypedDict):
     message: str
     log: str
     output_note: str
+    queue: str  # the worker pool's queue it went to; "" for a run on the daemon's host
+    waiting: bool  # in that queue, no worker has started it yet
 
 
 class DaemonRow(TypedDict):
@@ -212,6 +214,8 @@ def history_row(run: Run) -> HistoryRow:
         "message": clip(run.message, MESSAGE_SHOWN),
         "log": run.log,
         "output_note": run.output_note,
+        "queue": run.queue,
+        "waiting": bool(run.queue) and run.started_at == run.dispatched_at,
     }
 
 

@@ -165,7 +165,12 @@ def show_status(console: SafeConsole, report: StatusReport, clock: Clock) -> Non
     stuck = {run["run_id"] for run in report["stuck"]}
     for run in report["running"]:
         label = "stuck" if run["run_id"] in stuck else "running"
-        _say(console, f"{label}: {run['task']} since {clock.both(moment(run['started_at']))}")
+        began = clock.both(moment(run["started_at"]))
+        if run["waiting"]:
+            _say(console, f"waiting: {run['task']} in queue {run['queue']} since {began}")
+        else:
+            where = f" on {run['host']}" if run["queue"] else ""
+            _say(console, f"{label}: {run['task']}{where} since {began}")
     fired = report["last_fire"]
     if fired is not None:
         at = clock.both(moment(fired["started_at"]))

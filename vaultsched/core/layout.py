@@ -34,8 +34,10 @@ Outside the vault, per user (a vault must not be able to vouch for itself):
     ├── trust.json.lock
     ├── trusted-config.json             trusted_config_file(store): config values last trusted
     ├── index-cache.key                 index_cache_key(): signs every vault's INDEX_CACHE
-    └── snapshots/<fingerprint>.json    snapshots_dir(store): what each trusted print was
+    ├── snapshots/<fingerprint>.json    snapshots_dir(store): what each trusted print was
+    └── worker/                         worker_dir(): a pool worker's run logs and task state
     $XDG_CONFIG_HOME/vaultsched/config.toml   user_config()
+    $XDG_CONFIG_HOME/vaultsched/pool.key      pool_key(): seals what goes through Redis
     $XDG_CACHE_HOME/vaultsched/pycache/       pycache_dir(): tasks' Python bytecode
 """
 
@@ -168,6 +170,16 @@ def index_cache_key() -> Path:
 
 def user_config() -> Path:
     return _xdg("XDG_CONFIG_HOME", ".config") / "vaultsched" / "config.toml"
+
+
+def pool_key() -> Path:
+    """The secret that seals what the daemon and its workers say through Redis."""
+    return _xdg("XDG_CONFIG_HOME", ".config") / "vaultsched" / "pool.key"
+
+
+def worker_dir() -> Path:
+    """A worker's own files (run logs, each task's state): never in the vault it runs from."""
+    return _xdg("XDG_STATE_HOME", ".local/state") / "vaultsched" / "worker"
 
 
 def pycache_dir() -> Path:

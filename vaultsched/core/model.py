@@ -44,7 +44,7 @@ ATTENTION = frozenset(
 # Statuses counted as failed (digest counts, commit messages, `status`).
 FAILURES = frozenset({Status.FAILED, Status.TIMEOUT, Status.ERROR, Status.INTERRUPTED})
 # Statuses after which `retries` makes another attempt.
-RETRYABLE = frozenset({Status.FAILED, Status.TIMEOUT})
+RETRYABLE = frozenset({Status.FAILED, Status.TIMEOUT, Status.LOST})
 
 
 class Trigger(StrEnum):
@@ -81,6 +81,10 @@ class Run:
     # The note the task's `output` names for this run (vault-relative, with `.md`); it holds
     # the run's stdout only if the run succeeded and the write was not refused.
     output_note: str = ""
+    # A run handed to the worker pool: the queue it went to and when. Its records stay in the
+    # ledger file of that moment, wherever and whenever a worker started it.
+    queue: str = ""
+    dispatched_at: datetime | None = None
 
     @property
     def note_name(self) -> str:
@@ -99,6 +103,9 @@ AfterOn = Literal["success", "failure", "always"]  # which upstream outcome star
 OVERLAPS: tuple[Overlap, ...] = get_args(Overlap)
 STDINS: tuple[Stdin, ...] = get_args(Stdin)
 APPROVALS: tuple[Approval, ...] = get_args(Approval)
+# `local`: always on the daemon's host; `pool`: on the worker pool when `[executor]` has one.
+ExecutorChoice = Literal["pool", "local"]
+EXECUTORS: tuple[ExecutorChoice, ...] = get_args(ExecutorChoice)
 NOTIFY_ON: tuple[NotifyOn, ...] = get_args(NotifyOn)
 AFTER_ON: tuple[AfterOn, ...] = get_args(AfterOn)
 Severity = Literal["error", "warning", "note"]  # of a Problem; only errors keep a task out
@@ -143,6 +150,8 @@ class Task:
     notify: NotifyOn = "failure"
     keep_runs: int = 10
     approval: Approval = "none"
+    # None (unset) as "pool", so a note without the key keeps the fingerprint it had.
+    executor: ExecutorChoice | None = None
     # Workflows. Every default leaves a note without these keys behaving as before, and the
     # trust fingerprint reads an absent `check` as None, as it always has.
     check: str | tuple[str, ...] | None = None  # run first; decides whether the run goes ahead

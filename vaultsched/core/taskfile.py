@@ -23,6 +23,7 @@ from vaultsched.core.durations import parse_duration
 from vaultsched.core.model import (
     AFTER_ON,
     APPROVALS,
+    EXECUTORS,
     NOTIFY_ON,
     OVERLAPS,
     STDINS,
@@ -76,6 +77,7 @@ KNOWN_KEYS = (
     "until",
     "window",
     "ping",
+    "executor",
 )
 # What vaultsched itself writes into a task note (`[notes] properties`): never a typo.
 WRITTEN_KEYS = ("last_run", "last_status", "next_run", "run_count")
@@ -397,6 +399,7 @@ class _TaskBuilder:
             notify=self.get("notify", self.config.notify.on, _choice(NOTIFY_ON)),
             keep_runs=self.get("keep_runs", self.config.keep_runs, at_least(1)),
             approval=self.get("approval", "none", _choice(APPROVALS)),
+            executor=self.get("executor", None, _choice(EXECUTORS)),
             **self._workflow(zone, bool(schedules)),
         )
         errors = [p for p in self.problems if p.severity == "error"]

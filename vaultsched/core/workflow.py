@@ -233,8 +233,14 @@ def final(task: Task, run: Run, *, retried: bool = True) -> bool:
     return not (retried and run.status in RETRYABLE and run.attempt <= task.retries)
 
 
+def fires_on(task: Task, host: str | None) -> bool:
+    """Whether `host`'s daemon fires `task` (None: a daemon with a worker pool, which fires
+    every task and sends each to the queue its `host:` names)."""
+    return host is None or not task.hosts or host in task.hosts
+
+
 def chain_targets(
-    upstream: Task, run: Run, downstream: Iterable[Task], host: str, *, retried: bool = True
+    upstream: Task, run: Run, downstream: Iterable[Task], host: str | None, *, retried: bool = True
 ) -> list[str]:
     """The tasks among `downstream` (those naming `upstream` in `after`) that `run` starts:
     its outcome is what their `on` waits for, they are enabled and may run on `host`."""
@@ -243,9 +249,7 @@ def chain_targets(
     return [
         task.id
         for task in downstream
-        if run.status in _STARTS[task.on]
-        and task.enabled
-        and (not task.hosts or host in task.hosts)
+        if run.status in _STARTS[task.on] and task.enabled and fires_on(task, host)
     ]
 
 

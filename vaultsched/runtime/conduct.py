@@ -5,6 +5,7 @@ marks saved whenever they move. The daemon says when; the dispatcher decides."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -15,7 +16,7 @@ from vaultsched.runtime.dispatch import Dispatcher, schedulable
 from vaultsched.runtime.execute import Reports
 from vaultsched.runtime.follow import Follower
 from vaultsched.runtime.marks import MarksFile
-from vaultsched.runtime.messages import IndexDelta
+from vaultsched.runtime.messages import IndexDelta, Job
 from vaultsched.runtime.restart import restored_dispatcher, unfinished_chains
 from vaultsched.runtime.workspace import Workspace
 from vaultsched.trust.store import fingerprint
@@ -115,6 +116,16 @@ class Conductor:
         wake = self._wake
         return wake if wake is not None and wake.tasks == self.follower.index.tasks else None
 
+    def adopt(self, jobs: Iterable[Job]) -> None:
+        """Runs taken over from an earlier daemon (in the worker pool): running, as if
+        submitted here, so no fire starts a second one beside them."""
+        self.dispatcher.running.update(job.task.id for job in jobs)
+
+    def let_go(self, jobs: Iterable[Job]) -> None:
+        """Runs no longer waited for (they go on in the pool; the next daemon collects them)."""
+        for job in jobs:
+            self.dispatcher.running.discard(job.task.id)
+
     def stop(self) -> None:
         self.dispatcher.stopping = True
 
@@ -132,7 +143,7 @@ class Conductor:
             self.marks.save(self.dispatcher.planner, now)
 
     def schedulable(self) -> list[Task]:
-        return schedulable(self.follower.index.tasks.values(), self.workspace.vault.host)
+        return schedulable(self.follower.index.tasks.values(), self.workspace.vault.firing_host)
 
     def untrusted(self, task: Task) -> str | None:
         root, trust = self.workspace.vault.root, self.workspace.trust

@@ -32,7 +32,7 @@ from vaultsched.runtime.land import Lander, LandingThread
 from vaultsched.runtime.observe import Observer
 from vaultsched.runtime.pings import Heartbeat, Pings
 from vaultsched.runtime.record import Recorder
-from vaultsched.runtime.restart import recover_interrupted, sweep_cut_short_writes
+from vaultsched.runtime.restart import in_pool, recover_interrupted, sweep_cut_short_writes
 from vaultsched.runtime.run import Execution
 from vaultsched.runtime.stuck import StuckWatch
 from vaultsched.runtime.sync import Syncer, make_syncer
@@ -79,9 +79,14 @@ class Daemon:
         self.observer = Observer(self.workspace, self.metrics)
         self.stuck = StuckWatch(self.workspace)
         reports = Reports(self.waker.notify)
-        self.executor: Executor = LocalExecutor(
+        local = LocalExecutor(
             self.execution, self.vault.config.max_parallel, reports.put, self.observer
         )
+        self.executor: Executor = local
+        if self.vault.config.executor.pool and not self.dry_run:
+            from vaultsched.runtime.pool import pool_executor  # redis and rq: only for a pool
+
+            self.executor = pool_executor(local, self.vault.config.executor, self.observer)
         parts = (
             self.executor,
             Approvals(self.recorder),
@@ -152,6 +157,8 @@ class Daemon:
         if not self.dry_run:
             sweep_cut_short_writes(self.vault, index)
         self.conductor.restore(index)
+        if not self.dry_run:  # runs an earlier daemon left in the worker pool
+            self.conductor.adopt(self.executor.adopt(in_pool(self.workspace), index.tasks))
         for ident, problems in index.invalid.items():
             log.warning("%s is invalid and will not run: %s", ident, problems[0].message)
         log.info(
@@ -213,6 +220,7 @@ class Daemon:
             self.conductor.collect()
         self.stopping = True
         self.conductor.abandon()
+        self.conductor.let_go(self.executor.let_go())  # the pool's: collected after a restart
         self._wait_for_runs(grace)
         if self.conductor.running:
             log.warning("terminating %d running task(s)", self.executor.cancel())

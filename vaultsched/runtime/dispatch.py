@@ -21,7 +21,7 @@ from vaultsched.core.contain import internal_problem
 from vaultsched.core.durations import MAX_DURATION
 from vaultsched.core.model import RETRYABLE, Run, Status, Task, Trigger
 from vaultsched.core.planner import Planner, Unplannable
-from vaultsched.core.workflow import chain_targets
+from vaultsched.core.workflow import chain_targets, fires_on
 from vaultsched.runtime.approval import needs_approval
 from vaultsched.runtime.groups import Groups
 from vaultsched.runtime.limits import Limits
@@ -53,16 +53,16 @@ class _Retry:
     upstream: Upstream | None = field(compare=False, default=None)
 
 
-def schedulable(tasks: Iterable[Task], host: str) -> list[Task]:
-    """The tasks this host fires on schedule."""
-    return [t for t in tasks if t.schedules and t.enabled and (not t.hosts or host in t.hosts)]
+def schedulable(tasks: Iterable[Task], host: str | None) -> list[Task]:
+    """The tasks this host fires on schedule (`host` None: whichever host they name)."""
+    return [t for t in tasks if t.schedules and t.enabled and fires_on(t, host)]
 
 
 def chain_of(
     run: Run,
     tasks: Mapping[str, Task],
     downstream: Mapping[str, Iterable[str]],
-    host: str,
+    host: str | None,
     *,
     retried: bool = True,
 ) -> list[str]:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import queue
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from vaultsched.core.model import Run, Status
+from vaultsched.core.model import Run, Status, Task
 from vaultsched.runtime.messages import Job
+from vaultsched.runtime.restart import lost_unseen
 from vaultsched.runtime.run import Execution
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,14 @@ class Executor(Protocol):
         """Wait for every submitted job to be done."""
         ...
 
+    def let_go(self) -> list[Job]:
+        """Stop waiting for the runs that go on elsewhere (the daemon stops); those jobs."""
+        ...
+
+    def adopt(self, runs: Iterable[Run], tasks: Mapping[str, Task]) -> list[Job]:
+        """Take over the runs an earlier daemon handed to a worker pool; the jobs taken."""
+        ...
+
 
 class Reports:
     """The executor's `on_done`, from any thread, taken on the daemon's main loop: the only way
@@ -91,6 +100,10 @@ class LocalExecutor:
 
     def submit(self, job: Job) -> None:
         self.events.submitted(job)
+        self.execute(job)
+
+    def execute(self, job: Job) -> None:
+        """Run `job` here (already counted as submitted)."""
         self._pool.submit(self._work, job)
 
     def _work(self, job: Job) -> None:
@@ -120,3 +133,12 @@ class LocalExecutor:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
+
+    def let_go(self) -> list[Job]:
+        return []  # every run is here
+
+    def adopt(self, runs: Iterable[Run], tasks: Mapping[str, Task]) -> list[Job]:
+        """No pool to collect them from (`[executor]` names none now): each is lost."""
+        for run in runs:
+            lost_unseen(self.execution.recorder, run, "[executor] names no worker pool now")
+        return []

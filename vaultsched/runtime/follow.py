@@ -183,7 +183,7 @@ class Follower:
     def downstream(self, run: Run) -> list[str]:
         """The `after` tasks `run` starts, as the index has them now (from the run's thread)."""
         index = self.index
-        return chain_of(run, index.tasks, index.downstream, self.vault.host)
+        return chain_of(run, index.tasks, index.downstream, self.vault.firing_host)
 
     def _wanted(self, rel: str) -> bool:
         return not is_ignored(rel, self.vault.config.digest.folder)

@@ -5,16 +5,13 @@ says go, skip or, failing, blocks the run). Either way the command never starts.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 from vaultsched.adapters.inputs import inputs_digest, last_inputs, save_inputs
 from vaultsched.core.contain import describe
-from vaultsched.core.layout import run_log
 from vaultsched.core.model import Run, Status, Task
 from vaultsched.core.output import clean_output, gate_of
-from vaultsched.runtime.process import Process
+from vaultsched.runtime.process import Process, stopped
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +59,3 @@ def _checked(task: Task, process: Process) -> Run | None:
         return None
     tail = clean_output(result.tail, redact=process.redact)
     return stopped(process.run_record, gate[0], gate[1], result.finished_at, tail)
-
-
-def stopped(run: Run, status: Status, message: str, at: datetime, tail: str = "") -> Run:
-    """`run` as it ended at `at`, its command never started (or, for `finished`, its end)."""
-    return replace(
-        run,
-        status=status,
-        finished_at=at,
-        duration_s=seconds(run.started_at, at),
-        output_tail=tail,
-        message=message,
-        log=run_log(run.task, run.run_id),
-    )
-
-
-def seconds(start: datetime, end: datetime) -> float:
-    return round((end - start).total_seconds(), 3)

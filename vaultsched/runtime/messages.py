@@ -17,6 +17,10 @@ class Job:
     scheduled_for: datetime | None = None
     attempt: int = 1
     upstream: Upstream | None = None  # for an `after` run: the run that started it
+    # Set when the pool could not be reached and the run goes here after all (`fallback =
+    # "local"`): the run keeps the id and dispatch time its `dispatched` record gave it.
+    run_id: str = ""
+    dispatched_at: datetime | None = None
 
 
 @dataclass(frozen=True)

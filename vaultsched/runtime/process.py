@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 from vaultsched.adapters.runner import ProcessResult, run_process
 from vaultsched.core.contain import describe
-from vaultsched.core.model import Run, Task
+from vaultsched.core.layout import run_log
+from vaultsched.core.model import Run, Status, Task
+from vaultsched.core.output import clean_output, clean_stdout, status_of
 from vaultsched.core.redact import Redactor, redactor_for
 from vaultsched.core.workflow import OutputPathError, expand_output, expand_prompt
 from vaultsched.runtime.context import Context
@@ -41,6 +43,34 @@ def output_note(task: Task, run: Run) -> str:
     except OutputPathError as exc:
         log.warning("%s: output not written: %s", task.id, exc)
         return ""
+
+
+def ended(run: Run, result: ProcessResult, redact: Redactor) -> tuple[Run, str | None]:
+    """`run` as its process ended, and its stdout made fit to hand on (None: it never ran)."""
+    status, message = status_of(result)
+    tail = clean_output(result.tail, redact=redact)
+    finished = stopped(run, status, redact(message), result.finished_at, tail)
+    finished = replace(finished, exit_code=result.exit_code)
+    if result.pid is None:
+        return finished, None
+    return finished, clean_stdout(result.stdout, cut=result.stdout_cut, redact=redact)
+
+
+def stopped(run: Run, status: Status, message: str, at: datetime, tail: str = "") -> Run:
+    """`run` as it ended at `at`, its command never started (or, for `finished`, its end)."""
+    return replace(
+        run,
+        status=status,
+        finished_at=at,
+        duration_s=seconds(run.started_at, at),
+        output_tail=tail,
+        message=message,
+        log=run_log(run.task, run.run_id),
+    )
+
+
+def seconds(start: datetime, end: datetime) -> float:
+    return round((end - start).total_seconds(), 3)
 
 
 @dataclass

@@ -31,13 +31,23 @@ def recover_interrupted(execution: Execution, recorder: Recorder) -> None:
     """Runs of this host that started but never finished: vaultsched died during them."""
     workspace = recorder.workspace
     for run in workspace.ledger.runs():
-        if run.status is not Status.RUNNING or run.host != workspace.vault.host:
-            continue
-        task = read_note(workspace.vault, f"{run.task}.md").task or _stub_task(run)
+        if run.status is not Status.RUNNING or run.host != workspace.vault.host or run.queue:
+            continue  # another host's, or in the worker pool (`in_pool`)
+        task = read_note(workspace.vault, f"{run.task}.md").task or stub_task(run)
         if not execution.idle(task):
             continue  # a `run-now` in another process is still running it
         recorder.interrupted(task, run)
         log.warning("%s: run %s was interrupted (vaultsched stopped)", run.task, run.run_id)
+
+
+def in_pool(workspace: Workspace) -> list[Run]:
+    """Runs this host's daemon handed to the worker pool and never saw finish."""
+    own_file = host_file_stem(workspace.vault.host)
+    return [
+        run
+        for path, run in workspace.ledger.runs_by_file()
+        if path.stem == own_file and run.queue and run.status is Status.RUNNING
+    ]
 
 
 def restored_dispatcher(workspace: Workspace, index: Index, now: datetime) -> Dispatcher:
@@ -112,7 +122,16 @@ def _output_folders(index: Index) -> set[str]:
     return found
 
 
-def _stub_task(run: Run) -> Task:
+def lost_unseen(recorder: Recorder, run: Run, why: str) -> None:
+    """Close a pool run this daemon cannot collect."""
+    now = recorder.workspace.clock()
+    message = f"lost: dispatched to the worker pool, but {why}"
+    closed = replace(run, status=Status.LOST, finished_at=now, message=message)
+    recorder.finished(stub_task(run), closed)
+    log.warning("%s: run %s %s", run.task, run.run_id, message)
+
+
+def stub_task(run: Run) -> Task:
     """A stand-in for a task whose note is gone or broken, enough to record the interruption."""
     return Task(
         id=run.task, path=f"{run.task}.md", command="", schedules=(), timezone=ZoneInfo("UTC")

@@ -20,12 +20,11 @@ from vaultsched.adapters.ledger import new_run_id
 from vaultsched.adapters.runner import ProcessResult
 from vaultsched.core import layout
 from vaultsched.core.model import Run, Status, Task, Trigger
-from vaultsched.core.output import clean_output, clean_stdout, status_of
 from vaultsched.core.redact import Redactor
 from vaultsched.runtime.context import OUTPUT_SUFFIX, Context, context_for, save_output
-from vaultsched.runtime.gates import gated, inputs_now, keep_inputs, stopped
+from vaultsched.runtime.gates import gated, inputs_now, keep_inputs
 from vaultsched.runtime.messages import OVERLAP_SKIPPED, Job
-from vaultsched.runtime.process import Process, output_note, stdin_for
+from vaultsched.runtime.process import Process, ended, output_note, stdin_for
 from vaultsched.runtime.record import INTERRUPTED_MESSAGE, Recorder
 from vaultsched.trust.fingerprint import read_body
 
@@ -89,7 +88,7 @@ class Execution:
         root = workspace.vault.root
         inputs = inputs_now(root, task)
         with self._log_file(_log_rel(run)) as log_file:
-            env, cwd, clock = self._environment(task, context), self.cwd(task), workspace.clock
+            env, cwd, clock = task_environment(task, context), self.cwd(task), workspace.clock
             process = Process(task, run, env, cwd, log_file, clock, self.children)
             finished, stdout = gated(task, process, inputs, root), None
             if finished is None:
@@ -106,7 +105,7 @@ class Execution:
         workspace = self.recorder.workspace
         started = workspace.clock()
         run = Run(
-            new_run_id(started),
+            job.run_id or new_run_id(started),
             job.task.id,
             Status.RUNNING,
             job.trigger,
@@ -115,6 +114,7 @@ class Execution:
             job.attempt,
             job.scheduled_for,
             upstream_run=job.upstream.run_id if job.upstream else "",
+            dispatched_at=job.dispatched_at,
         )
         self.recorder.started(job.task, run)
         return run
@@ -123,21 +123,20 @@ class Execution:
         self, task: Task, run: Run, result: ProcessResult, redact: Redactor
     ) -> tuple[Run, str | None]:
         """The run as it ended, and its stdout made fit to hand on (None: it never ran)."""
-        status, message = status_of(result)
+        finished, stdout = ended(run, result, redact)
         if run.run_id in self._cancelled:
             self._cancelled.discard(run.run_id)
-            status, message = Status.INTERRUPTED, INTERRUPTED_MESSAGE
-        # started_at stays the start record's, so both records land in one ledger file.
-        tail = clean_output(result.tail, redact=redact)
-        finished = stopped(run, status, redact(message), result.finished_at, tail)
-        finished = replace(finished, exit_code=result.exit_code)
-        if result.pid is None:
-            return replace(finished, chain=tuple(self.downstream(finished))), None
-        # The command ran: its stdout is the next run's input, and its output note's text.
-        stdout = clean_stdout(result.stdout, cut=result.stdout_cut, redact=redact)
+            finished = replace(finished, status=Status.INTERRUPTED, message=INTERRUPTED_MESSAGE)
+        return self.handed_on(task, finished, stdout), stdout
+
+    def handed_on(self, task: Task, finished: Run, stdout: str | None) -> Run:
+        """`finished` with the `after` tasks it starts and, if its command ran, its stdout
+        kept for them and the next run (wherever the run executed)."""
         chain = tuple(self.downstream(finished))
-        save_output(self.recorder.workspace.vault.root, run, stdout, durable=bool(chain))
-        return replace(finished, chain=chain, output_note=output_note(task, run)), stdout
+        if stdout is None:
+            return replace(finished, chain=chain)
+        save_output(self.recorder.workspace.vault.root, finished, stdout, durable=bool(chain))
+        return replace(finished, chain=chain, output_note=output_note(task, finished))
 
     def cancel(self, sig: signal.Signals = signal.SIGTERM) -> int:
         """Signal every running process group; those runs land as `interrupted`."""
@@ -177,21 +176,8 @@ class Execution:
         with os.fdopen(fd, "ab", buffering=0) as handle:
             yield handle
 
-    def _environment(self, task: Task, context: Context) -> dict[str, str]:
-        env = dict(os.environ)
-        # Python then reads and writes bytecode outside the vault: a synced `__pycache__/*.pyc`
-        # is never loaded in place of a trusted source, and runs leave nothing to fingerprint.
-        env.setdefault("PYTHONPYCACHEPREFIX", str(layout.pycache_dir()))
-        # Python would put a script's own folder first on sys.path, so a synced `json.py` beside
-        # a trusted script would shadow the standard library unseen. A task's `env` may undo it.
-        env["PYTHONSAFEPATH"] = "1"
-        env.update(context.variables())
-        env.update(task.env)
-        return env
-
     def cwd(self, task: Task) -> Path:
-        root = self.recorder.workspace.vault.root
-        return root / Path(task.cwd).expanduser() if task.cwd else root
+        return task_cwd(self.recorder.workspace.vault.root, task)
 
     def _prune_logs(self, task_id: str) -> None:
         root = self.recorder.workspace.vault.root
@@ -205,6 +191,26 @@ class Execution:
             for old in kept[:-KEEP_LOGS]:
                 with contextlib.suppress(OSError):
                     statefs.unlink(root, f"{folder}/{old}")
+
+
+def task_environment(task: Task, context: Context) -> dict[str, str]:
+    """A run's environment: this process's, the run's VAULTSCHED_* variables, the task's `env`."""
+    env = dict(os.environ)
+    # Python then reads and writes bytecode outside the vault: a synced `__pycache__/*.pyc`
+    # is never loaded in place of a trusted source, and runs leave nothing to fingerprint.
+    env.setdefault("PYTHONPYCACHEPREFIX", str(layout.pycache_dir()))
+    # Python would put a script's own folder first on sys.path, so a synced `json.py` beside
+    # a trusted script would shadow the standard library unseen. A task's `env` may undo it.
+    env["PYTHONSAFEPATH"] = "1"
+    for secret in ("VAULTSCHED_POOL_KEY", "VAULTSCHED_REDIS_URL"):  # the pool's, no task's
+        env.pop(secret, None)
+    env.update(context.variables())
+    env.update(task.env)
+    return env
+
+
+def task_cwd(root: Path, task: Task) -> Path:
+    return root / Path(task.cwd).expanduser() if task.cwd else root
 
 
 def _log_rel(run: Run) -> str:

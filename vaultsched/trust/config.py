@@ -65,6 +65,7 @@ SENSITIVE: tuple[Sensitive, ...] = (
     Sensitive("metrics", "textfile", ""),  # replaces a file wherever it points
     Sensitive("ping", "url", ""),  # sends each run's output out
     Sensitive("ping", "daemon", ""),
+    Sensitive("executor", "*", {}),  # sends runs to whoever reads the queue
 )
 
 Values = tuple[tuple[str, Any], ...]  # (label, JSON-safe value), in SENSITIVE order

@@ -76,6 +76,18 @@ class Git(Plumbing):
         """The commit HEAD is at; GitError while there is none."""
         return self._read(["rev-parse", "HEAD"]).strip()
 
+    def has_commit(self, commit: str) -> bool:
+        try:
+            self._exec(["cat-file", "-e", f"{commit}^{{commit}}"])
+        except GitError:
+            return False
+        return True
+
+    def fast_forward(self) -> None:
+        """Catch up with the branch's upstream: for a clone that never commits (a worker's),
+        a fast-forward always is one. GitError if it cannot."""
+        self._run(["pull", "--ff-only", "--quiet"])
+
     # Both run inside a pre-commit hook while `git commit` holds index.lock: waiting for the
     # lock (or for our own git lock, which a daemon may hold while it waits) would deadlock.
     def staged_files(self) -> list[str]:
