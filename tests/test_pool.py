@@ -88,6 +88,12 @@ def workers() -> Iterator[Callable[..., Worker]]:
             worker.proc.wait()
 
 
+def tick(root: Path) -> None:
+    """`Tasks/Tick`, due every second, committed."""
+    note(root, "Tasks/Tick.md", "schedule: every 1s\ncommand: echo tick\n")
+    commit(root)
+
+
 def once(root: Path) -> None:
     """`Tasks/Up`, run here once: the one start of the pool task that runs `after` it."""
     note(
@@ -146,8 +152,7 @@ def test_a_worker_never_runs_a_job_rewritten_in_redis(
     from rq.serializers import JSONSerializer
 
     use_pool(redis_server)
-    note(vault_root, "Tasks/Tick.md", "schedule: every 1s\ncommand: echo tick\n")
-    commit(vault_root)
+    tick(vault_root)
     daemon = daemons(vault_root)
     wait_for(lambda: of(vault_root, "Tasks/Tick"), LOADED, "a run dispatched")
     run_id = of(vault_root, "Tasks/Tick")[0].run_id
@@ -241,8 +246,7 @@ def test_runs_wait_while_redis_is_down_and_go_when_it_returns(
     vault_root: Path, redis_server: RedisServer, daemons: Start, workers: Callable[..., Worker]
 ) -> None:
     use_pool(redis_server)
-    note(vault_root, "Tasks/Tick.md", "schedule: every 1s\ncommand: echo tick\n")
-    commit(vault_root)
+    tick(vault_root)
     redis_server.stop()
     daemon = daemons(vault_root)
     wait_for(lambda: "Redis cannot be reached" in daemon.output(), LOADED, "the outage said")
@@ -265,8 +269,7 @@ def test_runs_go_here_while_redis_is_down_with_fallback_local(
     vault_root: Path, redis_server: RedisServer, daemons: Start
 ) -> None:
     use_pool(redis_server, fallback="local")
-    note(vault_root, "Tasks/Tick.md", "schedule: every 1s\ncommand: echo tick\n")
-    commit(vault_root)
+    tick(vault_root)
     redis_server.stop()
     daemon = daemons(vault_root)
     wait_for(lambda: of(vault_root, "Tasks/Tick", Status.SUCCESS), LOADED, "a run here")
