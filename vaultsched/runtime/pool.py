@@ -108,9 +108,14 @@ class PoolExecutor:
                 lost_unseen(self.state.execution.recorder, run, "its task note is gone")
                 continue
             job = _job_of(run, task)
-            # Judged when it was sent: only a job Redis lost is sent again, as it was.
-            root = self.state.execution.recorder.workspace.vault.root
+            # A job Redis lost is sent again: never one this host does not trust (now), which
+            # a forged `dispatched` line in the ledger could otherwise start.
+            workspace = self.state.execution.recorder.workspace
+            root = workspace.vault.root
             body = read_body(root, task) if task.stdin == "body" else None
+            if not workspace.trust.is_trusted(root, task, body):
+                lost_unseen(self.state.execution.recorder, run, "its task is not trusted here")
+                continue
             flight = self.sender.flight(job, run, body, None)
             flight.started = run.started_at != run.dispatched_at
             flight.enqueued = True  # enqueued again only if Redis has no such job
