@@ -145,6 +145,10 @@ class InProcess:
         return json.loads(result.out)
 
 
+# `Cli` or `InProcess`: a command line and its answer.
+CommandLine = Callable[..., Result]
+
+
 @contextmanager
 def _process_state_kept() -> Iterator[None]:
     """`run` installs the daemon's signal handlers and log format: the tests that follow in
