@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -18,6 +22,7 @@ from redisserver import RedisServer
 from vaultsched.adapters.config import load_config
 from vaultsched.adapters.ledger import Ledger
 from vaultsched.adapters.vault import Vault
+from vaultsched.cli.app import main
 from vaultsched.core.model import Run, Status
 
 HOST = "testhost"
@@ -119,6 +124,55 @@ class Cli:
 @pytest.fixture
 def cli(vault_root: Path) -> Iterator[Cli]:
     yield Cli(vault_root)
+
+
+@dataclass
+class InProcess:
+    """The same command line given to `main` in this process, as a shell's call reaches it:
+    the exit code and the output, without a second of interpreter start-up per command."""
+
+    root: Path
+    capsys: pytest.CaptureFixture[str]
+
+    def __call__(self, *args: str) -> Result:
+        with _process_state_kept():
+            code = main(["--vault", str(self.root), *args])
+        out, err = self.capsys.readouterr()
+        return Result(code, out, err)
+
+    def json(self, *args: str, code: int = 0) -> Any:
+        result = self(*args, "--json")
+        assert result.code == code, result.err
+        return json.loads(result.out)
+
+
+# `Cli` or `InProcess`: a command line and its answer.
+CommandLine = Callable[..., Result]
+
+
+@contextmanager
+def _process_state_kept() -> Iterator[None]:
+    """`run` installs the daemon's signal handlers and log format: the tests that follow in
+    this worker get the handlers and logging they had."""
+    handlers = {
+        sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    }
+    root = logging.getLogger()
+    level, kept = root.level, [(h, h.formatter) for h in root.handlers]
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        root.setLevel(level)
+        root.handlers = [h for h, _ in kept]
+        for log_handler, formatter in kept:
+            log_handler.setFormatter(formatter)
+
+
+@pytest.fixture
+def vs(vault_root: Path, capsys: pytest.CaptureFixture[str]) -> InProcess:
+    return InProcess(vault_root, capsys)
 
 
 @dataclass

@@ -27,7 +27,16 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Cli, DaemonProcess, git, make_vault, runs, wait_for, write_note
+from conftest import (
+    Cli,
+    DaemonProcess,
+    InProcess,
+    git,
+    make_vault,
+    runs,
+    wait_for,
+    write_note,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -256,7 +265,7 @@ def attacked(
         canary.server.server_close()
 
 
-def _trust_benign_parts(cli: Cli, attacker: Attacker, outside: Path) -> Path:
+def _trust_benign_parts(cli: Cli | InProcess, attacker: Attacker, outside: Path) -> Path:
     """The user trusts a task that prints hostile text, and a config whose notifier only
     records its arguments."""
     hostile = [attacker.string() for _ in range(4)]
@@ -277,14 +286,19 @@ def _trust_benign_parts(cli: Cli, attacker: Attacker, outside: Path) -> Path:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("seed", range(4))
 def test_generated_hostile_vaults_never_reach_code_execution(
-    attacked: tuple[Path, Path, Canary], daemons: Start, seed: int
+    attacked: tuple[Path, Path, Canary],
+    daemons: Start,
+    capsys: pytest.CaptureFixture[str],
+    seed: int,
 ) -> None:
     root, outside, canary = attacked
     remote = outside / "remote.git"
     git(outside, "init", "-q", "--bare", str(remote))
     attacker = Attacker(seed, canary, remote)
     notes = _write_attack(root, attacker, notes=15)
-    cli = Cli(root)
+    # One vault meets real `vaultsched` processes; the others `main` in this process, which
+    # answers the same without a second of start-up for each of its twenty commands.
+    cli = Cli(root) if seed == 0 else InProcess(root, capsys)
     record_log = _trust_benign_parts(cli, attacker, outside) if seed % 2 else None
     if record_log is None:  # something that fires every second, trusted or not
         write_note(root, "Tasks/Tick.md", "---\nschedule: every 1s\ncommand: 'true'\n---\n")
@@ -303,7 +317,7 @@ def test_generated_hostile_vaults_never_reach_code_execution(
     for path in notes[:5]:
         rel = path.relative_to(root).as_posix()
         for command in (["run-now", rel], ["next", rel], ["history", rel]):
-            result = cli(*command, timeout=120)
+            result = cli(*command)
             assert result.code != 3, f"seed {seed}: {command}: {result.err}"
     assert daemon.proc.poll() is None, f"seed {seed}: the daemon stopped:\n{daemon.output()}"
     assert daemon.stop() == 0, daemon.output()

@@ -7,14 +7,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-from conftest import Cli, Result, git, runs, task_note
+from conftest import Cli, InProcess, git, runs, task_note
 
-from vaultsched.cli.app import main
 from vaultsched.core.model import Status
 
 Shape = dict[str, type | tuple[type, ...]]
@@ -46,27 +43,6 @@ def shaped(row: object, keys: Shape) -> dict[str, Any]:
     wrong = {k: row[k] for k, kind in keys.items() if not isinstance(row[k], kind)}
     assert wrong == {}
     return row
-
-
-@dataclass
-class InProcess:
-    root: Path
-    capsys: pytest.CaptureFixture[str]
-
-    def __call__(self, *args: str) -> Result:
-        code = main(["--vault", str(self.root), *args])
-        out, err = self.capsys.readouterr()
-        return Result(code, out, err)
-
-    def json(self, *args: str, code: int = 0) -> Any:
-        result = self(*args, "--json")
-        assert result.code == code, result.err
-        return json.loads(result.out)
-
-
-@pytest.fixture
-def vs(vault_root: Path, capsys: pytest.CaptureFixture[str]) -> InProcess:
-    return InProcess(vault_root, capsys)
 
 
 def committed(root: Path) -> None:

@@ -178,9 +178,11 @@ def test_concurrent_appends_and_blocks_all_survive(
     kept, and every run is in the block once the next write gets through. Under load a write
     may lose the race for its whole budget (BUSY); it never fails and never clobbers, and a
     save its rename displaced is merged back or, as the last resort, kept in recovered/.
-    (Short budgets keep the test's time bounded on a loaded machine.)"""
-    monkeypatch.setattr(notes, "CONTENTION_SECONDS", 0.2)
-    monkeypatch.setattr(notes, "RETURN_SECONDS", 5.0)
+    Short budgets bound the test's time on a loaded machine, where most writes lose every race
+    and give up (BUSY): what races the program are the writes that get through, as many with
+    these budgets as with longer ones."""
+    monkeypatch.setattr(notes, "CONTENTION_SECONDS", 0.05)  # a few tries: backoffs reach 50 ms
+    monkeypatch.setattr(notes, "RETURN_SECONDS", 2.0)
     note = tmp_path / "n.md"
     note.write_text("start\n")
     writer = NoteWriter(tmp_path, quiet=0.0)

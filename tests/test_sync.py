@@ -167,7 +167,15 @@ def test_a_merge_in_progress_is_left_alone_until_finished(tmp_path: Path) -> Non
     daemon = start_daemon(root, env={"VAULTSCHED_HOST": "server"})
     try:
         wait_for(lambda: len(runs(root)) >= 3, what="runs during the merge")
-        time.sleep(5.5)  # past a commit interval
+        # Until a commit is tried (not a fixed wait, which a loaded machine may not reach).
+        wait_for(
+            lambda: (
+                "a merge is in progress in the vault" in daemon.output()
+                or git(root, "rev-parse", "HEAD") != head
+            ),
+            timeout=60,
+            what="a commit refused during the merge",
+        )
         assert git(root, "rev-parse", "HEAD") == head  # nothing committed into the merge
         assert "<<<<<<<" in (root / "Shared.md").read_text()
         git(root, "merge", "--abort")
