@@ -40,8 +40,9 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    if REDIS_SERVER is None:
-        sys.exit("redis-server is not installed (apt-get install redis-server)")
+    if REDIS_SERVER is None:  # not a failure of `make bench`: the other figures still stand
+        print("pool.py: redis-server is not installed (apt-get install redis-server): skipped")
+        return
     with tempfile.TemporaryDirectory(prefix="vaultsched-bench-") as tmp:
         home = Path(tmp)
         env = {
