@@ -18,6 +18,7 @@ from vaultsched.core.model import Run, Status
 
 PLACEHOLDER = "every 1d"
 LEAD_S = 8.0  # the commit and the daemon's start
+FIRST_RUN_S = 60.0  # after the due time: past it, the daemon missed the burst
 
 
 @dataclass
@@ -39,12 +40,15 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--parallel", type=int, default=4, help="max_parallel (default 4)")
     parser.add_argument(
+        "--lead", type=float, default=LEAD_S, help="s from the commit to the earliest due time"
+    )
+    parser.add_argument(
         "--properties", action="store_true", help="[notes] properties = true: run state in notes"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vaultsched-bench-") as tmp:
         notes = "[notes]\nproperties = true\n" if args.properties else ""
-        root, due = burst_vault(Path(tmp) / "vault", args.tasks, args.parallel, notes)
+        root, due = burst_vault(Path(tmp) / "vault", args.tasks, args.parallel, notes, args.lead)
         burst = run_burst(root, due, args.tasks)
     all_started = burst.after_due(due, "started_at")
     all_finished = burst.after_due(due, "finished_at")
@@ -91,6 +95,11 @@ def run_burst(root: Path, due: float, tasks: int, env: dict[str, str] | None = N
     ledger = Ledger(root, HOST)
     try:
         wait_until(lambda: time.time() >= due, timeout=200, step=0.2)
+        if not wait_until(ledger.runs, FIRST_RUN_S, 0.2):
+            raise SystemExit(
+                f"no run {FIRST_RUN_S:.0f} s after the due time: the daemon was not ready by "
+                "then (a loaded machine?); run again, or with a longer --lead"
+            )
         wait_until(lambda: _finished(ledger) >= tasks, 600, 0.2)
         runs = ledger.runs()
         wait_until(lambda: not _dirty(root), timeout=600, step=0.2)

@@ -22,14 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from _common import ENV, save, summary, table, wait_until
-from burst import LEAD_S, Burst, burst_vault, run_burst
+from burst import Burst, burst_vault, run_burst
 
 from vaultsched.core.model import Status
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from redisserver import REDIS_SERVER, RedisServer  # the tests' own Redis
 
-WORKER_START_S = 10.0  # more lead than a burst's: two clones and two workers start first
+LEAD_S = 15.0  # the commit and the daemon's start, on a machine that may be busy
+WORKER_START_S = 10.0  # more lead for the pool: two clones and two workers start first
 
 
 def main() -> None:
@@ -39,6 +40,9 @@ def main() -> None:
         "--parallel", type=int, default=4, help="the local executor's max_parallel (default 4)"
     )
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--lead", type=float, default=LEAD_S, help="s from the commit to the earliest due time"
+    )
     args = parser.parse_args()
     if REDIS_SERVER is None:  # not a failure of `make bench`: the other figures still stand
         print("pool.py: redis-server is not installed (apt-get install redis-server): skipped")
@@ -51,7 +55,7 @@ def main() -> None:
             "XDG_STATE_HOME": str(home / "state"),
             "VAULTSCHED_POOL_KEY": secrets.token_hex(32),
         }
-        root, due = burst_vault(home / "local", args.tasks, args.parallel)
+        root, due = burst_vault(home / "local", args.tasks, args.parallel, lead=args.lead)
         local = figures(run_burst(root, due, args.tasks, env), due, args.tasks)
         server = RedisServer(home / "redis")
         server.start()
@@ -72,7 +76,8 @@ def on_pool(home: Path, server: RedisServer, env: dict[str, str], args: Any) -> 
     config = Path(env["XDG_CONFIG_HOME"]) / "vaultsched" / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text(f'[executor]\nkind = "rq"\nredis_url = "{server.url}"\n')
-    root, due = burst_vault(home / "pool", args.tasks, args.parallel, lead=LEAD_S + WORKER_START_S)
+    lead = args.lead + WORKER_START_S
+    root, due = burst_vault(home / "pool", args.tasks, args.parallel, lead=lead)
     workers = [start_worker(root, f"w{n + 1}", env) for n in range(args.workers)]
     connection = redis.Redis.from_url(server.url)
     try:
