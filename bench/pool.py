@@ -44,6 +44,7 @@ def main() -> None:
         "--lead", type=float, default=LEAD_S, help="s from the commit to the earliest due time"
     )
     args = parser.parse_args()
+    load = os.getloadavg()[0]
     if REDIS_SERVER is None:  # not a failure of `make bench`: the other figures still stand
         print("pool.py: redis-server is not installed (apt-get install redis-server): skipped")
         return
@@ -63,7 +64,7 @@ def main() -> None:
             pooled = on_pool(home, server, env, args)
         finally:
             server.stop()
-    report(args, local, pooled)
+    report(args, local, pooled, load)
 
 
 def on_pool(home: Path, server: RedisServer, env: dict[str, str], args: Any) -> dict[str, Any]:
@@ -125,6 +126,7 @@ def figures(burst: Burst, due: float, tasks: int) -> dict[str, Any]:
         "hosts": dict(Counter(r.host for r in runs)),
         "all_dispatched_s": max(dispatched, default=None),
         "latency_s": summary(latency),
+        "first_started_s": min(latency),  # the one run no other run queued behind
         "all_started_s": burst.after_due(due, "started_at"),
         "all_finished_s": finished,
         "runs_per_s": sum(r.status is Status.SUCCESS for r in runs) / finished,
@@ -134,35 +136,41 @@ def figures(burst: Burst, due: float, tasks: int) -> dict[str, Any]:
     }
 
 
-def report(args: Any, local: dict[str, Any], pooled: dict[str, Any]) -> None:
-    rows = []
-    for name, got in ((f"local, max_parallel {args.parallel}", local), (
-        f"pool, {args.workers} workers", pooled)):  # fmt: skip
-        lat = got["latency_s"]
-        rows.append([
-            name,
-            f"{lat['p50']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f}",
-            f"{got['all_started_s']:.1f}",
-            f"{got['runs_per_s']:.0f}",
-            f"{got['all_finished_s']:.1f}",
-            f"{got['landed_s']:.1f}",
-            got["commits"],
-        ])  # fmt: skip
-    table(
-        f"Pool: {args.tasks} short runs due at the same second (s after the due time)",
-        rows,
-        ["executor", "due → started p50/p99/max", "all started", "runs/s", "all finished",
-         "in notes, digest, git", "commits"],
-    )  # fmt: skip
+HEADER = (
+    *("executor", "first started", "due → started p50/p99/max", "all started", "runs/s"),
+    *("all finished", "in notes, digest, git", "commits"),
+)
+
+
+def report(args: Any, local: dict[str, Any], pooled: dict[str, Any], load: float) -> None:
+    named = {f"local, max_parallel {args.parallel}": local, f"pool, {args.workers} workers": pooled}
+    rows = [[name, *_row(got)] for name, got in named.items()]
+    title = f"Pool: {args.tasks} short runs due at the same second (s after the due time)"
+    table(title, rows, HEADER)
     for name, got in (("local", local), ("pool", pooled)):
-        print(f"  {name}: {got['runs']} runs of {got['tasks_run']} tasks, {got['statuses']}, "
-              f"hosts {got['hosts']}")  # fmt: skip
-    print(f"  load average at the end: {os.getloadavg()[0]:.2f}")
+        print(f"  {name}: {got['runs']} runs of {got['tasks_run']} tasks, {got['statuses']}")
+    in_redis = pooled["all_dispatched_s"]
+    print(f"  pool: runs per worker {pooled['hosts']}, all in Redis {in_redis:.1f} s")
+    loads = (load, os.getloadavg()[0])
+    print("  load average (1 min) before and after: {:.2f}, {:.2f}".format(*loads))
     save(
         "pool",
         {"tasks": args.tasks, "max_parallel": args.parallel, "workers": args.workers}
-        | {"local": local, "pool": pooled, "loadavg": os.getloadavg()},
+        | {"local": local, "pool": pooled, "loadavg": loads},
     )
+
+
+def _row(got: dict[str, Any]) -> list[object]:
+    lat = got["latency_s"]
+    return [
+        f"{got['first_started_s']:.3f}",
+        f"{lat['p50']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f}",
+        f"{got['all_started_s']:.1f}",
+        f"{got['runs_per_s']:.0f}",
+        f"{got['all_finished_s']:.1f}",
+        f"{got['landed_s']:.1f}",
+        got["commits"],
+    ]
 
 
 if __name__ == "__main__":
