@@ -5,7 +5,7 @@ all started and until all results are in the notes, the digest and git.
 The burst's vault (bench/burst.py); the pool's Redis is a real `redis-server` on a free loopback
 port with a random password (tests/redisserver.py). Each worker has its own clone of the vault,
 host name and state folder, as on a machine of its own, and is listening before the daemon starts.
-Nothing in the real home is read or written: the per-user config and state live in the temp folder.
+vaultsched's per-user config and state are in the temp folder, never in the real home.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def on_pool(home: Path, server: RedisServer, env: dict[str, str], args: Any) -> 
     try:
         listening = lambda: Worker.count(connection=connection) >= len(workers)  # noqa: E731
         if not wait_until(listening, timeout=60, step=0.2):
-            sys.exit(f"the workers did not start: see {home}/*.log")
+            logs = "".join(log.read_text()[-2000:] for log in home.glob("w*.log"))
+            sys.exit(f"the workers did not start:\n{logs}")
         return figures(run_burst(root, due, args.tasks, env), due, args.tasks)
     finally:
         for worker in workers:
