@@ -60,7 +60,7 @@ screenshots: $(RUN_STAMP)
 	$(BIN)/python tests/obsidian_render.py --vault "$(VAULT)" --out "$(OUT)" $(NOTES)
 
 # Not part of `make test`: figures, not pass/fail. Results: bench/results/*.json and
-# docs/benchmarks.md. `bench` takes about 6 minutes on 2 cores, `bench-quick` about 1.5.
+# docs/benchmarks.md. `bench` takes about 8 minutes on 2 cores, `bench-quick` about 2.5.
 BENCH := cd bench && ../$(BIN)/python
 BENCH_STAMP := $(VENV)/.bench-installed
 
@@ -68,6 +68,8 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	@command -v rg >/dev/null || { apt-get update -qq && apt-get install -y -qq ripgrep; } >/dev/null 2>&1 \
 		|| echo "ripgrep not installed (apt-get install ripgrep): grep stands in as the floor"
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; } >/dev/null 2>&1 \
+		|| echo "redis-server not installed (apt-get install redis-server): pool.py cannot run"
 	touch $(BENCH_STAMP)
 
 # One recipe, two sizes (target-specific variables).
@@ -90,6 +92,7 @@ bench bench-quick: $(BENCH_STAMP)
 	$(BENCH) firing_precision.py --tasks 1000 --due 10 --seconds $(WINDOW)
 	$(BENCH) idle_cost.py --tasks 1000 --window $(WINDOW)
 	$(BENCH) burst.py --tasks $(BURST)
+	$(BENCH) pool.py --tasks $(BURST)
 	$(BENCH) memory.py --notes $(NOTES)
 	$(BENCH) note_write.py --writes $(WRITES)
 	$(BENCH) startup.py --repeat $(REPEAT)0

@@ -32,10 +32,12 @@ def summary(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def start_daemon(root: Path, *args: str) -> subprocess.Popen[bytes]:
+def start_daemon(
+    root: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "vaultsched", "--vault", str(root), "run", *args],
-        env=ENV,
+        env=env or ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -7,15 +7,32 @@ import argparse
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from _common import HOST, save, start_daemon, stop, table, wait_until
 from make_vault import make
 
 from vaultsched.adapters.ledger import Ledger
-from vaultsched.core.model import Status
+from vaultsched.core.model import Run, Status
 
 PLACEHOLDER = "every 1d"
+LEAD_S = 8.0  # the commit and the daemon's start
+FIRST_RUN_S = 60.0  # after the due time: past it, the daemon missed the burst
+
+
+@dataclass
+class Burst:
+    """What the daemon did with one burst: the runs as the ledger has them, when the last result
+    was in the notes, the digest and git (s after the due time), and in how many commits."""
+
+    runs: list[Run]
+    landed_s: float
+    commits: int
+
+    def after_due(self, due: float, moment: str) -> float:
+        """The latest run's `moment` (started_at, finished_at), s after the due time."""
+        return max(getattr(r, moment).timestamp() for r in self.runs if getattr(r, moment)) - due
 
 
 def main() -> None:
@@ -23,38 +40,22 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--parallel", type=int, default=4, help="max_parallel (default 4)")
     parser.add_argument(
+        "--lead", type=float, default=LEAD_S, help="s from the commit to the earliest due time"
+    )
+    parser.add_argument(
         "--properties", action="store_true", help="[notes] properties = true: run state in notes"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vaultsched-bench-") as tmp:
-        root = make(Path(tmp) / "vault", args.tasks, args.tasks, seed=4, schedule=PLACEHOLDER)
-        every, due = soon_interval(time.time())
-        for path in (root / "Tasks").rglob("*.md"):
-            path.write_text(path.read_text(encoding="utf-8").replace(PLACEHOLDER, every))
         notes = "[notes]\nproperties = true\n" if args.properties else ""
-        (root / ".vaultsched/config.toml").write_text(
-            f'timezone = "UTC"\nmax_parallel = {args.parallel}\n{notes}'
-        )
-        subprocess.run(["git", "add", "-A"], cwd=root, check=True, capture_output=True)
-        subprocess.run(["git", "commit", "-qm", "tasks"], cwd=root, check=True, capture_output=True)
-        commits_before = _commits(root)
-        daemon = start_daemon(root)
-        ledger = Ledger(root, HOST)
-        try:
-            wait_until(lambda: time.time() >= due, timeout=200, step=0.2)
-            wait_until(lambda: _finished(ledger) >= args.tasks, 600, 0.2)
-            runs = ledger.runs()
-            all_started = max(r.started_at.timestamp() for r in runs) - due
-            all_finished = max(r.finished_at.timestamp() for r in runs if r.finished_at) - due
-            wait_until(lambda: not _dirty(root), timeout=600, step=0.2)
-            all_landed = time.time() - due
-        finally:
-            stop(daemon)
-        commits = _commits(root) - commits_before
+        root, due = burst_vault(Path(tmp) / "vault", args.tasks, args.parallel, notes, args.lead)
+        burst = run_burst(root, due, args.tasks)
+    all_started = burst.after_due(due, "started_at")
+    all_finished = burst.after_due(due, "finished_at")
     table(
         f"Burst: {args.tasks} tasks due at the same second, max_parallel {args.parallel}"
         f"{', properties' if args.properties else ''} (s after the due time)",
-        [[f"{all_started:.1f}", f"{all_finished:.1f}", f"{all_landed:.1f}", commits]],
+        [[f"{all_started:.1f}", f"{all_finished:.1f}", f"{burst.landed_s:.1f}", burst.commits]],
         ["all started", "all finished", "all in notes, digest, git", "commits"],
     )
     save(
@@ -66,14 +67,51 @@ def main() -> None:
             "started_s": all_started,
             "finished_s": all_finished,
         }
-        | {"landed_s": all_landed, "commits": commits},
+        | {"landed_s": burst.landed_s, "commits": burst.commits},
     )
 
 
-def soon_interval(now: float, lead: float = 8, spread: float = 10) -> tuple[str, float]:
+def burst_vault(
+    root: Path, tasks: int, parallel: int, config: str = "", lead: float = LEAD_S
+) -> tuple[Path, float]:
+    """A committed vault of `tasks` task notes all due at one instant, `lead` to `lead` + 10 s
+    from now: the vault and that instant (epoch seconds). `config`: more of its config.toml."""
+    make(root, tasks, tasks, seed=4, schedule=PLACEHOLDER)
+    every, due = soon_interval(time.time(), lead)
+    for path in (root / "Tasks").rglob("*.md"):
+        path.write_text(path.read_text(encoding="utf-8").replace(PLACEHOLDER, every))
+    (root / ".vaultsched/config.toml").write_text(
+        f'timezone = "UTC"\nmax_parallel = {parallel}\n{config}'
+    )
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True, capture_output=True)
+    subprocess.run(["git", "commit", "-qm", "tasks"], cwd=root, check=True, capture_output=True)
+    return root, due
+
+
+def run_burst(root: Path, due: float, tasks: int, env: dict[str, str] | None = None) -> Burst:
+    """The daemon started on `root` until all `tasks` runs have finished and landed."""
+    commits_before = _commits(root)
+    daemon = start_daemon(root, env=env)
+    ledger = Ledger(root, HOST)
+    try:
+        wait_until(lambda: time.time() >= due, timeout=200, step=0.2)
+        if not wait_until(ledger.runs, FIRST_RUN_S, 0.2):
+            raise SystemExit(
+                f"no run {FIRST_RUN_S:.0f} s after the due time: the daemon was not ready by "
+                "then (a loaded machine?); run again, or with a longer --lead"
+            )
+        wait_until(lambda: _finished(ledger) >= tasks, 600, 0.2)
+        runs = ledger.runs()
+        wait_until(lambda: not _dirty(root), timeout=600, step=0.2)
+        landed = time.time() - due
+    finally:
+        stop(daemon)
+    return Burst(runs, landed, _commits(root) - commits_before)
+
+
+def soon_interval(now: float, lead: float = LEAD_S, spread: float = 10) -> tuple[str, float]:
     """An `every Ns` whose next epoch-aligned fire is `lead` to `lead + spread` seconds away and
-    whose one after is minutes later: one burst, without waiting for a cron minute to come round.
-    `lead` covers the commit and the daemon's start."""
+    whose one after is minutes later: one burst, without waiting for a cron minute to come round."""
     for seconds in range(600, 100_000):
         due = (int(now + lead) // seconds + 1) * seconds
         if due - now <= lead + spread:
