@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis
 from conftest import HOST, Cli, DaemonProcess, git, runs, wait_for
 from conftest import runs_of as of
 from conftest import task_note as note
 from redisserver import RedisServer, needs_redis
+from rq.job import Job
 
 from vaultsched.core import layout
 from vaultsched.core.model import Run, Status
@@ -134,6 +136,9 @@ def test_runs_go_to_the_workers_their_hosts_name_and_land_in_the_vault(
     assert hosts["Tasks/Here"] == {HOST}
     pinned = of(vault_root, "Tasks/Pinned", Status.SUCCESS)[0]
     assert pinned.queue == "vaultsched:host:w2" and pinned.dispatched_at is not None
+    connection = redis.Redis.from_url(redis_server.url)
+    assert not Job.exists(pinned.run_id, connection), "a landed run's job kept in Redis"
+    assert connection.ttl(f"vaultsched:claim:{pinned.run_id}") <= 24 * 3600
     assert pinned.output_tail == "pinned"
     text = (vault_root / "Tasks/Pinned.md").read_text()
     assert "w2" in text, "the run block shows the worker's host"
@@ -147,9 +152,7 @@ def test_runs_go_to_the_workers_their_hosts_name_and_land_in_the_vault(
 def test_a_worker_never_runs_a_job_rewritten_in_redis(
     vault_root: Path, redis_server: RedisServer, daemons: Start, workers: Callable[..., Worker]
 ) -> None:
-    import redis
     from rq import Queue
-    from rq.job import Job
     from rq.serializers import JSONSerializer
 
     use_pool(redis_server)
@@ -358,9 +361,6 @@ def test_a_worker_that_cannot_serve_says_why_in_one_line(
 def test_a_forged_dispatched_line_never_sends_an_untrusted_task(
     vault_root: Path, redis_server: RedisServer, daemons: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import redis
-    from rq.job import Job
-
     from vaultsched.adapters.ledger import Ledger, dispatched_record
     from vaultsched.core.model import Trigger
 

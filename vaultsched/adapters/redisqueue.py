@@ -33,6 +33,7 @@ KEEP_S = 7 * 24 * 3600
 # RQ's own timeout is a backstop behind the task's, which the worker enforces (then SIGKILL
 # 10 s later): RQ must not kill the worker before the run's finish is sealed and sent.
 RQ_MARGIN_S = 120
+CLAIM_KEPT_S = 24 * 3600  # after the run has landed
 KEY_ENV = "VAULTSCHED_POOL_KEY"
 
 RedisError = redis.RedisError
@@ -108,6 +109,15 @@ class Pool:
         ids = list(run_ids)
         found = PoolJob.fetch_many(ids, connection=self.connection, serializer=JSONSerializer)
         return dict(zip(ids, found, strict=True))
+
+    def forget(self, job: Job) -> None:
+        """A run landed in the vault: its job and result leave Redis (a pool that runs every
+        minute would otherwise hold a week of them), its claim stays a day, so a daemon that
+        lost its last ledger lines in a power cut still never sends it again."""
+        with self.connection.pipeline() as pipe:
+            job.delete(pipeline=pipe)
+            pipe.expire(self._claim_key(job.id), CLAIM_KEPT_S)
+            pipe.execute()
 
     def claim(self, run_id: str, who: str) -> bool:
         """Take the run for `who`; False if someone (a worker, or the daemon calling it lost)

@@ -40,6 +40,7 @@ class Collector:
             if found is None:
                 self._vanished(flight)
                 continue
+            flight.job_seen = found
             status, meta, value = job_state(found)
             if not flight.started and STARTED in meta:
                 self._started(flight, meta[STARTED])
@@ -146,3 +147,6 @@ class Collector:
         self.state.execution.recorder.finished(task, run, stdout=stdout)
         self.state.events.finished(flight.job)
         self.state.on_done(flight.job, run)
+        if flight.job_seen is not None:
+            with contextlib.suppress(RedisError):  # kept a week, then: only space is lost
+                self.state.pool.forget(flight.job_seen)

@@ -39,6 +39,7 @@ class Flight:
     inputs: str | None  # the `if_changed` digest, kept once the run succeeds
     enqueued: bool = False
     started: bool = False
+    job_seen: Any = None  # the RQ job as last read, to be forgotten once the run has landed
     taken_at: datetime | None = None  # when RQ saw a worker take it, start report or not
 
     def deadline(self, grace: timedelta) -> datetime | None:

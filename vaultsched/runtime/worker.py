@@ -52,7 +52,7 @@ from vaultsched.core.pool import (
 from vaultsched.runtime.context import Context
 from vaultsched.runtime.gates import gated
 from vaultsched.runtime.process import Process, ended, stdin_for
-from vaultsched.runtime.run import task_cwd, task_environment
+from vaultsched.runtime.run import KEEP_LOGS, task_cwd, task_environment
 from vaultsched.trust.fingerprint import fingerprint, read_body
 from vaultsched.trust.store import TrustStore
 
@@ -70,6 +70,7 @@ class Member:
     key: bytes
     pool: Pool
     children: dict[str, int] = field(default_factory=dict)
+    commits: set[str] = field(default_factory=set)  # known to be in the clone
 
     @property
     def host(self) -> str:
@@ -134,7 +135,7 @@ class _Run:
         parts = payload.task.split("/")
         if not payload.task or any(p in ("", ".", "..") for p in parts) or "\0" in payload.task:
             return None, f"not a task id: {payload.task!r}"
-        _catch_up(self.member.vault, payload.commit)
+        _catch_up(self.member.vault, payload.commit, self.member.commits)
         parsed = read_note(self.member.vault, f"{payload.task}.md")
         if parsed.task is None:
             why = parsed.problems[0].message if parsed.problems else "no such task note"
@@ -148,7 +149,7 @@ class _Run:
         self.job.meta[STARTED] = seal(member.key, report)
         self.job.save_meta()
         run = self._record(task, started)
-        files = _Files(layout.worker_dir(), payload.run_id)
+        files = _Files(layout.worker_dir(), payload.run_id, task.id)
         try:
             context = files.context(root, task, run, payload)
             with files.log() as log_file:
@@ -223,10 +224,15 @@ class _Files:
 
     base: Path
     run_id: str
+    task_id: str
 
     @property
     def folder(self) -> Path:
         return self.base / "runs" / self.run_id
+
+    @property
+    def logs(self) -> Path:
+        return self.base / "logs" / layout.file_safe(self.task_id)
 
     def context(self, root: Path, task: Task, run: Run, payload: Payload) -> _WorkerContext:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -248,11 +254,10 @@ class _Files:
 
     @contextlib.contextmanager
     def log(self) -> Iterator[BinaryIO | None]:
-        """The run's full log, kept on this worker."""
-        folder = self.base / "logs"
+        """The run's full log, kept on this worker (the task's last KEEP_LOGS, as locally)."""
         try:
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            handle = (folder / f"{self.run_id}.log").open("ab", buffering=0)
+            self.logs.mkdir(parents=True, exist_ok=True, mode=0o700)
+            handle = (self.logs / f"{self.run_id}.log").open("ab", buffering=0)
         except OSError as exc:
             log.warning("%s: run log not written: %s", self.run_id, exc)
             yield None
@@ -262,17 +267,25 @@ class _Files:
 
     def clean(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # run ids sort by start time
+            for old in sorted(self.logs.glob("*.log"))[:-KEEP_LOGS]:
+                old.unlink()
 
 
-def _catch_up(vault: Vault, commit: str) -> None:
-    """Pull once if the scheduled commit has not reached this clone (a sync is behind)."""
+def _catch_up(vault: Vault, commit: str, known: set[str]) -> None:
+    """Pull once if the scheduled commit has not reached this clone (a sync is behind).
+    `known`: commits this clone already has (a commit, once there, stays)."""
     git = Git(vault.root, vault.host)
-    if not _COMMIT.fullmatch(commit) or git.has_commit(commit):
+    if not _COMMIT.fullmatch(commit) or commit in known:
         return
-    try:
-        git.fast_forward()
-    except GitError as exc:
-        log.warning("git pull failed: %s", exc)
+    if not git.has_commit(commit):
+        try:
+            git.fast_forward()
+        except GitError as exc:
+            log.warning("git pull failed: %s", exc)
+            return
+    if git.has_commit(commit):
+        known.add(commit)
 
 
 def serve(vault: Vault, labels: tuple[str, ...], *, burst: bool = False) -> None:
