@@ -153,12 +153,15 @@ CommandLine = Callable[..., Result]
 @contextmanager
 def _process_state_kept() -> Iterator[None]:
     """`run` installs the daemon's signal handlers and log format: the tests that follow in
-    this worker get the handlers and logging they had."""
+    this worker get the handlers and logging they had. Meanwhile the root logger has no
+    handler, as in a fresh process: `main` adds its own, so log lines reach the captured
+    stderr (not pytest's log capture), as a shell would see them."""
     handlers = {
         sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     }
     root = logging.getLogger()
     level, kept = root.level, [(h, h.formatter) for h in root.handlers]
+    root.handlers = []
     try:
         yield
     finally:

@@ -1,4 +1,5 @@
-"""The real CLI, as a subprocess, on real temp vaults with real git."""
+"""The CLI on real temp vaults with real git: as a subprocess where the process is what a test
+checks (a child's environment, stdin, signals, usage exit codes), in-process (`vs`) elsewhere."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import HOST, Cli, git, make_vault, runs, write_note
+from conftest import HOST, Cli, InProcess, git, make_vault, runs, write_note
 from cronsim import CronSim
 from schedule_cases import CASES
 
@@ -150,20 +151,20 @@ def test_run_now_timeout_kills_the_group(cli: Cli, tmp_path: Path) -> None:
     assert not alive(int(pidfile.read_text()))
 
 
-def test_run_now_cannot_start(cli: Cli) -> None:
-    add_task(cli.root, "Tasks/Nowhere.md", task("[/no/such/program]"))
-    result = cli("run-now", "Nowhere")
+def test_run_now_cannot_start(vs: InProcess) -> None:
+    add_task(vs.root, "Tasks/Nowhere.md", task("[/no/such/program]"))
+    result = vs("run-now", "Nowhere")
     assert result.code == 1
     assert "error Tasks/Nowhere" in result.err
-    assert "[!failure]" in (cli.root / "Tasks/Nowhere.md").read_text()
+    assert "[!failure]" in (vs.root / "Tasks/Nowhere.md").read_text()
 
 
-def test_output_that_looks_like_markup_cannot_break_the_note(cli: Cli) -> None:
+def test_output_that_looks_like_markup_cannot_break_the_note(vs: InProcess) -> None:
     nasty = "\n".join(["```", "````", "---", "%%", END, BEGIN, "<<<<<<< HEAD", "[[Link]]"])
-    (cli.root / "nasty.txt").write_text(nasty + "\n")
-    note = add_task(cli.root, "Tasks/Nasty.md", task('"cat nasty.txt"'))
+    (vs.root / "nasty.txt").write_text(nasty + "\n")
+    note = add_task(vs.root, "Tasks/Nasty.md", task('"cat nasty.txt"'))
     for _ in range(2):
-        assert cli("run-now", "Nasty").code == 0
+        assert vs("run-now", "Nasty").code == 0
         settle(note)
     text = note.read_text()
     assert [line for line in text.splitlines() if line.strip() == BEGIN] == [BEGIN]
@@ -193,16 +194,16 @@ def test_output_that_looks_like_markup_cannot_break_the_note(cli: Cli) -> None:
         "whitespace",
     ],
 )
-def test_tricky_notes_are_preserved_byte_for_byte(cli: Cli, original: bytes) -> None:
-    note = cli.root / "Tasks/Tricky.md"
+def test_tricky_notes_are_preserved_byte_for_byte(vs: InProcess, original: bytes) -> None:
+    note = vs.root / "Tasks/Tricky.md"
     note.parent.mkdir(parents=True, exist_ok=True)
     note.write_bytes(original)
     settle(note)
-    assert cli("run-now", "Tricky").code == 0
+    assert vs("run-now", "Tricky").code == 0
     first = note.read_bytes()
     assert first.startswith(original)
     settle(note)
-    assert cli("run-now", "Tricky").code == 0
+    assert vs("run-now", "Tricky").code == 0
     second = note.read_bytes()
     assert second.startswith(original)
     assert second.count(b"[!success]") == 2
@@ -220,15 +221,15 @@ def test_a_note_being_edited_is_held_back_until_quiet(cli: Cli) -> None:
     assert note.stat().st_mtime - edited >= 2.0
 
 
-def test_users_unrelated_changes_stay_uncommitted(cli: Cli) -> None:
-    root = cli.root
+def test_users_unrelated_changes_stay_uncommitted(vs: InProcess) -> None:
+    root = vs.root
     add_task(root, "Tasks/T.md", task("'true'"))
     add_task(root, "Journal.md", "old\n")
     write_note(root, "Journal.md", "edited, not committed\n")
     write_note(root, "Scratch.md", "untracked\n")
     write_note(root, "Staged.md", "staged\n")
     git(root, "add", "Staged.md")
-    assert cli("run-now", "T").code == 0
+    assert vs("run-now", "T").code == 0
     status = sorted(git(root, "status", "--porcelain").splitlines())
     assert status == sorted(["A  Staged.md", " M Journal.md", "?? Scratch.md"])
 
@@ -274,13 +275,13 @@ def test_overlap_skip_against_a_running_instance(cli: Cli, tmp_path: Path) -> No
 # -- listing, next, history --------------------------------------------------------------------
 
 
-def test_list_json_shape(cli: Cli) -> None:
-    add_task(cli.root, "Tasks/A.md", task("'true'", "schedule: '*/5 * * * *'"))
-    add_task(cli.root, "Tasks/Manual.md", task("'true'"))
-    add_task(cli.root, "Tasks/Off.md", task("'true'", "schedule: '@daily'", "enabled: false"))
-    add_task(cli.root, "Tasks/Broken.md", task("'true'", "schedule: */5 * * * *"))
-    assert cli("run-now", "Manual").code == 0
-    rows = {r["task"]: r for r in json.loads(cli("list", "--json").out)}
+def test_list_json_shape(vs: InProcess) -> None:
+    add_task(vs.root, "Tasks/A.md", task("'true'", "schedule: '*/5 * * * *'"))
+    add_task(vs.root, "Tasks/Manual.md", task("'true'"))
+    add_task(vs.root, "Tasks/Off.md", task("'true'", "schedule: '@daily'", "enabled: false"))
+    add_task(vs.root, "Tasks/Broken.md", task("'true'", "schedule: */5 * * * *"))
+    assert vs("run-now", "Manual").code == 0
+    rows = {r["task"]: r for r in json.loads(vs("list", "--json").out)}
     assert set(rows) == {"Tasks/A", "Tasks/Manual", "Tasks/Off", "Tasks/Broken"}
     keys = {
         "task",
@@ -304,7 +305,7 @@ def test_list_json_shape(cli: Cli) -> None:
     assert "quote it" in rows["Tasks/Broken"]["errors"][0]
     # Invalid: neither enabled nor disabled, trusted nor not (nothing in its note counts yet).
     assert rows["Tasks/Broken"]["enabled"] is None and rows["Tasks/Broken"]["trusted"] is None
-    human = cli("list")
+    human = vs("list")
     assert human.code == 0 and "Tasks/A" in human.out and "INVALID" in human.out
     (broken,) = [line.split() for line in human.out.splitlines() if "Tasks/Broken" in line]
     assert broken[:7] == ["Tasks/Broken", "-", "-", "-", "-", "-", "INVALID:"]  # not "manual"
@@ -312,10 +313,10 @@ def test_list_json_shape(cli: Cli) -> None:
 
 @pytest.mark.parametrize(("zone", "schedule", "start", "expected"), CASES)
 def test_next_is_the_schedule_oracle(
-    cli: Cli, zone: str, schedule: str, start: str, expected: list[str]
+    vs: InProcess, zone: str, schedule: str, start: str, expected: list[str]
 ) -> None:
-    add_task(cli.root, "Tasks/N.md", task("'true'", f"schedule: '{schedule}'", f"timezone: {zone}"))
-    result = cli("next", "N", "--from", start, "--count", str(len(expected)), "--json")
+    add_task(vs.root, "Tasks/N.md", task("'true'", f"schedule: '{schedule}'", f"timezone: {zone}"))
+    result = vs("next", "N", "--from", start, "--count", str(len(expected)), "--json")
     assert result.code == 0, result.err
     assert [f["at"] for f in json.loads(result.out)] == expected
     assert {f["task"] for f in json.loads(result.out)} == {"Tasks/N"}
@@ -328,13 +329,13 @@ def test_next_never_fires_is_a_clear_message_not_a_hang(cli: Cli) -> None:
     assert "never" in result.err and len(result.err.strip().splitlines()) == 1
 
 
-def test_next_manual_and_all_tasks(cli: Cli) -> None:
-    add_task(cli.root, "Tasks/Manual.md", task("'true'"))
-    add_task(cli.root, "Tasks/A.md", task("'true'", "schedule: 'every 1h'"))
-    add_task(cli.root, "Tasks/B.md", task("'true'", "schedule: 'every 30m'"))
-    assert cli("next", "Manual").code == 1
+def test_next_manual_and_all_tasks(vs: InProcess) -> None:
+    add_task(vs.root, "Tasks/Manual.md", task("'true'"))
+    add_task(vs.root, "Tasks/A.md", task("'true'", "schedule: 'every 1h'"))
+    add_task(vs.root, "Tasks/B.md", task("'true'", "schedule: 'every 30m'"))
+    assert vs("next", "Manual").code == 1
     fires = json.loads(
-        cli("next", "--from", "2026-01-01T00:00:00+00:00", "--count", "3", "--json").out
+        vs("next", "--from", "2026-01-01T00:00:00+00:00", "--count", "3", "--json").out
     )
     assert fires == [
         {"task": "Tasks/B", "at": "2026-01-01T00:30:00+00:00"},
@@ -343,12 +344,12 @@ def test_next_manual_and_all_tasks(cli: Cli) -> None:
     ]
 
 
-def test_history_json(cli: Cli) -> None:
-    add_task(cli.root, "Tasks/H.md", task('"exit ${CODE:-0}"'))
+def test_history_json(vs: InProcess) -> None:
+    add_task(vs.root, "Tasks/H.md", task('"exit ${CODE:-0}"'))
     for _ in range(3):
-        cli("run-now", "H")
-        settle(cli.root / "Tasks/H.md")
-    rows = json.loads(cli("history", "H", "--json").out)
+        vs("run-now", "H")
+        settle(vs.root / "Tasks/H.md")
+    rows = json.loads(vs("history", "H", "--json").out)
     assert len(rows) == 3
     assert [r["started_at"] for r in rows] == sorted(r["started_at"] for r in rows)
     keys = {
@@ -366,23 +367,23 @@ def test_history_json(cli: Cli) -> None:
     }
     assert keys <= set(rows[0])
     assert rows[0]["trigger"] == "manual" and rows[0]["host"] == HOST and rows[0]["attempt"] == 1
-    assert len(json.loads(cli("history", "H", "-n", "2", "--json").out)) == 2
-    assert "success" in cli("history", "H").out
+    assert len(json.loads(vs("history", "H", "-n", "2", "--json").out)) == 2
+    assert "success" in vs("history", "H").out
 
 
 # -- validate ----------------------------------------------------------------------------------
 
 
-def test_validate_reports_every_problem_and_exits_1(cli: Cli) -> None:
-    add_task(cli.root, "Tasks/Good.md", task("'true'", "schedule: '@daily'"))
-    add_task(cli.root, "Tasks/Alias.md", task("'true'", "schedule: */5 * * * *"))
+def test_validate_reports_every_problem_and_exits_1(vs: InProcess) -> None:
+    add_task(vs.root, "Tasks/Good.md", task("'true'", "schedule: '@daily'"))
+    add_task(vs.root, "Tasks/Alias.md", task("'true'", "schedule: */5 * * * *"))
     add_task(
-        cli.root,
+        vs.root,
         "Tasks/Types.md",
         task("'true'", "retries: lots", "timezone: Nowhere/City", "comand: x"),
     )
-    add_task(cli.root, "Tasks/Never.md", task("'true'", "schedule: '0 0 31 2 *'"))
-    result = cli("validate")
+    add_task(vs.root, "Tasks/Never.md", task("'true'", "schedule: '0 0 31 2 *'"))
+    result = vs("validate")
     assert result.code == 1
     lines = result.out.splitlines()
     assert any(line.startswith('Tasks/Alias.md:3: schedule starts with "*"') for line in lines)
@@ -391,44 +392,47 @@ def test_validate_reports_every_problem_and_exits_1(cli: Cli) -> None:
     assert "Tasks/Types.md:5: warning: unknown key 'comand': did you mean 'command'?" in lines
     assert any(line.startswith("Tasks/Never.md:3: schedule:") and "never" in line for line in lines)
     assert not any("Good" in line for line in lines)
-    assert cli("validate", str(cli.root / "Tasks/Good.md")).code == 0
-    one = cli("validate", "Tasks/Good.md")
+    assert vs("validate", str(vs.root / "Tasks/Good.md")).code == 0
+    one = vs("validate", "Tasks/Good.md")
     assert one.code == 0 and one.err == "1 task note checked: 0 errors, 0 warnings\n"
 
 
-def test_validate_staged_checks_the_index_not_the_disk(cli: Cli) -> None:
-    root = cli.root
+def test_validate_staged_checks_the_index_not_the_disk(vs: InProcess) -> None:
+    root = vs.root
     write_note(root, "Tasks/S.md", task("'true'", "schedule: */5 * * * *"))
     git(root, "add", "Tasks/S.md")
     write_note(root, "Tasks/S.md", task("'true'", "schedule: '@daily'"))  # fixed on disk only
-    result = cli("validate", "--staged")
+    result = vs("validate", "--staged")
     assert result.code == 1 and result.out.startswith("Tasks/S.md:3:")
 
 
 # -- editing commands --------------------------------------------------------------------------
 
 
-def test_pause_and_resume_edit_one_line_and_commit(cli: Cli) -> None:
+def test_pause_and_resume_edit_one_line_and_commit(vs: InProcess) -> None:
     original = (
         "---\n# keep me\nschedule: '@daily'  # daily\ncommand: echo hi\ntags: [x]\n---\nbody\n"
     )
-    note = add_task(cli.root, "Tasks/P.md", original)
-    assert cli("pause", "P").code == 0
+    note = add_task(vs.root, "Tasks/P.md", original)
+    assert vs("pause", "P").code == 0
     assert note.read_text() == original.replace("tags: [x]\n", "tags: [x]\nenabled: false\n")
     assert (
-        git(cli.root, "log", "-1", "--format=%an|%s").strip()
+        git(vs.root, "log", "-1", "--format=%an|%s").strip()
         == "vaultsched|vaultsched: pause Tasks/P"
     )
-    assert json.loads(cli("list", "--json").out)[0]["enabled"] is False
+    assert json.loads(vs("list", "--json").out)[0]["enabled"] is False
     settle(note)
-    assert cli("resume", "P").code == 0
+    assert vs("resume", "P").code == 0
     assert note.read_text() == original.replace("tags: [x]\n", "tags: [x]\nenabled: true\n")
-    assert "already enabled" in cli("resume", "P").out
+    assert "already enabled" in vs("resume", "P").out
 
 
-def test_init_is_idempotent_and_never_overwrites(tmp_path: Path) -> None:
+def test_init_is_idempotent_and_never_overwrites(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = tmp_path / "new vault"
-    result = Cli(target)("init", str(target))
+    vs = InProcess(target, capsys)
+    result = vs("init", str(target))
     assert result.code == 0, result.err
     for rel in [
         ".vaultsched/config.toml",
@@ -442,11 +446,11 @@ def test_init_is_idempotent_and_never_overwrites(tmp_path: Path) -> None:
     assert load_config(target).properties  # a new vault keeps run state as properties
     assert git(target, "log", "--format=%an|%s").strip() == "vaultsched|vaultsched: init"
     (target / ".vaultsched/config.toml").write_text('timezone = "UTC"\n')
-    again = Cli(target)("init", str(target))
+    again = vs("init", str(target))
     assert again.code == 0 and "nothing to do" in again.out
     assert (target / ".vaultsched/config.toml").read_text() == 'timezone = "UTC"\n'
-    assert Cli(target)("validate").code == 0
-    assert Cli(target)("run-now", "Hello vaultsched").code == 0
+    assert vs("validate").code == 0
+    assert vs("run-now", "Hello vaultsched").code == 0
     assert not load_config(target).properties  # the person's config said nothing: off
 
 
@@ -459,31 +463,31 @@ def test_init_refuses_a_vault_inside_a_vault(cli: Cli) -> None:
     assert cli("init", str(cli.root)).code == 0  # the vault itself: idempotent as ever
 
 
-def test_new_creates_a_valid_task(cli: Cli) -> None:
-    result = cli("new", "Backup", "--schedule", "*/5 * * * *", "--command", "echo 'it''s' \"ok\"")
+def test_new_creates_a_valid_task(vs: InProcess) -> None:
+    result = vs("new", "Backup", "--schedule", "*/5 * * * *", "--command", "echo 'it''s' \"ok\"")
     assert result.code == 0, result.err
-    rows = json.loads(cli("list", "--json").out)
+    rows = json.loads(vs("list", "--json").out)
     assert rows[0]["task"] == "Tasks/Backup" and rows[0]["schedule"] == ["*/5 * * * *"]
-    assert cli("run-now", "Backup").out == "its ok\n"
-    assert cli("new", "Backup", "--command", "x").code == 1
-    bad = cli("new", "Other", "--schedule", "0 0 31 2 *", "--command", "x")
+    assert vs("run-now", "Backup").out == "its ok\n"
+    assert vs("new", "Backup", "--command", "x").code == 1
+    bad = vs("new", "Other", "--schedule", "0 0 31 2 *", "--command", "x")
     assert bad.code == 2 and "never" in bad.err
 
 
-def test_digest_rebuild_from_the_ledger_alone(cli: Cli) -> None:
-    add_task(cli.root, "Tasks/A.md", task("'true'"))
-    add_task(cli.root, "Tasks/B.md", task("'false'"))
-    cli("run-now", "A")
-    cli("run-now", "B")
-    day = run_day(cli.root)
-    digest = cli.root / "Digests" / f"{day}.md"
+def test_digest_rebuild_from_the_ledger_alone(vs: InProcess) -> None:
+    add_task(vs.root, "Tasks/A.md", task("'true'"))
+    add_task(vs.root, "Tasks/B.md", task("'false'"))
+    vs("run-now", "A")
+    vs("run-now", "B")
+    day = run_day(vs.root)
+    digest = vs.root / "Digests" / f"{day}.md"
     content = digest.read_text()
     digest.unlink()
-    result = cli("digest", day)
+    result = vs("digest", day)
     assert result.code == 0
     assert result.out.strip() == str(digest.resolve())
     assert digest.read_text() == content
-    assert cli("digest").out.strip() == str(digest.resolve())
+    assert vs("digest").out.strip() == str(digest.resolve())
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -534,31 +538,31 @@ def test_every_command_works_from_a_folder_inside_the_vault(
     run("validate", "Home/Backup.md")
 
 
-def test_status_without_a_daemon_shows_todays_failures(cli: Cli) -> None:
-    add_task(cli.root, "Tasks/Bad.md", task("'exit 3'"))
-    add_task(cli.root, "Tasks/Good.md", task("'true'"))
-    assert cli("run-now", "Bad").code == 1
-    assert cli("run-now", "Good").code == 0
-    report = json.loads(cli("status", "--json").out)
+def test_status_without_a_daemon_shows_todays_failures(vs: InProcess) -> None:
+    add_task(vs.root, "Tasks/Bad.md", task("'exit 3'"))
+    add_task(vs.root, "Tasks/Good.md", task("'true'"))
+    assert vs("run-now", "Bad").code == 1
+    assert vs("run-now", "Good").code == 0
+    report = json.loads(vs("status", "--json").out)
     assert report["daemon"]["running"] is False
     assert report["running"] == []
     assert [(r["task"], r["status"]) for r in report["failures_today"]] == [("Tasks/Bad", "failed")]
     assert report["digest"].endswith(".md")
-    text = cli("status").out
+    text = vs("status").out
     assert "daemon: not running" in text and "failures today: 1" in text
 
 
-def test_status_shows_one_line_per_failing_task(cli: Cli) -> None:
-    ledger = Ledger(cli.root, HOST)
+def test_status_shows_one_line_per_failing_task(vs: InProcess) -> None:
+    ledger = Ledger(vs.root, HOST)
     now = datetime.now(UTC).replace(microsecond=0)
     for name in ("Vacuum", "Backup"):
-        add_task(cli.root, f"Tasks/{name}.md", task("'exit 1'", "schedule: '* * * * *'"))
+        add_task(vs.root, f"Tasks/{name}.md", task("'exit 1'", "schedule: '* * * * *'"))
     for i, name in enumerate(["Backup"] + ["Vacuum"] * 11):
         at = now - timedelta(seconds=12 - i)
         run = Run(f"r{i}", f"Tasks/{name}", Status.FAILED, Trigger.SCHEDULE, at, HOST, exit_code=1)
         ledger.append(finish_record(run, f"Tasks/{name}.md"))
-    report = json.loads(cli("status", "--json").out)
-    text = cli("status").out
+    report = json.loads(vs("status", "--json").out)
+    text = vs("status").out
     if (now - timedelta(seconds=12)).date() != datetime.now(UTC).date():  # the vault's zone
         pytest.skip("midnight passed: the runs are not all today's")
     assert len(report["failures_today"]) == 12  # as before, one row per run
@@ -642,16 +646,16 @@ def test_secrets_never_reach_the_vault(cli: Cli, monkeypatch: pytest.MonkeyPatch
     assert "[redacted]" in note.read_text()
 
 
-def test_a_detached_head_still_gets_its_commits(cli: Cli) -> None:
-    add_task(cli.root, "Tasks/T.md", task("'true'"))
-    git(cli.root, "checkout", "-q", "--detach")
-    before = git(cli.root, "rev-parse", "HEAD")
-    assert cli("run-now", "T").code == 0
-    assert git(cli.root, "rev-parse", "HEAD") != before
-    assert git(cli.root, "status", "--porcelain") == ""
+def test_a_detached_head_still_gets_its_commits(vs: InProcess) -> None:
+    add_task(vs.root, "Tasks/T.md", task("'true'"))
+    git(vs.root, "checkout", "-q", "--detach")
+    before = git(vs.root, "rev-parse", "HEAD")
+    assert vs("run-now", "T").code == 0
+    assert git(vs.root, "rev-parse", "HEAD") != before
+    assert git(vs.root, "status", "--porcelain") == ""
 
 
-def test_workflow_statuses_show_in_list_history_and_status(cli: Cli) -> None:
+def test_workflow_statuses_show_in_list_history_and_status(vs: InProcess) -> None:
     shown = {
         "S": (Status.SKIPPED, "unchanged"),
         "M": (Status.MISSED, "outside its window 09:00-17:00"),
@@ -659,43 +663,43 @@ def test_workflow_statuses_show_in_list_history_and_status(cli: Cli) -> None:
         "L": (Status.LOST, ""),
         "O": (Status.SUCCESS, ""),
     }
-    ledger = Ledger(cli.root, HOST)
+    ledger = Ledger(vs.root, HOST)
     for name, (status, message) in shown.items():
-        add_task(cli.root, f"Tasks/{name}.md", task("'true'"))
+        add_task(vs.root, f"Tasks/{name}.md", task("'true'"))
         now = datetime.now(UTC)
         run = Run(new_run_id(now), f"Tasks/{name}", status, Trigger.SCHEDULE, now, HOST)
         output = "Briefings/today.md" if name == "O" else ""
         done = Run(**{**run.__dict__, "message": message, "output_note": output})
         ledger.append(finish_record(done, f"Tasks/{name}.md"))
 
-    listed = {r["task"]: r["last_status"] for r in json.loads(cli("list", "--json").out)}
+    listed = {r["task"]: r["last_status"] for r in json.loads(vs("list", "--json").out)}
     assert listed == {f"Tasks/{n}": str(s) for n, (s, _) in shown.items()}
-    assert "blocked" in cli("list").out and "missed" in cli("list").out
-    history = cli("history", "B").out
+    assert "blocked" in vs("list").out and "missed" in vs("list").out
+    history = vs("history", "B").out
     assert "blocked" in history and "check: disk not mounted" in history
-    assert cli("history", "O").out.rstrip().endswith("-> Briefings/today.md")
-    assert json.loads(cli("history", "O", "--json").out)[0]["output_note"] == "Briefings/today.md"
+    assert vs("history", "O").out.rstrip().endswith("-> Briefings/today.md")
+    assert json.loads(vs("history", "O", "--json").out)[0]["output_note"] == "Briefings/today.md"
 
-    report = json.loads(cli("status", "--json").out)
+    report = json.loads(vs("status", "--json").out)
     assert report["failures_today"] == []
     assert report["today"] == "5 runs · 0 failed · 1 skipped · 1 missed · 1 blocked · 1 lost"
     assert [(a["task"], a["status"]) for a in report["attention"]] == [
         ("Tasks/B", "blocked"),
         ("Tasks/L", "lost"),
     ]
-    text = cli("status").out
+    text = vs("status").out
     assert "today: 5 runs · 0 failed · 1 skipped" in text
     assert 'blocked: Tasks/B (check: disk not mounted)  ->  vaultsched history "Tasks/B"' in text
     assert 'lost: Tasks/L  ->  vaultsched history "Tasks/L"' in text
 
 
 def test_status_says_when_the_schedule_last_fired_what_did_not_run_and_what_is_stuck(
-    cli: Cli,
+    vs: InProcess,
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    add_task(cli.root, "Tasks/Hourly.md", "---\nschedule: '0 * * * *'\ncommand: 'true'\n---\n")
-    add_task(cli.root, "Tasks/Slow.md", "---\ncommand: sleep 60\n---\n")
-    ledger = Ledger(cli.root, HOST)
+    add_task(vs.root, "Tasks/Hourly.md", "---\nschedule: '0 * * * *'\ncommand: 'true'\n---\n")
+    add_task(vs.root, "Tasks/Slow.md", "---\ncommand: sleep 60\n---\n")
+    ledger = Ledger(vs.root, HOST)
     fired = (now - timedelta(hours=3)).replace(minute=0, second=0)
     for task, status, start, seconds in [
         ("Tasks/Hourly", Status.SUCCESS, fired, 1.0),  # then the daemon went down
@@ -716,16 +720,16 @@ def test_status_says_when_the_schedule_last_fired_what_did_not_run_and_what_is_s
         )
         record = start_record if status is Status.RUNNING else finish_record
         ledger.append(record(run, f"{task}.md"))
-    report = json.loads(cli("status", "--json").out)
+    report = json.loads(vs("status", "--json").out)
     assert report["last_fire"]["task"] == "Tasks/Hourly"
     (overdue,) = report["overdue"]
     assert overdue["task"] == "Tasks/Hourly"
     assert datetime.fromisoformat(overdue["due"]) > fired  # a later hour passed with no run
     assert [r["task"] for r in report["stuck"]] == ["Tasks/Slow"]  # 15 min > 10 min and 3 x 1 min
-    text = cli("status").out
+    text = vs("status").out
     assert "stuck: Tasks/Slow since" in text and "not run: Tasks/Hourly was due" in text
     assert f"last fire: Tasks/Hourly at {fired.isoformat()} (3h ago)" in text
-    listed = {row["task"]: row for row in json.loads(cli("list", "--json").out)}
+    listed = {row["task"]: row for row in json.loads(vs("list", "--json").out)}
     assert listed["Tasks/Hourly"]["not_run_since"] == overdue["due"]
     assert listed["Tasks/Slow"]["not_run_since"] is None
-    assert "not run: due" in cli("list").out
+    assert "not run: due" in vs("list").out

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import Cli, DaemonProcess, git, runs, wait_for, write_note
+from conftest import Cli, DaemonProcess, InProcess, git, runs, wait_for, write_note
 
 from vaultsched.adapters import notify
 from vaultsched.core.model import Run, Status, Task, Trigger
@@ -49,132 +49,133 @@ def user_config(text: str) -> None:
 
 
 def test_an_untrusted_notify_command_in_the_vault_config_never_runs(
-    cli: Cli, tmp_path: Path, daemons: Callable[..., DaemonProcess]
+    vs: InProcess, tmp_path: Path, daemons: Callable[..., DaemonProcess]
 ) -> None:
     """The attack: a sync brings a config with `[notify] command` and an untrusted note; the
     note's refusal would be notified on every daemon host. The vault cannot relax trust."""
     marker = tmp_path / "MARKER"
-    set_config(cli.root, f'trust = "any"\n\n[notify]\ncommand = "touch {marker}"\n')
-    untrusted_task(cli.root, schedule="every 1s")
-    daemon = daemons(cli.root)
-    wait_for(lambda: any(r.status is Status.UNTRUSTED for r in runs(cli.root)), what="refusal")
+    set_config(vs.root, f'trust = "any"\n\n[notify]\ncommand = "touch {marker}"\n')
+    untrusted_task(vs.root, schedule="every 1s")
+    daemon = daemons(vs.root)
+    wait_for(lambda: any(r.status is Status.UNTRUSTED for r in runs(vs.root)), what="refusal")
     assert daemon.stop() == 0
     assert not marker.exists()
     log = daemon.output()
     assert log.count(IGNORED) == 1, log
     assert f"[notify] command {IGNORED}" in log
-    assert f"vaultsched --vault {cli.root} trust --config" in log
+    assert f"vaultsched --vault {vs.root} trust --config" in log
 
-    trusted = cli("trust", "--config")
+    trusted = vs("trust", "--config")
     assert trusted.code == 0
     assert f'  [notify] command = "touch {marker}"' in trusted.out
-    assert cli("run-now", "T").code == 1  # the task itself is still untrusted...
+    assert vs("run-now", "T").code == 1  # the task itself is still untrusted...
     assert marker.exists()  # ...and now its refusal is notified through the trusted command
 
 
-def test_an_untrusted_notify_url_receives_nothing(cli: Cli) -> None:
+def test_an_untrusted_notify_url_receives_nothing(vs: InProcess) -> None:
     """Exfiltration: `[notify] urls` would post note names and task output anywhere."""
     received: list[bytes] = []
     with loopback(received) as url:
-        set_config(cli.root, f'[notify]\nurls = ["{url}"]\n')
-        untrusted_task(cli.root)
-        assert cli("run-now", "T").code == 1
+        set_config(vs.root, f'[notify]\nurls = ["{url}"]\n')
+        untrusted_task(vs.root)
+        assert vs("run-now", "T").code == 1
         assert received == []
-        status = json.loads(cli("status", "--json").out)["config"]
+        status = json.loads(vs("status", "--json").out)["config"]
         assert (status["state"], status["keys"]) == ("untrusted", ["[notify] urls"])
-        assert cli("trust", "--config").code == 0
-        assert cli("run-now", "T").code == 1
+        assert vs("trust", "--config").code == 0
+        assert vs("run-now", "T").code == 1
     assert len(received) == 1
 
 
 @pytest.fixture
-def bare_remote(cli: Cli, tmp_path: Path) -> Path:
+def bare_remote(vs: InProcess, tmp_path: Path) -> Path:
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(remote))
-    git(cli.root, "remote", "add", "origin", str(remote))
+    git(vs.root, "remote", "add", "origin", str(remote))
     return remote
 
 
-def test_untrusted_sync_pushes_nothing(cli: Cli, bare_remote: Path) -> None:
-    set_config(cli.root, '[git]\nsync = true\nsync_interval = "1s"\n')
-    write_note(cli.root, "Tasks/T.md", "---\ncommand: echo hi\n---\n")
-    assert cli("trust", "T").code == 0
-    assert cli("run-now", "T").code == 0
-    once = cli("run", "--once")
+def test_untrusted_sync_pushes_nothing(vs: InProcess, bare_remote: Path) -> None:
+    set_config(vs.root, '[git]\nsync = true\nsync_interval = "1s"\n')
+    write_note(vs.root, "Tasks/T.md", "---\ncommand: echo hi\n---\n")
+    assert vs("trust", "T").code == 0
+    assert vs("run-now", "T").code == 0
+    once = vs("run", "--once")
     assert once.code == 0 and once.err.count(IGNORED) == 1, once.err
     assert git(bare_remote, "for-each-ref") == ""  # nothing pushed
 
-    assert "[git] sync = true" in cli("trust", "--config").out
-    assert cli("run", "--once").code == 0
+    assert "[git] sync = true" in vs("trust", "--config").out
+    assert vs("run", "--once").code == 0
     assert "refs/heads/main" in git(bare_remote, "for-each-ref")
 
 
-def test_the_per_user_config_needs_no_trust_and_wins(cli: Cli, tmp_path: Path) -> None:
+def test_the_per_user_config_needs_no_trust_and_wins(vs: InProcess, tmp_path: Path) -> None:
     everywhere, here = tmp_path / "everywhere", tmp_path / "here"
-    set_config(cli.root, f'[notify]\ncommand = "touch {tmp_path / "vault-said"}"\n')
+    set_config(vs.root, f'[notify]\ncommand = "touch {tmp_path / "vault-said"}"\n')
     user_config(f'[notify]\ncommand = "touch {everywhere}"\n')
-    untrusted_task(cli.root)
-    assert cli("run-now", "T").code == 1
+    untrusted_task(vs.root)
+    assert vs("run-now", "T").code == 1
     assert everywhere.exists() and not (tmp_path / "vault-said").exists()
 
     user_config(
         f'[notify]\ncommand = "touch {everywhere}"\n\n'
-        f'[vaults."{cli.root.resolve()}".notify]\ncommand = "touch {here}"\n'
+        f'[vaults."{vs.root.resolve()}".notify]\ncommand = "touch {here}"\n'
     )
-    assert cli("trust", "--config").code == 0  # even trusted, the vault's value loses
-    assert cli("run-now", "T").code == 1
+    assert vs("trust", "--config").code == 0  # even trusted, the vault's value loses
+    assert vs("run-now", "T").code == 1
     assert here.exists() and not (tmp_path / "vault-said").exists()
 
 
-def test_status_doctor_and_trust_show_the_config_trust_line(cli: Cli) -> None:
-    assert "config: nothing in .vaultsched/config.toml needs trust" in cli("status").out
+def test_status_doctor_and_trust_show_the_config_trust_line(vs: InProcess) -> None:
+    assert "config: nothing in .vaultsched/config.toml needs trust" in vs("status").out
     # Defaults need no trust.
-    set_config(cli.root, '[git]\nremote = "origin"\nsync = false\n[notify]\ncommand = ""\n')
-    assert json.loads(cli("status", "--json").out)["config"]["state"] == "none"
+    set_config(vs.root, '[git]\nremote = "origin"\nsync = false\n[notify]\ncommand = ""\n')
+    assert json.loads(vs("status", "--json").out)["config"]["state"] == "none"
 
-    set_config(cli.root, '[notify]\ncommand = "notify-send \\"{title}\\" \\u001b[8m"\n')
-    status = cli("status")
+    set_config(vs.root, '[notify]\ncommand = "notify-send \\"{title}\\" \\u001b[8m"\n')
+    status = vs("status")
     assert (
         "config: ignored until you trust them: [notify] command  ->  vaultsched trust --config"
         in status.out
     )
-    doctor = cli("doctor", "--json")
+    doctor = vs("doctor", "--json")
     (check,) = [c for c in json.loads(doctor.out) if c["check"] == "config trust"]
     assert (check["status"], check["fix"]) == ("warn", "vaultsched trust --config")
 
-    first = cli("trust", "--config")
+    first = vs("trust", "--config")
     assert "\x1b" not in first.out  # what is trusted is what is shown: no raw escapes
     assert '[notify] command = "notify-send \\"{title}\\" \\u001b[8m"' in first.out
-    assert "config: trusted: [notify] command" in cli("status").out
+    assert "config: trusted: [notify] command" in vs("status").out
 
-    set_config(cli.root, '[notify]\ncommand = "other"\n[git]\nsync = true\n')
-    assert json.loads(cli("status", "--json").out)["config"]["state"] == "untrusted"
-    again = cli("trust", "--config").out
+    set_config(vs.root, '[notify]\ncommand = "other"\n[git]\nsync = true\n')
+    assert json.loads(vs("status", "--json").out)["config"]["state"] == "untrusted"
+    again = vs("trust", "--config").out
     assert "changed since you last trusted it:" in again
     assert '  - [notify] command = "notify-send' in again
     assert '  + [notify] command = "other"' in again
     assert "  + [git] sync = true" in again
-    assert cli("trust", "--config").out.count("unchanged since you last trusted it") == 1
+    assert vs("trust", "--config").out.count("unchanged since you last trusted it") == 1
     snapshot = Path(os.environ["XDG_STATE_HOME"]) / "vaultsched" / "trusted-config.json"
     assert snapshot.stat().st_mode & 0o777 == 0o600
 
 
 def test_trust_any_from_outside_the_vault_relaxes_config_trust_too(
-    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    vs: InProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     marker = tmp_path / "MARKER"
-    set_config(cli.root, f'[notify]\ncommand = "touch {marker}"\n')
-    untrusted_task(cli.root)
+    set_config(vs.root, f'[notify]\ncommand = "touch {marker}"\n')
+    untrusted_task(vs.root)
     monkeypatch.setenv("VAULTSCHED_TRUST", "any")
-    assert json.loads(cli("status", "--json").out)["config"]["state"] == "any"
-    assert cli("run-now", "T").code == 0
+    assert json.loads(vs("status", "--json").out)["config"]["state"] == "any"
+    assert vs("run-now", "T").code == 0
     assert not marker.exists()  # a success is not notified (`notify: failure`)...
-    write_note(cli.root, "Tasks/F.md", "---\ncommand: exit 3\n---\n")
-    assert cli("run-now", "F").code == 1
+    write_note(vs.root, "Tasks/F.md", "---\ncommand: exit 3\n---\n")
+    assert vs("run-now", "F").code == 1
     assert marker.exists()  # ...a failure is, through the vault's command
 
 
 def test_init_trusts_the_config_it_writes(tmp_path: Path) -> None:
+    """Through the real process, as a new user starts (the other commands here run in-process)."""
     root = tmp_path / "new"
     assert Cli(root)("init", str(root)).code == 0
     assert CONFIG_ID in TrustStore().trusted(root)
@@ -209,23 +210,23 @@ def loopback(received: list[bytes]) -> Iterator[str]:
 
 
 def test_a_vault_script_the_trusted_notify_command_runs_is_covered(
-    cli: Cli, tmp_path: Path
+    vs: InProcess, tmp_path: Path
 ) -> None:
     """The attack: `[notify] command = "sh scripts/notify.sh {title}"` is trusted, then a sync
     rewrites scripts/notify.sh. The config is untrusted again and the notifier does not run."""
     marker, log = tmp_path / "MARKER", tmp_path / "notified"
-    write_note(cli.root, "scripts/notify.sh", f'echo "$1" >> {log}\n')
-    set_config(cli.root, '[notify]\ncommand = "sh scripts/notify.sh {title}"\n')
-    trusted = cli("trust", "--config")
+    write_note(vs.root, "scripts/notify.sh", f'echo "$1" >> {log}\n')
+    set_config(vs.root, '[notify]\ncommand = "sh scripts/notify.sh {title}"\n')
+    trusted = vs("trust", "--config")
     assert "  covers scripts/notify.sh (sha256 " in trusted.out
-    untrusted_task(cli.root)
-    assert cli("run-now", "T").code == 1 and log.exists()  # run from the vault root
+    untrusted_task(vs.root)
+    assert vs("run-now", "T").code == 1 and log.exists()  # run from the vault root
 
-    write_note(cli.root, "scripts/notify.sh", f"touch {marker}\n")
-    assert json.loads(cli("status", "--json").out)["config"]["state"] == "untrusted"
-    assert cli("run-now", "T").code == 1
+    write_note(vs.root, "scripts/notify.sh", f"touch {marker}\n")
+    assert json.loads(vs("status", "--json").out)["config"]["state"] == "untrusted"
+    assert vs("run-now", "T").code == 1
     assert not marker.exists()
-    again = cli("trust", "--config").out
+    again = vs("trust", "--config").out
     assert "  - [notify] command reaches = " in again and not marker.exists()
 
 

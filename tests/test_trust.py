@@ -1,4 +1,7 @@
-"""Trust before running: new or changed commands and scripts wait for a person."""
+"""Trust before running: new or changed commands and scripts wait for a person.
+
+Commands run in-process (`vs`) unless the test is about a daemon, a second command running at
+the same time, or the exit codes of the real process."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Cli, DaemonProcess, git, runs, wait_for, write_note
+from conftest import Cli, DaemonProcess, InProcess, git, runs, wait_for, write_note
 
 from vaultsched.adapters.vault import Vault, build_index
 from vaultsched.core.model import Status, Trigger
@@ -38,44 +41,44 @@ def from_outside(root: Path, rel: str, text: str) -> None:
     subprocess.run([sys.executable, "-c", code, str(root / rel), text], check=True)
 
 
-def test_a_new_task_is_refused_until_trusted(cli: Cli) -> None:
-    task_note(cli.root, "Tasks/T.md", "command: echo hi\n")
-    refused = cli("run-now", "T")
+def test_a_new_task_is_refused_until_trusted(vs: InProcess) -> None:
+    task_note(vs.root, "Tasks/T.md", "command: echo hi\n")
+    refused = vs("run-now", "T")
     assert refused.code == 1
     assert 'vaultsched trust "Tasks/T"' in refused.err
-    (run,) = runs(cli.root)
+    (run,) = runs(vs.root)
     assert run.status is Status.UNTRUSTED
-    note = (cli.root / "Tasks/T.md").read_text()
+    note = (vs.root / "Tasks/T.md").read_text()
     assert 'vaultsched trust "Tasks/T"' in note  # the exact line to run, in the note
-    (digest,) = (cli.root / "Digests").glob("*.md")
+    (digest,) = (vs.root / "Digests").glob("*.md")
     assert 'vaultsched trust "Tasks/T"' in digest.read_text()
-    listed = json.loads(cli("list", "--json").out)
+    listed = json.loads(vs("list", "--json").out)
     assert listed[0]["trusted"] is False
-    status = json.loads(cli("status", "--json").out)
+    status = json.loads(vs("status", "--json").out)
     assert status["untrusted"] == [
         {"task": "Tasks/T", "why": "it is new", "fix": 'vaultsched trust "Tasks/T"'}
     ]
 
-    trusted = cli("trust", "T")
+    trusted = vs("trust", "T")
     assert trusted.code == 0 and "trusted Tasks/T: echo hi" in trusted.out
-    assert cli("run-now", "T").code == 0
-    assert json.loads(cli("list", "--json").out)[0]["trusted"] is True
+    assert vs("run-now", "T").code == 0
+    assert json.loads(vs("list", "--json").out)[0]["trusted"] is True
 
 
-def test_changing_the_command_or_a_named_script_needs_trust_again(cli: Cli) -> None:
-    write_note(cli.root, "scripts/job.py", SCRIPT)
-    task_note(cli.root, "Tasks/S.md", "command: [python3, scripts/job.py]\n")
-    assert "scripts/job.py" in cli("trust", "--all").out
-    assert cli("run-now", "S").code == 0
+def test_changing_the_command_or_a_named_script_needs_trust_again(vs: InProcess) -> None:
+    write_note(vs.root, "scripts/job.py", SCRIPT)
+    task_note(vs.root, "Tasks/S.md", "command: [python3, scripts/job.py]\n")
+    assert "scripts/job.py" in vs("trust", "--all").out
+    assert vs("run-now", "S").code == 0
 
-    from_outside(cli.root, "scripts/job.py", "print('pulled change')\n")
-    assert cli("run-now", "S").code == 1
-    assert cli("trust", "S").code == 0
-    assert cli("run-now", "S").code == 0
+    from_outside(vs.root, "scripts/job.py", "print('pulled change')\n")
+    assert vs("run-now", "S").code == 1
+    assert vs("trust", "S").code == 0
+    assert vs("run-now", "S").code == 0
 
-    from_outside(cli.root, "Tasks/S.md", "---\ncommand: [python3, -c, 'print(1)']\n---\n")
-    assert cli("run-now", "S").code == 1
-    assert [r.status for r in runs(cli.root)] == [
+    from_outside(vs.root, "Tasks/S.md", "---\ncommand: [python3, -c, 'print(1)']\n---\n")
+    assert vs("run-now", "S").code == 1
+    assert [r.status for r in runs(vs.root)] == [
         Status.SUCCESS,
         Status.UNTRUSTED,
         Status.SUCCESS,
@@ -84,6 +87,7 @@ def test_changing_the_command_or_a_named_script_needs_trust_again(cli: Cli) -> N
 
 
 def test_untrust_and_usage_errors(cli: Cli) -> None:
+    """Through the real process (the rest mostly in-process, `vs`): the exit codes a shell sees."""
     task_note(cli.root, "Tasks/U.md", "command: 'true'\n")
     assert cli("trust", "U").code == 0
     assert cli("untrust", "U").code == 0
@@ -93,28 +97,30 @@ def test_untrust_and_usage_errors(cli: Cli) -> None:
 
 
 def test_the_vault_cannot_switch_trust_off_but_the_user_can(
-    cli: Cli, monkeypatch: pytest.MonkeyPatch
+    vs: InProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = cli.root / ".vaultsched/config.toml"
+    config = vs.root / ".vaultsched/config.toml"
     config.write_text('trust = "any"\n' + config.read_text())
-    task_note(cli.root, "Tasks/V.md", "command: 'true'\n")
-    refused = cli("run-now", "V")
+    task_note(vs.root, "Tasks/V.md", "command: 'true'\n")
+    refused = vs("run-now", "V")
     assert refused.code == 1 and 'vaultsched trust "Tasks/V"' in refused.err
     user_config = Path.home() / ".config/vaultsched/config.toml"
     user_config.parent.mkdir(parents=True)
     user_config.write_text('trust = "any"\n')
-    assert cli("run-now", "V").code == 0
+    assert vs("run-now", "V").code == 0
     user_config.unlink()
     monkeypatch.setenv("VAULTSCHED_TRUST", "any")
-    assert cli("run-now", "V").code == 0
+    assert vs("run-now", "V").code == 0
 
 
-def test_init_and_new_trust_what_they_create(tmp_path: Path) -> None:
+def test_init_and_new_trust_what_they_create(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = tmp_path / "fresh"
-    cli = Cli(root)
-    assert cli("init", str(root)).code == 0
-    assert cli("new", "Mine", "--schedule", "@daily", "--command", "echo mine").code == 0
-    listed = {r["task"]: r["trusted"] for r in json.loads(cli("list", "--json").out)}
+    vs = InProcess(root, capsys)
+    assert vs("init", str(root)).code == 0
+    assert vs("new", "Mine", "--schedule", "@daily", "--command", "echo mine").code == 0
+    listed = {r["task"]: r["trusted"] for r in vs.json("list")}
     assert listed == {"Tasks/Hello vaultsched": True, "Tasks/Mine": True}
 
 
@@ -150,15 +156,15 @@ def test_a_moved_task_keeps_its_trust_and_a_copy_does_not_borrow_it(vault: Vault
     assert not store.is_trusted(root, build_index(vault).tasks["Archive/Other"])
 
 
-def test_git_mv_keeps_a_task_trusted(cli: Cli) -> None:
-    task_note(cli.root, "Tasks/Backup.md", "command: echo backed up\n")
-    assert cli("trust", "Backup").code == 0
-    git(cli.root, "add", "-A")
-    git(cli.root, "commit", "-qm", "task")
-    git(cli.root, "mv", "Tasks", "Jobs")
-    ran = cli("run-now", "Backup")
+def test_git_mv_keeps_a_task_trusted(vs: InProcess) -> None:
+    task_note(vs.root, "Tasks/Backup.md", "command: echo backed up\n")
+    assert vs("trust", "Backup").code == 0
+    git(vs.root, "add", "-A")
+    git(vs.root, "commit", "-qm", "task")
+    git(vs.root, "mv", "Tasks", "Jobs")
+    ran = vs("run-now", "Backup")
     assert ran.code == 0, ran.err
-    (row,) = json.loads(cli("list", "--json").out)
+    (row,) = json.loads(vs("list", "--json").out)
     assert (row["task"], row["trusted"]) == ("Jobs/Backup", True)
 
 
@@ -185,77 +191,77 @@ def test_the_daemon_records_one_refusal_and_runs_once_trusted(
     assert not any("tock" in r.output_tail for r in runs(vault_root))
 
 
-def fire_due_times(cli: Cli, count: int) -> None:
+def fire_due_times(vs: InProcess, count: int) -> None:
     """`run --once` fires what came due since the last call: the first call only starts the
     clock for a new task, each later one (a second on) finds a due time."""
     for n in range(count + 1):
         if n:
             time.sleep(1.1)
-        result = cli("run", "--once")
+        result = vs("run", "--once")
         assert result.code == 0, result.err
 
 
-def test_approval_waits_one_pending_run_and_approve_runs_it(cli: Cli) -> None:
-    task_note(cli.root, "Tasks/A.md", "schedule: every 1s\napproval: required\ncommand: echo ok\n")
-    assert cli("trust", "A").code == 0
-    assert cli("approve", "A").code == 1  # nothing pending yet
-    fire_due_times(cli, 2)  # two due times: the newer replaces the older
-    pending = [r for r in runs(cli.root) if r.status is Status.AWAITING_APPROVAL]
+def test_approval_waits_one_pending_run_and_approve_runs_it(vs: InProcess) -> None:
+    task_note(vs.root, "Tasks/A.md", "schedule: every 1s\napproval: required\ncommand: echo ok\n")
+    assert vs("trust", "A").code == 0
+    assert vs("approve", "A").code == 1  # nothing pending yet
+    fire_due_times(vs, 2)  # two due times: the newer replaces the older
+    pending = [r for r in runs(vs.root) if r.status is Status.AWAITING_APPROVAL]
     assert len(pending) == 1
-    note = (cli.root / "Tasks/A.md").read_text()
+    note = (vs.root / "Tasks/A.md").read_text()
     assert 'vaultsched approve "Tasks/A"' in note
-    status = json.loads(cli("status", "--json").out)
+    status = json.loads(vs("status", "--json").out)
     assert [p["task"] for p in status["awaiting_approval"]] == ["Tasks/A"]
-    (digest,) = (cli.root / "Digests").glob("*.md")
+    (digest,) = (vs.root / "Digests").glob("*.md")
     assert "awaiting_approval" in digest.read_text()
-    approved = cli("approve", "A")
+    approved = vs("approve", "A")
     assert approved.code == 0, approved.err
     assert "ok" in approved.out
-    done = [r for r in runs(cli.root) if r.trigger is Trigger.APPROVED]
+    done = [r for r in runs(vs.root) if r.trigger is Trigger.APPROVED]
     assert [r.status for r in done] == [Status.SUCCESS]
     assert done[0].scheduled_for == pending[0].scheduled_for
-    assert not [r for r in runs(cli.root) if r.status is Status.AWAITING_APPROVAL]
-    assert cli("approve", "A").code == 1  # approving runs it once
+    assert not [r for r in runs(vs.root) if r.status is Status.AWAITING_APPROVAL]
+    assert vs("approve", "A").code == 1  # approving runs it once
 
 
-def test_reject_drops_the_pending_run(cli: Cli) -> None:
-    task_note(cli.root, "Tasks/R.md", "schedule: every 1s\napproval: required\ncommand: echo no\n")
-    assert cli("trust", "R").code == 0
-    fire_due_times(cli, 1)
-    assert cli("reject", "R").code == 0
-    assert [(r.status, r.message) for r in runs(cli.root)] == [(Status.SKIPPED, "rejected")]
-    assert cli("reject", "R").code == 1
+def test_reject_drops_the_pending_run(vs: InProcess) -> None:
+    task_note(vs.root, "Tasks/R.md", "schedule: every 1s\napproval: required\ncommand: echo no\n")
+    assert vs("trust", "R").code == 0
+    fire_due_times(vs, 1)
+    assert vs("reject", "R").code == 0
+    assert [(r.status, r.message) for r in runs(vs.root)] == [(Status.SKIPPED, "rejected")]
+    assert vs("reject", "R").code == 1
 
 
 # -- the vault is untrusted input: each path from a synced edit to a run --------------------
 
 
-def marker_of(cli: Cli) -> Path:
+def marker_of(cli: Cli | InProcess) -> Path:
     """A file outside the vault that only an attacker's code would create."""
     return cli.root.parent / "MARKER"
 
 
-def test_an_edited_body_is_not_piped_until_trusted_again(cli: Cli) -> None:
+def test_an_edited_body_is_not_piped_until_trusted_again(vs: InProcess) -> None:
     """`stdin: body` makes the body the program: a synced edit to it needs trust again."""
-    marker = marker_of(cli)
-    task_note(cli.root, "Tasks/Agent.md", "command: sh\nstdin: body\n")
-    from_outside(cli.root, "Tasks/Agent.md", "---\ncommand: sh\nstdin: body\n---\necho safe\n")
-    assert cli("trust", "Agent").code == 0
-    assert "safe" in cli("run-now", "Agent").out
-    assert cli("run-now", "Agent").code == 0  # the run block it wrote does not untrust it
+    marker = marker_of(vs)
+    task_note(vs.root, "Tasks/Agent.md", "command: sh\nstdin: body\n")
+    from_outside(vs.root, "Tasks/Agent.md", "---\ncommand: sh\nstdin: body\n---\necho safe\n")
+    assert vs("trust", "Agent").code == 0
+    assert "safe" in vs("run-now", "Agent").out
+    assert vs("run-now", "Agent").code == 0  # the run block it wrote does not untrust it
 
-    note = (cli.root / "Tasks/Agent.md").read_text()
-    from_outside(cli.root, "Tasks/Agent.md", note.replace("echo safe", f"touch {marker}"))
-    refused = cli("run-now", "Agent")
+    note = (vs.root / "Tasks/Agent.md").read_text()
+    from_outside(vs.root, "Tasks/Agent.md", note.replace("echo safe", f"touch {marker}"))
+    refused = vs("run-now", "Agent")
     assert refused.code == 1 and not marker.exists()
-    assert runs(cli.root)[-1].status is Status.UNTRUSTED
-    assert "its body (prompt) changed" in (cli.root / "Tasks/Agent.md").read_text()
-    status = json.loads(cli("status", "--json").out)
+    assert runs(vs.root)[-1].status is Status.UNTRUSTED
+    assert "its body (prompt) changed" in (vs.root / "Tasks/Agent.md").read_text()
+    status = json.loads(vs("status", "--json").out)
     assert status["untrusted"][0]["why"] == "its body (prompt) changed"
 
-    shown = cli("trust", "Agent")
+    shown = vs("trust", "Agent")
     assert "-echo safe" in shown.out and f"+touch {marker}" in shown.out
-    assert cli("run-now", "Agent").code == 0 and marker.exists()  # trusted on purpose now
+    assert vs("run-now", "Agent").code == 0 and marker.exists()  # trusted on purpose now
 
 
 SH_V1 = "echo v1\n"
@@ -280,84 +286,84 @@ SH_V1 = "echo v1\n"
     ],
 )
 def test_an_edited_script_is_not_run_until_trusted_again(
-    cli: Cli, command: str, script: str, cwd: str
+    vs: InProcess, command: str, script: str, cwd: str
 ) -> None:
-    marker = marker_of(cli)
+    marker = marker_of(vs)
     python = script.endswith(".py")
-    write_note(cli.root, script, "print('v1')\n" if python else SH_V1)
-    (cli.root / script).chmod(0o755)
+    write_note(vs.root, script, "print('v1')\n" if python else SH_V1)
+    (vs.root / script).chmod(0o755)
     if script == "scripts/pkg/helper.py":
-        write_note(cli.root, "scripts/pkg/__main__.py", "import helper\n")
-    (cli.root / "Projects").mkdir(exist_ok=True)
+        write_note(vs.root, "scripts/pkg/__main__.py", "import helper\n")
+    (vs.root / "Projects").mkdir(exist_ok=True)
     front = f"command: {json.dumps(command)}\n" + (f"cwd: {cwd}\n" if cwd else "")
-    task_note(cli.root, "Tasks/S.md", front)
-    assert cli("trust", "S").code == 0
-    assert cli("run-now", "S").code == 0
-    assert cli("run-now", "S").code == 0  # running it (bytecode, run block) changes nothing
-    assert not list(cli.root.rglob("__pycache__"))  # bytecode goes outside the vault
+    task_note(vs.root, "Tasks/S.md", front)
+    assert vs("trust", "S").code == 0
+    assert vs("run-now", "S").code == 0
+    assert vs("run-now", "S").code == 0  # running it (bytecode, run block) changes nothing
+    assert not list(vs.root.rglob("__pycache__"))  # bytecode goes outside the vault
 
     evil = f"open({str(marker)!r}, 'w')\n" if python else f"touch {marker}\n"
-    from_outside(cli.root, script, evil)
-    assert cli("run-now", "S").code == 1
+    from_outside(vs.root, script, evil)
+    assert vs("run-now", "S").code == 1
     assert not marker.exists()
-    assert runs(cli.root)[-1].status is Status.UNTRUSTED
-    assert f"{script} changed" in runs(cli.root)[-1].message
-    shown = cli("trust", "S").out
+    assert runs(vs.root)[-1].status is Status.UNTRUSTED
+    assert f"{script} changed" in runs(vs.root)[-1].message
+    shown = vs("trust", "S").out
     assert f"+{evil.strip()}" in shown and f"{script} (trusted)" in shown
 
 
-def test_a_new_glob_match_is_not_run_until_trusted_again(cli: Cli) -> None:
-    marker = marker_of(cli)
-    write_note(cli.root, "scripts/a.sh", SH_V1)
-    task_note(cli.root, "Tasks/G.md", 'command: "for f in scripts/*.sh; do sh $f; done"\n')
-    assert cli("trust", "G").code == 0 and cli("run-now", "G").code == 0
-    from_outside(cli.root, "scripts/b.sh", f"touch {marker}\n")
-    assert cli("run-now", "G").code == 1 and not marker.exists()
-    shown = cli("trust", "G").out
+def test_a_new_glob_match_is_not_run_until_trusted_again(vs: InProcess) -> None:
+    marker = marker_of(vs)
+    write_note(vs.root, "scripts/a.sh", SH_V1)
+    task_note(vs.root, "Tasks/G.md", 'command: "for f in scripts/*.sh; do sh $f; done"\n')
+    assert vs("trust", "G").code == 0 and vs("run-now", "G").code == 0
+    from_outside(vs.root, "scripts/b.sh", f"touch {marker}\n")
+    assert vs("run-now", "G").code == 1 and not marker.exists()
+    shown = vs("trust", "G").out
     assert "scripts/b.sh: new file" in shown and f"+touch {marker}" in shown
 
 
-def test_dropping_approval_needs_trust_again(cli: Cli) -> None:
+def test_dropping_approval_needs_trust_again(vs: InProcess) -> None:
     """A sync deleting `approval: required` must not make a destructive task run unattended."""
-    marker = marker_of(cli)
+    marker = marker_of(vs)
     front = f"schedule: every 1s\napproval: required\ncommand: touch {marker}\n"
-    task_note(cli.root, "Tasks/D.md", front)
-    assert cli("trust", "D").code == 0
-    note = (cli.root / "Tasks/D.md").read_text()
-    from_outside(cli.root, "Tasks/D.md", note.replace("approval: required\n", ""))
-    fire_due_times(cli, 1)
+    task_note(vs.root, "Tasks/D.md", front)
+    assert vs("trust", "D").code == 0
+    note = (vs.root / "Tasks/D.md").read_text()
+    from_outside(vs.root, "Tasks/D.md", note.replace("approval: required\n", ""))
+    fire_due_times(vs, 1)
     assert not marker.exists()
-    refused = runs(cli.root)[-1]
+    refused = runs(vs.root)[-1]
     assert refused.status is Status.UNTRUSTED
     assert "its approval changed" in refused.message
-    assert '  approval: "required" -> "none"' in cli("trust", "D").out
+    assert '  approval: "required" -> "none"' in vs("trust", "D").out
 
 
-def test_trust_yes_skips_the_display_and_warnings_name_unseen_code(cli: Cli) -> None:
-    task_note(cli.root, "Tasks/W.md", "command: 'source ~/.profile && python3 -m tools.run'\n")
-    shown = cli("trust", "W")
+def test_trust_yes_skips_the_display_and_warnings_name_unseen_code(vs: InProcess) -> None:
+    task_note(vs.root, "Tasks/W.md", "command: 'source ~/.profile && python3 -m tools.run'\n")
+    shown = vs("trust", "W")
     assert "never trusted; it will run:" in shown.out
     assert "`source ~/.profile` reads a file that is not in the vault" in shown.err
     assert "`-m tools.run` imports modules vaultsched cannot see" in shown.err
-    quiet = cli("trust", "--yes", "W")
+    quiet = vs("trust", "--yes", "W")
     assert quiet.out.splitlines() == ["trusted Tasks/W: source ~/.profile && python3 -m tools.run"]
-    again = cli("trust", "--all")
+    again = vs("trust", "--all")
     assert "Tasks/W: unchanged since you last trusted it" in again.out
     # One snapshot per trusted version, outside the vault, private, gone once not trusted.
     (snapshot,) = (Path.home() / ".local/state/vaultsched/snapshots").glob("*.json")
     assert snapshot.stat().st_mode & 0o777 == 0o600
-    assert cli("untrust", "W").code == 0 and not snapshot.exists()
+    assert vs("untrust", "W").code == 0 and not snapshot.exists()
 
 
-def test_control_characters_from_the_vault_are_shown_escaped(cli: Cli) -> None:
-    task_note(cli.root, "Tasks/E\x1b[2K.md", 'command: "echo \\e[2Khidden\\x9b"\n')
+def test_control_characters_from_the_vault_are_shown_escaped(vs: InProcess) -> None:
+    task_note(vs.root, "Tasks/E\x1b[2K.md", 'command: "echo \\e[2Khidden\\x9b"\n')
     for args in (("list",), ("status",), ("run-now", "Nope\x1b]0;x"), ("trust", "--all")):
-        result = cli(*args)
+        result = vs(*args)
         shown = result.out + result.err
         assert "\x1b" not in shown and "\x9b" not in shown, args
         assert "\\x1b" in shown, args
-    assert "echo \\x1b[2Khidden\\x9b" in cli("trust", "--yes", "--all").out
-    listed = cli("list", "--json").out
+    assert "echo \\x1b[2Khidden\\x9b" in vs("trust", "--yes", "--all").out
+    listed = vs("list", "--json").out
     assert "\x9b" not in listed and json.loads(listed)[0]["task"] == "Tasks/E\x1b[2K"
 
 
@@ -421,46 +427,46 @@ def test_a_script_edited_while_a_queued_run_waits_is_not_run(cli: Cli) -> None:
     assert [r.status for r in runs(cli.root)] == [Status.SUCCESS, Status.UNTRUSTED]
 
 
-def test_a_manual_task_that_gains_a_schedule_is_not_fired(cli: Cli) -> None:
+def test_a_manual_task_that_gains_a_schedule_is_not_fired(vs: InProcess) -> None:
     """A task trusted to run only by hand: a sync adding `schedule:` must not let the daemon
     fire it. Changing when a scheduled task runs needs no trust."""
-    marker = marker_of(cli)
-    task_note(cli.root, "Tasks/Wipe.md", f"command: touch {marker}\n")
-    assert cli("trust", "--yes", "Wipe").code == 0
-    note = (cli.root / "Tasks/Wipe.md").read_text()
-    from_outside(cli.root, "Tasks/Wipe.md", note.replace("---\n", "---\nschedule: every 1s\n", 1))
-    fire_due_times(cli, 1)
+    marker = marker_of(vs)
+    task_note(vs.root, "Tasks/Wipe.md", f"command: touch {marker}\n")
+    assert vs("trust", "--yes", "Wipe").code == 0
+    note = (vs.root / "Tasks/Wipe.md").read_text()
+    from_outside(vs.root, "Tasks/Wipe.md", note.replace("---\n", "---\nschedule: every 1s\n", 1))
+    fire_due_times(vs, 1)
     assert not marker.exists()
-    refused = runs(cli.root)[-1]
+    refused = runs(vs.root)[-1]
     assert refused.status is Status.UNTRUSTED and "its schedule changed" in refused.message
-    assert "  schedule: false -> true" in cli("trust", "Wipe").out
+    assert "  schedule: false -> true" in vs("trust", "Wipe").out
 
-    task_note(cli.root, "Tasks/Tick.md", "schedule: every 1h\ncommand: echo tick\n")
-    assert cli("trust", "--yes", "Tick").code == 0
-    from_outside(cli.root, "Tasks/Tick.md", "---\nschedule: every 2h\ncommand: echo tick\n---\n")
-    listed = {r["task"]: r["trusted"] for r in json.loads(cli("list", "--json").out)}
+    task_note(vs.root, "Tasks/Tick.md", "schedule: every 1h\ncommand: echo tick\n")
+    assert vs("trust", "--yes", "Tick").code == 0
+    from_outside(vs.root, "Tasks/Tick.md", "---\nschedule: every 2h\ncommand: echo tick\n---\n")
+    listed = {r["task"]: r["trusted"] for r in json.loads(vs("list", "--json").out)}
     assert listed["Tasks/Tick"] is True
 
 
-def test_a_module_synced_beside_a_trusted_python_script_is_not_imported(cli: Cli) -> None:
+def test_a_module_synced_beside_a_trusted_python_script_is_not_imported(vs: InProcess) -> None:
     """Python puts a script's folder first on sys.path: a new `scripts/json.py` would shadow
     the standard library's without changing the trusted script. Tasks run with PYTHONSAFEPATH."""
-    marker = marker_of(cli)
-    write_note(cli.root, "scripts/report.py", "import json\nprint(json.dumps({'ok': 1}))\n")
-    task_note(cli.root, "Tasks/Report.md", "command: python3 scripts/report.py\n")
-    assert cli("trust", "--yes", "Report").code == 0
-    from_outside(cli.root, "scripts/json.py", f"open({str(marker)!r}, 'w')\ndumps = str\n")
-    assert cli("run-now", "Report").code == 0
+    marker = marker_of(vs)
+    write_note(vs.root, "scripts/report.py", "import json\nprint(json.dumps({'ok': 1}))\n")
+    task_note(vs.root, "Tasks/Report.md", "command: python3 scripts/report.py\n")
+    assert vs("trust", "--yes", "Report").code == 0
+    from_outside(vs.root, "scripts/json.py", f"open({str(marker)!r}, 'w')\ndumps = str\n")
+    assert vs("run-now", "Report").code == 0
     assert not marker.exists()
-    assert '{"ok": 1}' in runs(cli.root)[-1].output_tail
+    assert '{"ok": 1}' in runs(vs.root)[-1].output_tail
 
     # Helpers beside the script: naming their folder covers them and makes them importable.
-    write_note(cli.root, "scripts/helper.py", "NAME = 'helper'\n")
-    write_note(cli.root, "scripts/main.py", "import helper\nprint(helper.NAME)\n")
-    task_note(cli.root, "Tasks/Main.md", "command: PYTHONPATH=scripts python3 scripts/main.py\n")
-    assert cli("trust", "--yes", "Main").code == 0 and cli("run-now", "Main").code == 0
-    from_outside(cli.root, "scripts/helper.py", f"open({str(marker)!r}, 'w')\n")
-    assert cli("run-now", "Main").code == 1 and not marker.exists()
+    write_note(vs.root, "scripts/helper.py", "NAME = 'helper'\n")
+    write_note(vs.root, "scripts/main.py", "import helper\nprint(helper.NAME)\n")
+    task_note(vs.root, "Tasks/Main.md", "command: PYTHONPATH=scripts python3 scripts/main.py\n")
+    assert vs("trust", "--yes", "Main").code == 0 and vs("run-now", "Main").code == 0
+    from_outside(vs.root, "scripts/helper.py", f"open({str(marker)!r}, 'w')\n")
+    assert vs("run-now", "Main").code == 1 and not marker.exists()
 
 
 @pytest.mark.parametrize(
@@ -472,18 +478,18 @@ def test_a_module_synced_beside_a_trusted_python_script_is_not_imported(cli: Cli
     ],
 )
 def test_glued_options_runner_manifests_and_linked_folders_are_covered(
-    cli: Cli, command: str, cwd: str, edited: str
+    vs: InProcess, command: str, cwd: str, edited: str
 ) -> None:
     """`awk -fscripts/x.awk`, a `package.json` npm runs, a folder linked into a named one."""
-    write_note(cli.root, "scripts/x.awk", 'BEGIN { print "v1" }\n')
-    write_note(cli.root, "site/package.json", '{"scripts": {"build": "echo v1"}}\n')
-    write_note(cli.root, "vendor/lib/util.sh", "echo v1\n")
-    write_note(cli.root, "scripts/main.sh", ". scripts/lib/util.sh\n")
-    (cli.root / "scripts/lib").symlink_to("../vendor/lib")
+    write_note(vs.root, "scripts/x.awk", 'BEGIN { print "v1" }\n')
+    write_note(vs.root, "site/package.json", '{"scripts": {"build": "echo v1"}}\n')
+    write_note(vs.root, "vendor/lib/util.sh", "echo v1\n")
+    write_note(vs.root, "scripts/main.sh", ". scripts/lib/util.sh\n")
+    (vs.root / "scripts/lib").symlink_to("../vendor/lib")
     front = f"command: {json.dumps(command)}\n" + (f"cwd: {cwd}\n" if cwd else "")
-    task_note(cli.root, "Tasks/R.md", front)
-    assert cli("trust", "--yes", "R").code == 0
-    from_outside(cli.root, edited, (cli.root / edited).read_text().replace("v1", "v2"))
-    assert cli("run-now", "R").code == 1
-    refused = runs(cli.root)[-1]
+    task_note(vs.root, "Tasks/R.md", front)
+    assert vs("trust", "--yes", "R").code == 0
+    from_outside(vs.root, edited, (vs.root / edited).read_text().replace("v1", "v2"))
+    assert vs("run-now", "R").code == 1
+    refused = runs(vs.root)[-1]
     assert refused.status is Status.UNTRUSTED and f"{edited} changed" in refused.message
