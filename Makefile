@@ -95,7 +95,7 @@ bench bench-quick: $(BENCH_STAMP)
 # Not part of `make bench`: the same figures at 10,000, 100,000 and 1,000,000 notes and with
 # 10,000 tasks, and how each cost grows (bench/scale.py). The generated vaults are kept in
 # BENCH_VAULTS and reused: the first run also writes them (the million notes: about 5 GB and
-# 5 minutes).
+# 5 minutes). About 32 minutes on 2 cores after that.
 BENCH_VAULTS ?= $(HOME)/.cache/vaultsched-bench
 
 bench-scale: $(BENCH_STAMP)
