@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import HOST, save, start_daemon, stop, table, wait_until
+from _common import HOST, load_average, save, start_daemon, stop, table, wait_until
 from make_vault import make
 
 from vaultsched.adapters.ledger import Ledger
@@ -27,7 +27,7 @@ class Burst:
     was in the notes, the digest and git (s after the due time), and in how many commits."""
 
     runs: list[Run]
-    landed_s: float
+    landed_s: float | None  # None: not within 600 s
     commits: int
 
     def after_due(self, due: float, moment: str) -> float:
@@ -52,11 +52,12 @@ def main() -> None:
         burst = run_burst(root, due, args.tasks)
     all_started = burst.after_due(due, "started_at")
     all_finished = burst.after_due(due, "finished_at")
+    in_git = f"{burst.landed_s:.1f}" if burst.landed_s is not None else "not within 600 s"
     table(
         f"Burst: {args.tasks} tasks due at the same second, max_parallel {args.parallel}"
         f"{', properties' if args.properties else ''} (s after the due time)",
-        [[f"{all_started:.1f}", f"{all_finished:.1f}", f"{burst.landed_s:.1f}", burst.commits]],
-        ["all started", "all finished", "all in notes, digest, git", "commits"],
+        [[len(burst.runs), f"{all_started:.1f}", f"{all_finished:.1f}", in_git, burst.commits]],
+        ["runs", "all started", "all finished", "all in notes, digest, git", "commits"],
     )
     save(
         "burst",
@@ -67,7 +68,8 @@ def main() -> None:
             "started_s": all_started,
             "finished_s": all_finished,
         }
-        | {"landed_s": burst.landed_s, "commits": burst.commits},
+        | {"landed_s": burst.landed_s, "commits": burst.commits}
+        | {"runs": len(burst.runs), "load": load_average()},
     )
 
 
@@ -84,7 +86,13 @@ def burst_vault(
         f'timezone = "UTC"\nmax_parallel = {parallel}\n{config}'
     )
     subprocess.run(["git", "add", "-A"], cwd=root, check=True, capture_output=True)
-    subprocess.run(["git", "commit", "-qm", "tasks"], cwd=root, check=True, capture_output=True)
+    # The set-up is not what is measured: without the pre-commit hook, which validates every
+    # staged note (10,000 of them: longer than the lead).
+    subprocess.run(
+        ["git", "commit", "--no-verify", "-qm", "tasks"], cwd=root, check=True, capture_output=True
+    )
+    if time.time() > due - 1:  # a task first seen after its fire time waits for the next
+        raise SystemExit(f"the set-up took longer than --lead {lead:g} s: raise it")
     return root, due
 
 
@@ -102,8 +110,7 @@ def run_burst(root: Path, due: float, tasks: int, env: dict[str, str] | None = N
             )
         wait_until(lambda: _finished(ledger) >= tasks, 600, 0.2)
         runs = ledger.runs()
-        wait_until(lambda: not _dirty(root), timeout=600, step=0.2)
-        landed = time.time() - due
+        landed = time.time() - due if wait_until(lambda: not _dirty(root), 600, 0.2) else None
     finally:
         stop(daemon)
     return Burst(runs, landed, _commits(root) - commits_before)
@@ -111,7 +118,8 @@ def run_burst(root: Path, due: float, tasks: int, env: dict[str, str] | None = N
 
 def soon_interval(now: float, lead: float = LEAD_S, spread: float = 10) -> tuple[str, float]:
     """An `every Ns` whose next epoch-aligned fire is `lead` to `lead + spread` seconds away and
-    whose one after is minutes later: one burst, without waiting for a cron minute to come round."""
+    whose one after is minutes later: one burst, without waiting for a cron minute to come round.
+    `lead` covers the commit and the daemon's start (longer for 10,000 tasks)."""
     for seconds in range(600, 100_000):
         due = (int(now + lead) // seconds + 1) * seconds
         if due - now <= lead + spread:

@@ -35,6 +35,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--window", type=float, default=60)
+    parser.add_argument(
+        "--settle", type=float, default=SETTLE, help=f"seconds before the window (default {SETTLE})"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vaultsched-bench-") as tmp:
         root = make(Path(tmp) / "vault", args.tasks, args.tasks, seed=3, schedule="0 3 1 1 *")
@@ -45,7 +48,7 @@ def main() -> None:
             "polling loop (60 s sleep)": _python(POLLING),
         }
         try:
-            time.sleep(SETTLE)
+            time.sleep(args.settle)
             before = readings(procs)
             time.sleep(args.window)
             after = readings(procs)

@@ -1,6 +1,7 @@
 """Generate a realistic vault: N notes, T of them task notes, deterministic from a seed.
 
-`python bench/make_vault.py DIR --notes 100000 --tasks 1000 --seed 1`. Nested folders (about 40
+`python bench/make_vault.py DIR --notes 100000 --tasks 1000 --seed 1`; with `--store`, DIR is a
+folder of vaults kept between runs (`cached`), each made on first use. Nested folders (about 40
 notes each, up to three deep), bodies of a few hundred bytes to a few KB, front matter on some
 ordinary notes, attachments, and a few malformed notes (bad YAML, an unquoted `*` schedule).
 """
@@ -8,7 +9,9 @@ ordinary notes, attachments, and a few malformed notes (bad YAML, an unquoted `*
 from __future__ import annotations
 
 import argparse
+import hashlib
 import random
+import shutil
 from pathlib import Path
 
 from vaultsched.cli.scaffold import init_vault
@@ -65,12 +68,14 @@ def body(rng: random.Random) -> str:
 def folders(rng: random.Random, count: int) -> list[str]:
     """A folder tree one to three deep, about 40 notes a folder as in a long-kept vault."""
     tree: list[str] = []
+    seen: set[str] = set()  # the same tree as a scan of `tree`, without its cost at 25,000
     while len(tree) < count:
         parent = rng.choice(tree) if tree and rng.random() < 0.7 else ""
         name = f"{rng.choice(WORDS).title()} {rng.randint(0, 30)}"
         path = f"{parent}/{name}" if parent else name
-        if path.count("/") < 3 and path not in tree:
+        if path.count("/") < 3 and path not in seen:
             tree.append(path)
+            seen.add(path)
     return tree
 
 
@@ -106,6 +111,21 @@ def make(root: Path, notes: int, tasks: int, seed: int, schedule: str | None = N
     return root
 
 
+def cached(store: Path, notes: int, tasks: int, seed: int, schedule: str | None = None) -> Path:
+    """The vault `make` would generate, kept in `store` between runs: a million notes take
+    minutes to write. Made on first use; one cut short (no `.done` beside it) is made again."""
+    name = f"notes-{notes}-tasks-{tasks}-seed-{seed}"
+    if schedule:
+        name += "-" + hashlib.sha1(schedule.encode()).hexdigest()[:8]
+    root, done = store / name, store / f"{name}.done"
+    if not done.exists():
+        shutil.rmtree(root, ignore_errors=True)
+        store.mkdir(parents=True, exist_ok=True)
+        make(root, notes, tasks, seed, schedule)
+        done.touch()
+    return root
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("root", type=Path)
@@ -113,9 +133,11 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=1_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--task-schedule", help="force one schedule, e.g. 'every 1s'")
+    parser.add_argument("--store", action="store_true", help="ROOT keeps vaults between runs")
     args = parser.parse_args()
-    make(args.root, args.notes, args.tasks, args.seed, args.task_schedule)
-    print(f"{args.root}: {args.notes} notes, {args.tasks} tasks")
+    made = cached if args.store else make
+    root = made(args.root, args.notes, args.tasks, args.seed, args.task_schedule)
+    print(f"{root}: {args.notes} notes, {args.tasks} tasks")
 
 
 if __name__ == "__main__":

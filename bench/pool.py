@@ -169,7 +169,7 @@ def _row(got: dict[str, Any]) -> list[object]:
         f"{got['all_started_s']:.1f}",
         f"{got['runs_per_s']:.0f}",
         f"{got['all_finished_s']:.1f}",
-        f"{got['landed_s']:.1f}",
+        f"{got['landed_s']:.1f}" if got["landed_s"] is not None else "not within 600 s",
         got["commits"],
     ]
 
