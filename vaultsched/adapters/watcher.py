@@ -15,11 +15,37 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler, FileSystemMovedEvent
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+    FileSystemMovedEvent,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import ObservedWatch
 
 DEBOUNCE_SECONDS = 0.05
+# Every event but a file's open and its close without a write: inotify then never reports the
+# daemon's own reads, two events per note it reads (a cold start of 100,000 notes: 200,000).
+WANTED_EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+]
 
 
 @dataclass
@@ -72,7 +98,9 @@ class VaultWatcher:
         self._handler = _Handler(self)
         self._folders: dict[str, ObservedWatch] = {}
         self._folders_lock = threading.Lock()
-        self._observer.schedule(self._handler, str(root), recursive=False)
+        self._observer.schedule(
+            self._handler, str(root), recursive=False, event_filter=WANTED_EVENTS
+        )
         self.resync_folders()
 
     def resync_folders(self) -> bool:
@@ -99,7 +127,10 @@ class VaultWatcher:
             for name in sorted(names - set(self._folders)):
                 with contextlib.suppress(OSError):  # vanished again already: the rescan sees it
                     self._folders[name] = self._observer.schedule(
-                        self._handler, str(self.root / name), recursive=True
+                        self._handler,
+                        str(self.root / name),
+                        recursive=True,
+                        event_filter=WANTED_EVENTS,
                     )
         return changed
 
