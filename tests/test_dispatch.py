@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from vaultsched.core.model import Problem, Run, Status, Task, Trigger
+from vaultsched.core.model import Problem, Run, Status, Task, Trigger, Window
 from vaultsched.core.planner import Unplannable
 from vaultsched.core.schedules import parse_schedule
 from vaultsched.runtime.dispatch import Dispatcher, schedulable
@@ -221,3 +221,12 @@ def test_a_run_still_waiting_for_its_group_at_shutdown_is_recorded_missed() -> N
     (missed,) = d.abandoned()
     assert isinstance(missed, Record) and missed.status is Status.MISSED
     assert missed.task.id == "c" and "group 'api'" in missed.message
+
+
+def test_the_wake_time_kept_is_asked_again_for_an_edited_task() -> None:
+    d, t = Dispatcher(), task()
+    d.retimed(t.id, T0 - MINUTE)
+    assert d.wake_time([t]) == (T0, [])
+    later = replace(t, window=Window(time(12, 30), time(13)))  # no retiming: the wake moves
+    assert d.wake_time([later]) == (T0 + timedelta(minutes=30), [])
+    assert d.due([later], T0, trusted) == []

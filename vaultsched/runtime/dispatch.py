@@ -94,15 +94,31 @@ class Dispatcher:
     decisions: int = 0  # fire times decided so far: the planner's marks moved (save them)
     groups: Groups = field(default_factory=Groups)
     limits: Limits = field(default_factory=Limits)
+    # task id -> (the task as last seen, its wake time): asked of the planner again only once
+    # its marks moved or the task changed (an edited note is another object). The daemon asks
+    # after every wake-up, for every task: most are not due for hours.
+    _wakes: dict[str, tuple[Task, datetime | None]] = field(default_factory=dict)
 
     def due(self, tasks: Iterable[Task], now: datetime, untrusted: Untrusted) -> list[Action]:
         actions: list[Action] = []
         for task in tasks:
+            kept = self._wakes.get(task.id)
+            if kept is not None and kept[0] is task and (kept[1] is None or kept[1] > now):
+                continue  # nothing to decide yet, as the planner said
             with self._contained(task, "planning", actions):
                 actions += self._check(task, now, untrusted)
         return actions
 
+    def _wake(self, task: Task) -> datetime | None:
+        kept = self._wakes.get(task.id)
+        if kept is not None and kept[0] is task:
+            return kept[1]
+        wake = self.planner.wake_time(task)
+        self._wakes[task.id] = (task, wake)
+        return wake
+
     def _check(self, task: Task, now: datetime, untrusted: Untrusted) -> list[Action]:
+        self._wakes.pop(task.id, None)  # the planner's marks may move
         decision = self.planner.check(task, now)
         if decision is None:
             return []
@@ -230,9 +246,14 @@ class Dispatcher:
         times = [self.retries[0].at] if self.retries else []
         invalid: list[Action] = []
         for task in tasks:
-            with self._contained(task, "planning", invalid):
-                at = self.planner.wake_time(task)
-                times += [] if at is None else [at]
+            kept = self._wakes.get(task.id)
+            if kept is not None and kept[0] is task:
+                at = kept[1]
+            else:
+                at = None
+                with self._contained(task, "planning", invalid):
+                    at = self._wake(task)
+            times += [] if at is None else [at]
         return min(times, default=None), invalid
 
     @contextlib.contextmanager
@@ -247,11 +268,14 @@ class Dispatcher:
             else:
                 problem = internal_problem(task.path, doing, exc)
             self.planner.forget(task.id)
+            self._wakes.pop(task.id, None)
             actions.append(Invalid(task.id, problem))
 
     # -- the index changed -------------------------------------------------------------------
 
     def renamed(self, old: str, new: str) -> None:
+        for ident in (old, new):
+            self._wakes.pop(ident, None)
         if new in self.planner.marks:  # it appeared a moment ago and has its own marks already
             self.planner.forget(old)
         else:
@@ -262,8 +286,10 @@ class Dispatcher:
 
     def retimed(self, task_id: str, now: datetime) -> None:
         self.planner.reset(task_id, now)
+        self._wakes.pop(task_id, None)
         self.limits.expired.discard(task_id)  # edited (re-enabled, say): judged afresh
 
     def removed(self, task_id: str) -> None:
         self.planner.forget(task_id)
         self.groups.removed(task_id)
+        self._wakes.pop(task_id, None)
