@@ -91,6 +91,8 @@ class LocalExecutor:
 
     def submit(self, job: Job) -> None:
         self.events.submitted(job)
+        if job.start_at is not None:  # its start record is to be written with its instant's
+            self.execution.starts.expect(job)
         self._pool.submit(self._work, job)
 
     def _work(self, job: Job) -> None:

@@ -17,6 +17,9 @@ class Job:
     scheduled_for: datetime | None = None
     attempt: int = 1
     upstream: Upstream | None = None  # for an `after` run: the run that started it
+    # Decided ahead of its time (see dispatch's LEAD): the executor prepares the run at once
+    # and starts its process at this instant, not before. None: at once.
+    start_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ class Process:
     log: BinaryIO | None
     clock: Callable[[], datetime]
     children: dict[str, int]  # run id -> process group, of what is running now
+    began: Callable[[], None] = lambda: None  # told once a process has started
     redact: Redactor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -84,7 +85,7 @@ class Process:
                 echo=echo,
                 redact=self.redact,
                 now=self.clock,
-                on_start=lambda pid: self.children.__setitem__(run_id, pid),
+                on_start=self._started,
             )
         except Exception as exc:  # the start record is written: it must get its finish
             message = f"internal error before the start: {describe(exc)}"
@@ -93,3 +94,7 @@ class Process:
             return ProcessResult(None, None, False, message, b"", 0, started, now, None)
         finally:
             self.children.pop(run_id, None)
+
+    def _started(self, pid: int) -> None:
+        self.children[self.run_record.run_id] = pid
+        self.began()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from vaultsched.adapters import statefs
 from vaultsched.adapters.ledger import finish_record, new_run_id, start_record
@@ -28,9 +29,12 @@ class Recorder:
     # Told of each run as its start and its finish are recorded (pings to healthchecks & co).
     pings: RunPings = field(default_factory=NoPings)
 
-    def started(self, task: Task, run: Run) -> None:
-        """Durable before the process starts; raises OSError (the run must not start)."""
-        self.workspace.ledger.append(start_record(run, task.path))
+    def started(
+        self, task: Task, run: Run, write: Callable[[dict[str, Any]], object] | None = None
+    ) -> None:
+        """Durable before the process starts; raises OSError (the run must not start).
+        `write`: how the start record is made durable, if not appended on its own."""
+        (write or self.workspace.ledger.append)(start_record(run, task.path))
         self.pings.started(task, run)
 
     def finished(self, task: Task, run: Run, *, stdout: str | None = None) -> None:

@@ -1,0 +1,132 @@
+"""Runs prepared ahead of their time: recorded first, started at their instant, never a run
+whose code changed meanwhile; what the workers preparing them share (`Starts`)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from conftest import write_note
+
+from vaultsched.adapters.ledger import Ledger
+from vaultsched.adapters.vault import Vault, read_note
+from vaultsched.core.model import Run, Status, Task, Trigger
+from vaultsched.runtime.execute import LocalExecutor
+from vaultsched.runtime.messages import Job
+from vaultsched.runtime.record import Recorder
+from vaultsched.runtime.run import Execution
+from vaultsched.runtime.starts import Starts
+from vaultsched.runtime.workspace import open_workspace
+from vaultsched.trust.store import TrustStore
+
+
+def execution(vault: Vault) -> Execution:
+    return Execution(Recorder(open_workspace(vault), land=lambda landed: None))
+
+
+def task_of(vault: Vault, rel: str, command: str) -> Task:
+    write_note(vault.root, rel, f"---\ncommand: {command}\n---\n")
+    task = read_note(vault, rel).task
+    assert task is not None
+    return task
+
+
+def soon(seconds: float) -> datetime:
+    """A whole millisecond `seconds` from now (ledger times keep milliseconds)."""
+    moment = datetime.now(UTC) + timedelta(seconds=seconds)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def test_a_prepared_run_is_on_disk_before_its_process_which_starts_at_its_instant(
+    vault: Vault,
+) -> None:
+    # The command prints the time it ran and the start records it finds in the ledger.
+    task = task_of(vault, "Tasks/T.md", "date +%s.%N; cat .vaultsched/runs/*/*.jsonl")
+    at = soon(1.0)
+    run = execution(vault).run(Job(task, Trigger.SCHEDULE, at, start_at=at))
+    assert run.status is Status.SUCCESS and run.started_at == at
+    began, *ledger = run.output_tail.splitlines()
+    assert float(began) >= at.timestamp()  # never before its time
+    assert any('"type":"start"' in line and run.run_id in line for line in ledger)
+
+
+def test_a_script_edited_while_its_run_waits_for_its_instant_is_not_run(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VAULTSCHED_TRUST")
+    script = write_note(vault.root, "scripts/job.sh", "touch ran-v1\n")
+    task = task_of(vault, "Tasks/T.md", "sh scripts/job.sh")
+    TrustStore().trust(vault.root, [task])
+    ledger = Ledger(vault.root, vault.host)
+
+    def edit_once_recorded() -> None:  # prepared: checked, and its start record written
+        while not ledger.runs():
+            time.sleep(0.01)
+        script.write_text("touch ran-v2\n")
+
+    editor = threading.Thread(target=edit_once_recorded)
+    editor.start()
+    at = soon(5.0)  # ample on a loaded machine: the edit lands between record and instant
+    run = execution(vault).run(Job(task, Trigger.SCHEDULE, at, start_at=at))
+    editor.join()
+    assert run.status is Status.UNTRUSTED
+    assert run.message.startswith("untrusted:")
+    assert not list(vault.root.glob("ran-*"))
+    assert [r.status for r in ledger.runs()] == [Status.UNTRUSTED]  # its start, then its end
+
+
+def test_runs_due_at_one_instant_are_recorded_in_one_write_and_all_run(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: list[list[str]] = []
+    real = Ledger.append_all
+
+    def counted(self: Ledger, records: list[dict[str, Any]]) -> Path:
+        writes.append([record["type"] for record in records])
+        return real(self, records)
+
+    monkeypatch.setattr(Ledger, "append_all", counted)
+    tasks = [task_of(vault, f"Tasks/T{n}.md", f"echo {n}") for n in range(3)]
+    runner = execution(vault)
+    runner.starts = Starts(
+        runner.recorder.workspace.ledger.append_all, runner.recorder.workspace.clock, gather=60
+    )
+    done: list[Run | None] = []
+    executor = LocalExecutor(runner, 3, lambda job, run: done.append(run))
+    at = soon(2.0)
+    jobs = [Job(task, Trigger.SCHEDULE, at, start_at=at) for task in tasks]
+    for job in jobs:  # as the daemon's loop hands them over, faster than any worker starts
+        runner.starts.expect(job)
+    for job in jobs:
+        executor.submit(job)
+    executor.shutdown()
+    assert [w for w in writes if "start" in w] == [["start"] * 3]
+    assert sorted(r.status for r in done if r) == [Status.SUCCESS] * 3
+
+
+def _job(at: datetime) -> Job:
+    return Job(Task("T", "T.md", "true", (), ZoneInfo("UTC")), Trigger.SCHEDULE, at, start_at=at)
+
+
+def test_an_ended_run_waits_while_another_is_about_to_start() -> None:
+    starts = Starts(lambda records: None, lambda: datetime.now(UTC), settle_max=60)
+    waiting = _job(datetime.now(UTC) + timedelta(seconds=0.1))
+    starts.expect(waiting)
+    starts.working(waiting)
+    settled = threading.Event()
+
+    def end() -> None:
+        starts.settle()
+        settled.set()
+
+    ended = threading.Thread(target=end)
+    ended.start()
+    assert not settled.wait(0.3)  # its instant passed, and it still has not started
+    starts.begun(waiting)  # it never will (a gate said no): nothing is waited for any more
+    assert settled.wait(60)
+    ended.join()

@@ -1,0 +1,164 @@
+"""Runs prepared ahead of their time, shared by the workers preparing them.
+
+Dispatch hands a run over up to `LEAD` before its instant (`Job.start_at`). Its worker takes the
+task's slot, checks trust, writes the start record and builds the process's environment, then
+sleeps until the instant and starts the process. What those workers share is here:
+
+- the start records of runs due at the same instant go out together, in one write and one
+  fsync, written by whichever of them is last to get there once no other run for that instant
+  was handed over for `HANDED`, or by the first once `GATHER` has passed or the instant is
+  `WRITE_BY` away (a run held up, waiting for its slot say, does not hold the others up);
+- a run that has ended keeps out of their way: its finish record, its landing and the daemon's
+  loop it wakes all take the interpreter and a CPU, so it waits (at most `SETTLE_MAX`) while a
+  run due within `LEAD` of now has not started its process yet, and for `QUIET` after the last
+  one did: a process just started still has to load its program, on a machine with few CPUs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from vaultsched.runtime.dispatch import LEAD
+from vaultsched.runtime.messages import Job
+
+GATHER = 0.1  # s a start record waits at most for the others due at the same instant
+HANDED = 0.02  # s without another run for the instant handed over: all of them are
+WRITE_BY = 0.1  # s before the instant, a start record waits no more
+SETTLE_MAX = 1.0  # s an ended run waits at most for runs about to start
+QUIET = 0.1  # s after a prepared run's process started, an ended run still waits
+
+
+@dataclass
+class _Ticket:
+    """One run prepared ahead, from its hand-over until its process started (or never will)."""
+
+    at: datetime
+    working: bool = False  # a worker holds its slot and prepares it
+    arrived: bool = False  # its start record is written, or on its way
+
+
+@dataclass
+class _Record:
+    record: dict[str, Any]
+    taken: bool = False  # a worker writes it (with others)
+    done: bool = False
+    error: OSError | None = None
+
+
+class Starts:
+    def __init__(
+        self,
+        write_all: Callable[[list[dict[str, Any]]], object],
+        clock: Callable[[], datetime],
+        *,
+        gather: float = GATHER,
+        settle_max: float = SETTLE_MAX,
+    ) -> None:
+        self._write_all = write_all  # the ledger's: one write, one fsync
+        self._clock = clock
+        self._gather, self._settle_max = gather, settle_max
+        self._changed = threading.Condition()
+        self._tickets: dict[int, _Ticket] = {}  # by id(job): a job lives until it is done
+        self._gathered: dict[datetime, list[_Record]] = {}
+        self._handed: dict[datetime, float] = {}  # instant -> when a run for it was last handed
+        self._quiet_until = 0.0  # monotonic
+
+    def expect(self, job: Job) -> None:
+        """`job` (prepared ahead) is handed over: its start record is to come."""
+        assert job.start_at is not None
+        with self._changed:
+            self._tickets.setdefault(id(job), _Ticket(job.start_at))
+            self._handed[job.start_at] = time.monotonic()
+
+    def working(self, job: Job) -> None:
+        """A worker holds `job`'s slot and prepares it."""
+        if job.start_at is None:
+            return
+        with self._changed:
+            self._tickets.setdefault(id(job), _Ticket(job.start_at)).working = True
+
+    def started(self, job: Job) -> None:
+        """`job`'s process has started."""
+        with self._changed:
+            if id(job) in self._tickets:
+                self._quiet_until = time.monotonic() + QUIET
+        self.begun(job)
+
+    def begun(self, job: Job) -> None:
+        """`job`'s process has started, or never will (a gate, trust, an error)."""
+        with self._changed:
+            ticket = self._tickets.pop(id(job), None)
+            if ticket is not None:
+                if not any(t.at == ticket.at for t in self._tickets.values()):
+                    self._handed.pop(ticket.at, None)
+                self._changed.notify_all()
+
+    def record(self, job: Job, record: dict[str, Any]) -> None:
+        """Write `job`'s start record durably, with those of the runs due at the same instant.
+        Raises OSError if it could not be written."""
+        assert job.start_at is not None
+        at, mine = job.start_at, _Record(record)
+        before = (at - self._clock()).total_seconds() - WRITE_BY
+        deadline = time.monotonic() + min(self._gather, max(before, 0.0))
+        with self._changed:
+            self._tickets.setdefault(id(job), _Ticket(at)).arrived = True
+            self._gathered.setdefault(at, []).append(mine)
+            self._changed.notify_all()
+            while not mine.taken and (left := deadline - time.monotonic()) > 0:
+                handed = self._handed.get(at, 0.0) + HANDED - time.monotonic()
+                if not self._coming(at) and handed <= 0:
+                    break
+                self._changed.wait(min(left, max(handed, 0.001)))
+            batch = [] if mine.taken else self._gathered.pop(at)
+            for gathered in batch:
+                gathered.taken = True
+            if not self._coming(at):
+                self._handed.pop(at, None)
+        if batch:
+            self._write(batch)
+        with self._changed:
+            while not mine.done:
+                self._changed.wait()
+        if mine.error is not None:
+            raise mine.error
+
+    def _coming(self, at: datetime) -> bool:
+        return any(t.at == at and not t.arrived for t in self._tickets.values())
+
+    def _write(self, batch: list[_Record]) -> None:
+        error: OSError | None = OSError("the start records were not written")
+        try:
+            self._write_all([gathered.record for gathered in batch])
+            error = None
+        except OSError as exc:
+            error = exc
+        finally:  # whatever happened, no run of the batch waits for ever
+            self._written(batch, error)
+
+    def _written(self, batch: list[_Record], error: OSError | None) -> None:
+        with self._changed:
+            for gathered in batch:  # every run of the batch learns how it went
+                gathered.error, gathered.done = error, True
+            self._changed.notify_all()
+
+    def settle(self) -> None:
+        """Wait, at most SETTLE_MAX, while a run due within LEAD of now is being prepared or
+        waits for its instant (its process not started), or one started less than QUIET ago."""
+        deadline = time.monotonic() + self._settle_max
+        with self._changed:
+            while (left := deadline - time.monotonic()) > 0:
+                if self._soon():
+                    self._changed.wait(min(left, LEAD.total_seconds()))
+                elif (quiet := self._quiet_until - time.monotonic()) > 0:
+                    self._changed.wait(min(left, quiet))
+                else:
+                    return
+
+    def _soon(self) -> bool:
+        horizon = self._clock() + LEAD
+        return any(t.working and t.at <= horizon for t in self._tickets.values())
