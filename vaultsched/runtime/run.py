@@ -5,9 +5,11 @@ What is checked against the trusted fingerprint is checked once the slot is ours
 
 A run decided ahead of its time (`Job.start_at`) is prepared at once: slot, trust, the durable
 start record (with the others due at that instant, see `starts`), its context, log and
-environment. Its worker then sleeps until the instant, checks trust again (by file identity:
-a few `lstat` calls unless something changed) and starts the process; `if_changed` and `check`
-are asked then, at the run's own time.
+environment, and, for a shell command, its very process (`runner.hold`: its shell, waiting for
+a line). Just before the instant trust is checked again (by file identity: a few `lstat` calls
+unless something changed); at the instant the process is let go, with one pipe write.
+`if_changed` and `check` are asked at the run's own time; a run with either, or an argv
+command, starts its process then.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import functools
 import logging
 import os
 import signal
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import BinaryIO
 
 from vaultsched.adapters import statefs
 from vaultsched.adapters.ledger import new_run_id
-from vaultsched.adapters.runner import ProcessResult
+from vaultsched.adapters.runner import Held, ProcessResult
 from vaultsched.core import layout
 from vaultsched.core.model import Run, Status, Task, Trigger
 from vaultsched.core.output import clean_output, clean_stdout, status_of
@@ -127,29 +128,35 @@ class Execution:
     def _when_due(
         self, job: Job, process: Process, stdin: bytes | None, body: str | None, echo: Echo
     ) -> tuple[Run, str | None, str | None]:
-        """Start the command at its time (now, or at `start_at`), past trust and the gates.
-        The run as it ended, its stdout fit to hand on, and the `if_changed` digest."""
+        """Start the command at its time (now, or at `start_at`: then its process is started
+        at once and waits), past trust and the gates. The run as it ended, its stdout fit to
+        hand on, and the `if_changed` digest."""
         task, root, clock = job.task, self.recorder.workspace.vault.root, process.clock
-        finished = self._at_its_time(job, process, body)
-        if finished is not None:
-            return finished, None, None
-        inputs = inputs_now(root, task)
-        finished = gated(task, process, inputs, root)
-        if finished is not None:
-            return finished, None, inputs
-        left = task.timeout - (clock() - process.run_record.started_at)
-        result = process.run(task.command, left, stdin, echo)
+        ahead = job.start_at is not None
+        with process.held(task.command, stdin) if ahead else contextlib.nullcontext() as held:
+            finished = self._at_its_time(job, process, body, held)
+            if finished is not None:
+                return finished, None, None
+            inputs = inputs_now(root, task)
+            finished = gated(task, process, inputs, root)
+            if finished is not None:
+                return finished, None, inputs
+            left = task.timeout - (clock() - process.run_record.started_at)
+            result = process.run(task.command, left, stdin, echo, held)
         return (*self._finished(task, process.run_record, result, process.redact), inputs)
 
-    def _at_its_time(self, job: Job, process: Process, body: str | None) -> Run | None:
-        """For a run prepared ahead: sleep until its instant, then None if it may start, or
-        the run as it ends if what it runs changed since it was checked (never started)."""
+    def _at_its_time(
+        self, job: Job, process: Process, body: str | None, held: Held | None
+    ) -> Run | None:
+        """For a run prepared ahead: wait for its instant, then None if it may start, or the
+        run as it ends if what it runs changed since it was checked (never started). A held
+        process without gates is released then, with the others due at that instant."""
         if job.start_at is None:
             return None
         task, workspace = job.task, self.recorder.workspace
         trust, root = workspace.trust, workspace.vault.root
-        time.sleep(max((job.start_at - workspace.clock()).total_seconds(), 0.0))
-        if trust.is_trusted(root, task, body):
+        release = None if held is None or task.check is not None or task.if_changed else held
+        if self.starts.at_its_time(job, lambda: trust.is_trusted(root, task, body), release):
             return None
         process.note("vaultsched: changed since it was checked: not run\n")
         return stopped(

@@ -23,12 +23,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from vaultsched.adapters.runner import Held
 from vaultsched.runtime.dispatch import LEAD
 from vaultsched.runtime.messages import Job
 
 GATHER = 0.1  # s a start record waits at most for the others due at the same instant
 HANDED = 0.02  # s without another run for the instant handed over: all of them are
 WRITE_BY = 0.1  # s before the instant, a start record waits no more
+# The last trust check of the runs due at an instant is made this long before it, so that at
+# the instant itself they are only let go, one pipe write each.
+CHECK_BEFORE = 0.005
 SETTLE_MAX = 1.0  # s an ended run waits at most for runs about to start
 QUIET = 0.1  # s after a prepared run's process started, an ended run still waits
 
@@ -40,6 +44,16 @@ class _Ticket:
     at: datetime
     working: bool = False  # a worker holds its slot and prepares it
     arrived: bool = False  # its start record is written, or on its way
+
+
+@dataclass
+class _Due:
+    """A run prepared ahead, waiting for its instant."""
+
+    check: Callable[[], bool]  # trust, again: whether it may start
+    held: Held | None  # its process, let go at the instant; None: it starts itself
+    outcome: bool | None = None
+    error: Exception | None = None
 
 
 @dataclass
@@ -65,6 +79,7 @@ class Starts:
         self._changed = threading.Condition()
         self._tickets: dict[int, _Ticket] = {}  # by id(job): a job lives until it is done
         self._gathered: dict[datetime, list[_Record]] = {}
+        self._due: dict[datetime, list[_Due]] = {}
         self._handed: dict[datetime, float] = {}  # instant -> when a run for it was last handed
         self._quiet_until = 0.0  # monotonic
 
@@ -145,6 +160,50 @@ class Starts:
             for gathered in batch:  # every run of the batch learns how it went
                 gathered.error, gathered.done = error, True
             self._changed.notify_all()
+
+    def at_its_time(self, job: Job, check: Callable[[], bool], held: Held | None) -> bool:
+        """Wait for `job`'s instant; whether it may start then (`check`, made just before).
+        Whichever of the runs due at that instant wakes first checks them all, waits for the
+        instant and lets all their held processes go, in one go: one wake-up, not one per run,
+        and no run's start waits behind another's."""
+        assert job.start_at is not None
+        at, mine = job.start_at, _Due(check, held)
+        with self._changed:
+            self._due.setdefault(at, []).append(mine)
+        self._sleep_until(at, CHECK_BEFORE)
+        with self._changed:
+            batch = self._due.pop(at, [])
+        if batch:
+            self._go(at, batch)
+        with self._changed:
+            while mine.outcome is None and mine.error is None:
+                self._changed.wait()
+        if mine.error is not None:
+            raise mine.error
+        return bool(mine.outcome)
+
+    def _go(self, at: datetime, batch: list[_Due]) -> None:
+        outcomes: list[tuple[bool | None, Exception | None]] = []
+        try:
+            for due in batch:
+                try:
+                    outcomes.append((due.check(), None))
+                except Exception as exc:  # its own worker raises it
+                    outcomes.append((None, exc))
+            self._sleep_until(at, 0.0)
+            for due, (outcome, _) in zip(batch, outcomes, strict=True):
+                if outcome and due.held is not None:
+                    due.held.release()
+        finally:  # whatever happened, no run of the batch waits for ever
+            with self._changed:
+                for due, (outcome, error) in zip(batch, outcomes, strict=False):
+                    due.outcome, due.error = outcome, error
+                for due in batch[len(outcomes) :]:
+                    due.error = RuntimeError("interrupted before its instant")
+                self._changed.notify_all()
+
+    def _sleep_until(self, at: datetime, before: float) -> None:
+        time.sleep(max((at - self._clock()).total_seconds() - before, 0.0))
 
     def settle(self) -> None:
         """Wait, at most SETTLE_MAX, while a run due within LEAD of now is being prepared or
