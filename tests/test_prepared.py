@@ -113,11 +113,13 @@ def _job(at: datetime) -> Job:
     return Job(Task("T", "T.md", "true", (), ZoneInfo("UTC")), Trigger.SCHEDULE, at, start_at=at)
 
 
-def test_an_ended_run_waits_while_another_is_about_to_start() -> None:
-    starts = Starts(lambda records: None, lambda: datetime.now(UTC), settle_max=60)
-    waiting = _job(datetime.now(UTC) + timedelta(seconds=0.1))
-    starts.expect(waiting)
-    starts.working(waiting)
+def test_an_ended_run_waits_while_another_is_about_to_start_never_for_a_late_one() -> None:
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    starts = Starts(lambda records: None, lambda: now, settle_max=60)  # a clock that stands
+    late, waiting = _job(now - timedelta(seconds=1)), _job(now + timedelta(seconds=0.1))
+    for job in (late, waiting):
+        starts.expect(job)
+        starts.working(job)
     settled = threading.Event()
 
     def end() -> None:
@@ -126,7 +128,27 @@ def test_an_ended_run_waits_while_another_is_about_to_start() -> None:
 
     ended = threading.Thread(target=end)
     ended.start()
-    assert not settled.wait(0.3)  # its instant passed, and it still has not started
-    starts.begun(waiting)  # it never will (a gate said no): nothing is waited for any more
+    assert not settled.wait(0.3)  # the one about to start is waited for
+    starts.begun(waiting)  # it never will (a gate said no): the late one is not waited for
     assert settled.wait(60)
     ended.join()
+
+
+def test_runs_started_late_hold_no_ended_run_back() -> None:
+    """A burst queued behind `max_parallel` starts its runs late, one after the other: the quiet
+    kept after an instant's starts is counted from the instant, so it is long over."""
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    starts = Starts(lambda records: None, lambda: now, settle_max=60)  # a clock that stands
+    late = _job(now - timedelta(seconds=1))
+    starts.expect(late)
+    starts.working(late)
+    assert starts.at_its_time(late, lambda: True, None)
+    starts.begun(late)
+    settled = threading.Event()
+
+    def end() -> None:
+        starts.settle()
+        settled.set()
+
+    threading.Thread(target=end).start()
+    assert settled.wait(30)

@@ -114,7 +114,7 @@ class Execution:
         context, root = context_for(workspace, job, run), workspace.vault.root
         with _log_file(root, _log_rel(run)) as log_file:
             env, cwd, clock = _environment(task, context), _cwd(root, task), workspace.clock
-            began = functools.partial(self.starts.started, job)
+            began = functools.partial(self.starts.begun, job)
             process = Process(task, run, env, cwd, log_file, clock, self.children, began)
             stdin = stdin_for(task, body, context)
             finished, stdout, inputs = self._when_due(job, process, stdin, body, echo)

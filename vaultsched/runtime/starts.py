@@ -10,8 +10,10 @@ sleeps until the instant and starts the process. What those workers share is her
   `WRITE_BY` away (a run held up, waiting for its slot say, does not hold the others up);
 - a run that has ended keeps out of their way: its finish record, its landing and the daemon's
   loop it wakes all take the interpreter and a CPU, so it waits (at most `SETTLE_MAX`) while a
-  run due within `LEAD` of now has not started its process yet, and for `QUIET` after the last
-  one did: a process just started still has to load its program, on a machine with few CPUs.
+  run is being prepared for an instant still to come (within `LEAD`), and until `QUIET` after
+  an instant whose runs started then: a process just started still has to load its program,
+  on a machine with few CPUs. Runs already late (a burst queued behind `max_parallel`) are
+  not waited for: there is no instant left to keep.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from vaultsched.adapters.runner import Held
@@ -34,7 +36,7 @@ WRITE_BY = 0.1  # s before the instant, a start record waits no more
 # the instant itself they are only let go, one pipe write each.
 CHECK_BEFORE = 0.005
 SETTLE_MAX = 1.0  # s an ended run waits at most for runs about to start
-QUIET = 0.1  # s after a prepared run's process started, an ended run still waits
+QUIET = timedelta(milliseconds=100)  # after an instant whose runs started, ended runs wait
 
 
 @dataclass
@@ -44,6 +46,17 @@ class _Ticket:
     at: datetime
     working: bool = False  # a worker holds its slot and prepares it
     arrived: bool = False  # its start record is written, or on its way
+
+
+@dataclass
+class _Instant:
+    """What the tickets of one instant add up to, kept as they change: a burst of a thousand
+    runs due together is asked about at every start record and every end."""
+
+    tickets: int = 0
+    unarrived: int = 0
+    working: int = 0
+    handed: float = 0.0  # monotonic: when a run for it was last handed over
 
 
 @dataclass
@@ -78,40 +91,50 @@ class Starts:
         self._gather, self._settle_max = gather, settle_max
         self._changed = threading.Condition()
         self._tickets: dict[int, _Ticket] = {}  # by id(job): a job lives until it is done
+        self._instants: dict[datetime, _Instant] = {}
         self._gathered: dict[datetime, list[_Record]] = {}
         self._due: dict[datetime, list[_Due]] = {}
-        self._handed: dict[datetime, float] = {}  # instant -> when a run for it was last handed
-        self._quiet_until = 0.0  # monotonic
+        self._quiet_until: datetime | None = None
 
     def expect(self, job: Job) -> None:
         """`job` (prepared ahead) is handed over: its start record is to come."""
-        assert job.start_at is not None
         with self._changed:
-            self._tickets.setdefault(id(job), _Ticket(job.start_at))
-            self._handed[job.start_at] = time.monotonic()
+            self._ticket(job)
+            self._instants[self._tickets[id(job)].at].handed = time.monotonic()
 
     def working(self, job: Job) -> None:
         """A worker holds `job`'s slot and prepares it."""
         if job.start_at is None:
             return
         with self._changed:
-            self._tickets.setdefault(id(job), _Ticket(job.start_at)).working = True
-
-    def started(self, job: Job) -> None:
-        """`job`'s process has started."""
-        with self._changed:
-            if id(job) in self._tickets:
-                self._quiet_until = time.monotonic() + QUIET
-        self.begun(job)
+            ticket = self._ticket(job)
+            if not ticket.working:
+                ticket.working = True
+                self._instants[ticket.at].working += 1
 
     def begun(self, job: Job) -> None:
         """`job`'s process has started, or never will (a gate, trust, an error)."""
         with self._changed:
             ticket = self._tickets.pop(id(job), None)
-            if ticket is not None:
-                if not any(t.at == ticket.at for t in self._tickets.values()):
-                    self._handed.pop(ticket.at, None)
-                self._changed.notify_all()
+            if ticket is None:
+                return
+            instant = self._instants[ticket.at]
+            instant.tickets -= 1
+            instant.unarrived -= not ticket.arrived
+            instant.working -= ticket.working
+            if not instant.tickets:
+                del self._instants[ticket.at]
+            self._changed.notify_all()
+
+    def _ticket(self, job: Job) -> _Ticket:
+        assert job.start_at is not None
+        ticket = self._tickets.get(id(job))
+        if ticket is None:
+            ticket = self._tickets[id(job)] = _Ticket(job.start_at)
+            instant = self._instants.setdefault(job.start_at, _Instant())
+            instant.tickets += 1
+            instant.unarrived += 1
+        return ticket
 
     def record(self, job: Job, record: dict[str, Any]) -> None:
         """Write `job`'s start record durably, with those of the runs due at the same instant.
@@ -121,19 +144,21 @@ class Starts:
         before = (at - self._clock()).total_seconds() - WRITE_BY
         deadline = time.monotonic() + min(self._gather, max(before, 0.0))
         with self._changed:
-            self._tickets.setdefault(id(job), _Ticket(at)).arrived = True
+            ticket = self._ticket(job)
+            if not ticket.arrived:
+                ticket.arrived = True
+                self._instants[at].unarrived -= 1
             self._gathered.setdefault(at, []).append(mine)
             self._changed.notify_all()
+            instant = self._instants[at]
             while not mine.taken and (left := deadline - time.monotonic()) > 0:
-                handed = self._handed.get(at, 0.0) + HANDED - time.monotonic()
-                if not self._coming(at) and handed <= 0:
+                handed = instant.handed + HANDED - time.monotonic()
+                if not instant.unarrived and handed <= 0:
                     break
                 self._changed.wait(min(left, max(handed, 0.001)))
             batch = [] if mine.taken else self._gathered.pop(at)
             for gathered in batch:
                 gathered.taken = True
-            if not self._coming(at):
-                self._handed.pop(at, None)
         if batch:
             self._write(batch)
         with self._changed:
@@ -141,9 +166,6 @@ class Starts:
                 self._changed.wait()
         if mine.error is not None:
             raise mine.error
-
-    def _coming(self, at: datetime) -> bool:
-        return any(t.at == at and not t.arrived for t in self._tickets.values())
 
     def _write(self, batch: list[_Record]) -> None:
         error: OSError | None = OSError("the start records were not written")
@@ -196,6 +218,9 @@ class Starts:
                     due.held.release()
         finally:  # whatever happened, no run of the batch waits for ever
             with self._changed:
+                if any(outcome for outcome, _ in outcomes):
+                    quiet = at + QUIET
+                    self._quiet_until = max(quiet, self._quiet_until or quiet)
                 for due, (outcome, error) in zip(batch, outcomes, strict=False):
                     due.outcome, due.error = outcome, error
                 for due in batch[len(outcomes) :]:
@@ -206,18 +231,20 @@ class Starts:
         time.sleep(max((at - self._clock()).total_seconds() - before, 0.0))
 
     def settle(self) -> None:
-        """Wait, at most SETTLE_MAX, while a run due within LEAD of now is being prepared or
-        waits for its instant (its process not started), or one started less than QUIET ago."""
+        """Wait, at most SETTLE_MAX, while a run is being prepared for an instant within LEAD
+        of now, or until QUIET after the last instant whose runs started."""
         deadline = time.monotonic() + self._settle_max
         with self._changed:
             while (left := deadline - time.monotonic()) > 0:
-                if self._soon():
+                now = self._clock()
+                if self._soon(now):
                     self._changed.wait(min(left, LEAD.total_seconds()))
-                elif (quiet := self._quiet_until - time.monotonic()) > 0:
-                    self._changed.wait(min(left, quiet))
+                elif self._quiet_until is not None and self._quiet_until > now:
+                    self._changed.wait(min(left, (self._quiet_until - now).total_seconds()))
                 else:
                     return
 
-    def _soon(self) -> bool:
-        horizon = self._clock() + LEAD
-        return any(t.working and t.at <= horizon for t in self._tickets.values())
+    def _soon(self, now: datetime) -> bool:
+        return any(
+            instant.working and now < at <= now + LEAD for at, instant in self._instants.items()
+        )
