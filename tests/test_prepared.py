@@ -152,3 +152,21 @@ def test_runs_started_late_hold_no_ended_run_back() -> None:
 
     threading.Thread(target=end).start()
     assert settled.wait(30)
+
+
+def test_no_ended_run_waits_while_a_run_waits_for_a_worker() -> None:
+    """More runs due at once than `max_parallel`: a worker is wanted more than quiet is."""
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    starts = Starts(lambda records: None, lambda: now, settle_max=60)  # a clock that stands
+    preparing, queued = (_job(now + timedelta(seconds=0.1)) for _ in range(2))
+    starts.expect(preparing)
+    starts.working(preparing)  # would be waited for, were it alone
+    starts.expect(queued)  # handed over, no worker free for it yet
+    settled = threading.Event()
+
+    def end() -> None:
+        starts.settle()
+        settled.set()
+
+    threading.Thread(target=end).start()
+    assert settled.wait(30)

@@ -13,7 +13,8 @@ sleeps until the instant and starts the process. What those workers share is her
   run is being prepared for an instant still to come (within `LEAD`), and until `QUIET` after
   an instant whose runs started then: a process just started still has to load its program,
   on a machine with few CPUs. Runs already late (a burst queued behind `max_parallel`) are
-  not waited for: there is no instant left to keep.
+  not waited for: there is no instant left to keep; and while runs wait for a worker, none
+  is kept waiting.
 """
 
 from __future__ import annotations
@@ -232,11 +233,14 @@ class Starts:
 
     def settle(self) -> None:
         """Wait, at most SETTLE_MAX, while a run is being prepared for an instant within LEAD
-        of now, or until QUIET after the last instant whose runs started."""
+        of now, or until QUIET after the last instant whose runs started; not at all while a
+        run prepared ahead waits for a worker (more are due than `max_parallel`)."""
         deadline = time.monotonic() + self._settle_max
         with self._changed:
             while (left := deadline - time.monotonic()) > 0:
                 now = self._clock()
+                if any(i.tickets > i.working for i in self._instants.values()):
+                    return  # runs wait for a worker: this one is wanted, now
                 if self._soon(now):
                     self._changed.wait(min(left, LEAD.total_seconds()))
                 elif self._quiet_until is not None and self._quiet_until > now:
