@@ -2,19 +2,37 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 
-.PHONY: test lint unit demo bench bench-quick clean
+.PHONY: test lint unit demo screenshots bench bench-quick clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+# The venv starts without pip: its own copy (ensurepip) takes seconds to install, longer than
+# everything the demo needs. The demo's install runs the system's pip into it when that pip can
+# (`--python`, pip >= 22.3); `make test` gives the venv its own pip first.
+$(BIN)/python:
+	$(PYTHON) -m venv --without-pip $(VENV)
+
+# What vaultsched needs to run, and nothing else: `make demo` on a fresh clone. Byte-compiling
+# every installed module would take longer than the install; Python compiles what it imports.
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	@if $(PYTHON) -m pip --python $(BIN)/python --version >/dev/null 2>&1; then \
+		pip="$(PYTHON) -m pip --python $(BIN)/python"; \
+	else $(BIN)/python -m ensurepip --default-pip >/dev/null && pip="$(BIN)/python -m pip"; fi; \
+	echo "$$pip install -e ."; $$pip --disable-pip-version-check install --quiet --no-compile -e .
+	touch $(RUN_STAMP)
+
+# The test toolchain (a superset: it satisfies the demo's stamp too).
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[test]'
+	touch $(STAMP) $(RUN_STAMP)
 
 # Three workers on two cores: most tests wait on real daemons, git and processes, not on the CPU.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -n 3
+	$(BIN)/python -m pytest -q -n 3 --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check vaultsched tests bench vault/scripts
@@ -24,8 +42,19 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not integration"
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/vaultsched demo
+
+# Notes as Obsidian shows them, as PNGs (tests/obsidian_render.py): the newest digest and every note
+# with a run block of VAULT (the folder `make demo` printed), or the NOTES given, into OUT.
+OUT ?= /tmp/vaultsched-screenshots
+screenshots: $(RUN_STAMP)
+	@test -n "$(VAULT)" || { echo "usage: make screenshots VAULT=path/to/vault [NOTES='a.md b.md']"; exit 2; }
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; } >/dev/null
+	@fc-list 2>/dev/null | grep -qi emoji || { apt-get update -qq && apt-get install -y -qq \
+		fonts-noto-color-emoji; } >/dev/null 2>&1 \
+		|| echo "no emoji font (apt-get install fonts-noto-color-emoji): status icons show as boxes"
+	$(BIN)/python tests/obsidian_render.py --vault "$(VAULT)" --out "$(OUT)" $(NOTES)
 
 # Not part of `make test`: figures, not pass/fail. Results: bench/results/*.json and
 # docs/benchmarks.md. `bench` takes about 6 minutes on 2 cores, `bench-quick` about 1.5.

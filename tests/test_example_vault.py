@@ -1,29 +1,30 @@
-"""The bundled example vault: valid, its scripts work, and `vaultsched demo` runs it."""
+"""The bundled example vault: valid, and its scripts work (tests/test_demo.py runs the demo)."""
 
 from __future__ import annotations
 
 import ast
 import json
 import os
+import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import Cli, git, runs, wait_for
+from conftest import Cli, git, runs
 
 from vaultsched.core.layout import GITATTRIBUTES_TEXT, GITIGNORE_TEXT
 from vaultsched.core.model import Status
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "vault"
 SCHEDULES = {
+    "Tasks/Archive done items": ["0 22 * * *"],
     "Tasks/Check links now": [],
     "Tasks/Daily briefing": ["0 7 * * 1-5"],
     "Tasks/Draft inbox follow-up": [],
     "Tasks/Inbox briefing": ["30 7 * * *"],
+    "Tasks/Journal check": ["0 21 * * *"],
     "Tasks/Log inbox follow-up": [],
     "Tasks/Vault stats": ["0 * * * *"],
     "Tasks/Weekly cleanup report": ["0 18 * * FRI"],
@@ -38,10 +39,12 @@ def copy(tmp_path: Path) -> Path:
 
 
 def script(
-    root: Path, name: str, stdin: str = "", *, env_var: bool = True
+    root: Path, name: str, stdin: str = "", *, env_var: bool = True, due: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    """Run a subcommand of the vault's script as vaultsched would (without `env_var`: by hand)."""
+    """Run a subcommand of the vault's script as vaultsched would (without `env_var`: by hand;
+    `due`: as a scheduled run due then)."""
     env = {**os.environ, "VAULTSCHED_VAULT": str(root)} if env_var else dict(os.environ)
+    env["VAULTSCHED_SCHEDULED_FOR"] = due
     return subprocess.run(
         [sys.executable, "scripts/vault_tools.py", name],
         cwd=root,
@@ -91,7 +94,7 @@ def test_script_is_one_stdlib_file(copy: Path) -> None:
 def test_scripts_report_what_the_vault_holds(copy: Path) -> None:
     stats = script(copy, "stats")
     assert stats.returncode == 0, stats.stderr
-    assert "notes: 11" in stats.stdout
+    assert "notes: 13" in stats.stdout
     assert "open items: 6" in stats.stdout and "attachments: 2" in stats.stdout
     assert script(copy, "stats", env_var=False).stdout == stats.stdout  # cwd fallback
 
@@ -108,6 +111,34 @@ def test_scripts_report_what_the_vault_holds(copy: Path) -> None:
     assert "- Order seed potatoes (Projects/Garden)" in briefing.stdout
     assert "- Call the plumber" in briefing.stdout
     assert "not a reminder" not in briefing.stdout
+
+
+def test_the_journal_check_fails_until_the_days_note_is_written(copy: Path) -> None:
+    missing = script(copy, "journal", due="2026-11-21T21:00:00+00:00")
+    assert missing.returncode == 1
+    assert missing.stderr == (
+        "Journal/2026-11-21.md does not exist yet: write today's journal note\n"
+    )
+    written = script(copy, "journal", due="2026-11-20T21:00:00+00:00")  # the vault has that one
+    assert (written.returncode, written.stdout) == (0, "Journal/2026-11-20.md is written\n")
+    daily_notes = json.loads((copy / ".obsidian/daily-notes.json").read_text())
+    assert daily_notes == {"folder": "Journal", "format": "YYYY-MM-DD"}  # where Obsidian puts it
+
+
+def test_archive_moves_only_the_inboxs_done_items(copy: Path) -> None:
+    inbox = copy / "Inbox.md"
+    inbox.write_text(inbox.read_text() + "\n```\n- [x] in a code block\n```\n  - [x] nested\n")
+    before = inbox.read_text()
+    moved = script(copy, "archive")
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.endswith(":\n- Renew the library card\n")
+    assert inbox.read_text() == before.replace("- [x] Renew the library card\n", "")
+    archive = (copy / "Archive.md").read_text()
+    assert re.search(r"\n- \[x\] Renew the library card \(archived \d{4}-\d\d-\d\d\)\n$", archive)
+    again = script(copy, "archive")
+    assert again.stdout == "nothing to archive: Inbox.md has no done items\n"
+    assert (copy / "Archive.md").read_text() == archive
+    assert not list(copy.glob(".Inbox*"))  # its temporary file is gone
 
 
 def test_generated_text_is_not_counted(copy: Path) -> None:
@@ -144,41 +175,6 @@ def test_run_now_feeds_the_briefing_its_own_body(copy: Path) -> None:
     note = (copy / "Tasks/Daily briefing.md").read_text()
     assert "vaultsched:runs:begin" in note and "Water the tomatoes" in note
     assert git(copy, "log", "--format=%an").split() == ["vaultsched"]
-
-
-@pytest.mark.integration
-def test_demo_runs_the_sped_up_vault_until_ctrl_c(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("VAULTSCHED_TRUST")  # the demo trusts its tasks itself
-    target = tmp_path / "demo"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vaultsched", "demo", str(target)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    try:
-        wait_for(lambda: len(runs(target)) >= 1, timeout=40, what="a demo run")
-        time.sleep(0.5)  # let the landing thread write the note
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, out
-    assert f"Demo vault: {target}" in out.replace("\n", "")
-    landed = runs(target)
-    assert landed and all(run.task in out for run in landed)  # each run printed as it lands
-    # Every example script exits 0; the pipeline's act waits for approval, and its head skips
-    # when the inbox is unchanged.
-    fine = {Status.SUCCESS, Status.AWAITING_APPROVAL, Status.SKIPPED}
-    assert all(run.status in fine for run in landed)
-    assert "Stopped." in out
-    authors = set(git(target, "log", "--format=%an").split())
-    assert "vaultsched" in authors
-    assert git(target, "status", "--porcelain") == ""
 
 
 def test_the_inbox_pipeline_skips_briefs_drafts_and_acts_once_approved(copy: Path) -> None:

@@ -5,10 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from zoneinfo import ZoneInfo
 
-from vaultsched.adapters.vault import Index
-from vaultsched.core.model import Task
+import pytest
+from conftest import task_note
+
+from vaultsched.adapters import vault as vault_module
+from vaultsched.adapters.vault import Index, Vault
+from vaultsched.adapters.watcher import Changes
+from vaultsched.core.model import Problem, Task
 from vaultsched.core.schedules import parse_schedule
-from vaultsched.runtime.follow import FileId, delta, match_moves
+from vaultsched.runtime.follow import FileId, Follower, delta, match_moves
 from vaultsched.runtime.messages import IndexDelta
 
 
@@ -91,3 +96,72 @@ def test_a_disabled_task_is_retimed_not_removed() -> None:
     was = task("t")
     found = delta(tasks(was), index_of(replace(was, enabled=False)), [])
     assert found == IndexDelta(retimed=("t",))
+
+
+def counting(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> list[str]:
+    """Count the calls of `module.name`, calling through."""
+    calls: list[str] = []
+    real = getattr(module, name)
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(str(args[0]) if args else "")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_a_note_saved_with_the_same_front_matter_is_not_parsed_again(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon's own run block (or a person's edit of the body) changes no task: no parse,
+    no walk of the whole `after` graph, an empty delta."""
+    front = "command: echo hi\nschedule: every 1h\n"
+    task_note(vault.root, "Tasks/A.md", front)
+    task_note(vault.root, "Tasks/B.md", front + "after: A\n")
+    follower = Follower(vault)
+    index = follower.load()
+    held = dict(index.tasks)
+    parses = counting(monkeypatch, vault_module, "parse_note")
+    graphs = counting(monkeypatch, vault_module, "after_graph")
+
+    task_note(vault.root, "Tasks/A.md", front, body="Body.\n\n## Runs\n\nran\n")
+    found = follower.apply(Changes(paths={"Tasks/A.md", "Tasks/B.md"}))
+
+    assert found == IndexDelta()
+    assert (parses, graphs) == ([], [])
+    assert follower.index.tasks == held and follower.index.downstream == {"Tasks/A": ("Tasks/B",)}
+
+
+def test_a_front_matter_edit_saved_with_a_run_block_is_seen(vault: Vault) -> None:
+    """Compared by content, not by who wrote last or when: a person's edit of the front matter
+    that lands together with the daemon's write of the body is read."""
+    front = "command: echo hi\nschedule: every 1h\n"
+    task_note(vault.root, "Tasks/A.md", front)
+    task_note(vault.root, "Tasks/B.md", front + "after: A\n")
+    follower = Follower(vault)
+    follower.load()
+
+    task_note(vault.root, "Tasks/A.md", front.replace("1h", "2h"), body="## Runs\n\nran\n")
+    task_note(vault.root, "Tasks/B.md", front)  # no longer after A
+    found = follower.apply(Changes(paths={"Tasks/A.md", "Tasks/B.md"}))
+
+    assert found == IndexDelta(retimed=("Tasks/A",))
+    assert follower.index.tasks["Tasks/A"].schedules == (parse_schedule("every 2h"),)
+    assert follower.index.downstream == {}
+
+
+def test_a_task_made_invalid_is_read_again_and_relinked(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task that failed planning is invalid until its note is read again, as before."""
+    task_note(vault.root, "Tasks/A.md", "command: echo hi\nschedule: every 1h\n")
+    follower = Follower(vault)
+    follower.load()
+    follower.invalidate("Tasks/A", Problem("Tasks/A.md", 1, "cannot plan"))
+    graphs = counting(monkeypatch, vault_module, "after_graph")
+
+    follower.apply(Changes(paths={"Tasks/A.md"}))
+
+    assert "Tasks/A" in follower.index.tasks and "Tasks/A" not in follower.index.invalid
+    assert len(graphs) == 1

@@ -432,3 +432,65 @@ def test_no_module_outside_adapters_git_builds_a_git_command_line() -> None:
                 if isinstance(first, ast.Constant) and first.value == "git":
                     found.append(f"{module.name}:{node.lineno} ['git', ...]")
     assert found == []
+
+
+def test_blobs_stored_together_are_the_bytes_given_whatever_the_attributes(
+    tmp_path: Path,
+) -> None:
+    root = make_vault(tmp_path / "v")
+    (root / ".gitattributes").write_text("* text=auto eol=lf\n")  # would turn CRLF into LF
+    repo = Git(root, HOST)
+    blobs = [b"one\r\ntwo\r\n", b"plain\n", b"", b"one\r\ntwo\r\n"]
+
+    shas = repo.store_all(blobs)
+
+    assert shas == [repo.store(data) for data in blobs]
+    for sha, data in zip(shas, blobs, strict=True):
+        assert (
+            subprocess.run(
+                ["git", "cat-file", "blob", sha], cwd=root, capture_output=True, check=True
+            ).stdout
+            == data
+        )
+
+
+def test_many_files_make_one_commit_and_the_same_again_makes_none(tmp_path: Path) -> None:
+    root = make_vault(tmp_path / "v")
+    edits = [Edit(f"Ledger{n}.jsonl") for n in range(3)] + [
+        block_edit(f"Digests/{n}.md", blocks.DIGEST, f"{n} runs", create=True) for n in range(3)
+    ]
+    for n in range(3):
+        write_note(root, f"Ledger{n}.jsonl", f"{{}}\n{n}\n")
+        write_note(root, f"Digests/{n}.md", "")
+        land(root, edits[3 + n])
+    repo = Git(root, HOST)
+
+    assert repo.commit(edits, "vaultsched: burst")
+    assert repo.commit(edits, "vaultsched: burst") is False  # nothing changed: no empty commit
+
+    assert git(root, "status", "--porcelain") == ""
+    assert git(root, "log", "--author=vaultsched", "--format=%s").splitlines() == [
+        "vaultsched: burst"
+    ]
+
+
+def test_a_view_edit_applied_again_to_the_same_text_is_not_worked_out_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The commit applies a run block again to the committed note: most often the text it was
+    applied to on disk. Any other text (a person's edit not committed) is spliced afresh."""
+    calls: list[str] = []
+    real = blocks.splice_block
+
+    def splice(text: str, markers: blocks.Markers, inner: str) -> str:
+        calls.append(text)
+        return real(text, markers, inner)
+
+    monkeypatch.setattr(blocks, "splice_block", splice)
+    edit = block("run 1")
+    assert edit.apply is not None
+
+    on_disk = edit.apply(NOTE)
+    assert edit.apply(NOTE) == on_disk and calls == [NOTE]
+    assert edit.apply(NOTE + "DRAFT\n") == real(NOTE + "DRAFT\n", blocks.RUNS, "run 1")
+    assert len(calls) == 2

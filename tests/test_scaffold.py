@@ -27,8 +27,10 @@ def test_a_cron_line_is_quoted_and_the_layout_kept() -> None:
     text = task_text("Backup", "*/5 * * * *", "echo 🚀 'it''s' \"ok\"")
     assert text.startswith(
         "---\nschedule: '*/5 * * * *'\ncommand: echo 🚀 'it''s' \"ok\"\nenabled: true\n---\n"
-        "# Backup\n"
+        "What this task is for"
     )
+    # Obsidian shows the note's name above it (the inline title): no heading repeats it.
+    assert "# Backup" not in text
     assert text.endswith("\n") and not text.endswith("\n\n")
 
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vaultsched.adapters.terminal import SafeConsole
+from vaultsched.adapters.console import SafeConsole
 from vaultsched.cli.reports import (
     FireRow,
     HistoryRow,

@@ -19,14 +19,8 @@ import pytest
 from conftest import Cli, write_note
 from rich.table import Table
 
-from vaultsched.adapters.terminal import (
-    Column,
-    SafeConsole,
-    cell,
-    dumps_json,
-    escape,
-    print_columns,
-)
+from vaultsched.adapters.console import Column, SafeConsole, cell, print_columns
+from vaultsched.adapters.terminal import dumps_json, escape
 from vaultsched.trust.diff import describe, what_changed
 from vaultsched.trust.fingerprint import Content, Snapshot
 

@@ -25,8 +25,9 @@ from vaultsched.core.blocks import (
     has_malformed_markers,
     splice_block,
 )
-from vaultsched.core.model import ATTENTION, Run, Status, Trigger
+from vaultsched.core.model import ATTENTION, FAILURES, Run, Status, Trigger
 from vaultsched.core.views import (
+    ICONS,
     commit_message,
     fence_output,
     render_digest_block,
@@ -164,9 +165,29 @@ def test_a_message_cannot_open_a_block_that_unfences_the_output(message: str) ->
 
 
 def test_notice_comes_first_as_a_warning() -> None:
-    notice = 'Not run: command changed since it was trusted — run `vaultsched trust "Tasks/X"`'
+    notice = "the last run was cut short"
     text = render_runs_block([make_run()], UTC_ZONE, notice=notice)
-    assert text.startswith(f"## Runs\n\n> [!warning] {notice}\n\n> [!success] ")
+    assert text.startswith(f"## Runs\n\n> [!warning] Needs attention\n> {notice}\n\n> [!success] ")
+
+
+@pytest.mark.parametrize(
+    ("status", "title", "command"),
+    [
+        (Status.UNTRUSTED, "Not run until you trust it", 'vaultsched trust "Tasks/X"'),
+        (Status.AWAITING_APPROVAL, "Waiting for your approval", 'vaultsched approve "Tasks/X"'),
+    ],
+)
+def test_a_run_waiting_for_a_person_shows_its_command_as_code_once(
+    status: Status, title: str, command: str
+) -> None:
+    notice = f"it is new; review it, then run: {command}"
+    runs = [make_run("Tasks/X", status, message=notice)] * 2
+    text = render_runs_block(runs, UTC_ZONE, notice=notice)
+    assert text.startswith(
+        f"## Runs\n\n> [!warning] {title}\n> it is new; review it, then run: `{command}`\n\n"
+    )
+    # The newest run does not repeat the notice; an older one keeps its own message.
+    assert text.count(command) == 2 and text.count(f"> message: {notice}\n") == 1
 
 
 def test_no_runs() -> None:
@@ -319,25 +340,25 @@ def test_digest_example() -> None:
         "\n"
         "### Needs attention\n"
         "\n"
-        "- [[Tasks/Daily briefing|Daily briefing]] — failed at 07:00:00: "
+        "- ❌ [[Tasks/Backup|Backup]] — timeout at 10:00:00: "
+        'look at `vaultsched history "Tasks/Backup"`, then `vaultsched run-now "Tasks/Backup"`\n'
+        "- ⏳ [[Projects/Deploy|Deploy]] — awaiting_approval at 09:00:00: "
+        '`vaultsched approve "Projects/Deploy"`\n'
+        "- 🔒 [[Tasks/Sync inbox|Sync inbox]] — untrusted at 08:00:00: "
+        '`vaultsched trust "Tasks/Sync inbox"`\n'
+        "- ❌ [[Tasks/Daily briefing|Daily briefing]] — failed at 07:00:00: "
         'look at `vaultsched history "Tasks/Daily briefing"`, '
         'then `vaultsched run-now "Tasks/Daily briefing"`\n'
-        "- [[Tasks/Sync inbox|Sync inbox]] — untrusted at 08:00:00: "
-        '`vaultsched trust "Tasks/Sync inbox"`\n'
-        "- [[Projects/Deploy|Deploy]] — awaiting_approval at 09:00:00: "
-        '`vaultsched approve "Projects/Deploy"`\n'
-        "- [[Tasks/Backup|Backup]] — timeout at 10:00:00: "
-        'look at `vaultsched history "Tasks/Backup"`, then `vaultsched run-now "Tasks/Backup"`\n'
-        "- [[Tasks/Report|Report]] — awaiting approval since 2024-05-01 09:00\n"
+        "- ⏳ [[Tasks/Report|Report]] — awaiting approval since 2024-05-01 09:00\n"
         "\n"
         "### Runs\n"
         "\n"
-        "- 03:00:00 [[Tasks/Backup|Backup]] — success · 10m20s · server\n"
-        "- 07:00:00 [[Tasks/Daily briefing|Daily briefing]] — failed · 3.2s · laptop\n"
-        "- 08:00:00 [[Tasks/Sync inbox|Sync inbox]] — untrusted · — · laptop\n"
-        "- 09:00:00 [[Projects/Deploy|Deploy]] — awaiting_approval · — · server\n"
-        "- 10:00:00 [[Tasks/Backup|Backup]] — timeout · 1h00m · laptop\n"
-        "- 11:00:00 [[Tasks/Watch|Watch]] — running · — · laptop\n"
+        "- 🔄 11:00:00 [[Tasks/Watch|Watch]] — running · — · laptop\n"
+        "- ❌ 10:00:00 [[Tasks/Backup|Backup]] — timeout · 1h00m · laptop\n"
+        "- ⏳ 09:00:00 [[Projects/Deploy|Deploy]] — awaiting_approval · — · server\n"
+        "- 🔒 08:00:00 [[Tasks/Sync inbox|Sync inbox]] — untrusted · — · laptop\n"
+        "- ❌ 07:00:00 [[Tasks/Daily briefing|Daily briefing]] — failed · 3.2s · laptop\n"
+        "- ✅ 03:00:00 [[Tasks/Backup|Backup]] — success · 10m20s · server\n"
         "\n"
     )
 
@@ -361,19 +382,23 @@ def test_failures_count_and_ask_for_history_then_run_now(status: Status) -> None
     text = render_digest_block(date(2024, 5, 2), [make_run("Tasks/X", status)], UTC_ZONE)
     assert "1 run · 1 failed" in text
     assert (
-        f'- [[Tasks/X|X]] — {status} at 07:00:00: look at `vaultsched history "Tasks/X"`, '
+        f'- ❌ [[Tasks/X|X]] — {status} at 07:00:00: look at `vaultsched history "Tasks/X"`, '
         'then `vaultsched run-now "Tasks/X"`'
     ) in text
 
 
 @pytest.mark.parametrize(
-    ("status", "command"),
-    [(Status.UNTRUSTED, "trust"), (Status.AWAITING_APPROVAL, "approve")],
+    ("status", "command", "icon"),
+    [(Status.UNTRUSTED, "trust", "🔒"), (Status.AWAITING_APPROVAL, "approve", "⏳")],
 )
-def test_waiting_runs_are_not_failures_but_need_attention(status: Status, command: str) -> None:
+def test_waiting_runs_are_not_failures_but_need_attention(
+    status: Status, command: str, icon: str
+) -> None:
     text = render_digest_block(date(2024, 5, 2), [make_run("Tasks/X", status)], UTC_ZONE)
     assert "1 run · 0 failed" in text
-    assert f'- [[Tasks/X|X]] — {status} at 07:00:00: `vaultsched {command} "Tasks/X"`' in text
+    assert f'- {icon} [[Tasks/X|X]] — {status} at 07:00:00: `vaultsched {command} "Tasks/X"`' in (
+        text
+    )
 
 
 @pytest.mark.parametrize("status", [Status.SUCCESS, Status.SKIPPED, Status.RUNNING])
@@ -394,8 +419,8 @@ def test_only_a_tasks_latest_run_of_the_day_counts_for_attention() -> None:
     text = render_digest_block(date(2024, 5, 2), runs, UTC_ZONE)
     attention = text.split("### Needs attention\n\n")[1].split("\n\n")[0]
     assert attention.splitlines() == [
-        '- [[Tasks/Broke|Broke]] — error at 07:00:00: look at `vaultsched history "Tasks/Broke"`, '
-        'then `vaultsched run-now "Tasks/Broke"`'
+        "- ❌ [[Tasks/Broke|Broke]] — error at 07:00:00: "
+        'look at `vaultsched history "Tasks/Broke"`, then `vaultsched run-now "Tasks/Broke"`'
     ]
     assert "4 runs · 2 failed" in text
 
@@ -405,20 +430,56 @@ def test_pending_entries_are_listed_once_per_task() -> None:
     pending = [("Tasks/X", "pending since yesterday"), ("Tasks/Y", "pending\nsince %%Monday")]
     text = render_digest_block(date(2024, 5, 2), runs, UTC_ZONE, pending=pending)
     assert "pending since yesterday" not in text
-    assert "- [[Tasks/Y|Y]] — pending since %\\%Monday\n" in text
+    assert "- ⏳ [[Tasks/Y|Y]] — pending since %\\%Monday\n" in text
 
 
 def test_pending_alone_shows_attention_on_a_day_without_runs() -> None:
     text = render_digest_block(date(2024, 5, 2), [], UTC_ZONE, pending=[("Tasks/Y", "waiting")])
     assert text == (
         "## vaultsched — 2024-05-02\n\n0 runs · 0 failed\n\n"
-        "### Needs attention\n\n- [[Tasks/Y|Y]] — waiting\n\n### Runs\n\nNo runs.\n\n"
+        "### Needs attention\n\n- ⏳ [[Tasks/Y|Y]] — waiting\n\n### Runs\n\nNo runs.\n\n"
     )
 
 
 def test_digest_times_are_in_the_given_zone() -> None:
     text = render_digest_block(date(2024, 5, 2), [make_run(started=at(22, 15, 9))], WARSAW)
-    assert "- 00:15:09 [[Tasks/Daily briefing|Daily briefing]]" in text
+    assert "- ✅ 00:15:09 [[Tasks/Daily briefing|Daily briefing]]" in text
+
+
+def test_digest_lists_the_days_runs_newest_first() -> None:
+    runs = [make_run(f"Tasks/T{hour}", started=at(hour)) for hour in (9, 6, 8, 7)]
+    text = render_digest_block(date(2024, 5, 2), runs, UTC_ZONE)
+    listed = re.findall(r"^- ✅ (\d\d):00:00 ", text.split("### Runs")[1], re.M)
+    assert listed == ["09", "08", "07", "06"]
+
+
+def test_every_status_has_an_icon_and_a_failure_never_looks_like_a_success() -> None:
+    assert set(ICONS) == set(Status)
+    assert all(ICONS[status] != ICONS[Status.SUCCESS] for status in ATTENTION | FAILURES)
+    for status in Status:
+        text = render_digest_block(date(2024, 5, 2), [make_run("Tasks/X", status)], UTC_ZONE)
+        assert f"- {ICONS[status]} 07:00:00 [[Tasks/X|X]] — {status} · " in text
+
+
+def test_a_chained_run_names_the_task_it_ran_after() -> None:
+    upstream = make_run("Tasks/Inbox briefing", started=at(7), run_id="up-1")
+    chained = make_run(
+        "Tasks/Draft", started=at(7, 0, 2), trigger=Trigger.AFTER, upstream_run="up-1"
+    )
+    text = render_digest_block(date(2024, 5, 2), [upstream, chained], UTC_ZONE)
+    assert (
+        "- ✅ 07:00:02 [[Tasks/Draft|Draft]] — success · after "
+        "[[Tasks/Inbox briefing|Inbox briefing]] · 1.5s · laptop\n"
+    ) in text
+    # An upstream run of another day is not in this digest: the trigger alone is shown.
+    alone = render_digest_block(date(2024, 5, 2), [chained], UTC_ZONE)
+    assert "— success · after · 1.5s · laptop\n" in alone
+
+
+@pytest.mark.parametrize("trigger", [Trigger.MANUAL, Trigger.APPROVED, Trigger.RETRY])
+def test_a_run_not_fired_by_its_schedule_says_what_started_it(trigger: Trigger) -> None:
+    text = render_digest_block(date(2024, 5, 2), [make_run(trigger=trigger)], UTC_ZONE)
+    assert f"— success · {trigger} · 1.5s · laptop\n" in text
 
 
 def test_digest_uses_a_list_not_a_table() -> None:
@@ -441,9 +502,9 @@ def test_digest_uses_a_list_not_a_table() -> None:
 )
 def test_task_ids_are_linked_and_quoted_safely(task: str, link: str, command: str | None) -> None:
     text = render_digest_block(date(2024, 5, 2), [make_run(task, Status.UNTRUSTED)], UTC_ZONE)
-    assert f"- {link} — untrusted at 07:00:00: " in text
+    assert f"- 🔒 {link} — untrusted at 07:00:00: " in text
     if command is not None:
-        assert f"- {link} — untrusted at 07:00:00: {command}\n" in text
+        assert f"- 🔒 {link} — untrusted at 07:00:00: {command}\n" in text
 
 
 def test_backticks_in_an_id_get_a_longer_code_span() -> None:
@@ -531,12 +592,12 @@ def test_blocked_and_lost_need_attention_with_a_hint_and_skipped_missed_do_not()
     text = render_digest_block(date(2024, 5, 2), runs, UTC_ZONE)
     attention = text.split("### Needs attention\n\n")[1].split("\n\n")[0]
     assert attention.splitlines() == [
-        '- [[Tasks/B|B]] — blocked at 07:00:00: look at `vaultsched history "Tasks/B"`, '
-        'then `vaultsched run-now "Tasks/B"` once its check passes — disk not mounted',
-        '- [[Tasks/L|L]] — lost at 08:00:00: look at `vaultsched history "Tasks/L"`, '
+        '- ❌ [[Tasks/L|L]] — lost at 08:00:00: look at `vaultsched history "Tasks/L"`, '
         'then `vaultsched run-now "Tasks/L"` (it started and was never heard of again)',
+        '- ❌ [[Tasks/B|B]] — blocked at 07:00:00: look at `vaultsched history "Tasks/B"`, '
+        'then `vaultsched run-now "Tasks/B"` once its check passes — disk not mounted',
     ]
-    assert "- 07:00:00 [[Tasks/S|S]] — skipped · 1.5s · laptop · unchanged\n" in text
+    assert "- ⏭ 07:00:00 [[Tasks/S|S]] — skipped · 1.5s · laptop · unchanged\n" in text
     assert "[[Tasks/M|M]] — missed · 1.5s · laptop · outside its window\n" in text
 
 

@@ -14,6 +14,6 @@ if [ -z "$line" ]; then
     echo "nothing to append: this task runs after [[Draft inbox follow-up]], which drafts the line" >&2
     exit 1
 fi
-[ -f "$note" ] || printf '# Follow-ups\n\nLines the [[Log inbox follow-up]] task added, each approved first.\n\n' > "$note"
+[ -f "$note" ] || printf 'Lines the [[Log inbox follow-up]] task added, each approved first.\n\n' > "$note"
 printf -- '- %s\n' "$line" >> "$note"
 echo "appended to Follow-ups.md: $line"

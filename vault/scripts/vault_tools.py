@@ -1,5 +1,5 @@
-"""The example vault's tasks: `briefing`, `stats`, `cleanup`, `inbox` and `draft`, one
-subcommand each.
+"""The example vault's tasks: `briefing`, `stats`, `cleanup`, `inbox`, `draft`, `journal` and
+`archive`, one subcommand each.
 
 One file on purpose: vaultsched's trust fingerprint covers the files a task's command names
 (`python3 scripts/vault_tools.py stats`), so a helper module imported from here would not be
@@ -14,6 +14,10 @@ covered unless the command named its folder (`scripts/`). Standard library only.
   makes it a note of its own.
 - `draft`: reads that briefing on stdin (`stdin: upstream`) and prints one line to add to
   `Follow-ups.md`: the next task appends it once a person approves.
+- `journal`: exits 1 while the day's journal note (`Journal/YYYY-MM-DD.md`) does not exist:
+  the failed run is the reminder.
+- `archive`: moves the done items of `Inbox.md` to the end of `Archive.md`. The only subcommand
+  that changes a note.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import re
 import sys
 import tomllib
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -37,6 +41,9 @@ MDLINK = re.compile(r"!?\[[^\]\n]*\]\(<?([^)>\s:]+)>?\)")
 FRONT_MATTER = re.compile(r"\A---\r?\n.*?^---[ \t]*$\r?\n?", re.DOTALL | re.MULTILINE)
 RUN_BLOCK = re.compile(r"%% vaultsched:runs:begin %%.*?%% vaultsched:runs:end %%", re.DOTALL)
 CODE = re.compile(r"^(```|~~~).*?^\1[ \t]*$|`[^`\n]*`", re.DOTALL | re.MULTILINE)
+# A done item at the top level of a list, with its line break: what `archive` moves.
+DONE_LINE = re.compile(r"^[-*+] \[[xX]\] (.+)$\n?", re.MULTILINE)
+JOURNAL = "Journal"  # where Obsidian's Daily notes plugin files them (.obsidian/daily-notes.json)
 
 
 def vault_root() -> Path:
@@ -159,12 +166,60 @@ def draft(root: Path) -> None:
     print(f"{date.today():%Y-%m-%d}: sort the inbox ({len(items)} open): {'; '.join(plain)}")
 
 
-COMMANDS: dict[str, Callable[[Path], None]] = {
+def run_day() -> date:
+    """The day a scheduled run was due (a run that starts late still checks its own day), or
+    today for a run by hand."""
+    due = os.environ.get("VAULTSCHED_SCHEDULED_FOR", "")
+    try:
+        return datetime.fromisoformat(due).astimezone().date() if due else date.today()
+    except ValueError:
+        return date.today()
+
+
+def journal(root: Path) -> int:
+    """Exit 1 while the day's journal note is missing: the failed run is the reminder."""
+    note = f"{JOURNAL}/{run_day():%Y-%m-%d}.md"
+    if (root / note).is_file():
+        print(f"{note} is written")
+        return 0
+    print(f"{note} does not exist yet: write today's journal note", file=sys.stderr)
+    return 1
+
+
+def archive(root: Path) -> int:
+    """Move the done items of Inbox.md to the end of Archive.md; nothing else changes."""
+    inbox_note, archive_note = root / "Inbox.md", root / "Archive.md"
+    text = inbox_note.read_text(encoding="utf-8")
+    # Not inside code, the front matter or a run block: those lines only look like items.
+    kept = [m.span() for m in (*CODE.finditer(text), *FRONT_MATTER.finditer(text))]
+    kept += [m.span() for m in RUN_BLOCK.finditer(text)]
+    done = [m for m in DONE_LINE.finditer(text) if not any(a <= m.start() < b for a, b in kept)]
+    if not done:
+        print("nothing to archive: Inbox.md has no done items")
+        return 0
+    if not archive_note.exists():
+        header = "Done items that [[Archive done items]] moved out of [[Inbox]].\n\n"
+        archive_note.write_text(header, encoding="utf-8")
+    with archive_note.open("a", encoding="utf-8") as handle:  # first: a crash loses no item
+        handle.writelines(f"- [x] {m[1]} (archived {date.today():%Y-%m-%d})\n" for m in done)
+    starts, ends = [0] + [m.end() for m in done], [m.start() for m in done] + [len(text)]
+    rest = "".join(text[start:end] for start, end in zip(starts, ends, strict=True))
+    temporary = inbox_note.with_name(".Inbox.md.archive-tmp")
+    temporary.write_text(rest, encoding="utf-8")
+    os.replace(temporary, inbox_note)  # an editor watching the inbox sees one whole change
+    print(f"archived {len(done)} done item(s) from Inbox.md to Archive.md:")
+    print("\n".join(f"- {m[1]}" for m in done))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Path], int | None]] = {
     "briefing": briefing,
     "stats": stats,
     "cleanup": cleanup,
     "inbox": inbox,
     "draft": draft,
+    "journal": journal,
+    "archive": archive,
 }
 
 
@@ -172,8 +227,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0] not in COMMANDS:
         print(f"usage: vault_tools.py {{{','.join(COMMANDS)}}}", file=sys.stderr)
         return 2
-    COMMANDS[argv[0]](vault_root())
-    return 0
+    return COMMANDS[argv[0]](vault_root()) or 0
 
 
 if __name__ == "__main__":

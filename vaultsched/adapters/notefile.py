@@ -26,6 +26,8 @@ READ_CHUNK = 4096
 MAX_FENCE_LINE = 1024  # a longer first line is not `---` (and may be a binary file's only line)
 # A line that closes front matter, as `_strip_eol` reads lines: `---` or `...`, then blanks.
 _CLOSING_FENCE = re.compile(rb"^(?:---|\.\.\.)[ \t]*\r*$", re.MULTILINE)
+_FENCE = FENCE.encode()
+_OPENINGS = (_FENCE, b"\xef\xbb\xbf" + _FENCE)  # what a note with front matter starts with
 
 
 class NotRegularFile(OSError):
@@ -50,6 +52,10 @@ def kind_of(mode: int) -> str:
 
 def open_note(path: str | os.PathLike[str]) -> int:
     """A read-only descriptor on the regular file at `path`; NotRegularFile for anything else."""
+    return _open_note(path)[0]
+
+
+def _open_note(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
     try:
         fd = os.open(path, _FLAGS)
     except OSError as exc:
@@ -57,14 +63,14 @@ def open_note(path: str | os.PathLike[str]) -> int:
             raise
         raise NotRegularFile(kind_of(os.lstat(path).st_mode)) from None
     try:
-        mode = os.fstat(fd).st_mode
+        info = os.fstat(fd)
     except OSError:
         os.close(fd)
         raise
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
-        raise NotRegularFile(kind_of(mode))
-    return fd
+        raise NotRegularFile(kind_of(info.st_mode))
+    return fd, info
 
 
 def read_note_bytes(path: str | os.PathLike[str]) -> bytes:
@@ -91,30 +97,42 @@ def read_front_matter(path: str | Path) -> str | None:
     a large vault close to the cost of listing it; raw `os` calls because a buffered file
     object per note was a third of that cost.
     """
-    fd = open_note(path)
+    return read_front_matter_opened(path)[0]
+
+
+def read_front_matter_opened(path: str | Path) -> tuple[str | None, os.stat_result]:
+    """`read_front_matter`, and the file's stat as opened, before a byte was read: the index
+    cache keys what was read by it (a change after that shows as a newer stat, never older)."""
+    fd, info = _open_note(path)
     try:
-        data = os.read(fd, READ_CHUNK)
-        while b"\n" not in data and len(data) < MAX_FENCE_LINE and (more := os.read(fd, 64)):
-            data += more  # the first line alone decides "no front matter"
-        first, newline, rest = data.removeprefix(b"\xef\xbb\xbf").partition(b"\n")
-        if not newline or _strip_eol(first) != FENCE.encode():
-            return None
-        while True:
-            # Only whole lines can be the fence (a chunk may end inside `----`), until the end.
-            fence = _CLOSING_FENCE.search(rest, 0, rest.rfind(b"\n") + 1)
-            if fence is None and len(rest) <= MAX_FRONT_MATTER:
-                more = os.read(fd, READ_CHUNK)
-                if more:
-                    rest += more
-                    continue
-                fence = _CLOSING_FENCE.search(rest)
-                if fence is None:
-                    return None  # no closing fence: Obsidian shows no properties either
-            if fence is None or fence.start() > MAX_FRONT_MATTER:
-                raise ValueError(f"front matter is larger than {MAX_FRONT_MATTER // 1024} KiB")
-            return _decode(rest[: fence.start()])
+        return _front_matter(fd), info
     finally:
         os.close(fd)
+
+
+def _front_matter(fd: int) -> str | None:
+    data = os.read(fd, READ_CHUNK)
+    if len(data) >= len(_OPENINGS[1]) and not data.startswith(_OPENINGS):
+        return None  # most notes: no front matter, decided at once
+    while b"\n" not in data and len(data) < MAX_FENCE_LINE and (more := os.read(fd, 64)):
+        data += more  # the first line alone decides "no front matter"
+    first, newline, rest = data.removeprefix(b"\xef\xbb\xbf").partition(b"\n")
+    if not newline or _strip_eol(first) != _FENCE:
+        return None
+    while True:
+        # Only whole lines can be the fence (a chunk may end inside `----`), until the end.
+        fence = _CLOSING_FENCE.search(rest, 0, rest.rfind(b"\n") + 1)
+        if fence is None and len(rest) <= MAX_FRONT_MATTER:
+            more = os.read(fd, READ_CHUNK)
+            if more:
+                rest += more
+                continue
+            fence = _CLOSING_FENCE.search(rest)
+            if fence is None:
+                return None  # no closing fence: Obsidian shows no properties either
+        if fence is None or fence.start() > MAX_FRONT_MATTER:
+            raise ValueError(f"front matter is larger than {MAX_FRONT_MATTER // 1024} KiB")
+        return _decode(rest[: fence.start()])
 
 
 def _strip_eol(line: bytes) -> bytes:

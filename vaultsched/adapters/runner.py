@@ -19,10 +19,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from vaultsched.adapters.clock import utc_now
 from vaultsched.core.redact import Redactor
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,6 @@ DRAIN_AFTER_EXIT = 1.0
 POLL_INTERVAL = 0.05
 STDIN_CHUNK = 64 * 1024
 MAX_WAIT = 3600.0
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

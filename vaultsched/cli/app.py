@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -11,69 +12,32 @@ import sys
 import traceback
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.markup import escape as markup_escape
 from typer.exceptions import TyperException
 
 from vaultsched import __version__
-from vaultsched.adapters import githooks, service
-from vaultsched.adapters.git import Edit, Git, GitError
-from vaultsched.adapters.instance import InstanceLock
-from vaultsched.adapters.ledger import Ledger
-from vaultsched.adapters.notes import Outcome
-from vaultsched.adapters.terminal import SafeConsole, SafeFormatter, dumps_json, echo_stream, escape
-from vaultsched.adapters.vault import Index, Vault, build_index, planned_index
+from vaultsched.adapters.terminal import SafeFormatter, escape
 from vaultsched.cli.helptext import HelpCommand, HelpGroup, examples
-from vaultsched.cli.reports import (
-    history_row,
-    history_rows,
-    list_rows,
-    status_report,
-    upcoming,
-)
-from vaultsched.cli.results import (
-    DashboardRow,
-    EnabledRow,
-    NewTaskRow,
-    ReindexRow,
-    SyncRow,
-    TaskRef,
-    TrustedTaskRow,
-    TrustReport,
-    UntrustReport,
-    digest_row,
-    hooks_report,
-    init_report,
-    rejected_row,
-    service_row,
-    trusted_config_row,
-    trusted_task_row,
-)
-from vaultsched.cli.scaffold import create_task, init_vault
-from vaultsched.cli.show import Clock, show_history, show_list, show_next, show_status
-from vaultsched.cli.validate import validate_staged, validate_vault
-from vaultsched.core import layout
-from vaultsched.core.convert import to_listen
-from vaultsched.core.dashboard import DashboardPathError, dashboard_path
 from vaultsched.core.errors import VaultschedError
-from vaultsched.core.model import Run, Status, Task, Trigger
-from vaultsched.core.views import counted, digest_path
-from vaultsched.runtime.messages import Job
-from vaultsched.runtime.oneshot import OneShot, one_shot
-from vaultsched.runtime.workspace import utc_now
-from vaultsched.trust.config import (
-    TrustedConfig,
-    ignored_message,
-    open_vault,
-    show,
-    trust_config,
-)
-from vaultsched.trust.store import TrustStore, take_snapshot
 
-# _LAZY: the daemon, demo, doctor and sync modules (watchdog among them) are imported by their
-# commands only; `list`, `validate` and the git hooks start a fresh process each time.
+if TYPE_CHECKING:
+    from vaultsched.adapters.console import SafeConsole
+    from vaultsched.adapters.service import ServiceResult
+    from vaultsched.adapters.vault import Index, Vault
+    from vaultsched.cli.results import TrustedTaskRow
+    from vaultsched.cli.show import Clock
+    from vaultsched.core.model import Run, Task
+    from vaultsched.runtime.messages import Job
+    from vaultsched.runtime.oneshot import OneShot
+    from vaultsched.trust.config import TrustedConfig
+
+# Importing this module declares the commands and nothing more, so that `--help` or a mistyped
+# option answers without loading the runtime, git, the ledger, yaml, croniter or rich: each
+# command (and each helper below) imports what it uses in its own body. Every `vaultsched` is
+# a fresh process (the git hooks start one per commit) that pays only for its own command.
+# tests/test_startup.py checks what the root import and `--help` load.
 
 app = typer.Typer(
     name="vaultsched",
@@ -89,9 +53,6 @@ app = typer.Typer(
         "vaultsched --vault ~/Notes run-now Backup",
     ),
 )
-# Every string printed goes through `terminal.escape` (SafeConsole): vault text may hold ESC.
-err = SafeConsole(stderr=True, highlight=False)
-out = SafeConsole(highlight=False)
 
 service_app = typer.Typer(
     help="A systemd --user unit for the daemon (or the cron line).",
@@ -124,7 +85,7 @@ TaskArg = Annotated[
 
 def _print_version(asked: bool) -> None:
     if asked:  # eager: before click asks for a command, so `--version` alone works
-        out.print(f"vaultsched {__version__}", markup=False)
+        _out().print(f"vaultsched {__version__}", markup=False)
         raise typer.Exit(0)
 
 
@@ -142,17 +103,40 @@ def _root(
     ctx.obj = vault
 
 
+@functools.cache
+def _console(*, stderr: bool) -> SafeConsole:
+    """Every string printed goes through `terminal.escape` (SafeConsole): vault text may hold
+    ESC. Made on first use: rich is loaded only by a command that prints through it."""
+    from vaultsched.adapters.console import SafeConsole
+
+    return SafeConsole(stderr=stderr, highlight=False)
+
+
+def _out() -> SafeConsole:
+    return _console(stderr=False)
+
+
+def _err() -> SafeConsole:
+    return _console(stderr=True)
+
+
 def _vault(ctx: typer.Context) -> Vault:
+    from vaultsched.trust.config import open_vault
+
     return open_vault(ctx.find_root().obj)
 
 
 def _clock(vault: Vault, now: datetime) -> Clock:
-    """Times as `out` shows them: short on a terminal, in the vault's zone."""
-    return Clock(now, vault.config.timezone, short=out.on_terminal)
+    """Times as `_out()` shows them: short on a terminal, in the vault's zone."""
+    from vaultsched.cli.show import Clock
+
+    return Clock(now, vault.config.timezone, short=_out().on_terminal)
 
 
 def _print_json(data: object) -> None:
     """The one way `--json` output is written: the whole document on stdout, escaped."""
+    from vaultsched.adapters.terminal import dumps_json
+
     sys.stdout.write(dumps_json(data) + "\n")
 
 
@@ -173,20 +157,23 @@ def init_cmd(
 ) -> None:
     """Make PATH (default: the current folder) a vault: config, .gitignore, .gitattributes, an
     example task, git."""
+    from vaultsched.cli.results import init_report
+    from vaultsched.cli.scaffold import init_vault
+
     created = init_vault(path)
     for note in created.notes:
-        err.print(f"vaultsched: note: {note}")
+        _err().print(f"vaultsched: note: {note}")
     if as_json:
         _print_json(init_report(created))
         return
     for rel in created.files:
-        out.print(f"created {rel}", markup=False)
+        _out().print(f"created {rel}", markup=False)
     if created.git_initialised:
-        out.print("initialised a git repository")
+        _out().print("initialised a git repository")
     for hook in created.hooks:
-        out.print(f"git hook {hook.message}", markup=False)
+        _out().print(f"git hook {hook.message}", markup=False)
     if not created.files:
-        out.print(f"{created.root} is already a vault: nothing to do")
+        _out().print(f"{created.root} is already a vault: nothing to do")
 
 
 @app.command(
@@ -196,6 +183,13 @@ def init_cmd(
 )
 def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every task: schedule, enabled, next run, last run and status, validity."""
+    from vaultsched.adapters.clock import utc_now
+    from vaultsched.adapters.ledger import Ledger
+    from vaultsched.adapters.vault import planned_index
+    from vaultsched.cli.reports import list_rows
+    from vaultsched.cli.show import show_list
+    from vaultsched.trust.store import TrustStore
+
     vault = _vault(ctx)
     now = utc_now()
     index = planned_index(vault, now)
@@ -206,9 +200,9 @@ def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
         _print_json(rows)
         return
     if not rows:
-        err.print(f"no task notes in {vault.root} (a task note has a `command` property)")
+        _err().print(f"no task notes in {vault.root} (a task note has a `command` property)")
         return
-    show_list(out, rows, _clock(vault, now))
+    show_list(_out(), rows, _clock(vault, now))
 
 
 @app.command(
@@ -237,6 +231,11 @@ def next_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """The next fire times, strictly after --from (default: now)."""
+    from vaultsched.adapters.clock import utc_now
+    from vaultsched.adapters.vault import planned_index
+    from vaultsched.cli.reports import upcoming
+    from vaultsched.cli.show import show_next
+
     vault = _vault(ctx)
     now = utc_now()
     index = planned_index(vault, now)
@@ -252,9 +251,9 @@ def next_cmd(
     if as_json:
         _print_json([f.as_row() for f in fires])
     elif fires:
-        show_next(out, [f.as_row() for f in fires], _clock(vault, now))
+        show_next(_out(), [f.as_row() for f in fires], _clock(vault, now))
     for problem in problems:
-        err.print(f"vaultsched: {problem}", markup=False, soft_wrap=True)
+        _err().print(f"vaultsched: {problem}", markup=False, soft_wrap=True)
     if problems:
         raise typer.Exit(1)
 
@@ -287,6 +286,10 @@ def validate_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Check task notes; print each problem as path:line: message; exit 1 on any error."""
+    from vaultsched.adapters.clock import utc_now
+    from vaultsched.cli.validate import validate_staged, validate_vault
+    from vaultsched.core.views import counted
+
     vault = _vault(ctx)
     checked, problems = (
         validate_staged(vault) if staged else validate_vault(vault, utc_now(), paths or [])
@@ -294,11 +297,11 @@ def validate_cmd(
     if as_json:
         _print_json([dataclasses.asdict(p) for p in problems])
     for problem in [] if as_json else problems:
-        out.print(str(problem), markup=False, soft_wrap=True)
+        _out().print(str(problem), markup=False, soft_wrap=True)
     errors = sum(p.severity == "error" for p in problems)
     warnings = sum(p.severity == "warning" for p in problems)
     found = f"{counted(errors, 'error')}, {counted(warnings, 'warning')}"
-    err.print(f"{counted(checked, 'task note')} checked: {found}")
+    _err().print(f"{counted(checked, 'task note')} checked: {found}")
     if errors:
         raise typer.Exit(1)
 
@@ -327,33 +330,39 @@ def run_now_cmd(
 ) -> None:
     """Run one task now, then the tasks that run after it (`after`); stream their output,
     record and commit the results."""
+    from vaultsched.adapters.vault import build_index
+    from vaultsched.core.model import Trigger
+    from vaultsched.runtime.messages import Job
+    from vaultsched.runtime.oneshot import one_shot
+
     vault = _vault(ctx)
     index = build_index(vault)
     job = Job(index.task(task), Trigger.MANUAL)
     _run_in_foreground(one_shot(vault), job, None if no_chain else index, as_json=as_json)
 
 
-# A run-now or approve exits 0 only if each of its runs ended so (skipped: it did not run).
-_FINE = frozenset({Status.SUCCESS, Status.AWAITING_APPROVAL})
-
-
 def _run_in_foreground(shot: OneShot, job: Job, chain: Index | None, *, as_json: bool) -> None:
     """Run with output streamed here, land, commit; exit 1 if any run did not end well. With
     `as_json` the tasks' output goes to stderr: stdout holds the JSON document alone."""
+    from vaultsched.adapters.terminal import echo_stream
+    from vaultsched.cli.reports import history_row
+    from vaultsched.core.model import Status
+
     stream = sys.stderr if as_json else sys.stdout
     stream.flush()
     echo = echo_stream(stream.buffer, is_terminal=stream.isatty())
     done = shot.run(job, echo, chain=chain, report=_said)
     if as_json:
         _print_json([history_row(run) for run in done])
-    if any(run.status not in _FINE for run in done):
+    # Exit 0 only if each run ended so (skipped: it did not run).
+    if any(run.status not in (Status.SUCCESS, Status.AWAITING_APPROVAL) for run in done):
         raise typer.Exit(1)
 
 
 def _said(run: Run) -> None:
     detail = f"exit {run.exit_code}" if run.exit_code is not None else run.message
     duration = f", {run.duration_s:.1f}s" if run.duration_s is not None else ""
-    err.print(f"vaultsched: {run.status} {run.task} ({detail}{duration})", markup=False)
+    _err().print(f"vaultsched: {run.status} {run.task} ({detail}{duration})", markup=False)
 
 
 @app.command(
@@ -386,6 +395,10 @@ def trust_cmd(
 ) -> None:
     """Show what changed since a task was last trusted, then trust it as it is now (its
     settings, its body if piped to it, every vault file its command reaches). Never prompts."""
+    from vaultsched.adapters.vault import build_index
+    from vaultsched.cli.results import TrustReport, trusted_config_row
+    from vaultsched.trust.config import trust_config
+
     vault = _vault(ctx)
     index = build_index(vault)
     if (all_ and tasks) or not (all_ or tasks or config):
@@ -406,6 +419,9 @@ def _trust_tasks(
 ) -> list[TrustedTaskRow]:
     """Trust the tasks as they are now; print what changed and what is trusted unless
     `quiet` (warnings go to stderr always)."""
+    from vaultsched.cli.results import trusted_task_row
+    from vaultsched.trust.store import TrustStore, take_snapshot
+
     store = TrustStore()
     # Read once: what is shown is exactly what is recorded, whatever a sync does meanwhile.
     unique = {task.id: task for task in chosen}
@@ -416,14 +432,14 @@ def _trust_tasks(
         changes = store.changes(vault.root, task.id, snapshot) if show_changes else []
         rows.append(trusted_task_row(task, snapshot, changes))
         for line in [] if quiet else changes:
-            out.print(line, markup=False, soft_wrap=True)
+            _out().print(line, markup=False, soft_wrap=True)
         for warning in snapshot.warnings:
-            err.print(f"vaultsched: warning: {task.id}: {warning}", markup=False, soft_wrap=True)
+            _err().print(f"vaultsched: warning: {task.id}: {warning}", markup=False, soft_wrap=True)
     store.record(vault.root, snapshots)
     for row in [] if quiet else rows:
         also = f"  (+ {', '.join(row['files'])})" if row["files"] else ""
         shown = escape(_shown_command(row["command"]), one_line=True)
-        out.print(f"trusted {row['task']}: {shown}{also}", markup=False, soft_wrap=True)
+        _out().print(f"trusted {row['task']}: {shown}{also}", markup=False, soft_wrap=True)
     return rows
 
 
@@ -433,23 +449,26 @@ def _shown_command(command: str | list[str]) -> str:
 
 def _show_trusted_config(trusted: TrustedConfig) -> None:
     """The sensitive values just trusted (escaped), and what changed since the last trust."""
+    from vaultsched.core import layout
+    from vaultsched.trust.config import show
+
     if not trusted.values:
-        out.print(f"nothing in {layout.CONFIG} needs trust", markup=False)
+        _out().print(f"nothing in {layout.CONFIG} needs trust", markup=False)
         return
-    out.print(f"{layout.CONFIG}:", markup=False)
+    _out().print(f"{layout.CONFIG}:", markup=False)
     for label, value in trusted.values:
-        out.print(f"  {label} = {show(value)}", markup=False, soft_wrap=True)
+        _out().print(f"  {label} = {show(value)}", markup=False, soft_wrap=True)
     for rel, sha in sorted(trusted.files.items()):  # what the notify command runs, pinned
-        out.print(f"  covers {rel} (sha256 {sha[:12]})", markup=False, soft_wrap=True)
+        _out().print(f"  covers {rel} (sha256 {sha[:12]})", markup=False, soft_wrap=True)
     if trusted.first:
-        out.print("first trust of this vault's config on this machine", markup=False)
+        _out().print("first trust of this vault's config on this machine", markup=False)
     elif trusted.changes:
-        out.print("changed since you last trusted it:", markup=False)
+        _out().print("changed since you last trusted it:", markup=False)
         for line in trusted.changes:
-            out.print(f"  {line}", markup=False, soft_wrap=True)
+            _out().print(f"  {line}", markup=False, soft_wrap=True)
     else:
-        out.print("unchanged since you last trusted it", markup=False)
-    out.print("trusted the vault config (a running daemon takes it up when restarted)")
+        _out().print("unchanged since you last trusted it", markup=False)
+    _out().print("trusted the vault config (a running daemon takes it up when restarted)")
 
 
 @app.command(
@@ -466,6 +485,10 @@ def untrust_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Withdraw trust: the tasks will not run until trusted again."""
+    from vaultsched.adapters.vault import build_index
+    from vaultsched.cli.results import TaskRef, UntrustReport
+    from vaultsched.trust.store import TrustStore
+
     vault = _vault(ctx)
     index = build_index(vault)
     ids = [index.resolve(t) for t in tasks]
@@ -474,11 +497,14 @@ def untrust_cmd(
         _print_json(UntrustReport(tasks=[TaskRef(task=ident) for ident in ids]))
         return
     for ident in ids:
-        out.print(f"untrusted {ident}", markup=False)
+        _out().print(f"untrusted {ident}", markup=False)
 
 
 def _settle_pending(ctx: typer.Context, task: str, outcome: str) -> tuple[OneShot, Task, Run]:
     """Close the task's run that waits for approval, saying how; exit 1 if there is none."""
+    from vaultsched.adapters.vault import build_index
+    from vaultsched.runtime.oneshot import one_shot
+
     vault = _vault(ctx)
     chosen = build_index(vault).task(task)
     shot = one_shot(vault)
@@ -499,6 +525,10 @@ def approve_cmd(
     as_json: JsonRunsOption = False,
 ) -> None:
     """Run a task's pending `approval: required` run now (trigger `approved`)."""
+    from vaultsched.adapters.vault import build_index
+    from vaultsched.core.model import Trigger
+    from vaultsched.runtime.messages import Job
+
     shot, chosen, pending = _settle_pending(ctx, task, "approved: run with trigger `approved`")
     upstream = shot.upstream(pending.upstream_run)
     job = Job(chosen, Trigger.APPROVED, pending.scheduled_for, upstream=upstream)
@@ -512,12 +542,14 @@ def approve_cmd(
 )
 def reject_cmd(ctx: typer.Context, task: TaskArg, as_json: JsonOption = False) -> None:
     """Drop a task's pending `approval: required` run."""
+    from vaultsched.cli.results import rejected_row
+
     shot, chosen, pending = _settle_pending(ctx, task, "rejected")
     shot.commit_landed()
     if as_json:
         _print_json(rejected_row(pending))
     else:
-        out.print(f"rejected the pending run of {chosen.id}", markup=False)
+        _out().print(f"rejected the pending run of {chosen.id}", markup=False)
 
 
 @app.command(
@@ -534,6 +566,12 @@ def history_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Runs of a task from the ledger, oldest first."""
+    from vaultsched.adapters.clock import utc_now
+    from vaultsched.adapters.ledger import Ledger
+    from vaultsched.adapters.vault import build_index
+    from vaultsched.cli.reports import history_rows
+    from vaultsched.cli.show import show_history
+
     vault = _vault(ctx)
     ident = build_index(vault).resolve(task)
     rows = history_rows(Ledger(vault.root, vault.host), ident, limit)
@@ -541,12 +579,17 @@ def history_cmd(
         _print_json(rows)
         return
     if not rows:
-        err.print(f"{ident} has not run yet", markup=False)
+        _err().print(f"{ident} has not run yet", markup=False)
         return
-    show_history(out, rows, _clock(vault, utc_now()))
+    show_history(_out(), rows, _clock(vault, utc_now()))
 
 
 def _set_enabled(ctx: typer.Context, task: str, enabled: bool, as_json: bool) -> None:
+    from vaultsched.adapters.notes import Outcome
+    from vaultsched.adapters.vault import build_index
+    from vaultsched.cli.results import EnabledRow
+    from vaultsched.runtime.oneshot import one_shot
+
     vault = _vault(ctx)
     index = build_index(vault)
     ident = index.resolve(task)
@@ -555,9 +598,9 @@ def _set_enabled(ctx: typer.Context, task: str, enabled: bool, as_json: bool) ->
     if as_json:
         _print_json(EnabledRow(task=ident, path=rel, enabled=enabled, changed=changed))
     elif changed:
-        out.print(f"{ident}: enabled: {'true' if enabled else 'false'}", markup=False)
+        _out().print(f"{ident}: enabled: {'true' if enabled else 'false'}", markup=False)
     else:
-        out.print(f"{ident} is already {'enabled' if enabled else 'paused'}", markup=False)
+        _out().print(f"{ident} is already {'enabled' if enabled else 'paused'}", markup=False)
 
 
 @app.command(
@@ -603,6 +646,11 @@ def new_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Create Tasks/NAME.md from a template (trusted: you wrote its command)."""
+    from vaultsched.adapters.git import Edit
+    from vaultsched.cli.results import NewTaskRow
+    from vaultsched.cli.scaffold import create_task
+    from vaultsched.runtime.oneshot import one_shot
+
     vault = _vault(ctx)
     rel = create_task(vault.root, name, schedule, command)
     ident = rel.removesuffix(".md")
@@ -611,7 +659,7 @@ def new_cmd(
     if as_json:
         _print_json(NewTaskRow(task=ident, path=rel, schedule=schedule, command=command))
     else:
-        out.print(f"created {rel}", markup=False)
+        _out().print(f"created {rel}", markup=False)
 
 
 @app.command(
@@ -627,6 +675,11 @@ def digest_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Rebuild that day's digest note from the ledger and print its path."""
+    from vaultsched.adapters.clock import utc_now
+    from vaultsched.cli.results import digest_row
+    from vaultsched.core.views import digest_path
+    from vaultsched.runtime.oneshot import one_shot
+
     vault = _vault(ctx)
     if day is None:
         chosen = utc_now().astimezone(vault.config.timezone).date()
@@ -640,7 +693,7 @@ def digest_cmd(
     if as_json:
         _print_json(digest_row(chosen, where))
     else:
-        out.print(where, markup=False, soft_wrap=True)
+        _out().print(where, markup=False, soft_wrap=True)
 
 
 @app.command(
@@ -657,6 +710,11 @@ def dashboard_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Write an Obsidian Bases file with a table of every task; never over your own edits."""
+    from vaultsched.adapters.notes import Outcome
+    from vaultsched.cli.results import DashboardRow
+    from vaultsched.core.dashboard import DashboardPathError, dashboard_path
+    from vaultsched.runtime.oneshot import one_shot
+
     vault = _vault(ctx)
     try:
         rel = dashboard_path(path)
@@ -666,7 +724,7 @@ def dashboard_cmd(
     if as_json:
         _print_json(DashboardRow(path=rel, written=written))
     else:
-        out.print(f"wrote {rel}" if written else f"{rel} is up to date", markup=False)
+        _out().print(f"wrote {rel}" if written else f"{rel} is up to date", markup=False)
 
 
 @app.command(
@@ -694,7 +752,8 @@ def run_cmd(
     ] = None,
 ) -> None:
     """The daemon, in the foreground: fire every task on time and follow edits live."""
-    from vaultsched.runtime.daemon import Daemon, install_signal_handlers  # see _LAZY
+    from vaultsched.core.convert import to_listen
+    from vaultsched.runtime.daemon import Daemon, install_signal_handlers
 
     try:
         listen = None if metrics is None else to_listen(metrics)
@@ -723,13 +782,18 @@ def _daemon_logging() -> None:
 )
 def status_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Is the daemon running; runs in progress, today's failures, what waits for you."""
+    from vaultsched.adapters.clock import utc_now
+    from vaultsched.adapters.vault import planned_index
+    from vaultsched.cli.reports import status_report
+    from vaultsched.cli.show import show_status
+
     vault = _vault(ctx)
     now = utc_now()
     report = status_report(vault, planned_index(vault, now), now)
     if as_json:
         _print_json(report)
         return
-    show_status(out, report, _clock(vault, now))
+    show_status(_out(), report, _clock(vault, now))
 
 
 @app.command(
@@ -746,27 +810,24 @@ def demo_cmd(
     ] = None,
 ) -> None:
     """Copy the example vault, git-init it, speed it up, and run the daemon in the foreground."""
-    from vaultsched.cli import demo  # see _LAZY
+    from vaultsched.cli import demo
     from vaultsched.runtime.daemon import Daemon, install_signal_handlers
+    from vaultsched.trust.config import open_vault
 
-    root = demo.prepare(folder)
-    out.print(f"Demo vault: [bold]{root}[/bold]")
-    out.print("Open it in Obsidian (Open folder as vault) and watch the task notes and Digests/.")
-    out.print("Runs appear below as they land. Ctrl-C stops the daemon.\n")
-    vault = open_vault(root)
-    daemon = Daemon(vault, on_run=_print_run)
+    prepared = demo.prepare(folder)
+    narrator = demo.Narrator.for_vault(prepared.root)
+    for line in narrator.welcome(prepared):
+        _out().print(line, soft_wrap=True)
+    demo.show_daemon_start()
+
+    def print_run(run: Run) -> None:
+        for line in narrator.lines(run):
+            _out().print(line, soft_wrap=True)
+
+    daemon = Daemon(open_vault(prepared.root), on_run=print_run)
     install_signal_handlers(daemon)
     daemon.run()
-    out.print(f"\nStopped. The vault stays at {root}", markup=False)
-
-
-def _print_run(run: Run) -> None:
-    quiet = f"[yellow]{run.status}[/yellow]"  # did not run, and needs nobody
-    marks = {"success": "[green]ok[/green]", "skipped": quiet, "missed": quiet}
-    mark = marks.get(str(run.status), f"[red]{run.status}[/red]")
-    when = run.started_at.astimezone().strftime("%H:%M:%S")
-    took = f"{run.duration_s:.1f}s" if run.duration_s is not None else ""
-    out.print(f"{when}  {mark:<22} {markup_escape(run.task)}  {took}")
+    _out().print(f"\nStopped. The vault stays at {prepared.root}", markup=False)
 
 
 @app.command(
@@ -776,7 +837,9 @@ def _print_run(run: Run) -> None:
 )
 def doctor_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Drift and health checks, each with its fix; exit 1 if any check fails."""
-    from vaultsched.cli.doctor import diagnose  # see _LAZY
+    from vaultsched.adapters.clock import utc_now
+    from vaultsched.adapters.vault import planned_index
+    from vaultsched.cli.doctor import diagnose
 
     vault = _vault(ctx)
     now = utc_now()
@@ -786,10 +849,10 @@ def doctor_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     else:
         style = {"ok": "green", "warn": "yellow", "fail": "red"}
         for c in checks:
-            out.print(f"[{style[c.status]}]{c.status:<4}[/] {c.name}: ", end="")
-            out.print(c.detail, markup=False, soft_wrap=True)
+            _out().print(f"[{style[c.status]}]{c.status:<4}[/] {c.name}: ", end="")
+            _out().print(c.detail, markup=False, soft_wrap=True)
             if c.fix:
-                out.print(f"     fix: {c.fix}", markup=False, soft_wrap=True)
+                _out().print(f"     fix: {c.fix}", markup=False, soft_wrap=True)
     if any(c.status == "fail" for c in checks):
         raise typer.Exit(1)
 
@@ -801,11 +864,17 @@ def doctor_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
 )
 def sync_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Pull (rebase) from the remote, rebuild notes and digests from the merged ledger, push."""
-    from vaultsched.runtime.sync import Syncer, SyncError  # see _LAZY
+    from vaultsched.adapters.git import GitError
+    from vaultsched.cli.results import SyncRow
+    from vaultsched.runtime.oneshot import one_shot
+    from vaultsched.runtime.sync import Syncer, SyncError
+    from vaultsched.trust.config import ignored_message
 
     vault = _vault(ctx)
     if vault.config.ignored:
-        err.print(f"vaultsched: {ignored_message(vault.root, vault.config.ignored)}", markup=False)
+        _err().print(
+            f"vaultsched: {ignored_message(vault.root, vault.config.ignored)}", markup=False
+        )
     shot = one_shot(vault)
     if not shot.workspace.git.usable:
         _fail(f"{vault.root} is not the top of a git repository")
@@ -817,7 +886,7 @@ def sync_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if as_json:
         _print_json(SyncRow(remote=remote, pulled=result.pulled))
         return
-    out.print(f"synced with {remote}: {result.pulled} run(s) from other hosts", markup=False)
+    _out().print(f"synced with {remote}: {result.pulled} run(s) from other hosts", markup=False)
 
 
 @hooks_app.command(
@@ -827,6 +896,10 @@ def sync_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
 )
 def hooks_install_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Install vaultsched's git hooks, chaining any hook already there."""
+    from vaultsched.adapters import githooks
+    from vaultsched.adapters.git import Git, GitError
+    from vaultsched.cli.results import hooks_report
+
     vault = _vault(ctx)
     try:
         installed = githooks.install(Git(vault.root, vault.host))
@@ -836,7 +909,7 @@ def hooks_install_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
         _print_json(hooks_report(installed))
         return
     for line in installed.messages:
-        out.print(line, markup=False, soft_wrap=True)
+        _out().print(line, markup=False, soft_wrap=True)
 
 
 @app.command(
@@ -846,22 +919,27 @@ def hooks_install_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
 )
 def reindex_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Ask this host's running daemon to re-read the whole vault (the post-merge hook does)."""
+    from vaultsched.adapters.instance import InstanceLock
+    from vaultsched.cli.results import ReindexRow
+
     vault = _vault(ctx)
     pid = InstanceLock(vault.root).signal_daemon(vault.host, signal.SIGHUP)
     if as_json:
         _print_json(ReindexRow(signalled=pid is not None, pid=pid))
     elif pid is None:
-        out.print("no daemon is running for this vault on this host")
+        _out().print("no daemon is running for this vault on this host")
     else:
-        out.print(f"asked the daemon (pid {pid}) to re-read the vault")
+        _out().print(f"asked the daemon (pid {pid}) to re-read the vault")
 
 
-def _print_service(result: service.ServiceResult, as_json: bool) -> None:
+def _print_service(result: ServiceResult, as_json: bool) -> None:
+    from vaultsched.cli.results import service_row
+
     if as_json:
         _print_json(service_row(result))
         return
     for line in result.messages:
-        out.print(line, markup=False, soft_wrap=True)
+        _out().print(line, markup=False, soft_wrap=True)
 
 
 @service_app.command(
@@ -871,6 +949,8 @@ def _print_service(result: service.ServiceResult, as_json: bool) -> None:
 )
 def service_install_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Write and enable a systemd --user unit running this vault's daemon."""
+    from vaultsched.adapters import service
+
     _print_service(service.install(_vault(ctx).root), as_json)
 
 
@@ -881,6 +961,8 @@ def service_install_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None
 )
 def service_uninstall_cmd(as_json: JsonOption = False) -> None:
     """Disable and remove the systemd --user unit."""
+    from vaultsched.adapters import service
+
     _print_service(service.uninstall(), as_json)
 
 
@@ -891,6 +973,8 @@ def service_uninstall_cmd(as_json: JsonOption = False) -> None:
 )
 def service_status_cmd(as_json: JsonOption = False) -> None:
     """Is the unit installed and active?"""
+    from vaultsched.adapters import service
+
     _print_service(service.status(), as_json)
 
 

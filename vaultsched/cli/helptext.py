@@ -1,14 +1,17 @@
 """How `--help` reads: the names a person types (TASK, PATH, N), never Python's types or
 typer's `{TASK}` and `<list[str]>`, and examples to copy at the end, as `gh` shows them.
 
-A command takes `cls=HelpCommand` and its examples as its epilog (`examples(...)`)."""
+A command takes `cls=HelpCommand` and its examples as its epilog (`examples(...)`). The two
+classes also hand typer each plain value as click parsed it (`values`): no pydantic."""
 
 from __future__ import annotations
 
 # typer (>= 0.29) carries its own copy of click: its commands are handed these classes.
-from typer._click.core import Command, Context
+from typer._click.core import Command, Context, Parameter
 from typer._click.formatting import HelpFormatter, join_options
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+
+from vaultsched.cli.values import without_pydantic
 
 Param = TyperArgument | TyperOption
 
@@ -112,6 +115,9 @@ def _format_examples(epilog: str | None, formatter: HelpFormatter) -> None:
 
 
 class HelpCommand(TyperCommand):
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        return without_pydantic(super().get_params(ctx))
+
     def collect_usage_pieces(self, ctx: Context) -> list[str]:
         return _usage_pieces(self, ctx)
 
@@ -123,6 +129,9 @@ class HelpCommand(TyperCommand):
 
 
 class HelpGroup(TyperGroup):
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        return without_pydantic(super().get_params(ctx))
+
     def collect_usage_pieces(self, ctx: Context) -> list[str]:
         return [*_usage_pieces(self, ctx), self.subcommand_metavar]
 

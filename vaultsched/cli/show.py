@@ -14,8 +14,8 @@ from datetime import datetime, tzinfo
 from rich.cells import cell_len
 from rich.text import Text
 
+from vaultsched.adapters.console import Column, SafeConsole, cell, print_columns
 from vaultsched.adapters.ledger import EARLIEST_YEAR, LATEST_YEAR
-from vaultsched.adapters.terminal import Column, SafeConsole, cell, print_columns
 from vaultsched.cli.reports import (
     FailingRow,
     FireRow,

@@ -12,8 +12,10 @@ import functools
 import re
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
-from markdown_it import MarkdownIt
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 RUNS_BEGIN = "%% vaultsched:runs:begin %%"
 RUNS_END = "%% vaultsched:runs:end %%"
@@ -37,9 +39,6 @@ OUTPUT = Markers(OUTPUT_BEGIN, OUTPUT_END)
 # keeps our line numbers equal to markdown-it's token maps; str.splitlines would also split on
 # \f, \x1c, \u2028 ... and drift out of step.
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-# Only block structure decides what is code, so inline parsing is skipped (half the cost).
-# Instances hold only configuration; each parse gets its own state, so sharing one is safe.
-_MARKDOWN = MarkdownIt("commonmark").disable("inline")
 _CODE_TOKENS = frozenset({"fence", "code_block"})
 # A note's YAML front matter: the one definition, which `taskfile` reads notes with too.
 FRONT_MATTER = re.compile(
@@ -160,13 +159,24 @@ def _body_start(text: str) -> int:
     return 0 if match is None else match.end()
 
 
+@functools.cache
+def _markdown() -> MarkdownIt:
+    """The one parser, made when a note's blocks are first looked at: importing markdown-it
+    is slow, and most commands (`--help`, `list`, `next`) never parse a note's body."""
+    from markdown_it import MarkdownIt
+
+    # Only block structure decides what is code, so inline parsing is skipped (half the cost).
+    # Instances hold only configuration; each parse gets its own state, so sharing one is safe.
+    return MarkdownIt("commonmark").disable("inline")
+
+
 @functools.lru_cache(maxsize=64)
 def _code_lines(body: str) -> frozenset[int]:
     # Cached: the same text is parsed again and again (a splice re-parses its result to check
     # it, the next write reads that result back, a merge retried against a busy editor parses
     # its base and the late save each time), and a parse is milliseconds on a long note.
     lines: set[int] = set()
-    for token in _MARKDOWN.parse(body):
+    for token in _markdown().parse(body):
         if token.type in _CODE_TOKENS and token.map is not None:
             lines.update(range(*token.map))
     return frozenset(lines)
@@ -261,7 +271,7 @@ def _open_fence_in(body: str) -> str | None:
     if "```" not in body and "~~~" not in body:
         return None
     probe = len(_lines(body))  # the index a line added at the end would get
-    for token in _MARKDOWN.parse(body + "probe"):
+    for token in _markdown().parse(body + "probe"):
         if token.type == "fence" and token.level == 0 and token.map is not None:
             first, stop = token.map
             if first < probe < stop:

@@ -20,6 +20,7 @@ Paths are vault-relative POSIX strings, the form `statefs` opens (never followin
     └── state/                          STATE_DIR        this host's own (ignored)
         ├── daemon.lock                 INSTANCE_LOCK    one daemon per vault per host
         ├── git.lock                    GIT_LOCK         one git call at a time
+        ├── index.cache                 INDEX_CACHE      what each note held, by its stat
         ├── inputs/Tasks%2FA.sha256     inputs_file(task id): `if_changed` at its last success
         ├── marks.json                  MARKS            fire times decided that no run shows
         ├── running/Tasks%2FA.lock      running_lock(task id): one run of a task at a time
@@ -32,6 +33,7 @@ Outside the vault, per user (a vault must not be able to vouch for itself):
     ├── trust.json                      trust_store()
     ├── trust.json.lock
     ├── trusted-config.json             trusted_config_file(store): config values last trusted
+    ├── index-cache.key                 index_cache_key(): signs every vault's INDEX_CACHE
     └── snapshots/<fingerprint>.json    snapshots_dir(store): what each trusted print was
     $XDG_CONFIG_HOME/vaultsched/config.toml   user_config()
     $XDG_CACHE_HOME/vaultsched/pycache/       pycache_dir(): tasks' Python bytecode
@@ -55,6 +57,7 @@ DAEMON_LOG = f"{LOGS_DIR}/daemon.log"
 STATE_DIR = f"{DIR}/state"
 INSTANCE_LOCK = f"{STATE_DIR}/daemon.lock"
 GIT_LOCK = f"{STATE_DIR}/git.lock"
+INDEX_CACHE = f"{STATE_DIR}/index.cache"  # adapters/indexcache.py: a warm start reads no note
 MARKS = f"{STATE_DIR}/marks.json"
 INPUTS_DIR = f"{STATE_DIR}/inputs"
 RUNNING_DIR = f"{STATE_DIR}/running"
@@ -156,6 +159,11 @@ def snapshots_dir(store: Path) -> Path:
 
 def trusted_config_file(store: Path) -> Path:
     return store.parent / "trusted-config.json"
+
+
+def index_cache_key() -> Path:
+    """The key that authenticates INDEX_CACHE: per user, beside the trust store, never synced."""
+    return trust_store().parent / "index-cache.key"
 
 
 def user_config() -> Path:

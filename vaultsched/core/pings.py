@@ -7,7 +7,6 @@ A check's URL holds its secret (a UUID, or a project's ping key), so it is never
 from __future__ import annotations
 
 import re
-import uuid
 from urllib.parse import urlsplit
 
 from vaultsched.core.model import ATTENTION, Run, Status
@@ -16,7 +15,7 @@ SLUG = "{task_slug}"
 BODY_BYTES = 10 * 1024  # an end ping carries at most this much of the run's output
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 # A run id as a UUID (healthchecks takes only UUIDs as `rid`): the same run, the same UUID.
-_RID_SPACE = uuid.UUID("9b7c4f3e-2d1a-4c5b-8e6f-0a1b2c3d4e5f")
+_RID_SPACE = "9b7c4f3e-2d1a-4c5b-8e6f-0a1b2c3d4e5f"
 
 
 def to_ping_url(value: object) -> str:
@@ -65,7 +64,9 @@ def url_for(name: str, own: str | None, template: str) -> str:
 
 
 def rid(run_id: str) -> str:
-    return str(uuid.uuid5(_RID_SPACE, run_id))
+    import uuid  # here: every command reads the config's pings, only a ping needs a UUID
+
+    return str(uuid.uuid5(uuid.UUID(_RID_SPACE), run_id))
 
 
 def with_signal(url: str, signal: str, run_id: str = "") -> str:

@@ -15,11 +15,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
-
 from vaultsched.core.durations import parse_duration
+
+if TYPE_CHECKING:
+    from croniter import croniter
 
 INTERVAL_MIN = timedelta(seconds=1)
 # The Gregorian calendar, weekdays included, repeats every 400 years (146,097 days, a whole
@@ -343,7 +345,7 @@ def _whole_field(field: _Field, step: str | None) -> str:
     whole field. For day-of-week croniter's range is 0-6: with any step that is cronie's 0-7,
     whose 7 is Sunday, 0, again.
     """
-    low, high = croniter.RANGES[field.index]
+    low, high = _croniter().RANGES[field.index]
     return f"{low}-{high}" if step is None else f"{low}-{high}/{step}"
 
 
@@ -410,10 +412,18 @@ def _syntax_error(text: str, field: _Field, term: str) -> ScheduleError:
 # -- croniter's expansion ------------------------------------------------------------------
 
 
+def _croniter() -> type[croniter]:
+    """croniter (and dateutil with it) is imported when a cron line is first read: it is slow
+    to import, and `--help`, an `every` schedule or a vault with no task never need it."""
+    from croniter import croniter
+
+    return croniter
+
+
 def _expand(text: str, fields: list[str], specs: list[str]) -> list[tuple[int, ...]]:
     """croniter's values for the rewritten fields, each sorted."""
     try:
-        expanded, _ = croniter.expand(" ".join(specs))  # no nth weekdays: `#` was refused
+        expanded, _ = _croniter().expand(" ".join(specs))  # no nth weekdays: `#` was refused
     except ValueError:
         raise _refused_by_croniter(text, fields, specs) from None
     return [_numbers(index, values) for index, values in enumerate(expanded)]
@@ -424,14 +434,14 @@ def _croniter_field(index: int, spec: str) -> tuple[int, ...]:
     """croniter's values for one field, alone in a line of `*`."""
     line = ["*"] * len(_FIELDS)
     line[index] = spec
-    expanded, _ = croniter.expand(" ".join(line))
+    expanded, _ = _croniter().expand(" ".join(line))
     return _numbers(index, expanded[index])
 
 
 def _numbers(index: int, values: list[int | str]) -> tuple[int, ...]:
     """croniter's expansion of a field as numbers: it says `*` for a field it found whole."""
     if values == ["*"]:
-        low, high = croniter.RANGES[index]
+        low, high = _croniter().RANGES[index]
         return tuple(range(low, high + 1))
     return tuple(sorted(int(v) for v in values))
 

@@ -3,7 +3,6 @@ verdict out."""
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -19,6 +18,8 @@ def stuck_after(history: Iterable[Run]) -> timedelta | None:
     durations = [r.duration_s for r in history if r.status is Status.SUCCESS and r.duration_s]
     if not durations:
         return None
+    import statistics  # here: it pulls in fractions and decimal, for a run still going only
+
     return max(STUCK_FACTOR * timedelta(seconds=statistics.median(durations)), MIN_STUCK)
 
 

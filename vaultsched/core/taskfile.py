@@ -146,7 +146,10 @@ def task_id(rel_path: str) -> str:
 
 
 def parse_task(rel_path: str, yaml_text: str | None, config: Config) -> Parsed:
-    """Validate one note's front matter. Never raises for bad input: problems are returned."""
+    """Validate one note's front matter. Never raises for bad input: problems are returned.
+
+    Whether the answer is NOT_A_TASK depends on the text alone, never on `config`: the index
+    cache (adapters/indexcache.py) keeps only that much of such a note between starts."""
     if yaml_text is None or ("command" not in yaml_text and "schedule" not in yaml_text):
         # Only those two keys make a note our business (a task, or the "no command" note), and
         # most notes with front matter have neither: skip their YAML on a cold index. (A key

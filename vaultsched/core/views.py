@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import arrow
-
 from vaultsched.core.durations import format_duration
-from vaultsched.core.model import ATTENTION, FAILURES, Run, Status
+from vaultsched.core.model import ATTENTION, FAILURES, Run, Status, Trigger
 
 if TYPE_CHECKING:
     from vaultsched.adapters.vault import Vault
@@ -41,8 +39,30 @@ _CALLOUT = {
     Status.MISSED: "warning",
     Status.LOST: "failure",
 }
+# The mark that starts each digest line, so a glance down the list tells a failure from a
+# success (the status word follows it; these are only for the eye).
+ICONS = {
+    Status.SUCCESS: "✅",
+    Status.FAILED: "❌",
+    Status.TIMEOUT: "❌",
+    Status.ERROR: "❌",
+    Status.INTERRUPTED: "❌",
+    Status.BLOCKED: "❌",
+    Status.LOST: "❌",
+    Status.SKIPPED: "⏭",
+    Status.MISSED: "⏭",
+    Status.AWAITING_APPROVAL: "⏳",
+    Status.UNTRUSTED: "🔒",
+    Status.RUNNING: "🔄",
+}
+PENDING_ICON = ICONS[Status.AWAITING_APPROVAL]
 # Statuses whose message says why the task did not run (or not yet): shown as its reason.
 _REASONED = frozenset({Status.SKIPPED, Status.MISSED, Status.BLOCKED})
+# A note's notice for a run that waits for a person: its title, and the verb that resolves it.
+_WAITING = {
+    Status.UNTRUSTED: ("Not run until you trust it", "trust"),
+    Status.AWAITING_APPROVAL: ("Waiting for your approval", "approve"),
+}
 # Counted in the digest's header beside `failed`, when there are any, in this order.
 _COUNTED = (Status.SKIPPED, Status.MISSED, Status.BLOCKED, Status.LOST)
 REASON_SHOWN = 120  # characters of a reason in a digest line
@@ -67,9 +87,14 @@ OUTPUT_SHOWN = 8000
 def render_runs_block(runs: Sequence[Run], tz: ZoneInfo, *, notice: str = "") -> str:
     """Lines between a task note's run markers: `## Runs`, then `runs` as given, newest first."""
     parts = ["## Runs"]
+    newest = runs[0] if runs else None
     if notice:
-        parts.append(f"> [!warning] {_one_line(notice)}")
-    parts.extend(_run_callout(run, tz, folded=index > 0) for index, run in enumerate(runs))
+        parts.append(_notice_callout(notice, newest))
+    parts.extend(
+        # The newest run's message is the notice above it when it waits for a person: once.
+        _run_callout(run, tz, folded=index > 0, said="" if index else notice)
+        for index, run in enumerate(runs)
+    )
     if not runs:
         parts.append("No runs yet.")
     # The closing blank line keeps the end marker (and the user's text after it) out of the
@@ -85,13 +110,24 @@ def fence_output(text: str) -> str:
     return f"{fence}\n{body}\n{fence}" if body else f"{fence}\n{fence}"
 
 
-def _run_callout(run: Run, tz: ZoneInfo, *, folded: bool) -> str:
+def _notice_callout(notice: str, newest: Run | None) -> str:
+    """What waits for a person, first: a short title, then the notice with its command as code
+    (copyable) when it is the newest run's own `trust`/`approve` line."""
+    text, title = _one_line(notice), "Needs attention"
+    if newest is not None and newest.status in _WAITING:
+        title, verb = _WAITING[newest.status]
+        command = fix_command(verb, newest.task)
+        text = text.replace(command, _code(command), 1)
+    return f"> [!warning] {title}\n> {text}"
+
+
+def _run_callout(run: Run, tz: ZoneInfo, *, folded: bool, said: str = "") -> str:
     fold = "-" if folded else ""
     lines = [
         f"[!{_CALLOUT[run.status]}]{fold} {_stamp(run.started_at, tz)} · {run.status}",
         _run_details(run),
     ]
-    if run.message:
+    if run.message and run.message != said:
         # The label keeps the message inline text: starting a line, "```" or "#" would open a
         # fence or heading inside the callout.
         label = "reason" if run.status in _REASONED else "message"
@@ -139,13 +175,15 @@ def render_digest_block(
     *,
     pending: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """The lines between a digest's markers: counts, what needs attention, every run in order."""
+    """The lines between a digest's markers: counts, what needs attention, every run; both
+    lists newest first, as in a task note, so what just happened is at the top."""
     ordered = sorted(runs, key=_chronological)
     parts = [f"## vaultsched — {day.isoformat()}", counts_line(ordered)]
     attention = _attention_items(ordered, tz, pending)
     if attention:
         parts += ["### Needs attention", "\n".join(attention)]
-    items = [_digest_item(run, tz) for run in ordered]
+    tasks_by_run = {run.run_id: run.task for run in ordered}
+    items = [_digest_item(run, tz, tasks_by_run) for run in reversed(ordered)]
     parts += ["### Runs", "\n".join(items) if items else "No runs."]
     return "\n\n".join(parts) + "\n\n"
 
@@ -176,20 +214,22 @@ def _attention_items(
 ) -> list[str]:
     latest = {run.task: run for run in ordered}  # chronological, so the last run wins
     flagged = sorted(
-        (run for run in latest.values() if run.status in ATTENTION), key=_chronological
+        (run for run in latest.values() if run.status in ATTENTION),
+        key=_chronological,
+        reverse=True,
     )
     items = [_attention_item(run, tz) for run in flagged]
     listed = {run.task for run in flagged}
     for task, reason in sorted(pending):
         if task not in listed:  # one entry per task
-            items.append(f"- {_link(task)} — {_one_line(reason)}")
+            items.append(f"- {PENDING_ICON} {_link(task)} — {_one_line(reason)}")
             listed.add(task)
     return items
 
 
 def _attention_item(run: Run, tz: ZoneInfo) -> str:
     what = f"{_link(run.task)} — {run.status} at {_clock(run.started_at, tz)}"
-    return f"- {what}: {_resolution(run)}"
+    return f"- {ICONS[run.status]} {what}: {_resolution(run)}"
 
 
 def _resolution(run: Run) -> str:
@@ -211,12 +251,24 @@ def _reason(run: Run) -> str:
     return _one_line(clip(run.message, REASON_SHOWN)) if run.message else "no reason given"
 
 
-def _digest_item(run: Run, tz: ZoneInfo) -> str:
+def _digest_item(run: Run, tz: ZoneInfo, tasks_by_run: Mapping[str, str]) -> str:
     when = _clock(run.started_at, tz)
-    details = f"{run.status} · {_duration(run)} · {_one_line(run.host)}"
+    details = [str(run.status)]
+    if run.trigger is not Trigger.SCHEDULE:
+        details.append(_trigger(run, tasks_by_run))
+    details += [_duration(run), _one_line(run.host)]
     if run.status in _REASONED and run.message:
-        details += f" · {_reason(run)}"  # last, as in the attention list
-    return f"- {when} {_link(run.task)} — {details}"
+        details.append(_reason(run))  # last, as in the attention list
+    return f"- {ICONS[run.status]} {when} {_link(run.task)} — {' · '.join(details)}"
+
+
+def _trigger(run: Run, tasks_by_run: Mapping[str, str]) -> str:
+    """`manual`, `retry`...; for a chained run, the task it ran after (when that ran the same
+    day: the digest only knows the day's runs)."""
+    upstream = tasks_by_run.get(run.upstream_run) if run.upstream_run else None
+    if run.trigger is Trigger.AFTER and upstream is not None:
+        return f"after {_link(upstream)}"
+    return str(run.trigger)
 
 
 # -- small pieces ---------------------------------------------------------------------------
@@ -253,11 +305,13 @@ def _link(task: str) -> str:
     return f"[[{task}|{PurePosixPath(task).name}]]"
 
 
-def fix_command(verb: str, task: str) -> str:
-    """The exact `vaultsched VERB TASK` line a person runs, quoted for any shell."""
+def fix_command(verb: str, task: str, program: str = "vaultsched") -> str:
+    """The exact `vaultsched VERB TASK` line a person runs, quoted for any shell. `program` is
+    how they call vaultsched (already quoted), `--vault` and all, where plain `vaultsched` in
+    the vault's folder would not do."""
     # Double quotes read best, but `$`, backticks, `"`, `\` and `!` are live inside them.
     quoted = shlex.quote(task) if _SHELL_UNSAFE_IN_DOUBLE_QUOTES.search(task) else f'"{task}"'
-    return f"vaultsched {verb} {quoted}"
+    return f"{program} {verb} {quoted}"
 
 
 def _code(text: str) -> str:
@@ -271,6 +325,8 @@ def _code(text: str) -> str:
 
 def digest_path(vault: Vault, day: date) -> str:
     """The digest note of `day`, relative to the vault (named by `[digest] format`)."""
+    import arrow  # here: slow to import, and only naming a digest needs it
+
     name = arrow.Arrow(day.year, day.month, day.day).format(vault.config.digest.format)
     return f"{vault.config.digest.folder}/{name}.md"
 

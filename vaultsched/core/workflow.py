@@ -12,8 +12,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import arrow
-
 from vaultsched.core.model import FAILURES, RETRYABLE, AfterOn, Problem, Run, Status, Task, Window
 from vaultsched.core.schedules import gap_end
 
@@ -353,6 +351,8 @@ def _moment_format(when: datetime, pattern: str) -> str:
     """moment.js tokens (YYYY, MM, DD, dddd, ...), as the digest's file names use them."""
     if not pattern:
         raise OutputPathError("{date:} needs a format, e.g. {date:YYYY-MM}")
+    import arrow  # here: slow to import, and only a `{date:...}` placeholder needs it
+
     return arrow.Arrow.fromdatetime(when).format(pattern)
 
 

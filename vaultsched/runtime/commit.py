@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from vaultsched.adapters.git import Edit, GitError
+from vaultsched.adapters.notefile import read_note_bytes
 from vaultsched.core import blocks, layout
 from vaultsched.core.frontmatter_edit import set_scalar
 from vaultsched.core.model import Run
@@ -41,7 +42,22 @@ def enabled_edit(rel: str, enabled: bool) -> Edit:
 def block_edit(rel: str, markers: blocks.Markers, inner: str, *, create: bool) -> Edit:
     """The one transform a view write makes: written to disk, and applied again by git to
     the committed (and staged) version of the note."""
-    return Edit(rel, functools.partial(blocks.splice_block, markers=markers, inner=inner), create)
+    return Edit(rel, _Remembering(blocks.splice_block, markers=markers, inner=inner), create)
+
+
+class _Remembering(functools.partial[str]):
+    """A pure edit that remembers its last text and result. The commit applies it again to
+    the committed version of the file, which is most often the very text it was applied to on
+    disk (nobody edited the note meanwhile): a splice parses the whole note as markdown twice,
+    and a burst's commit did that for every note again."""
+
+    def __call__(self, text: str, /) -> str:
+        last: tuple[str, str] | None = self.__dict__.get("last")
+        if last is not None and last[0] == text:
+            return last[1]
+        result = super().__call__(text)
+        self.__dict__["last"] = (text, result)
+        return result
 
 
 def _kind(edit: Edit) -> Hashable:
@@ -103,7 +119,7 @@ class Committer:
             pending, runs = self._edits, list(self._runs)
             self._edits = {}
             self._runs.clear()
-        edits = [composed(path, kinds) for path, kinds in pending.items()]
+        edits = [edit for kinds in pending.values() for edit in kinds.values()]
         if edits and not self.commit(edits, commit_message(runs)):
             with self._lock:
                 for path, kinds in pending.items():  # an edit made since then is newer: it stands
@@ -126,33 +142,83 @@ class Committer:
                 self._warned_no_git = True
             return True
         try:
-            git.commit([*edits, STATE_IGNORE_EDIT], message)
+            git.commit([*self._current(edits), STATE_IGNORE_EDIT], message)
         except GitError as exc:
             log.warning("git commit failed; will retry with the next commit: %s", exc)
             return False
+        return True
+
+    def _current(self, edits: Sequence[Edit]) -> list[Edit]:
+        """Each file's edits as one, less those another vaultsched process has replaced since.
+
+        Two processes (the daemon and `approve`, `run-now`, `pause`...) may edit one note
+        between commits, each building on what the other wrote. When the file on disk is
+        exactly what a vaultsched wrote last, an edit of ours it no longer shows was replaced
+        by that newer write, which its process commits; ours would put the old version back in
+        git, and the file would stay changed for good. A file a person changed since is not
+        ours to read: their change stays out of the commit as ever, and all our edits go in."""
+        by_path: dict[str, list[Edit]] = {}
+        for edit in edits:
+            by_path.setdefault(edit.path, []).append(edit)
+        current = []
+        for path, group in by_path.items():
+            text = self._written_by_us(path) if any(e.apply for e in group) else None
+            kept = group if text is None else [e for e in group if _shown(e, text)]
+            if kept:
+                current.append(composed(path, kept))
+        return current
+
+    def _written_by_us(self, rel: str) -> str | None:
+        """The file's text if it is exactly what a vaultsched process wrote last, else None."""
+        try:
+            data = read_note_bytes(self.workspace.vault.root / rel)
+            return data.decode("utf-8") if self.workspace.writer.is_own(rel, data) else None
+        except (OSError, UnicodeDecodeError):
+            return None  # gone or not a note: the commit itself decides
+
+
+def _shown(edit: Edit, text: str) -> bool:
+    """True if `text` already holds `edit` (each edit sets a block or a property: applied
+    again, it changes nothing)."""
+    if edit.apply is None:
+        return True
+    try:
+        return edit.apply(text) == text
+    except Exception:  # the commit applies it to git's version, and says why if it fails
         return True
 
 
 @dataclass
 class Cadence:
     """When the daemon commits: once something is owed (a run was recorded, an edit or a view
-    is pending), at most every COMMIT_EVERY, so a burst of runs makes one commit."""
+    is pending), at most every COMMIT_EVERY, so a burst of runs makes one commit. While runs
+    are still in flight when one is owed (`busy`), the commit waits for them to end, for at
+    most COMMIT_EVERY: the first run of a burst no longer makes a commit of its own, which put
+    the burst's last results a whole COMMIT_EVERY later."""
 
     pending: Callable[[], bool]  # the lander holds something not committed yet
     last: datetime
+    busy: Callable[[], bool] = lambda: False  # runs in flight
     owed: bool = False
+    _since: datetime | None = None  # when it became owed
 
-    def owe(self) -> None:
-        self.owed = True
+    def owe(self, now: datetime) -> None:
+        if not self.owed:
+            self.owed, self._since = True, now
 
     def next_at(self) -> datetime | None:
         """When the next commit is due; None while nothing is owed."""
-        return self.last + COMMIT_EVERY if self.owed or self.pending() else None
+        if not (self.owed or self.pending()):
+            return None
+        at = self.last + COMMIT_EVERY
+        if self.owed and self._since is not None and self.busy():
+            at = max(at, self._since + COMMIT_EVERY)
+        return at
 
     def due(self, now: datetime) -> bool:
         """True if a commit is due `now`; the cadence then starts again from `now`."""
         at = self.next_at()
         if at is None or now < at:
             return False
-        self.last, self.owed = now, False
+        self.last, self.owed, self._since = now, False, None
         return True

@@ -14,13 +14,21 @@ from vaultsched.runtime.act import Actor
 from vaultsched.runtime.dispatch import Dispatcher, schedulable
 from vaultsched.runtime.execute import Reports
 from vaultsched.runtime.follow import Follower
-from vaultsched.runtime.marks import save_marks
+from vaultsched.runtime.marks import MarksFile
 from vaultsched.runtime.messages import IndexDelta
 from vaultsched.runtime.restart import restored_dispatcher, unfinished_chains
 from vaultsched.runtime.workspace import Workspace
 from vaultsched.trust.store import fingerprint
 
 log = logging.getLogger("vaultsched.daemon")
+
+
+@dataclass(frozen=True)
+class _Wake:
+    """The next fire time (or retry, then) of `tasks`, worked out from the planner's marks."""
+
+    at: datetime | None
+    tasks: dict[str, Task]
 
 
 @dataclass
@@ -33,12 +41,18 @@ class Conductor:
         False  # it only reads: no ledger line, no marks (the vault's daemon keeps its own)
     )
     dispatcher: Dispatcher = field(default_factory=Dispatcher)
+    marks: MarksFile = field(init=False)
+    _wake: _Wake | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.marks = MarksFile(self.workspace.vault.root)
 
     def restore(self, index: Index) -> None:
         """Dispatch as the last daemon left it (still stopping if a signal came first)."""
         before = self.dispatcher
         self.dispatcher = restored_dispatcher(self.workspace, index, self.workspace.clock())
         self.dispatcher.stopping = self.dispatcher.stopping or before.stopping
+        self._wake = None
 
     def resume_chains(self) -> None:
         """The `after` tasks the last daemon did not get to start."""
@@ -59,12 +73,19 @@ class Conductor:
         for ident in delta.removed:
             self.dispatcher.removed(ident)
             log.info("%s: task removed", ident)
+        if delta.moved or delta.added or delta.retimed or delta.removed:
+            self._wake = None  # the planner's marks moved
         self.save_marks(now)
 
     def fire(self, now: datetime) -> None:
-        """What is due `now`: fire times, then retries."""
+        """What is due `now`: fire times, then retries. The tasks are looked at only once the
+        next fire time has come (or they changed): the loop comes round at every job done, and
+        asking each of a thousand tasks each time was most of a burst's work on this thread."""
         decided = self.dispatcher.decisions
-        self.actor.carry_out(self.dispatcher.due(self.schedulable(), now, self.untrusted))
+        wake = self._known_wake()
+        if wake is None or (wake.at is not None and wake.at <= now):
+            self._wake = None  # what `due` decides moves the marks
+            self.actor.carry_out(self.dispatcher.due(self.schedulable(), now, self.untrusted))
         # After `due`'s actions: a task just found invalid is out of the index, its retry too.
         self.actor.carry_out(self.dispatcher.retries_due(self.follower.index.tasks, now))
         if self.dispatcher.decisions != decided:
@@ -80,9 +101,19 @@ class Conductor:
 
     def wake_time(self) -> datetime | None:
         """The next fire time or retry (a task found unplannable meanwhile is invalid)."""
-        wake, invalid = self.dispatcher.wake_time(self.schedulable())
-        self.actor.carry_out(invalid)
-        return wake
+        wake = self._known_wake()
+        if wake is None:
+            at, invalid = self.dispatcher.wake_time(self.schedulable())
+            self.actor.carry_out(invalid)  # out of the index, and so out of the tasks kept
+            wake = self._wake = _Wake(at, dict(self.follower.index.tasks))
+        retries = self.dispatcher.retries
+        return min((t for t in (wake.at, retries[0].at if retries else None) if t), default=None)
+
+    def _known_wake(self) -> _Wake | None:
+        """The next fire time as last worked out, while it holds: the same tasks (by value),
+        and no mark moved since (`fire`, `index_changed` and `restore` forget it)."""
+        wake = self._wake
+        return wake if wake is not None and wake.tasks == self.follower.index.tasks else None
 
     def stop(self) -> None:
         self.dispatcher.stopping = True
@@ -98,7 +129,7 @@ class Conductor:
 
     def save_marks(self, now: datetime) -> None:
         if not self.dry_run:
-            save_marks(self.workspace.vault.root, self.dispatcher.planner, now)
+            self.marks.save(self.dispatcher.planner, now)
 
     def schedulable(self) -> list[Task]:
         return schedulable(self.follower.index.tasks.values(), self.workspace.vault.host)

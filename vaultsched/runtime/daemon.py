@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import FrameType
 
+from vaultsched.adapters.clock import utc_now
 from vaultsched.adapters.instance import InstanceLock
 from vaultsched.adapters.vault import Index, Vault
 from vaultsched.adapters.waker import Waker
@@ -35,7 +36,7 @@ from vaultsched.runtime.restart import recover_interrupted, sweep_cut_short_writ
 from vaultsched.runtime.run import Execution
 from vaultsched.runtime.stuck import StuckWatch
 from vaultsched.runtime.sync import Syncer, make_syncer
-from vaultsched.runtime.workspace import open_workspace, utc_now
+from vaultsched.runtime.workspace import open_workspace
 from vaultsched.trust.config import ignored_message
 
 log = logging.getLogger("vaultsched.daemon")
@@ -67,7 +68,9 @@ class Daemon:
         self.lander = Lander(self.workspace, Committer(self.workspace))
         self.landing = LandingThread(self.lander, self._commit_settled)
         never = datetime.min.replace(tzinfo=self.clock().tzinfo)  # the last commit, so far
-        self.cadence = Cadence(lambda: self.lander.has_pending, never)
+        self.cadence = Cadence(
+            lambda: self.lander.has_pending, never, busy=lambda: self.conductor.running
+        )
         self.pings = Pings(self.workspace)
         self.heartbeat = Heartbeat(self.pings.pinger, self.vault.config.ping)
         self.recorder = Recorder(self.workspace, self.landing.land, self.pings)
@@ -235,7 +238,7 @@ class Daemon:
 
     def _announce(self, run: Run) -> None:
         """Every run recorded reaches the next commit, the log and (in the demo) `on_run`."""
-        self.cadence.owe()
+        self.cadence.owe(self.clock())
         self.observer.run(run)
         detail = f"exit {run.exit_code}" if run.exit_code is not None else run.message
         duration = f", {run.duration_s:.1f}s" if run.duration_s else ""

@@ -8,7 +8,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from vaultsched.adapters.vault import Index, Vault, build_index, is_ignored, read_note
+from vaultsched.adapters.vault import (
+    Index,
+    NoteRead,
+    Vault,
+    build_index,
+    is_ignored,
+    reread_note,
+)
 from vaultsched.adapters.watcher import DEBOUNCE_SECONDS, Changes, VaultWatcher
 from vaultsched.core.model import Problem, Run, Task
 from vaultsched.runtime.dispatch import chain_of
@@ -89,11 +96,17 @@ class Follower:
     _rescan: bool = False
     _files: dict[str, FileId] = field(default_factory=dict)
     _appeared: dict[str, float] = field(default_factory=dict)  # task id -> monotonic time
+    # What each note the index holds something of said when last read (see `_reread`).
+    _reads: dict[str, NoteRead] = field(default_factory=dict)
 
     def load(self) -> Index:
-        self.index = build_index(self.vault)
+        self._build()
         self._remember_files(None)
         return self.index
+
+    def _build(self) -> None:
+        self._reads = {}
+        self.index = build_index(self.vault, self._reads)
 
     def watch(self, wake: Callable[[], None]) -> None:
         def on_event() -> None:
@@ -133,16 +146,24 @@ class Follower:
     def apply(self, changes: Changes) -> IndexDelta:
         before = dict(self.index.tasks)
         if changes.rescan:
-            self.index = build_index(self.vault)
+            self._build()
         for old, new in changes.moves:
-            self.index.discard(old.removesuffix(".md"))
+            self._forget(old)
             self._reread(new)
         for rel in sorted(changes.paths):
             self._reread(rel)
-        self.index.link()
+        self.index.link()  # only if a note changed what the index holds
         recent = time.monotonic() - MOVE_WINDOW
         self._appeared = {i: t for i, t in self._appeared.items() if t > recent}
         reported = [(o.removesuffix(".md"), n.removesuffix(".md")) for o, n in changes.moves]
+        touched = {rel.removesuffix(".md") for rel in changes.paths}
+        touched |= {new for _, new in reported}
+        if not changes.rescan and not changes.moves and self.index.tasks == before:
+            # Notes saved with the same front matter (the daemon's own run blocks, most
+            # often): no task changed, none moved. Only their files are new (a write
+            # replaces the file).
+            self._remember_files(touched)
+            return IndexDelta((), (), (), ())
         moved = match_moves(
             before,
             self.index.tasks,
@@ -153,8 +174,6 @@ class Follower:
         )
         found = delta(before, self.index, moved)
         self._appeared.update((ident, time.monotonic()) for ident in found.added)
-        touched = {rel.removesuffix(".md") for rel in changes.paths}
-        touched |= {new for _, new in reported}
         self._remember_files(None if changes.rescan else touched)
         return found
 
@@ -190,10 +209,22 @@ class Follower:
             return None
         return stat.st_dev, stat.st_ino
 
+    def _forget(self, rel: str) -> None:
+        self.index.discard(rel.removesuffix(".md"))
+        self._reads.pop(rel, None)
+
     def _reread(self, rel: str) -> None:
         ident = rel.removesuffix(".md")
-        self.index.discard(ident)
-        parsed = read_note(self.vault, rel)  # never raises, never blocks: a gone note is no task
+        # Never raises, never blocks: a gone note is no task. The same front matter as last
+        # time is the last read again, unparsed: exact, whatever else in the note changed.
+        read = reread_note(self.vault, rel, self._reads.get(rel))
+        parsed = read.parsed
+        if parsed.is_task or parsed.problems:
+            self._reads[rel] = read
+        else:
+            self._reads.pop(rel, None)
+        if self.index.holds(ident, parsed):  # the daemon's own run block, most often
+            return
         self.index.add(rel, parsed)
         if parsed.is_task and parsed.task is None and parsed.errors:
             log.warning("%s is invalid and will not run: %s", ident, parsed.errors[0])

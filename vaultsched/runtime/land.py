@@ -12,7 +12,9 @@ import functools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -34,6 +36,10 @@ from vaultsched.trust.fingerprint import files_reached
 log = logging.getLogger(__name__)
 
 LANDING_BATCH = 100
+# A batch takes the runs that end within GATHER_GAP of each other, for at most GATHER_MAX.
+GATHER_GAP = 0.1
+GATHER_MAX = 1.0
+NOTE_WRITERS = 8  # task notes written at once (see Lander._write_all)
 
 
 @dataclass(frozen=True)
@@ -88,15 +94,33 @@ class Lander:
 
     def _rebuild(self, tasks: Sequence[Task], days: Sequence[date]) -> list[Edit]:
         with self._lock:
-            runs = self.workspace.ledger.runs()
-            written = [edit for task in tasks for edit in self.refresh_note(task, runs)]
+            written = self._refresh_notes(tasks)
             return written + [edit for day in days for edit in self.refresh_digest(day)]
 
-    def refresh_note(self, task: Task, every_run: Sequence[Run] | None = None) -> list[Edit]:
-        """Rebuild the task note's run block from the ledger; the edit, if it was written."""
-        if every_run is None:
-            every_run = self.workspace.ledger.runs()
-        runs = [r for r in every_run if r.task == task.id]
+    def _refresh_notes(self, tasks: Sequence[Task]) -> list[Edit]:
+        """Rebuild these task notes' run blocks from the ledger; the edits written. A note
+        that cannot be written now (a person kept saving it) is tried again at each commit."""
+        by_task: dict[str, list[Run]] = {}
+        for run in self.workspace.ledger.runs():
+            by_task.setdefault(run.task, []).append(run)
+        planned = [self._note_edits(task, by_task.get(task.id, [])) for task in tasks]
+        outcomes = self._write_all([composed(edits[0].path, edits) for edits in planned])
+        written: list[Edit] = []
+        for task, edits, outcome in zip(tasks, planned, outcomes, strict=True):
+            if outcome is Outcome.BUSY:
+                self._stale_notes[task.path] = task
+            elif isinstance(outcome, Outcome):
+                self._stale_notes.pop(task.path, None)
+            if outcome is Outcome.WRITTEN:
+                written += edits
+        failed = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+        if failed:  # what the others wrote is committed all the same
+            self.committer.add(written)
+            raise failed[0]
+        return written
+
+    def _note_edits(self, task: Task, runs: Sequence[Run]) -> list[Edit]:
+        """What a task note shows of its `runs` (all of them, in start order)."""
         newest = list(reversed(runs[-task.keep_runs :]))
         inner = views.render_runs_block(newest, task.timezone, notice=_notice(runs))
         # A note not in git yet is the person's to add: the edit never creates it in git.
@@ -104,14 +128,16 @@ class Lander:
         if self.workspace.vault.config.properties:
             values = task_properties(task, runs, self.workspace.clock())
             edits.append(Edit(task.path, functools.partial(_with_properties, values=values)))
-        edit = edits[0] if len(edits) == 1 else composed(task.path, edits)
-        outcome = self._write(edit)
-        with self._lock:
-            if outcome is Outcome.BUSY:
-                self._stale_notes[task.path] = task
-            else:
-                self._stale_notes.pop(task.path, None)
-        return edits if outcome is Outcome.WRITTEN else []
+        return edits
+
+    def _write_all(self, edits: Sequence[Edit]) -> list[Outcome | Exception]:
+        """Each edit written to its file, several at once: a write waits on the disk (two
+        fsyncs) far longer than it computes, and a thousand notes written one by one held a
+        burst's results back for seconds. Each file is written as `_write` always does."""
+        if len(edits) < 2:
+            return [_outcome(self._write, edit) for edit in edits]
+        with ThreadPoolExecutor(min(NOTE_WRITERS, len(edits)), "vaultsched-note") as pool:
+            return list(pool.map(functools.partial(_outcome, self._write), edits))
 
     def refresh_digest(self, day: date) -> list[Edit]:
         vault = self.workspace.vault
@@ -170,6 +196,13 @@ class Lander:
         """No view is written while this is held (git sync rebases under it)."""
         with self._lock:
             yield
+
+
+def _outcome(write: Callable[[Edit], Outcome], edit: Edit) -> Outcome | Exception:
+    try:
+        return write(edit)
+    except Exception as exc:  # raised by the caller once the other writes are accounted for
+        return exc
 
 
 def _with_properties(text: str, values: Mapping[str, str]) -> str:
@@ -242,8 +275,13 @@ class LandingThread:
                 return
 
     def _take(self) -> list[Landed | _Commit | _Stop]:
+        """What came in, and what keeps coming in hard on its heels: each batch reads the
+        whole ledger and rebuilds the day's digest, so a burst landed run by run as its runs
+        end would do that hundreds of times."""
         batch = [self._inbox.get()]
+        until = time.monotonic() + GATHER_MAX
         with contextlib.suppress(queue.Empty):
-            while len(batch) < LANDING_BATCH:
-                batch.append(self._inbox.get_nowait())
+            while len(batch) < LANDING_BATCH and not isinstance(batch[-1], _Stop):
+                wait = min(GATHER_GAP, until - time.monotonic())
+                batch.append(self._inbox.get(timeout=max(wait, 0.0)))
         return batch

@@ -4,6 +4,7 @@ afresh), kept in `.vaultsched/state/marks.json` across restarts."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -31,10 +32,27 @@ def load_marks(root: Path, planner: Planner, now: datetime) -> None:
     planner.restore(marks, now)
 
 
-def save_marks(root: Path, planner: Planner, now: datetime) -> None:
+def save_marks(root: Path, planner: Planner, now: datetime) -> dict[str, datetime] | None:
+    """Write the marks kept across restarts; what was written, or None if it failed."""
     saved = planner.saved(now)
     data = json.dumps({k: v.isoformat() for k, v in sorted(saved.items())}, indent=0)
     try:
         statefs.write_atomic(root, layout.MARKS, data.encode())
     except OSError as exc:
         statefs.warn_refused(exc, "marks not saved")
+        return None
+    return saved
+
+
+@dataclass
+class MarksFile:
+    """The marks file as this daemon last wrote it, written again only when the marks it
+    keeps moved: a burst's every batch of file events asked for a save of a thousand
+    unchanged marks, fsyncs and all. A save that failed is tried again at the next."""
+
+    root: Path
+    _written: dict[str, datetime] | None = None
+
+    def save(self, planner: Planner, now: datetime) -> None:
+        if planner.saved(now) != self._written:
+            self._written = save_marks(self.root, planner, now)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import BinaryIO
 
+from vaultsched.adapters.clock import utc_now
 from vaultsched.adapters.dashboard import write_dashboard
 from vaultsched.adapters.git import Edit
 from vaultsched.adapters.notes import NoteWriter, Outcome
@@ -24,7 +25,7 @@ from vaultsched.runtime.messages import AwaitApproval, Job, Submit, Upstream
 from vaultsched.runtime.pings import Pings
 from vaultsched.runtime.record import Recorder
 from vaultsched.runtime.run import Execution
-from vaultsched.runtime.workspace import Workspace, open_workspace, utc_now
+from vaultsched.runtime.workspace import Workspace, open_workspace
 
 
 @dataclass

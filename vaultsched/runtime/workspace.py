@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from vaultsched.adapters import statefs
+from vaultsched.adapters.clock import utc_now
 from vaultsched.adapters.git import Git, GitError
 from vaultsched.adapters.ledger import Ledger
 from vaultsched.adapters.notes import NoteWriter
@@ -15,10 +16,6 @@ from vaultsched.adapters.vault import Vault
 from vaultsched.trust.store import TrustStore
 
 log = logging.getLogger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -24,10 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, Literal, TypedDict
 
-from filelock import FileLock
-
 from vaultsched.adapters.config import Config, host_name, parse_config, read_config_file
-from vaultsched.adapters.notes import write_atomic
 from vaultsched.adapters.terminal import escape
 from vaultsched.adapters.vault import Vault, locate_vault
 from vaultsched.core import layout
@@ -281,6 +278,11 @@ def _snapshot(root: Path) -> dict[str, Any] | None:
 
 
 def _save_snapshot(root: Path, values: Values) -> None:
+    # Here: only a change writes, and both are slow to import (`list` never writes).
+    from filelock import FileLock
+
+    from vaultsched.adapters.notes import write_atomic
+
     path = _snapshot_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(layout.lock_beside(str(path))):

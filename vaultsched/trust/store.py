@@ -23,9 +23,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
-from vaultsched.adapters.notes import write_atomic
 from vaultsched.adapters.vault import Vault, read_note
 from vaultsched.core import layout
 from vaultsched.core.model import Task
@@ -194,6 +191,11 @@ class TrustStore:
         self._update(root, lambda entry: [entry.pop(i, None) for i in ids])
 
     def _update(self, root: Path, change: Callable[[dict[str, str]], object]) -> None:
+        # Here: only a change writes, and both are slow to import (`list` never writes).
+        from filelock import FileLock
+
+        from vaultsched.adapters.notes import write_atomic
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(layout.lock_beside(str(self.path))):
             data = self._load()
@@ -240,6 +242,8 @@ class TrustStore:
         return self.snapshots / f"{print_}.json"
 
     def _save_snapshot(self, snapshot: Snapshot) -> None:
+        from vaultsched.adapters.notes import write_atomic  # see _update
+
         self.snapshots.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = json.dumps(snapshot.to_json(SNAPSHOT_TEXT_CAP), sort_keys=True).encode("utf-8")
         write_atomic(self._snapshot_path(snapshot.fingerprint), data, mode=0o600)

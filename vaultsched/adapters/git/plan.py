@@ -75,42 +75,53 @@ class Planner:
         in_head = tree_entries(self.git, head, paths)
         in_index = index_entries(self.git, paths)
         blobs = _blobs(self.git, {e.sha for e in [*in_head.values(), *in_index.values()] if e.sha})
-        changes = []
+        new = _NewBlobs()
+        drafts = []
         for edit in edits:
             try:
-                change = self._change(edit, in_head.get(edit.path), in_index.get(edit.path), blobs)
+                drafts.append(
+                    self._draft(edit, in_head.get(edit.path), in_index.get(edit.path), blobs, new)
+                )
             except _Refused as exc:
                 self._tell(edit.path, str(exc))
-                continue
-            changes.append(change)
-        return Plan(head, tuple(changes))
+        stored = new.store(self.git)
+        return Plan(head, tuple(draft.change(stored) for draft in drafts))
 
-    def _change(
-        self, edit: Edit, head: Entry | None, index: Entry | None, blobs: Mapping[str, bytes]
-    ) -> Change:
+    def _draft(
+        self,
+        edit: Edit,
+        head: Entry | None,
+        index: Entry | None,
+        blobs: Mapping[str, bytes],
+        new: _NewBlobs,
+    ) -> _Draft:
         if index is CONFLICTED:
             raise _Refused("has unresolved merge conflicts in the index: not committed")
         if edit.apply is None:  # vaultsched's own file: ours whole, in the commit and the index
             mode = head.mode if head is not None else "100644"
-            whole = Entry(mode, self.git.store((self.git.root / edit.path).read_bytes()))
-            return Change(edit.path, index, _new(whole, head), _new(whole, index))
+            whole = new.entry(mode, (self.git.root / edit.path).read_bytes())
+            return _Draft(edit.path, head, index, whole, whole)
         if head is None and index is None and not edit.create:
             raise _Refused("is not in git yet: left for you to commit (its runs are in the ledger)")
         committed = None
         if head is not None or edit.create:
-            committed = self._applied(edit.apply, head, blobs)
+            committed = self._applied(edit.apply, head, blobs, new)
         if index == head:  # nothing staged: the index follows the commit
             staged = committed
         elif index is None:  # the person staged its deletion: theirs to commit
             staged = None
         else:  # the person's staged version, with our edit in it too
-            staged = self._applied(edit.apply, index, blobs)
-        return Change(edit.path, index, _new(committed, head), _new(staged, index))
+            staged = self._applied(edit.apply, index, blobs, new)
+        return _Draft(edit.path, head, index, committed, staged)
 
     def _applied(
-        self, apply: Callable[[str], str], entry: Entry | None, blobs: Mapping[str, bytes]
+        self,
+        apply: Callable[[str], str],
+        entry: Entry | None,
+        blobs: Mapping[str, bytes],
+        new: _NewBlobs,
     ) -> Entry:
-        """`entry`'s text (nothing, if None) with the edit applied, stored as a blob."""
+        """`entry`'s text (nothing, if None) with the edit applied, as a blob to store."""
         if entry is not None and entry.mode not in _REGULAR:
             raise _Refused("is not a regular file in git: not committed")
         try:
@@ -128,7 +139,7 @@ class Planner:
         if entry is not None and edited == text:
             return entry
         mode = entry.mode if entry is not None else "100644"
-        return Entry(mode, self.git.store(edited.encode("utf-8")))
+        return new.entry(mode, edited.encode("utf-8"))
 
     def _tell(self, path: str, why: str) -> None:
         """Said once per file and reason: it holds for every later commit too."""
@@ -140,6 +151,46 @@ class Planner:
 def _new(entry: Entry | None, current: Entry | None) -> Entry | None:
     """`entry` if it changes `current`, else None (nothing to write)."""
     return entry if entry != current else None
+
+
+_UNSTORED = "unstored:"  # the sha of a blob a plan still has to store: no sha looks so
+
+
+@dataclass
+class _NewBlobs:
+    """The blobs a plan makes, stored together once it is worked out (one git call)."""
+
+    _slots: dict[bytes, str] = field(default_factory=dict)
+
+    def entry(self, mode: str, data: bytes) -> Entry:
+        """An entry for `data`, its sha to be known once `store` has run."""
+        return Entry(mode, self._slots.setdefault(data, f"{_UNSTORED}{len(self._slots)}"))
+
+    def store(self, git: Plumbing) -> dict[str, str]:
+        """Slot -> the sha git gave its blob."""
+        return dict(zip(self._slots.values(), git.store_all(list(self._slots)), strict=True))
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """A file's change before its new blobs are stored: whether it changes anything is known
+    by sha, so only afterwards (a ledger file git holds as it is changes nothing)."""
+
+    path: str
+    head: Entry | None
+    index: Entry | None
+    commit: Entry | None  # what the commit's tree would hold
+    staged: Entry | None  # what the person's index would hold
+
+    def change(self, stored: Mapping[str, str]) -> Change:
+        commit, staged = (_stored(e, stored) for e in (self.commit, self.staged))
+        return Change(self.path, self.index, _new(commit, self.head), _new(staged, self.index))
+
+
+def _stored(entry: Entry | None, stored: Mapping[str, str]) -> Entry | None:
+    if entry is None or not entry.sha.startswith(_UNSTORED):
+        return entry
+    return Entry(entry.mode, stored[entry.sha])
 
 
 def tree_entries(git: Plumbing, head: str | None, paths: Sequence[str]) -> dict[str, Entry]:

@@ -158,6 +158,21 @@ class Plumbing:
         """A blob of `data` in the object store (no lock: objects are written atomically)."""
         return self._exec(["hash-object", "-w", "--stdin"], input=data).decode().strip()
 
+    def store_all(self, blobs: Sequence[bytes]) -> list[str]:
+        """A blob of each of `blobs`, with one git call for them all: a commit of a burst's
+        thousand notes once spawned a thousand gits. fast-import takes the bytes as they are
+        (no attribute of the vault's filters them) and prints each blob's sha (`get-mark`);
+        it keeps a large batch as one pack, a small one as loose objects."""
+        if len(blobs) < 2:
+            return [self.store(data) for data in blobs]
+        stream = [b"blob\nmark :%d\ndata %d\n%s\n" % (n, len(d), d) for n, d in enumerate(blobs, 1)]
+        stream += [b"get-mark :%d\n" % n for n in range(1, len(blobs) + 1)]
+        out = self._exec(["fast-import", "--quiet"], input=b"".join(stream))
+        shas = out.decode().split()
+        if len(shas) != len(blobs):
+            raise GitError(f"git fast-import gave {len(shas)} blobs for {len(blobs)}")
+        return shas
+
     def _head(self) -> str | None:
         try:
             return self._read(["rev-parse", "--verify", "-q", "HEAD^{commit}"]).strip()

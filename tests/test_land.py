@@ -1,0 +1,173 @@
+"""Landing a batch of runs: every note of the batch written (several at once) and committed,
+through the real Recorder, Lander, NoteWriter and git on a temp vault."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import cast
+
+import pytest
+from conftest import git, write_note
+
+from vaultsched.adapters.ledger import new_run_id
+from vaultsched.adapters.notes import NoteWriter, Outcome
+from vaultsched.adapters.vault import Vault, read_note
+from vaultsched.core import blocks
+from vaultsched.core.model import Run, Status, Task, Trigger
+from vaultsched.runtime import land
+from vaultsched.runtime.commit import Committer
+from vaultsched.runtime.land import Landed, Lander, LandingThread
+from vaultsched.runtime.record import Recorder
+from vaultsched.runtime.workspace import open_workspace
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+COUNT = 12
+
+
+@pytest.fixture
+def tasks(vault: Vault) -> list[Task]:
+    for n in range(COUNT):
+        write_note(vault.root, f"Tasks/T{n}.md", f"---\ncommand: echo {n}\n---\nNote {n}.\n")
+    git(vault.root, "add", "-A")
+    git(vault.root, "commit", "-qm", "tasks")
+    found = [read_note(vault, f"Tasks/T{n}.md").task for n in range(COUNT)]
+    assert all(found)
+    return [t for t in found if t is not None]
+
+
+@pytest.fixture
+def lander(vault: Vault) -> Lander:
+    workspace = open_workspace(vault, writer=NoteWriter(vault.root, quiet=0, max_wait=0))
+    return Lander(workspace, Committer(workspace))
+
+
+def recorded(lander: Lander, tasks: list[Task]) -> list[Landed]:
+    """One finished run of each task, recorded in the ledger, ready to land as one batch."""
+    batch: list[Landed] = []
+    for n, task in enumerate(tasks):
+        at = T0 + timedelta(seconds=n)
+        run = Run(
+            run_id=new_run_id(at),
+            task=task.id,
+            status=Status.SUCCESS,
+            trigger=Trigger.MANUAL,
+            started_at=at,
+            finished_at=at,
+            host="testhost",
+            exit_code=0,
+            output_tail=f"output of run {n}.",
+        )
+        Recorder(lander.workspace, batch.append).finished(task, run)
+    return batch
+
+
+def block_of(root: Path, rel: str) -> str:
+    text = (root / rel).read_text()
+    span = blocks.find_block(text, blocks.RUNS)
+    assert span is not None
+    return text[span[0] : span[1]]
+
+
+def test_a_batch_writes_each_note_its_own_runs_and_commits_them_together(
+    vault: Vault, tasks: list[Task], lander: Lander
+) -> None:
+    batch = recorded(lander, tasks)
+
+    lander.land(batch)
+    lander.commit()
+
+    for n, item in enumerate(batch):
+        shown = block_of(vault.root, item.task.path)
+        assert [m for m in range(COUNT) if f"output of run {m}." in shown] == [n]
+    assert git(vault.root, "status", "--porcelain") == ""
+    assert len(git(vault.root, "log", "--format=%s", "--author=vaultsched").splitlines()) == 1
+
+
+def writing(
+    monkeypatch: pytest.MonkeyPatch,
+    writer: NoteWriter,
+    rel: str,
+    instead: Callable[[], Outcome | None],
+) -> None:
+    """`writer` does `instead` of writing `rel`, while `instead` does not return None."""
+    real = writer.update
+
+    def update(path: str, transform: Callable[[str], str], *, create: bool = True) -> Outcome:
+        outcome = instead() if path == rel else None
+        return real(path, transform, create=create) if outcome is None else outcome
+
+    monkeypatch.setattr(writer, "update", update)
+
+
+def test_a_note_that_fails_leaves_the_others_written_and_committed(
+    vault: Vault, tasks: list[Task], lander: Lander, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> Outcome:
+        raise OSError("disk on fire")
+
+    writing(monkeypatch, lander.workspace.writer, "Tasks/T3.md", broken)
+
+    with pytest.raises(OSError, match="disk on fire"):
+        lander.land(recorded(lander, tasks))
+    lander.commit()
+
+    status = git(vault.root, "status", "--porcelain", "--untracked-files=no")
+    assert status == ""  # every note written is committed; T3 was never written
+    assert blocks.find_block((vault.root / "Tasks/T3.md").read_text(), blocks.RUNS) is None
+    assert blocks.find_block((vault.root / "Tasks/T4.md").read_text(), blocks.RUNS) is not None
+
+
+def test_a_busy_note_is_written_at_the_next_commit(
+    vault: Vault, tasks: list[Task], lander: Lander, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    busy = [True]
+    writing(
+        monkeypatch,
+        lander.workspace.writer,
+        "Tasks/T5.md",
+        lambda: Outcome.BUSY if busy[0] else None,
+    )
+    lander.land(recorded(lander, tasks))
+    assert lander.has_pending
+    busy[0] = False
+
+    lander.commit()
+
+    assert blocks.find_block((vault.root / "Tasks/T5.md").read_text(), blocks.RUNS) is not None
+    assert git(vault.root, "status", "--porcelain", "--untracked-files=no") == ""
+
+
+class _Counting:
+    """Stands in for the Lander: how many runs each batch landed."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def hold_ledger(self, batch: object) -> None:
+        pass
+
+    def land(self, landed: list[Landed]) -> None:
+        self.batches.append(len(landed))
+
+
+def test_runs_ending_close_together_land_as_one_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(land, "GATHER_GAP", 30.0)  # however slow this machine is today
+    monkeypatch.setattr(land, "GATHER_MAX", 60.0)
+    counting = _Counting()
+    thread = LandingThread(cast(Lander, counting), lambda: None)
+    item = Landed(cast(Task, None), cast(Run, None), tmp_path)
+    for _ in range(20):  # a burst: a run ends every few milliseconds
+        thread.land(item)
+        time.sleep(0.005)
+    started = time.monotonic()
+    thread.close()  # stopping waits for no more
+
+    assert counting.batches == [20]
+    assert time.monotonic() - started < 30.0

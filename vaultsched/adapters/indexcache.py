@@ -1,0 +1,228 @@
+"""The index cache: what each note of the vault held, kept between starts, so that a start on
+an unchanged vault stats every note and reads none.
+
+Each note is known by its identity: path, size, mtime, ctime and inode. An edit changes the
+ctime even when it puts the mtime back (nobody can set a ctime), so a note whose identity is
+the one cached holds what it held then. For an ordinary note the cache keeps only that it is
+one; for a task note, or a note with problems, its front matter text, parsed again at each start
+(`vault.parse_note`, with the config of the day): whether a note is ordinary depends on its
+text alone, so the index built from the cache is the one a full read builds.
+
+The cache sits in the vault (`.vaultsched/state/`), where a sync tool can write anything: it is
+untrusted input. It is JSON, never pickle; it is signed (HMAC-SHA256) with a random key kept
+per user outside the vault (`layout.index_cache_key`), over the format number, the vaultsched
+version and the vault's path as well as the notes. A cache that is missing, truncated, corrupt,
+from another version or another vault, or forged is ignored: every note is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vaultsched import __version__
+from vaultsched.adapters import statefs
+from vaultsched.core import layout
+
+log = logging.getLogger(__name__)
+
+# Bump when what is cached, or what makes a note ordinary, changes.
+FORMAT = 1
+KEY_BYTES = 32
+MAX_BYTES = 256 * 1024 * 1024  # far past a million notes; a larger file is refused unread
+# A note changed within this long before the walk began is not cached: a second change in the
+# same tick of the file system's clock (2 s on FAT) could leave its identity as it was.
+RACY_NS = 3_000_000_000
+ORDINARY = ""  # what an ordinary note is cached as: no text a task note can have
+
+
+def identity(rel: str, info: os.stat_result) -> str:
+    """The note's path and stat in one string. The path comes last, after four numbers: two
+    different notes or stats never make the same string. (Once per note: `%x` formats these
+    large numbers several times faster than decimal, or an f-string.)"""
+    return "%x %x %x %x %s" % (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, rel)  # noqa: UP031
+
+
+@dataclass
+class IndexCache:
+    """One start's use of the cache: `known` as loaded, `kept` what this walk found true."""
+
+    root: Path
+    known: dict[str, str] = field(default_factory=dict)  # identity -> front matter or ORDINARY
+    kept: dict[str, str] = field(default_factory=dict)
+    # Notes changed since this are not kept (RACY_NS); taken before the walk begins.
+    racy_from: int = field(default_factory=lambda: time.time_ns() - RACY_NS)
+
+    @classmethod
+    def load(cls, root: Path) -> IndexCache:
+        cache = cls(root)  # `racy_from` first: the walk comes after it
+        cache.known = _load(root)
+        return cache
+
+    def lookup(self, rel: str, entry: os.DirEntry[str]) -> str | None:
+        """The front matter cached for the note as it is now (ORDINARY for an ordinary note),
+        or None if it must be read."""
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        key = identity(rel, info)
+        found = self.known.get(key)
+        if found is not None:
+            self.kept[key] = found
+        return found
+
+    def remember(self, rel: str, opened: os.stat_result, front: str | None) -> None:
+        """What a note held when read: `front` for a task note or a note with problems,
+        ORDINARY for any other (None: nothing to keep). `opened` is its stat before the read.
+
+        Every change to a file moves its ctime to the time of the change, so the ctime alone
+        tells whether a change could come within the same tick of the file system's clock."""
+        if front is not None and opened.st_ctime_ns < self.racy_from:
+            self.kept[identity(rel, opened)] = front
+
+    def save(self) -> None:
+        """Write what this walk found, if it differs from what was loaded. Atomic: of two
+        processes writing at once, the last wins, and each wrote only what it found true."""
+        if self.kept == self.known or not _is_folder(self.root / layout.DIR):
+            return  # nothing new, or not a vault vaultsched has set up: leave it as it is
+        try:
+            key = _key(create=True)
+            if key is not None:
+                statefs.prepare_state_dir(self.root)
+                data = _sealed(key, _payload(self.root, self.kept))
+                statefs.write_atomic(self.root, layout.INDEX_CACHE, data, durable=False)
+        except statefs.LinkRefused as exc:
+            statefs.warn_refused(exc, "index cache not written")
+        except OSError as exc:  # a read-only vault, a full disk: the next start reads more
+            log.info("index cache not written: %s", exc)
+
+
+def _payload(root: Path, kept: dict[str, str]) -> dict[str, object]:
+    return {
+        "format": FORMAT,
+        "vaultsched": __version__,
+        "vault": str(root),
+        "ordinary": [k for k, front in kept.items() if front == ORDINARY],
+        "fronts": {k: front for k, front in kept.items() if front != ORDINARY},
+    }
+
+
+def _sealed(key: bytes, payload: dict[str, object]) -> bytes:
+    """The MAC's hex digits on the first line, then the JSON it signs."""
+    body = json.dumps(payload, separators=(",", ":")).encode("ascii")
+    return _mac(key, body) + b"\n" + body
+
+
+def _mac(key: bytes, body: bytes) -> bytes:
+    return hmac.new(key, body, hashlib.sha256).hexdigest().encode("ascii")
+
+
+def _load(root: Path) -> dict[str, str]:
+    """The cached notes; {} (every note is read) for anything but a sound, signed cache."""
+    try:
+        data = statefs.read_bytes(root, layout.INDEX_CACHE, limit=MAX_BYTES)
+        key = _key(create=False) if data is not None else None
+    except OSError as exc:
+        log.info("index cache ignored: %s", exc)
+        return {}
+    if data is None or key is None:
+        return {}
+    mac, _, body = data.partition(b"\n")
+    if not hmac.compare_digest(mac, _mac(key, body)):
+        log.info("index cache ignored: not signed by this user's key (reading every note)")
+        return {}
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return {}
+    return _notes(payload, root)
+
+
+def _notes(payload: object, root: Path) -> dict[str, str]:
+    """The notes of a payload of the expected shape, for this vault and this version."""
+    if not isinstance(payload, dict):
+        return {}
+    header = (payload.get("format"), payload.get("vaultsched"), payload.get("vault"))
+    if header != (FORMAT, __version__, str(root)):
+        log.info("index cache ignored: written by another version or for another vault")
+        return {}
+    ordinary, fronts = payload.get("ordinary"), payload.get("fronts")
+    if not isinstance(ordinary, list) or not isinstance(fronts, dict):
+        return {}
+    if not all(type(v) is str and v != ORDINARY for v in fronts.values()):
+        return {}  # (keys of JSON objects are strings)
+    try:
+        # An item of `ordinary` that is not a string is no identity (`identity` makes only
+        # strings) and is never looked up: only one that cannot be a key at all is refused.
+        known = dict.fromkeys(ordinary, ORDINARY)
+    except TypeError:
+        return {}
+    known.update(fronts)
+    return known
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+# -- the per-user key ----------------------------------------------------------------------------
+
+
+def _key(*, create: bool) -> bytes | None:
+    """This user's key; made (0600) on first use if `create`. None if there is none, or it is
+    not a regular file of the right size: the cache is then neither trusted nor written."""
+    path = layout.index_cache_key()
+    try:
+        return _read_key(path)
+    except FileNotFoundError:
+        if not create:
+            return None
+    try:
+        return _make_key(path)
+    except FileExistsError:  # another process made it first
+        return _read_key(path)
+
+
+def _read_key(path: Path) -> bytes | None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        key = os.read(fd, KEY_BYTES + 1)
+    finally:
+        os.close(fd)
+    return key if len(key) == KEY_BYTES else None
+
+
+def _make_key(path: Path) -> bytes:
+    """Written whole under a temp name, then linked into place: no process ever reads a key
+    half written, and of two made at once, one wins and both use it."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key = secrets.token_bytes(KEY_BYTES)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return key
