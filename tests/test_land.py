@@ -15,7 +15,7 @@ from conftest import git, write_note
 from vaultsched.adapters.ledger import new_run_id
 from vaultsched.adapters.notes import NoteWriter, Outcome
 from vaultsched.adapters.vault import Vault, read_note
-from vaultsched.core import blocks
+from vaultsched.core import blocks, views
 from vaultsched.core.model import Run, Status, Task, Trigger
 from vaultsched.runtime import land
 from vaultsched.runtime.commit import Committer
@@ -151,7 +151,7 @@ class _Counting:
     def hold_ledger(self, batch: object) -> None:
         pass
 
-    def land(self, landed: list[Landed]) -> None:
+    def land(self, landed: list[Landed], *, digests: bool = True) -> None:
         self.batches.append(len(landed))
 
 
@@ -171,3 +171,21 @@ def test_runs_ending_close_together_land_as_one_batch(
 
     assert counting.batches == [20]
     assert time.monotonic() - started < 30.0
+
+
+def test_a_digest_is_put_off_while_more_runs_wait_to_land_and_never_left_out(
+    vault: Vault, tasks: list[Task], lander: Lander
+) -> None:
+    batch = recorded(lander, tasks)
+    day = T0.astimezone(vault.config.timezone).date()
+    digest = vault.root / views.digest_path(vault, day)
+
+    lander.land(batch[:6], digests=False)  # the rest is queued behind it
+    assert not digest.exists()
+    lander.land(batch[6:])
+    assert f"{COUNT} runs" in digest.read_text()
+
+    lander.land(recorded(lander, tasks[:1]), digests=False)
+    lander.commit()  # the commit rebuilds what was put off
+    assert f"{COUNT + 1} runs" in digest.read_text()
+    assert git(vault.root, "status", "--porcelain") == ""
