@@ -291,8 +291,19 @@ class Dispatcher:
                 with self._contained(task, "planning", invalid):
                     at = self._wake(task)
             if at is not None:
-                times.append(at - self.lead if self._may_lead(task, at) else at)
+                times.append(self._woken_at(task, at))
         return min(times, default=None), invalid
+
+    def woken_for(self, task_id: str) -> datetime | None:
+        """When the loop is to wake for `task_id`'s next fire as last worked out (None: not
+        known): `wake_time`'s figure for it, which moves `lead` earlier once its run is over."""
+        kept = self._wakes.get(task_id)
+        if kept is None or kept[1] is None:
+            return None
+        return self._woken_at(*kept)
+
+    def _woken_at(self, task: Task, at: datetime) -> datetime:
+        return at - self.lead if self._may_lead(task, at) else at
 
     @contextlib.contextmanager
     def _contained(self, task: Task, doing: str, actions: list[Action]) -> Iterator[None]:
