@@ -297,10 +297,8 @@ class Dispatcher:
     def woken_for(self, task_id: str) -> datetime | None:
         """When the loop is to wake for `task_id`'s next fire as last worked out (None: not
         known): `wake_time`'s figure for it, which moves `lead` earlier once its run is over."""
-        kept = self._wakes.get(task_id)
-        if kept is None or kept[1] is None:
-            return None
-        return self._woken_at(*kept)
+        task, at = self._wakes.get(task_id, (None, None))
+        return None if task is None or at is None else self._woken_at(task, at)
 
     def _woken_at(self, task: Task, at: datetime) -> datetime:
         return at - self.lead if self._may_lead(task, at) else at
