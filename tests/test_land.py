@@ -7,12 +7,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from conftest import git, write_note
 
-from vaultsched.adapters.ledger import new_run_id
+from vaultsched.adapters.ledger import Ledger, new_run_id
 from vaultsched.adapters.notes import NoteWriter, Outcome
 from vaultsched.adapters.vault import Vault, read_note
 from vaultsched.core import blocks, views
@@ -189,3 +189,20 @@ def test_a_digest_is_put_off_while_more_runs_wait_to_land_and_never_left_out(
     lander.commit()  # the commit rebuilds what was put off
     assert f"{COUNT + 1} runs" in digest.read_text()
     assert git(vault.root, "status", "--porcelain") == ""
+
+
+def test_the_finish_records_of_a_batch_are_durable_before_any_note_shows_them(
+    vault: Vault, tasks: list[Task], lander: Lander, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = recorded(lander, tasks)  # finish records written, not yet fsync'ed
+    order: list[str] = []
+    for owner, name in ((Ledger, "sync"), (NoteWriter, "update")):
+        real = getattr(owner, name)
+
+        def spy(self: object, *args: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
+            order.append(_name)
+            return _real(self, *args, **kw)
+
+        monkeypatch.setattr(owner, name, spy)
+    lander.land(batch)
+    assert order[0] == "sync" and "update" in order

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -420,3 +422,33 @@ def test_start_records_of_one_instant_are_written_together(tmp_path: Path) -> No
     assert sorted(r.task for r in ledger.runs()) == ["Tasks/A", "Tasks/B", "Tasks/C"]
     with pytest.raises(ValueError, match="one month"):
         ledger.append_all([start_record(a_run(at=T0 + timedelta(days=d)), "A.md") for d in (0, 1)])
+
+
+def test_a_record_not_durable_is_read_at_once_and_made_durable_by_the_next_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finish record: written at once, fsync'ed by `sync` (landing's) or by the next durable
+    record of its file, whichever comes first; never twice."""
+    synced: list[int] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    ledger = Ledger(tmp_path, "h")
+    run = a_run()
+    ledger.append(start_record(run, "Tasks/A.md"))
+    assert len(synced) == 1
+    ledger.append_all([finish_record(replace(run, status=Status.SUCCESS), "A.md")], durable=False)
+    assert len(synced) == 1 and [r.status for r in ledger.runs()] == [Status.SUCCESS]
+    ledger.sync()
+    ledger.sync()  # nothing written since: no fsync
+    assert len(synced) == 2
+
+    later = a_run(task="Tasks/B", at=T0 + timedelta(seconds=1))
+    ledger.append_all([finish_record(later, "B.md")], durable=False)
+    ledger.append(start_record(a_run(task="Tasks/C", at=T0), "C.md"))  # its fsync covers both
+    ledger.sync()
+    assert len(synced) == 3

@@ -86,9 +86,9 @@ def test_runs_due_at_one_instant_are_recorded_in_one_write_and_all_run(
     writes: list[list[str]] = []
     real = Ledger.append_all
 
-    def counted(self: Ledger, records: list[dict[str, Any]]) -> Path:
+    def counted(self: Ledger, records: list[dict[str, Any]], **how: bool) -> Path:
         writes.append([record["type"] for record in records])
-        return real(self, records)
+        return real(self, records, **how)
 
     monkeypatch.setattr(Ledger, "append_all", counted)
     tasks = [task_of(vault, f"Tasks/T{n}.md", f"echo {n}") for n in range(3)]

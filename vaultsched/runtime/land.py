@@ -82,6 +82,7 @@ class Lander:
         is the whole day, rendered and spliced, which a burst's every batch paid again."""
         if not batch:
             return
+        self.workspace.ledger.sync()  # their finish records are durable before they show
         self.hold_ledger(batch)
         tz = self.workspace.vault.config.timezone
         tasks = {item.task.path: item.task for item in batch}
@@ -190,6 +191,7 @@ class Lander:
 
     def commit(self) -> None:
         """Try again the views a busy note kept from being written, then commit everything."""
+        self.workspace.ledger.sync()  # what is committed is on disk first
         with self._lock:
             self.committer.add(self._outputs.retry())
             tasks, days = list(self._stale_notes.values()), sorted(self._stale_days | self._put_off)
