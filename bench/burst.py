@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import HOST, save, start_daemon, stop, table, wait_until
+from _common import HOST, cpu_seconds, save, start_daemon, stop, table, wait_until
 from make_vault import make
 
 from vaultsched.adapters.ledger import Ledger
@@ -55,14 +55,15 @@ def main() -> None:
             all_finished = max(r.finished_at.timestamp() for r in runs if r.finished_at) - due
             wait_until(lambda: not _dirty(root), timeout=600, step=0.2)
             all_landed = time.time() - due
+            cpu = cpu_seconds(daemon.pid)  # its own threads (user + system), not its children
         finally:
             stop(daemon)
         commits = _commits(root) - commits_before
     table(
         f"Burst: {args.tasks} tasks due at the same second, max_parallel {args.parallel}"
         f"{', properties' if args.properties else ''} (s after the due time)",
-        [[f"{all_started:.1f}", f"{all_finished:.1f}", f"{all_landed:.1f}", commits]],
-        ["all started", "all finished", "all in notes, digest, git", "commits"],
+        [[f"{all_started:.1f}", f"{all_finished:.1f}", f"{all_landed:.1f}", commits, f"{cpu:.1f}"]],
+        ["all started", "all finished", "all in notes, digest, git", "commits", "daemon CPU s"],
     )
     save(
         "burst",
@@ -73,7 +74,7 @@ def main() -> None:
             "started_s": all_started,
             "finished_s": all_finished,
         }
-        | {"landed_s": all_landed, "commits": commits},
+        | {"landed_s": all_landed, "commits": commits, "daemon_cpu_s": cpu},
     )
 
 
