@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from vaultsched.core.model import Problem, Run, Status, Task, Trigger
+from vaultsched.core.model import Problem, Run, Status, Task, Trigger, Window
 from vaultsched.core.planner import Unplannable
 from vaultsched.core.schedules import parse_schedule
-from vaultsched.runtime.dispatch import Dispatcher, schedulable
+from vaultsched.runtime.dispatch import LEAD, Dispatcher, schedulable
 from vaultsched.runtime.groups import Groups
 from vaultsched.runtime.messages import (
     NOT_CAUGHT_UP,
@@ -221,3 +221,55 @@ def test_a_run_still_waiting_for_its_group_at_shutdown_is_recorded_missed() -> N
     (missed,) = d.abandoned()
     assert isinstance(missed, Record) and missed.status is Status.MISSED
     assert missed.task.id == "c" and "group 'api'" in missed.message
+
+
+# -- decided ahead ----------------------------------------------------------------------------
+
+SOON = T0 - timedelta(milliseconds=100)  # within LEAD of T0
+
+
+def test_a_fire_due_within_lead_is_decided_ahead_to_start_at_its_time() -> None:
+    d, t = Dispatcher(), task()
+    d.retimed(t.id, T0 - MINUTE)
+    assert d.wake_time([t]) == (T0 - LEAD, [])
+    (action,) = d.due([t], SOON, trusted)
+    assert action == Submit(Job(t, Trigger.SCHEDULE, T0, start_at=T0))
+    assert d.running == {t.id}
+    assert d.due([t], T0, trusted) == []  # decided once
+
+
+def test_a_run_in_flight_leaves_the_next_fire_to_its_time() -> None:
+    """It may end before then: overlap is judged at the fire time, as ever."""
+    d, t = Dispatcher(), task()
+    (first,) = started(d, t, T0 - MINUTE)
+    assert isinstance(first, Submit)
+    assert d.wake_time([t]) == (T0, [])
+    assert d.due([t], SOON, trusted) == []
+    d.done(first.job, run_of(first.job, Status.SUCCESS), SOON, {t.id: t}, trusted)
+    assert d.wake_time([t]) == (T0 - LEAD, [])  # idle again: ahead it is
+    (action,) = d.due([t], SOON, trusted)
+    assert action == Submit(Job(t, Trigger.SCHEDULE, T0, start_at=T0))
+
+
+def test_an_untrusted_or_approval_fire_is_decided_at_its_time() -> None:
+    """Nothing is recorded ahead (a refusal, a request), and the loop is not woken again and
+    again in between."""
+    d, untrusted, asking = Dispatcher(), task(), task(id="Tasks/Ask", approval="required")
+    for t in (untrusted, asking):
+        d.retimed(t.id, T0 - MINUTE)
+    version = lambda t: "v1" if t is untrusted else None  # noqa: E731
+    assert d.due([untrusted, asking], SOON, version) == []
+    assert d.wake_time([untrusted, asking]) == (T0, [])
+    assert d.due([untrusted, asking], T0, version) == [
+        Refuse(untrusted, Trigger.SCHEDULE, T0),
+        AwaitApproval(asking, Trigger.SCHEDULE, T0),
+    ]
+
+
+def test_the_wake_time_kept_is_asked_again_for_an_edited_task() -> None:
+    d, t = Dispatcher(), task()
+    d.retimed(t.id, T0 - MINUTE)
+    assert d.wake_time([t]) == (T0 - LEAD, [])
+    later = replace(t, window=Window(time(12, 30), time(13)))  # no retiming: the wake moves
+    assert d.wake_time([later]) == (T0 + timedelta(minutes=30) - LEAD, [])
+    assert d.due([later], SOON, trusted) == []

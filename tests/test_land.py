@@ -7,15 +7,15 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from conftest import git, write_note
 
-from vaultsched.adapters.ledger import new_run_id
+from vaultsched.adapters.ledger import Ledger, new_run_id
 from vaultsched.adapters.notes import NoteWriter, Outcome
 from vaultsched.adapters.vault import Vault, read_note
-from vaultsched.core import blocks
+from vaultsched.core import blocks, views
 from vaultsched.core.model import Run, Status, Task, Trigger
 from vaultsched.runtime import land
 from vaultsched.runtime.commit import Committer
@@ -151,7 +151,7 @@ class _Counting:
     def hold_ledger(self, batch: object) -> None:
         pass
 
-    def land(self, landed: list[Landed]) -> None:
+    def land(self, landed: list[Landed], *, digests: bool = True) -> None:
         self.batches.append(len(landed))
 
 
@@ -171,3 +171,58 @@ def test_runs_ending_close_together_land_as_one_batch(
 
     assert counting.batches == [20]
     assert time.monotonic() - started < 30.0
+
+
+def test_a_digest_is_put_off_while_more_runs_wait_to_land_and_never_left_out(
+    vault: Vault, tasks: list[Task], lander: Lander
+) -> None:
+    batch = recorded(lander, tasks)
+    day = T0.astimezone(vault.config.timezone).date()
+    digest = vault.root / views.digest_path(vault, day)
+
+    lander.land(batch[:6], digests=False)  # the rest is queued behind it
+    assert not digest.exists()
+    lander.land(batch[6:])
+    assert f"{COUNT} runs" in digest.read_text()
+
+    lander.land(recorded(lander, tasks[:1]), digests=False)
+    lander.commit()  # the commit rebuilds what was put off
+    assert f"{COUNT + 1} runs" in digest.read_text()
+    assert git(vault.root, "status", "--porcelain") == ""
+
+
+def test_the_finish_records_of_a_batch_are_durable_before_any_note_shows_them(
+    vault: Vault, tasks: list[Task], lander: Lander, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = recorded(lander, tasks)  # finish records written, not yet fsync'ed
+    order: list[str] = []
+    for owner, name in ((Ledger, "sync"), (NoteWriter, "update")):
+        real = getattr(owner, name)
+
+        def spy(self: object, *args: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
+            order.append(_name)
+            return _real(self, *args, **kw)
+
+        monkeypatch.setattr(owner, name, spy)
+    lander.land(batch)
+    assert order[0] == "sync" and "update" in order
+
+
+def test_a_commit_splices_no_note_again_that_landing_wrote(
+    vault: Vault, tasks: list[Task], lander: Lander, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit asks whether each note still shows its edit, then applies the edit to the
+    committed text: both are the texts the write saw, and a splice parses the whole note."""
+    spliced: list[str] = []
+    real = blocks.splice_block
+
+    def splice(text: str, markers: blocks.Markers, inner: str) -> str:
+        spliced.append(text)
+        return real(text, markers, inner)
+
+    monkeypatch.setattr(blocks, "splice_block", splice)
+    lander.land(recorded(lander, tasks))
+    written = len(spliced)
+    lander.commit()
+    assert written >= COUNT and len(spliced) == written
+    assert git(vault.root, "status", "--porcelain") == ""

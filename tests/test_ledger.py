@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -400,3 +402,53 @@ def test_the_last_success_is_kept_as_lines_are_read_and_follows_renames(tmp_path
     # The same as folding the whole ledger says.
     folded = [r for r in ledger.runs_of("Archive/A") if r.status is Status.SUCCESS]
     assert max(r.started_at for r in folded) == ledger.last_success("Archive/A")
+
+
+def test_a_run_prepared_before_its_note_moved_follows_it(tmp_path: Path) -> None:
+    """A run's start record is written a moment before the run starts: a note moved in that
+    moment takes the run along; a run of the old id started well after the move stays."""
+    ledger = Ledger(tmp_path, "h")
+    moved = T0 + timedelta(hours=1)
+    ledger.append(start_record(a_run(at=moved + timedelta(milliseconds=200)), "Tasks/A.md"))
+    ledger.append_rename("Tasks/A", "Archive/A", moved)
+    ledger.append(start_record(a_run(at=moved + timedelta(minutes=1)), "Tasks/A.md"))
+    assert [r.task for r in ledger.runs()] == ["Archive/A", "Tasks/A"]
+
+
+def test_start_records_of_one_instant_are_written_together(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path, "h")
+    runs = [a_run(task=f"Tasks/{n}", at=T0) for n in "ABC"]
+    ledger.append_all([start_record(run, f"{run.task}.md") for run in runs])
+    assert sorted(r.task for r in ledger.runs()) == ["Tasks/A", "Tasks/B", "Tasks/C"]
+    with pytest.raises(ValueError, match="one month"):
+        ledger.append_all([start_record(a_run(at=T0 + timedelta(days=d)), "A.md") for d in (0, 1)])
+
+
+def test_a_record_not_durable_is_read_at_once_and_made_durable_by_the_next_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finish record: written at once, fsync'ed by `sync` (landing's) or by the next durable
+    record of its file, whichever comes first; never twice."""
+    synced: list[int] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    ledger = Ledger(tmp_path, "h")
+    run = a_run()
+    ledger.append(start_record(run, "Tasks/A.md"))
+    assert len(synced) == 1
+    ledger.append_all([finish_record(replace(run, status=Status.SUCCESS), "A.md")], durable=False)
+    assert len(synced) == 1 and [r.status for r in ledger.runs()] == [Status.SUCCESS]
+    ledger.sync()
+    ledger.sync()  # nothing written since: no fsync
+    assert len(synced) == 2
+
+    later = a_run(task="Tasks/B", at=T0 + timedelta(seconds=1))
+    ledger.append_all([finish_record(later, "B.md")], durable=False)
+    ledger.append(start_record(a_run(task="Tasks/C", at=T0), "C.md"))  # its fsync covers both
+    ledger.sync()
+    assert len(synced) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +19,14 @@ from typing import Any
 
 import pytest
 
-from vaultsched.adapters.runner import STDOUT_BYTES, TAIL_BYTES, ProcessResult, _Sink, run_process
+from vaultsched.adapters.runner import (
+    STDOUT_BYTES,
+    TAIL_BYTES,
+    ProcessResult,
+    _Sink,
+    hold,
+    run_process,
+)
 from vaultsched.core.output import clean_output
 from vaultsched.core.redact import redactor_for
 
@@ -330,6 +338,69 @@ def test_parallel_runs_in_threads_do_not_mix(tmp_path: Path) -> None:
 
 
 # -- clean_output --------------------------------------------------------------------------------
+
+
+# -- a process started ahead of its time ------------------------------------------------------
+
+# What a shell command can see of how it was started; its second line is a syntax error.
+SELF_PORTRAIT = (
+    'echo "$0|$#|${go-unset}|$(pwd)|$X|$LINENO"; ls -l /proc/$$/fd/0 | sed "s/.*-> //"; '
+    "cat; echo $$\nif"
+)
+
+
+@pytest.mark.parametrize("stdin", [None, b"the body\n"])
+def test_a_held_command_runs_on_release_exactly_as_the_plain_way(
+    tmp_path: Path, stdin: bytes | None
+) -> None:
+    env = {**BASE_ENV, "X": "x value", "PWD": "/stale"}
+    plain = run(SELF_PORTRAIT, tmp_path, env=env, stdin=stdin)
+    held = hold(SELF_PORTRAIT, cwd=tmp_path, env=env, piped=stdin is not None)
+    assert held is not None
+    time.sleep(0.2)
+    assert alive(held.proc.pid)  # waiting, having run nothing
+    released = run(SELF_PORTRAIT, tmp_path, env=env, stdin=stdin, held=held)
+    assert released.pid == held.proc.pid
+
+    def seen(result: ProcessResult) -> tuple[int | None, str]:
+        text = result.tail.decode().replace(str(result.pid), "PID")
+        return result.exit_code, re.sub(r"pipe:\[\d+\]", "pipe", text)
+
+    assert seen(released) == seen(plain)
+    exit_code, text = seen(released)
+    assert exit_code == 2 and "2: Syntax error" in text  # the same line as the plain way
+    assert f"/bin/sh|0|unset|{tmp_path}|x value|" in text
+    assert ("the body" in text) == (stdin is not None)
+    assert ("/dev/null" in text) == (stdin is None)
+
+
+def test_a_held_command_called_off_runs_nothing(tmp_path: Path) -> None:
+    held = hold("touch ran", cwd=tmp_path, env=BASE_ENV, piped=False)
+    assert held is not None
+    held.cancel()
+    assert held.proc.returncode == 125
+    assert not (tmp_path / "ran").exists()
+    held.cancel()  # twice is harmless
+
+
+HOLDER = """
+import os, sys
+from pathlib import Path
+from vaultsched.adapters.runner import hold
+held = hold("touch ran", cwd=Path(sys.argv[1]), env={"PATH": os.environ["PATH"]}, piped=False)
+print(held.proc.pid, flush=True)
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_a_held_command_runs_nothing_once_its_holder_is_killed(tmp_path: Path) -> None:
+    """SIGKILL before the instant: the process that would have run finds its pipe closed."""
+    holder = subprocess.run(
+        [sys.executable, "-c", HOLDER, str(tmp_path)], capture_output=True, check=False
+    )
+    assert holder.returncode == -signal.SIGKILL
+    assert dies_soon(int(holder.stdout))
+    assert not (tmp_path / "ran").exists()
 
 
 def test_clean_output_strips_ansi_sequences() -> None:

@@ -12,12 +12,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import Cli, DaemonProcess, InProcess, git, runs, wait_for, write_note
 
 from vaultsched.adapters.vault import Vault, build_index
-from vaultsched.core.model import Status, Trigger
+from vaultsched.core.model import Status, Task, Trigger
+from vaultsched.trust import fingerprint as fingerprint_module
 from vaultsched.trust.store import TrustStore
 
 SCRIPT = "import sys\nprint('script v1')\n"
@@ -493,3 +495,95 @@ def test_glued_options_runner_manifests_and_linked_folders_are_covered(
     assert vs("run-now", "R").code == 1
     refused = runs(vs.root)[-1]
     assert refused.status is Status.UNTRUSTED and f"{edited} changed" in refused.message
+
+
+# -- the fingerprint kept between runs --------------------------------------------------------
+
+
+@pytest.fixture
+def readings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Fingerprints kept even for files changed a moment ago (a tick apart is all the test
+    needs), from an empty cache; each task id whose files were read again is listed."""
+    monkeypatch.setattr(fingerprint_module, "_RACY_NS", 0)
+    monkeypatch.setattr(fingerprint_module, "_PRINTS", {})
+    taken: list[str] = []
+    real = fingerprint_module.take_snapshot
+
+    def counted(root: Path, task: Task, *args: object) -> fingerprint_module.Snapshot:
+        taken.append(task.id)
+        return real(root, task, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fingerprint_module, "take_snapshot", counted)
+    return taken
+
+
+def _task(command: str) -> Task:
+    return Task("Tasks/T", "Tasks/T.md", command, schedules=(), timezone=ZoneInfo("UTC"))
+
+
+def _later_same_size(path: Path, text: str) -> None:
+    """Rewrite `path` with `text` (as long as before), its mtime put back as it was."""
+    before = path.stat()
+    time.sleep(0.05)  # past the clock tick of the reading: a change shows in ctime
+    path.write_text(text)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def _replaced_by_rename(path: Path, text: str) -> None:
+    before = path.stat()
+    time.sleep(0.05)
+    fresh = path.with_suffix(".new")
+    fresh.write_text(text)
+    os.utime(fresh, ns=(before.st_atime_ns, before.st_mtime_ns))
+    fresh.replace(path)
+
+
+@pytest.mark.parametrize(
+    ("command", "change"),
+    [
+        ("python3 scripts/job.py", lambda root: _later_same_size(root / "scripts/job.py", "#v2\n")),
+        (
+            "python3 scripts/job.py",
+            lambda root: _replaced_by_rename(root / "scripts/job.py", "#v2\n"),
+        ),
+        ("python3 scripts/", lambda root: (root / "scripts/new.py").write_text("import os\n")),
+        ("python3 scripts/*.py", lambda root: (root / "scripts/new.py").write_text("import os\n")),
+        ("python3 scripts/", lambda root: (root / "scripts/lib/new.py").write_text("import os\n")),
+        ("python3 lib/later.py", lambda root: write_note(root, "lib/later.py", "print(1)\n")),
+        ("sh tools/run", lambda root: (root / "tools").symlink_to("scripts")),
+    ],
+    ids=[
+        "edit-keeping-mtime",
+        "replaced-by-rename",
+        "new-in-folder",
+        "new-glob-match",
+        "new-in-empty-subfolder",
+        "missing-script-appears",
+        "folder-link-appears",
+    ],
+)
+def test_a_kept_fingerprint_is_taken_again_once_anything_it_covers_changes(
+    tmp_path: Path, readings: list[str], command: str, change: Callable[[Path], object]
+) -> None:
+    root = tmp_path
+    write_note(root, "scripts/job.py", "#v1\n")
+    write_note(root, "scripts/run", "echo run\n")
+    (root / "scripts/lib").mkdir()
+    task = _task(command)
+    first = fingerprint_module.fingerprint(root, task)
+    assert fingerprint_module.fingerprint(root, task) == first
+    assert readings == ["Tasks/T"]  # the second time, nothing was read
+
+    time.sleep(0.05)
+    change(root)
+    again = fingerprint_module.fingerprint(root, task)
+    assert again != first
+    assert again == fingerprint_module.take_snapshot(root, task).fingerprint
+
+
+def test_a_file_changed_within_its_clock_tick_is_never_vouched_for(tmp_path: Path) -> None:
+    write_note(tmp_path, "scripts/job.py", "#v1\n")
+    task = _task("python3 scripts/job.py")
+    witness = fingerprint_module.Witness()
+    fingerprint_module.take_snapshot(tmp_path, task, None, witness)
+    assert "scripts/job.py" in "".join(witness.seen) and not witness.complete

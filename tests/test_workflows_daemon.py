@@ -151,7 +151,8 @@ def test_a_chain_of_a_hundred_runs_in_order_across_a_restart(
     assert stopped_at < links
     daemons(vault_root)
     last = f"Tasks/C{links - 1:03}"
-    wait_for(lambda: of(vault_root, last) != [], timeout=240, what="the last link")
+    # Finished, not only started: its start record is on disk before its process runs.
+    wait_for(lambda: of(vault_root, last, Status.SUCCESS) != [], timeout=240, what="the last link")
     assert [int(x) for x in order.read_text().split()] == list(range(links))
     for i in range(1, links):
         ran = of(vault_root, f"Tasks/C{i:03}")

@@ -3,7 +3,10 @@
 One file per host and month (`.vaultsched/runs/YYYY-MM/<host>.jsonl`), so hosts never write the
 same file and git's `merge=union` can join them. A `start` record is fsync'ed before the process
 is spawned and a `finish` record after it ends; a `finish` record repeats everything a reader
-needs, so a run can be folded from it alone.
+needs, so a run can be folded from it alone. A `finish` record is written at once but made
+durable by the next fsync of its file (a start record's, or `sync`, which landing calls before
+any view shows the run): an ended run's worker does not wait for the disk, and a power cut
+before that fsync loses at most the finish of runs nothing shows yet (they read as interrupted).
 """
 
 from __future__ import annotations
@@ -307,6 +310,7 @@ class _Queued:
     """One line waiting for a group commit, and how its write went."""
 
     line: str
+    durable: bool = True  # fsync'ed before its writer goes on (else: by the next fsync)
     done: threading.Event = field(default_factory=threading.Event)
     error: OSError | None = None
 
@@ -323,6 +327,7 @@ class _RecordCache:
     lock: threading.Lock = field(default_factory=threading.Lock)
     append_lock: threading.Lock = field(default_factory=threading.Lock)
     queued: dict[Path, list[_Queued]] = field(default_factory=dict)
+    unsynced: set[Path] = field(default_factory=set)  # written since their last fsync
 
     def read(self, root: Path, path: Path) -> list[dict[str, Any]]:
         """The valid records of `path`, oldest first."""
@@ -405,12 +410,21 @@ class Ledger:
 
         Raises OSError (`statefs.LinkRefused` among them) if the record could not be written.
         """
-        # A pool run's records all go where its dispatch went, whenever a worker started it.
-        started = _parse_time(record.get("dispatched_at") or record["started_at"])
-        assert started is not None
-        path = self.file_for(started)
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        mine = _Queued(line)
+        return self.append_all([record])
+
+    def append_all(self, records: list[dict[str, Any]], *, durable: bool = True) -> Path:
+        """`append` for records started in one month (the start records of runs due at the
+        same instant): one write, one fsync. `durable` False: no fsync of its own; the next
+        one of the file (another append's, or `sync`) makes it durable."""
+        months = {self.file_for(_started(record)) for record in records}
+        if len(months) != 1:
+            raise ValueError("records of one month at a time")
+        (path,) = months
+        line = "".join(
+            json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+            for record in records
+        )
+        mine = _Queued(line, durable)
         with self._cache.lock:
             self._cache.queued.setdefault(path, []).append(mine)
         # Group commit: whoever holds the append lock writes every line queued by then with one
@@ -421,17 +435,33 @@ class Ledger:
                 with self._cache.lock:
                     batch = self._cache.queued.pop(path, [])
                 error: OSError | None = None
+                sync = any(q.durable for q in batch)
                 try:
                     with statefs.locked(self.root, lock_beside(self._rel(path))):
-                        _write_durably(self.root, self._rel(path), "".join(q.line for q in batch))
+                        text = "".join(q.line for q in batch)
+                        _write_durably(self.root, self._rel(path), text, sync=sync)
                 except OSError as exc:
                     error = exc
+                else:  # an fsync covers every line written before it
+                    (self._cache.unsynced.discard if sync else self._cache.unsynced.add)(path)
                 for queued in batch:  # every writer of the batch learns how it went
                     queued.error = error
                     queued.done.set()
         if mine.error is not None:
             raise mine.error
         return path
+
+    def sync(self) -> None:
+        """Make every record appended so far durable: one fsync per file written since its
+        last. Raises OSError if one could not be."""
+        with self._cache.append_lock:
+            for path in sorted(self._cache.unsynced):
+                fd = statefs.open_file(self.root, self._rel(path), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                self._cache.unsynced.discard(path)
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -538,21 +568,36 @@ class Ledger:
         return [r for r in self.runs(months) if start <= r.started_at < end]
 
 
+# A run due at an instant is decided, and its start record written, a moment before it starts
+# (the daemon's dispatch LEAD, 0.25 s): a note moved meanwhile leaves that run under its old id.
+# A rename counts for the runs that start up to this long after it.
+PREPARED_AHEAD = timedelta(seconds=1)
+
+
 def _follow(run: Run, renames: list[tuple[datetime, str, str]]) -> Run:
-    """The run under the id its note has after every later rename."""
+    """The run under the id its note has after every later rename (see PREPARED_AHEAD)."""
     task = run.task
     for at, old, new in renames:
-        if at >= run.started_at and old == task:
+        if at + PREPARED_AHEAD >= run.started_at and old == task:
             task = new
     return run if task == run.task else replace(run, task=task)
 
 
-def _write_durably(root: Path, rel: str, text: str) -> None:
+def _started(record: dict[str, Any]) -> datetime:
+    """When `record`'s run is filed: a pool run's records all go where its dispatch went,
+    whenever a worker started it."""
+    started = _parse_time(record.get("dispatched_at") or record["started_at"])
+    assert started is not None
+    return started
+
+
+def _write_durably(root: Path, rel: str, text: str, *, sync: bool = True) -> None:
     fd = statefs.open_file(root, rel, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
         prefix = "" if _ends_cleanly(fd) else "\n"  # repair a torn last line first
         os.write(fd, (prefix + text).encode("utf-8"))
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 

@@ -22,6 +22,7 @@ here (vaultsched.adapters.leases tells whether a save is under way):
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -86,10 +87,15 @@ class NoteWriter:
     _own: dict[str, str] = field(default_factory=dict, repr=False)
     _watched: dict[str, _Pending] = field(default_factory=dict, repr=False)
 
+    @functools.cached_property
+    def _real_root(self) -> Path:
+        """The vault's root, its links resolved once (as the rest of vaultsched reaches it)."""
+        return self.root.resolve()
+
     def update(self, rel: str, transform: Callable[[str], str], *, create: bool = True) -> Outcome:
         """Apply `transform` to the note's text and write the result safely."""
         path = self.root / rel
-        if not _inside(self.root, path):
+        if not _inside(self._real_root, path):
             log.warning("%s leads outside the vault (a symlink): not writing it", rel)
             return Outcome.OUTSIDE
         pending = self._watched.pop(rel, None)
@@ -262,12 +268,13 @@ class NoteWriter:
             statefs.warn_refused(exc, "note writes not remembered")
 
 
-def _inside(root: Path, path: Path) -> bool:
-    """vaultsched never writes outside the vault, whatever links the vault holds."""
+def _inside(real_root: Path, path: Path) -> bool:
+    """vaultsched never writes outside the vault (`real_root`, resolved), whatever links the
+    vault holds."""
     if path.is_symlink():
         return False
     real = path.parent.resolve()
-    return real == root.resolve() or real.is_relative_to(root.resolve())
+    return real == real_root or real.is_relative_to(real_root)
 
 
 def _recover(root: Path, rel: str, saved: bytes, now: float) -> None:

@@ -15,6 +15,7 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,17 +72,23 @@ def run_process(
     kill_grace: float = 10.0,
     now: Callable[[], datetime] = utc_now,
     on_start: Callable[[int], None] | None = None,
+    held: Held | None = None,
 ) -> ProcessResult:
     """Run `command` to completion or timeout; never raises for a command that cannot start.
 
     `on_start(pid)` is called once the child exists; the pid is also its process group id, so
     a caller shutting down can `os.killpg(pid, SIGTERM)` a run that is still going. `log`
-    (opened and closed by the caller) gets the full output as it comes, unredacted.
+    (opened and closed by the caller) gets the full output as it comes, unredacted. `held`:
+    the child `hold` started ahead for this command, which becomes it now.
     """
-    argv = _argv(command)
     sink = _Sink(log, echo, redact)
     started_at = now()
-    proc, error = _spawn(argv, cwd, env, stdin is not None)
+    proc: subprocess.Popen[bytes] | None
+    if held is not None:
+        proc, error = held.release(), ""
+        stdin = stdin if held.piped else b""  # its stdin, closed at once: /dev/null is its own
+    else:
+        proc, error = _spawn(_argv(command), cwd, env, stdin is not None)
     if proc is None:
         sink.note(f"vaultsched: could not start: {error}\n".encode())
         return ProcessResult(None, None, False, error, b"", 0, started_at, now(), None)
@@ -104,6 +111,62 @@ def run_process(
 
 
 # -- starting ----------------------------------------------------------------------------------
+
+
+# A child started ahead of its time is the command's own `/bin/sh -c`, its script preceded by a
+# wait for one line on stdin. What follows the line is the command's stdin; a command that reads
+# none then gets /dev/null, opened for reading and writing as Popen's DEVNULL is. Everything else
+# is `sh -c command` as the plain way runs it: on the same line (LINENO is the same), with no
+# variable left behind, the last command exec'd in the shell's place. End of file instead of the
+# line (the run was called off, or the process holding the pipe died): it exits, running nothing.
+_GO = b"go\n"
+_WAIT = 'IFS= read -r go && [ "$go" = go ] || exit 125; unset go; '
+_NO_STDIN = "exec <>/dev/null; "
+
+
+@dataclass
+class Held:
+    """A child `hold` started ahead of its time, waiting to run its command."""
+
+    proc: subprocess.Popen[bytes]
+    piped: bool  # the command reads what follows the line
+    released: bool = False
+    _once: threading.Lock = field(default_factory=threading.Lock)  # one line, ever
+
+    def release(self) -> subprocess.Popen[bytes]:
+        """Let it run the command now (one pipe write: no fork, no wait); once."""
+        with self._once:
+            if not self.released:
+                self.released = True
+                assert self.proc.stdin is not None
+                with contextlib.suppress(OSError):  # it died meanwhile: its exit status says how
+                    os.write(self.proc.stdin.fileno(), _GO)
+        return self.proc
+
+    def cancel(self) -> None:
+        """Call it off, unless released: it exits without running anything."""
+        with self._once:
+            if self.released:
+                return
+            self.released = True
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        try:
+            self.proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:  # it cannot be stuck but in `read`; never leave it
+            self.proc.kill()
+            self.proc.wait()
+
+
+def hold(command: str, *, cwd: Path, env: Mapping[str, str], piped: bool) -> Held | None:
+    """Start the process of a shell `command` ahead of its time, to run it when
+    `run_process(held=...)` releases it: then only a line is written, no process started.
+    None if it cannot be started: the run then starts the plain way, which says why."""
+    script = _WAIT + ("" if piped else _NO_STDIN) + command
+    proc, _ = _spawn(_argv(script), cwd, env, True)
+    return None if proc is None else Held(proc, piped)
 
 
 def _argv(command: str | Sequence[str]) -> list[str]:

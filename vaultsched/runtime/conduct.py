@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from vaultsched.adapters.vault import Index
@@ -99,6 +99,14 @@ class Conductor:
                 self.actor.announce(run)
             tasks, now = self.follower.index.tasks, self.workspace.clock()
             self.actor.carry_out(self.dispatcher.done(job, run, now, tasks, self.untrusted))
+            self._ended(job.task.id)
+
+    def _ended(self, task_id: str) -> None:
+        """A run of `task_id` is over: its next fire, kept as not to be decided ahead while
+        the run went on, may be now (see dispatch's LEAD); the other tasks' times stand."""
+        wake, at = self._wake, self.dispatcher.woken_for(task_id)
+        if wake is not None and at is not None and (wake.at is None or at < wake.at):
+            self._wake = replace(wake, at=at)
 
     def wake_time(self) -> datetime | None:
         """The next fire time or retry (a task found unplannable meanwhile is invalid)."""

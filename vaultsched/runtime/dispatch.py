@@ -7,6 +7,12 @@ of each version of a task is recorded, later ones only skipped, so an `every 1s`
 flood the vault while it waits for a person), approval, overlap with a run in flight (`skip`
 records the fire as missed, `queue` keeps one, the newest), retries after a failure (doubling
 delays), and the `after` runs a finished run starts, which go through the same steps.
+
+A fire due within `LEAD` is decided that early, as of its own time, when nothing can change the
+decision meanwhile: its task is idle, trusted and needs no approval. The `Job` then carries its
+`start_at`: the executor prepares the run (slot, trust, the durable start record, the process's
+environment) and starts the process at that instant, so a due run starts on time rather than
+after its preparation. Any other fire is decided at its time, as ever.
 """
 
 from __future__ import annotations
@@ -42,6 +48,11 @@ from vaultsched.runtime.messages import (
 
 # A task's untrusted version (its fingerprint), or None if it may run.
 Untrusted = Callable[[Task], str | None]
+
+# How early a due run is decided and handed over for preparation. It covers a start record's
+# fsync on a loaded machine; a run still going this long before its task's next fire time
+# leaves that fire to be decided at its time (the run may end first: overlap is unchanged).
+LEAD = timedelta(milliseconds=250)
 
 
 @dataclass(order=True)
@@ -94,24 +105,66 @@ class Dispatcher:
     decisions: int = 0  # fire times decided so far: the planner's marks moved (save them)
     groups: Groups = field(default_factory=Groups)
     limits: Limits = field(default_factory=Limits)
+    lead: timedelta = LEAD
+    # task id -> the wake time it was found untrusted for ahead: decided at that time instead
+    _not_ahead: dict[str, datetime] = field(default_factory=dict)
+    # task id -> (the task as last seen, its wake time): asked of the planner again only once
+    # its marks moved or the task changed (an edited note is another object). The daemon asks
+    # after every wake-up, for every task: most are not due for hours.
+    _wakes: dict[str, tuple[Task, datetime | None]] = field(default_factory=dict)
 
     def due(self, tasks: Iterable[Task], now: datetime, untrusted: Untrusted) -> list[Action]:
         actions: list[Action] = []
+        horizon = now + self.lead
         for task in tasks:
+            kept = self._wakes.get(task.id)
+            if kept is not None and kept[0] is task and (kept[1] is None or kept[1] > horizon):
+                continue  # nothing to decide yet, as the planner said
             with self._contained(task, "planning", actions):
                 actions += self._check(task, now, untrusted)
         return actions
 
+    def _wake(self, task: Task) -> datetime | None:
+        kept = self._wakes.get(task.id)
+        if kept is not None and kept[0] is task:
+            return kept[1]
+        wake = self.planner.wake_time(task)
+        self._wakes[task.id] = (task, wake)
+        return wake
+
     def _check(self, task: Task, now: datetime, untrusted: Untrusted) -> list[Action]:
-        decision = self.planner.check(task, now)
+        ahead = self._ahead(task, now, untrusted)
+        self._wakes.pop(task.id, None)  # the planner's marks may move
+        decision = self.planner.check(task, ahead or now)
         if decision is None:
             return []
         self.decisions += 1
         if not decision.run:
             when = decision.scheduled_for
             return [Record(task, Status.MISSED, decision.trigger, NOT_CAUGHT_UP, when)]
-        job = Job(task, decision.trigger, decision.scheduled_for)
-        return self._decided(job, untrusted(task))
+        job = Job(task, decision.trigger, decision.scheduled_for, start_at=ahead)
+        return self._decided(job, None if ahead else untrusted(task))
+
+    def _ahead(self, task: Task, now: datetime, untrusted: Untrusted) -> datetime | None:
+        """The time of `task`'s next fire if it is due within `lead` and may be decided now
+        (then it is decided as of that time); None: it is decided at its time."""
+        if task.id not in self.planner.marks:
+            return None
+        wake = self._wake(task)
+        if wake is None or not now < wake <= now + self.lead or not self._may_lead(task, wake):
+            return None
+        if untrusted(task) is not None:  # its refusal is recorded at its time, once
+            self._not_ahead[task.id] = wake
+            return None
+        return wake
+
+    def _may_lead(self, task: Task, wake: datetime) -> bool:
+        """Whether a fire of `task` at `wake` may be decided `lead` early."""
+        return (
+            task.id not in self.running
+            and not needs_approval(task, Trigger.SCHEDULE)
+            and self._not_ahead.get(task.id) != wake
+        )
 
     def _decided(self, job: Job, version: str | None) -> list[Action]:
         task, trigger, when = job.task, job.trigger, job.scheduled_for
@@ -230,10 +283,25 @@ class Dispatcher:
         times = [self.retries[0].at] if self.retries else []
         invalid: list[Action] = []
         for task in tasks:
-            with self._contained(task, "planning", invalid):
-                at = self.planner.wake_time(task)
-                times += [] if at is None else [at]
+            kept = self._wakes.get(task.id)
+            if kept is not None and kept[0] is task:
+                at = kept[1]
+            else:
+                at = None
+                with self._contained(task, "planning", invalid):
+                    at = self._wake(task)
+            if at is not None:
+                times.append(self._woken_at(task, at))
         return min(times, default=None), invalid
+
+    def woken_for(self, task_id: str) -> datetime | None:
+        """When the loop is to wake for `task_id`'s next fire as last worked out (None: not
+        known): `wake_time`'s figure for it, which moves `lead` earlier once its run is over."""
+        task, at = self._wakes.get(task_id, (None, None))
+        return None if task is None or at is None else self._woken_at(task, at)
+
+    def _woken_at(self, task: Task, at: datetime) -> datetime:
+        return at - self.lead if self._may_lead(task, at) else at
 
     @contextlib.contextmanager
     def _contained(self, task: Task, doing: str, actions: list[Action]) -> Iterator[None]:
@@ -247,11 +315,15 @@ class Dispatcher:
             else:
                 problem = internal_problem(task.path, doing, exc)
             self.planner.forget(task.id)
+            self._wakes.pop(task.id, None)
             actions.append(Invalid(task.id, problem))
 
     # -- the index changed -------------------------------------------------------------------
 
     def renamed(self, old: str, new: str) -> None:
+        for ident in (old, new):
+            self._not_ahead.pop(ident, None)
+            self._wakes.pop(ident, None)
         if new in self.planner.marks:  # it appeared a moment ago and has its own marks already
             self.planner.forget(old)
         else:
@@ -262,8 +334,11 @@ class Dispatcher:
 
     def retimed(self, task_id: str, now: datetime) -> None:
         self.planner.reset(task_id, now)
+        self._wakes.pop(task_id, None)
         self.limits.expired.discard(task_id)  # edited (re-enabled, say): judged afresh
 
     def removed(self, task_id: str) -> None:
         self.planner.forget(task_id)
         self.groups.removed(task_id)
+        self._not_ahead.pop(task_id, None)
+        self._wakes.pop(task_id, None)

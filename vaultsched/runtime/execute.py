@@ -104,6 +104,8 @@ class LocalExecutor:
 
     def execute(self, job: Job) -> None:
         """Run `job` here (already counted as submitted)."""
+        if job.start_at is not None:  # its start record is to be written with its instant's
+            self.execution.starts.expect(job)
         self._pool.submit(self._work, job)
 
     def _work(self, job: Job) -> None:

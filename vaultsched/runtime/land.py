@@ -62,6 +62,9 @@ class Lander:
     # Views a write could not land yet (a note kept changing under it): retried at each commit.
     _stale_notes: dict[str, Task] = field(default_factory=dict)
     _stale_days: set[date] = field(default_factory=set)
+    # Digests put off for the runs waiting to land (see `land`): rebuilt with theirs, or at the
+    # next commit, whichever comes first.
+    _put_off: set[date] = field(default_factory=set)
     _outputs: OutputNotes = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,16 +76,23 @@ class Lander:
         root = self.workspace.vault.root
         self.committer.add(Edit(item.ledger_file.relative_to(root).as_posix()) for item in batch)
 
-    def land(self, batch: Sequence[Landed]) -> None:
+    def land(self, batch: Sequence[Landed], *, digests: bool = True) -> None:
+        """Show these runs. `digests` False: more runs are already waiting to land, and
+        their landing (or the next commit) rebuilds the days' digests with theirs: a digest
+        is the whole day, rendered and spliced, which a burst's every batch paid again."""
         if not batch:
             return
+        self.workspace.ledger.sync()  # their finish records are durable before they show
         self.hold_ledger(batch)
         tz = self.workspace.vault.config.timezone
         tasks = {item.task.path: item.task for item in batch}
-        days = sorted({item.run.started_at.astimezone(tz).date() for item in batch})
         with self._lock:
             written = self._outputs.write(batch)  # before the run block that links it
+            self._put_off.update(item.run.started_at.astimezone(tz).date() for item in batch)
+            days = sorted(self._put_off) if digests else []
         written += self._rebuild(list(tasks.values()), days)
+        with self._lock:
+            self._put_off.difference_update(days)
         self.committer.add(written, (i.run for i in batch))
         vault = self.workspace.vault
         for item in batch:
@@ -100,6 +110,8 @@ class Lander:
     def _refresh_notes(self, tasks: Sequence[Task]) -> list[Edit]:
         """Rebuild these task notes' run blocks from the ledger; the edits written. A note
         that cannot be written now (a person kept saving it) is tried again at each commit."""
+        if not tasks:
+            return []
         by_task: dict[str, list[Run]] = {}
         for run in self.workspace.ledger.runs():
             by_task.setdefault(run.task, []).append(run)
@@ -179,11 +191,13 @@ class Lander:
 
     def commit(self) -> None:
         """Try again the views a busy note kept from being written, then commit everything."""
+        self.workspace.ledger.sync()  # what is committed is on disk first
         with self._lock:
             self.committer.add(self._outputs.retry())
-            tasks, days = list(self._stale_notes.values()), sorted(self._stale_days)
+            tasks, days = list(self._stale_notes.values()), sorted(self._stale_days | self._put_off)
             if tasks or days:
                 self.rebuild_views(tasks, days)
+            self._put_off.clear()
         self.committer.commit_pending()
 
     @property
@@ -263,7 +277,7 @@ class LandingThread:
             landed = [item for item in batch if isinstance(item, Landed)]
             committing = any(isinstance(item, _Commit) for item in batch)
             try:
-                self.lander.land(landed)
+                self.lander.land(landed, digests=self._inbox.empty())
                 if committing:
                     self.lander.commit()
             except Exception:  # a bad note must not stop every later run from landing

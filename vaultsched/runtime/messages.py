@@ -21,6 +21,9 @@ class Job:
     # "local"`): the run keeps the id and dispatch time its `dispatched` record gave it.
     run_id: str = ""
     dispatched_at: datetime | None = None
+    # Decided ahead of its time (see dispatch's LEAD): the executor prepares the run at once
+    # and starts its process at this instant, not before. None: at once.
+    start_at: datetime | None = None
 
 
 @dataclass(frozen=True)

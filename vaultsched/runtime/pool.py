@@ -21,6 +21,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from datetime import datetime
 
 from vaultsched.adapters.config import ExecutorConfig
 from vaultsched.adapters.redisqueue import Pool, connect, pool_key
@@ -136,7 +137,7 @@ class PoolExecutor:
                     state.changed.wait()
                 if self._closing:
                     return
-                new, self._new = self._new, []
+                new = self._due(state.now())
             with self._busy:
                 if new:
                     self.sender.new_batch()
@@ -145,8 +146,22 @@ class PoolExecutor:
                 self.sender.enqueue_waiting()
                 self.collector.poll()
             with state.changed:
-                if not self._new and not self._closing:
-                    state.changed.wait(RETRY_REDIS_S if state.unreachable else POLL_S)
+                if not self._closing:
+                    state.changed.wait(self._sleep(state.now()))
+
+    def _due(self, now: datetime) -> list[Job]:
+        """The jobs handed over whose time has come; those decided ahead of their instant
+        (`start_at`) wait for it here, so no worker starts a run early."""
+        due = [job for job in self._new if job.start_at is None or job.start_at <= now]
+        self._new = [job for job in self._new if job not in due]
+        return due
+
+    def _sleep(self, now: datetime) -> float | None:
+        """Until the next job's instant, the next poll while runs are in flight, or a change."""
+        waits = [(job.start_at - now).total_seconds() for job in self._new if job.start_at]
+        if self.state.flights:
+            waits.append(RETRY_REDIS_S if self.state.unreachable else POLL_S)
+        return max(min(waits), 0.0) if waits else None
 
     def _contained(self, job: Job, step: Callable[[Job], None]) -> None:
         try:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from vaultsched.adapters.runner import ProcessResult, run_process
+from vaultsched.adapters.runner import Held, ProcessResult, hold, run_process
 from vaultsched.core.contain import describe
 from vaultsched.core.layout import run_log
 from vaultsched.core.model import Run, Status, Task
@@ -85,6 +85,7 @@ class Process:
     log: BinaryIO | None
     clock: Callable[[], datetime]
     children: dict[str, int]  # run id -> process group, of what is running now
+    began: Callable[[], None] = lambda: None  # told once a process has started
     redact: Redactor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -95,12 +96,26 @@ class Process:
             with contextlib.suppress(OSError):
                 self.log.write(line.encode())
 
+    @contextlib.contextmanager
+    def held(self, command: str | tuple[str, ...], stdin: bytes | None) -> Iterator[Held | None]:
+        """The command's process started now, to become the command when `run` is given it;
+        called off if it is not. None for an argv (it runs exactly as given, started then)."""
+        started = None
+        if isinstance(command, str):
+            started = hold(command, cwd=self.cwd, env=self.env, piped=stdin is not None)
+        try:
+            yield started
+        finally:
+            if started is not None:
+                started.cancel()
+
     def run(
         self,
         command: str | tuple[str, ...],
         timeout: timedelta,
         stdin: bytes | None,
         echo: BinaryIO | None,
+        held: Held | None = None,
     ) -> ProcessResult:
         run_id = self.run_record.run_id
         try:
@@ -114,7 +129,8 @@ class Process:
                 echo=echo,
                 redact=self.redact,
                 now=self.clock,
-                on_start=lambda pid: self.children.__setitem__(run_id, pid),
+                on_start=self._started,
+                held=held,
             )
         except Exception as exc:  # the start record is written: it must get its finish
             message = f"internal error before the start: {describe(exc)}"
@@ -123,3 +139,7 @@ class Process:
             return ProcessResult(None, None, False, message, b"", 0, started, now, None)
         finally:
             self.children.pop(run_id, None)
+
+    def _started(self, pid: int) -> None:
+        self.children[self.run_record.run_id] = pid
+        self.began()

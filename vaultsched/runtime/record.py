@@ -1,8 +1,9 @@
 """The ledger's records of a run, whoever executed it, and handing the run to landing.
 
 Order matters for crash safety: the start record is durable before the process exists and the
-finish record before any view is touched, so a crash at any point leaves something the next
-start can repair (a start without a finish is an interrupted run).
+finish record before any view is touched (written at once, made durable by landing's `sync`
+before it shows the run: the worker does not wait for the disk), so a crash at any point leaves
+something the next start can repair (a start without a finish is an interrupted run).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from vaultsched.adapters import statefs
 from vaultsched.adapters.ledger import finish_record, new_run_id, start_record
@@ -28,9 +30,12 @@ class Recorder:
     # Told of each run as its start and its finish are recorded (pings to healthchecks & co).
     pings: RunPings = field(default_factory=NoPings)
 
-    def started(self, task: Task, run: Run) -> None:
-        """Durable before the process starts; raises OSError (the run must not start)."""
-        self.workspace.ledger.append(start_record(run, task.path))
+    def started(
+        self, task: Task, run: Run, write: Callable[[dict[str, Any]], object] | None = None
+    ) -> None:
+        """Durable before the process starts; raises OSError (the run must not start).
+        `write`: how the start record is made durable, if not appended on its own."""
+        (write or self.workspace.ledger.append)(start_record(run, task.path))
         self.pings.started(task, run)
 
     def finished(self, task: Task, run: Run, *, stdout: str | None = None) -> None:
@@ -40,7 +45,8 @@ class Recorder:
         `stdout`: the run's output made fit for a note (redacted, plain, capped), for the
         note `run.output_note` names; None when there is none to write."""
         try:
-            ledger_file = self.workspace.ledger.append(finish_record(run, task.path))
+            record = finish_record(run, task.path)
+            ledger_file = self.workspace.ledger.append_all([record], durable=False)
         except OSError as exc:
             statefs.warn_refused(exc, f"{task.id}: {run.status} run not recorded")
             return

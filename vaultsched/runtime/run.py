@@ -2,11 +2,20 @@
 
 What is checked against the trusted fingerprint is checked once the slot is ours: with
 `overlap: queue` the wait lasts a whole run, and a sync may rewrite the script meanwhile.
+
+A run decided ahead of its time (`Job.start_at`) is prepared at once: slot, trust, the durable
+start record (with the others due at that instant, see `starts`), its context, log and
+environment, and, for a shell command, its very process (`runner.hold`: its shell, waiting for
+a line). Just before the instant trust is checked again (by file identity: a few `lstat` calls
+unless something changed); at the instant the process is let go, with one pipe write.
+`if_changed` and `check` are asked at the run's own time; a run with either, or an argv
+command, starts its process then.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -17,20 +26,22 @@ from typing import BinaryIO
 
 from vaultsched.adapters import statefs
 from vaultsched.adapters.ledger import new_run_id
-from vaultsched.adapters.runner import ProcessResult
+from vaultsched.adapters.runner import Held, ProcessResult
 from vaultsched.core import layout
 from vaultsched.core.model import Run, Status, Task, Trigger
 from vaultsched.core.redact import Redactor
 from vaultsched.runtime.context import OUTPUT_SUFFIX, Context, context_for, save_output
 from vaultsched.runtime.gates import gated, inputs_now, keep_inputs
 from vaultsched.runtime.messages import OVERLAP_SKIPPED, Job
-from vaultsched.runtime.process import Process, ended, output_note, stdin_for
+from vaultsched.runtime.process import Process, ended, output_note, stdin_for, stopped
 from vaultsched.runtime.record import INTERRUPTED_MESSAGE, Recorder
+from vaultsched.runtime.starts import Starts
 from vaultsched.trust.fingerprint import read_body
 
 log = logging.getLogger(__name__)
 
 KEEP_LOGS = 50
+Echo = BinaryIO | None  # run-now's terminal, for the output as it comes
 NOT_UTF8 = "stdin: body: the note is not UTF-8 text (or cannot be read): nothing was run"
 
 
@@ -45,22 +56,37 @@ class Execution:
     running: dict[str, tuple[Task, Run]] = field(default_factory=dict)
     # The `after` tasks a finished run starts (ids); the daemon's index answers, or run-now's.
     downstream: Callable[[Run], Iterable[str]] = lambda run: ()
+    starts: Starts = field(init=False)
+
+    def __post_init__(self) -> None:
+        workspace = self.recorder.workspace
+        self.starts = Starts(workspace.ledger.append_all, workspace.clock)
 
     def run(self, job: Job, echo: BinaryIO | None = None) -> Run:
-        """Run `job` now, honouring `overlap` against any other process running the task."""
+        """Run `job` (now, or at its `start_at`), honouring `overlap` against any other
+        process running the task."""
         task = job.task
         try:
             with self.slot(task, wait=task.overlap == "queue") as acquired:
                 if not acquired:  # a fire time that did not run is missed; a person's is skipped
                     status = Status.SKIPPED if job.trigger is Trigger.MANUAL else Status.MISSED
                     return self._record(job, status, OVERLAP_SKIPPED)
+                self.starts.working(job)
                 return self._run_if_trusted(job, echo)
         except statefs.LinkRefused as exc:  # only ever before the process starts
             statefs.warn_refused(exc, f"{task.id} not run")
             return self._record(job, Status.ERROR, f"not run: {exc}")
+        finally:
+            self.starts.begun(job)
 
     def _record(self, job: Job, status: Status, message: str) -> Run:
+        self._settle(job)
         return self.recorder.record(job.task, status, job.trigger, message, job.scheduled_for)
+
+    def _settle(self, job: Job) -> None:
+        """Before `job`'s end is recorded and landed: runs about to start go first."""
+        self.starts.begun(job)
+        self.starts.settle()
 
     def _run_if_trusted(self, job: Job, echo: BinaryIO | None) -> Run:
         task, root = job.task, self.recorder.workspace.vault.root
@@ -84,26 +110,63 @@ class Execution:
 
     def _run_started(self, job: Job, run: Run, echo: BinaryIO | None, body: str | None) -> Run:
         task, workspace = job.task, self.recorder.workspace
-        context = context_for(workspace, job, run)
-        root = workspace.vault.root
-        inputs = inputs_now(root, task)
-        with self._log_file(_log_rel(run)) as log_file:
-            env, cwd, clock = task_environment(task, context), self.cwd(task), workspace.clock
-            process = Process(task, run, env, cwd, log_file, clock, self.children)
-            finished, stdout = gated(task, process, inputs, root), None
-            if finished is None:
-                left = task.timeout - (workspace.clock() - run.started_at)
-                result = process.run(task.command, left, stdin_for(task, body, context), echo)
-                finished, stdout = self._finished(task, run, result, process.redact)
+        context, root = context_for(workspace, job, run), workspace.vault.root
+        with _log_file(root, _log_rel(run)) as log_file:
+            env, cwd, clock = task_environment(task, context), task_cwd(root, task), workspace.clock
+            began = functools.partial(self.starts.begun, job)
+            process = Process(task, run, env, cwd, log_file, clock, self.children, began)
+            stdin = stdin_for(task, body, context)
+            finished, stdout, inputs = self._when_due(job, process, stdin, body, echo)
+        self._settle(job)
         if inputs is not None and finished.status is Status.SUCCESS:
             keep_inputs(root, task, inputs)
         self.recorder.finished(task, finished, stdout=stdout)
-        self._prune_logs(task.id)
+        _prune_logs(root, task.id)
         return finished
+
+    def _when_due(
+        self, job: Job, process: Process, stdin: bytes | None, body: str | None, echo: Echo
+    ) -> tuple[Run, str | None, str | None]:
+        """Start the command at its time (now, or at `start_at`: then its process is started
+        at once and waits), past trust and the gates. The run as it ended, its stdout fit to
+        hand on, and the `if_changed` digest."""
+        task, root, clock = job.task, self.recorder.workspace.vault.root, process.clock
+        ahead = job.start_at is not None
+        with process.held(task.command, stdin) if ahead else contextlib.nullcontext() as held:
+            finished = self._at_its_time(job, process, body, held)
+            if finished is not None:
+                return finished, None, None
+            inputs = inputs_now(root, task)
+            finished = gated(task, process, inputs, root)
+            if finished is not None:
+                return finished, None, inputs
+            left = task.timeout - (clock() - process.run_record.started_at)
+            result = process.run(task.command, left, stdin, echo, held)
+        return (*self._finished(task, process.run_record, result, process.redact), inputs)
+
+    def _at_its_time(
+        self, job: Job, process: Process, body: str | None, held: Held | None
+    ) -> Run | None:
+        """For a run prepared ahead: wait for its instant, then None if it may start, or the
+        run as it ends if what it runs changed since it was checked (never started). A held
+        process without gates is released then, with the others due at that instant."""
+        if job.start_at is None:
+            return None
+        task, workspace = job.task, self.recorder.workspace
+        trust, root = workspace.trust, workspace.vault.root
+        release = None if held is None or task.check is not None or task.if_changed else held
+        if self.starts.at_its_time(job, lambda: trust.is_trusted(root, task, body), release):
+            return None
+        process.note("vaultsched: changed since it was checked: not run\n")
+        return stopped(
+            process.run_record, Status.UNTRUSTED, trust.refusal(root, task), workspace.clock()
+        )
 
     def _started(self, job: Job) -> Run:
         workspace = self.recorder.workspace
         started = workspace.clock()
+        if job.start_at is not None:  # prepared ahead: it starts then (or now, if late)
+            started = max(started, job.start_at)
         run = Run(
             job.run_id or new_run_id(started),
             job.task.id,
@@ -116,7 +179,10 @@ class Execution:
             upstream_run=job.upstream.run_id if job.upstream else "",
             dispatched_at=job.dispatched_at,
         )
-        self.recorder.started(job.task, run)
+        if job.start_at is None:
+            self.recorder.started(job.task, run)
+        else:  # with the start records of the other runs due at that instant
+            self.recorder.started(job.task, run, lambda record: self.starts.record(job, record))
         return run
 
     def _finished(
@@ -162,35 +228,32 @@ class Execution:
         with statefs.locked(self.recorder.workspace.vault.root, rel, wait=wait) as acquired:
             yield acquired
 
-    @contextlib.contextmanager
-    def _log_file(self, rel: str) -> Iterator[BinaryIO | None]:
-        """The run's full log, opened for appending; None (the run goes on) if refused."""
-        root = self.recorder.workspace.vault.root
-        try:
-            fd = statefs.open_file(root, rel, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        except OSError as exc:
-            statefs.warn_refused(exc, "run log not written")
-            yield None
-            return
-        # Unbuffered: every chunk is on disk as soon as it is read, for `tail -f`.
-        with os.fdopen(fd, "ab", buffering=0) as handle:
-            yield handle
 
-    def cwd(self, task: Task) -> Path:
-        return task_cwd(self.recorder.workspace.vault.root, task)
+@contextlib.contextmanager
+def _log_file(root: Path, rel: str) -> Iterator[BinaryIO | None]:
+    """The run's full log, opened for appending; None (the run goes on) if refused."""
+    try:
+        fd = statefs.open_file(root, rel, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    except OSError as exc:
+        statefs.warn_refused(exc, "run log not written")
+        yield None
+        return
+    # Unbuffered: every chunk is on disk as soon as it is read, for `tail -f`.
+    with os.fdopen(fd, "ab", buffering=0) as handle:
+        yield handle
 
-    def _prune_logs(self, task_id: str) -> None:
-        root = self.recorder.workspace.vault.root
-        folder = layout.logs_dir(task_id)
-        try:
-            found = statefs.entries(root, folder)
-        except OSError:
-            return  # refused (a link): already said when the log was not written
-        for suffix in (".log", OUTPUT_SUFFIX):
-            kept = [e.name for e in found if e.kind == "file" and e.name.endswith(suffix)]
-            for old in kept[:-KEEP_LOGS]:
-                with contextlib.suppress(OSError):
-                    statefs.unlink(root, f"{folder}/{old}")
+
+def _prune_logs(root: Path, task_id: str) -> None:
+    folder = layout.logs_dir(task_id)
+    try:
+        found = statefs.entries(root, folder)
+    except OSError:
+        return  # refused (a link): already said when the log was not written
+    for suffix in (".log", OUTPUT_SUFFIX):
+        kept = [e.name for e in found if e.kind == "file" and e.name.endswith(suffix)]
+        for old in kept[:-KEEP_LOGS]:
+            with contextlib.suppress(OSError):
+                statefs.unlink(root, f"{folder}/{old}")
 
 
 def task_environment(task: Task, context: Context) -> dict[str, str]:

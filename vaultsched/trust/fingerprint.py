@@ -2,6 +2,10 @@
 
 A `Snapshot` is that reading; its `fingerprint` is what the trust store keeps, and the snapshot
 itself (text cut to a size) is kept beside the store so `vaultsched trust` can show what changed.
+
+`fingerprint` is asked before every run, so each reading keeps a `Witness`: the identity of
+every path it looked at. While none of them changed, the fingerprint is the one already taken,
+and checking that costs a few `lstat` calls instead of a walk and a hash of every file.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import hashlib
 import json
 import os
 import stat
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +40,80 @@ _CHUNK = 1024 * 1024  # read and hashed at a time
 # Never read inside a folder a command names: git's own store, and the bytecode caches tasks
 # neither read nor write (vaultsched points PYTHONPYCACHEPREFIX outside the vault).
 _SKIPPED_FOLDERS = {".git", "__pycache__"}
+# A path whose ctime is this close to a reading (or later) cannot vouch for it: a second change
+# within the same clock tick (or a file system's coarser one, FAT's 2 s) would keep its ctime.
+_RACY_NS = 2 * 10**9
+_KEPT_PRINTS = 4096  # fingerprints kept with their witness; past it, the oldest go
+
+# What any change to a path changes: (device, inode, mode, size, mtime, ctime), in ns. An edit
+# that puts mtime back still moves ctime; a file replaced by a rename has another inode.
+# None: nothing is there (or it cannot be looked at).
+Identity = tuple[int, int, int, int, int, int] | None
+
+
+def identity(path: str | Path) -> Identity:
+    """A path's identity, a link's own (`folder/.`: the folder a link names)."""
+    try:
+        found = os.lstat(path)
+    except (OSError, ValueError):
+        return None
+    return identity_of(found)
+
+
+def identity_of(found: os.stat_result) -> Identity:
+    return (
+        found.st_dev,
+        found.st_ino,
+        found.st_mode,
+        found.st_size,
+        found.st_mtime_ns,
+        found.st_ctime_ns,
+    )
+
+
+@dataclass
+class Witness:
+    """Every path one reading looked at, each with its identity from before it was read (a
+    folder before it was listed, a file before it was hashed): the reading still holds while
+    all of them are unchanged. `complete` is False when it cannot be vouched for this way: a
+    glob over folders, a file that changed while it was read, or a path changed too recently
+    for its ctime to tell a later change apart."""
+
+    began_ns: int = field(default_factory=time.time_ns)
+    seen: dict[str, Identity] = field(default_factory=dict)
+    complete: bool = True
+
+    def note(self, path: str | Path) -> Identity:
+        """`path` as it is now (a link itself, not what it names); the first look is kept."""
+        key = os.fspath(path)
+        if key not in self.seen:
+            found = self.seen[key] = identity(key)
+            if found is not None and found[5] >= self.began_ns - _RACY_NS:
+                self.complete = False
+        return self.seen[key]
+
+    def chain(self, path: Path, top: Path) -> None:
+        """`path` and every folder on the way to it: from `top` if it lies under `top` (the
+        vault: what is above it is not the vault's), else from `/`. Each link on the way is
+        seen as a link, so a retargeted one shows; past a missing part nothing more is there."""
+        parts = path.parts
+        start = len(top.parts) if path.is_relative_to(top) else 1
+        for end in range(start, len(parts) + 1):
+            if self.note(Path(*parts[:end])) is None:
+                return
+
+    def listed(self, folder: str | Path) -> None:
+        """A folder about to be listed, through any link to it (its entries move its mtime)."""
+        self.note(f"{os.fspath(folder)}/.")
+
+    def read(self, path: str | Path, after: os.stat_result) -> None:
+        """`path` was read; `after`: its open file's state once read. Unless it is what the
+        witness saw before the read, the reading is vouched for by nothing."""
+        if self.seen.get(os.fspath(path)) != identity_of(after):
+            self.complete = False
+
+    def unchanged(self) -> bool:
+        return self.complete and all(identity(p) == found for p, found in self.seen.items())
 
 
 @dataclass(frozen=True)
@@ -130,9 +210,12 @@ def _canonical(value: Any) -> Any:
     return str(value)
 
 
-def take_snapshot(root: Path, task: Task, body: str | None = None) -> Snapshot:
-    """Read the task's body (unless the caller already read it: `body`) and reached files."""
-    files = VaultFiles(root)
+def take_snapshot(
+    root: Path, task: Task, body: str | None = None, witness: Witness | None = None
+) -> Snapshot:
+    """Read the task's body (unless the caller already read it: `body`) and reached files;
+    `witness` is told every path looked at."""
+    files = VaultFiles(root, witness)
     reached = reach(task.command, task.cwd, files, task.env, task.path)
     if task.check is not None:  # the check is code that runs too: its files are covered alike
         gate = reach(task.check, task.cwd, files, task.env, task.path)
@@ -155,7 +238,35 @@ def take_snapshot(root: Path, task: Task, body: str | None = None) -> Snapshot:
 
 
 def fingerprint(root: Path, task: Task, body: str | None = None) -> str:
-    return take_snapshot(root, task, body).fingerprint
+    """`take_snapshot(...).fingerprint`, taken again only once a path it looked at changed."""
+    if task.stdin == "body" and body is None:
+        body = read_body(root, task)
+    key = _print_key(root, task, body)
+    known = _PRINTS.get(key)
+    if known is not None and known[1].unchanged():
+        return known[0]
+    witness = Witness()
+    taken = take_snapshot(root, task, body, witness).fingerprint
+    if witness.complete:
+        with _PRINTS_LOCK:
+            while len(_PRINTS) >= _KEPT_PRINTS:
+                del _PRINTS[next(iter(_PRINTS))]
+            _PRINTS[key] = (taken, witness)
+    return taken
+
+
+# (vault, note, settings, body) -> the fingerprint of that task, and the witness of its reading
+_PRINTS: dict[tuple[str, str, str, str | None], tuple[str, Witness]] = {}
+_PRINTS_LOCK = threading.Lock()
+
+
+def _print_key(root: Path, task: Task, body: str | None) -> tuple[str, str, str, str | None]:
+    """Everything a fingerprint depends on besides the files its witness keeps."""
+    settings = json.dumps(canonical_keys(task), sort_keys=True)
+    piped = None
+    if task.stdin == "body" and body is not None:
+        piped = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    return os.fspath(root), task.path, settings, piped
 
 
 def files_reached(root: Path, command: str) -> dict[str, str]:
@@ -176,16 +287,18 @@ def read_body(root: Path, task: Task) -> str | None:
 
 class VaultFiles:
     """The `Lister` for a real vault: regular files inside it, folders walked whole (sorted,
-    symlinks not followed), globs expanded."""
+    symlinks not followed), globs expanded. Every path it looks at is told to its witness."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, witness: Witness | None = None) -> None:
         self.root = root
         self.real_root = root.resolve()
+        self.witness = witness or Witness()
 
     def __call__(self, path: str) -> Listing:
         listings = [self._literal(path)]
         if glob.has_magic(path):
             pattern = str(Path(path).expanduser())
+            self._globbed(pattern)
             # glob.glob, not Path.glob: a shell pattern may be absolute or climb with `..`.
             matches = glob.glob(pattern, root_dir=self.root)  # noqa: PTH207
             for match in sorted(matches)[:MAX_FILES]:
@@ -197,9 +310,22 @@ class VaultFiles:
             capped=any(listing.capped for listing in listings),
         )
 
+    def _globbed(self, pattern: str) -> None:
+        """The one folder a pattern with magic in its last part lists; a pattern with magic in
+        a folder part lists folders found on the way, which no witness keeps."""
+        folder, _ = os.path.split(pattern)
+        if glob.has_magic(folder):
+            self.witness.complete = False
+            return
+        self.witness.chain(self.root / folder, self.root)
+        self.witness.listed(self.root / folder)
+
     def _literal(self, path: str) -> Listing:
         try:
-            real = (self.root / Path(path).expanduser()).resolve()
+            named = self.root / Path(path).expanduser()
+            self.witness.chain(named, self.root)
+            real = named.resolve()
+            self.witness.chain(real, self.real_root)
             if not real.is_relative_to(self.real_root):
                 return Listing()
             if real == self.real_root:
@@ -230,11 +356,15 @@ class VaultFiles:
                     return
 
     def _walk_tree(self, folder: Path, linked: list[Path]) -> Iterator[str]:
-        """One folder tree without following links; the linked folders found go to `linked`."""
+        """One folder tree without following links; the linked folders found go to `linked`.
+        Each folder is seen by the witness before `os.walk` lists it."""
+        self.witness.listed(folder)
         for top, dirs, names in os.walk(folder):
             dirs.sort()
             links = [d for d in dirs if Path(top, d).is_symlink()]
             dirs[:] = [d for d in dirs if d not in _SKIPPED_FOLDERS and d not in links]
+            for name in dirs:
+                self.witness.listed(Path(top, name))
             linked.extend(real for d in links if (real := self._linked_folder(Path(top, d))))
             for name in sorted([*names, *links]):
                 path = Path(top, name)
@@ -247,10 +377,12 @@ class VaultFiles:
 
     def _linked_folder(self, link: Path) -> Path | None:
         """The real folder a link names, if it is inside the vault (not the vault itself)."""
+        self.witness.note(link)
         try:
             real = link.resolve(strict=True)
         except (OSError, RuntimeError):  # dangling, or a loop
             return None
+        self.witness.chain(real, self.real_root)
         inside = real.is_relative_to(self.real_root) and real != self.real_root
         if inside and real.is_dir() and real.name not in _SKIPPED_FOLDERS:
             return real
@@ -260,21 +392,23 @@ class VaultFiles:
         """A file's content; a symlink is its target (plus that file, if in the vault); the
         task's own note without its run block, so a run landing does not untrust the task."""
         path = self.real_root / rel
+        self.witness.chain(path, self.real_root)
         if path.is_symlink():
             head = f"symlink to {path.readlink()}\n".encode()
             with contextlib.suppress(OSError, RuntimeError):  # a loop
                 real = path.resolve()
+                self.witness.chain(real, self.real_root)
                 if real.is_relative_to(self.real_root):
-                    return _hashed(real, head)
+                    return _hashed(real, head, self.witness)
             return Content.of(head)
         if rel == note:  # the first run block is appended after a blank line: not an edit
-            data = _read_regular(path) or b""
+            data = _read_regular(path, self.witness) or b""
             own = without_run_block(data.decode("utf-8", "surrogateescape")).rstrip()
             return Content.of(own.encode("utf-8", "surrogateescape"))
-        return _hashed(path)
+        return _hashed(path, witness=self.witness)
 
 
-def _hashed(path: Path, head: bytes = b"") -> Content:
+def _hashed(path: Path, head: bytes = b"", witness: Witness | None = None) -> Content:
     """`head` and a regular file's bytes, hashed in chunks: a 1.5 GB file a sync drops into a
     named folder costs a read, never its size in memory. Text is kept only up to TEXT_CAP."""
     digest, kept, size = hashlib.sha256(head), bytearray(head), len(head)
@@ -285,18 +419,26 @@ def _hashed(path: Path, head: bytes = b"") -> Content:
                 size += len(chunk)
                 if len(kept) <= TEXT_CAP:
                     kept += chunk[: TEXT_CAP + 1 - len(kept)]
+            _was_read(path, handle, witness)
     except OSError:  # unreadable, as an unreadable file always read: no content
         return Content.of(head)
     return Content(digest.hexdigest(), size, _text(bytes(kept)))
 
 
-def _read_regular(path: Path) -> bytes | None:
+def _read_regular(path: Path, witness: Witness | None = None) -> bytes | None:
     """A regular file's bytes; never blocks on a FIFO or device put where a file was."""
     try:
         with _open_regular(path) as handle:
-            return None if handle is None else handle.read()
+            data = None if handle is None else handle.read()
+            _was_read(path, handle, witness)
+            return data
     except OSError:
         return None
+
+
+def _was_read(path: Path, handle: BinaryIO | None, witness: Witness | None) -> None:
+    if witness is not None and handle is not None:
+        witness.read(path, os.fstat(handle.fileno()))
 
 
 @contextlib.contextmanager

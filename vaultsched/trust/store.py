@@ -16,16 +16,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
+import time
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from vaultsched.adapters.vault import Vault, read_note
 from vaultsched.core import layout
 from vaultsched.core.model import Task
 from vaultsched.core.views import fix_command
 from vaultsched.trust.diff import describe, what_changed
-from vaultsched.trust.fingerprint import Snapshot, fingerprint, take_snapshot
+from vaultsched.trust.fingerprint import (
+    Identity,
+    Snapshot,
+    fingerprint,
+    identity_of,
+    take_snapshot,
+)
 
 POLICIES = ("ask", "any")
 
@@ -34,12 +43,48 @@ def policy() -> str:
     """`any` trusts every task; `ask` (the default) trusts only what this user approved."""
     chosen = os.environ.get("VAULTSCHED_TRUST", "").strip().lower()
     if not chosen:
-        try:
-            with layout.user_config().open("rb") as handle:
-                chosen = str(tomllib.load(handle).get("trust", "")).strip().lower()
-        except (OSError, tomllib.TOMLDecodeError):
-            chosen = ""
+        chosen = str(_USER_CONFIG.read(layout.user_config()).get("trust", "")).strip().lower()
     return chosen if chosen in POLICIES else "ask"
+
+
+class _ReadOnce:
+    """A small file parsed once, then again only when its identity changes (see `Witness`:
+    one changed within 2 s of its reading is read afresh every time). Shared between threads;
+    what it returns must not be changed."""
+
+    RACY_NS = 2 * 10**9
+
+    def __init__(self, parse: Callable[[bytes], dict[str, Any]]) -> None:
+        self._parse = parse
+        self._kept: tuple[str, Identity, dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    def read(self, path: Path) -> dict[str, Any]:
+        """The file parsed; {} if it is missing, unreadable or not what `parse` takes."""
+        try:
+            found: Identity = identity_of(path.stat())
+        except OSError:
+            found = None
+        with self._lock:
+            kept = self._kept
+        if kept is not None and found is not None and kept[:2] == (str(path), found):
+            return kept[2]
+        try:
+            parsed = self._parse(path.read_bytes())
+        except (OSError, ValueError):  # a damaged file counts as none (tomllib's errors too)
+            parsed = {}
+        if found is not None and found[5] < time.time_ns() - self.RACY_NS:
+            with self._lock:
+                self._kept = (str(path), found, parsed)
+        return parsed
+
+
+def _json_map(data: bytes) -> dict[str, Any]:
+    loaded = json.loads(data.decode("utf-8"))
+    return loaded if isinstance(loaded, dict) else {}
+
+
+_USER_CONFIG = _ReadOnce(lambda data: tomllib.loads(data.decode("utf-8")))
 
 
 # Text kept in one snapshot across its files; past it, a diff shows sizes only.
@@ -56,20 +101,20 @@ class TrustStore:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or layout.trust_store()
         self.snapshots = layout.snapshots_dir(self.path)
+        # Read before every run: parsed again only once the file changed. A damaged store
+        # trusts nothing; it is rewritten on the next `trust`.
+        self._stored = _ReadOnce(_json_map)
 
     def _load(self) -> dict[str, dict[str, str]]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError):
-            # A damaged store trusts nothing; it is rewritten on the next `trust`.
-            return {}
-        return data if isinstance(data, dict) else {}
+        """The whole store, a copy the caller may change."""
+        return {
+            ident: dict(entry) if isinstance(entry, dict) else entry
+            for ident, entry in self._stored.read(self.path).items()
+        }
 
     def trusted(self, root: Path) -> dict[str, str]:
-        entry = self._load().get(str(root.resolve()), {})
-        return entry if isinstance(entry, dict) else {}
+        entry = self._stored.read(self.path).get(str(root.resolve()), {})
+        return dict(entry) if isinstance(entry, dict) else {}
 
     def is_trusted(self, root: Path, task: Task, body: str | None = None) -> bool:
         """`body`: the text about to be piped (`stdin: body`), so exactly that is checked."""
