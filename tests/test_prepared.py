@@ -144,14 +144,7 @@ def test_runs_started_late_hold_no_ended_run_back() -> None:
     starts.working(late)
     assert starts.at_its_time(late, lambda: True, None)
     starts.begun(late)
-    settled = threading.Event()
-
-    def end() -> None:
-        starts.settle()
-        settled.set()
-
-    threading.Thread(target=end).start()
-    assert settled.wait(30)
+    assert _settles(starts)
 
 
 def test_no_ended_run_waits_while_a_run_waits_for_a_worker() -> None:
@@ -162,11 +155,16 @@ def test_no_ended_run_waits_while_a_run_waits_for_a_worker() -> None:
     starts.expect(preparing)
     starts.working(preparing)  # would be waited for, were it alone
     starts.expect(queued)  # handed over, no worker free for it yet
+    assert _settles(starts)
+
+
+def _settles(starts: Starts) -> bool:
+    """Whether `starts.settle()` returns (on a thread of its own) within a generous 30 s."""
     settled = threading.Event()
 
     def end() -> None:
         starts.settle()
         settled.set()
 
-    threading.Thread(target=end).start()
-    assert settled.wait(30)
+    threading.Thread(target=end, daemon=True).start()
+    return settled.wait(30)
