@@ -40,7 +40,10 @@ host_file_stem = layout.host_file_stem  # daemon.py imports it from here, for no
 
 def new_run_id(now: datetime) -> str:
     """Sortable by start time, unique across hosts."""
-    return f"{now.astimezone(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    # Milliseconds too: two runs of a task in one second (an `every 1s`, a retry) must sort
+    # in start order, since a run's previous output is the newest output file before its id.
+    utc = now.astimezone(UTC)
+    return f"{utc:%Y%m%dT%H%M%S}.{utc.microsecond // 1000:03d}-{secrets.token_hex(3)}"
 
 
 def _iso(moment: datetime | None) -> str | None:
