@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -125,6 +126,9 @@ def test_run_ids_sort_by_time_and_are_unique() -> None:
     ids = [new_run_id(T0) for _ in range(200)]
     assert len(set(ids)) == 200
     assert new_run_id(T0) < new_run_id(T0 + timedelta(seconds=1))
+    assert new_run_id(T0) < new_run_id(T0 + timedelta(milliseconds=1)), "within one second"
+    # Also a job id in a worker pool's queue, which RQ allows only these characters in.
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", new_run_id(T0))
 
 
 # -- hostile records: a line in another host's file may hold anything ----------------------

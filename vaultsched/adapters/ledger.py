@@ -42,8 +42,9 @@ def new_run_id(now: datetime) -> str:
     """Sortable by start time, unique across hosts."""
     # Milliseconds too: two runs of a task in one second (an `every 1s`, a retry) must sort
     # in start order, since a run's previous output is the newest output file before its id.
+    # Letters, digits, `_` and `-` only: it is also the run's job id in a worker pool's queue.
     utc = now.astimezone(UTC)
-    return f"{utc:%Y%m%dT%H%M%S}.{utc.microsecond // 1000:03d}-{secrets.token_hex(3)}"
+    return f"{utc:%Y%m%dT%H%M%S}_{utc.microsecond // 1000:03d}-{secrets.token_hex(3)}"
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -78,6 +78,17 @@ class PoolState:
         """The flight, no longer in flight; None if it was not (let go meanwhile)."""
         with self.changed:
             return self.flights.pop(run_id, None)
+
+    def fail(self, flight: Flight, message: str) -> None:
+        """Close a run recorded `dispatched` that will not reach a worker: `error`."""
+        if self.take(flight.run.run_id) is None:
+            return
+        now = self.now()
+        run = replace(flight.run, status=Status.ERROR, message=message, finished_at=now,
+                      duration_s=0.0)  # fmt: skip
+        self.execution.recorder.finished(flight.job.task, run)
+        self.events.finished(flight.job)
+        self.on_done(flight.job, run)
 
     def record(self, job: Job, run: Run, status: Status, message: str) -> None:
         """A run that ends before any worker has it: recorded, and told to dispatch."""

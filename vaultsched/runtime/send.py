@@ -68,8 +68,13 @@ class Sender:
             return
         with self.state.changed:
             self.state.flights[run.run_id] = flight
-        if enqueue:
+        if not enqueue:
+            return
+        try:
             self._enqueue(flight)
+        except Exception:  # a bug, not an outage: the run is closed, never left in flight
+            log.exception("%s: run %s not sent", job.task.id, run.run_id)
+            self.state.fail(flight, "not sent to the worker pool: failed inside vaultsched")
 
     def _prepared(self, job: Job, run: Run) -> Flight | None:
         """The run's flight; None if it ends here, before any worker (recorded so)."""
