@@ -266,3 +266,19 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def spliced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each text `blocks.splice_block` is asked to splice, in order (the real one still does)."""
+    from vaultsched.core import blocks
+
+    calls: list[str] = []
+    real = blocks.splice_block
+
+    def splice(text: str, markers: blocks.Markers, inner: str) -> str:
+        calls.append(text)
+        return real(text, markers, inner)
+
+    monkeypatch.setattr(blocks, "splice_block", splice)
+    return calls

@@ -475,22 +475,16 @@ def test_many_files_make_one_commit_and_the_same_again_makes_none(tmp_path: Path
 
 
 def test_a_view_edit_applied_again_to_the_same_text_is_not_worked_out_again(
-    monkeypatch: pytest.MonkeyPatch,
+    spliced: list[str],
 ) -> None:
     """The commit applies a run block again to the committed note: most often the text it was
     applied to on disk. Any other text (a person's edit not committed) is spliced afresh."""
-    calls: list[str] = []
-    real = blocks.splice_block
-
-    def splice(text: str, markers: blocks.Markers, inner: str) -> str:
-        calls.append(text)
-        return real(text, markers, inner)
-
-    monkeypatch.setattr(blocks, "splice_block", splice)
+    drafted = blocks.splice_block(NOTE + "DRAFT\n", blocks.RUNS, "run 1")
+    spliced.clear()
     edit = block("run 1")
     assert edit.apply is not None
 
     on_disk = edit.apply(NOTE)
-    assert edit.apply(NOTE) == on_disk and calls == [NOTE]
-    assert edit.apply(NOTE + "DRAFT\n") == real(NOTE + "DRAFT\n", blocks.RUNS, "run 1")
-    assert len(calls) == 2
+    assert edit.apply(NOTE) == on_disk and spliced == [NOTE]
+    assert edit.apply(NOTE + "DRAFT\n") == drafted
+    assert len(spliced) == 2

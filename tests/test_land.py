@@ -209,18 +209,10 @@ def test_the_finish_records_of_a_batch_are_durable_before_any_note_shows_them(
 
 
 def test_a_commit_splices_no_note_again_that_landing_wrote(
-    vault: Vault, tasks: list[Task], lander: Lander, monkeypatch: pytest.MonkeyPatch
+    vault: Vault, tasks: list[Task], lander: Lander, spliced: list[str]
 ) -> None:
     """The commit asks whether each note still shows its edit, then applies the edit to the
     committed text: both are the texts the write saw, and a splice parses the whole note."""
-    spliced: list[str] = []
-    real = blocks.splice_block
-
-    def splice(text: str, markers: blocks.Markers, inner: str) -> str:
-        spliced.append(text)
-        return real(text, markers, inner)
-
-    monkeypatch.setattr(blocks, "splice_block", splice)
     lander.land(recorded(lander, tasks))
     written = len(spliced)
     lander.commit()
