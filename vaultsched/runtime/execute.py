@@ -114,19 +114,7 @@ class LocalExecutor:
             run: Run | None = self.execution.run(job)
         except Exception:  # a bug in vaultsched must not kill the worker or wedge the task
             log.exception("%s: run failed inside vaultsched", job.task.id)
-            workspace = self.execution.recorder.workspace
-            now = workspace.clock()
-            host = workspace.vault.host
-            run = Run(
-                "",
-                job.task.id,
-                Status.ERROR,
-                job.trigger,
-                now,
-                host,
-                job.attempt,
-                job.scheduled_for,
-            )
+            run = unrecorded(self.execution, job)
         self.events.finished(job)
         self.on_done(job, run)
 
@@ -144,3 +132,12 @@ class LocalExecutor:
         for run in runs:
             lost_unseen(self.execution.recorder, run, "[executor] names no worker pool now")
         return []
+
+
+def unrecorded(execution: Execution, job: Job, message: str = "") -> Run:
+    """An `error` run for `job` that no record holds (a bug inside vaultsched, a ledger that
+    refused the write): told to dispatch, so the task is not wedged, and shown nowhere."""
+    workspace = execution.recorder.workspace
+    now, host = workspace.clock(), workspace.vault.host
+    return Run("", job.task.id, Status.ERROR, job.trigger, now, host, job.attempt,
+               job.scheduled_for, now, message=message)  # fmt: skip

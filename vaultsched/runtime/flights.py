@@ -12,7 +12,7 @@ from typing import Any
 
 from vaultsched.adapters.redisqueue import Pool
 from vaultsched.core.model import Run, Status
-from vaultsched.runtime.execute import JobEvents, LocalExecutor, OnDone
+from vaultsched.runtime.execute import JobEvents, LocalExecutor, OnDone, unrecorded
 from vaultsched.runtime.messages import Job
 from vaultsched.runtime.run import Execution
 
@@ -83,10 +83,8 @@ class PoolState:
         """Close a run recorded `dispatched` that will not reach a worker: `error`."""
         if self.take(flight.run.run_id) is None:
             return
-        now = self.now()
-        run = replace(flight.run, status=Status.ERROR, message=message, finished_at=now,
-                      duration_s=0.0)  # fmt: skip
-        self.execution.recorder.finished(flight.job.task, run)
+        never_ran = replace(flight.run, duration_s=0.0)
+        run = self.execution.recorder.closed(flight.job.task, never_ran, Status.ERROR, message)
         self.events.finished(flight.job)
         self.on_done(flight.job, run)
 
@@ -100,11 +98,7 @@ class PoolState:
 
     def unrecorded(self, job: Job, message: str) -> None:
         """A run that could not even be recorded (the ledger refused): told, not shown."""
-        workspace = self.execution.recorder.workspace
-        now = workspace.clock()
-        run = Run("", job.task.id, Status.ERROR, job.trigger, now, workspace.vault.host,
-                  job.attempt, job.scheduled_for, now, message=message)  # fmt: skip
-        self.on_done(job, run)
+        self.on_done(job, unrecorded(self.execution, job, message))
 
     def unreached(self, exc: Exception) -> None:
         if not self.unreachable:

@@ -83,8 +83,11 @@ class Recorder:
 
     def interrupted(self, task: Task, run: Run) -> None:
         """Close a run whose process outlived the vaultsched that started it."""
-        now = self.workspace.clock()
-        closed = replace(
-            run, status=Status.INTERRUPTED, finished_at=now, message=INTERRUPTED_MESSAGE
-        )
+        self.closed(task, run, Status.INTERRUPTED, INTERRUPTED_MESSAGE)
+
+    def closed(self, task: Task, run: Run, status: Status, message: str) -> Run:
+        """Close, now, a run that started (or was dispatched) and will not end on its own
+        word: its finish record, landed. The run as closed."""
+        closed = replace(run, status=status, finished_at=self.workspace.clock(), message=message)
         self.finished(task, closed)
+        return closed

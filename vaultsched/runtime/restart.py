@@ -124,10 +124,8 @@ def _output_folders(index: Index) -> set[str]:
 
 def lost_unseen(recorder: Recorder, run: Run, why: str) -> None:
     """Close a pool run this daemon cannot collect."""
-    now = recorder.workspace.clock()
     message = f"lost: dispatched to the worker pool, but {why}"
-    closed = replace(run, status=Status.LOST, finished_at=now, message=message)
-    recorder.finished(stub_task(run), closed)
+    recorder.closed(stub_task(run), run, Status.LOST, message)
     log.warning("%s: run %s %s", run.task, run.run_id, message)
 
 
