@@ -47,7 +47,8 @@ def new_run_id(now: datetime) -> str:
     return f"{utc:%Y%m%dT%H%M%S}_{utc.microsecond // 1000:03d}-{secrets.token_hex(3)}"
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso_instant(moment: datetime | None) -> str | None:
+    """How the ledger (and a worker pool's messages) write an instant: UTC, milliseconds."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds") if moment else None
 
 
@@ -165,8 +166,8 @@ def start_record(run: Run, path: str) -> dict[str, Any]:
         "task": run.task,
         "path": path,
         "trigger": str(run.trigger),
-        "scheduled_for": _iso(run.scheduled_for),
-        "started_at": _iso(run.started_at),
+        "scheduled_for": iso_instant(run.scheduled_for),
+        "started_at": iso_instant(run.started_at),
         "host": run.host,
         "attempt": run.attempt,
         **({"upstream_run": run.upstream_run} if run.upstream_run else {}),
@@ -182,7 +183,7 @@ def dispatched_record(run: Run, path: str) -> dict[str, Any]:
 
 
 def _dispatch_fields(run: Run) -> dict[str, Any]:
-    return {"queue": run.queue, "dispatched_at": _iso(run.dispatched_at)}
+    return {"queue": run.queue, "dispatched_at": iso_instant(run.dispatched_at)}
 
 
 def finish_record(run: Run, path: str) -> dict[str, Any]:
@@ -191,7 +192,7 @@ def finish_record(run: Run, path: str) -> dict[str, Any]:
         "type": "finish",
         "status": str(run.status),
         "exit_code": run.exit_code,
-        "finished_at": _iso(run.finished_at),
+        "finished_at": iso_instant(run.finished_at),
         "duration_s": run.duration_s,
         "output_tail": run.output_tail,
         "message": run.message,
@@ -518,7 +519,7 @@ class Ledger:
             "run_id": f"rename-{new_run_id(at)}",
             "from": old,
             "to": new,
-            "started_at": _iso(at),
+            "started_at": iso_instant(at),
         }
         return self.append(record)
 

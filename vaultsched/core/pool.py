@@ -19,7 +19,6 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any
 
 # The one function a worker performs; a job naming any other is refused before it is imported.
@@ -163,18 +162,3 @@ def _fits(value: object, annotation: str) -> bool:
 def _mac(key: bytes, body: Mapping[str, Any]) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hmac.new(key, canonical.encode("ascii"), hashlib.sha256).hexdigest()
-
-
-def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
-
-
-def instant(text: str | None) -> datetime | None:
-    """An aware datetime from a sealed message's ISO text; None if it is not one."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None

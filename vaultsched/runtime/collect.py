@@ -10,9 +10,10 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from vaultsched.adapters.ledger import parse_instant
 from vaultsched.adapters.redisqueue import RedisError, job_state
 from vaultsched.core.model import Run, Status
-from vaultsched.core.pool import Finished, SealError, Started, instant, unseal
+from vaultsched.core.pool import Finished, SealError, Started, unseal
 from vaultsched.runtime.flights import Flight, PoolState
 from vaultsched.runtime.gates import keep_inputs
 from vaultsched.runtime.worker import STARTED
@@ -77,7 +78,7 @@ class Collector:
         except SealError as exc:
             log.warning("%s: a start report was refused: %s", flight.run.run_id, exc)
             return
-        started_at = instant(report.started_at)
+        started_at = parse_instant(report.started_at)
         if report.run_id != flight.run.run_id or started_at is None:
             return
         flight.run = replace(flight.run, host=report.host, started_at=started_at)
@@ -92,7 +93,7 @@ class Collector:
         except SealError as exc:
             self._land(flight, Status.ERROR, f"the worker's report was refused: {exc}")
             return
-        started, ended = instant(report.started_at), instant(report.finished_at)
+        started, ended = parse_instant(report.started_at), parse_instant(report.finished_at)
         if report.run_id != flight.run.run_id or started is None or ended is None:
             self._land(flight, Status.ERROR, "the worker's report was not about this run")
             return

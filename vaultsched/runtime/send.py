@@ -10,10 +10,10 @@ from dataclasses import dataclass, replace
 
 from vaultsched.adapters.git import GitError
 from vaultsched.adapters.inputs import last_inputs
-from vaultsched.adapters.ledger import dispatched_record, new_run_id
+from vaultsched.adapters.ledger import dispatched_record, iso_instant, new_run_id
 from vaultsched.adapters.redisqueue import RedisError
 from vaultsched.core.model import Run, Status
-from vaultsched.core.pool import Payload, iso, queue_for, seal
+from vaultsched.core.pool import Payload, queue_for, seal
 from vaultsched.runtime.context import PROMPT_OUTPUT_CHARS, context_for
 from vaultsched.runtime.flights import Flight, PoolState
 from vaultsched.runtime.gates import UNCHANGED, inputs_now
@@ -105,11 +105,11 @@ class Sender:
             self.head,
             fingerprint(root, task, body),
             str(job.trigger),
-            iso(job.scheduled_for),
+            iso_instant(job.scheduled_for),
             job.attempt,
             run.upstream_run,
             task.timeout.total_seconds(),
-            iso(context.last_success),
+            iso_instant(context.last_success),
             context.read(context.previous_output)[:PROMPT_OUTPUT_CHARS],
             context.read(context.upstream_output),
         )

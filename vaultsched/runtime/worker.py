@@ -25,6 +25,7 @@ from rq import get_current_job
 
 from vaultsched.adapters.clock import utc_now
 from vaultsched.adapters.git import Git, GitError
+from vaultsched.adapters.ledger import iso_instant, parse_instant
 from vaultsched.adapters.redisqueue import (
     Pool,
     RedisError,
@@ -42,8 +43,6 @@ from vaultsched.core.pool import (
     Payload,
     SealError,
     Started,
-    instant,
-    iso,
     seal,
     unseal,
     valid_name,
@@ -145,7 +144,7 @@ class _Run:
     def _run(self, task: Task, body: str | None) -> dict[str, Any]:
         member, payload, root = self.member, self.payload, self.member.vault.root
         started = utc_now()
-        report = Started(payload.run_id, member.host, iso(started) or "")
+        report = Started(payload.run_id, member.host, iso_instant(started) or "")
         self.job.meta[STARTED] = seal(member.key, report)
         self.job.save_meta()
         run = self._record(task, started)
@@ -174,7 +173,7 @@ class _Run:
             started,
             self.member.host,
             payload.attempt,
-            instant(payload.scheduled_for),
+            parse_instant(payload.scheduled_for),
             upstream_run=payload.upstream_run,
         )
 
@@ -183,8 +182,8 @@ class _Run:
             run.run_id,
             self.member.host,
             str(run.status),
-            iso(run.started_at) or "",
-            iso(run.finished_at) or "",
+            iso_instant(run.started_at) or "",
+            iso_instant(run.finished_at) or "",
             run.exit_code,
             run.duration_s,
             run.message,
@@ -198,7 +197,7 @@ class _Run:
 def _refused(member: Member, run_id: str, status: Status, why: str) -> dict[str, Any]:
     """A run this worker will not start: said back to the daemon, which records it."""
     log.warning("%s: refused: %s", run_id, why)
-    now = iso(utc_now()) or ""
+    now = iso_instant(utc_now()) or ""
     message = f"refused by worker {member.host}: {why}"
     finished = Finished(run_id, member.host, str(status), now, now, None, 0.0, message, "", None)
     return seal(member.key, finished)
@@ -248,7 +247,7 @@ class _Files:
             paths[name] = str(path) if text else ""
         state = self.base / "state" / layout.file_safe(task.id)
         state.mkdir(parents=True, exist_ok=True, mode=0o700)
-        last = instant(payload.last_success)
+        last = parse_instant(payload.last_success)
         upstream, previous = paths["upstream"], paths["previous"]
         return _WorkerContext(root, task, run, last, previous, upstream, str(state), texts)
 
