@@ -137,6 +137,7 @@ def test_a_redis_url_needs_a_password_only_beyond_this_machine(url: str) -> None
         ({"kind": "rq", "redis_url": "redis://10.0.0.5"}, "needs a password"),
         ({"kind": "rq", "redis_url": "http://x"}, "must start with redis://"),
         ({"kind": "rq"}, "must start with redis://"),
+        ({"kind": "rq", "redis_url": "redis://:pw@redis.example.net:abc/0"}, "is not a URL"),
         ({"kind": "celery"}, "kind"),
         ({"kind": "rq", "redis_url": "redis://localhost", "fallback": "drop"}, "fallback"),
         ({"kind": "rq", "redis_url": "redis://localhost", "queue_prefix": "a:b"}, "queue_prefix"),

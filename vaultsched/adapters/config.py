@@ -298,7 +298,11 @@ def _executor(raw: dict[str, object]) -> ExecutorConfig:
 def check_redis_url(url: str) -> None:
     """A Redis URL with a password, unless it only reaches this machine (loopback, a unix
     socket): a pool's queue decides what its workers run."""
-    parsed = urlsplit(url)
+    try:
+        parsed = urlsplit(url)
+        parsed.port  # noqa: B018 - raises ValueError for a port that is no number
+    except ValueError:
+        raise ValueError(f"is not a URL: {url!r}") from None
     if parsed.scheme not in ("redis", "rediss", "unix"):
         raise ValueError(f"must start with redis://, rediss:// or unix://, got {url!r}")
     if parsed.scheme == "unix" or _loopback(parsed.hostname or ""):
