@@ -9,6 +9,8 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from conftest import HOST, write_note
@@ -121,6 +123,19 @@ def test_deleted_and_new_notes(vault: Vault, reads: list[str]) -> None:
     assert sorted(index.tasks) == ["Tasks/B", "Tasks/C"]
     assert [Path(p).name for p in reads] == ["C.md"]
     assert build_index(vault).tasks.keys() == index.tasks.keys()
+
+
+def test_any_stat_has_an_identity_and_each_number_counts() -> None:
+    """A hostile note can carry an mtime before 1970 or past 2262 (beyond 64-bit nanoseconds):
+    never an error, and each number and the path still tell two stats apart."""
+    numbers = {"st_size": 10, "st_mtime_ns": -(10**18), "st_ctime_ns": 2**70, "st_ino": 2**64 - 1}
+    base = indexcache.identity("Tasks/A.md", cast(os.stat_result, SimpleNamespace(**numbers)))
+    assert len(base) == indexcache.DIGEST_BYTES
+    for name, value in numbers.items():
+        other = SimpleNamespace(**(numbers | {name: value + 1}))
+        assert indexcache.identity("Tasks/A.md", cast(os.stat_result, other)) != base
+    moved = indexcache.identity("Tasks/B.md", cast(os.stat_result, SimpleNamespace(**numbers)))
+    assert moved != base
 
 
 def test_a_cache_cut_short_by_a_kill_means_a_full_read(vault: Vault, reads: list[str]) -> None:
