@@ -209,3 +209,26 @@ def test_a_queue_overflow_rewatches_and_asks_for_a_rescan(tmp_path: Path) -> Non
     finally:
         fd.stop()
         fd.join()
+
+
+def test_folders_made_and_removed_for_months_leave_nothing_behind(tmp_path: Path) -> None:
+    from watchdog.observers.inotify_c import InotifyFD
+
+    from vaultsched.adapters.inotifywatch import _PrunedGroup
+
+    fd = InotifyFD()
+    fd.start()
+    try:
+        group = _PrunedGroup(_Lost(), fd, os.fsencode(tmp_path), is_recursive=True)
+        for n in range(300):
+            (tmp_path / f"tmp{n}").mkdir()
+            group._add_all_callbacks(os.fsencode(tmp_path / f"tmp{n}"))
+            (tmp_path / f"tmp{n}").rmdir()
+            deadline = time.monotonic() + 10
+            while len(group._active_callbacks_by_watch) > 1 and time.monotonic() < deadline:
+                time.sleep(0.001)  # the removed folder's watch goes (inotify says so)
+        assert len(group._inodes) < 100
+        group.deactivate()
+    finally:
+        fd.stop()
+        fd.join()

@@ -70,6 +70,9 @@ class _PrunedGroup(InotifyWatchGroup):
         with contextlib.suppress(OSError):
             if wd is not None:
                 self._inodes[wd] = os.lstat(path).st_ino
+        watched = self._active_callbacks_by_watch
+        if len(self._inodes) > 2 * len(watched) + 64:  # folders made and removed, for months
+            self._inodes = {wd: ino for wd, ino in self._inodes.items() if wd in watched}
 
     def _watching(self, path: bytes) -> bool:
         """Whether the folder at `path` is watched, and so was listed, already: one made with
