@@ -9,6 +9,8 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from conftest import HOST, write_note
@@ -123,6 +125,19 @@ def test_deleted_and_new_notes(vault: Vault, reads: list[str]) -> None:
     assert build_index(vault).tasks.keys() == index.tasks.keys()
 
 
+def test_any_stat_has_an_identity_and_each_number_counts() -> None:
+    """A hostile note can carry an mtime before 1970 or past 2262 (beyond 64-bit nanoseconds):
+    never an error, and each number and the path still tell two stats apart."""
+    numbers = {"st_size": 10, "st_mtime_ns": -(10**18), "st_ctime_ns": 2**70, "st_ino": 2**64 - 1}
+    base = indexcache.identity("Tasks/A.md", cast(os.stat_result, SimpleNamespace(**numbers)))
+    assert len(base) == indexcache.DIGEST_BYTES
+    for name, value in numbers.items():
+        other = SimpleNamespace(**(numbers | {name: value + 1}))
+        assert indexcache.identity("Tasks/A.md", cast(os.stat_result, other)) != base
+    moved = indexcache.identity("Tasks/B.md", cast(os.stat_result, SimpleNamespace(**numbers)))
+    assert moved != base
+
+
 def test_a_cache_cut_short_by_a_kill_means_a_full_read(vault: Vault, reads: list[str]) -> None:
     write_note(vault.root, "Tasks/A.md", TASK)
     write_note(vault.root, "Notes/Plain.md", "# plain\n")
@@ -151,11 +166,14 @@ def resign(vault: Vault, change: dict[str, object]) -> None:
         {"vaultsched": "0.0.1"},
         {"format": indexcache.FORMAT + 1},
         {"vault": "/elsewhere"},
-        {"ordinary": {"not": "a list"}},
-        {"ordinary": [["a list"]]},
+        {"ordinary": ["a list", "of identities, as the first format had them"]},
+        {"ordinary": "not base64!"},
+        {"ordinary": "AAAAAAAAAAAAAAAAAAAA"},  # 15 bytes: no whole number of digests
         {"fronts": {"x": 1}},
+        {"fronts": {"not hex": "command: x"}},
+        {"fronts": {"abcd": "command: x"}},
     ],
-    ids=["version", "format", "vault", "shape", "items", "values"],
+    ids=["version", "format", "vault", "shape", "base64", "length", "values", "hex", "digest"],
 )
 def test_a_cache_from_another_version_or_of_another_shape_is_ignored(
     vault: Vault, reads: list[str], change: dict[str, object]
@@ -166,6 +184,17 @@ def test_a_cache_from_another_version_or_of_another_shape_is_ignored(
     reads.clear()
     assert list(build_index(vault).tasks) == ["Tasks/A"]
     assert len(reads) == 1
+
+
+def test_a_cache_signed_again_unchanged_is_believed(vault: Vault, reads: list[str]) -> None:
+    """(What makes the test above mean something: `resign` alone spoils nothing.)"""
+    write_note(vault.root, "Tasks/A.md", TASK)
+    write_note(vault.root, "Notes/Plain.md", "# plain\n")
+    build_index(vault)
+    resign(vault, {})
+    reads.clear()
+    assert list(build_index(vault).tasks) == ["Tasks/A"]
+    assert reads == []
 
 
 def test_a_forged_cache_cannot_put_a_command_in_a_note(vault: Vault, reads: list[str]) -> None:
@@ -179,8 +208,8 @@ def test_a_forged_cache_cannot_put_a_command_in_a_note(vault: Vault, reads: list
             "format": indexcache.FORMAT,
             "vaultsched": indexcache.__version__,
             "vault": str(vault.root),
-            "ordinary": [],
-            "fronts": {indexcache.identity("Tasks/A.md", note.stat()): forged},
+            "ordinary": "",
+            "fronts": {indexcache.identity("Tasks/A.md", note.stat()).hex(): forged},
         }
     ).encode()
     cache_file(vault).write_bytes(indexcache._mac(b"k" * 32, body) + b"\n" + body)

@@ -4,12 +4,16 @@ The watchdog thread only records which vault-relative paths changed (and which m
 and nudges the daemon; the daemon's own loop re-reads them after a short debounce, so bursts
 of events and editors' atomic saves (write a temp file, rename it over the note) collapse into
 one re-read per note. Paths vaultsched ignores are dropped here, at no cost.
+
+On Linux the whole vault is one recursive inotify watch, read by one thread, that never
+descends into a folder vaultsched ignores (.git, .vaultsched, hidden folders, the digests):
+those get no inotify watch at all, so a commit's burst of events in .git never reaches us.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +34,7 @@ from watchdog.events import (
     FileSystemMovedEvent,
 )
 from watchdog.observers import Observer
-from watchdog.observers.api import ObservedWatch
+from watchdog.observers.api import BaseObserver
 
 DEBOUNCE_SECONDS = 0.05
 # Every event but a file's open and its close without a write: inotify then never reports the
@@ -54,7 +58,7 @@ class Changes:
 
     paths: set[str] = field(default_factory=set)
     moves: list[tuple[str, str]] = field(default_factory=list)
-    rescan: bool = False  # a folder moved or vanished: cheaper to rescan than to guess
+    rescan: bool = False  # a folder moved or vanished, or events were lost: rescan, not guess
 
     def __bool__(self) -> bool:
         return bool(self.paths or self.moves or self.rescan)
@@ -67,19 +71,20 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
-        src = self.watcher.relative(event.src_path)
-        folder_changed = event.is_directory and event.event_type in ("created", "deleted", "moved")
-        if folder_changed and self.watcher.resync_folders():
-            self.watcher.record_rescan()  # notes may have landed before the new watch
+        watcher = self.watcher
+        src = watcher.relative(event.src_path)
         if isinstance(event, FileSystemMovedEvent):
-            self.watcher.record_move(
-                src, self.watcher.relative(event.dest_path), event.is_directory
-            )
+            dest = watcher.relative(event.dest_path)
+            if event.is_directory and not (watcher.folder(src) or watcher.folder(dest)):
+                return  # an ignored folder renamed: nothing of it was, or is, a note
+            watcher.record_move(src, dest, event.is_directory)
         elif event.is_directory:
-            if event.event_type == "deleted":
-                self.watcher.record_rescan()
+            # A created folder's notes come as events of their own (watchdog watches it, then
+            # reports what it holds already); a vanished one's do not.
+            if event.event_type == "deleted" and watcher.folder(src):
+                watcher.record_rescan()
         elif src is not None:
-            self.watcher.record(src)
+            watcher.record(src)
 
 
 class VaultWatcher:
@@ -94,45 +99,10 @@ class VaultWatcher:
         self.notify = notify
         self._lock = threading.Lock()
         self._changes = Changes()
-        self._observer = Observer()
-        self._handler = _Handler(self)
-        self._folders: dict[str, ObservedWatch] = {}
-        self._folders_lock = threading.Lock()
+        self._observer = _observer(self)
         self._observer.schedule(
-            self._handler, str(root), recursive=False, event_filter=WANTED_EVENTS
+            _Handler(self), str(root), recursive=True, event_filter=WANTED_EVENTS
         )
-        self.resync_folders()
-
-    def resync_folders(self) -> bool:
-        """Watch each top-level folder that can hold notes, recursively, and nothing else.
-
-        A recursive watch on the root would also cover .git (a watch per object folder and a
-        burst of events on every commit), .vaultsched's logs and the digests: all churn that
-        vaultsched ignores anyway but would pay for in inotify watches and dispatch.
-        """
-        try:
-            names = {
-                entry.name
-                for entry in os.scandir(self.root)
-                # Asked as a note path inside the folder: is anything in there wanted?
-                if entry.is_dir(follow_symlinks=False) and self.wanted(f"{entry.name}/_.md")
-            }
-        except OSError:
-            return False
-        with self._folders_lock:
-            changed = names != set(self._folders)
-            for gone in set(self._folders) - names:
-                with contextlib.suppress(KeyError, OSError):
-                    self._observer.unschedule(self._folders.pop(gone))
-            for name in sorted(names - set(self._folders)):
-                with contextlib.suppress(OSError):  # vanished again already: the rescan sees it
-                    self._folders[name] = self._observer.schedule(
-                        self._handler,
-                        str(self.root / name),
-                        recursive=True,
-                        event_filter=WANTED_EVENTS,
-                    )
-        return changed
 
     def start(self) -> None:
         self._observer.start()
@@ -148,6 +118,17 @@ class VaultWatcher:
         except ValueError:
             return None
         return None if rel.startswith("..") else rel.replace(os.sep, "/")
+
+    def folder(self, rel: str | None) -> bool:
+        """Whether the folder at `rel` (the vault's root: ".") is one notes can be in: asked
+        as a note path inside it. A folder that is not never holds one that is, at any depth."""
+        if rel is None:
+            return False
+        return rel == "." or self.wanted(f"{rel}/_.md")
+
+    def watches(self, path: bytes) -> bool:
+        """Whether the folder at the absolute `path` gets an inotify watch."""
+        return self.folder(self.relative(path))
 
     def record(self, rel: str) -> None:
         if not self.wanted(rel):
@@ -181,3 +162,16 @@ class VaultWatcher:
         with self._lock:
             changes, self._changes = self._changes, Changes()
         return changes
+
+
+def _observer(watcher: VaultWatcher) -> BaseObserver:
+    """One inotify reader for the whole vault that skips ignored folders (Linux); elsewhere
+    watchdog's own observer, whose events in ignored folders the handler drops."""
+    if sys.platform.startswith("linux"):
+        try:
+            from vaultsched.adapters.inotifywatch import PrunedObserver
+        except Exception:  # another libc, another watchdog: watchdog's own observer
+            pass
+        else:
+            return PrunedObserver(watcher)
+    return Observer()

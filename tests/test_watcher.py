@@ -1,0 +1,234 @@
+"""The watcher on a real folder: one inotify watch per folder that can hold notes, none in the
+folders vaultsched ignores, and new folders followed as they come."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from vaultsched.adapters.inotifywatch import Folders, PrunedObserver
+from vaultsched.adapters.vault import is_ignored
+from vaultsched.adapters.watcher import Changes, VaultWatcher
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify")
+
+DIGESTS = "Digests"
+
+
+def _inotify_fds() -> set[str]:
+    found = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            if str(fd.readlink()) == "anon_inode:inotify":
+                found.add(fd.name)
+        except OSError:
+            continue
+    return found
+
+
+def _watched_inodes(fds: set[str]) -> set[int]:
+    """The inodes the inotify descriptors `fds` hold a watch on (Linux's fdinfo lists them)."""
+    inodes = set()
+    for fd in fds:
+        for line in Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines():
+            if line.startswith("inotify wd:"):
+                inodes.add(int(line.split(" ino:")[1].split()[0], 16))
+    return inodes
+
+
+def _inodes(root: Path, *rels: str) -> set[int]:
+    return {(root / rel).stat().st_ino for rel in rels}
+
+
+class Started:
+    def __init__(self, root: Path, watcher: VaultWatcher, fds: set[str], asked: list[str]):
+        self.root = root
+        self.watcher = watcher
+        self.fds = fds
+        self.asked = asked  # every path the watcher asked `wanted` about
+
+    def watched(self) -> set[int]:
+        return _watched_inodes(self.fds)
+
+    def changes_until(self, done: Callable[[Changes], bool], timeout: float = 10.0) -> Changes:
+        """What the watcher reported, gathered until `done` says so (or the timeout)."""
+        got = Changes()
+        deadline = time.monotonic() + timeout
+        while not done(got) and time.monotonic() < deadline:
+            time.sleep(0.02)
+            taken = self.watcher.take()
+            got.paths |= taken.paths
+            got.moves += taken.moves
+            got.rescan |= taken.rescan
+        return got
+
+
+def _tree(root: Path) -> None:
+    for rel in ("Notes/A/B", "Notes/.hidden/C", ".git/objects/00", ".git/refs/heads"):
+        (root / rel).mkdir(parents=True)
+    for rel in (".vaultsched/logs", f"{DIGESTS}/2026", ".trash"):
+        (root / rel).mkdir(parents=True)
+    (root / "Notes/link").symlink_to(root / "Notes/A")
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[Started]:
+    root = tmp_path / "vault"
+    _tree(root)
+    asked: list[str] = []
+
+    def wanted(rel: str) -> bool:
+        asked.append(rel)
+        return not is_ignored(rel, DIGESTS)
+
+    before = _inotify_fds()
+    watcher = VaultWatcher(root, wanted, lambda: None)
+    watcher.start()
+    try:
+        yield Started(root, watcher, _inotify_fds() - before, asked)
+    finally:
+        watcher.stop()
+
+
+def test_only_folders_that_can_hold_notes_are_watched(started: Started) -> None:
+    assert started.watched() == _inodes(started.root, ".", "Notes", "Notes/A", "Notes/A/B")
+
+
+def test_the_whole_vault_is_read_by_a_few_threads(tmp_path: Path) -> None:
+    root = tmp_path / "vault"
+    for n in range(50):
+        (root / f"Folder {n}/Sub").mkdir(parents=True)
+    threads = threading.active_count()
+    watcher = VaultWatcher(root, lambda rel: not is_ignored(rel, DIGESTS), lambda: None)
+    watcher.start()
+    try:
+        assert threading.active_count() - threads <= 3  # not one per folder
+    finally:
+        watcher.stop()
+
+
+def test_a_note_in_a_deep_folder_made_after_the_start_is_seen(started: Started) -> None:
+    root = started.root
+    (root / "New/B/C").mkdir(parents=True)
+    (root / "New/B/C/first.md").write_text("made with its folder\n")
+    got = started.changes_until(lambda c: "New/B/C/first.md" in c.paths)
+    assert "New/B/C/first.md" in got.paths
+    assert _inodes(root, "New", "New/B", "New/B/C") <= started.watched()
+    (root / "New/B/C/later.md").write_text("made once the folder is watched\n")
+    got = started.changes_until(lambda c: "New/B/C/later.md" in c.paths)
+    assert "New/B/C/later.md" in got.paths
+
+
+def test_events_in_ignored_folders_never_reach_the_handler(started: Started) -> None:
+    root = started.root
+    inside = [
+        ".git/objects/00/object.md",
+        ".vaultsched/logs/log.md",
+        f"{DIGESTS}/2026/digest.md",
+        ".trash/old.md",
+        "Notes/.hidden/C/secret.md",
+    ]
+    for rel in inside:
+        (root / rel).write_text("x\n")
+    (root / ".made").mkdir()  # an ignored folder made and removed: no rescan
+    (root / ".made/x.md").write_text("x\n")
+    (root / ".made/x.md").unlink()
+    (root / ".made").rmdir()
+    (root / "Notes/last.md").write_text("written last\n")
+    got = started.changes_until(lambda c: "Notes/last.md" in c.paths)
+    time.sleep(0.2)  # anything behind the last note would have come by now
+    got.paths |= started.watcher.take().paths
+    assert got == Changes(paths={"Notes/last.md"})
+    assert not set(inside) & set(started.asked)
+    assert started.watched() == _inodes(root, ".", "Notes", "Notes/A", "Notes/A/B")
+
+
+def test_a_folder_renamed_hidden_loses_its_watches(started: Started) -> None:
+    root = started.root
+    (root / "Notes/A").rename(root / "Notes/.A")
+    assert started.changes_until(lambda c: c.rescan).rescan
+    assert started.watched() == _inodes(root, ".", "Notes")
+    (root / "Notes/.A").rename(root / "Notes/A")
+    assert started.changes_until(lambda c: c.rescan).rescan
+    assert started.watched() == _inodes(root, ".", "Notes", "Notes/A", "Notes/A/B")
+
+
+def test_elsewhere_watchdogs_own_observer_is_used_and_ignored_paths_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "vaultsched.adapters.inotifywatch", None)  # import fails
+    root = tmp_path / "vault"
+    _tree(root)
+    watcher = VaultWatcher(root, lambda rel: not is_ignored(rel, DIGESTS), lambda: None)
+    assert not isinstance(watcher._observer, PrunedObserver)
+    watcher.start()
+    try:
+        (root / ".git/objects/00/object.md").write_text("x\n")
+        (root / "Notes/A/B/note.md").write_text("x\n")
+        started = Started(root, watcher, set(), [])
+        got = started.changes_until(lambda c: bool(c.paths))
+        assert got == Changes(paths={"Notes/A/B/note.md"})
+    finally:
+        watcher.stop()
+
+
+class _Lost(Folders):
+    def __init__(self) -> None:
+        self.rescans = 0
+
+    def watches(self, path: bytes) -> bool:
+        return b"/." not in path
+
+    def record_rescan(self) -> None:
+        self.rescans += 1
+
+
+def test_a_queue_overflow_rewatches_and_asks_for_a_rescan(tmp_path: Path) -> None:
+    from watchdog.observers.inotify_c import InotifyFD
+
+    from vaultsched.adapters.inotifywatch import _PrunedGroup
+
+    (tmp_path / "A/B").mkdir(parents=True)
+    (tmp_path / ".git/objects").mkdir(parents=True)
+    fds = _inotify_fds()
+    fd = InotifyFD()
+    fd.start()
+    try:
+        folders = _Lost()
+        group = _PrunedGroup(folders, fd, os.fsencode(tmp_path), is_recursive=True)
+        group.on_queue_overflow()
+        assert folders.rescans == 1
+        assert _watched_inodes(_inotify_fds() - fds) == _inodes(tmp_path, ".", "A", "A/B")
+        group.deactivate()
+    finally:
+        fd.stop()
+        fd.join()
+
+
+def test_folders_made_and_removed_for_months_leave_nothing_behind(tmp_path: Path) -> None:
+    from watchdog.observers.inotify_c import InotifyFD
+
+    from vaultsched.adapters.inotifywatch import _PrunedGroup
+
+    fd = InotifyFD()
+    fd.start()
+    try:
+        group = _PrunedGroup(_Lost(), fd, os.fsencode(tmp_path), is_recursive=True)
+        for n in range(300):
+            (tmp_path / f"tmp{n}").mkdir()
+            group._add_all_callbacks(os.fsencode(tmp_path / f"tmp{n}"))
+            (tmp_path / f"tmp{n}").rmdir()
+            deadline = time.monotonic() + 10
+            while len(group._active_callbacks_by_watch) > 1 and time.monotonic() < deadline:
+                time.sleep(0.001)  # the removed folder's watch goes (inotify says so)
+        assert len(group._inodes) < 100
+        group.deactivate()
+    finally:
+        fd.stop()
+        fd.join()

@@ -1,0 +1,142 @@
+"""The whole vault as one recursive inotify watch that leaves out the folders vaultsched ignores.
+
+watchdog gives each watch an emitter thread of its own, and its recursive watch puts an inotify
+watch on every subfolder, .git's hundreds of object folders included. This is watchdog's own
+inotify machinery (one thread reads the inotify descriptor, one emitter turns what it reads
+into events) with one change: a folder `Folders.watches` refuses gets no inotify watch, nor does
+any folder below it, whether it is there at the start, created later or moved in. Its events are
+then never read at all.
+
+It builds on watchdog 7's `InotifyWatchGroup` (`_add_all_callbacks`, `_move_watches`); with a
+watchdog that has no such methods this module fails to import and the watcher falls back to
+watchdog's `Observer`, whose events in ignored folders its handler drops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Protocol
+
+from watchdog.observers.api import DEFAULT_OBSERVER_TIMEOUT, BaseObserver
+from watchdog.observers.inotify import InotifyEmitter, InotifyWatchGroup
+from watchdog.observers.inotify_c import InotifyFD
+
+_OVERRIDDEN = ("_add_all_callbacks", "_add_callback", "_move_watches", "_remove_callbacks")
+if not all(hasattr(InotifyWatchGroup, name) for name in (*_OVERRIDDEN, "on_queue_overflow")):
+    raise ImportError("this watchdog's inotify watch groups are not the ones pruned here")
+
+
+class Folders(Protocol):
+    def watches(self, path: bytes) -> bool:
+        """Whether the folder at the absolute `path` (below the watched root) gets a watch."""
+        ...
+
+    def record_rescan(self) -> None:
+        """Events were lost: what changed must be found by reading the vault again."""
+        ...
+
+
+class _PrunedGroup(InotifyWatchGroup):
+    def __init__(self, folders: Folders, *args: Any, **kwargs: Any) -> None:
+        # First: the base class adds the watches as it is made.
+        self._folders = folders
+        self._inodes: dict[int, int] = {}  # watch descriptor -> the inode watched
+        super().__init__(*args, **kwargs)
+
+    def _add_all_callbacks(self, path: bytes) -> None:
+        """The base class's (a watch on `path` and, recursive, on each folder below it), but a
+        folder refused is neither watched nor walked into, and symlinks are never followed.
+        Each folder is watched before it is listed: a subfolder made after the listing is
+        reported by that watch."""
+        if self._watching(path) or (path != self.path and not self._folders.watches(path)):
+            return
+        self._add_callback(path)
+        pending = [path] if self.is_recursive else []
+        while pending:
+            try:
+                with os.scandir(pending.pop()) as listing:
+                    found = [e.path for e in listing if e.is_dir(follow_symlinks=False)]
+            except OSError:  # a file, or gone already (its deletion is an event)
+                continue
+            for folder in found:
+                if not self._watching(folder) and self._folders.watches(folder):
+                    self._add_callback(folder)
+                    pending.append(folder)
+
+    def _add_callback(self, path: bytes) -> None:
+        super()._add_callback(path)
+        wd = self._active_callbacks_by_path.get(path)
+        with contextlib.suppress(OSError):
+            if wd is not None:
+                self._inodes[wd] = os.lstat(path).st_ino
+        watched = self._active_callbacks_by_watch
+        if len(self._inodes) > 2 * len(watched) + 64:  # folders made and removed, for months
+            self._inodes = {wd: ino for wd, ino in self._inodes.items() if wd in watched}
+
+    def _watching(self, path: bytes) -> bool:
+        """Whether the folder at `path` is watched, and so was listed, already: one made with
+        its parent (`mkdir -p`) is found by the parent's listing, then its own creation is
+        reported. (Watched twice, watchdog warns.) A path whose watch stayed with a folder
+        moved out of the vault is another folder now: another inode."""
+        wd = self._active_callbacks_by_path.get(path)
+        try:
+            return wd is not None and self._inodes.get(wd) == os.lstat(path).st_ino
+        except OSError:
+            return False
+
+    def _move_watches(self, move_src_path: bytes, move_dst_path: bytes) -> bool:
+        """A watched folder moved (its watches move with it) into a place that is refused,
+        such as a hidden .trash folder: its watches are removed."""
+        moved = super()._move_watches(move_src_path, move_dst_path)
+        if moved and not self._folders.watches(move_dst_path):
+            below = move_dst_path + os.sep.encode()
+            self._remove_callbacks(
+                [
+                    wd
+                    for path, wd in self._active_callbacks_by_path.items()
+                    if path == move_dst_path or path.startswith(below)
+                ]
+            )
+        return moved
+
+    def on_queue_overflow(self) -> None:
+        super().on_queue_overflow()  # the watches made again
+        self._folders.record_rescan()  # and what the lost events said, read again
+
+
+class PrunedEmitter(InotifyEmitter):
+    """watchdog's inotify emitter, on a pruned watch group."""
+
+    def __init__(self, *args: Any, folders: Folders, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._folders = folders
+
+    def on_thread_start(self) -> None:
+        self._inotify = _PrunedGroup(
+            self._folders,
+            self._inotify_fd,
+            os.fsencode(self.watch.path),
+            is_recursive=self.watch.is_recursive,
+            event_mask=self.get_event_mask_from_filter(),
+            follow_symlink=False,
+        )
+
+
+class PrunedObserver(BaseObserver):
+    """watchdog's `InotifyObserver`, with `PrunedEmitter`s."""
+
+    def __init__(self, folders: Folders) -> None:
+        self._inotify_fd = InotifyFD()
+        self._inotify_fd.start()
+        super().__init__(
+            PrunedEmitter,
+            timeout=DEFAULT_OBSERVER_TIMEOUT,
+            inotify_fd=self._inotify_fd,
+            folders=folders,
+        )
+
+    def on_thread_stop(self) -> None:
+        super().on_thread_stop()
+        self._inotify_fd.stop()
+        self._inotify_fd.join()
