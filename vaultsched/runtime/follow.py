@@ -84,7 +84,12 @@ def delta(before: Mapping[str, Task], after: Index, moved: list[tuple[str, str]]
         i for i, t in after.tasks.items() if i in renamed and timing(renamed[i]) != timing(t)
     ]
     removed = [i for i in renamed if i not in after.tasks and i not in after.invalid]
-    return IndexDelta(tuple(moved), tuple(added), tuple(retimed), tuple(removed))
+    changed = sorted(
+        i
+        for i in before.keys() | after.tasks.keys()
+        if (was := before.get(i)) is not (now := after.tasks.get(i)) and was != now
+    )
+    return IndexDelta(tuple(moved), tuple(added), tuple(retimed), tuple(removed), tuple(changed))
 
 
 @dataclass
