@@ -113,7 +113,7 @@ class Dispatcher:
     retries: list[_Retry] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)  # task id -> version recorded
     stopping: bool = False
-    decisions: int = 0  # fire times decided so far: the planner's marks moved (save them)
+    decisions: int = 0  # fire times decided so far
     groups: Groups = field(default_factory=Groups)
     limits: Limits = field(default_factory=Limits)
     lead: timedelta = LEAD
