@@ -77,6 +77,7 @@ def schedulable(tasks: Iterable[Task], host: str | None) -> list[Task]:
 
 
 def fired_here(task: Task, host: str | None) -> bool:
+    """Whether this host fires `task` on schedule."""
     return bool(task.schedules) and task.enabled and fires_on(task, host)
 
 
