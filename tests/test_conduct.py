@@ -1,5 +1,6 @@
-"""The Conductor asks the tasks what is due only once the next fire time has come, or once they
-changed: an injected clock, a dry-run daemon (nothing is executed), no watcher."""
+"""The Conductor asks a task what is due only once its next fire time has come, and works its
+wake time out again only once it changed: an injected clock, a dry-run daemon (nothing is
+executed), no watcher."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from conftest import task_note
 
 from vaultsched.adapters.vault import Vault
 from vaultsched.adapters.watcher import Changes
+from vaultsched.core.model import Task
+from vaultsched.core.planner import Planner
 from vaultsched.runtime.daemon import Daemon
-from vaultsched.runtime.dispatch import LEAD, Dispatcher, _Retry
+from vaultsched.runtime.dispatch import LEAD, _Retry
 
 T0 = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
 S = timedelta(seconds=1)
@@ -35,16 +38,16 @@ def daemon(vault: Vault, clock: list[datetime]) -> Iterator[Daemon]:
 
 
 @pytest.fixture
-def asked(daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
-    """The moments the dispatcher was asked what is due."""
-    moments: list[datetime] = []
-    real = Dispatcher.due
+def asked(daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> list[tuple[datetime, str]]:
+    """The moments a task was asked what is due, and which."""
+    moments: list[tuple[datetime, str]] = []
+    real = Planner.check
 
-    def due(self: Dispatcher, tasks: object, now: datetime, untrusted: object) -> object:
-        moments.append(now)
-        return real(self, tasks, now, untrusted)  # type: ignore[arg-type]
+    def check(self: Planner, task: Task, now: datetime) -> object:
+        moments.append((now, task.id))
+        return real(self, task, now)
 
-    monkeypatch.setattr(Dispatcher, "due", due)
+    monkeypatch.setattr(Planner, "check", check)
     return moments
 
 
@@ -55,44 +58,45 @@ def tick(daemon: Daemon, now: datetime) -> datetime | None:
     return daemon.conductor.wake_time()
 
 
-def test_nothing_is_asked_again_until_the_next_fire_time(
-    daemon: Daemon, asked: list[datetime]
+def test_nothing_is_asked_until_its_next_fire_time(
+    daemon: Daemon, asked: list[tuple[datetime, str]]
 ) -> None:
     wake = tick(daemon, T0)
     assert wake == datetime(2026, 3, 1, 13, 0, tzinfo=UTC) - LEAD  # decided ahead, see dispatch
 
     for seconds in range(1, 50):  # a job done, a file event: the loop comes round
         assert tick(daemon, T0 + seconds * S) == wake
-    assert asked == [T0]
+    assert asked == []
 
     decided = daemon.conductor.dispatcher.decisions
     # Its run goes on: the next fire is not to be decided ahead, until the run is over.
     assert tick(daemon, wake) == datetime(2026, 3, 1, 14, 0, tzinfo=UTC)
     assert tick(daemon, wake + S) == datetime(2026, 3, 1, 14, 0, tzinfo=UTC) - LEAD
-    assert asked == [T0, wake] and daemon.conductor.dispatcher.decisions == decided + 1
+    assert asked == [(wake + LEAD, "Tasks/Hourly")]  # at `wake`, decided as of its time
+    assert daemon.conductor.dispatcher.decisions == decided + 1
 
 
 def test_a_task_changed_in_a_way_that_moves_no_mark_is_asked_again(
-    daemon: Daemon, asked: list[datetime], clock: list[datetime]
+    daemon: Daemon, asked: list[tuple[datetime, str]], clock: list[datetime]
 ) -> None:
-    """`jitter` changes no schedule (no new start for the task) but when it wakes: the tasks
-    are compared by value, whatever the index's delta said."""
+    """`jitter` changes no schedule (no new start for the task) but when it wakes: every task
+    whose entry in the index changed is looked at again, not only the retimed ones."""
     tick(daemon, T0)
     task_note(daemon.vault.root, "Tasks/Hourly.md", HOURLY + "jitter: 10m\n")
     daemon.conductor.index_changed(daemon.follower.apply(Changes(paths={"Tasks/Hourly.md"})))
 
     wake = tick(daemon, T0 + S)
 
-    assert asked == [T0, T0 + S]
+    assert asked == []
     assert wake is not None and wake > datetime(2026, 3, 1, 13, 0, tzinfo=UTC)
 
 
 def test_a_retry_wakes_the_loop_without_asking_the_tasks(
-    daemon: Daemon, asked: list[datetime]
+    daemon: Daemon, asked: list[tuple[datetime, str]]
 ) -> None:
     tick(daemon, T0)
     dispatcher = daemon.conductor.dispatcher
     dispatcher.retries.append(_Retry(T0 + 5 * S, "Tasks/Daily", 2, None))  # a run failed
 
     assert tick(daemon, T0 + S) == T0 + 5 * S
-    assert asked == [T0]
+    assert asked == []

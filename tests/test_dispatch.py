@@ -44,10 +44,17 @@ def trusted(_task: Task) -> str | None:
     return None
 
 
+def fresh(dispatcher: Dispatcher, *tasks: Task, at: datetime = T0 - MINUTE) -> None:
+    """The tasks new to the dispatcher at `at`: started afresh, fired on schedule."""
+    for t in tasks:
+        dispatcher.retimed(t.id, at)
+        dispatcher.track(t)
+
+
 def started(dispatcher: Dispatcher, t: Task, at: datetime = T0) -> list[object]:
     """The dispatcher's actions at `at`, the task having been started afresh a minute before."""
-    dispatcher.retimed(t.id, at - MINUTE)
-    return list(dispatcher.due([t], at, trusted))
+    fresh(dispatcher, t, at=at - MINUTE)
+    return list(dispatcher.due(at, trusted))
 
 
 def run_of(job: Job, status: Status, attempt: int = 1) -> Run:
@@ -59,18 +66,16 @@ def test_a_due_task_is_submitted_and_counted_as_running() -> None:
     (action,) = started(d, t)
     assert action == Submit(Job(t, Trigger.SCHEDULE, T0))
     assert d.running == {t.id}
-    assert d.due([t], T0 + timedelta(seconds=30), trusted) == []  # nothing more is due yet
+    assert d.due(T0 + timedelta(seconds=30), trusted) == []  # nothing more is due yet
 
 
 def test_an_untrusted_version_is_recorded_once_then_only_skipped() -> None:
     d, t = Dispatcher(), task()
-    d.retimed(t.id, T0 - MINUTE)
-    assert d.due([t], T0, lambda _: "v1") == [Refuse(t, Trigger.SCHEDULE, T0)]
-    assert d.due([t], T0 + MINUTE, lambda _: "v1") == []
-    assert d.due([t], T0 + 2 * MINUTE, lambda _: "v2") == [
-        Refuse(t, Trigger.SCHEDULE, T0 + 2 * MINUTE)
-    ]
-    (submitted,) = d.due([t], T0 + 3 * MINUTE, trusted)
+    fresh(d, t)
+    assert d.due(T0, lambda _: "v1") == [Refuse(t, Trigger.SCHEDULE, T0)]
+    assert d.due(T0 + MINUTE, lambda _: "v1") == []
+    assert d.due(T0 + 2 * MINUTE, lambda _: "v2") == [Refuse(t, Trigger.SCHEDULE, T0 + 2 * MINUTE)]
+    (submitted,) = d.due(T0 + 3 * MINUTE, trusted)
     assert isinstance(submitted, Submit) and t.id not in d.refused
 
 
@@ -83,7 +88,7 @@ def test_approval_required_asks_instead_of_running() -> None:
 def test_overlap_skip_records_the_fire_that_met_a_run_in_flight() -> None:
     d, t = Dispatcher(), task()
     started(d, t)
-    assert d.due([t], T0 + MINUTE, trusted) == [
+    assert d.due(T0 + MINUTE, trusted) == [
         Record(t, Status.MISSED, Trigger.SCHEDULE, OVERLAP_SKIPPED, T0 + MINUTE)
     ]
 
@@ -91,8 +96,8 @@ def test_overlap_skip_records_the_fire_that_met_a_run_in_flight() -> None:
 def test_overlap_queue_keeps_the_newest_fire_and_submits_it_when_the_run_ends() -> None:
     d, t = Dispatcher(), task(overlap="queue")
     (first,) = started(d, t)
-    assert d.due([t], T0 + MINUTE, trusted) == []
-    assert d.due([t], T0 + 2 * MINUTE, trusted) == []
+    assert d.due(T0 + MINUTE, trusted) == []
+    assert d.due(T0 + 2 * MINUTE, trusted) == []
     assert isinstance(first, Submit)
     after = d.done(
         first.job, run_of(first.job, Status.SUCCESS), T0 + 2 * MINUTE, {t.id: t}, trusted
@@ -104,7 +109,7 @@ def test_overlap_queue_keeps_the_newest_fire_and_submits_it_when_the_run_ends() 
 def test_a_queued_fire_is_dropped_when_stopping() -> None:
     d, t = Dispatcher(), task(overlap="queue")
     (first,) = started(d, t)
-    d.due([t], T0 + MINUTE, trusted)
+    d.due(T0 + MINUTE, trusted)
     d.stopping = True
     assert isinstance(first, Submit)
     assert (
@@ -151,13 +156,13 @@ def test_a_retry_of_a_task_gone_from_the_index_is_dropped() -> None:
 
 def test_missed_fire_times_without_catch_up_are_recorded_once_as_missed() -> None:
     d, t = Dispatcher(), task(catch_up=False)
-    d.retimed(t.id, T0 - MINUTE)
+    fresh(d, t)
     late = T0 + timedelta(hours=1, seconds=40)  # past the last fire time's grace
     latest = T0 + timedelta(hours=1)
-    assert d.due([t], late, trusted) == [
+    assert d.due(late, trusted) == [
         Record(t, Status.MISSED, Trigger.CATCH_UP, NOT_CAUGHT_UP, latest)
     ]
-    assert not d.running and d.due([t], late, trusted) == []
+    assert not d.running and d.due(late, trusted) == []
 
 
 def test_a_task_whose_planning_raises_becomes_invalid_and_the_rest_go_on(
@@ -165,7 +170,7 @@ def test_a_task_whose_planning_raises_becomes_invalid_and_the_rest_go_on(
 ) -> None:
     d, bad, good = Dispatcher(), task(id="Tasks/Bad", path="Tasks/Bad.md"), task()
     for t in (bad, good):
-        d.retimed(t.id, T0 - MINUTE)
+        fresh(d, t)
     problem = Problem("Tasks/Bad.md", 1, "no fire time")
     real = d.planner.check
 
@@ -175,7 +180,7 @@ def test_a_task_whose_planning_raises_becomes_invalid_and_the_rest_go_on(
         return real(t, now)
 
     monkeypatch.setattr(d.planner, "check", check)
-    actions = d.due([bad, good], T0, trusted)
+    actions = d.due(T0, trusted)
     assert actions == [Invalid(bad.id, problem), Submit(Job(good, Trigger.SCHEDULE, T0))]
     assert bad.id not in d.planner.marks
 
@@ -183,7 +188,7 @@ def test_a_task_whose_planning_raises_becomes_invalid_and_the_rest_go_on(
 def test_a_rename_carries_marks_and_the_queued_fire() -> None:
     d, t = Dispatcher(), task(overlap="queue")
     started(d, t)
-    d.due([t], T0 + MINUTE, trusted)
+    d.due(T0 + MINUTE, trusted)
     d.renamed(t.id, "Tasks/Moved")
     assert "Tasks/Moved" in d.queued and t.id not in d.planner.marks
     assert d.queued["Tasks/Moved"].task.id == "Tasks/Moved"
@@ -201,12 +206,14 @@ def test_only_enabled_tasks_with_a_schedule_for_this_host_are_schedulable() -> N
 def test_a_full_group_holds_a_run_until_a_slot_frees_the_newest_fire_per_task() -> None:
     d = Dispatcher(groups=Groups({"api": 1}))
     a, b = task(id="a", group="api"), task(id="b", group="api")
-    d.retimed("a", T0 - MINUTE)
-    d.retimed("b", T0 - MINUTE)
-    (first,) = d.due([a, b], T0, trusted)
+    fresh(d, a, b)
+    (first,) = d.due(T0, trusted)
     assert first == Submit(Job(a, Trigger.SCHEDULE, T0)) and d.groups.waiting["api"]["b"]
     later = T0 + MINUTE
-    assert d.due([b], later, trusted) == []  # still waiting: the newer fire replaces it
+    # a's run goes on, b still waits for the slot: the newer fire replaces its waiting one
+    assert d.due(later, trusted) == [
+        Record(a, Status.MISSED, Trigger.SCHEDULE, OVERLAP_SKIPPED, later)
+    ]
     after = d.done(first.job, run_of(first.job, Status.SUCCESS), later, {"a": a, "b": b}, trusted)
     assert after == [Submit(Job(b, Trigger.SCHEDULE, later))] and not d.groups.waiting["api"]
 
@@ -215,8 +222,8 @@ def test_a_run_still_waiting_for_its_group_at_shutdown_is_recorded_missed() -> N
     d = Dispatcher(groups=Groups({"api": 2}))
     tasks = [task(id=name, group="api") for name in ("a", "b", "c")]
     for t in tasks:
-        d.retimed(t.id, T0 - MINUTE)
-    assert len(d.due(tasks, T0, trusted)) == 2
+        fresh(d, t)
+    assert len(d.due(T0, trusted)) == 2
     d.stopping = True
     (missed,) = d.abandoned()
     assert isinstance(missed, Record) and missed.status is Status.MISSED
@@ -230,12 +237,12 @@ SOON = T0 - timedelta(milliseconds=100)  # within LEAD of T0
 
 def test_a_fire_due_within_lead_is_decided_ahead_to_start_at_its_time() -> None:
     d, t = Dispatcher(), task()
-    d.retimed(t.id, T0 - MINUTE)
-    assert d.wake_time([t]) == (T0 - LEAD, [])
-    (action,) = d.due([t], SOON, trusted)
+    fresh(d, t)
+    assert d.wake_time() == (T0 - LEAD, [])
+    (action,) = d.due(SOON, trusted)
     assert action == Submit(Job(t, Trigger.SCHEDULE, T0, start_at=T0))
     assert d.running == {t.id}
-    assert d.due([t], T0, trusted) == []  # decided once
+    assert d.due(T0, trusted) == []  # decided once
 
 
 def test_a_run_in_flight_leaves_the_next_fire_to_its_time() -> None:
@@ -243,11 +250,11 @@ def test_a_run_in_flight_leaves_the_next_fire_to_its_time() -> None:
     d, t = Dispatcher(), task()
     (first,) = started(d, t, T0 - MINUTE)
     assert isinstance(first, Submit)
-    assert d.wake_time([t]) == (T0, [])
-    assert d.due([t], SOON, trusted) == []
+    assert d.wake_time() == (T0, [])
+    assert d.due(SOON, trusted) == []
     d.done(first.job, run_of(first.job, Status.SUCCESS), SOON, {t.id: t}, trusted)
-    assert d.wake_time([t]) == (T0 - LEAD, [])  # idle again: ahead it is
-    (action,) = d.due([t], SOON, trusted)
+    assert d.wake_time() == (T0 - LEAD, [])  # idle again: ahead it is
+    (action,) = d.due(SOON, trusted)
     assert action == Submit(Job(t, Trigger.SCHEDULE, T0, start_at=T0))
 
 
@@ -256,20 +263,21 @@ def test_an_untrusted_or_approval_fire_is_decided_at_its_time() -> None:
     again in between."""
     d, untrusted, asking = Dispatcher(), task(), task(id="Tasks/Ask", approval="required")
     for t in (untrusted, asking):
-        d.retimed(t.id, T0 - MINUTE)
+        fresh(d, t)
     version = lambda t: "v1" if t is untrusted else None  # noqa: E731
-    assert d.due([untrusted, asking], SOON, version) == []
-    assert d.wake_time([untrusted, asking]) == (T0, [])
-    assert d.due([untrusted, asking], T0, version) == [
-        Refuse(untrusted, Trigger.SCHEDULE, T0),
+    assert d.due(SOON, version) == []
+    assert d.wake_time() == (T0, [])
+    assert d.due(T0, version) == [  # one instant: as queued
         AwaitApproval(asking, Trigger.SCHEDULE, T0),
+        Refuse(untrusted, Trigger.SCHEDULE, T0),
     ]
 
 
 def test_the_wake_time_kept_is_asked_again_for_an_edited_task() -> None:
     d, t = Dispatcher(), task()
-    d.retimed(t.id, T0 - MINUTE)
-    assert d.wake_time([t]) == (T0 - LEAD, [])
+    fresh(d, t)
+    assert d.wake_time() == (T0 - LEAD, [])
     later = replace(t, window=Window(time(12, 30), time(13)))  # no retiming: the wake moves
-    assert d.wake_time([later]) == (T0 + timedelta(minutes=30) - LEAD, [])
-    assert d.due([later], SOON, trusted) == []
+    d.track(later)
+    assert d.wake_time() == (T0 + timedelta(minutes=30) - LEAD, [])
+    assert d.due(SOON, trusted) == []

@@ -82,20 +82,24 @@ def test_delta_names_what_was_added_retimed_removed_and_moved() -> None:
     after = index_of(task("keep"), task("edit", schedule="every 2m"), task("new"), task("moved"))
     found = delta(before, after, [("old", "moved")])
     assert found == IndexDelta(
-        moved=(("old", "moved"),), added=("new",), retimed=("edit",), removed=("gone",)
+        moved=(("old", "moved"),),
+        added=("new",),
+        retimed=("edit",),
+        removed=("gone",),
+        changed=("edit", "gone", "moved", "new", "old"),
     )
 
 
 def test_a_task_that_turned_invalid_is_not_removed() -> None:
     """Its marks stay, so fixing the note does not make it fire for the time it was broken."""
     found = delta(tasks(task("broken")), index_of(invalid=("broken",)), [])
-    assert found == IndexDelta()
+    assert found == IndexDelta(changed=("broken",))
 
 
 def test_a_disabled_task_is_retimed_not_removed() -> None:
     was = task("t")
     found = delta(tasks(was), index_of(replace(was, enabled=False)), [])
-    assert found == IndexDelta(retimed=("t",))
+    assert found == IndexDelta(retimed=("t",), changed=("t",))
 
 
 def counting(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> list[str]:
@@ -146,7 +150,7 @@ def test_a_front_matter_edit_saved_with_a_run_block_is_seen(vault: Vault) -> Non
     task_note(vault.root, "Tasks/B.md", front)  # no longer after A
     found = follower.apply(Changes(paths={"Tasks/A.md", "Tasks/B.md"}))
 
-    assert found == IndexDelta(retimed=("Tasks/A",))
+    assert found == IndexDelta(retimed=("Tasks/A",), changed=("Tasks/A", "Tasks/B"))
     assert follower.index.tasks["Tasks/A"].schedules == (parse_schedule("every 2h"),)
     assert follower.index.downstream == {}
 

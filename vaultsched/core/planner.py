@@ -133,6 +133,8 @@ class Planner:
     _next: dict[str, datetime | None] = field(default_factory=dict)
     # Tasks whose fire time came while their window was shut: when it opens next.
     _deferred: dict[str, datetime] = field(default_factory=dict)
+    # Tasks whose own mark moved, came or went since `unsaved` was last asked: what to save.
+    _unsaved: set[str] = field(default_factory=set)
 
     @classmethod
     def from_ledger(
@@ -162,11 +164,19 @@ class Planner:
 
     def _decided(self, task_id: str, fire: datetime) -> None:
         self.own[task_id] = fire.astimezone(UTC)
+        self._unsaved.add(task_id)
         self.advance(task_id, fire)
 
     def saved(self, now: datetime) -> dict[str, datetime]:
         """What is kept across restarts: this daemon's own marks, none beyond SKEW past now."""
         return {k: v for k, v in self.own.items() if v <= now + SKEW}
+
+    def unsaved(self, now: datetime) -> dict[str, datetime | None]:
+        """The own marks that moved since last asked, as `saved` keeps them (None: not kept),
+        and from now on taken for saved."""
+        moved = {k: self.own.get(k) for k in sorted(self._unsaved)}
+        self._unsaved.clear()
+        return {k: v if v is not None and v <= now + SKEW else None for k, v in moved.items()}
 
     def restore(self, saved: Mapping[str, datetime], now: datetime) -> None:
         """Marks `saved` before a restart; one beyond SKEW past now (the clock was set back, or
@@ -178,10 +188,13 @@ class Planner:
     def reset(self, task_id: str, now: datetime) -> None:
         """A new, edited or re-enabled task starts afresh: earlier fire times are not missed."""
         self.marks[task_id] = self.own[task_id] = now.astimezone(UTC)
+        self._unsaved.add(task_id)
         self._next.pop(task_id, None)
         self._deferred.pop(task_id, None)
 
     def rename(self, old: str, new: str) -> None:
+        if old in self.own:
+            self._unsaved.update((old, new))
         for marks in (self.marks, self.own):
             if old in marks:
                 marks[new] = marks.pop(old)
@@ -191,7 +204,8 @@ class Planner:
 
     def forget(self, task_id: str) -> None:
         self.marks.pop(task_id, None)
-        self.own.pop(task_id, None)
+        if self.own.pop(task_id, None) is not None:
+            self._unsaved.add(task_id)
         self._next.pop(task_id, None)
         self._deferred.pop(task_id, None)
 

@@ -1,18 +1,22 @@
 """Dispatch on the daemon's main loop: the `Dispatcher` told what happened (the index changed,
 time passed, a job finished), what it decides carried out by the `Actor`, and the planner's
-marks saved whenever they move. The daemon says when; the dispatcher decides."""
+marks saved whenever they move. The daemon says when; the dispatcher decides.
+
+The dispatcher is told of each task that changed, as it changes (`_follow`), and keeps the
+tasks it fires by wake time: a due second, a job done or a file event costs the tasks due or
+changed, not the tasks loaded."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from vaultsched.adapters.vault import Index
 from vaultsched.core.model import Task
 from vaultsched.runtime.act import Actor
-from vaultsched.runtime.dispatch import Dispatcher, schedulable
+from vaultsched.runtime.dispatch import Dispatcher, fired_here, schedulable
 from vaultsched.runtime.execute import Reports
 from vaultsched.runtime.follow import Follower
 from vaultsched.runtime.marks import MarksFile
@@ -22,14 +26,6 @@ from vaultsched.runtime.workspace import Workspace
 from vaultsched.trust.store import fingerprint
 
 log = logging.getLogger("vaultsched.daemon")
-
-
-@dataclass(frozen=True)
-class _Wake:
-    """The next fire time (or retry, then) of `tasks`, worked out from the planner's marks."""
-
-    at: datetime | None
-    tasks: dict[str, Task]
 
 
 @dataclass
@@ -43,7 +39,6 @@ class Conductor:
     )
     dispatcher: Dispatcher = field(default_factory=Dispatcher)
     marks: MarksFile = field(init=False)
-    _wake: _Wake | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.marks = MarksFile(self.workspace.vault.root)
@@ -53,7 +48,7 @@ class Conductor:
         before = self.dispatcher
         self.dispatcher = restored_dispatcher(self.workspace, index, self.workspace.clock())
         self.dispatcher.stopping = self.dispatcher.stopping or before.stopping
-        self._wake = None
+        self._follow(index.tasks)
 
     def resume_chains(self) -> None:
         """The `after` tasks the last daemon did not get to start."""
@@ -74,23 +69,27 @@ class Conductor:
         for ident in delta.removed:
             self.dispatcher.removed(ident)
             log.info("%s: task removed", ident)
-        if delta.moved or delta.added or delta.retimed or delta.removed:
-            self._wake = None  # the planner's marks moved
+        self._follow(delta.changed)
         self.save_marks(now)
 
+    def _follow(self, idents: Iterable[str]) -> None:
+        """Tell the dispatcher how these tasks stand in the index now: fired here on schedule
+        (as they are now), or not (gone, invalid, disabled, another host's)."""
+        tasks, host = self.follower.index.tasks, self.workspace.vault.firing_host
+        for ident in idents:
+            task = tasks.get(ident)
+            if task is not None and fired_here(task, host):
+                self.dispatcher.track(task)
+            else:
+                self.dispatcher.untrack(ident)
+
     def fire(self, now: datetime) -> None:
-        """What is due `now`: fire times, then retries. The tasks are looked at only once the
-        next fire time has come (or they changed): the loop comes round at every job done, and
-        asking each of a thousand tasks each time was most of a burst's work on this thread."""
-        decided = self.dispatcher.decisions
-        wake = self._known_wake()
-        if wake is None or (wake.at is not None and wake.at <= now):
-            self._wake = None  # what `due` decides moves the marks
-            self.actor.carry_out(self.dispatcher.due(self.schedulable(), now, self.untrusted))
+        """What is due `now`: fire times, then retries (the loop comes round at every job done
+        and file event too: only the tasks due are looked at)."""
+        self.actor.carry_out(self.dispatcher.due(now, self.untrusted))
         # After `due`'s actions: a task just found invalid is out of the index, its retry too.
         self.actor.carry_out(self.dispatcher.retries_due(self.follower.index.tasks, now))
-        if self.dispatcher.decisions != decided:
-            self.save_marks(now)
+        self.save_marks(now)  # the marks that moved, if any
 
     def collect(self) -> None:
         """The jobs the executor reported done since the last call."""
@@ -99,30 +98,12 @@ class Conductor:
                 self.actor.announce(run)
             tasks, now = self.follower.index.tasks, self.workspace.clock()
             self.actor.carry_out(self.dispatcher.done(job, run, now, tasks, self.untrusted))
-            self._ended(job.task.id)
-
-    def _ended(self, task_id: str) -> None:
-        """A run of `task_id` is over: its next fire, kept as not to be decided ahead while
-        the run went on, may be now (see dispatch's LEAD); the other tasks' times stand."""
-        wake, at = self._wake, self.dispatcher.woken_for(task_id)
-        if wake is not None and at is not None and (wake.at is None or at < wake.at):
-            self._wake = replace(wake, at=at)
 
     def wake_time(self) -> datetime | None:
         """The next fire time or retry (a task found unplannable meanwhile is invalid)."""
-        wake = self._known_wake()
-        if wake is None:
-            at, invalid = self.dispatcher.wake_time(self.schedulable())
-            self.actor.carry_out(invalid)  # out of the index, and so out of the tasks kept
-            wake = self._wake = _Wake(at, dict(self.follower.index.tasks))
-        retries = self.dispatcher.retries
-        return min((t for t in (wake.at, retries[0].at if retries else None) if t), default=None)
-
-    def _known_wake(self) -> _Wake | None:
-        """The next fire time as last worked out, while it holds: the same tasks (by value),
-        and no mark moved since (`fire`, `index_changed` and `restore` forget it)."""
-        wake = self._wake
-        return wake if wake is not None and wake.tasks == self.follower.index.tasks else None
+        at, invalid = self.dispatcher.wake_time()
+        self.actor.carry_out(invalid)  # out of the index
+        return at
 
     def adopt(self, jobs: Iterable[Job]) -> None:
         """Runs taken over from an earlier daemon (in the worker pool): running, as if

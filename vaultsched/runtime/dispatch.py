@@ -13,6 +13,10 @@ decision meanwhile: its task is idle, trusted and needs no approval. The `Job` t
 `start_at`: the executor prepares the run (slot, trust, the durable start record, the process's
 environment) and starts the process at that instant, so a due run starts on time rather than
 after its preparation. Any other fire is decided at its time, as ever.
+
+The tasks fired on schedule are kept in a `FireQueue` by when each next wakes, and told to the
+dispatcher as they change (`track`, `untrack`): at a wake-up only the tasks due are looked at,
+whatever the number loaded.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import contextlib
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from vaultsched.core.contain import internal_problem
 from vaultsched.core.durations import MAX_DURATION
@@ -29,6 +33,7 @@ from vaultsched.core.model import RETRYABLE, Run, Status, Task, Trigger
 from vaultsched.core.planner import Planner, Unplannable
 from vaultsched.core.workflow import chain_targets, fires_on
 from vaultsched.runtime.approval import needs_approval
+from vaultsched.runtime.firequeue import FireQueue
 from vaultsched.runtime.groups import Groups
 from vaultsched.runtime.limits import Limits
 from vaultsched.runtime.messages import (
@@ -53,6 +58,8 @@ Untrusted = Callable[[Task], str | None]
 # fsync on a loaded machine; a run still going this long before its task's next fire time
 # leaves that fire to be decided at its time (the run may end first: overlap is unchanged).
 LEAD = timedelta(milliseconds=250)
+# The wake time of a task with no mark yet: at once, when `check` starts it afresh.
+_AT_ONCE = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(order=True)
@@ -66,7 +73,12 @@ class _Retry:
 
 def schedulable(tasks: Iterable[Task], host: str | None) -> list[Task]:
     """The tasks this host fires on schedule (`host` None: whichever host they name)."""
-    return [t for t in tasks if t.schedules and t.enabled and fires_on(t, host)]
+    return [t for t in tasks if fired_here(t, host)]
+
+
+def fired_here(task: Task, host: str | None) -> bool:
+    """Whether this host fires `task` on schedule."""
+    return bool(task.schedules) and task.enabled and fires_on(task, host)
 
 
 def chain_of(
@@ -102,39 +114,45 @@ class Dispatcher:
     retries: list[_Retry] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)  # task id -> version recorded
     stopping: bool = False
-    decisions: int = 0  # fire times decided so far: the planner's marks moved (save them)
+    decisions: int = 0  # fire times decided so far
     groups: Groups = field(default_factory=Groups)
     limits: Limits = field(default_factory=Limits)
     lead: timedelta = LEAD
     # task id -> the wake time it was found untrusted for ahead: decided at that time instead
     _not_ahead: dict[str, datetime] = field(default_factory=dict)
-    # task id -> (the task as last seen, its wake time): asked of the planner again only once
-    # its marks moved or the task changed (an edited note is another object). The daemon asks
-    # after every wake-up, for every task: most are not due for hours.
-    _wakes: dict[str, tuple[Task, datetime | None]] = field(default_factory=dict)
+    # The tasks fired on schedule, by wake time: asked of the planner again only once their
+    # marks moved or the task changed.
+    queue: FireQueue = field(default_factory=FireQueue)
 
-    def due(self, tasks: Iterable[Task], now: datetime, untrusted: Untrusted) -> list[Action]:
-        actions: list[Action] = []
-        horizon = now + self.lead
-        for task in tasks:
-            kept = self._wakes.get(task.id)
-            if kept is not None and kept[0] is task and (kept[1] is None or kept[1] > horizon):
-                continue  # nothing to decide yet, as the planner said
+    def track(self, task: Task) -> None:
+        """Fire `task` on schedule, as it is now (a task new, edited or moved, or retimed)."""
+        self.queue.track(task)
+
+    def untrack(self, task_id: str) -> None:
+        """Fire it on schedule no more (gone, invalid, disabled, another host's); its marks
+        stay (`removed` forgets them)."""
+        self.queue.untrack(task_id)
+
+    def due(self, now: datetime, untrusted: Untrusted) -> list[Action]:
+        """What to do about the tracked tasks whose fire time is `now` or within `lead`."""
+        actions = self._requeue()
+        for task in self.queue.due(now + self.lead):
             with self._contained(task, "planning", actions):
                 actions += self._check(task, now, untrusted)
         return actions
 
-    def _wake(self, task: Task) -> datetime | None:
-        kept = self._wakes.get(task.id)
-        if kept is not None and kept[0] is task:
-            return kept[1]
-        wake = self.planner.wake_time(task)
-        self._wakes[task.id] = (task, wake)
-        return wake
+    def _requeue(self) -> list[Action]:
+        """Work out again the wake times gone stale; a task found unplannable is invalid."""
+        invalid: list[Action] = []
+        for ident in sorted(self.queue.stale):
+            task, at = self.queue.tasks[ident], None
+            with self._contained(task, "planning", invalid):
+                at = self.planner.wake_time(task) if ident in self.planner.marks else _AT_ONCE
+            self.queue.put(ident, at)
+        return invalid
 
     def _check(self, task: Task, now: datetime, untrusted: Untrusted) -> list[Action]:
         ahead = self._ahead(task, now, untrusted)
-        self._wakes.pop(task.id, None)  # the planner's marks may move
         decision = self.planner.check(task, ahead or now)
         if decision is None:
             return []
@@ -150,7 +168,7 @@ class Dispatcher:
         (then it is decided as of that time); None: it is decided at its time."""
         if task.id not in self.planner.marks:
             return None
-        wake = self._wake(task)
+        wake = self.planner.wake_time(task)
         if wake is None or not now < wake <= now + self.lead or not self._may_lead(task, wake):
             return None
         if untrusted(task) is not None:  # its refusal is recorded at its time, once
@@ -278,27 +296,14 @@ class Dispatcher:
             actions.append(self._submit(job))
         return actions
 
-    def wake_time(self, tasks: Iterable[Task]) -> tuple[datetime | None, list[Action]]:
-        """The next fire or retry time, and the tasks found unplannable on the way."""
+    def wake_time(self) -> tuple[datetime | None, list[Action]]:
+        """The next fire or retry time, and the tasks found unplannable on the way. A fire
+        that may be decided ahead wakes the loop `lead` early: only the tasks due within
+        `lead` of the first are looked at."""
+        invalid = self._requeue()
         times = [self.retries[0].at] if self.retries else []
-        invalid: list[Action] = []
-        for task in tasks:
-            kept = self._wakes.get(task.id)
-            if kept is not None and kept[0] is task:
-                at = kept[1]
-            else:
-                at = None
-                with self._contained(task, "planning", invalid):
-                    at = self._wake(task)
-            if at is not None:
-                times.append(self._woken_at(task, at))
+        times += (self._woken_at(task, at) for task, at in self.queue.soonest(self.lead))
         return min(times, default=None), invalid
-
-    def woken_for(self, task_id: str) -> datetime | None:
-        """When the loop is to wake for `task_id`'s next fire as last worked out (None: not
-        known): `wake_time`'s figure for it, which moves `lead` earlier once its run is over."""
-        task, at = self._wakes.get(task_id, (None, None))
-        return None if task is None or at is None else self._woken_at(task, at)
 
     def _woken_at(self, task: Task, at: datetime) -> datetime:
         return at - self.lead if self._may_lead(task, at) else at
@@ -315,7 +320,7 @@ class Dispatcher:
             else:
                 problem = internal_problem(task.path, doing, exc)
             self.planner.forget(task.id)
-            self._wakes.pop(task.id, None)
+            self.queue.untrack(task.id)  # invalid: out of the index until its note changes
             actions.append(Invalid(task.id, problem))
 
     # -- the index changed -------------------------------------------------------------------
@@ -323,7 +328,8 @@ class Dispatcher:
     def renamed(self, old: str, new: str) -> None:
         for ident in (old, new):
             self._not_ahead.pop(ident, None)
-            self._wakes.pop(ident, None)
+        self.queue.untrack(old)
+        self.queue.touch(new)
         if new in self.planner.marks:  # it appeared a moment ago and has its own marks already
             self.planner.forget(old)
         else:
@@ -334,11 +340,11 @@ class Dispatcher:
 
     def retimed(self, task_id: str, now: datetime) -> None:
         self.planner.reset(task_id, now)
-        self._wakes.pop(task_id, None)
+        self.queue.touch(task_id)
         self.limits.expired.discard(task_id)  # edited (re-enabled, say): judged afresh
 
     def removed(self, task_id: str) -> None:
         self.planner.forget(task_id)
         self.groups.removed(task_id)
         self._not_ahead.pop(task_id, None)
-        self._wakes.pop(task_id, None)
+        self.queue.untrack(task_id)

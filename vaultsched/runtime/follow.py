@@ -84,7 +84,12 @@ def delta(before: Mapping[str, Task], after: Index, moved: list[tuple[str, str]]
         i for i, t in after.tasks.items() if i in renamed and timing(renamed[i]) != timing(t)
     ]
     removed = [i for i in renamed if i not in after.tasks and i not in after.invalid]
-    return IndexDelta(tuple(moved), tuple(added), tuple(retimed), tuple(removed))
+    changed = sorted(
+        i
+        for i in before.keys() | after.tasks.keys()
+        if (was := before.get(i)) is not (now := after.tasks.get(i)) and was != now
+    )
+    return IndexDelta(tuple(moved), tuple(added), tuple(retimed), tuple(removed), tuple(changed))
 
 
 @dataclass
@@ -161,8 +166,8 @@ class Follower:
         if not changes.rescan and not changes.moves and self.index.tasks == before:
             # Notes saved with the same front matter (the daemon's own run blocks, most
             # often): no task changed, none moved. Only their files are new (a write
-            # replaces the file).
-            self._remember_files(touched)
+            # replaces the file). No task left the index: nothing to prune.
+            self._remember_files(touched, prune=False)
             return IndexDelta((), (), (), ())
         moved = match_moves(
             before,
@@ -188,15 +193,19 @@ class Follower:
     def _wanted(self, rel: str) -> bool:
         return not is_ignored(rel, self.vault.config.digest.folder)
 
-    def _remember_files(self, idents: set[str] | None) -> None:
+    def _remember_files(self, idents: set[str] | None, *, prune: bool = True) -> None:
         """Which file each task lives in, to recognise it after a move; only `idents` are
-        looked at again (a stat per task after every batch would cost a large vault dearly)."""
+        looked at again (a stat per task after every batch would cost a large vault dearly),
+        and the tasks gone dropped (`prune`: some may have gone; a pass over every task)."""
+        tasks = self.index.tasks
         if idents is None:
             self._files = {}
-            idents = set(self.index.tasks)
-        self._files = {i: f for i, f in self._files.items() if i in self.index.tasks}
-        for ident in idents & set(self.index.tasks):
-            found = self._file_id(self.index.tasks[ident].path)
+            idents = set(tasks)
+        elif prune:
+            self._files = {i: f for i, f in self._files.items() if i in tasks}
+        for ident in idents:
+            task = tasks.get(ident)
+            found = None if task is None else self._file_id(task.path)
             if found is None:
                 self._files.pop(ident, None)
             else:

@@ -112,3 +112,6 @@ class IndexDelta:
     added: tuple[str, ...] = ()
     retimed: tuple[str, ...] = ()  # schedule, zone, enabled or hosts changed: start afresh
     removed: tuple[str, ...] = ()
+    # Every task whose entry in the index is another since: new, edited in any way, moved (both
+    # ids), gone (removed, or invalid now): what dispatch is to look at again, and nothing else.
+    changed: tuple[str, ...] = ()
