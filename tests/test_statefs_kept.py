@@ -105,9 +105,12 @@ def test_pruning_keeps_the_last_logs_and_lists_only_when_it_may_have_to(
 
     listed: list[str] = []
     entries = statefs.entries
-    monkeypatch.setattr(
-        statefs, "entries", lambda root, rel: listed.append(rel) or entries(root, rel)
-    )
+
+    def listing(root: Path, rel: str) -> list[statefs.Entry]:
+        listed.append(rel)
+        return entries(root, rel)
+
+    monkeypatch.setattr(statefs, "entries", listing)
     _prune_logs(tmp_path, "Tasks/A", before)  # 49 before, 50 now: nothing to do, no listing
     assert listed == [] and len(list(folder.iterdir())) == KEEP_LOGS
 
