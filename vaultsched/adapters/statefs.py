@@ -7,6 +7,7 @@ this module: the path is walked one folder at a time from the vault root, each o
 to the one before (`openat` with `O_NOFOLLOW`), and a symlink at any step is refused with
 `LinkRefused`. Nothing is checked and then opened by name, so a link swapped in meanwhile is
 refused too. The vault root itself may be reached through a link: `open_vault` resolves it once.
+The daemon keeps the folders so opened for a while (`keep_folders`): see `_Kept`.
 """
 
 from __future__ import annotations
