@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from vaultsched.adapters import statefs
 from vaultsched.core import layout
 from vaultsched.core.model import Run, Status, Trigger
-from vaultsched.runtime.context import _existing, _previous_output, save_output
+from vaultsched.runtime.context import _existing, _previous_output, save_output, task_logs
 
 
 def run(run_id: str) -> Run:
@@ -28,6 +29,12 @@ def test_a_forged_upstream_run_id_points_at_nothing(tmp_path: Path, run_id: str)
 def test_the_previous_output_is_the_newest_before_this_run(tmp_path: Path) -> None:
     for run_id in ("20260301T000000-aaaaaa", "20260302T000000-bbbbbb", "20260304T000000-dddddd"):
         save_output(tmp_path, run(run_id), run_id, durable=False)
-    found = _previous_output(tmp_path, "Tasks/A", "20260303T000000-cccccc")
+    found = _previous_output("Tasks/A", "20260303T000000-cccccc", _logs(tmp_path, "Tasks/A"))
     assert found == layout.run_output("Tasks/A", "20260302T000000-bbbbbb")
-    assert _previous_output(tmp_path, "Tasks/B", "20260303T000000-cccccc") == ""
+    assert _previous_output("Tasks/B", "20260303T000000-cccccc", _logs(tmp_path, "Tasks/B")) == ""
+
+
+def _logs(root: Path, task_id: str) -> list[statefs.Entry]:
+    found = task_logs(root, task_id)
+    assert found is not None
+    return found

@@ -421,10 +421,11 @@ class Ledger:
         """`append` for records started in one month (the start records of runs due at the
         same instant): one write, one fsync. `durable` False: no fsync of its own; the next
         one of the file (another append's, or `sync`) makes it durable."""
-        months = {self.file_for(_started(record)) for record in records}
+        months = {f"{_started(record).astimezone(UTC):%Y-%m}" for record in records}
         if len(months) != 1:
             raise ValueError("records of one month at a time")
-        (path,) = months
+        rel = ledger_file(months.pop(), self.host)  # no pathlib: this is every run's start
+        path = self.root / rel
         line = "".join(
             json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
             for record in records
@@ -442,9 +443,9 @@ class Ledger:
                 error: OSError | None = None
                 sync = any(q.durable for q in batch)
                 try:
-                    with statefs.locked(self.root, lock_beside(self._rel(path))):
+                    with statefs.locked(self.root, lock_beside(rel)):
                         text = "".join(q.line for q in batch)
-                        _write_durably(self.root, self._rel(path), text, sync=sync)
+                        _write_durably(self.root, rel, text, sync=sync)
                 except OSError as exc:
                     error = exc
                 else:  # an fsync covers every line written before it

@@ -7,6 +7,7 @@ this module: the path is walked one folder at a time from the vault root, each o
 to the one before (`openat` with `O_NOFOLLOW`), and a symlink at any step is refused with
 `LinkRefused`. Nothing is checked and then opened by name, so a link swapped in meanwhile is
 refused too. The vault root itself may be reached through a link: `open_vault` resolves it once.
+The daemon keeps the folders so opened for a while (`keep_folders`): see `_Kept`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import re
 import secrets
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -60,7 +62,9 @@ def warn_refused(exc: OSError, what: str) -> None:
 
 
 def _parts(rel: str) -> tuple[str, ...]:
-    parts = PurePosixPath(rel).parts
+    parts = tuple(rel.split("/"))
+    if any(p in ("", ".", "..") for p in parts):  # pathlib's reading, for anything unusual
+        parts = PurePosixPath(rel).parts
     if not parts or parts[0] != layout.DIR or any(p in ("..", ".", "/") for p in parts):
         raise ValueError(f"not a path under {layout.DIR}/: {rel!r}")
     return parts
@@ -88,11 +92,20 @@ def _open_dir(parent_fd: int, name: str, rel: str, create: bool) -> int:
     raise AssertionError("unreachable")
 
 
+def _open_root(root: Path) -> int:
+    return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
 @contextlib.contextmanager
 def folder(root: Path, rel: str, *, create: bool = False) -> Iterator[int]:
     """A descriptor of the folder `rel` (vault-relative, under `.vaultsched/`)."""
     parts = _parts(rel)
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    kept = _kept.get(str(root))
+    if kept is not None:
+        with kept.folder(root, parts, create) as fd:
+            yield fd
+        return
+    fd = _open_root(root)
     try:
         for depth, name in enumerate(parts, 1):
             child = _open_dir(fd, name, "/".join(parts[:depth]), create)
@@ -101,6 +114,127 @@ def folder(root: Path, rel: str, *, create: bool = False) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+# -- the daemon's kept folders -------------------------------------------------------------------
+
+KEEP_DEPTH = 3  # `.vaultsched/a/b`: the fixed folders, a ledger month, `logs/Tasks`
+KEEP_FOR = 1.0  # s a kept descriptor serves before its path is walked again
+KEEP_MAX = 64  # descriptors kept at most (then all are let go, and walked again as needed)
+
+
+@dataclass
+class _Dir:
+    """A folder's descriptor, opened by the walk above (so: no link on its path then)."""
+
+    fd: int
+    until: float  # monotonic: walked again after this
+    users: int = 0
+    dropped: bool = False  # no longer handed out; closed once its last user is done
+
+
+class _Kept:
+    """The folders of one vault the daemon keeps open: every file it reaches under
+    `.vaultsched/` is otherwise a walk of three or four `openat` from the vault root, a dozen
+    times per run. No less safe: a kept descriptor is the folder that was checked to be no
+    link, whatever is renamed or linked in its place later; a folder that is deleted, or
+    has been kept for `KEEP_FOR`, is walked (and checked) again. Thread-safe: a descriptor
+    is closed only once no thread uses it, so its number is never reused under one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dirs: dict[tuple[str, ...], _Dir] = {}
+
+    @contextlib.contextmanager
+    def folder(self, root: Path, parts: tuple[str, ...], create: bool) -> Iterator[int]:
+        held, start = None, min(len(parts), KEEP_DEPTH)
+        while held is None and start > 0:  # the deepest folder kept, or the vault root
+            held = self._take(parts[:start])
+            start -= held is None
+        held = held or self._take(()) or self._keep((), _open_root(root))
+        fd, owned = held.fd, None  # owned: a folder deeper than KEEP_DEPTH, closed here
+        try:
+            for depth, name in enumerate(parts[start:], start + 1):
+                fd = _open_dir(fd, name, "/".join(parts[:depth]), create)
+                if owned is not None:
+                    os.close(owned)
+                    owned = None
+                if depth <= KEEP_DEPTH:
+                    kept = self._keep(parts[:depth], fd)
+                    self._release(held)
+                    held = kept
+                else:
+                    owned = fd
+            yield fd
+        finally:
+            if owned is not None:
+                os.close(owned)
+            self._release(held)
+
+    def _take(self, key: tuple[str, ...]) -> _Dir | None:
+        with self._lock:
+            kept = self._dirs.get(key)
+            if kept is None:
+                return None
+            if time.monotonic() > kept.until or _deleted(kept.fd):
+                self._drop(key)
+                return None
+            kept.users += 1
+            return kept
+
+    def _keep(self, key: tuple[str, ...], fd: int) -> _Dir:
+        """Keep `fd` (just opened) for `key`, in use by the caller."""
+        kept = _Dir(fd, time.monotonic() + KEEP_FOR, users=1)
+        with self._lock:
+            if key in self._dirs:
+                self._drop(key)
+            elif len(self._dirs) >= KEEP_MAX:
+                for old in list(self._dirs):
+                    self._drop(old)
+            self._dirs[key] = kept
+        return kept
+
+    def _release(self, kept: _Dir) -> None:
+        with self._lock:
+            kept.users -= 1
+            if kept.dropped and not kept.users:
+                os.close(kept.fd)
+
+    def _drop(self, key: tuple[str, ...]) -> None:
+        """(Lock held.) Hand `key`'s descriptor out no more; close it if nobody uses it."""
+        kept = self._dirs.pop(key)
+        kept.dropped = True
+        if not kept.users:
+            os.close(kept.fd)
+
+    def close(self) -> None:
+        with self._lock:
+            for key in list(self._dirs):
+                self._drop(key)
+
+
+def _deleted(fd: int) -> bool:
+    """A folder removed since it was opened (it has no name left: writes there would fail,
+    a listing would be empty)."""
+    try:
+        return os.fstat(fd).st_nlink == 0
+    except OSError:
+        return True
+
+
+_kept: dict[str, _Kept] = {}
+
+
+def keep_folders(root: Path) -> None:
+    """Keep the folders under `root`'s `.vaultsched/` open in this process (the daemon),
+    until `forget_folders`."""
+    _kept.setdefault(str(root), _Kept())
+
+
+def forget_folders(root: Path) -> None:
+    kept = _kept.pop(str(root), None)
+    if kept is not None:
+        kept.close()
 
 
 def _split(rel: str) -> tuple[str, str]:

@@ -173,7 +173,8 @@ class Task:
 
     @property
     def name(self) -> str:
-        return PurePosixPath(self.id).name
+        tail = self.id.rpartition("/")[2]  # asked at every run's start and end: no pathlib
+        return tail if tail not in ("", ".") else PurePosixPath(self.id).name
 
     @property
     def manual(self) -> bool:

@@ -7,6 +7,7 @@ environment). Both are matched by one compiled regex, so a redaction is one pass
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -99,6 +100,7 @@ def redactor_for(*envs: Mapping[str, str]) -> Redactor:
     return Redactor(tuple(sorted(values, key=lambda v: (-len(v), v))))
 
 
+@functools.lru_cache(maxsize=4096)  # the same environment's names, at every run's start
 def _is_secret_name(name: str) -> bool:
     upper = name.upper()
     return any(part in upper for part in SECRET_NAME_PARTS)

@@ -82,8 +82,13 @@ def _iso(moment: datetime | None) -> str:
     return "" if moment is None else moment.isoformat()
 
 
-def context_for(workspace: Workspace, job: Job, run: Run) -> Context:
+def context_for(
+    workspace: Workspace, job: Job, run: Run, logs: list[statefs.Entry] | None = None
+) -> Context:
+    """`logs`: what the task's log folder holds, if already listed (see `task_logs`)."""
     root, task = workspace.vault.root, job.task
+    if logs is None:
+        logs = task_logs(root, task.id) or []
     upstream = ""
     if job.upstream is not None:
         upstream = _existing(root, layout.run_output(job.upstream.task, job.upstream.run_id))
@@ -92,19 +97,24 @@ def context_for(workspace: Workspace, job: Job, run: Run) -> Context:
         task=task,
         run=run,
         last_success=workspace.ledger.last_success(task.id),
-        previous_output=_previous_output(root, task.id, run.run_id),
+        previous_output=_previous_output(task.id, run.run_id, logs),
         upstream_output=upstream,
         state_dir=_state_dir(root, task.id),
     )
 
 
-def _previous_output(root: Path, task_id: str, run_id: str) -> str:
-    """The newest output file of this task's earlier runs (run ids sort by start time)."""
-    folder = layout.logs_dir(task_id)
+def task_logs(root: Path, task_id: str) -> list[statefs.Entry] | None:
+    """What the task's log folder holds; None if it is refused (a link)."""
     try:
-        found = statefs.entries(root, folder)
+        return statefs.entries(root, layout.logs_dir(task_id))
     except OSError:
-        return ""
+        return None
+
+
+def _previous_output(task_id: str, run_id: str, found: list[statefs.Entry]) -> str:
+    """The newest output file of this task's earlier runs (run ids sort by start time), of
+    what its log folder holds."""
+    folder = layout.logs_dir(task_id)
     earlier = [
         e.name
         for e in found

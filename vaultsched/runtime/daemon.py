@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import FrameType
 
+from vaultsched.adapters import statefs
 from vaultsched.adapters.clock import utc_now
 from vaultsched.adapters.instance import InstanceLock
 from vaultsched.adapters.vault import Index, Vault
@@ -113,6 +114,7 @@ class Daemon:
         if not self.dry_run:
             self.lock.acquire(self.vault.host, self.clock())
             self.observer.start()
+        statefs.keep_folders(self.vault.root)  # a dozen folder walks a run, saved
         try:
             if not once:  # before the index is read: a note saved meanwhile is read again
                 self.follower.watch(self.waker.notify)
@@ -134,6 +136,7 @@ class Daemon:
             self.follower.stop()
             self.lock.release()
             self.waker.close()
+            statefs.forget_folders(self.vault.root)
         return 0
 
     def stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:

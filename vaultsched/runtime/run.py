@@ -30,7 +30,13 @@ from vaultsched.adapters.runner import Held, ProcessResult
 from vaultsched.core import layout
 from vaultsched.core.model import Run, Status, Task, Trigger
 from vaultsched.core.redact import Redactor
-from vaultsched.runtime.context import OUTPUT_SUFFIX, Context, context_for, save_output
+from vaultsched.runtime.context import (
+    OUTPUT_SUFFIX,
+    Context,
+    context_for,
+    save_output,
+    task_logs,
+)
 from vaultsched.runtime.gates import gated, inputs_now, keep_inputs
 from vaultsched.runtime.messages import OVERLAP_SKIPPED, Job
 from vaultsched.runtime.process import Process, ended, output_note, stdin_for, stopped
@@ -110,7 +116,9 @@ class Execution:
 
     def _run_started(self, job: Job, run: Run, echo: BinaryIO | None, body: str | None) -> Run:
         task, workspace = job.task, self.recorder.workspace
-        context, root = context_for(workspace, job, run), workspace.vault.root
+        root = workspace.vault.root
+        logs = task_logs(root, task.id)  # listed once: for the previous output and pruning
+        context = context_for(workspace, job, run, logs or [])
         with _log_file(root, _log_rel(run)) as log_file:
             env, cwd, clock = task_environment(task, context), task_cwd(root, task), workspace.clock
             began = functools.partial(self.starts.begun, job)
@@ -121,7 +129,7 @@ class Execution:
         if inputs is not None and finished.status is Status.SUCCESS:
             keep_inputs(root, task, inputs)
         self.recorder.finished(task, finished, stdout=stdout)
-        _prune_logs(root, task.id)
+        _prune_logs(root, task.id, logs)
         return finished
 
     def _when_due(
@@ -243,17 +251,27 @@ def _log_file(root: Path, rel: str) -> Iterator[BinaryIO | None]:
         yield handle
 
 
-def _prune_logs(root: Path, task_id: str) -> None:
+def _prune_logs(root: Path, task_id: str, before: list[statefs.Entry] | None) -> None:
+    """Keep the task's last KEEP_LOGS logs and outputs. `before`: what its log folder held
+    as the run began (under the task's slot, so no other run of it on this host wrote there
+    since): a run adds one of each at most, so under KEEP_LOGS of each needs no listing."""
+    if before is None:
+        return  # refused (a link): already said when the log was not written
+    if all(len(_named(before, suffix)) < KEEP_LOGS for suffix in (".log", OUTPUT_SUFFIX)):
+        return
     folder = layout.logs_dir(task_id)
     try:
         found = statefs.entries(root, folder)
     except OSError:
-        return  # refused (a link): already said when the log was not written
+        return
     for suffix in (".log", OUTPUT_SUFFIX):
-        kept = [e.name for e in found if e.kind == "file" and e.name.endswith(suffix)]
-        for old in kept[:-KEEP_LOGS]:
+        for old in _named(found, suffix)[:-KEEP_LOGS]:
             with contextlib.suppress(OSError):
                 statefs.unlink(root, f"{folder}/{old}")
+
+
+def _named(found: list[statefs.Entry], suffix: str) -> list[str]:
+    return [e.name for e in found if e.kind == "file" and e.name.endswith(suffix)]
 
 
 def task_environment(task: Task, context: Context) -> dict[str, str]:
