@@ -9,12 +9,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
-
-import yaml
 
 from vaultsched.core import blocks
 from vaultsched.core.blocks import FRONT_MATTER
@@ -36,6 +34,8 @@ from vaultsched.core.schedules import Schedule, ScheduleError, parse_schedule
 from vaultsched.core.workflow import OutputPathError, expand_output
 
 if TYPE_CHECKING:
+    import yaml
+
     from vaultsched.adapters.config import Config
 
 _Choice = TypeVar("_Choice", bound=str)
@@ -157,6 +157,7 @@ def parse_task(rel_path: str, yaml_text: str | None, config: Config) -> Parsed:
         # most notes with front matter have neither: skip their YAML on a cold index. (A key
         # spelled with YAML escapes, "\x63ommand", would slip through; nobody writes that.)
         return NOT_A_TASK
+    _import_yaml()
     try:
         return _parse(rel_path, yaml_text, config)
     except yaml.YAMLError as exc:
@@ -204,9 +205,19 @@ def _unfold_on(nodes: Mapping[str, tuple[yaml.Node, yaml.Node]], data: dict[Any,
         data["on"] = data.pop(True)
 
 
-# libyaml's parser when PyYAML has it (the wheels do): the pure-Python one dominated a cold
-# index. The same safe constructor either way.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader: Callable[[str], Any]  # PyYAML's loader class, see `_import_yaml`
+
+
+@cache
+def _import_yaml() -> None:
+    """PyYAML, into this module's globals, for the first note that may be a task: not for
+    every command that imports this module (`list` on an empty vault, `trust`, `doctor`)."""
+    global yaml, _Loader  # noqa: PLW0603 - bound once, on first use, for every function here
+    import yaml
+
+    # libyaml's parser when PyYAML has it (the wheels do): the pure-Python one dominated a
+    # cold index. The same safe constructor either way.
+    _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _load(yaml_text: str) -> tuple[yaml.Node | None, Any]:
