@@ -14,8 +14,6 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from vaultsched.core import blocks
-from vaultsched.core.blocks import FRONT_MATTER
 from vaultsched.core.convert import at_least, one_of, to_bool, to_zone, vault_glob
 from vaultsched.core.durations import parse_duration
 from vaultsched.core.model import (
@@ -107,6 +105,8 @@ class FrontMatterSpan:
 
 
 def front_matter_span(text: str) -> FrontMatterSpan | None:
+    from vaultsched.core.blocks import FRONT_MATTER  # not for every command: see `_import_yaml`
+
     match = FRONT_MATTER.match(text)
     if match is None:
         return None
@@ -689,5 +689,7 @@ def note_body(text: str) -> str:
 
 def without_run_block(text: str) -> str:
     """The note as its author wrote it: the run block vaultsched writes taken out."""
+    from vaultsched.core import blocks
+
     block = blocks.find_block(text, blocks.RUNS)
     return text if block is None else text[: block[0]] + text[block[1] :]
