@@ -18,12 +18,9 @@ from another version or another vault, or forged is ignored: every note is read.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import os
-import secrets
 import stat
 import time
 from dataclasses import dataclass, field
@@ -126,6 +123,9 @@ def _sealed(key: bytes, payload: dict[str, object]) -> bytes:
 
 
 def _mac(key: bytes, body: bytes) -> bytes:
+    import hashlib  # here and below: an empty vault, no cache, never loads them
+    import hmac
+
     return hmac.new(key, body, hashlib.sha256).hexdigest().encode("ascii")
 
 
@@ -139,6 +139,8 @@ def _load(root: Path) -> dict[str, str]:
         return {}
     if data is None or key is None:
         return {}
+    import hmac
+
     mac, _, body = data.partition(b"\n")
     if not hmac.compare_digest(mac, _mac(key, body)):
         log.info("index cache ignored: not signed by this user's key (reading every note)")
@@ -213,6 +215,8 @@ def _make_key(path: Path) -> bytes:
     """Written whole under a temp name, then linked into place: no process ever reads a key
     half written, and of two made at once, one wins and both use it."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    import secrets
+
     key = secrets.token_bytes(KEY_BYTES)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import glob
-import hashlib
 import json
 import os
 import stat
@@ -124,6 +123,8 @@ class Content:
 
     @classmethod
     def of(cls, data: bytes) -> Content:
+        import hashlib  # here and below: `list` on a vault without tasks never loads it
+
         return cls(hashlib.sha256(data).hexdigest(), len(data), _text(data))
 
 
@@ -155,6 +156,8 @@ class Snapshot:
             "body": self.body.sha256 if self.body else None,
             "capped": self.capped,
         }
+        import hashlib
+
         digest = hashlib.sha256(json.dumps(head, sort_keys=True).encode("utf-8"))
         for rel in sorted(self.files):
             digest.update(f"\0{rel}\0".encode())
@@ -265,6 +268,8 @@ def _print_key(root: Path, task: Task, body: str | None) -> tuple[str, str, str,
     settings = json.dumps(canonical_keys(task), sort_keys=True)
     piped = None
     if task.stdin == "body" and body is not None:
+        import hashlib
+
         piped = hashlib.sha256(body.encode("utf-8")).hexdigest()
     return os.fspath(root), task.path, settings, piped
 
@@ -411,6 +416,8 @@ class VaultFiles:
 def _hashed(path: Path, head: bytes = b"", witness: Witness | None = None) -> Content:
     """`head` and a regular file's bytes, hashed in chunks: a 1.5 GB file a sync drops into a
     named folder costs a read, never its size in memory. Text is kept only up to TEXT_CAP."""
+    import hashlib
+
     digest, kept, size = hashlib.sha256(head), bytearray(head), len(head)
     try:
         with _open_regular(path) as handle:
