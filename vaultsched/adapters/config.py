@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -186,6 +185,8 @@ def read_config_file(vault: Path) -> dict[str, object]:
         raise VaultschedError(message, exit_code=2) from exc
     if data is None:
         return {}
+    import tomllib  # here: a vault without a config file (an empty one) never loads it
+
     try:
         return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -206,7 +205,10 @@ def _layered(
 def _user_config() -> dict[str, object]:
     path = layout.user_config()
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        import tomllib  # here: without a user config, no TOML parser is loaded
+
+        return tomllib.loads(text)
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:  # TOMLDecodeError and UnicodeDecodeError among them
