@@ -28,13 +28,13 @@ from vaultsched.core.model import (
     Window,
 )
 from vaultsched.core.pings import to_ping_url
-from vaultsched.core.schedules import Schedule, ScheduleError, parse_schedule
 from vaultsched.core.workflow import OutputPathError, expand_output
 
 if TYPE_CHECKING:
     import yaml
 
     from vaultsched.adapters.config import Config
+    from vaultsched.core.schedules import Schedule
 
 _Choice = TypeVar("_Choice", bound=str)
 MAX_FRONT_MATTER = 64 * 1024
@@ -502,6 +502,8 @@ class _TaskBuilder:
         return value
 
     def _schedules(self) -> tuple[Schedule, ...]:
+        from vaultsched.core.schedules import ScheduleError, parse_schedule  # see `_import_yaml`
+
         raw = self.data.get("schedule")
         if raw is None:
             return ()
