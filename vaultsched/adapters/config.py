@@ -160,10 +160,9 @@ def system_zone() -> ZoneInfo:
 
 
 def host_name() -> str:
-    """This host's name: `$VAULTSCHED_HOST`, else the machine's hostname."""
-    import socket
-
-    return os.environ.get("VAULTSCHED_HOST") or socket.gethostname().split(".")[0] or "localhost"
+    """This host's name: `$VAULTSCHED_HOST`, else the machine's hostname (uname's, as
+    `socket.gethostname` reads it on Linux, without loading the socket module)."""
+    return os.environ.get("VAULTSCHED_HOST") or os.uname().nodename.split(".")[0] or "localhost"
 
 
 def load_config(vault: Path) -> Config:
