@@ -77,6 +77,7 @@ NEVER_FOR_LIST = {
     "vaultsched.core.pool",
     "vaultsched.core.schedules",
     "vaultsched.runtime",
+    "vaultsched.trust.reach",
 }
 # And these too, for `--help`: the vault, its config, its notes and the time zone.
 NEVER_FOR_HELP = NEVER_FOR_LIST | {"tzlocal", "vaultsched.adapters.config"}
