@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -17,7 +18,7 @@ from typer._coercion import RuntimeParam, build_runtime_param
 from typer.core import TyperArgument, TyperOption
 
 from vaultsched.cli import app as cli_app
-from vaultsched.cli.app import app
+from vaultsched.cli.app import app, click_command, main
 from vaultsched.cli.values import without_pydantic
 
 # Runs in a fresh interpreter: the modules loaded after each stage, cumulated.
@@ -47,26 +48,39 @@ ROOT = {
     "vaultsched.core",
     "vaultsched.core.errors",
 }
-# Slow to import, and needed by no listing: each is loaded only where it is used.
+# Slow to import, and needed by no listing of an empty vault: each is loaded only where it is
+# used (a note to parse, a config file, a glob, a hash, a table to print, a schedule to plan).
 NEVER_FOR_LIST = {
     "arrow",
     "croniter",
     "dateutil",
     "filelock",
     "frontmatter",
+    "hashlib",
     "markdown_it",
     "prometheus_client",
     "pydantic",
+    "rich",
+    "socket",
+    "tomllib",
     "watchdog",
+    "wcmatch",
+    "yaml",
     "vaultsched.adapters.git",
+    "vaultsched.adapters.inputs",
+    "vaultsched.adapters.instance",
     "vaultsched.adapters.notes",
     "vaultsched.adapters.pinger",
     "vaultsched.adapters.runner",
     "vaultsched.adapters.watcher",
+    "vaultsched.core.blocks",
+    "vaultsched.core.pool",
+    "vaultsched.core.schedules",
     "vaultsched.runtime",
+    "vaultsched.trust.reach",
 }
-# And these too, for `--help`: the vault, its config, its notes and the terminal's colours.
-NEVER_FOR_HELP = NEVER_FOR_LIST | {"rich", "tzlocal", "wcmatch", "yaml"}
+# And these too, for `--help`: the vault, its config, its notes and the time zone.
+NEVER_FOR_HELP = NEVER_FOR_LIST | {"tzlocal", "vaultsched.adapters.config"}
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +161,60 @@ def test_each_plain_value_is_what_typers_own_coercion_makes_of_it() -> None:
         for value in values:
             expected = coerced(theirs, param, value)
             assert coerced(param.get_runtime_param(), param, value) == expected, (param, value)
+
+
+def test_list_of_an_empty_vault_shows_its_folder_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Printed as written, not read as rich markup or emoji codes (and without loading rich)."""
+    root = tmp_path / "a[/b] [bold]x :smile:"
+    (root / ".obsidian").mkdir(parents=True)
+    assert main(["--vault", str(root), "list"]) == 0
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", f"no task notes in {root} (a task note has a `command` property)\n")
+
+
+def described(command: object) -> tuple[Any, ...]:
+    """What a click command is to a person: its help, parameters and subcommands."""
+    params = [
+        (p.name, p.opts, p.secondary_opts, p.required, p.default, getattr(p, "help", None))
+        for p in getattr(command, "params", [])
+    ]
+    subcommands = getattr(command, "commands", {})
+    return (
+        type(command),
+        getattr(command, "help", None),
+        getattr(command, "epilog", None),
+        params,
+        {name: described(sub) for name, sub in subcommands.items()},
+    )
+
+
+def test_a_command_named_is_built_alone_as_the_whole_tree_has_it() -> None:
+    whole = typer.main.get_command(app)
+    names = list(getattr(whole, "commands", {}))
+    assert len(names) > 20
+    for name in names:
+        for args in ([name], ["--vault", "x", name, "--json"], ["--vault=x", name], ["--", name]):
+            alone = click_command(args)
+            assert list(getattr(alone, "commands", {})) == [name], args
+            assert described(alone)[:4] == described(whole)[:4]
+            assert described(alone)[4][name] == described(whole)[4][name]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--help"],
+        ["--version"],
+        ["lst"],
+        ["--vault", "list"],
+        ["--vault"],
+        ["-x", "--vault", "y"],
+    ],
+)
+def test_anything_but_a_command_named_gets_them_all(args: list[str]) -> None:
+    """`--help` lists them, a mistyped name is told the nearest."""
+    whole = typer.main.get_command(app)
+    assert described(click_command(args)) == described(whole)

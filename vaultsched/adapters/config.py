@@ -9,29 +9,27 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tzlocal
-from wcmatch import glob as wcglob
 
 from vaultsched.adapters import statefs
-from vaultsched.adapters.inputs import FLAGS as GLOB_FLAGS
 from vaultsched.core import layout
 from vaultsched.core.convert import at_least, one_of, to_bool, to_listen, to_zone, vault_glob
 from vaultsched.core.durations import parse_duration
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.model import NOTIFY_ON, NotifyOn
 from vaultsched.core.pings import to_ping_template, to_ping_url
-from vaultsched.core.pool import valid_name
+
+if TYPE_CHECKING:
+    from wcmatch import glob as wcglob
 
 _T = TypeVar("_T")
 MAX_CONFIG = 1 << 20
@@ -124,7 +122,12 @@ def _excluded(patterns: tuple[str, ...], rel: str) -> bool:
 
 @lru_cache(maxsize=16)  # one config's patterns, matched against every note of the vault
 def _matcher(patterns: tuple[str, ...]) -> wcglob.WcMatcher[str]:
-    return wcglob.compile(list(patterns), flags=GLOB_FLAGS)
+    # Imported here: a config without `exclude` (an empty vault's `list`) never loads wcmatch.
+    from wcmatch import glob as wcglob
+
+    from vaultsched.adapters.inputs import FLAGS
+
+    return wcglob.compile(list(patterns), flags=FLAGS)
 
 
 @dataclass(frozen=True)
@@ -157,8 +160,9 @@ def system_zone() -> ZoneInfo:
 
 
 def host_name() -> str:
-    """This host's name: `$VAULTSCHED_HOST`, else the machine's hostname."""
-    return os.environ.get("VAULTSCHED_HOST") or socket.gethostname().split(".")[0] or "localhost"
+    """This host's name: `$VAULTSCHED_HOST`, else the machine's hostname (uname's, as
+    `socket.gethostname` reads it on Linux, without loading the socket module)."""
+    return os.environ.get("VAULTSCHED_HOST") or os.uname().nodename.split(".")[0] or "localhost"
 
 
 def load_config(vault: Path) -> Config:
@@ -180,6 +184,8 @@ def read_config_file(vault: Path) -> dict[str, object]:
         raise VaultschedError(message, exit_code=2) from exc
     if data is None:
         return {}
+    import tomllib  # here: a vault without a config file (an empty one) never loads it
+
     try:
         return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -287,12 +293,22 @@ def _executor(raw: dict[str, object]) -> ExecutorConfig:
         except ValueError as exc:
             raise ValueError(f"[executor] redis_url: {exc}") from None
     prefix = raw.get("queue_prefix", "vaultsched")
-    if not isinstance(prefix, str) or not valid_name(prefix):
+    if not isinstance(prefix, str) or not _valid_prefix(prefix):
         raise ValueError(
             f"[executor] queue_prefix must be letters, digits, '.', '-' or '_', got {prefix!r}"
         )
     fallback = _get(raw, "fallback", "wait", one_of(("wait", "local")))
     return ExecutorConfig(kind, url, prefix, fallback)
+
+
+def _valid_prefix(prefix: str) -> bool:
+    """The pool's rule for names; core.pool (and its hashing) is imported only to check a
+    prefix other than the default."""
+    if prefix == "vaultsched":
+        return True
+    from vaultsched.core.pool import valid_name
+
+    return valid_name(prefix)
 
 
 def check_redis_url(url: str) -> None:
@@ -344,7 +360,8 @@ def _tasks(raw: dict[str, object]) -> TasksConfig:
     exclude = _patterns(raw, "exclude", "Templates/**")
     try:
         excluded = tuple(vault_glob(pattern) for pattern in exclude)
-        _matcher(excluded)
+        if excluded:  # no patterns, nothing to check: wcmatch not even imported
+            _matcher(excluded)
     except Exception as exc:  # ours, or wcmatch's (too many brace expansions, ...)
         raise ValueError(f"[tasks] exclude: {exc}") from None
     return TasksConfig(tuple(dict.fromkeys(folders)), excluded)

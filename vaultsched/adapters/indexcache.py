@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import binascii
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import os
-import secrets
 import stat
 import struct
 import time
@@ -161,6 +158,9 @@ def _sealed(key: bytes, payload: dict[str, object]) -> bytes:
 
 
 def _mac(key: bytes, body: bytes) -> bytes:
+    import hashlib  # here and below: an empty vault, no cache, never loads them
+    import hmac
+
     return hmac.new(key, body, hashlib.sha256).hexdigest().encode("ascii")
 
 
@@ -174,6 +174,8 @@ def _load(root: Path) -> dict[bytes, str]:
         return {}
     if data is None or key is None:
         return {}
+    import hmac
+
     mac, _, body = data.partition(b"\n")
     del data  # the body alone from here: a large vault's cache is not held twice
     if not hmac.compare_digest(mac, _mac(key, body)):
@@ -261,6 +263,8 @@ def _make_key(path: Path) -> bytes:
     """Written whole under a temp name, then linked into place: no process ever reads a key
     half written, and of two made at once, one wins and both use it."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    import secrets
+
     key = secrets.token_bytes(KEY_BYTES)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

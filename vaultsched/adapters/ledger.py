@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -44,6 +43,8 @@ def new_run_id(now: datetime) -> str:
     # in start order, since a run's previous output is the newest output file before its id.
     # Letters, digits, `_` and `-` only: it is also the run's job id in a worker pool's queue.
     utc = now.astimezone(UTC)
+    import secrets  # here: `list` and `status` never make a run id
+
     return f"{utc:%Y%m%dT%H%M%S}_{utc.microsecond // 1000:03d}-{secrets.token_hex(3)}"
 
 

@@ -18,7 +18,6 @@ import fcntl
 import logging
 import os
 import re
-import secrets
 import stat
 import threading
 import time
@@ -285,6 +284,8 @@ def write_atomic(root: Path, rel: str, data: bytes, *, durable: bool = True) -> 
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
                 raise LinkRefused(rel)
+        import secrets  # here: a command that writes nothing never loads it (nor hashlib)
+
         tmp = f".{name}.{secrets.token_hex(4)}.tmp"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(tmp, flags, 0o644, dir_fd=dir_fd)

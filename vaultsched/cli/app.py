@@ -1,7 +1,10 @@
 """The command line: parse, call one core function, print, return an exit code."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: typer reads each command's parameters from its
+# annotations, and strings it would evaluate four times per command on every start (an eighth
+# of `--help`'s instructions). The few names only a type checker knows are quoted instead.
 
+import copy
 import dataclasses
 import functools
 import json
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+from typer._click.core import Command
 from typer.exceptions import TyperException
 
 from vaultsched import __version__
@@ -104,7 +108,7 @@ def _root(
 
 
 @functools.cache
-def _console(*, stderr: bool) -> SafeConsole:
+def _console(*, stderr: bool) -> "SafeConsole":
     """Every string printed goes through `terminal.escape` (SafeConsole): vault text may hold
     ESC. Made on first use: rich is loaded only by a command that prints through it."""
     from vaultsched.adapters.console import SafeConsole
@@ -112,21 +116,27 @@ def _console(*, stderr: bool) -> SafeConsole:
     return SafeConsole(stderr=stderr, highlight=False)
 
 
-def _out() -> SafeConsole:
+def _out() -> "SafeConsole":
     return _console(stderr=False)
 
 
-def _err() -> SafeConsole:
+def _err() -> "SafeConsole":
     return _console(stderr=True)
 
 
-def _vault(ctx: typer.Context) -> Vault:
+def _plain_err(message: str) -> None:
+    """One line on stderr as it is written, escaped: no rich, so no markup either (a folder
+    named `a[/b]` is shown, not taken for a closing tag), and nothing loaded to print it."""
+    print(escape(message), file=sys.stderr)
+
+
+def _vault(ctx: typer.Context) -> "Vault":
     from vaultsched.trust.config import open_vault
 
     return open_vault(ctx.find_root().obj)
 
 
-def _clock(vault: Vault, now: datetime) -> Clock:
+def _clock(vault: "Vault", now: datetime) -> "Clock":
     """Times as `_out()` shows them: short on a terminal, in the vault's zone."""
     from vaultsched.cli.show import Clock
 
@@ -187,7 +197,6 @@ def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     from vaultsched.adapters.ledger import Ledger
     from vaultsched.adapters.vault import planned_index
     from vaultsched.cli.reports import list_rows
-    from vaultsched.cli.show import show_list
     from vaultsched.trust.store import TrustStore
 
     vault = _vault(ctx)
@@ -200,8 +209,10 @@ def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
         _print_json(rows)
         return
     if not rows:
-        _err().print(f"no task notes in {vault.root} (a task note has a `command` property)")
+        _plain_err(f"no task notes in {vault.root} (a task note has a `command` property)")
         return
+    from vaultsched.cli.show import show_list
+
     show_list(_out(), rows, _clock(vault, now))
 
 
@@ -341,7 +352,9 @@ def run_now_cmd(
     _run_in_foreground(one_shot(vault), job, None if no_chain else index, as_json=as_json)
 
 
-def _run_in_foreground(shot: OneShot, job: Job, chain: Index | None, *, as_json: bool) -> None:
+def _run_in_foreground(
+    shot: "OneShot", job: "Job", chain: "Index | None", *, as_json: bool
+) -> None:
     """Run with output streamed here, land, commit; exit 1 if any run did not end well. With
     `as_json` the tasks' output goes to stderr: stdout holds the JSON document alone."""
     from vaultsched.adapters.terminal import echo_stream
@@ -359,7 +372,7 @@ def _run_in_foreground(shot: OneShot, job: Job, chain: Index | None, *, as_json:
         raise typer.Exit(1)
 
 
-def _said(run: Run) -> None:
+def _said(run: "Run") -> None:
     detail = f"exit {run.exit_code}" if run.exit_code is not None else run.message
     duration = f", {run.duration_s:.1f}s" if run.duration_s is not None else ""
     _err().print(f"vaultsched: {run.status} {run.task} ({detail}{duration})", markup=False)
@@ -415,8 +428,8 @@ def trust_cmd(
 
 
 def _trust_tasks(
-    vault: Vault, chosen: list[Task], *, show_changes: bool, quiet: bool
-) -> list[TrustedTaskRow]:
+    vault: "Vault", chosen: "list[Task]", *, show_changes: bool, quiet: bool
+) -> "list[TrustedTaskRow]":
     """Trust the tasks as they are now; print what changed and what is trusted unless
     `quiet` (warnings go to stderr always)."""
     from vaultsched.cli.results import trusted_task_row
@@ -447,7 +460,7 @@ def _shown_command(command: str | list[str]) -> str:
     return command if isinstance(command, str) else json.dumps(command)
 
 
-def _show_trusted_config(trusted: TrustedConfig) -> None:
+def _show_trusted_config(trusted: "TrustedConfig") -> None:
     """The sensitive values just trusted (escaped), and what changed since the last trust."""
     from vaultsched.core import layout
     from vaultsched.trust.config import show
@@ -500,7 +513,7 @@ def untrust_cmd(
         _out().print(f"untrusted {ident}", markup=False)
 
 
-def _settle_pending(ctx: typer.Context, task: str, outcome: str) -> tuple[OneShot, Task, Run]:
+def _settle_pending(ctx: typer.Context, task: str, outcome: str) -> "tuple[OneShot, Task, Run]":
     """Close the task's run that waits for approval, saying how; exit 1 if there is none."""
     from vaultsched.adapters.vault import build_index
     from vaultsched.runtime.oneshot import one_shot
@@ -859,7 +872,7 @@ def demo_cmd(
         _out().print(line, soft_wrap=True)
     demo.show_daemon_start()
 
-    def print_run(run: Run) -> None:
+    def print_run(run: "Run") -> None:
         for line in narrator.lines(run):
             _out().print(line, soft_wrap=True)
 
@@ -971,7 +984,7 @@ def reindex_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
         _out().print(f"asked the daemon (pid {pid}) to re-read the vault")
 
 
-def _print_service(result: ServiceResult, as_json: bool) -> None:
+def _print_service(result: "ServiceResult", as_json: bool) -> None:
     from vaultsched.cli.results import service_row
 
     if as_json:
@@ -1017,14 +1030,43 @@ def service_status_cmd(as_json: JsonOption = False) -> None:
     _print_service(service.status(), as_json)
 
 
+def click_command(args: list[str]) -> Command:
+    """The root command with only the command `args` name, when they name one: typer builds
+    each command's parameters from its signature (all 29: 5% of `list`'s start), and only one
+    runs. Anything else (`--help`, no command, a mistyped one to suggest for) gets them all."""
+    name = _named(args)
+    commands = [info for info in app.registered_commands if info.name == name]
+    groups = [info for info in app.registered_groups if info.name == name]
+    if not commands and not groups:
+        return typer.main.get_command(app)
+    one = copy.copy(app)
+    one.registered_commands, one.registered_groups = commands, groups
+    return typer.main.get_command(one)
+
+
+def _named(args: list[str]) -> str | None:
+    """The command `args` name: their first word that is no option nor the value of `--vault`
+    (the only root option that takes one)."""
+    words = iter(args)
+    for word in words:
+        if word == "--vault":
+            next(words, None)
+        elif word == "--":
+            return next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one line on stderr for any error, never a traceback unless asked for."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(SafeFormatter("vaultsched: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    command = typer.main.get_command(app)
+    args = sys.argv[1:] if argv is None else argv
     try:
-        result = command.main(args=argv, prog_name="vaultsched", standalone_mode=False)
+        command = click_command(args)
+        result = command.main(args=args, prog_name="vaultsched", standalone_mode=False)
     except TyperException as exc:  # usage errors: bad option, missing argument, no such command
         print(f"vaultsched: {escape(exc.format_message())}", file=sys.stderr)
         return exc.exit_code

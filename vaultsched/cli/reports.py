@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypedDict
 
-from vaultsched.adapters.instance import InstanceLock
 from vaultsched.adapters.ledger import Ledger
 from vaultsched.adapters.vault import Index, Vault
 from vaultsched.core.model import FAILURES, Problem, Run, Status, Task, Trigger
@@ -225,6 +224,8 @@ def _aware(moment: datetime, task: Task) -> datetime:
 
 def status_report(vault: Vault, index: Index, now: datetime) -> StatusReport:
     """`status --json`: the daemon (from its lock), the ledger's view of today, the index."""
+    from vaultsched.adapters.instance import InstanceLock
+
     holder = InstanceLock(vault.root).holder()
     tz = vault.config.timezone
     day = now.astimezone(tz).date()

@@ -43,7 +43,6 @@ Outside the vault, per user (a vault must not be able to vouch for itself):
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -137,6 +136,8 @@ def inputs_file(task_id: str) -> str:
 
 def written_mark(note: str) -> str:
     """Where the hash of vaultsched's last write of `note` (vault-relative) is kept."""
+    import hashlib  # here: importing it (OpenSSL) costs every command its start-up
+
     return f"{WRITTEN_DIR}/{hashlib.sha1(note.encode('utf-8')).hexdigest()}"
 
 

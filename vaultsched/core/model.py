@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from pathlib import PurePosixPath
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 from zoneinfo import ZoneInfo
 
-from vaultsched.core.schedules import Schedule
+if TYPE_CHECKING:  # the schedule math is imported by what plans (`planner`), not with the data
+    from vaultsched.core.schedules import Schedule
 
 
 class Status(StrEnum):

@@ -34,7 +34,6 @@ from datetime import UTC, datetime, timedelta
 from vaultsched.core.contain import internal_problem
 from vaultsched.core.layout import host_file_stem
 from vaultsched.core.model import Problem, Run, Task, Trigger
-from vaultsched.core.schedules import next_fires
 from vaultsched.core.workflow import in_window, next_window_start
 
 # How late a fire may start and still count as on time rather than missed. Much wider than
@@ -67,6 +66,8 @@ def task_fires(task: Task, after: datetime, count: int) -> list[datetime]:
     """The next `count` fire times of `task` after `after`: the one door from a task to the
     schedule math. Whatever goes wrong inside (a parser's bug, a date past year 9999) comes out
     as Unplannable, that task's problem, so its callers can drop the task and go on."""
+    from vaultsched.core.schedules import next_fires  # here: `list` on no task never loads it
+
     try:
         return next_fires(task.schedules, task.timezone, after, count)
     except Exception as exc:  # the boundary: see `contain`

@@ -9,15 +9,11 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
-import yaml
-
-from vaultsched.core import blocks
-from vaultsched.core.blocks import FRONT_MATTER
 from vaultsched.core.convert import at_least, one_of, to_bool, to_zone, vault_glob
 from vaultsched.core.durations import parse_duration
 from vaultsched.core.model import (
@@ -32,11 +28,13 @@ from vaultsched.core.model import (
     Window,
 )
 from vaultsched.core.pings import to_ping_url
-from vaultsched.core.schedules import Schedule, ScheduleError, parse_schedule
 from vaultsched.core.workflow import OutputPathError, expand_output
 
 if TYPE_CHECKING:
+    import yaml
+
     from vaultsched.adapters.config import Config
+    from vaultsched.core.schedules import Schedule
 
 _Choice = TypeVar("_Choice", bound=str)
 MAX_FRONT_MATTER = 64 * 1024
@@ -107,6 +105,8 @@ class FrontMatterSpan:
 
 
 def front_matter_span(text: str) -> FrontMatterSpan | None:
+    from vaultsched.core.blocks import FRONT_MATTER  # not for every command: see `_import_yaml`
+
     match = FRONT_MATTER.match(text)
     if match is None:
         return None
@@ -157,6 +157,7 @@ def parse_task(rel_path: str, yaml_text: str | None, config: Config) -> Parsed:
         # most notes with front matter have neither: skip their YAML on a cold index. (A key
         # spelled with YAML escapes, "\x63ommand", would slip through; nobody writes that.)
         return NOT_A_TASK
+    _import_yaml()
     try:
         return _parse(rel_path, yaml_text, config)
     except yaml.YAMLError as exc:
@@ -204,9 +205,19 @@ def _unfold_on(nodes: Mapping[str, tuple[yaml.Node, yaml.Node]], data: dict[Any,
         data["on"] = data.pop(True)
 
 
-# libyaml's parser when PyYAML has it (the wheels do): the pure-Python one dominated a cold
-# index. The same safe constructor either way.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader: Callable[[str], Any]  # PyYAML's loader class, see `_import_yaml`
+
+
+@cache
+def _import_yaml() -> None:
+    """PyYAML, into this module's globals, for the first note that may be a task: not for
+    every command that imports this module (`list` on an empty vault, `trust`, `doctor`)."""
+    global yaml, _Loader  # noqa: PLW0603 - bound once, on first use, for every function here
+    import yaml
+
+    # libyaml's parser when PyYAML has it (the wheels do): the pure-Python one dominated a
+    # cold index. The same safe constructor either way.
+    _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _load(yaml_text: str) -> tuple[yaml.Node | None, Any]:
@@ -491,6 +502,8 @@ class _TaskBuilder:
         return value
 
     def _schedules(self) -> tuple[Schedule, ...]:
+        from vaultsched.core.schedules import ScheduleError, parse_schedule  # see `_import_yaml`
+
         raw = self.data.get("schedule")
         if raw is None:
             return ()
@@ -678,5 +691,7 @@ def note_body(text: str) -> str:
 
 def without_run_block(text: str) -> str:
     """The note as its author wrote it: the run block vaultsched writes taken out."""
+    from vaultsched.core import blocks
+
     block = blocks.find_block(text, blocks.RUNS)
     return text if block is None else text[: block[0]] + text[block[1] :]

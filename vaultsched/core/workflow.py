@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from vaultsched.core.model import FAILURES, RETRYABLE, AfterOn, Problem, Run, Status, Task, Window
-from vaultsched.core.schedules import gap_end
 
 # -- after: references and cycles -------------------------------------------------------------
 
@@ -290,6 +289,8 @@ def _openings(window: Window, day: date, zone: ZoneInfo) -> list[datetime]:
         return [earlier]
     if _exists(earlier):  # a repeated hour: the window opens each time the clock shows it
         return [earlier, later]
+    from vaultsched.core.schedules import gap_end  # here: `list` on no task never loads it
+
     opens = gap_end(wall, zone)
     return [opens] if in_window(window, opens.time()) else []
 

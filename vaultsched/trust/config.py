@@ -14,11 +14,9 @@ The policy is decided here, once: `effective_config` is the Config every command
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -156,6 +154,8 @@ def fingerprint(values: Values, files: Mapping[str, str] | None = None) -> str:
     pairs = [list(pair) for pair in values]
     data: object = {"values": pairs, "files": dict(files)} if files else pairs
     canonical = json.dumps(data, sort_keys=True)
+    import hashlib  # here: a vault with no config to trust never loads it
+
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -205,7 +205,10 @@ def _layered(
 def _user_config() -> dict[str, object]:
     path = layout.user_config()
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        import tomllib  # here: without a user config, no TOML parser is loaded
+
+        return tomllib.loads(text)
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:  # TOMLDecodeError and UnicodeDecodeError among them

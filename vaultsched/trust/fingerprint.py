@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import glob
-import hashlib
 import json
 import os
 import stat
@@ -22,11 +21,13 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from vaultsched.core.model import Task
 from vaultsched.core.taskfile import note_body, without_run_block
-from vaultsched.trust.reach import MAX_FILES, Listing, Reach, reach
+
+if TYPE_CHECKING:
+    from vaultsched.trust.reach import Listing
 
 # The settings that decide what runs and how, in the fingerprint. `executor` and `ping` are
 # not task keys yet: they are here as absent (None) already, so a task that does not use them
@@ -124,6 +125,8 @@ class Content:
 
     @classmethod
     def of(cls, data: bytes) -> Content:
+        import hashlib  # here and below: `list` on a vault without tasks never loads it
+
         return cls(hashlib.sha256(data).hexdigest(), len(data), _text(data))
 
 
@@ -155,6 +158,8 @@ class Snapshot:
             "body": self.body.sha256 if self.body else None,
             "capped": self.capped,
         }
+        import hashlib
+
         digest = hashlib.sha256(json.dumps(head, sort_keys=True).encode("utf-8"))
         for rel in sorted(self.files):
             digest.update(f"\0{rel}\0".encode())
@@ -215,6 +220,8 @@ def take_snapshot(
 ) -> Snapshot:
     """Read the task's body (unless the caller already read it: `body`) and reached files;
     `witness` is told every path looked at."""
+    from vaultsched.trust.reach import Reach, reach  # here: `list` on no task never loads it
+
     files = VaultFiles(root, witness)
     reached = reach(task.command, task.cwd, files, task.env, task.path)
     if task.check is not None:  # the check is code that runs too: its files are covered alike
@@ -265,6 +272,8 @@ def _print_key(root: Path, task: Task, body: str | None) -> tuple[str, str, str,
     settings = json.dumps(canonical_keys(task), sort_keys=True)
     piped = None
     if task.stdin == "body" and body is not None:
+        import hashlib
+
         piped = hashlib.sha256(body.encode("utf-8")).hexdigest()
     return os.fspath(root), task.path, settings, piped
 
@@ -272,6 +281,10 @@ def _print_key(root: Path, task: Task, body: str | None) -> tuple[str, str, str,
 def files_reached(root: Path, command: str) -> dict[str, str]:
     """{vault file: sha256} for every vault file `command`, run from the vault root, reaches:
     what the config's `[notify] command` runs is as much code as a task's script."""
+    if not command:  # no command, no file (and no command parser loaded: `list`, `status`)
+        return {}
+    from vaultsched.trust.reach import reach
+
     files = VaultFiles(root)
     return {rel: files.content(rel, "").sha256 for rel in reach(command, None, files).files}
 
@@ -295,6 +308,8 @@ class VaultFiles:
         self.witness = witness or Witness()
 
     def __call__(self, path: str) -> Listing:
+        from vaultsched.trust.reach import MAX_FILES, Listing  # loaded: `reach` calls this
+
         listings = [self._literal(path)]
         if glob.has_magic(path):
             pattern = str(Path(path).expanduser())
@@ -321,6 +336,8 @@ class VaultFiles:
         self.witness.listed(self.root / folder)
 
     def _literal(self, path: str) -> Listing:
+        from vaultsched.trust.reach import MAX_FILES, Listing
+
         try:
             named = self.root / Path(path).expanduser()
             self.witness.chain(named, self.root)
@@ -343,6 +360,8 @@ class VaultFiles:
         """Regular files and symlinks under `folder`, sorted, at most MAX_FILES + 1. A linked
         folder that stays inside the vault is walked too (by its real path), each folder once:
         `scripts/lib -> ../vendor/lib` is code the command reaches as much as `scripts/`."""
+        from vaultsched.trust.reach import MAX_FILES
+
         pending, walked, count = [folder], set(), 0
         while pending:
             start = pending.pop(0)
@@ -411,6 +430,8 @@ class VaultFiles:
 def _hashed(path: Path, head: bytes = b"", witness: Witness | None = None) -> Content:
     """`head` and a regular file's bytes, hashed in chunks: a 1.5 GB file a sync drops into a
     named folder costs a read, never its size in memory. Text is kept only up to TEXT_CAP."""
+    import hashlib
+
     digest, kept, size = hashlib.sha256(head), bytearray(head), len(head)
     try:
         with _open_regular(path) as handle:

@@ -18,7 +18,6 @@ import json
 import os
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -84,7 +83,13 @@ def _json_map(data: bytes) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-_USER_CONFIG = _ReadOnce(lambda data: tomllib.loads(data.decode("utf-8")))
+def _toml(data: bytes) -> dict[str, Any]:
+    import tomllib  # here: without a user config, no TOML parser is loaded
+
+    return tomllib.loads(data.decode("utf-8"))
+
+
+_USER_CONFIG = _ReadOnce(_toml)
 
 
 # Text kept in one snapshot across its files; past it, a diff shows sizes only.
