@@ -60,6 +60,8 @@ def identity(rel: str, info: os.stat_result) -> bytes:
     different notes or stats never make the same bytes. Numbers are taken modulo 2^64 (a
     hostile note's mtime can be set past 2262, or before 1970): two stats of one note can only
     wrap to the same if centuries apart, and an edit moves the ctime to the time of the edit."""
+    import hashlib  # not at import: an empty vault never loads it (a lookup in sys.modules after)
+
     word = _WORD
     numbers = _NUMBERS(
         info.st_size & word, info.st_mtime_ns & word, info.st_ctime_ns & word, info.st_ino & word
