@@ -58,6 +58,13 @@ def user_commit(root: Path, rel: str, line: str) -> None:
     raise AssertionError(f"could not commit {rel}: {done.stderr!r}")
 
 
+def histories(*roots: Path) -> str:
+    """Each machine's commits and what they changed: shown when a sync test fails."""
+    return "\n".join(
+        git(root, "log", "--all", "--graph", "--stat", "--format=%h %an %s") for root in roots
+    )
+
+
 def test_two_machines_sync_through_a_remote(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,9 +116,10 @@ def test_two_machines_sync_through_a_remote(
             ("Tasks/Laptop job.md", "server edit"),
         ):
             note = (root / rel).read_text(encoding="utf-8")
-            assert all(f"{edit} {n}" in note for n in range(3)), note
-            assert note.count("vaultsched:runs:begin") == 1, note
-            assert note.count("vaultsched:runs:end") == 1, note
+            shown = f"{rel} on {root.name}:\n{note}\n{histories(laptop, server)}"
+            assert all(f"{edit} {n}" in note for n in range(3)), shown
+            assert note.count("vaultsched:runs:begin") == 1, shown
+            assert note.count("vaultsched:runs:end") == 1, shown
         for md in root.rglob("*.md"):
             assert "<<<<<<<" not in md.read_text(encoding="utf-8"), md
         vault = Vault(root, load_config(root), "laptop")

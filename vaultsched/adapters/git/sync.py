@@ -100,6 +100,18 @@ class GitSync:
         # `upstream` is built from the vault config's remote name: never to be read as an option.
         self.git._run(["rebase", "--quiet", "--end-of-options", upstream])
 
+    def fork_point(self, upstream: str, commit: str) -> str | None:
+        """The newest commit both histories share, or None if they share none."""
+        try:
+            out = self.git._read(["merge-base", "--end-of-options", upstream, commit])
+        except GitError:
+            return None  # exit 1: unrelated histories
+        return out.strip() or None
+
+    def commit_staged(self, message: str) -> None:
+        """Commit what the index holds (in a scratch worktree: nobody else's changes in it)."""
+        self.git._run(["-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message])
+
     def continue_rebase(self) -> None:
         """Go on with a stopped rebase once its conflicts are resolved in the index."""
         self.git._run(["rebase", "--continue"])
