@@ -429,6 +429,17 @@ def test_validate_staged_reads_odd_names_and_skips_links_submodules_and_deletion
     assert "Module" not in result.out + result.err
 
 
+def test_validate_staged_in_a_repository_with_no_commit_yet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_vault(tmp_path / "new", repo=False, config='timezone = "UTC"\n')
+    git(root, "init", "-q")
+    write_note(root, "Tasks/S.md", task("'true'", "schedule: */5 * * * *"))
+    git(root, "add", "-A")
+    result = InProcess(root, capsys)("validate", "--staged")
+    assert result.code == 1 and result.out.startswith("Tasks/S.md:3:"), result.err
+
+
 # -- editing commands --------------------------------------------------------------------------
 
 
