@@ -133,9 +133,10 @@ class Syncer:
 
         The rebase happens in a worktree of its own, so the person's git (Obsidian Git
         committing on a timer) never meets a half-done rebase, and a failed one leaves the
-        vault untouched; the vault then moves to the result in one `git reset --keep`.
-        Holds the landing lock throughout (no note written meanwhile), after committing our
-        own pending writes.
+        vault untouched; the vault then moves to the result as `git reset --keep` would, and
+        only if its branch is still where the rebase began (a commit of the person's made
+        meanwhile is rebased next time, never dropped). Holds the landing lock throughout (no
+        note written meanwhile), after committing our own pending writes.
         """
         with self.lander.paused():
             self.lander.commit()
@@ -150,9 +151,8 @@ class Syncer:
             base = self.git.head_commit()
             rebased = self._rebase_elsewhere(base, upstream)
             with self.workspace.ledger.appends_held(self.workspace.clock()):
-                if self.git.head_commit() != base:
+                if not self.git.sync.move_branch(base, rebased):
                     raise SyncError("the branch moved during the sync; next time")
-                self.git.sync.reset_keep(rebased)
             arrived = [r for r in self.workspace.ledger.runs() if r.run_id not in before]
             self._rebuild(arrived)
             self.lander.commit()
