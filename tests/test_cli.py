@@ -406,6 +406,40 @@ def test_validate_staged_checks_the_index_not_the_disk(vs: InProcess) -> None:
     assert result.code == 1 and result.out.startswith("Tasks/S.md:3:")
 
 
+def test_validate_staged_reads_odd_names_and_skips_links_submodules_and_deletions(
+    vs: InProcess,
+) -> None:
+    root, broken = vs.root, task("'true'", "schedule: */5 * * * *")
+    write_note(root, "Tasks/Gone.md", broken)
+    git(root, "add", "Tasks/Gone.md")
+    git(root, "commit", "-qm", "gone", "--no-verify")
+    git(root, "rm", "-q", "--cached", "Tasks/Gone.md")  # a deletion staged: nothing to check
+    for name in ("Tasks/two words\nlines.md", os.fsdecode(b"Tasks/caf\xe9.md")):
+        write_note(root, name, broken)
+    (root / "Tasks/Link.md").symlink_to("Gone.md")  # links and submodules are no notes
+    git(root, "add", "-A", "Tasks")
+    head = git(root, "rev-parse", "HEAD").strip()
+    git(root, "update-index", "--add", "--cacheinfo", f"160000,{head},Tasks/Module.md")
+    result = vs("validate", "--staged")
+    assert result.code == 1, result.err
+    assert result.out.count(":3: schedule") == 2, result.out
+    assert "Tasks/two words\nlines.md:3:" in result.out
+    assert "Tasks/caf\ufffd.md:3:" in result.out
+    assert "Gone" not in result.out + result.err and "Link" not in result.out + result.err
+    assert "Module" not in result.out + result.err
+
+
+def test_validate_staged_in_a_repository_with_no_commit_yet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_vault(tmp_path / "new", repo=False, config='timezone = "UTC"\n')
+    git(root, "init", "-q")
+    write_note(root, "Tasks/S.md", task("'true'", "schedule: */5 * * * *"))
+    git(root, "add", "-A")
+    result = InProcess(root, capsys)("validate", "--staged")
+    assert result.code == 1 and result.out.startswith("Tasks/S.md:3:"), result.err
+
+
 # -- editing commands --------------------------------------------------------------------------
 
 

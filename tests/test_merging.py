@@ -7,7 +7,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from conftest import git
+import pytest
+from conftest import git, make_vault, write_note
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from vaultsched.adapters.git import Git
 from vaultsched.core.blocks import RUNS_BEGIN, RUNS_END
 from vaultsched.core.merging import (
     PLACEHOLDER,
+    drop_merged_copies,
     merge_note,
     put_back,
     set_aside,
@@ -85,6 +87,67 @@ def test_a_rebase_stop_is_resolved_in_a_real_repository(tmp_path: Path) -> None:
     assert "laptop line\r\n" in merged and merged.count(RUNS_BEGIN) == 1
     assert "\n" not in merged.replace("\r\n", "")
     assert git(root, "status", "--porcelain", "--untracked-files=no") == ""
+
+
+FRONT = "---\nschedule: every 1s\nhost: server\ncommand: echo server\n---\n"
+
+
+def runs_block(*lines: str) -> str:
+    return f"{RUNS_BEGIN}\n## Runs\n" + "".join(f"- {line}\n" for line in lines) + f"\n{RUNS_END}\n"
+
+
+def commit_note(root: Path, text: str, message: str) -> None:
+    write_note(root, "Tasks/Job.md", text)
+    git(root, "add", "Tasks/Job.md")
+    git(root, "commit", "-qm", message, "--no-verify")
+
+
+@pytest.mark.parametrize("blocks", [("run 1",), ("run 1", "run 2")], ids=["same", "newer"])
+def test_a_block_both_machines_added_apart_is_kept_once(
+    tmp_path: Path, blocks: tuple[str, ...]
+) -> None:
+    """The other machine shows its run in the task note; here the person's edit was committed
+    before any block, then this machine rebuilt the view from the pulled ledger. Replayed onto
+    the other's commit, the edit conflicts (merged with the block set aside: the block first),
+    and then git merges our block in cleanly at the end, the person's line between the two."""
+    root = make_vault(tmp_path / "vault")
+    commit_note(root, FRONT + "Body.\n", "task")
+    git(root, "checkout", "-qb", "upstream")
+    commit_note(root, FRONT + "Body.\n\n" + runs_block("run 1"), "server: run 1")
+    git(root, "checkout", "-q", "-")
+    commit_note(root, FRONT + "Body.\nlaptop edit\n", "laptop edit")
+    ours = FRONT + "Body.\nlaptop edit\n\n" + runs_block(*blocks)
+    commit_note(root, ours, "laptop: the view rebuilt")
+
+    rebase_resolving(Git(root, "laptop"), "upstream")
+
+    note = (root / "Tasks/Job.md").read_text(encoding="utf-8")
+    assert git(root, "status", "--porcelain") == ""
+    assert git(root, "show", "HEAD:Tasks/Job.md") == note
+    assert note.count(RUNS_BEGIN) == 1 and note.count(RUNS_END) == 1, note
+    assert note == FRONT + "Body.\n\nlaptop edit\n\n" + runs_block(*blocks)
+
+
+def test_a_copy_of_the_block_a_merge_made_is_dropped_and_the_persons_lines_stay() -> None:
+    up = note("Body.", "run 1")
+    mine = note("Body.\nmine", "run 1\nrun 2")
+    merged = note("Body.", "run 1") + "mine\n" + f"{RUNS_BEGIN}\nrun 1\nrun 2\n{RUNS_END}\n"
+    assert drop_merged_copies(merged, (up, mine)) == note("Body.\nmine", "run 1\nrun 2")
+    crlf = merged.replace("\n", "\r\n")
+    expected = note("Body.\nmine", "run 1\nrun 2").replace("\n", "\r\n")
+    sides = (up.replace("\n", "\r\n"), mine.replace("\n", "\r\n"))
+    assert drop_merged_copies(crlf, sides) == expected
+
+
+def test_a_block_the_person_copied_is_theirs_and_stays() -> None:
+    copied = f"{RUNS_BEGIN}\ncopied\n{RUNS_END}\n"
+    up, mine = copied + note("Body.", "run 1"), copied + note("Body.\nmine", "run 1")
+    merged = copied + note("Body.", "run 1") + "mine\n" + f"{RUNS_BEGIN}\nrun 1\n{RUNS_END}\n"
+    assert drop_merged_copies(merged, (up, mine)) == copied + note("Body.\nmine", "run 1")
+    assert drop_merged_copies(up, (up, up)) == up  # as many pairs as a side had: all stay
+    # A pair that is no side's own block is the person's, even where there is one too many.
+    other = merged.replace("run 1\n" + RUNS_END, "edited\n" + RUNS_END, 1)
+    assert drop_merged_copies(other, (up, mine)) == other
 
 
 # -- the three-way merge, against `git merge-file --union` ----------------------------------

@@ -10,9 +10,10 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from conftest import DaemonProcess, git, runs, start_daemon, wait_for, write_note
+from conftest import DaemonProcess, git, make_vault, runs, start_daemon, wait_for, write_note
 
 from vaultsched.adapters.config import load_config
+from vaultsched.adapters.git import Git, GitError
 from vaultsched.adapters.vault import Vault
 from vaultsched.core.views import digest_path
 
@@ -56,6 +57,13 @@ def user_commit(root: Path, rel: str, line: str) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"could not commit {rel}: {done.stderr!r}")
+
+
+def histories(*roots: Path) -> str:
+    """Each machine's commits and what they changed: shown when a sync test fails."""
+    return "\n".join(
+        git(root, "log", "--all", "--graph", "--stat", "--format=%h %an %s") for root in roots
+    )
 
 
 def test_two_machines_sync_through_a_remote(
@@ -109,9 +117,10 @@ def test_two_machines_sync_through_a_remote(
             ("Tasks/Laptop job.md", "server edit"),
         ):
             note = (root / rel).read_text(encoding="utf-8")
-            assert all(f"{edit} {n}" in note for n in range(3)), note
-            assert note.count("vaultsched:runs:begin") == 1, note
-            assert note.count("vaultsched:runs:end") == 1, note
+            shown = f"{rel} on {root.name}:\n{note}\n{histories(laptop, server)}"
+            assert all(f"{edit} {n}" in note for n in range(3)), shown
+            assert note.count("vaultsched:runs:begin") == 1, shown
+            assert note.count("vaultsched:runs:end") == 1, shown
         for md in root.rglob("*.md"):
             assert "<<<<<<<" not in md.read_text(encoding="utf-8"), md
         vault = Vault(root, load_config(root), "laptop")
@@ -124,6 +133,46 @@ def test_two_machines_sync_through_a_remote(
         )
         assert fsck.returncode == 0
         assert not (root / ".git/rebase-merge").exists()
+
+
+def test_the_vault_moves_to_the_rebase_only_from_where_the_rebase_began(tmp_path: Path) -> None:
+    """A commit of the person's landing while the rebase ran elsewhere is never dropped by the
+    move (it was, when HEAD was checked and then `reset --keep` run: their line left the note)."""
+    root = make_vault(tmp_path / "vault")
+    job, other = root / "Tasks/Job.md", root / "Other.md"
+
+    def commit(text: str, message: str) -> str:
+        write_note(root, "Tasks/Job.md", text)
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", message, "--no-verify")
+        return git(root, "rev-parse", "HEAD").strip()
+
+    write_note(root, "Other.md", "other\n")
+    began = commit("Body.\n", "base")
+    git(root, "checkout", "-qb", "rebased")
+    rebased = commit("Body.\nfrom the other machine\n", "rebased")
+    git(root, "checkout", "-q", "-")
+    person = commit("Body.\nthe person's line\n", "the person's commit, mid-sync")
+    repo = Git(root, "laptop")
+
+    assert repo.sync.move_branch(began, rebased) is False
+    assert git(root, "rev-parse", "HEAD").strip() == person
+    assert job.read_text() == "Body.\nthe person's line\n"
+
+    git(root, "reset", "-q", "--hard", began)
+    write_note(root, "Tasks/Job.md", "Body.\nnot committed\n")  # would be overwritten: refused
+    with pytest.raises(GitError):
+        repo.sync.move_branch(began, rebased)
+    assert git(root, "rev-parse", "HEAD").strip() == began
+    assert job.read_text() == "Body.\nnot committed\n"
+
+    git(root, "checkout", "-q", "--", "Tasks/Job.md")
+    other.write_text("other, not committed\n")  # a file the move does not change: kept
+    assert repo.sync.move_branch(began, rebased) is True
+    assert git(root, "rev-parse", "HEAD").strip() == rebased
+    assert job.read_text() == "Body.\nfrom the other machine\n"
+    assert git(root, "status", "--porcelain") == " M Other.md\n"
+    assert not (root / ".git/index.lock").exists()
 
 
 def test_a_dead_remote_never_delays_firing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

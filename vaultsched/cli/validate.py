@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from vaultsched.adapters.git import Git, GitError
+from vaultsched.adapters.git.batch import read_blobs, staged_changes
 from vaultsched.adapters.vault import (
     Index,
     Skipped,
@@ -58,18 +59,27 @@ def validate_staged(vault: Vault) -> tuple[int, list[Problem]]:
     git = Git(vault.root, vault.host)
     if not git.usable:
         raise VaultschedError(f"{vault.root} is not the top of a git repository")
-    parsed: dict[str, Parsed] = {}
     try:
-        for rel in git.staged_files():
-            if is_ignored(rel, vault.config.digest.folder):
-                continue
-            # Split as the note on disk is read, so both verdicts agree; not by python-frontmatter,
-            # whose split differs (`...` and a BOM not read, `----` taken for a fence) and whose
-            # load would build the YAML before parse_note bounds its aliases.
-            yaml_text = front_matter_text(git.show_staged(rel))
-            parsed[rel] = _lenient(parse_note(rel, yaml_text, vault.config))
+        # One git for the list, one for every blob: a process per note took 85 s for 10,000.
+        # Links and submodules are no notes (a task is never read through a link).
+        staged = [
+            change
+            for change in staged_changes(git)
+            if change.is_file and not is_ignored(change.shown_path, vault.config.digest.folder)
+        ]
+        blobs = read_blobs(git, (change.sha for change in staged))
     except GitError as exc:
         raise VaultschedError(f"git: {exc}", exit_code=1) from exc
+    parsed: dict[str, Parsed] = {}
+    for change in staged:
+        rel = change.shown_path
+        if change.sha not in blobs:
+            raise VaultschedError(f"git: {rel}: its staged blob cannot be read", exit_code=1)
+        # Split as the note on disk is read, so both verdicts agree; not by python-frontmatter,
+        # whose split differs (`...` and a BOM not read, `----` taken for a fence) and whose
+        # load would build the YAML before parse_note bounds its aliases.
+        yaml_text = front_matter_text(blobs[change.sha].decode("utf-8", errors="replace"))
+        parsed[rel] = _lenient(parse_note(rel, yaml_text, vault.config))
     index = _linked(vault, parsed)
     return len(index.ids), index.problems
 

@@ -86,6 +86,12 @@ def find_block(text: str, markers: Markers) -> tuple[int, int] | None:
     return None if pair is None else (pair[0].start, pair[1].end)
 
 
+def block_spans(text: str, markers: Markers) -> list[tuple[int, int]]:
+    """Span of every valid pair in order, as `find_block` gives the last (the one we write)."""
+    hits = _marker_hits(text, markers)
+    return [(a.line.start, b.line.end) for a, b in pairwise(hits) if a.is_begin and not b.is_begin]
+
+
 def splice_block(text: str, markers: Markers, inner: str) -> str:
     """Put `inner` between the markers of the valid block, or append a fresh block at the end.
 

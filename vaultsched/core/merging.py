@@ -12,6 +12,7 @@ git process each time (4 ms) would lose that race for ever.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
@@ -39,6 +40,32 @@ def put_back(text: str, kept: list[str]) -> str:
         return text
     tail = "".join(line for line in tail.splitlines(keepends=True) if PLACEHOLDER not in line)
     return head + "\n".join(kept) + tail
+
+
+def drop_merged_copies(merged: str, sides: Sequence[str]) -> str:
+    """`merged`, a line merge of `sides`, less the second copy of a generated block the merge
+    made. Each side owns one block of a kind (its last valid pair; an earlier one is the
+    person's, say a block they copied). Where the two sides added theirs at places apart, the
+    person's lines between them, git merges both in without a conflict. A block is a view of
+    the ledger, so the copy goes: only a pair holding the very text of one side's own block,
+    never the last (the one written from now on), only as many as the merge added, and only
+    its own lines (the person's text around it stays as it is)."""
+    for markers in (blocks.RUNS, blocks.DIGEST):
+        merged = _drop_copies(merged, markers, sides)
+    return merged
+
+
+def _drop_copies(merged: str, markers: blocks.Markers, sides: Sequence[str]) -> str:
+    spans = blocks.block_spans(merged, markers)
+    extra = len(spans) - max((len(blocks.block_spans(side, markers)) for side in sides), default=0)
+    if extra <= 0:
+        return merged
+    owned = {side[s[0] : s[1]] for side in sides if (s := blocks.find_block(side, markers))}
+    copies = [(start, end) for start, end in spans[:-1] if merged[start:end] in owned]
+    for start, end in reversed(copies[-extra:]):
+        stop = end + (2 if merged.startswith("\r\n", end) else merged.startswith(("\n", "\r"), end))
+        merged = merged[:start] + merged[stop:]
+    return merged
 
 
 def union_lines(ours: str, theirs: str) -> str:

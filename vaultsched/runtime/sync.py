@@ -21,8 +21,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from vaultsched.adapters.git import Git, GitError
+from vaultsched.adapters.git.batch import Changed, read_blobs, tree_changes
 from vaultsched.adapters.vault import build_index
-from vaultsched.core.merging import merge_note, union_lines
+from vaultsched.core.merging import drop_merged_copies, merge_note, union_lines
 from vaultsched.core.model import Run
 from vaultsched.runtime.land import Lander
 from vaultsched.runtime.workspace import Workspace
@@ -132,9 +133,10 @@ class Syncer:
 
         The rebase happens in a worktree of its own, so the person's git (Obsidian Git
         committing on a timer) never meets a half-done rebase, and a failed one leaves the
-        vault untouched; the vault then moves to the result in one `git reset --keep`.
-        Holds the landing lock throughout (no note written meanwhile), after committing our
-        own pending writes.
+        vault untouched; the vault then moves to the result as `git reset --keep` would, and
+        only if its branch is still where the rebase began (a commit of the person's made
+        meanwhile is rebased next time, never dropped). Holds the landing lock throughout (no
+        note written meanwhile), after committing our own pending writes.
         """
         with self.lander.paused():
             self.lander.commit()
@@ -149,9 +151,8 @@ class Syncer:
             base = self.git.head_commit()
             rebased = self._rebase_elsewhere(base, upstream)
             with self.workspace.ledger.appends_held(self.workspace.clock()):
-                if self.git.head_commit() != base:
+                if not self.git.sync.move_branch(base, rebased):
                     raise SyncError("the branch moved during the sync; next time")
-                self.git.sync.reset_keep(rebased)
             arrived = [r for r in self.workspace.ledger.runs() if r.run_id not in before]
             self._rebuild(arrived)
             self.lander.commit()
@@ -231,7 +232,14 @@ _REGULAR = ("100644", "100755")
 
 
 def rebase_resolving(git: Git, upstream: str) -> None:
-    """Rebase, resolving each stop: notes merged around their blocks, ledgers by union."""
+    """Rebase, resolving each stop: notes merged around their blocks, ledgers by union; then
+    a block git's own merge kept twice is repaired."""
+    before = git.head_commit()
+    _rebase(git, upstream)
+    _drop_block_copies(git, upstream, before)
+
+
+def _rebase(git: Git, upstream: str) -> None:
     try:
         git.sync.rebase_onto(upstream)
         return
@@ -254,6 +262,40 @@ def rebase_resolving(git: Git, upstream: str) -> None:
             if git.operation_in_progress() is None:
                 raise
     raise SyncError("too many conflicting commits")
+
+
+def _drop_block_copies(git: Git, upstream: str, before: str) -> None:
+    """A note both sides changed that git merged without stopping can hold two blocks (see
+    drop_merged_copies): the copy is dropped in a commit of its own on top of the rebase."""
+    fork = git.sync.fork_point(upstream, before)
+    if fork is None:
+        return
+    theirs, ours = _notes_changed(git, fork, upstream), _notes_changed(git, fork, before)
+    now = _notes_changed(git, upstream, "HEAD")
+    both = [rel for rel in now if rel in theirs and rel in ours]
+    blobs = read_blobs(git, [table[rel].sha for rel in both for table in (theirs, ours, now)])
+    repaired = []
+    for rel in both:
+        try:
+            up, mine, merged = (blobs[t[rel].sha].decode("utf-8") for t in (theirs, ours, now))
+        except (KeyError, UnicodeDecodeError):
+            continue  # not text (nor a note vaultsched writes): git's merge stands
+        fixed = drop_merged_copies(merged, (up, mine))
+        if fixed != merged:
+            data = fixed.encode("utf-8")
+            git.sync.stage_blob(now[rel].mode, git.store(data), rel)
+            _write_no_follow(git.root, rel, data)
+            repaired.append(rel)
+    if repaired:
+        git.sync.refresh_index()
+        git.sync.commit_staged("vaultsched: a block merged in twice kept once")
+        log.info(
+            "%s: a block both machines added was merged in twice: kept once", ", ".join(repaired)
+        )
+
+
+def _notes_changed(git: Git, old: str, new: str) -> dict[str, Changed]:
+    return {c.path: c for c in tree_changes(git, old, new) if c.is_file and c.path.endswith(".md")}
 
 
 def _resolve(git: Git, rel: str) -> None:

@@ -90,13 +90,6 @@ class Git(Plumbing):
 
     # Both run inside a pre-commit hook while `git commit` holds index.lock: waiting for the
     # lock (or for our own git lock, which a daemon may hold while it waits) would deadlock.
-    def staged_files(self) -> list[str]:
-        out = self._read(["diff", "--cached", "--name-only", "--diff-filter=ACMR", "-z"])
-        return [p for p in out.split("\0") if p]
-
-    def show_staged(self, path: str) -> str:
-        return self._read(["show", f":{path}"])
-
     def init(self) -> None:
         self._raw(["init", "-q"])
         self._usable = None

@@ -4,6 +4,7 @@ rebase in and landing its result; the conflicts a rebase stops at."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,9 +78,30 @@ class GitSync:
         """How many commits `upstream` has that HEAD does not."""
         return int(self.git._read(["rev-list", "--count", f"HEAD..{upstream}"]).strip())
 
-    def reset_keep(self, rev: str) -> None:
-        """Move branch and work tree to `rev`, refused if a change not committed would be lost."""
-        self.git._run(["reset", "--quiet", "--keep", rev])
+    def move_branch(self, old: str, new: str) -> bool:
+        """Move the branch, index and work tree from commit `old` to `new`, as `git reset
+        --keep` does (refused if a change not committed would be lost), only if HEAD is still
+        at `old`: False, and nothing changed, if another git moved it.
+
+        A check of HEAD followed by `reset --keep` is not enough: a commit of the person's
+        landing between the two was dropped by the reset (their text gone from the note). So
+        the check and the move happen under the index lock, as git's own commit takes it,
+        with the index moved in a copy put in place at the end (as our commits do)."""
+        lock = self.git._index_lock()
+        with self.git._serialised(), lock.held() as copy:
+            if self.git._head() != old:
+                return False
+            env = {"GIT_INDEX_FILE": str(copy)}
+            # HEAD first (compare-and-swap: a git that moves it without the index lock is
+            # caught too), then the two-tree move, which checks every path before it writes.
+            self.git._exec(["update-ref", "-m", "sync: rebased", "HEAD", new, old])
+            try:
+                self.git._exec(["read-tree", "-m", "-u", old, new], env=env)
+            except GitError:
+                self.git._exec(["update-ref", "-m", "sync: undone", "HEAD", old, new])
+                raise
+            os.replace(copy, lock.index_file)
+        return True
 
     def add_worktree(self, path: Path, base: str) -> None:
         """A detached worktree at `path`, checked out at `base`: work out of the person's way."""
@@ -99,6 +121,18 @@ class GitSync:
         """Replay HEAD's own commits on top of `upstream`; GitError when it stops or fails."""
         # `upstream` is built from the vault config's remote name: never to be read as an option.
         self.git._run(["rebase", "--quiet", "--end-of-options", upstream])
+
+    def fork_point(self, upstream: str, commit: str) -> str | None:
+        """The newest commit both histories share, or None if they share none."""
+        try:
+            out = self.git._read(["merge-base", "--end-of-options", upstream, commit])
+        except GitError:
+            return None  # exit 1: unrelated histories
+        return out.strip() or None
+
+    def commit_staged(self, message: str) -> None:
+        """Commit what the index holds (in a scratch worktree: nobody else's changes in it)."""
+        self.git._run(["-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message])
 
     def continue_rebase(self) -> None:
         """Go on with a stopped rebase once its conflicts are resolved in the index."""
