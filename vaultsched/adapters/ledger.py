@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import os
 import secrets
 import threading
@@ -296,12 +297,21 @@ class _FileRecords:
     # Kept as lines are parsed, so a run's start need not fold the whole ledger to know them:
     successes: dict[str, datetime] = field(default_factory=dict)  # task -> latest success start
     renames: list[tuple[str, str]] = field(default_factory=list)  # (old id, new id)
+    # And so a view need not fold the whole ledger to show one task's runs:
+    moves: list[tuple[datetime, str, str]] = field(default_factory=list)  # (when, old, new)
+    by_run: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # run_id -> records
+    by_task: dict[str, dict[str, None]] = field(default_factory=dict)  # task -> its run_ids
 
     def note(self, record: dict[str, Any]) -> None:
-        """Keep what `record` (valid) says of a task's latest success, or a rename."""
+        """Keep what `record` (valid) says of a task's latest success, or a rename; index it."""
         if record.get("type") == "rename":
             self.renames.append((str(record["from"]), str(record["to"])))
-        elif record.get("type") == "finish" and record.get("status") == "success":
+            self.moves.append(_to_rename(record))  # checked when the line was read
+            return
+        run_id, task = str(record["run_id"]), str(record["task"])
+        self.by_run.setdefault(run_id, []).append(record)
+        self.by_task.setdefault(task, {})[run_id] = None
+        if record.get("type") == "finish" and record.get("status") == "success":
             started = parse_instant(record.get("started_at"))
             task = str(record["task"])
             if started is not None and (
@@ -333,6 +343,20 @@ class _RecordCache:
     append_lock: threading.Lock = field(default_factory=threading.Lock)
     queued: dict[Path, list[_Queued]] = field(default_factory=dict)
     unsynced: set[Path] = field(default_factory=set)  # written since their last fsync
+    # Each run as last folded, with the records it was folded from: a run whose records are
+    # the same objects is not folded again (a burst's every landing folded every run anew).
+    folds: dict[str, tuple[tuple[dict[str, Any], ...], Run | None]] = field(default_factory=dict)
+
+    def fold(self, run_id: str, records: list[dict[str, Any]]) -> Run | None:
+        """`run_from_records(records)`, from the last fold of `run_id` if its records are the
+        very same (a file parsed afresh makes new ones)."""
+        kept = self.folds.get(run_id)
+        same = kept is not None and len(kept[0]) == len(records)
+        if kept is not None and same and all(map(operator.is_, kept[0], records)):
+            return kept[1]
+        run = run_from_records(records)
+        self.folds[run_id] = (tuple(records), run)
+        return run
 
     def read(self, root: Path, path: Path) -> list[dict[str, Any]]:
         """The valid records of `path`, oldest first."""
@@ -537,21 +561,47 @@ class Ledger:
         renames: list[tuple[datetime, str, str]] = []
         for path in self.files(months):
             source = path if per_file else self.folder
-            for record in self._cache.read(self.root, path):
-                if record.get("type") == "rename":
-                    renames.append(_to_rename(record))  # checked when the line was read
-                    continue
-                grouped.setdefault((source, record["run_id"]), []).append(record)
+            parsed = self._cache._parsed(self.root, path)
+            renames += parsed.moves
+            for run_id, records in list(parsed.by_run.items()):
+                grouped.setdefault((source, run_id), []).extend(records)
         renames.sort()
         runs = []
-        for (source, _), records in grouped.items():
-            run = run_from_records(records)
+        for (source, run_id), records in grouped.items():
+            # Folds are kept for the runs of the whole ledger only: a file's share of a run
+            # (per_file) is not the run.
+            run = run_from_records(records) if per_file else self._cache.fold(run_id, records)
             if run is not None:
                 runs.append((source, _follow(run, renames) if renames else run))
-        return sorted(runs, key=lambda pair: (pair[1].started_at, pair[1].run_id))
+        return sorted(runs, key=lambda pair: _start_order(pair[1]))
 
     def runs_of(self, task: str) -> list[Run]:
-        return [r for r in self.runs() if r.task == task]
+        return self.runs_of_tasks([task])[task]
+
+    def runs_of_tasks(self, tasks: Iterable[str]) -> dict[str, list[Run]]:
+        """Each task's runs, as `runs()` has them, folding only the runs ever filed under the
+        task or an id it was renamed from: a landing batch shows a few tasks of thousands."""
+        parsed = [self._cache._parsed(self.root, path) for path in self.files()]
+        renames = sorted(move for records in parsed for move in records.moves)
+        found: dict[str, list[Run]] = {}
+        for task in tasks:
+            names = _renamed_to(task, renames)
+            run_ids = {
+                run_id: None
+                for records in parsed
+                for name in sorted(names)
+                for run_id in tuple(records.by_task.get(name, ()))  # a copy: it may grow
+            }
+            runs = []
+            for run_id in run_ids:
+                records = [r for each in parsed for r in each.by_run.get(run_id, ())]
+                run = self._cache.fold(run_id, records)
+                if run is not None and renames:
+                    run = _follow(run, renames)
+                if run is not None and run.task == task:
+                    runs.append(run)
+            found[task] = sorted(runs, key=_start_order)
+        return found
 
     def last_success(self, task: str) -> datetime | None:
         """When the task's latest successful run started (under this id or one it was renamed
@@ -577,6 +627,18 @@ class Ledger:
 # (the daemon's dispatch LEAD, 0.25 s): a note moved meanwhile leaves that run under its old id.
 # A rename counts for the runs that start up to this long after it.
 PREPARED_AHEAD = timedelta(seconds=1)
+
+
+def _renamed_to(task: str, renames: list[tuple[datetime, str, str]]) -> set[str]:
+    """`task` and every id that a chain of renames leads from to it."""
+    names = {task}
+    while grown := {old for _, old, new in renames if new in names} - names:
+        names |= grown
+    return names
+
+
+def _start_order(run: Run) -> tuple[datetime, str]:
+    return run.started_at, run.run_id
 
 
 def _follow(run: Run, renames: list[tuple[datetime, str, str]]) -> Run:

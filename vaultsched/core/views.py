@@ -11,6 +11,7 @@ an Obsidian `%%` comment, or otherwise break the note around it.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -66,6 +67,7 @@ _WAITING = {
 # Counted in the digest's header beside `failed`, when there are any, in this order.
 _COUNTED = (Status.SKIPPED, Status.MISSED, Status.BLOCKED, Status.LOST)
 REASON_SHOWN = 120  # characters of a reason in a digest line
+DIGEST_LINES_KEPT = 20_000  # rendered digest lines remembered (see _digest_line)
 _MISSING = "—"
 # The same line breaks as markdown-it and blocks.py: a lone \r would start a new line that
 # escapes the callout's `> ` prefix.
@@ -252,20 +254,26 @@ def _reason(run: Run) -> str:
 
 
 def _digest_item(run: Run, tz: ZoneInfo, tasks_by_run: Mapping[str, str]) -> str:
+    upstream = tasks_by_run.get(run.upstream_run) if run.upstream_run else None
+    return _digest_line(run, tz, upstream)
+
+
+# Kept: a day's digest is rendered again as its runs land, every earlier line the same.
+@functools.lru_cache(maxsize=DIGEST_LINES_KEPT)
+def _digest_line(run: Run, tz: ZoneInfo, upstream: str | None) -> str:
     when = _clock(run.started_at, tz)
     details = [str(run.status)]
     if run.trigger is not Trigger.SCHEDULE:
-        details.append(_trigger(run, tasks_by_run))
+        details.append(_trigger(run, upstream))
     details += [_duration(run), _one_line(run.host)]
     if run.status in _REASONED and run.message:
         details.append(_reason(run))  # last, as in the attention list
     return f"- {ICONS[run.status]} {when} {_link(run.task)} — {' · '.join(details)}"
 
 
-def _trigger(run: Run, tasks_by_run: Mapping[str, str]) -> str:
-    """`manual`, `retry`...; for a chained run, the task it ran after (when that ran the same
-    day: the digest only knows the day's runs)."""
-    upstream = tasks_by_run.get(run.upstream_run) if run.upstream_run else None
+def _trigger(run: Run, upstream: str | None) -> str:
+    """`manual`, `retry`...; for a chained run, the task it ran after (`upstream`: known when
+    that ran the same day, for the digest only knows the day's runs)."""
     if run.trigger is Trigger.AFTER and upstream is not None:
         return f"after {_link(upstream)}"
     return str(run.trigger)

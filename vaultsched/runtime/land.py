@@ -40,6 +40,12 @@ LANDING_BATCH = 100
 GATHER_GAP = 0.1
 GATHER_MAX = 1.0
 NOTE_WRITERS = 8  # task notes written at once (see Lander._write_all)
+# A digest is the whole day, so rebuilding it for every batch of a long burst cost the square
+# of the day's runs. One that took over DIGEST_SLOW seconds to rebuild waits DIGEST_SLACK times
+# as long before the next batch rebuilds it (the commit always does): at most a tenth of the
+# landing's time goes to a day's digest while its runs keep landing.
+DIGEST_SLOW = 0.02
+DIGEST_SLACK = 9.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class Lander:
     # Digests put off for the runs waiting to land (see `land`): rebuilt with theirs, or at the
     # next commit, whichever comes first.
     _put_off: set[date] = field(default_factory=set)
+    _digests_after: float = 0.0  # time.monotonic() before which a batch puts digests off
     _outputs: OutputNotes = field(init=False)
 
     def __post_init__(self) -> None:
@@ -89,6 +96,7 @@ class Lander:
         with self._lock:
             written = self._outputs.write(batch)  # before the run block that links it
             self._put_off.update(item.run.started_at.astimezone(tz).date() for item in batch)
+            digests = digests and time.monotonic() >= self._digests_after
             days = sorted(self._put_off) if digests else []
         written += self._rebuild(list(tasks.values()), days)
         with self._lock:
@@ -112,10 +120,8 @@ class Lander:
         that cannot be written now (a person kept saving it) is tried again at each commit."""
         if not tasks:
             return []
-        by_task: dict[str, list[Run]] = {}
-        for run in self.workspace.ledger.runs():
-            by_task.setdefault(run.task, []).append(run)
-        planned = [self._note_edits(task, by_task.get(task.id, [])) for task in tasks]
+        by_task = self.workspace.ledger.runs_of_tasks(task.id for task in tasks)
+        planned = [self._note_edits(task, by_task[task.id]) for task in tasks]
         outcomes = self._write_all([composed(edits[0].path, edits) for edits in planned])
         written: list[Edit] = []
         for task, edits, outcome in zip(tasks, planned, outcomes, strict=True):
@@ -154,11 +160,15 @@ class Lander:
     def refresh_digest(self, day: date) -> list[Edit]:
         vault = self.workspace.vault
         tz = vault.config.timezone
+        began = time.monotonic()
         inner = views.render_digest_block(day, self.workspace.ledger.runs_on(day, tz), tz)
         # A new digest is vaultsched's file: its block goes into git with it.
         edit = block_edit(views.digest_path(vault, day), blocks.DIGEST, inner, create=True)
         outcome = self._write(edit)
         with self._lock:
+            took = time.monotonic() - began
+            if took > DIGEST_SLOW:
+                self._digests_after = began + took * (1 + DIGEST_SLACK)
             if outcome is Outcome.BUSY:
                 self._stale_days.add(day)
             else:
