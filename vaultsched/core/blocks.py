@@ -149,13 +149,17 @@ def _marker_hits(text: str, markers: Markers) -> list[_Hit]:
     body = text[body_start:]
     candidates: list[tuple[int, _Hit]] = []
     index, counted = 0, 0  # the line number of body[counted]
-    for match in _marker_line(markers).finditer(body):
-        index += len(_LINE_BREAK.findall(body, counted, match.start()))
-        counted = match.start()
-        after = _LINE_BREAK.match(body, match.end())
-        stop = match.end() if after is None else after.end()
-        line = _Line(body_start + match.start(), body_start + match.end(), body_start + stop)
-        candidates.append((index, _Hit(match["marker"] == markers.begin, line)))
+    for match in _marker_text(markers).finditer(body):
+        start = max(body.rfind("\n", 0, match.start()), body.rfind("\r", 0, match.start())) + 1
+        breaks = _LINE_BREAK.search(body, match.end())
+        end = len(body) if breaks is None else breaks.start()
+        if body[start : match.start()].strip(" \t") or body[match.end() : end].strip(" \t"):
+            continue  # not alone on its line
+        index += _breaks(body, counted, start)
+        counted = start
+        stop = end if breaks is None else breaks.end()
+        line = _Line(body_start + start, body_start + end, body_start + stop)
+        candidates.append((index, _Hit(match[0] == markers.begin, line)))
     if not candidates:
         return []  # spares the markdown parse for the common note without markers
     code = _code_lines(body)
@@ -163,11 +167,23 @@ def _marker_hits(text: str, markers: Markers) -> list[_Hit]:
 
 
 @functools.cache
-def _marker_line(markers: Markers) -> re.Pattern[str]:
-    """A whole line that is one of the markers, give or take spaces and tabs, with the line
-    breaks of _LINE_BREAK: found in one scan, not line by line (a digest has thousands)."""
-    either = "|".join(re.escape(marker) for marker in (markers.begin, markers.end))
-    return re.compile(rf"(?:\A|(?<=[\r\n]))[ \t]*(?P<marker>{either})[ \t]*(?=[\r\n]|\Z)")
+def _marker_text(markers: Markers) -> re.Pattern[str]:
+    """Either marker, wherever it is: a pattern that starts with their common text is found by
+    a fast scan, where one that starts at each line's start tries every character (a digest
+    has thousands of lines, and is spliced after every batch)."""
+    shared = next(
+        (i for i, (a, b) in enumerate(zip(markers.begin, markers.end, strict=False)) if a != b), 0
+    )
+    common = markers.begin[:shared]
+    rests = "|".join(re.escape(marker[len(common) :]) for marker in (markers.begin, markers.end))
+    return re.compile(f"{re.escape(common)}(?:{rests})")
+
+
+def _breaks(text: str, start: int, stop: int) -> int:
+    """How many line breaks (as _LINE_BREAK has them) `text[start:stop]` holds, neither end
+    splitting a CRLF."""
+    crlf = text.count("\r\n", start, stop)
+    return text.count("\n", start, stop) + text.count("\r", start, stop) - crlf
 
 
 def _body_start(text: str) -> int:
