@@ -629,6 +629,6 @@ def test_a_digest_rendered_again_as_runs_land_is_the_digest_rendered_afresh() ->
     render_digest_block(day, [chained, running], WARSAW)  # lines kept
     later = [upstream, chained, replace(running, status=Status.FAILED, exit_code=2)]
     again = render_digest_block(day, later, WARSAW)
-    views._digest_line.cache_clear()
+    views._lines_kept.clear()
     assert again == render_digest_block(day, later, WARSAW)
     assert "after [[Tasks/Fetch|Fetch]]" in again and "🔄" not in again

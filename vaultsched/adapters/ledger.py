@@ -549,28 +549,36 @@ class Ledger:
 
     def runs(self, months: Iterable[str] | None = None) -> list[Run]:
         """All runs, folded, in start-time order, under their task's current id."""
-        return [run for _, run in self._folded(months, per_file=False)]
+        parsed = [self._cache._parsed(self.root, path) for path in self.files(months)]
+        renames = sorted(move for records in parsed for move in records.moves)
+        if len(parsed) == 1:  # one host, one month: its runs are grouped already
+            grouped = list(parsed[0].by_run.items())
+        else:
+            merged: dict[str, list[dict[str, Any]]] = {}
+            for records in parsed:
+                for run_id, some in list(records.by_run.items()):
+                    merged.setdefault(run_id, []).extend(some)
+            grouped = list(merged.items())
+        fold = self._cache.fold
+        runs = [run for run_id, records in grouped if (run := fold(run_id, records)) is not None]
+        if renames:
+            runs = [_follow(run, renames) for run in runs]
+        return sorted(runs, key=_start_order)
 
     def runs_by_file(self) -> list[tuple[Path, Run]]:
         """Every run with the ledger file that holds it. Who wrote a record is known by its
         file, not by what the record says: a line in another host's file is that host's word."""
-        return self._folded(None, per_file=True)
-
-    def _folded(self, months: Iterable[str] | None, *, per_file: bool) -> list[tuple[Path, Run]]:
         grouped: dict[tuple[Path, str], list[dict[str, Any]]] = {}
         renames: list[tuple[datetime, str, str]] = []
-        for path in self.files(months):
-            source = path if per_file else self.folder
+        for path in self.files():
             parsed = self._cache._parsed(self.root, path)
             renames += parsed.moves
             for run_id, records in list(parsed.by_run.items()):
-                grouped.setdefault((source, run_id), []).extend(records)
+                grouped[path, run_id] = list(records)
         renames.sort()
         runs = []
-        for (source, run_id), records in grouped.items():
-            # Folds are kept for the runs of the whole ledger only: a file's share of a run
-            # (per_file) is not the run.
-            run = run_from_records(records) if per_file else self._cache.fold(run_id, records)
+        for (source, _), records in grouped.items():
+            run = run_from_records(records)
             if run is not None:
                 runs.append((source, _follow(run, renames) if renames else run))
         return sorted(runs, key=lambda pair: _start_order(pair[1]))
@@ -620,6 +628,8 @@ class Ledger:
         start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
         end = start + timedelta(days=1)
         months = {f"{m.astimezone(UTC):%Y-%m}" for m in (start, end)}
+        # In UTC, as the ledger's times are: compared without asking `tz` each time.
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
         return [r for r in self.runs(months) if start <= r.started_at < end]
 
 

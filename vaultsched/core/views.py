@@ -11,7 +11,6 @@ an Obsidian `%%` comment, or otherwise break the note around it.
 
 from __future__ import annotations
 
-import functools
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -253,13 +252,24 @@ def _reason(run: Run) -> str:
     return _one_line(clip(run.message, REASON_SHOWN)) if run.message else "no reason given"
 
 
+# Each run's digest line as last rendered, by run_id: a day's digest is rendered again as its
+# runs land, every earlier line the same. Kept for the very same Run object only (the ledger
+# hands out the same object while a run's records stay the same): no Run is hashed or compared.
+_lines_kept: dict[str, tuple[Run, ZoneInfo, str | None, str]] = {}
+
+
 def _digest_item(run: Run, tz: ZoneInfo, tasks_by_run: Mapping[str, str]) -> str:
     upstream = tasks_by_run.get(run.upstream_run) if run.upstream_run else None
-    return _digest_line(run, tz, upstream)
+    kept = _lines_kept.get(run.run_id)
+    if kept is not None and kept[0] is run and kept[1] == tz and kept[2] == upstream:
+        return kept[3]
+    line = _digest_line(run, tz, upstream)
+    if len(_lines_kept) >= DIGEST_LINES_KEPT:
+        _lines_kept.clear()  # a new day's runs, most often: start again
+    _lines_kept[run.run_id] = (run, tz, upstream, line)
+    return line
 
 
-# Kept: a day's digest is rendered again as its runs land, every earlier line the same.
-@functools.lru_cache(maxsize=DIGEST_LINES_KEPT)
 def _digest_line(run: Run, tz: ZoneInfo, upstream: str | None) -> str:
     when = _clock(run.started_at, tz)
     details = [str(run.status)]
