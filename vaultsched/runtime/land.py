@@ -71,6 +71,7 @@ class Lander:
     # Digests put off for the runs waiting to land (see `land`): rebuilt with theirs, or at the
     # next commit, whichever comes first.
     _put_off: set[date] = field(default_factory=set)
+    _ledger_edits: dict[Path, Edit] = field(default_factory=dict)  # see hold_ledger
     _digests_after: float = 0.0  # time.monotonic() before which a batch puts digests off
     _outputs: OutputNotes = field(init=False)
 
@@ -80,8 +81,11 @@ class Lander:
     def hold_ledger(self, batch: Sequence[Landed]) -> None:
         """The ledger files these runs are in belong to the next commit (whole: they are
         vaultsched's own files), from the moment the runs are recorded."""
-        root = self.workspace.vault.root
-        self.committer.add(Edit(item.ledger_file.relative_to(root).as_posix()) for item in batch)
+        root, held = self.workspace.vault.root, self._ledger_edits
+        files = {item.ledger_file for item in batch}
+        for path in files - held.keys():  # one file a month: its edit is made once
+            held[path] = Edit(path.relative_to(root).as_posix())
+        self.committer.add(held[path] for path in files)
 
     def land(self, batch: Sequence[Landed], *, digests: bool = True) -> None:
         """Show these runs. `digests` False: more runs are already waiting to land, and
