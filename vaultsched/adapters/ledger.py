@@ -17,7 +17,7 @@ import operator
 import os
 import secrets
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -204,7 +204,7 @@ def finish_record(run: Run, path: str) -> dict[str, Any]:
     }
 
 
-def run_from_records(records: list[dict[str, Any]]) -> Run | None:
+def run_from_records(records: Sequence[dict[str, Any]]) -> Run | None:
     """Fold the records of one run_id (oldest first) into a Run; None if they make no sense."""
     merged: dict[str, Any] = {}
     for record in records:
@@ -350,12 +350,13 @@ class _RecordCache:
     def fold(self, run_id: str, records: list[dict[str, Any]]) -> Run | None:
         """`run_from_records(records)`, from the last fold of `run_id` if its records are the
         very same (a file parsed afresh makes new ones)."""
+        folded = tuple(records)  # what is folded and kept: another thread may append meanwhile
         kept = self.folds.get(run_id)
-        same = kept is not None and len(kept[0]) == len(records)
-        if kept is not None and same and all(map(operator.is_, kept[0], records)):
+        same = kept is not None and len(kept[0]) == len(folded)
+        if kept is not None and same and all(map(operator.is_, kept[0], folded)):
             return kept[1]
-        run = run_from_records(records)
-        self.folds[run_id] = (tuple(records), run)
+        run = run_from_records(folded)
+        self.folds[run_id] = (folded, run)
         return run
 
     def read(self, root: Path, path: Path) -> list[dict[str, Any]]:

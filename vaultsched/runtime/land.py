@@ -28,7 +28,13 @@ from vaultsched.core import blocks, views
 from vaultsched.core.frontmatter_edit import set_scalars
 from vaultsched.core.model import Run, Status, Task
 from vaultsched.core.properties import task_properties
-from vaultsched.runtime.commit import Committer, block_edit, composed, enabled_edit
+from vaultsched.runtime.commit import (
+    COMMIT_EVERY,
+    Committer,
+    block_edit,
+    composed,
+    enabled_edit,
+)
 from vaultsched.runtime.outnotes import OutputNotes
 from vaultsched.runtime.workspace import Workspace
 from vaultsched.trust.fingerprint import files_reached
@@ -42,8 +48,8 @@ GATHER_MAX = 1.0
 NOTE_WRITERS = 8  # task notes written at once (see Lander._write_all)
 # A digest is the whole day, so rebuilding it for every batch of a long burst cost the square
 # of the day's runs. One that took over DIGEST_SLOW seconds to rebuild waits DIGEST_SLACK times
-# as long before the next batch rebuilds it (the commit always does): at most a tenth of the
-# landing's time goes to a day's digest while its runs keep landing.
+# as long (at most COMMIT_EVERY) before the next batch rebuilds it, and the commit always does:
+# about a tenth of the landing's time goes to a day's digest while its runs keep landing.
 DIGEST_SLOW = 0.02
 DIGEST_SLACK = 9.0
 
@@ -171,8 +177,9 @@ class Lander:
         outcome = self._write(edit)
         with self._lock:
             took = time.monotonic() - began
-            if took > DIGEST_SLOW:
-                self._digests_after = began + took * (1 + DIGEST_SLACK)
+            if took > DIGEST_SLOW:  # (a write that waited for a person counts: a commit comes)
+                wait = min(took * DIGEST_SLACK, COMMIT_EVERY.total_seconds())
+                self._digests_after = began + took + wait
             if outcome is Outcome.BUSY:
                 self._stale_days.add(day)
             else:
