@@ -66,7 +66,7 @@ _WAITING = {
 # Counted in the digest's header beside `failed`, when there are any, in this order.
 _COUNTED = (Status.SKIPPED, Status.MISSED, Status.BLOCKED, Status.LOST)
 REASON_SHOWN = 120  # characters of a reason in a digest line
-DIGEST_LINES_KEPT = 20_000  # rendered digest lines remembered (see _digest_line)
+DIGEST_LINES_KEPT = 20_000  # rendered digest lines remembered (see _lines_kept)
 _MISSING = "—"
 # The same line breaks as markdown-it and blocks.py: a lone \r would start a new line that
 # escapes the callout's `> ` prefix.
