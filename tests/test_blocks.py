@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from vaultsched.core import blocks
 from vaultsched.core.blocks import (
     DIGEST,
     DIGEST_BEGIN,
@@ -510,3 +511,42 @@ def test_splicing_is_stable_and_keeps_the_users_text(text: str, first: str, seco
     assert outside(twice) == outside(once)
     assert inside(twice) == content_of(second, users_newline(once))
     assert splice_block(once, RUNS, first) == once
+
+
+def _marker_hits_line_by_line(text: str, markers: Markers) -> list[tuple[bool, int, int, int]]:
+    """The marker lines as found before the one-scan search: every line of the body read."""
+    start = blocks._body_start(text)
+    body = text[start:]
+    code = blocks.code_lines(body)
+    found = []
+    for index, line in enumerate(blocks._lines(body, start)):
+        stripped = text[line.start : line.end].strip(" \t")
+        if stripped in (markers.begin, markers.end) and index not in code:
+            found.append((stripped == markers.begin, line.start, line.end, line.stop))
+    return found
+
+
+@given(text=user_texts(), markers=st.sampled_from([RUNS, DIGEST]))
+@example(text=f"a\r\n  {RUNS_BEGIN} \t\r{RUNS_END}x\n{RUNS_END}", markers=RUNS)
+@example(text=f"{RUNS_BEGIN} {RUNS_END}\n\r\n{RUNS_END}", markers=RUNS)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_the_one_scan_finds_the_marker_lines_reading_each_line_finds(
+    text: str, markers: Markers
+) -> None:
+    hits = [
+        (hit.is_begin, hit.line.start, hit.line.end, hit.line.stop)
+        for hit in blocks._marker_hits(text, markers)
+    ]
+    assert hits == _marker_hits_line_by_line(text, markers)
+
+
+def test_parses_are_kept_by_size_not_count() -> None:
+    cache = blocks._ParseCache(limit=10)
+    cache.put("abcd", frozenset({1}))
+    cache.put("efgh", frozenset({2}))
+    assert cache.get("abcd") == frozenset({1})  # now the newest
+    cache.put("ijkl", frozenset())  # 12 characters: the oldest goes
+    assert cache.get("efgh") is None
+    assert cache.get("abcd") == frozenset({1}) and cache.get("ijkl") == frozenset()
+    cache.put("x" * 50, frozenset())  # one text over the limit is still kept, alone
+    assert cache.get("x" * 50) == frozenset() and cache.get("abcd") is None

@@ -191,6 +191,26 @@ def test_a_digest_is_put_off_while_more_runs_wait_to_land_and_never_left_out(
     assert git(vault.root, "status", "--porcelain") == ""
 
 
+def test_a_slow_digest_waits_for_later_batches_and_the_commit_brings_it_up_to_date(
+    vault: Vault, tasks: list[Task], lander: Lander, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long day's digest is not rebuilt for every batch of a burst (each rebuild is the
+    whole day): the task notes land at once, the digest at the commit at the latest."""
+    monkeypatch.setattr(land, "DIGEST_SLOW", 0.0)  # every rebuild counts as slow...
+    monkeypatch.setattr(land, "DIGEST_SLACK", 3600.0)  # ...and puts the next off for good
+    day = T0.astimezone(vault.config.timezone).date()
+    digest = vault.root / views.digest_path(vault, day)
+
+    lander.land(recorded(lander, tasks[:6]))
+    assert "6 runs" in digest.read_text()
+    lander.land(recorded(lander, tasks[6:]))
+    assert "6 runs" in digest.read_text()  # put off
+    assert "output of run 5." in block_of(vault.root, tasks[11].path)  # the notes are not
+    lander.commit()
+    assert f"{COUNT} runs" in digest.read_text()
+    assert git(vault.root, "status", "--porcelain") == ""
+
+
 def test_the_finish_records_of_a_batch_are_durable_before_any_note_shows_them(
     vault: Vault, tasks: list[Task], lander: Lander, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -456,3 +456,47 @@ def test_a_record_not_durable_is_read_at_once_and_made_durable_by_the_next_fsync
     ledger.append(start_record(a_run(task="Tasks/C", at=T0), "C.md"))  # its fsync covers both
     ledger.sync()
     assert len(synced) == 3
+
+
+def _whole_fold_by_task(ledger: Ledger) -> dict[str, list[Run]]:
+    by_task: dict[str, list[Run]] = {}
+    for run in ledger.runs():
+        by_task.setdefault(run.task, []).append(run)
+    return by_task
+
+
+def test_one_tasks_runs_are_the_whole_folds_across_hosts_renames_and_appends(
+    tmp_path: Path,
+) -> None:
+    """A view folds only the runs filed under its task (or an id renamed to it): the same runs
+    as folding the whole ledger, after each append, and with another host's file too."""
+    ledger, other = Ledger(tmp_path, "h1"), Ledger(tmp_path, "h2")
+    moved = T0 + timedelta(hours=1)
+    tasks = ["Tasks/A", "Tasks/B", "Archive/A", "Old/A", "Tasks/C"]
+    steps = [
+        lambda: ledger.append(start_record(a_run("Old/A"), "Old/A.md")),
+        lambda: ledger.append_rename("Old/A", "Tasks/A", T0 + timedelta(minutes=1)),
+        lambda: ledger.append(start_record(a_run("Tasks/B", at=T0), "Tasks/B.md")),
+        # Started a moment after the move (prepared before it): follows it, twice.
+        lambda: ledger.append(start_record(a_run("Tasks/A", at=moved), "Tasks/A.md")),
+        lambda: other.append_rename("Tasks/A", "Archive/A", moved - timedelta(milliseconds=500)),
+        lambda: other.append(start_record(a_run("Tasks/A", at=moved + timedelta(hours=1)), "x")),
+        lambda: ledger.append(finish_record(a_run("Tasks/C", status=Status.SUCCESS), "C.md")),
+    ]
+    for step in steps:
+        step()
+        whole = _whole_fold_by_task(ledger)
+        assert ledger.runs_of_tasks(tasks) == {task: whole.get(task, []) for task in tasks}
+    assert [len(ledger.runs_of(task)) for task in tasks] == [1, 1, 2, 0, 1]
+
+
+def test_a_run_finished_after_its_fold_is_folded_again(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path, "h1")
+    run = a_run()
+    ledger.append(start_record(run, "Tasks/A.md"))
+    assert ledger.runs_of("Tasks/A")[0].status is Status.RUNNING
+    assert ledger.runs()[0].status is Status.RUNNING
+    ledger.append(finish_record(replace(run, status=Status.FAILED, exit_code=2), "Tasks/A.md"))
+    assert ledger.runs_of("Tasks/A")[0].status is Status.FAILED
+    assert ledger.runs()[0].exit_code == 2
+    assert ledger.runs_on(T0.date(), UTC)[0].status is Status.FAILED

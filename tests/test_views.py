@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
+from vaultsched.core import views
 from vaultsched.core.blocks import (
     DIGEST,
     RUNS,
@@ -616,3 +617,18 @@ def test_commit_messages_do_not_count_skipped_or_missed_as_failures() -> None:
     ]
     assert commit_message(runs) == "vaultsched: 3 runs (1 failed)"
     assert commit_message(runs[:1]) == "vaultsched: skipped Tasks/A"
+
+
+def test_a_digest_rendered_again_as_runs_land_is_the_digest_rendered_afresh() -> None:
+    """Its lines are kept from one rendering to the next: a run that changed (finished), or
+    whose upstream run came since, must still read as a first rendering has it."""
+    upstream = make_run("Tasks/Fetch", started=at(6), run_id="up")
+    chained = make_run("Tasks/Report", started=at(7), trigger=Trigger.AFTER, upstream_run="up")
+    running = make_run("Tasks/Backup", Status.RUNNING, started=at(8), exit_code=None)
+    day = date(2024, 5, 2)
+    render_digest_block(day, [chained, running], WARSAW)  # lines kept
+    later = [upstream, chained, replace(running, status=Status.FAILED, exit_code=2)]
+    again = render_digest_block(day, later, WARSAW)
+    views._lines_kept.clear()
+    assert again == render_digest_block(day, later, WARSAW)
+    assert "after [[Tasks/Fetch|Fetch]]" in again and "🔄" not in again

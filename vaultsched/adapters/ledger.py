@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -204,7 +205,7 @@ def finish_record(run: Run, path: str) -> dict[str, Any]:
     }
 
 
-def run_from_records(records: list[dict[str, Any]]) -> Run | None:
+def run_from_records(records: Sequence[dict[str, Any]]) -> Run | None:
     """Fold the records of one run_id (oldest first) into a Run; None if they make no sense."""
     merged: dict[str, Any] = {}
     for record in records:
@@ -297,12 +298,21 @@ class _FileRecords:
     # Kept as lines are parsed, so a run's start need not fold the whole ledger to know them:
     successes: dict[str, datetime] = field(default_factory=dict)  # task -> latest success start
     renames: list[tuple[str, str]] = field(default_factory=list)  # (old id, new id)
+    # And so a view need not fold the whole ledger to show one task's runs:
+    moves: list[tuple[datetime, str, str]] = field(default_factory=list)  # (when, old, new)
+    by_run: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # run_id -> records
+    by_task: dict[str, dict[str, None]] = field(default_factory=dict)  # task -> its run_ids
 
     def note(self, record: dict[str, Any]) -> None:
-        """Keep what `record` (valid) says of a task's latest success, or a rename."""
+        """Keep what `record` (valid) says of a task's latest success, or a rename; index it."""
         if record.get("type") == "rename":
             self.renames.append((str(record["from"]), str(record["to"])))
-        elif record.get("type") == "finish" and record.get("status") == "success":
+            self.moves.append(_to_rename(record))  # checked when the line was read
+            return
+        run_id, task = str(record["run_id"]), str(record["task"])
+        self.by_run.setdefault(run_id, []).append(record)
+        self.by_task.setdefault(task, {})[run_id] = None
+        if record.get("type") == "finish" and record.get("status") == "success":
             started = parse_instant(record.get("started_at"))
             task = str(record["task"])
             if started is not None and (
@@ -334,6 +344,21 @@ class _RecordCache:
     append_lock: threading.Lock = field(default_factory=threading.Lock)
     queued: dict[Path, list[_Queued]] = field(default_factory=dict)
     unsynced: set[Path] = field(default_factory=set)  # written since their last fsync
+    # Each run as last folded, with the records it was folded from: a run whose records are
+    # the same objects is not folded again (a burst's every landing folded every run anew).
+    folds: dict[str, tuple[tuple[dict[str, Any], ...], Run | None]] = field(default_factory=dict)
+
+    def fold(self, run_id: str, records: list[dict[str, Any]]) -> Run | None:
+        """`run_from_records(records)`, from the last fold of `run_id` if its records are the
+        very same (a file parsed afresh makes new ones)."""
+        folded = tuple(records)  # what is folded and kept: another thread may append meanwhile
+        kept = self.folds.get(run_id)
+        same = kept is not None and len(kept[0]) == len(folded)
+        if kept is not None and same and all(map(operator.is_, kept[0], folded)):
+            return kept[1]
+        run = run_from_records(folded)
+        self.folds[run_id] = (folded, run)
+        return run
 
     def read(self, root: Path, path: Path) -> list[dict[str, Any]]:
         """The valid records of `path`, oldest first."""
@@ -527,33 +552,67 @@ class Ledger:
 
     def runs(self, months: Iterable[str] | None = None) -> list[Run]:
         """All runs, folded, in start-time order, under their task's current id."""
-        return [run for _, run in self._folded(months, per_file=False)]
+        parsed = [self._cache._parsed(self.root, path) for path in self.files(months)]
+        renames = sorted(move for records in parsed for move in records.moves)
+        if len(parsed) == 1:  # one host, one month: its runs are grouped already
+            grouped = list(parsed[0].by_run.items())
+        else:
+            merged: dict[str, list[dict[str, Any]]] = {}
+            for records in parsed:
+                for run_id, some in list(records.by_run.items()):
+                    merged.setdefault(run_id, []).extend(some)
+            grouped = list(merged.items())
+        fold = self._cache.fold
+        runs = [run for run_id, records in grouped if (run := fold(run_id, records)) is not None]
+        if renames:
+            runs = [_follow(run, renames) for run in runs]
+        return sorted(runs, key=_start_order)
 
     def runs_by_file(self) -> list[tuple[Path, Run]]:
         """Every run with the ledger file that holds it. Who wrote a record is known by its
         file, not by what the record says: a line in another host's file is that host's word."""
-        return self._folded(None, per_file=True)
-
-    def _folded(self, months: Iterable[str] | None, *, per_file: bool) -> list[tuple[Path, Run]]:
         grouped: dict[tuple[Path, str], list[dict[str, Any]]] = {}
         renames: list[tuple[datetime, str, str]] = []
-        for path in self.files(months):
-            source = path if per_file else self.folder
-            for record in self._cache.read(self.root, path):
-                if record.get("type") == "rename":
-                    renames.append(_to_rename(record))  # checked when the line was read
-                    continue
-                grouped.setdefault((source, record["run_id"]), []).append(record)
+        for path in self.files():
+            parsed = self._cache._parsed(self.root, path)
+            renames += parsed.moves
+            for run_id, records in list(parsed.by_run.items()):
+                grouped[path, run_id] = list(records)
         renames.sort()
         runs = []
         for (source, _), records in grouped.items():
             run = run_from_records(records)
             if run is not None:
                 runs.append((source, _follow(run, renames) if renames else run))
-        return sorted(runs, key=lambda pair: (pair[1].started_at, pair[1].run_id))
+        return sorted(runs, key=lambda pair: _start_order(pair[1]))
 
     def runs_of(self, task: str) -> list[Run]:
-        return [r for r in self.runs() if r.task == task]
+        return self.runs_of_tasks([task])[task]
+
+    def runs_of_tasks(self, tasks: Iterable[str]) -> dict[str, list[Run]]:
+        """Each task's runs, as `runs()` has them, folding only the runs ever filed under the
+        task or an id it was renamed from: a landing batch shows a few tasks of thousands."""
+        parsed = [self._cache._parsed(self.root, path) for path in self.files()]
+        renames = sorted(move for records in parsed for move in records.moves)
+        found: dict[str, list[Run]] = {}
+        for task in tasks:
+            names = _renamed_to(task, renames)
+            run_ids = {
+                run_id: None
+                for records in parsed
+                for name in sorted(names)
+                for run_id in tuple(records.by_task.get(name, ()))  # a copy: it may grow
+            }
+            runs = []
+            for run_id in run_ids:
+                records = [r for each in parsed for r in each.by_run.get(run_id, ())]
+                run = self._cache.fold(run_id, records)
+                if run is not None and renames:
+                    run = _follow(run, renames)
+                if run is not None and run.task == task:
+                    runs.append(run)
+            found[task] = sorted(runs, key=_start_order)
+        return found
 
     def last_success(self, task: str) -> datetime | None:
         """When the task's latest successful run started (under this id or one it was renamed
@@ -572,6 +631,8 @@ class Ledger:
         start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
         end = start + timedelta(days=1)
         months = {f"{m.astimezone(UTC):%Y-%m}" for m in (start, end)}
+        # In UTC, as the ledger's times are: compared without asking `tz` each time.
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
         return [r for r in self.runs(months) if start <= r.started_at < end]
 
 
@@ -579,6 +640,18 @@ class Ledger:
 # (the daemon's dispatch LEAD, 0.25 s): a note moved meanwhile leaves that run under its old id.
 # A rename counts for the runs that start up to this long after it.
 PREPARED_AHEAD = timedelta(seconds=1)
+
+
+def _renamed_to(task: str, renames: list[tuple[datetime, str, str]]) -> set[str]:
+    """`task` and every id that a chain of renames leads from to it."""
+    names = {task}
+    while grown := {old for _, old, new in renames if new in names} - names:
+        names |= grown
+    return names
+
+
+def _start_order(run: Run) -> tuple[datetime, str]:
+    return run.started_at, run.run_id
 
 
 def _follow(run: Run, renames: list[tuple[datetime, str, str]]) -> Run:

@@ -228,9 +228,11 @@ class NoteWriter:
 
     def _replace_if_unchanged(self, path: Path, data: bytes, current: _Read) -> bool:
         """Rename `data` over `path` if the note still is as read; False to go round again."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if current.snapshot is None:  # else its folder was there when the note was read
+            path.parent.mkdir(parents=True, exist_ok=True)
         # A dot-prefixed temp name: ignored by our indexer and by Obsidian.
         tmp = path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}.tmp")
+        renamed = False
         try:
             _write_synced(tmp, data, mode=_mode(path))
             if not current.still_at(path):
@@ -239,14 +241,17 @@ class NoteWriter:
                 os.link(tmp, path)  # creating: fails rather than clobber a note made meanwhile
             else:
                 os.replace(tmp, path)
+                renamed = True
             _fsync_dir(path.parent)
             return True
         except (FileExistsError, FileNotFoundError):
-            # FileNotFoundError: our temp file was swept (a daemon starting) mid-write.
+            # FileNotFoundError: our temp file was swept (a daemon starting) mid-write, or
+            # the note's folder went since the note was read.
             return False
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            if not renamed:  # a rename took the temp file's name away with it
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
 
     def is_own(self, rel: str, data: bytes) -> bool:
         """True if `data` is exactly what vaultsched itself last wrote to `rel`."""

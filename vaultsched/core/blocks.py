@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING
@@ -125,6 +127,8 @@ def has_conflict_markers(text: str) -> bool:
     A lone `=======` line is a setext heading underline, so all three are required. Code blocks
     are not exempt: git puts its markers wherever the conflict is.
     """
+    if "<<<<<<<" not in text:  # spares splitting a long note (a digest) into lines
+        return False
     expected = iter((_CONFLICT_OURS, _CONFLICT_SPLIT, _CONFLICT_THEIRS))
     pattern = next(expected)
     for line in _lines(text):
@@ -150,14 +154,42 @@ def _marker_hits(text: str, markers: Markers) -> list[_Hit]:
     body_start = _body_start(text)
     body = text[body_start:]
     candidates: list[tuple[int, _Hit]] = []
-    for index, line in enumerate(_lines(body, body_start)):
-        stripped = text[line.start : line.end].strip(" \t")
-        if stripped in (markers.begin, markers.end):
-            candidates.append((index, _Hit(stripped == markers.begin, line)))
+    index, counted = 0, 0  # the line number of body[counted]
+    for match in _marker_text(markers).finditer(body):
+        start = max(body.rfind("\n", 0, match.start()), body.rfind("\r", 0, match.start())) + 1
+        breaks = _LINE_BREAK.search(body, match.end())
+        end = len(body) if breaks is None else breaks.start()
+        if body[start : match.start()].strip(" \t") or body[match.end() : end].strip(" \t"):
+            continue  # not alone on its line
+        index += _breaks(body, counted, start)
+        counted = start
+        stop = end if breaks is None else breaks.end()
+        line = _Line(body_start + start, body_start + end, body_start + stop)
+        candidates.append((index, _Hit(match[0] == markers.begin, line)))
     if not candidates:
         return []  # spares the markdown parse for the common note without markers
     code = _code_lines(body)
     return [hit for index, hit in candidates if index not in code]
+
+
+@functools.cache
+def _marker_text(markers: Markers) -> re.Pattern[str]:
+    """Either marker, wherever it is: a pattern that starts with their common text is found by
+    a fast scan, where one that starts at each line's start tries every character (a digest
+    has thousands of lines, and is spliced after every batch)."""
+    shared = next(
+        (i for i, (a, b) in enumerate(zip(markers.begin, markers.end, strict=False)) if a != b), 0
+    )
+    common = markers.begin[:shared]
+    rests = "|".join(re.escape(marker[len(common) :]) for marker in (markers.begin, markers.end))
+    return re.compile(f"{re.escape(common)}(?:{rests})")
+
+
+def _breaks(text: str, start: int, stop: int) -> int:
+    """How many line breaks (as _LINE_BREAK has them) `text[start:stop]` holds, neither end
+    splitting a CRLF."""
+    crlf = text.count("\r\n", start, stop)
+    return text.count("\n", start, stop) + text.count("\r", start, stop) - crlf
 
 
 def _body_start(text: str) -> int:
@@ -176,16 +208,52 @@ def _markdown() -> MarkdownIt:
     return MarkdownIt("commonmark").disable("inline")
 
 
-@functools.lru_cache(maxsize=64)
+class _ParseCache:
+    """The code lines of the texts parsed last, up to PARSED_KEPT characters of them in all:
+    the same text is parsed again and again (a splice re-parses its result to check it, the
+    next write reads that result back, a merge retried against a busy editor parses its base
+    and the late save each time), and a parse is milliseconds on a long note. Bounded by
+    size, not count: a day's digest, read back at its next rebuild, must outlast the thousand
+    task notes written meanwhile, and a few huge notes must not hold on to gigabytes."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._kept: OrderedDict[str, frozenset[int]] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()  # note writers splice on several threads
+
+    def get(self, body: str) -> frozenset[int] | None:
+        with self._lock:
+            found = self._kept.get(body)
+            if found is not None:
+                self._kept.move_to_end(body)
+            return found
+
+    def put(self, body: str, lines: frozenset[int]) -> None:
+        with self._lock:
+            if body not in self._kept:
+                self._size += len(body)
+            self._kept[body] = lines
+            while self._size > self._limit and len(self._kept) > 1:
+                oldest, _ = self._kept.popitem(last=False)
+                self._size -= len(oldest)
+
+
+PARSED_KEPT = 4_000_000  # characters: a digest of 10,000 runs is about 600,000
+_parsed = _ParseCache(PARSED_KEPT)
+
+
 def _code_lines(body: str) -> frozenset[int]:
-    # Cached: the same text is parsed again and again (a splice re-parses its result to check
-    # it, the next write reads that result back, a merge retried against a busy editor parses
-    # its base and the late save each time), and a parse is milliseconds on a long note.
+    found = _parsed.get(body)
+    if found is not None:
+        return found
     lines: set[int] = set()
     for token in _markdown().parse(body):
         if token.type in _CODE_TOKENS and token.map is not None:
             lines.update(range(*token.map))
-    return frozenset(lines)
+    found = frozenset(lines)
+    _parsed.put(body, found)
+    return found
 
 
 def _lines(text: str, offset: int = 0) -> list[_Line]:

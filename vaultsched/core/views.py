@@ -66,6 +66,7 @@ _WAITING = {
 # Counted in the digest's header beside `failed`, when there are any, in this order.
 _COUNTED = (Status.SKIPPED, Status.MISSED, Status.BLOCKED, Status.LOST)
 REASON_SHOWN = 120  # characters of a reason in a digest line
+DIGEST_LINES_KEPT = 20_000  # rendered digest lines remembered (see _lines_kept)
 _MISSING = "—"
 # The same line breaks as markdown-it and blocks.py: a lone \r would start a new line that
 # escapes the callout's `> ` prefix.
@@ -251,21 +252,38 @@ def _reason(run: Run) -> str:
     return _one_line(clip(run.message, REASON_SHOWN)) if run.message else "no reason given"
 
 
+# Each run's digest line as last rendered, by run_id: a day's digest is rendered again as its
+# runs land, every earlier line the same. Kept for the very same Run object only (the ledger
+# hands out the same object while a run's records stay the same): no Run is hashed or compared.
+_lines_kept: dict[str, tuple[Run, ZoneInfo, str | None, str]] = {}
+
+
 def _digest_item(run: Run, tz: ZoneInfo, tasks_by_run: Mapping[str, str]) -> str:
+    upstream = tasks_by_run.get(run.upstream_run) if run.upstream_run else None
+    kept = _lines_kept.get(run.run_id)
+    if kept is not None and kept[0] is run and kept[1] == tz and kept[2] == upstream:
+        return kept[3]
+    line = _digest_line(run, tz, upstream)
+    if len(_lines_kept) >= DIGEST_LINES_KEPT:
+        _lines_kept.clear()  # a new day's runs, most often: start again
+    _lines_kept[run.run_id] = (run, tz, upstream, line)
+    return line
+
+
+def _digest_line(run: Run, tz: ZoneInfo, upstream: str | None) -> str:
     when = _clock(run.started_at, tz)
     details = [str(run.status)]
     if run.trigger is not Trigger.SCHEDULE:
-        details.append(_trigger(run, tasks_by_run))
+        details.append(_trigger(run, upstream))
     details += [_duration(run), _one_line(run.host)]
     if run.status in _REASONED and run.message:
         details.append(_reason(run))  # last, as in the attention list
     return f"- {ICONS[run.status]} {when} {_link(run.task)} — {' · '.join(details)}"
 
 
-def _trigger(run: Run, tasks_by_run: Mapping[str, str]) -> str:
-    """`manual`, `retry`...; for a chained run, the task it ran after (when that ran the same
-    day: the digest only knows the day's runs)."""
-    upstream = tasks_by_run.get(run.upstream_run) if run.upstream_run else None
+def _trigger(run: Run, upstream: str | None) -> str:
+    """`manual`, `retry`...; for a chained run, the task it ran after (`upstream`: known when
+    that ran the same day, for the digest only knows the day's runs)."""
     if run.trigger is Trigger.AFTER and upstream is not None:
         return f"after {_link(upstream)}"
     return str(run.trigger)

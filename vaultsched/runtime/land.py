@@ -28,7 +28,13 @@ from vaultsched.core import blocks, views
 from vaultsched.core.frontmatter_edit import set_scalars
 from vaultsched.core.model import Run, Status, Task
 from vaultsched.core.properties import task_properties
-from vaultsched.runtime.commit import Committer, block_edit, composed, enabled_edit
+from vaultsched.runtime.commit import (
+    COMMIT_EVERY,
+    Committer,
+    block_edit,
+    composed,
+    enabled_edit,
+)
 from vaultsched.runtime.outnotes import OutputNotes
 from vaultsched.runtime.workspace import Workspace
 from vaultsched.trust.fingerprint import files_reached
@@ -40,6 +46,13 @@ LANDING_BATCH = 100
 GATHER_GAP = 0.1
 GATHER_MAX = 1.0
 NOTE_WRITERS = 8  # task notes written at once (see Lander._write_all)
+# A digest is the whole day, so rebuilding it for every batch of a long burst cost the square
+# of the day's runs. One that took over DIGEST_SLOW seconds to rebuild waits DIGEST_SLACK times
+# as long (at most COMMIT_EVERY) before the next batch rebuilds it, and the commit always does:
+# a day's digest takes about 3 % of the time while its runs keep landing, and each commit holds
+# it whole.
+DIGEST_SLOW = 0.02
+DIGEST_SLACK = 30.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,8 @@ class Lander:
     # Digests put off for the runs waiting to land (see `land`): rebuilt with theirs, or at the
     # next commit, whichever comes first.
     _put_off: set[date] = field(default_factory=set)
+    _ledger_edits: dict[Path, Edit] = field(default_factory=dict)  # see hold_ledger
+    _digests_after: float = 0.0  # time.monotonic() before which a batch puts digests off
     _outputs: OutputNotes = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,8 +88,11 @@ class Lander:
     def hold_ledger(self, batch: Sequence[Landed]) -> None:
         """The ledger files these runs are in belong to the next commit (whole: they are
         vaultsched's own files), from the moment the runs are recorded."""
-        root = self.workspace.vault.root
-        self.committer.add(Edit(item.ledger_file.relative_to(root).as_posix()) for item in batch)
+        root, held = self.workspace.vault.root, self._ledger_edits
+        files = {item.ledger_file for item in batch}
+        for path in files - held.keys():  # one file a month: its edit is made once
+            held[path] = Edit(path.relative_to(root).as_posix())
+        self.committer.add(held[path] for path in files)
 
     def land(self, batch: Sequence[Landed], *, digests: bool = True) -> None:
         """Show these runs. `digests` False: more runs are already waiting to land, and
@@ -89,6 +107,7 @@ class Lander:
         with self._lock:
             written = self._outputs.write(batch)  # before the run block that links it
             self._put_off.update(item.run.started_at.astimezone(tz).date() for item in batch)
+            digests = digests and time.monotonic() >= self._digests_after
             days = sorted(self._put_off) if digests else []
         written += self._rebuild(list(tasks.values()), days)
         with self._lock:
@@ -112,10 +131,8 @@ class Lander:
         that cannot be written now (a person kept saving it) is tried again at each commit."""
         if not tasks:
             return []
-        by_task: dict[str, list[Run]] = {}
-        for run in self.workspace.ledger.runs():
-            by_task.setdefault(run.task, []).append(run)
-        planned = [self._note_edits(task, by_task.get(task.id, [])) for task in tasks]
+        by_task = self.workspace.ledger.runs_of_tasks(task.id for task in tasks)
+        planned = [self._note_edits(task, by_task[task.id]) for task in tasks]
         outcomes = self._write_all([composed(edits[0].path, edits) for edits in planned])
         written: list[Edit] = []
         for task, edits, outcome in zip(tasks, planned, outcomes, strict=True):
@@ -154,11 +171,16 @@ class Lander:
     def refresh_digest(self, day: date) -> list[Edit]:
         vault = self.workspace.vault
         tz = vault.config.timezone
+        began = time.monotonic()
         inner = views.render_digest_block(day, self.workspace.ledger.runs_on(day, tz), tz)
         # A new digest is vaultsched's file: its block goes into git with it.
         edit = block_edit(views.digest_path(vault, day), blocks.DIGEST, inner, create=True)
         outcome = self._write(edit)
         with self._lock:
+            took = time.monotonic() - began
+            if took > DIGEST_SLOW:  # (a write that waited for a person counts: a commit comes)
+                wait = min(took * DIGEST_SLACK, COMMIT_EVERY.total_seconds())
+                self._digests_after = began + took + wait
             if outcome is Outcome.BUSY:
                 self._stale_days.add(day)
             else:
