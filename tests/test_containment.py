@@ -20,7 +20,7 @@ from conftest import HOST, Cli, CommandLine, DaemonProcess, InProcess, runs, wai
 from vaultsched.adapters.config import load_config
 from vaultsched.adapters.vault import Vault, build_index, planned_index, read_note
 from vaultsched.cli.validate import validate_vault
-from vaultsched.core import planner, taskfile
+from vaultsched.core import planner, schedules
 from vaultsched.core.durations import MAX_DURATION
 from vaultsched.core.model import Run, Status, Task
 from vaultsched.core.schedules import Schedule, parse_schedule
@@ -91,7 +91,7 @@ def test_a_parser_that_raises_is_a_problem_on_its_note_only(
     one note is a problem on that note."""
     write_note(vault_root, "Tasks/Good.md", GOOD)
     write_note(vault_root, "Tasks/Boom.md", note("schedule: boom\ncommand: echo"))
-    monkeypatch.setattr(taskfile, "parse_schedule", _raising_parse)
+    monkeypatch.setattr(schedules, "parse_schedule", _raising_parse)  # taskfile imports it late
     vault = load(vault_root)
     index = build_index(vault)
     assert "Tasks/Good" in index.tasks
@@ -115,7 +115,7 @@ def exploding_task(vault_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     write_note(vault_root, "Tasks/Good.md", note("schedule: every 1s\ncommand: echo good"))
     write_note(vault_root, "Tasks/Boom.md", note("schedule: boom\ncommand: echo boom"))
     monkeypatch.setattr(
-        taskfile,
+        schedules,  # taskfile imports it when it parses a note
         "parse_schedule",
         lambda text: _Exploding(text) if text == "boom" else parse_schedule(text),
     )

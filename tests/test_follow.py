@@ -169,3 +169,35 @@ def test_a_task_made_invalid_is_read_again_and_relinked(
 
     assert "Tasks/A" in follower.index.tasks and "Tasks/A" not in follower.index.invalid
     assert len(graphs) == 1
+
+
+def test_a_note_moved_in_whose_old_path_is_not_reported_yet_is_a_move_at_once(
+    vault: Vault,
+) -> None:
+    """A move into a folder made a moment before: the watcher reports the new path first and
+    the old one's deletion up to half a second later. The new task is that very file, so the
+    old path is read again at once: one task, moved, never two firing under both names."""
+    task_note(vault.root, "Tasks/Live.md", "command: echo hi\nschedule: every 1s\n")
+    task_note(vault.root, "Tasks/Other.md", "command: echo other\nschedule: every 1s\n")
+    follower = Follower(vault)
+    follower.load()
+    (vault.root / "Archive").mkdir()
+    (vault.root / "Tasks/Live.md").rename(vault.root / "Archive/Live.md")
+
+    found = follower.apply(Changes(paths={"Archive/Live.md"}))
+
+    assert found.moved == (("Tasks/Live", "Archive/Live"),) and found.added == ()
+    assert set(follower.index.tasks) == {"Archive/Live", "Tasks/Other"}
+
+
+def test_a_hard_link_of_a_task_note_is_a_second_task_not_a_move(vault: Vault) -> None:
+    task_note(vault.root, "Tasks/Live.md", "command: echo hi\nschedule: every 1s\n")
+    follower = Follower(vault)
+    follower.load()
+    (vault.root / "Archive").mkdir()
+    (vault.root / "Archive/Live.md").hardlink_to(vault.root / "Tasks/Live.md")
+
+    found = follower.apply(Changes(paths={"Archive/Live.md"}))
+
+    assert found.moved == () and found.added == ("Archive/Live",)
+    assert set(follower.index.tasks) == {"Archive/Live", "Tasks/Live"}

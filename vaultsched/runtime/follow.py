@@ -157,6 +157,7 @@ class Follower:
             self._reread(new)
         for rel in sorted(changes.paths):
             self._reread(rel)
+        self._moved_in(before)
         self.index.link()  # only if a note changed what the index holds
         recent = time.monotonic() - MOVE_WINDOW
         self._appeared = {i: t for i, t in self._appeared.items() if t > recent}
@@ -210,6 +211,22 @@ class Follower:
                 self._files.pop(ident, None)
             else:
                 self._files[ident] = found
+
+    def _moved_in(self, before: Mapping[str, Task]) -> None:
+        """A note moved into a folder made a moment before is reported as created at once
+        (the new folder's watch came after the move), and its old path's deletion only later
+        (watchdog holds that half of the move back for half a second). Until then the task
+        would be in the index under both names and fire under both: so a new task that is
+        the very file a known task was read from has that task's path read again now (gone
+        from there: out of the index, and `match_moves` pairs the two by file)."""
+        new = [ident for ident in self.index.tasks if ident not in before]
+        if not new or not self._files:
+            return
+        owner = {file: ident for ident, file in self._files.items()}
+        for ident in new:
+            old = owner.get(self._file_id(self.index.tasks[ident].path) or (-1, -1))
+            if old is not None and old != ident and old in self.index.tasks:
+                self._reread(f"{old}.md")  # still there (a hard link): it stays
 
     def _file_id(self, rel: str) -> FileId | None:
         try:
