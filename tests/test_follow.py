@@ -171,17 +171,23 @@ def test_a_task_made_invalid_is_read_again_and_relinked(
     assert len(graphs) == 1
 
 
+def _live_and_an_archive(vault: Vault) -> Follower:
+    """A follower that has read `Tasks/Live` (fires every second), and an empty `Archive/`."""
+    task_note(vault.root, "Tasks/Live.md", "command: echo hi\nschedule: every 1s\n")
+    follower = Follower(vault)
+    follower.load()
+    (vault.root / "Archive").mkdir()
+    return follower
+
+
 def test_a_note_moved_in_whose_old_path_is_not_reported_yet_is_a_move_at_once(
     vault: Vault,
 ) -> None:
     """A move into a folder made a moment before: the watcher reports the new path first and
     the old one's deletion up to half a second later. The new task is that very file, so the
     old path is read again at once: one task, moved, never two firing under both names."""
-    task_note(vault.root, "Tasks/Live.md", "command: echo hi\nschedule: every 1s\n")
     task_note(vault.root, "Tasks/Other.md", "command: echo other\nschedule: every 1s\n")
-    follower = Follower(vault)
-    follower.load()
-    (vault.root / "Archive").mkdir()
+    follower = _live_and_an_archive(vault)
     (vault.root / "Tasks/Live.md").rename(vault.root / "Archive/Live.md")
 
     found = follower.apply(Changes(paths={"Archive/Live.md"}))
@@ -191,10 +197,7 @@ def test_a_note_moved_in_whose_old_path_is_not_reported_yet_is_a_move_at_once(
 
 
 def test_a_hard_link_of_a_task_note_is_a_second_task_not_a_move(vault: Vault) -> None:
-    task_note(vault.root, "Tasks/Live.md", "command: echo hi\nschedule: every 1s\n")
-    follower = Follower(vault)
-    follower.load()
-    (vault.root / "Archive").mkdir()
+    follower = _live_and_an_archive(vault)
     (vault.root / "Archive/Live.md").hardlink_to(vault.root / "Tasks/Live.md")
 
     found = follower.apply(Changes(paths={"Archive/Live.md"}))
