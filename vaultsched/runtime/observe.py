@@ -42,7 +42,7 @@ class Observer:
         return self.listen is not None or bool(self.textfile)
 
     def start(self) -> None:
-        """Open the endpoint or the textfile (a port in use is a one-line error), then say up."""
+        """Open the textfile, say up, then open the endpoint (a port in use is a one-line error)."""
         if not self.on:
             return
         metrics = Metrics()
@@ -51,13 +51,14 @@ class Observer:
                 writer = TextfileWriter(metrics.registry, self.textfile)
                 self._outs.append(writer)
                 metrics.on_change = writer.changed
+            self.metrics = metrics
+            metrics.set_up(True)  # before the port opens: its first scrape already says up
             if self.listen is not None:
                 self._outs.append(MetricsServer(metrics.registry, *self.listen))
         except BaseException:
             self.close()
+            self.metrics = None
             raise
-        self.metrics = metrics
-        metrics.set_up(True)
 
     def close(self) -> None:
         """At shutdown: down, and the textfile written once more; the port closed."""
