@@ -232,3 +232,34 @@ def test_folders_made_and_removed_for_months_leave_nothing_behind(tmp_path: Path
     finally:
         fd.stop()
         fd.join()
+
+
+def test_a_folder_left_unwatched_at_the_watch_limit_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from watchdog.observers.inotify_c import InotifyFD
+
+    from vaultsched.adapters.inotifywatch import _PrunedGroup
+
+    (tmp_path / "A/B").mkdir(parents=True)
+    (tmp_path / "C").mkdir()
+    fd = InotifyFD()
+    fd.start()
+    add = fd.add_callback
+
+    def limited(path: bytes, *args: object) -> object:
+        if path != os.fsencode(tmp_path):
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+        return add(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fd, "add_callback", limited)
+    try:
+        group = _PrunedGroup(_Lost(), fd, os.fsencode(tmp_path), is_recursive=True)
+        warnings = [r for r in caplog.records if "max_user_watches" in r.getMessage()]
+        assert len(warnings) == 1  # said once, not once per folder
+        group.deactivate()
+    finally:
+        fd.stop()
+        fd.join()
