@@ -263,3 +263,31 @@ def test_a_folder_left_unwatched_at_the_watch_limit_is_reported(
     finally:
         fd.stop()
         fd.join()
+
+
+def test_a_folder_made_then_swapped_for_a_link_is_never_watched_through_it(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A folder's creation is handled after the event is read: by then a link may stand in
+    its place. Listed and watched through the link, every folder of where it leads (the home
+    folder, /) would be watched, and its notes reported as the vault's."""
+    from watchdog.observers.inotify_c import InotifyFD
+
+    from vaultsched.adapters.inotifywatch import _PrunedGroup
+
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "sub").mkdir()
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    fds = _inotify_fds()
+    fd = InotifyFD()
+    fd.start()
+    try:
+        group = _PrunedGroup(_Lost(), fd, os.fsencode(vault), is_recursive=True)
+        (vault / "X").symlink_to(outside, target_is_directory=True)  # was a folder when made
+        group._add_all_callbacks(os.fsencode(vault / "X"))  # its creation, handled late
+        assert _watched_inodes(_inotify_fds() - fds) == _inodes(vault, ".")
+        group.deactivate()
+    finally:
+        fd.stop()
+        fd.join()

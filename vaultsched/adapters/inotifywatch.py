@@ -18,6 +18,7 @@ import contextlib
 import errno
 import logging
 import os
+import stat
 from typing import Any, Protocol
 
 from watchdog.observers.api import DEFAULT_OBSERVER_TIMEOUT, BaseObserver
@@ -53,8 +54,11 @@ class _PrunedGroup(InotifyWatchGroup):
         """The base class's (a watch on `path` and, recursive, on each folder below it), but a
         folder refused is neither watched nor walked into, and symlinks are never followed.
         Each folder is watched before it is listed: a subfolder made after the listing is
-        reported by that watch."""
+        reported by that watch. A folder's creation is handled after the event is read: a
+        link put in its place meanwhile is not a folder, and is never listed through."""
         if self._watching(path) or (path != self.path and not self._folders.watches(path)):
+            return
+        if path != self.path and not _is_folder(path):
             return
         self._add_callback(path)
         pending = [path] if self.is_recursive else []
@@ -122,6 +126,14 @@ class _PrunedGroup(InotifyWatchGroup):
     def on_queue_overflow(self) -> None:
         super().on_queue_overflow()  # the watches made again
         self._folders.record_rescan()  # and what the lost events said, read again
+
+
+def _is_folder(path: bytes) -> bool:
+    """A folder itself, not a link to one (nor anything gone)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 class PrunedEmitter(InotifyEmitter):
