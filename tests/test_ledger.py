@@ -4,6 +4,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -500,3 +501,23 @@ def test_a_run_finished_after_its_fold_is_folded_again(tmp_path: Path) -> None:
     assert ledger.runs_of("Tasks/A")[0].status is Status.FAILED
     assert ledger.runs()[0].exit_code == 2
     assert ledger.runs_on(T0.date(), UTC)[0].status is Status.FAILED
+
+
+class _CountedPasses(list[tuple[datetime, str, str]]):
+    passes = 0
+
+    def __iter__(self) -> Iterator[tuple[datetime, str, str]]:
+        self.passes += 1
+        return super().__iter__()
+
+
+def test_a_long_chain_of_renames_is_followed_in_one_pass() -> None:
+    """A synced ledger can hold thousands of renames ending at a real task: a pass over them
+    all for each link of the chain stalled every landing of that task for seconds."""
+    from vaultsched.adapters.ledger import _renamed_to
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    renames = _CountedPasses((t0, f"T/{n}", f"T/{n + 1}") for n in range(200))
+    renames.append((t0, "T/200", "T/0"))  # and a loop back
+    assert _renamed_to("T/200", renames) == {f"T/{n}" for n in range(201)}
+    assert renames.passes == 1

@@ -92,3 +92,10 @@ def test_a_mark_past_skew_is_not_kept(tmp_path: Path) -> None:
     planner.reset("Tasks/A", T0 + timedelta(hours=1))  # the clock is set back an hour after
     saved.save(planner, T0)
     assert restored(tmp_path) == {}
+
+
+def test_a_huge_file_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(marks, "MAX_BYTES", 100)
+    line = json.dumps({"Tasks/A": T0.isoformat()}) + "\n"
+    statefs.write_atomic(tmp_path, layout.MARKS, (line * 4).encode())  # a synced giant
+    assert restored(tmp_path) == {}  # the ledger alone, as for a file that cannot be read

@@ -232,3 +232,62 @@ def test_folders_made_and_removed_for_months_leave_nothing_behind(tmp_path: Path
     finally:
         fd.stop()
         fd.join()
+
+
+def test_a_folder_left_unwatched_at_the_watch_limit_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from watchdog.observers.inotify_c import InotifyFD
+
+    from vaultsched.adapters.inotifywatch import _PrunedGroup
+
+    (tmp_path / "A/B").mkdir(parents=True)
+    (tmp_path / "C").mkdir()
+    fd = InotifyFD()
+    fd.start()
+    add = fd.add_callback
+
+    def limited(path: bytes, *args: object) -> object:
+        if path != os.fsencode(tmp_path):
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+        return add(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fd, "add_callback", limited)
+    try:
+        group = _PrunedGroup(_Lost(), fd, os.fsencode(tmp_path), is_recursive=True)
+        warnings = [r for r in caplog.records if "max_user_watches" in r.getMessage()]
+        assert len(warnings) == 1  # said once, not once per folder
+        group.deactivate()
+    finally:
+        fd.stop()
+        fd.join()
+
+
+def test_a_folder_made_then_swapped_for_a_link_is_never_watched_through_it(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A folder's creation is handled after the event is read: by then a link may stand in
+    its place. Listed and watched through the link, every folder of where it leads (the home
+    folder, /) would be watched, and its notes reported as the vault's."""
+    from watchdog.observers.inotify_c import InotifyFD
+
+    from vaultsched.adapters.inotifywatch import _PrunedGroup
+
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "sub").mkdir()
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    fds = _inotify_fds()
+    fd = InotifyFD()
+    fd.start()
+    try:
+        group = _PrunedGroup(_Lost(), fd, os.fsencode(vault), is_recursive=True)
+        (vault / "X").symlink_to(outside, target_is_directory=True)  # was a folder when made
+        group._add_all_callbacks(os.fsencode(vault / "X"))  # its creation, handled late
+        assert _watched_inodes(_inotify_fds() - fds) == _inodes(vault, ".")
+        group.deactivate()
+    finally:
+        fd.stop()
+        fd.join()

@@ -15,7 +15,10 @@ watchdog's `Observer`, whose events in ignored folders its handler drops.
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
+import stat
 from typing import Any, Protocol
 
 from watchdog.observers.api import DEFAULT_OBSERVER_TIMEOUT, BaseObserver
@@ -25,6 +28,8 @@ from watchdog.observers.inotify_c import InotifyFD
 _OVERRIDDEN = ("_add_all_callbacks", "_add_callback", "_move_watches", "_remove_callbacks")
 if not all(hasattr(InotifyWatchGroup, name) for name in (*_OVERRIDDEN, "on_queue_overflow")):
     raise ImportError("this watchdog's inotify watch groups are not the ones pruned here")
+
+log = logging.getLogger(__name__)
 
 
 class Folders(Protocol):
@@ -42,14 +47,18 @@ class _PrunedGroup(InotifyWatchGroup):
         # First: the base class adds the watches as it is made.
         self._folders = folders
         self._inodes: dict[int, int] = {}  # watch descriptor -> the inode watched
+        self._limit_warned = False  # the watch limit was reached, and said so in the log
         super().__init__(*args, **kwargs)
 
     def _add_all_callbacks(self, path: bytes) -> None:
         """The base class's (a watch on `path` and, recursive, on each folder below it), but a
         folder refused is neither watched nor walked into, and symlinks are never followed.
         Each folder is watched before it is listed: a subfolder made after the listing is
-        reported by that watch."""
+        reported by that watch. A folder's creation is handled after the event is read: a
+        link put in its place meanwhile is not a folder, and is never listed through."""
         if self._watching(path) or (path != self.path and not self._folders.watches(path)):
+            return
+        if path != self.path and not _is_folder(path):
             return
         self._add_callback(path)
         pending = [path] if self.is_recursive else []
@@ -65,11 +74,25 @@ class _PrunedGroup(InotifyWatchGroup):
                     pending.append(folder)
 
     def _add_callback(self, path: bytes) -> None:
-        super()._add_callback(path)
-        wd = self._active_callbacks_by_path.get(path)
+        """The base class's, but a folder left unwatched for want of inotify watches is said
+        (the base class passes over any failure below the root: a folder gone meanwhile)."""
+        try:
+            wd = self._inotify_fd.add_callback(path, self.event_mask, self._callback, self._id)
+        except OSError as exc:
+            if path == self.path:
+                raise
+            if exc.errno == errno.ENOSPC and not self._limit_warned:
+                self._limit_warned = True
+                log.warning(
+                    "inotify watch limit reached (fs.inotify.max_user_watches): changes in %r"
+                    " and other folders are not seen until vaultsched restarts; raise the limit",
+                    os.fsdecode(path),
+                )
+            return
+        self._active_callbacks_by_path[path] = wd
+        self._active_callbacks_by_watch[wd] = path
         with contextlib.suppress(OSError):
-            if wd is not None:
-                self._inodes[wd] = os.lstat(path).st_ino
+            self._inodes[wd] = os.lstat(path).st_ino
         watched = self._active_callbacks_by_watch
         if len(self._inodes) > 2 * len(watched) + 64:  # folders made and removed, for months
             self._inodes = {wd: ino for wd, ino in self._inodes.items() if wd in watched}
@@ -103,6 +126,14 @@ class _PrunedGroup(InotifyWatchGroup):
     def on_queue_overflow(self) -> None:
         super().on_queue_overflow()  # the watches made again
         self._folders.record_rescan()  # and what the lost events said, read again
+
+
+def _is_folder(path: bytes) -> bool:
+    """A folder itself, not a link to one (nor anything gone)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 class PrunedEmitter(InotifyEmitter):

@@ -643,10 +643,17 @@ PREPARED_AHEAD = timedelta(seconds=1)
 
 
 def _renamed_to(task: str, renames: list[tuple[datetime, str, str]]) -> set[str]:
-    """`task` and every id that a chain of renames leads from to it."""
-    names = {task}
-    while grown := {old for _, old, new in renames if new in names} - names:
-        names |= grown
+    """`task` and every id that a chain of renames leads from to it. One pass over the
+    renames: a synced ledger may hold a chain of thousands (a pass per link: seconds)."""
+    sources: dict[str, list[str]] = {}
+    for _, old, new in renames:
+        sources.setdefault(new, []).append(old)
+    names, todo = {task}, [task]
+    while todo:
+        for old in sources.get(todo.pop(), ()):
+            if old not in names:
+                names.add(old)
+                todo.append(old)
     return names
 
 

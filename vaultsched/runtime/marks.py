@@ -24,11 +24,14 @@ from vaultsched.core.planner import Planner
 
 # Appended marks, at the fewest, before the file is written afresh.
 COMPACT_AFTER = 1000
+# Far past what a hundred thousand tasks' marks, appended to twice over, take; a file larger
+# (a sync tool can carry anything here) is not read: every start would hold it all at once.
+MAX_BYTES = 64 * 1024 * 1024
 
 
 def load_marks(root: Path, planner: Planner, now: datetime) -> None:
     try:
-        data = statefs.read_bytes(root, layout.MARKS) or b"{}"
+        data = statefs.read_bytes(root, layout.MARKS, limit=MAX_BYTES) or b"{}"
     except OSError as exc:
         statefs.warn_refused(exc, "marks not read")
         return
