@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 from conftest import make_vault, write_note
 
-from vaultsched.adapters.vault import Vault, build_index, is_conflict_copy, iter_notes, locate_vault
+from vaultsched.adapters.vault import (
+    Vault,
+    build_index,
+    is_conflict_copy,
+    iter_notes,
+    locate_vault,
+    reread_note,
+)
 from vaultsched.core.errors import VaultschedError
 
 TASK = "---\ncommand: echo hi\nschedule: '@daily'\n---\nbody\n"
@@ -34,6 +41,25 @@ def test_discovery_ignores_what_spec_says(vault: Vault, tmp_path: Path) -> None:
     (root / "Tasks" / "link-in.md").symlink_to(root / "Tasks" / "A.md")
     (root / "Linked folder").symlink_to(tmp_path)
     assert list(iter_notes(vault)) == ["Tasks/A.md", "Tasks/Sub/B.md"]
+
+
+def test_a_folder_swapped_for_a_link_since_the_walk_is_not_read_through(
+    vault: Vault, tmp_path: Path
+) -> None:
+    """An event names `Tasks/Sub/B.md`, but a sync has made `Tasks/Sub` a link out of the vault
+    meanwhile: the note at the end of the link is not read, and never becomes a task."""
+    write_note(vault.root, "Tasks/Sub/B.md", TASK)
+    assert reread_note(vault, "Tasks/Sub/B.md", None).parsed.task is not None
+    outside = tmp_path / "outside"
+    write_note(outside, "B.md", TASK)
+    (vault.root / "Tasks/Sub/B.md").unlink()
+    (vault.root / "Tasks/Sub").rmdir()
+    (vault.root / "Tasks/Sub").symlink_to(outside)
+
+    read = reread_note(vault, "Tasks/Sub/B.md", None)
+
+    assert read.parsed.task is None and not read.read
+    assert "symlink" in read.parsed.problems[0].message
 
 
 def test_index_keeps_going_past_broken_notes(vault: Vault) -> None:

@@ -55,6 +55,23 @@ def open_note(path: str | os.PathLike[str]) -> int:
     return _open_note(path)[0]
 
 
+def link_on_path(root: str | os.PathLike[str], rel: str) -> bool:
+    """Whether `rel` under `root`, or any folder on the way to it, is a symlink (checked with
+    lstat, never followed; a part that does not exist ends the check). The walk never enters
+    a linked folder; a path handed over by an event or a command is checked with this."""
+    here = os.fspath(root)
+    for part in rel.split("/"):
+        if not part:
+            continue
+        here = f"{here}/{part}"
+        try:
+            if stat.S_ISLNK(os.lstat(here).st_mode):
+                return True
+        except FileNotFoundError:
+            return False
+    return False
+
+
 def _open_note(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
     try:
         fd = os.open(path, _FLAGS)

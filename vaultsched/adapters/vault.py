@@ -17,6 +17,7 @@ from vaultsched.adapters.notefile import (
     NotRegularFile,
     NotUtf8Error,
     kind_of,
+    link_on_path,
     read_front_matter,
     read_front_matter_opened,
 )
@@ -299,6 +300,10 @@ def reread_note(vault: Vault, rel: str, last: NoteRead | None) -> NoteRead:
         return NoteRead(None, NOT_A_TASK, read=False)
     if not rel.isascii() and not _utf8_name(rel):  # as the walk: such a note never counts
         problem = Problem(_printable(rel), 1, "file name is not UTF-8", "warning")
+        return NoteRead(None, Parsed(False, None, (problem,)), read=False)
+    folder = rel.rpartition("/")[0]
+    if folder and link_on_path(vault.root, folder):  # swapped for a link since the walk
+        problem = Problem(rel, 1, "a folder on its path is a symlink: not read", "warning")
         return NoteRead(None, Parsed(False, None, (problem,)), read=False)
     try:
         front = read_front_matter(f"{vault.root}/{rel}")

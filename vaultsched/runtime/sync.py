@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import shutil
-import stat
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from vaultsched.adapters.git import Git, GitError
 from vaultsched.adapters.git.batch import Changed, read_blobs, tree_changes
+from vaultsched.adapters.notefile import link_on_path
 from vaultsched.adapters.vault import build_index
 from vaultsched.core.merging import drop_merged_copies, merge_note, union_lines
 from vaultsched.core.model import Run
@@ -304,7 +304,7 @@ def _resolve(git: Git, rel: str) -> None:
     In a rebase, stage 2 is the upstream (the remote's side), stage 3 our commit replayed.
     """
     stages = git.sync.conflict_stages(rel)
-    if any(mode in _LINKS for mode, _ in stages.values()) or _is_link(git.root, rel):
+    if any(mode in _LINKS for mode, _ in stages.values()) or link_on_path(git.root, rel):
         _take_remote(git, rel, stages)
         return
     base, ours, theirs = (_text(git, stages.get(n)) for n in (1, 2, 3))
@@ -352,23 +352,10 @@ def _take_remote(git: Git, rel: str, stages: dict[int, tuple[str, str]]) -> None
     )
 
 
-def _is_link(root: Path, rel: str) -> bool:
-    """The path, or any folder on the way to it, is a symlink (checked, never followed)."""
-    here = root
-    for part in Path(rel).parts:
-        here = here / part
-        try:
-            if stat.S_ISLNK(os.lstat(here).st_mode):
-                return True
-        except FileNotFoundError:
-            return False
-    return False
-
-
 def _write_no_follow(root: Path, rel: str, data: bytes) -> None:
     """Write the file only if no component of its path is a link: O_NOFOLLOW on the file
     itself, after checking each folder on the way (the scratch tree is private to us)."""
-    if _is_link(root, rel):
+    if link_on_path(root, rel):
         raise SyncError(f"{rel}: a symlink in the way: not written")
     (root / rel).parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
