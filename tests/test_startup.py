@@ -117,7 +117,8 @@ def test_list_loads_neither_the_runtime_nor_the_libraries_of_other_commands(
     loaded: dict[str, list[str]],
 ) -> None:
     assert found(loaded["list"], NEVER_FOR_LIST) == []
-    assert "vaultsched.adapters.ledger" in loaded["list"]  # the probe did run the listing
+    assert "vaultsched.core.planner" in loaded["list"]  # the probe did run the listing
+    assert "vaultsched.adapters.ledger" not in loaded["list"]  # no task note: no run to show
 
 
 def plain_params() -> list[TyperArgument | TyperOption]:

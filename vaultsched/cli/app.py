@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from vaultsched.adapters.console import SafeConsole
     from vaultsched.adapters.service import ServiceResult
     from vaultsched.adapters.vault import Index, Vault
+    from vaultsched.cli.reports import ListRow
     from vaultsched.cli.results import TrustedTaskRow
     from vaultsched.cli.show import Clock
     from vaultsched.core.model import Run, Task
@@ -194,17 +195,12 @@ def init_cmd(
 def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every task: schedule, enabled, next run, last run and status, validity."""
     from vaultsched.adapters.clock import utc_now
-    from vaultsched.adapters.ledger import Ledger
     from vaultsched.adapters.vault import planned_index
-    from vaultsched.cli.reports import list_rows
-    from vaultsched.trust.store import TrustStore
 
     vault = _vault(ctx)
     now = utc_now()
     index = planned_index(vault, now)
-    rows = list_rows(
-        index, Ledger(vault.root, vault.host).runs(), now, TrustStore().checker(vault.root)
-    )
+    rows = _list_rows(vault, index, now) if index.tasks or index.invalid else []
     if as_json:
         _print_json(rows)
         return
@@ -214,6 +210,16 @@ def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     from vaultsched.cli.show import show_list
 
     show_list(_out(), rows, _clock(vault, now))
+
+
+def _list_rows(vault: "Vault", index: "Index", now: datetime) -> "list[ListRow]":
+    """`list`'s rows, with the ledger's runs and trust (not loaded for a vault with no task)."""
+    from vaultsched.adapters.ledger import Ledger
+    from vaultsched.cli.reports import list_rows
+    from vaultsched.trust.store import TrustStore
+
+    runs = Ledger(vault.root, vault.host).runs()
+    return list_rows(index, runs, now, TrustStore().checker(vault.root))
 
 
 @app.command(
