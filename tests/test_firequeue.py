@@ -160,3 +160,43 @@ def test_the_heap_does_not_grow_with_edits() -> None:
     queue.put(t.id, T0)
     assert len(queue._heap) < 100
     assert queue.soonest(LEAD) == [(t, T0)] and queue.due(T0) == [t] and t.id in queue.stale
+
+
+def test_a_burst_asks_at_each_end_only_the_tasks_running_before_the_first_that_may_lead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    burst = [task(f"Tasks/T{n:04}") for n in range(1000)]
+    d = loaded(*burst)
+    assert len(submitted(d.due(T0 - LEAD, trusted))) == 1000
+    assert d.wake_time() == (T0 + MINUTE, [])  # all running: each decided at its time
+    walks: list[timedelta] = []
+    walk = d.queue._walk
+
+    def counted_walk(within: timedelta) -> list[tuple[Task, datetime]]:
+        walks.append(within)
+        return walk(within)
+
+    monkeypatch.setattr(d.queue, "_walk", counted_walk)
+    asked: list[str] = []
+    monkeypatch.setattr(d, "_may_lead", counted(d._may_lead, asked))
+    d.running.discard("Tasks/T0000")  # its run ended
+    assert d.wake_time() == (T0 + MINUTE - LEAD, [])
+    assert asked == ["Tasks/T0000"] and walks == []  # the queue as it was: no walk again
+    d.running.add("Tasks/T0000")
+    d.running.discard("Tasks/T0999")  # the last in order
+    assert d.wake_time() == (T0 + MINUTE - LEAD, [])
+
+
+def test_the_soonest_tasks_come_in_wake_time_order_and_change_with_the_queue() -> None:
+    q = FireQueue()
+    a, b, c = task("Tasks/A"), task("Tasks/B"), task("Tasks/C")
+    for t, at in ((a, T0 + MINUTE), (b, T0), (c, T0)):
+        q.track(t)
+        q.put(t.id, at)
+    assert q.soonest(LEAD) == [(b, T0), (c, T0)]  # ties: first put, first
+    q.touch(b.id)
+    assert q.soonest(LEAD) == [(c, T0)]
+    q.put(b.id, T0 + MINUTE)
+    assert q.soonest(MINUTE) == [(c, T0), (a, T0 + MINUTE), (b, T0 + MINUTE)]
+    q.untrack(c.id)
+    assert q.soonest(LEAD) == [(a, T0 + MINUTE), (b, T0 + MINUTE)]

@@ -3,6 +3,7 @@ through the real Recorder, Lander, NoteWriter and git on a temp vault."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -170,6 +171,34 @@ def test_runs_ending_close_together_land_as_one_batch(
     thread.close()  # stopping waits for no more
 
     assert counting.batches == [20]
+    assert time.monotonic() - started < 30.0
+
+
+def test_while_runs_wait_for_a_worker_landing_waits_then_lands_them_in_one_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(land, "HOLD_MAX", 60.0)  # however slow this machine is today
+    monkeypatch.setattr(land, "LANDING_BATCH", 10)
+    waiting = threading.Event()
+    waiting.set()  # a burst: more runs due than workers
+    counting = _Counting()
+    thread = LandingThread(cast(Lander, counting), lambda: None, waiting.is_set)
+    item = Landed(cast(Task, None), cast(Run, None), tmp_path)
+    for _ in range(30):
+        thread.land(item)
+    time.sleep(0.2)
+    assert counting.batches == []  # held while runs wait to start
+    waiting.clear()  # the last run started
+    deadline = time.monotonic() + 30.0
+    while not counting.batches and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert counting.batches == [30]  # past LANDING_BATCH: what came while it waited
+
+    waiting.set()
+    thread.land(item)
+    started = time.monotonic()
+    thread.close()  # stopping waits for no run to start
+    assert counting.batches == [30, 1]
     assert time.monotonic() - started < 30.0
 
 

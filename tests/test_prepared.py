@@ -7,7 +7,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -168,3 +168,29 @@ def _settles(starts: Starts) -> bool:
 
     threading.Thread(target=end, daemon=True).start()
     return settled.wait(30)
+
+
+class _Blocking:
+    """Stands in for the Execution: each run waits until it is let go."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+
+    def run(self, job: Job) -> None:
+        self.go.wait(60)
+
+
+def test_the_executor_counts_the_jobs_waiting_for_a_worker() -> None:
+    blocking = _Blocking()
+    done: list[Job] = []
+    executor = LocalExecutor(cast(Execution, blocking), 1, lambda job, run: done.append(job))
+    jobs = [Job(_job(datetime.now(UTC)).task, Trigger.MANUAL) for _ in range(3)]
+    for job in jobs:
+        executor.submit(job)
+    deadline = time.monotonic() + 30  # the worker takes the first job up when it gets to it
+    while executor.waiting > 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert executor.waiting == 2  # one worker: one job taken up, two wait
+    blocking.go.set()
+    executor.shutdown()
+    assert executor.waiting == 0 and done == jobs

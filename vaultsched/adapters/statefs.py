@@ -175,11 +175,19 @@ class _Kept:
             kept = self._dirs.get(key)
             if kept is None:
                 return None
-            if time.monotonic() > kept.until or _deleted(kept.fd):
+            if time.monotonic() > kept.until:
                 self._drop(key)
                 return None
             kept.users += 1
-            return kept
+        # Asked outside the lock (the descriptor is ours meanwhile): a system call lets the
+        # interpreter go, and a thread holding the lock then kept every other waiting for it.
+        if _deleted(kept.fd):
+            with self._lock:
+                if self._dirs.get(key) is kept:
+                    self._drop(key)
+            self._release(kept)
+            return None
+        return kept
 
     def _keep(self, key: tuple[str, ...], fd: int) -> _Dir:
         """Keep `fd` (just opened) for `key`, in use by the caller."""

@@ -67,7 +67,9 @@ class Daemon:
     def __post_init__(self) -> None:
         self.workspace = open_workspace(self.vault, self.clock)
         self.lander = Lander(self.workspace, Committer(self.workspace))
-        self.landing = LandingThread(self.lander, self._commit_settled)
+        self.landing = LandingThread(
+            self.lander, self._commit_settled, lambda: self._local.waiting > 0
+        )
         never = datetime.min.replace(tzinfo=self.clock().tzinfo)  # the last commit, so far
         self.cadence = Cadence(
             lambda: self.lander.has_pending, never, busy=lambda: self.conductor.running
@@ -83,6 +85,7 @@ class Daemon:
         local = LocalExecutor(
             self.execution, self.vault.config.max_parallel, reports.put, self.observer
         )
+        self._local = local
         self.executor: Executor = local
         if self.vault.config.executor.pool and not self.dry_run:
             from vaultsched.runtime.pool import pool_executor  # redis and rq: only for a pool

@@ -302,11 +302,25 @@ class Dispatcher:
         `lead` of the first are looked at."""
         invalid = self._requeue()
         times = [self.retries[0].at] if self.retries else []
-        times += (self._woken_at(task, at) for task, at in self.queue.soonest(self.lead))
+        fire = self._fire_wake()
+        times += [fire] if fire is not None else []
         return min(times, default=None), invalid
 
-    def _woken_at(self, task: Task, at: datetime) -> datetime:
-        return at - self.lead if self._may_lead(task, at) else at
+    def _fire_wake(self) -> datetime | None:
+        """The first fire time, or `lead` before a fire within `lead` of it that may be decided
+        ahead. Looked at in time order, the first such fire is the earliest, so the walk stops
+        there: a burst of a thousand tasks due together asks this at each run's end, when the
+        tasks still running come before the first that may lead, and were all looked at."""
+        soonest = self.queue.soonest(self.lead)
+        if not soonest:
+            return None
+        first = soonest[0][1]
+        for task, at in soonest:
+            if at - self.lead >= first:
+                break  # neither it nor any after it wakes before the first
+            if self._may_lead(task, at):
+                return at - self.lead
+        return first
 
     @contextlib.contextmanager
     def _contained(self, task: Task, doing: str, actions: list[Action]) -> Iterator[None]:

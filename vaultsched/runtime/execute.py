@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
@@ -97,6 +98,13 @@ class LocalExecutor:
         self.on_done = on_done
         self.events: JobEvents = events or NoEvents()
         self._pool = ThreadPoolExecutor(max_parallel, "vaultsched-run")
+        self._waiting = 0  # jobs submitted that no worker has taken up yet
+        self._count = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        """Jobs waiting for a worker: more were due at once than `max_parallel`."""
+        return self._waiting
 
     def submit(self, job: Job) -> None:
         self.events.submitted(job)
@@ -106,9 +114,13 @@ class LocalExecutor:
         """Run `job` here (already counted as submitted)."""
         if job.start_at is not None:  # its start record is to be written with its instant's
             self.execution.starts.expect(job)
+        with self._count:
+            self._waiting += 1
         self._pool.submit(self._work, job)
 
     def _work(self, job: Job) -> None:
+        with self._count:
+            self._waiting -= 1
         self.events.started(job)
         try:
             run: Run | None = self.execution.run(job)

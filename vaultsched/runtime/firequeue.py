@@ -30,6 +30,9 @@ class FireQueue:
     _heap: list[tuple[datetime, int, str]] = field(default_factory=list)
     _live: dict[str, tuple[datetime, int]] = field(default_factory=dict)  # id -> its entry
     _order: Iterator[int] = field(default_factory=itertools.count)  # ties: first put, first
+    # `soonest`'s answer, kept until a task's wake time is put, touched or untracked: a burst
+    # of a thousand runs due together asks it again at each run's end, the queue unchanged.
+    _soonest: tuple[timedelta, list[tuple[Task, datetime]]] | None = None
 
     def track(self, task: Task) -> None:
         """Fire `task` on schedule (again, if it changed): its wake time is to be put."""
@@ -41,18 +44,21 @@ class FireQueue:
         self.tasks.pop(task_id, None)
         self.stale.discard(task_id)
         self._live.pop(task_id, None)
+        self._soonest = None
 
     def touch(self, task_id: str) -> None:
         """Its wake time moved (its marks did): to be put again."""
         if task_id in self.tasks:
             self.stale.add(task_id)
             self._live.pop(task_id, None)
+            self._soonest = None
 
     def put(self, task_id: str, at: datetime | None) -> None:
         """A stale task's wake time, worked out (None: it has no next fire time)."""
         self.stale.discard(task_id)
         if at is None or task_id not in self.tasks:
             return
+        self._soonest = None
         entry = (at, next(self._order), task_id)
         self._live[task_id] = entry[:2]
         heapq.heappush(self._heap, entry)
@@ -73,7 +79,13 @@ class FireQueue:
 
     def soonest(self, within: timedelta) -> list[tuple[Task, datetime]]:
         """The task that wakes first, and every other that wakes within `within` after it,
-        with their wake times (a walk of the heap's top, not of every task)."""
+        with their wake times, soonest first (ties: first put, first)."""
+        if self._soonest is None or self._soonest[0] != within:
+            self._soonest = (within, self._walk(within))
+        return self._soonest[1]
+
+    def _walk(self, within: timedelta) -> list[tuple[Task, datetime]]:
+        """`soonest`, by a walk of the heap's top, not of every task."""
         heap, live = self._heap, self._live
         while heap and live.get(heap[0][2]) != heap[0][:2]:
             heapq.heappop(heap)  # dead
@@ -87,6 +99,6 @@ class FireQueue:
                 continue  # nor any below it: the heap's order
             at, n, ident = heap[i]
             if live.get(ident) == (at, n):
-                found.append((self.tasks[ident], at))
+                found.append((at, n, ident))
             todo += (2 * i + 1, 2 * i + 2)
-        return found
+        return [(self.tasks[ident], at) for at, _, ident in sorted(found)]
