@@ -514,10 +514,12 @@ class _CountedPasses(list[tuple[datetime, str, str]]):
 def test_a_long_chain_of_renames_is_followed_in_one_pass() -> None:
     """A synced ledger can hold thousands of renames ending at a real task: a pass over them
     all for each link of the chain stalled every landing of that task for seconds."""
-    from vaultsched.adapters.ledger import _renamed_to
+    from vaultsched.adapters.ledger import _rename_sources, _renamed_to
 
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     renames = _CountedPasses((t0, f"T/{n}", f"T/{n + 1}") for n in range(200))
     renames.append((t0, "T/200", "T/0"))  # and a loop back
-    assert _renamed_to("T/200", renames) == {f"T/{n}" for n in range(201)}
+    sources = _rename_sources(renames)
+    assert _renamed_to("T/200", sources) == {f"T/{n}" for n in range(201)}
+    assert _renamed_to("Other", sources) == {"Other"}  # a second task of the batch
     assert renames.passes == 1

@@ -594,9 +594,10 @@ class Ledger:
         task or an id it was renamed from: a landing batch shows a few tasks of thousands."""
         parsed = [self._cache._parsed(self.root, path) for path in self.files()]
         renames = sorted(move for records in parsed for move in records.moves)
+        sources = _rename_sources(renames)
         found: dict[str, list[Run]] = {}
         for task in tasks:
-            names = _renamed_to(task, renames)
+            names = _renamed_to(task, sources)
             run_ids = {
                 run_id: None
                 for records in parsed
@@ -642,12 +643,17 @@ class Ledger:
 PREPARED_AHEAD = timedelta(seconds=1)
 
 
-def _renamed_to(task: str, renames: list[tuple[datetime, str, str]]) -> set[str]:
-    """`task` and every id that a chain of renames leads from to it. One pass over the
-    renames: a synced ledger may hold a chain of thousands (a pass per link: seconds)."""
+def _rename_sources(renames: Iterable[tuple[datetime, str, str]]) -> dict[str, list[str]]:
+    """Each id renamed to, and the ids renamed to it: one pass over the renames for a whole
+    landing batch (a synced ledger may hold thousands; a pass per link, or per task: seconds)."""
     sources: dict[str, list[str]] = {}
     for _, old, new in renames:
         sources.setdefault(new, []).append(old)
+    return sources
+
+
+def _renamed_to(task: str, sources: dict[str, list[str]]) -> set[str]:
+    """`task` and every id that a chain of renames (`_rename_sources`) leads from to it."""
     names, todo = {task}, [task]
     while todo:
         for old in sources.get(todo.pop(), ()):
