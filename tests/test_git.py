@@ -14,9 +14,10 @@ import pytest
 from conftest import HOST, git, make_vault, write_note
 
 import vaultsched
+from vaultsched.adapters import statefs
 from vaultsched.adapters.git import Edit, Git, GitError
 from vaultsched.adapters.git.plan import Plan
-from vaultsched.core import blocks
+from vaultsched.core import blocks, layout
 from vaultsched.runtime.commit import block_edit
 
 
@@ -59,6 +60,24 @@ def test_nothing_to_commit_and_ignored_files(tmp_path: Path) -> None:
     write_note(root, "T.md", "x\n")
     assert repo.commit([Edit("T.md")], "m") is True
     assert repo.commit([Edit("T.md")], "m") is False
+
+
+def test_which_edits_stand_is_decided_under_the_vaults_git_lock(tmp_path: Path) -> None:
+    """The daemon decides which of its pending edits still stand (an edit another vaultsched
+    process has since replaced does not) while it holds the git lock: decided before, `approve`
+    could write and commit the note meanwhile, and the daemon's older text would go on top."""
+    root = make_vault(tmp_path / "v")
+    write_note(root, "T.md", "x\n")
+    held: list[bool] = []
+
+    def current(edits: Sequence[Edit]) -> Sequence[Edit]:
+        with statefs.locked(root, layout.GIT_LOCK, wait=False) as free:
+            held.append(not free)
+        return [e for e in edits if e.path == "T.md"]
+
+    assert Git(root, HOST).commit([Edit("T.md"), Edit("U.md")], "m", current) is True
+    assert held == [True]
+    assert git(root, "show", "--name-only", "--format=", "HEAD").split() == ["T.md"]
 
 
 def test_waits_for_a_held_index_lock_and_never_removes_it(tmp_path: Path) -> None:

@@ -90,6 +90,31 @@ def test_own_writes_do_not_count_as_edits_even_across_processes(tmp_path: Path) 
     assert clock.slept == []
 
 
+def test_a_write_held_up_after_its_rename_never_disowns_a_later_process_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon renamed its text over the note and was held up (a stopped process, a loaded
+    machine) before marking it as its own; meanwhile `approve` wrote the note and marked its
+    text. The daemon's late mark must not replace approve's: the note on disk would then look
+    like a person's edit to both, and the daemon's next commit would put its older text in git."""
+    note = tmp_path / "n.md"
+    note.write_text("v1\n")
+    real_fsync_dir = notes._fsync_dir
+    daemon, other = NoteWriter(tmp_path), NoteWriter(tmp_path, quiet=0.0)
+
+    def other_writes_meanwhile(folder: Path) -> None:
+        real_fsync_dir(folder)
+        if "daemon\n" in note.read_text() and "approve" not in note.read_text():
+            assert other.update("n.md", lambda t: t + "approve\n") is Outcome.WRITTEN
+
+    monkeypatch.setattr(notes, "_fsync_dir", other_writes_meanwhile)
+    assert daemon.update("n.md", lambda t: t + "daemon\n") is Outcome.WRITTEN
+    on_disk = note.read_bytes()
+    assert on_disk == b"v1\ndaemon\napprove\n"
+    assert daemon.is_own("n.md", on_disk)
+    assert NoteWriter(tmp_path).is_own("n.md", on_disk)
+
+
 def test_redoes_the_splice_when_the_note_changes_underneath(tmp_path: Path) -> None:
     note = tmp_path / "n.md"
     note.write_text("v1\n")

@@ -70,7 +70,7 @@ def frozen(daemon: DaemonProcess) -> Iterator[None]:
     pid = daemon.proc.pid
     while True:
         os.kill(pid, signal.SIGSTOP)
-        if _all_free(daemon.root):
+        if _all_stopped(pid) and _all_free(daemon.root):
             break
         os.kill(pid, signal.SIGCONT)
         time.sleep(0.05)
@@ -78,6 +78,30 @@ def frozen(daemon: DaemonProcess) -> Iterator[None]:
         yield
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+def _all_stopped(pid: int, timeout: float = 10.0) -> bool:
+    """Whether every thread of `pid` has stopped within `timeout`: a SIGSTOP stops each thread
+    when it next leaves the kernel, not when kill() returns, and a thread still running on the
+    other core can take a lock after we looked."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(_thread_state(stat) in ("T", "t", None) for stat in _thread_stats(pid)):
+            return True
+        time.sleep(0.001)
+    return False
+
+
+def _thread_stats(pid: int) -> list[Path]:
+    return list(Path(f"/proc/{pid}/task").glob("*/stat"))
+
+
+def _thread_state(stat: Path) -> str | None:
+    """A thread's state letter (R, S, D, T...); None once the thread is gone."""
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 def _all_free(root: Path) -> bool:

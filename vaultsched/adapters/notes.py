@@ -203,13 +203,14 @@ class NoteWriter:
         data = transform(text).encode("utf-8")
         if data == current.data:
             return Outcome.UNCHANGED, None
-        if not self._replace_if_unchanged(path, data, current):
+        inode = self._replace_if_unchanged(path, data, current)
+        if inode is None:
             return None, None
         # A save that opened the note just before our rename: let it finish into the old file.
         late = current.saved_after_read(
             lambda fd: self._save_finished(rel, fd, self.wall_time() + SETTLE_SECONDS)
         )
-        self._remember(rel, data)
+        self._remember(rel, path, data, inode)
         return (Outcome.WRITTEN if late is None else None), late
 
     def _being_edited(self, rel: str, path: Path, data: bytes | None, deadline: float) -> bool:
@@ -226,28 +227,29 @@ class NoteWriter:
         self.sleep(min(self.quiet - age, remaining) + 0.01)
         return True
 
-    def _replace_if_unchanged(self, path: Path, data: bytes, current: _Read) -> bool:
-        """Rename `data` over `path` if the note still is as read; False to go round again."""
+    def _replace_if_unchanged(self, path: Path, data: bytes, current: _Read) -> int | None:
+        """Rename `data` over `path` if the note still is as read: the note's new inode, or
+        None to go round again."""
         if current.snapshot is None:  # else its folder was there when the note was read
             path.parent.mkdir(parents=True, exist_ok=True)
         # A dot-prefixed temp name: ignored by our indexer and by Obsidian.
         tmp = path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}.tmp")
         renamed = False
         try:
-            _write_synced(tmp, data, mode=_mode(path))
+            inode = _write_synced(tmp, data, mode=_mode(path))
             if not current.still_at(path):
-                return False
+                return None
             if current.snapshot is None:
                 os.link(tmp, path)  # creating: fails rather than clobber a note made meanwhile
             else:
                 os.replace(tmp, path)
                 renamed = True
             _fsync_dir(path.parent)
-            return True
+            return inode
         except (FileExistsError, FileNotFoundError):
             # FileNotFoundError: our temp file was swept (a daemon starting) mid-write, or
             # the note's folder went since the note was read.
-            return False
+            return None
         finally:
             if not renamed:  # a rename took the temp file's name away with it
                 with contextlib.suppress(FileNotFoundError):
@@ -263,13 +265,22 @@ class NoteWriter:
         except OSError:
             return False
 
-    def _remember(self, rel: str, data: bytes) -> None:
+    def _remember(self, rel: str, path: Path, data: bytes, inode: int) -> None:
+        """Mark `data` as our last write of `rel`, if the note still is the file we renamed
+        there. Another process (the daemon, `approve`) may have written the note after our
+        rename while this one was held up (a loaded machine, a stopped process): its mark is
+        then the right one, and ours in its place would make its write look like a person's
+        edit, which its next commit would leave out of git."""
         digest = _digest(data)
-        self._own[rel] = digest
         try:  # a cache: lost in a crash, the next write of the note looks like an edit once
-            mark = layout.written_mark(rel)
-            statefs.write_atomic(self.root, mark, digest.encode(), durable=False)
+            with statefs.locked(self.root, layout.WRITTEN_LOCK):
+                if not _still_ours(path, inode):
+                    return
+                self._own[rel] = digest
+                mark = layout.written_mark(rel)
+                statefs.write_atomic(self.root, mark, digest.encode(), durable=False)
         except OSError as exc:
+            self._own[rel] = digest
             statefs.warn_refused(exc, "note writes not remembered")
 
 
@@ -458,12 +469,21 @@ def _mode(path: Path) -> int:
         return 0o644
 
 
-def _write_synced(path: Path, data: bytes, *, mode: int) -> None:
+def _write_synced(path: Path, data: bytes, *, mode: int) -> int:
+    """Write a new file and make it durable; its inode."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+        return os.fstat(handle.fileno()).st_ino
+
+
+def _still_ours(path: Path, inode: int) -> bool:
+    try:
+        return os.lstat(path).st_ino == inode
+    except FileNotFoundError:
+        return False
 
 
 def _fsync_dir(folder: Path) -> None:

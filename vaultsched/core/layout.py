@@ -25,7 +25,8 @@ Paths are vault-relative POSIX strings, the form `statefs` opens (never followin
         ├── marks.json                  MARKS            fire times decided that no run shows
         ├── running/Tasks%2FA.lock      running_lock(task id): one run of a task at a time
         ├── tasks/Tasks/A/              task_state_dir(task id): the task's own, between runs
-        └── written/<sha1 of note>      written_mark(note): vaultsched's last write of it
+        ├── written/<sha1 of note>      written_mark(note): vaultsched's last write of it
+        └── written.lock                WRITTEN_LOCK     one process setting a mark at a time
 
 Outside the vault, per user (a vault must not be able to vouch for itself):
 
@@ -63,6 +64,7 @@ MARKS = f"{STATE_DIR}/marks.json"
 INPUTS_DIR = f"{STATE_DIR}/inputs"
 RUNNING_DIR = f"{STATE_DIR}/running"
 WRITTEN_DIR = f"{STATE_DIR}/written"
+WRITTEN_LOCK = f"{WRITTEN_DIR}.lock"
 TASKS_STATE_DIR = f"{STATE_DIR}/tasks"
 PING_FAILURES = f"{STATE_DIR}/pings.json"  # the last failed ping of each URL, for `doctor`
 LEDGER_SUFFIX = ".jsonl"

@@ -149,7 +149,7 @@ class Committer:
                 self._warned_no_git = True
             return True
         try:
-            git.commit([*self._current(edits), STATE_IGNORE_EDIT], message)
+            git.commit(edits, message, lambda found: [*self._current(found), STATE_IGNORE_EDIT])
         except GitError as exc:
             log.warning("git commit failed; will retry with the next commit: %s", exc)
             return False

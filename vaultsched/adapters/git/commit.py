@@ -9,11 +9,13 @@ import os
 import random
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from vaultsched.adapters.git.plan import Edit, Entry, Plan, Planner, index_entries
 from vaultsched.adapters.git.plumbing import GitError, Plumbing
+
+Choose = Callable[[Sequence[Edit]], Sequence[Edit]]
 
 # Another git (Obsidian Git committing, a second vaultsched) moved HEAD or restaged one of our
 # files between our read and our update: start again from what it left, this many times.
@@ -28,18 +30,22 @@ class SafeCommit:
     def __post_init__(self) -> None:
         self.planner = Planner(self.git)
 
-    def commit(self, edits: Sequence[Edit], message: str) -> bool:
+    def commit(
+        self, edits: Sequence[Edit], message: str, current: Choose | None = None
+    ) -> bool:
         """One commit of vaultsched's edits to these files on top of HEAD, and nothing else.
 
         The person's index gets the same edits (so committing what they staged keeps our
         block); their working tree is never touched. Returns True if a commit was made, False
-        if there was nothing to commit.
+        if there was nothing to commit. `current` chooses, under the vault's git lock, which
+        `edits` still stand: a choice made before it could be overtaken by another vaultsched
+        process's write and commit while this one waited for the lock.
         """
         with self.git._serialised():
             busy = self.git.operation_in_progress()
             if busy:
                 raise GitError(f"{busy} is in progress in the vault: committing once it is done")
-            edits = self._committable(edits)
+            edits = self._committable(edits if current is None else current(edits))
             for attempt in range(COMMIT_ATTEMPTS):
                 plan = self.planner.plan(edits)
                 if not any(c.commit or c.index for c in plan.changes):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vaultsched.adapters.git.commit import SafeCommit
+from vaultsched.adapters.git.commit import Choose, SafeCommit
 from vaultsched.adapters.git.plan import Edit
 from vaultsched.adapters.git.plumbing import GitError, Plumbing
 from vaultsched.adapters.git.sync import GitSync
@@ -31,10 +31,10 @@ class Git(Plumbing):
         """Fetch, push, rebase in a scratch worktree, and the conflicts a rebase stops at."""
         return GitSync(self)
 
-    def commit(self, edits: Sequence[Edit], message: str) -> bool:
+    def commit(self, edits: Sequence[Edit], message: str, current: Choose | None = None) -> bool:
         """One commit of vaultsched's edits to these files on top of HEAD, and nothing else
         (see SafeCommit.commit): True if a commit was made, False if there was nothing to."""
-        return self.commits.commit(edits, message)
+        return self.commits.commit(edits, message, current)
 
     def exclude_state(self) -> None:
         """Append the missing lines of layout.EXCLUDE_RULES to `info/exclude`, once per process.
