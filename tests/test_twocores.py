@@ -187,3 +187,11 @@ def test_one_core_is_no_reason_to_fork() -> None:
         pytest.skip("no CPU affinity here")
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
     assert out.stdout.strip() == b"False"
+
+
+def test_no_second_process_to_be_had_means_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert twocores.shared(list(range(50)), lambda i: i + 1) == list(range(1, 51))

@@ -73,7 +73,12 @@ def shared(items: Sequence[_Item], work: Callable[[_Item], _Result]) -> list[_Re
     if queue is None:
         return [work(item) for item in items]
     results_r, results_w = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # no process to be had (a limit, no memory): alone, as if never asked
+        for fd in (*queue, results_r, results_w):
+            os.close(fd)
+        return [work(item) for item in items]
     if pid == 0:
         _second(items, groups, work, queue, (results_r, results_w))
     os.close(queue[1])

@@ -515,7 +515,7 @@ def build_index(vault: Vault, reads: dict[str, NoteRead] | None = None) -> Index
     cache as one process walking it all."""
     index = Index()
     cache = IndexCache.load(vault.root)
-    work = partial(_index_stretch, root=str(vault.root), config=vault.config, cache=cache)
+    work = partial(_index_stretch, config=vault.config, cache=cache)
     stretches = _stretches(vault.root, vault.config)
     for part in twocores.in_order(stretches, work, _NOTES, ALONE_UNTIL):
         index.skipped.extend(part.skipped)
@@ -592,21 +592,22 @@ def _opened(folder: _Folder, config: Config) -> list[_Stretch]:
     return [*own, *(_Stretch(tree=sub) for sub in folders)]
 
 
-def _index_stretch(stretch: _Stretch, root: str, config: Config, cache: IndexCache) -> _Part:
+def _index_stretch(stretch: _Stretch, config: Config, cache: IndexCache) -> _Part:
     """Each note of the stretch, read, or taken from the cache where it is as the cache
     knew it."""
     part = _Part(list(stretch.skipped), Tally(), [], 0)
     notes = (
         stretch.notes if stretch.tree is None else _walk_from([stretch.tree], config, part.skipped)
     )
+    tally, found, count = part.tally, part.found, 0
     # A stat per note only where it can spare a read; cold, the read's own stat is kept.
-    warm = bool(cache.known)
-    tally = part.tally
+    lookup = cache.lookup if cache.known else None
     for rel, entry in notes:
-        part.notes += 1
-        front = cache.lookup(rel, entry, tally) if warm else None
+        count += 1
+        front = None if lookup is None else lookup(rel, entry, tally)
         if front is None:
-            parsed, front, opened = _read_file(f"{root}/{rel}", rel, config)
+            # The entry's path is the vault's, joined as the walk went down: `root/rel`.
+            parsed, front, opened = _read_file(entry.path, rel, config)
             if opened is not None:  # a task or a problem always comes of a front matter
                 kept = (front or None) if parsed.is_task or parsed.problems else ORDINARY
                 cache.remember(rel, opened, kept, tally)
@@ -615,7 +616,8 @@ def _index_stretch(stretch: _Stretch, root: str, config: Config, cache: IndexCac
         else:
             parsed = parse_note(rel, front, config)
         if parsed.is_task or parsed.problems:  # most notes: nothing to add, nothing to drop
-            part.found.append((rel, parsed, front))
+            found.append((rel, parsed, front))
+    part.notes = count
     return part
 
 
