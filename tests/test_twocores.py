@@ -83,7 +83,7 @@ needs_two_cores = pytest.mark.skipif(
 def hostile_vault(root: Path, tmp_path: Path) -> Path:
     """A generated vault (tasks, broken notes, ordinary notes, notes with problems) with what
     sync can put in one: links out and in, a FIFO, a name that is not UTF-8, a note too big to
-    read, a task in the digest folder, a folder nobody may read."""
+    read, a task in the digest folder, a folder nobody may read, a folder of many notes."""
     generated(root)
     make_vault(root, repo=False)
     outside = write_note(tmp_path / "outside", "Out.md", TASK)
@@ -95,6 +95,9 @@ def hostile_vault(root: Path, tmp_path: Path) -> Path:
     (root / os.fsdecode(b"Tasks/bad \xff name.md")).write_bytes(TASK.encode())
     os.mkfifo(root / "Tasks/pipe.md")
     write_note(root, "Locked/Task.md", TASK).parent.chmod(0)
+    for n in range(600):  # a folder with more notes than one stretch takes
+        write_note(root, f"Flat/Note {n}.md", TASK if n % 100 == 7 else f"note {n}\n")
+    write_note(root, "Flat/Note 7 (conflicted copy).md", TASK)
     return root
 
 
