@@ -516,8 +516,10 @@ def build_index(vault: Vault, reads: dict[str, NoteRead] | None = None) -> Index
     index = Index()
     cache = IndexCache.load(vault.root)
     work = partial(_index_stretch, config=vault.config, cache=cache)
-    stretches = _stretches(vault.root, vault.config)
-    for part in twocores.in_order(stretches, work, _NOTES, ALONE_UNTIL):
+    parts = twocores.in_order(_stretches(vault.root, vault.config), work, _NOTES, ALONE_UNTIL)
+    parts.reverse()  # taken in walk order, each let go once taken: the identities not held twice
+    while parts:
+        part = parts.pop()
         index.skipped.extend(part.skipped)
         cache.found.add(part.tally)
         for rel, parsed, front in part.found:
