@@ -31,8 +31,10 @@ import os
 import stat
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vaultsched import __version__
 from vaultsched.adapters import statefs
@@ -60,28 +62,62 @@ def identity(rel: str, info: os.stat_result) -> bytes:
     different notes or stats never make the same bytes. Numbers are taken modulo 2^64 (a
     hostile note's mtime can be set past 2262, or before 1970): two stats of one note can only
     wrap to the same if centuries apart, and an edit moves the ctime to the time of the edit."""
-    import hashlib  # not at import: an empty vault never loads it (a lookup in sys.modules after)
-
     word = _WORD
     numbers = _NUMBERS(
         info.st_size & word, info.st_mtime_ns & word, info.st_ctime_ns & word, info.st_ino & word
     )
     packed = numbers + rel.encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(packed, digest_size=DIGEST_BYTES).digest()
+    return (_blake2b or _load_blake2b())(packed, digest_size=DIGEST_BYTES).digest()
+
+
+_blake2b: Callable[..., Any] | None = None
+
+
+def _load_blake2b() -> Callable[..., Any]:
+    """hashlib's BLAKE2b, imported on the first identity (an empty vault never loads hashlib;
+    an `import` statement per note cost a lookup in sys.modules each)."""
+    global _blake2b  # noqa: PLW0603 (loaded once, then a global read per note)
+    from hashlib import blake2b
+
+    _blake2b = blake2b
+    return blake2b
+
+
+@dataclass
+class Tally:
+    """What a stretch of the walk found true, in walk order: the ordinary notes' identities end
+    to end (16 bytes a note, not an object each), the others' front matter; `hits`: how many
+    came from the cache as loaded; `read`: a note read was kept. Small and plain, so that a
+    second process can hand its stretch back (see `vault._shared`)."""
+
+    ordinary: bytearray = field(default_factory=bytearray)
+    fronts: dict[bytes, str] = field(default_factory=dict)
+    hits: int = 0
+    read: bool = False
+
+    def keep(self, key: bytes, front: str) -> None:
+        if front == ORDINARY:
+            self.ordinary += key
+        else:
+            self.fronts[key] = front
+
+    def add(self, later: Tally) -> None:
+        """`later`'s notes after these: the tally of the two stretches walked one after the
+        other."""
+        self.ordinary += later.ordinary
+        self.fronts.update(later.fronts)
+        self.hits += later.hits
+        self.read = self.read or later.read
 
 
 @dataclass
 class IndexCache:
-    """One start's use of the cache: `known` as loaded, and what this walk found true."""
+    """One start's use of the cache: `known` as loaded, and what this walk found true
+    (`found`, the tallies of its stretches added up in walk order)."""
 
     root: Path
     known: dict[bytes, str] = field(default_factory=dict)  # identity -> front or ORDINARY
-    # What this walk found true: the ordinary notes' identities end to end (16 bytes a note,
-    # not an object each), the others' front matter. `hits`: how many came from `known`.
-    ordinary: bytearray = field(default_factory=bytearray)
-    fronts: dict[bytes, str] = field(default_factory=dict)
-    hits: int = 0
-    read: bool = False  # a note read was kept: the cache is not the one loaded
+    found: Tally = field(default_factory=Tally)
     # Notes changed since this are not kept (RACY_NS); taken before the walk begins.
     racy_from: int = field(default_factory=lambda: time.time_ns() - RACY_NS)
 
@@ -91,9 +127,9 @@ class IndexCache:
         cache.known = _load(root)
         return cache
 
-    def lookup(self, rel: str, entry: os.DirEntry[str]) -> str | None:
+    def lookup(self, rel: str, entry: os.DirEntry[str], tally: Tally) -> str | None:
         """The front matter cached for the note as it is now (ORDINARY for an ordinary note),
-        or None if it must be read. Once per note of the walk."""
+        or None if it must be read; a hit is counted in `tally`. Once per note of the walk."""
         try:
             info = entry.stat(follow_symlinks=False)
         except OSError:
@@ -103,32 +139,28 @@ class IndexCache:
         key = identity(rel, info)
         found = self.known.get(key)
         if found is not None:
-            self.hits += 1
-            self._keep(key, found)
+            tally.hits += 1
+            tally.keep(key, found)
         return found
 
-    def remember(self, rel: str, opened: os.stat_result, front: str | None) -> None:
-        """What a note held when read: `front` for a task note or a note with problems,
-        ORDINARY for any other (None: nothing to keep). `opened` is its stat before the read.
+    def remember(self, rel: str, opened: os.stat_result, front: str | None, tally: Tally) -> None:
+        """What a note held when read, into `tally`: `front` for a task note or a note with
+        problems, ORDINARY for any other (None: nothing to keep). `opened` is its stat before
+        the read.
 
         Every change to a file moves its ctime to the time of the change, so the ctime alone
         tells whether a change could come within the same tick of the file system's clock."""
         if front is not None and opened.st_ctime_ns < self.racy_from:
-            self.read = True
-            self._keep(identity(rel, opened), front)
-
-    def _keep(self, key: bytes, front: str) -> None:
-        if front == ORDINARY:
-            self.ordinary += key
-        else:
-            self.fronts[key] = front
+            tally.read = True
+            tally.keep(identity(rel, opened), front)
 
     def save(self) -> None:
         """Write what this walk found, if it differs from what was loaded (each note is walked
         once, and only one note has its path: all of `known` found again, and nothing read
         kept, is the cache as it was). Atomic: of two processes writing at once, the last wins,
         and each wrote only what it found true."""
-        unchanged = not self.read and self.hits == len(self.known)
+        found = self.found
+        unchanged = not found.read and found.hits == len(self.known)
         if unchanged or not _is_folder(self.root / layout.DIR):
             return  # nothing new, or not a vault vaultsched has set up: leave it as it is
         try:
@@ -148,8 +180,8 @@ class IndexCache:
             "vaultsched": __version__,
             "vault": str(self.root),
             # The digests end to end, in base64.
-            "ordinary": binascii.b2a_base64(self.ordinary, newline=False).decode("ascii"),
-            "fronts": {key.hex(): front for key, front in self.fronts.items()},
+            "ordinary": binascii.b2a_base64(self.found.ordinary, newline=False).decode("ascii"),
+            "fronts": {key.hex(): front for key, front in self.found.fronts.items()},
         }
 
 

@@ -28,6 +28,7 @@ MAX_FENCE_LINE = 1024  # a longer first line is not `---` (and may be a binary f
 _CLOSING_FENCE = re.compile(rb"^(?:---|\.\.\.)[ \t]*\r*$", re.MULTILINE)
 _FENCE = FENCE.encode()
 _OPENINGS = (_FENCE, b"\xef\xbb\xbf" + _FENCE)  # what a note with front matter starts with
+_LONGEST_OPENING = len(_OPENINGS[1])
 
 
 class NotRegularFile(OSError):
@@ -122,15 +123,17 @@ def read_front_matter_opened(path: str | Path) -> tuple[str | None, os.stat_resu
     cache keys what was read by it (a change after that shows as a newer stat, never older)."""
     fd, info = _open_note(path)
     try:
-        return _front_matter(fd), info
+        data = os.read(fd, READ_CHUNK)
+        # Most notes: no front matter, decided at once (here: a call fewer per note).
+        if len(data) >= _LONGEST_OPENING and not data.startswith(_OPENINGS):
+            return None, info
+        return _front_matter(fd, data), info
     finally:
         os.close(fd)
 
 
-def _front_matter(fd: int) -> str | None:
-    data = os.read(fd, READ_CHUNK)
-    if len(data) >= len(_OPENINGS[1]) and not data.startswith(_OPENINGS):
-        return None  # most notes: no front matter, decided at once
+def _front_matter(fd: int, data: bytes) -> str | None:
+    """The front matter of the note open at `fd`, whose first `data` was read already."""
     while b"\n" not in data and len(data) < MAX_FENCE_LINE and (more := os.read(fd, 64)):
         data += more  # the first line alone decides "no front matter"
     first, newline, rest = data.removeprefix(b"\xef\xbb\xbf").partition(b"\n")

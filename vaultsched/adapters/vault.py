@@ -9,10 +9,12 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
+from vaultsched.adapters import twocores
 from vaultsched.adapters.config import Config
-from vaultsched.adapters.indexcache import ORDINARY, IndexCache
+from vaultsched.adapters.indexcache import ORDINARY, IndexCache, Tally
 from vaultsched.adapters.notefile import (
     NotRegularFile,
     NotUtf8Error,
@@ -141,24 +143,42 @@ _NAME = operator.attrgetter("name")
 def _walk(
     root: Path, config: Config, skipped: list[Skipped] | None
 ) -> Iterator[tuple[str, os.DirEntry[str]]]:
-    """`iter_notes`, each with its scandir entry. A stack, not recursion: a note deep in the
+    """`iter_notes`, each with its scandir entry."""
+    return _walk_from([(str(root), "", False)], config, skipped)
+
+
+_Folder = tuple[str, str, bool]  # (path, vault-relative path and "/", the digest folder?)
+
+
+def _walk_from(
+    pending: list[_Folder], config: Config, skipped: list[Skipped] | None
+) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """The notes of the trees under `pending`. A stack, not recursion: a note deep in the
     tree is handed up once, not once per folder level (a cold index of a large vault is
     mostly this walk). A folder's notes come first, then its subfolders' (as os.walk did)."""
-    pending: list[tuple[str, str, bool]] = [(str(root), "", False)]  # (path, rel, digests?)
     while pending:
-        folder, rel_dir, digests = pending.pop()
-        if digests:
-            if skipped is not None:
-                skipped.extend(Skipped(t, IN_DIGESTS) for t in _commands_in(Path(folder), rel_dir))
-            continue
-        try:
-            with os.scandir(folder) as listing:
-                entries = sorted(listing, key=_NAME)
-        except OSError:
-            continue
-        folders = [e for e in entries if e.is_dir(follow_symlinks=False)]
-        yield from _notes_in(entries, {e.name for e in folders}, rel_dir, config, skipped)
-        pending.extend(reversed(_subfolders(folders, rel_dir, config, skipped is not None)))
+        notes, folders = _listed(pending.pop(), config, skipped)
+        yield from notes
+        pending.extend(reversed(folders))
+
+
+def _listed(
+    folder: _Folder, config: Config, skipped: list[Skipped] | None
+) -> tuple[list[tuple[str, os.DirEntry[str]]], list[_Folder]]:
+    """One step of the walk: the folder's notes and the subfolders to walk, in order."""
+    path, rel_dir, digests = folder
+    if digests:
+        if skipped is not None:
+            skipped.extend(Skipped(t, IN_DIGESTS) for t in _commands_in(Path(path), rel_dir))
+        return [], []
+    try:
+        with os.scandir(path) as listing:
+            entries = sorted(listing, key=_NAME)
+    except OSError:
+        return [], []
+    folders = [e for e in entries if e.is_dir(follow_symlinks=False)]
+    notes = _notes_in(entries, {e.name for e in folders}, rel_dir, config, skipped)
+    return notes, _subfolders(folders, rel_dir, config, skipped is not None)
 
 
 def _notes_in(
@@ -200,7 +220,7 @@ def _notes_in(
 
 def _subfolders(
     folders: list[os.DirEntry[str]], rel_dir: str, config: Config, with_digests: bool
-) -> list[tuple[str, str, bool]]:
+) -> list[_Folder]:
     """The subfolders to walk, in order; the digest folder too (`with_digests`), only to
     list the tasks misplaced there."""
     found = []
@@ -488,30 +508,119 @@ def build_index(vault: Vault, reads: dict[str, NoteRead] | None = None) -> Index
     """Every note of the vault, read, or taken from the index cache where the note is as the
     cache knew it (its path, size, mtime, ctime and inode); the cache is written back when
     this walk found anything it did not know. `reads` gets what each note that counts said
-    (for `reread_note`)."""
+    (for `reread_note`).
+
+    The walk is cut into stretches (`_stretches`); on a large vault a second process does
+    some of them (`twocores`), and what each found is taken in walk order: the same index and
+    cache as one process walking it all."""
     index = Index()
     cache = IndexCache.load(vault.root)
-    # A stat per note only where it can spare a read; cold, the read's own stat is kept.
-    warm = bool(cache.known)
-    root, config = str(vault.root), vault.config
-    for rel, entry in _walk(vault.root, config, index.skipped):
-        front = cache.lookup(rel, entry) if warm else None
-        if front is None:
-            parsed, front, opened = _read_file(f"{root}/{rel}", rel, config)
-            if opened is not None:  # a task or a problem always comes of a front matter
-                kept = (front or None) if parsed.is_task or parsed.problems else ORDINARY
-                cache.remember(rel, opened, kept)
-        elif front == ORDINARY:
-            continue
-        else:
-            parsed = parse_note(rel, front, config)
-        if parsed.is_task or parsed.problems:  # most notes: nothing to add, nothing to drop
+    work = partial(_index_stretch, config=vault.config, cache=cache)
+    parts = twocores.in_order(_stretches(vault.root, vault.config), work, _NOTES, ALONE_UNTIL)
+    parts.reverse()  # taken in walk order, each let go once taken: the identities not held twice
+    while parts:
+        part = parts.pop()
+        index.skipped.extend(part.skipped)
+        cache.found.add(part.tally)
+        for rel, parsed, front in part.found:
             index.add(rel, parsed)
             if reads is not None:
                 reads[rel] = NoteRead(front, parsed, read=front is not None)
     index.link()
     cache.save()
     return index
+
+
+# Notes a process indexes alone before it shares the rest: a fork and the hand-back cost a
+# few milliseconds, which a vault of a few thousand notes does not win back.
+ALONE_UNTIL = 3000
+# The walk is cut into at least this many stretches where the vault's folders allow, and no
+# stretch of one folder's notes holds more than CHUNK notes: a stretch is what one process takes
+# at a time, and the last one taken is what the other may wait for.
+MIN_STRETCHES = 128
+CHUNK = 256
+
+
+@dataclass(frozen=True)
+class _Stretch:
+    """Notes of one folder listed already (with what its listing skipped), or a tree still to
+    walk (`tree`)."""
+
+    notes: tuple[tuple[str, os.DirEntry[str]], ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    tree: _Folder | None = None
+
+
+@dataclass
+class _Part:
+    """What a stretch found: skipped files, the cache's tally, and each note that is a task
+    or has problems, with its front matter (None: not read)."""
+
+    skipped: list[Skipped]
+    tally: Tally
+    found: list[tuple[str, Parsed, str | None]]
+    notes: int
+
+
+_NOTES = operator.attrgetter("notes")
+
+
+def _stretches(root: Path, config: Config) -> list[_Stretch]:
+    """The walk, in its order, as stretches: the folders listed from the top down, a level at
+    a time, until there are MIN_STRETCHES or no folder is left to list; each folder listed
+    becomes its notes (in stretches of CHUNK) and its subfolders' trees."""
+    stretches = [_Stretch(tree=(str(root), "", False))]
+    grew = True
+    while grew and len(stretches) < MIN_STRETCHES:
+        grew, deeper = False, list[_Stretch]()
+        for at, stretch in enumerate(stretches):
+            enough = len(deeper) + len(stretches) - at >= MIN_STRETCHES
+            if stretch.tree is None or stretch.tree[2] or enough:  # digests: one step, a leaf
+                deeper.append(stretch)
+                continue
+            deeper += _opened(stretch.tree, config)
+            grew = True
+        stretches = deeper
+    return stretches
+
+
+def _opened(folder: _Folder, config: Config) -> list[_Stretch]:
+    """A folder's tree as the stretches of its notes, then of its subfolders' trees."""
+    skipped: list[Skipped] = []
+    notes, folders = _listed(folder, config, skipped)
+    own = [_Stretch(tuple(notes[at : at + CHUNK])) for at in range(0, len(notes), CHUNK)]
+    if skipped:
+        own[:1] = [_Stretch(own[0].notes if own else (), tuple(skipped))]
+    return [*own, *(_Stretch(tree=sub) for sub in folders)]
+
+
+def _index_stretch(stretch: _Stretch, config: Config, cache: IndexCache) -> _Part:
+    """Each note of the stretch, read, or taken from the cache where it is as the cache
+    knew it."""
+    part = _Part(list(stretch.skipped), Tally(), [], 0)
+    notes = (
+        stretch.notes if stretch.tree is None else _walk_from([stretch.tree], config, part.skipped)
+    )
+    tally, found, count = part.tally, part.found, 0
+    # A stat per note only where it can spare a read; cold, the read's own stat is kept.
+    lookup = cache.lookup if cache.known else None
+    for rel, entry in notes:
+        count += 1
+        front = None if lookup is None else lookup(rel, entry, tally)
+        if front is None:
+            # The entry's path is the vault's, joined as the walk went down: `root/rel`.
+            parsed, front, opened = _read_file(entry.path, rel, config)
+            if opened is not None:  # a task or a problem always comes of a front matter
+                kept = (front or None) if parsed.is_task or parsed.problems else ORDINARY
+                cache.remember(rel, opened, kept, tally)
+        elif front == ORDINARY:
+            continue
+        else:
+            parsed = parse_note(rel, front, config)
+        if parsed.is_task or parsed.problems:  # most notes: nothing to add, nothing to drop
+            found.append((rel, parsed, front))
+    part.notes = count
+    return part
 
 
 def drop_unplannable(index: Index, now: datetime) -> None:
