@@ -22,22 +22,25 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ENV, cpu_seconds, generated, load_average, save, stop, table, wait_until
+from _common import (
+    ENV,
+    cpu_seconds,
+    generated,
+    load_average,
+    measured,
+    save,
+    stop,
+    table,
+    wait_until,
+)
 
 from vaultsched.adapters.query import daemon_socket
 
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """(wall seconds, CPU seconds of the child, its stdout) of one run."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-    assert proc.stdout is not None
-    out = proc.stdout.read().decode("utf-8", "replace")
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    proc.stdout.close()
-    return wall, usage.ru_utime + usage.ru_stime, out
+    run = measured(argv, env)
+    return run.wall, run.cpu, run.out
 
 
 def restart(root: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], dict]:

@@ -163,34 +163,27 @@ FAKE_ROW = {
         b'{"context": "another vault", "rows": []}',
         "wrong types",
         "a row too many keys",
+        None,  # never an answer: past the timeout
     ],
 )
 def test_an_answer_that_cannot_be_used_means_the_walk(
-    vault_root: Path, peer: Callable[[bytes | None], None], vs: InProcess, answer: object
-) -> None:
-    notes(vault_root)
-    expected = vs.json("list")  # the peer answers "" so far: the walk
-    if answer == "wrong types":
-        answer = forged(vault_root, [{**FAKE_ROW, "valid": "yes"}])
-    elif answer == "a row too many keys":
-        answer = forged(vault_root, [{**FAKE_ROW, "run": "rm -rf ~"}])
-    assert isinstance(answer, bytes)
-    peer(answer)
-    assert vs.json("list") == expected
-    assert "Tasks/Forged" not in vs("list").out
-
-
-def test_a_peer_that_never_answers_means_the_walk(
     vault_root: Path,
     peer: Callable[[bytes | None], None],
     vs: InProcess,
     monkeypatch: pytest.MonkeyPatch,
+    answer: object,
 ) -> None:
     notes(vault_root)
-    expected = vs.json("list")
+    expected = vs.json("list")  # the peer answers "" so far: the walk
     monkeypatch.setattr(query, "ASK_TIMEOUT", 0.3)
-    peer(None)
+    if answer == "wrong types":
+        answer = forged(vault_root, [{**FAKE_ROW, "valid": "yes"}])
+    elif answer == "a row too many keys":
+        answer = forged(vault_root, [{**FAKE_ROW, "run": "rm -rf ~"}])
+    assert answer is None or isinstance(answer, bytes)
+    peer(answer)
     assert vs.json("list") == expected
+    assert "Tasks/Forged" not in vs("list").out
 
 
 def test_an_answer_is_used_only_from_a_folder_of_this_users_alone(
