@@ -220,6 +220,36 @@ def watch_settled(watcher: object) -> bool:
         return False
 
 
+class IndexService(Generic[T]):
+    """The daemon's side, whole: its socket, and the handoff of an index from its loop.
+    `answer` turns a settled index and a question into the answer; the loop calls `offer`
+    each time round, with what gives that index (None while it is not settled)."""
+
+    def __init__(
+        self, root: str, answer: Callable[[T, dict[str, object]], object], wake: Callable[[], None]
+    ) -> None:
+        self._answer = answer
+        self._handoff: Handoff[T] = Handoff(wake)
+        self.server = QueryServer(root, self._reply)
+
+    def start(self) -> bool:
+        return self.server.start()
+
+    def close(self) -> None:
+        self.server.close()
+
+    def offer(self, settled: Callable[[], T | None]) -> None:
+        """From the loop: hand over the index if a question waits for it and it is settled."""
+        if self._handoff.wanted:
+            self._handoff.give(settled())
+
+    def _reply(self, question: dict[str, object]) -> object:
+        index = self._handoff.ask(SETTLE_TIMEOUT)
+        if index is None:
+            return {"busy": "the index is being brought up to date"}
+        return self._answer(index, question)
+
+
 class QueryServer:
     """The daemon's socket: one connection at a time, each a question and an answer, from
     this user only. `answer` turns a question (a JSON object) into a JSON value."""

@@ -22,7 +22,7 @@ from types import FrameType
 from vaultsched.adapters import statefs
 from vaultsched.adapters.clock import utc_now
 from vaultsched.adapters.instance import InstanceLock
-from vaultsched.adapters.query import SETTLE_TIMEOUT, Handoff, QueryServer, watch_settled
+from vaultsched.adapters.query import IndexService, watch_settled
 from vaultsched.adapters.vault import Index, Vault
 from vaultsched.adapters.waker import Waker
 from vaultsched.core.model import Run, Task
@@ -111,8 +111,7 @@ class Daemon:
         self.lock = InstanceLock(self.vault.root)
         self.disabled = kill_switch(self.vault)
         self.syncer: Syncer | None = None
-        self.queries: QueryServer | None = None
-        self.handoff: Handoff[Index] = Handoff(self.waker.notify)
+        self.queries: IndexService[Index] | None = None
 
     @property
     def index(self) -> Index:
@@ -194,21 +193,9 @@ class Daemon:
 
     def _serve_queries(self) -> None:
         """`list` asks this daemon for the index rather than walking the vault."""
-        if self.answer is None:
-            return
-        answer = self.answer
-
-        def reply(question: dict[str, object]) -> object:
-            index = self.handoff.ask(SETTLE_TIMEOUT)
-            return (
-                {"busy": "the index is being brought up to date"}
-                if index is None
-                else (answer(index, question))
-            )
-
-        queries = QueryServer(str(self.vault.root.resolve()), reply)
-        if queries.start():
-            self.queries = queries
+        if self.answer is not None:
+            queries = IndexService(str(self.vault.root.resolve()), self.answer, self.waker.notify)
+            self.queries = queries if queries.start() else None
 
     def _settled_index(self) -> Index | None:
         """A copy of the index once it holds every file event the watch has seen; None while
@@ -229,8 +216,8 @@ class Daemon:
         while (delta := self.follower.take()) is not None:
             self.conductor.index_changed(delta)
             self.observer.index_changed()
-        if self.handoff.wanted:
-            self.handoff.give(self._settled_index())
+        if self.queries is not None:
+            self.queries.offer(self._settled_index)
         self.conductor.collect()
         now = self.clock()
         if not self.disabled and not self.stopping:
