@@ -100,12 +100,12 @@ def bound(path: Path) -> socket.socket:
 
 
 @pytest.fixture
-def peer(vault_root: Path) -> Iterator[Callable[[bytes | None], None]]:
+def peer(vault_root: Path) -> Iterator[Callable[..., None]]:
     """A peer listening where the vault's daemon would, answering each question with the
-    bytes given (None: it reads the question and never answers)."""
+    bytes given, then closing (`stall`: then waiting instead, past any timeout)."""
     sock = bound(socket_path(str(vault_root.resolve())))
     stop = threading.Event()
-    reply: list[bytes | None] = [b""]
+    reply: list[tuple[bytes, bool]] = [(b"", False)]
 
     def serve() -> None:
         while not stop.is_set():
@@ -117,14 +117,17 @@ def peer(vault_root: Path) -> Iterator[Callable[[bytes | None], None]]:
                 conn.settimeout(5)
                 while conn.recv(65536):
                     pass
-                if reply[0] is None:
+                data, stall = reply[0]
+                conn.sendall(data)
+                if stall:
                     stop.wait(5)
-                    continue
-                conn.sendall(reply[0])
+
+    def answer(data: bytes, *, stall: bool = False) -> None:
+        reply[0] = (data, stall)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield lambda data: reply.__setitem__(0, data)
+    yield answer
     stop.set()
     sock.shutdown(socket.SHUT_RDWR)
     sock.close()
@@ -133,7 +136,8 @@ def peer(vault_root: Path) -> Iterator[Callable[[bytes | None], None]]:
 
 def forged(root: Path, rows: object) -> bytes:
     """An answer in the right form, for this vault, with `rows` in it."""
-    return json.dumps({"context": context(open_vault(root)), "rows": rows}).encode()
+    answer = {"context": context(open_vault(root)), "rows": rows}
+    return query.ACCEPTED + json.dumps(answer).encode()
 
 
 FAKE_ROW = {
@@ -153,41 +157,47 @@ FAKE_ROW = {
 
 
 @pytest.mark.parametrize(
-    "answer",
+    ("answer", "stall"),
     [
-        b"",
-        b"\x00\xff garbage",
-        b"[]",
-        b'{"busy": "rescanning"}',
-        b"[" * 200_000 + b"]" * 200_000,  # nested past any recursion limit
-        b'{"context": "another vault", "rows": []}',
-        "wrong types",
-        "a row too many keys",
-        None,  # never an answer: past the timeout
+        (b"", False),
+        (b"\x00\xff garbage", False),
+        (b"+\x00\xff garbage", False),
+        (b"+[]", False),
+        (b'+{"busy": "rescanning"}', False),
+        (b"+" + b"[" * 200_000 + b"]" * 200_000, False),  # nested past any recursion limit
+        (b'+{"context": "another vault", "rows": []}', False),
+        ("wrong types", False),
+        ("a row too many keys", False),
+        (b"", True),  # the question never taken: past the first timeout
+        (b"+", True),  # taken, never answered: past the second
+        (b'+{"context": ', True),  # half an answer
     ],
 )
 def test_an_answer_that_cannot_be_used_means_the_walk(
     vault_root: Path,
-    peer: Callable[[bytes | None], None],
+    peer: Callable[..., None],
+    *,
     vs: InProcess,
     monkeypatch: pytest.MonkeyPatch,
     answer: object,
+    stall: bool,
 ) -> None:
     notes(vault_root)
     expected = vs.json("list")  # the peer answers "" so far: the walk
-    monkeypatch.setattr(query, "ASK_TIMEOUT", 0.3)
+    monkeypatch.setattr(query, "ACCEPT_TIMEOUT", 0.3)
+    monkeypatch.setattr(query, "ANSWER_TIMEOUT", 0.3)
     if answer == "wrong types":
         answer = forged(vault_root, [{**FAKE_ROW, "valid": "yes"}])
     elif answer == "a row too many keys":
         answer = forged(vault_root, [{**FAKE_ROW, "run": "rm -rf ~"}])
-    assert answer is None or isinstance(answer, bytes)
-    peer(answer)
+    assert isinstance(answer, bytes)
+    peer(answer, stall=stall)
     assert vs.json("list") == expected
     assert "Tasks/Forged" not in vs("list").out
 
 
 def test_an_answer_is_used_only_from_a_folder_of_this_users_alone(
-    vault_root: Path, peer: Callable[[bytes | None], None], vs: InProcess
+    vault_root: Path, peer: Callable[..., None], vs: InProcess
 ) -> None:
     """The test of the test: a well-formed answer is taken (the daemon is this user, as the
     socket's owner and its peer credentials show) ... unless others may write the folder."""
@@ -203,7 +213,7 @@ def test_an_answer_is_used_only_from_a_folder_of_this_users_alone(
 
 def test_the_option_turns_the_question_off(
     vault_root: Path,
-    peer: Callable[[bytes | None], None],
+    peer: Callable[..., None],
     vs: InProcess,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -33,7 +33,12 @@ from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
-ASK_TIMEOUT = 3.0  # seconds for the whole exchange: past it, the walk
+# A daemon takes the question at once (ACCEPTED), then works on the answer as long as the walk
+# would on the same rows (its ledger and trust reads are `list`'s own): a stopped or wedged
+# daemon costs `list` one short wait, a busy one no more than the walk it spares.
+ACCEPT_TIMEOUT = 1.0  # seconds to connect, send the question and hear ACCEPTED
+ANSWER_TIMEOUT = 30.0  # seconds from ACCEPTED to the whole answer: past it, the walk
+ACCEPTED = b"+"
 SETTLE_TIMEOUT = 0.5  # seconds the daemon waits for its watch to hand on what it has seen
 QUESTION_CAP = 64 * 1024
 ANSWER_CAP = 256 * 1024 * 1024
@@ -105,15 +110,16 @@ def _ask(path: Path, question: dict[str, object]) -> object:
     import socket
     import time
 
-    deadline = time.monotonic() + ASK_TIMEOUT
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(ASK_TIMEOUT)
+        sock.settimeout(ACCEPT_TIMEOUT)
         sock.connect(str(path))
         if _peer_uid(sock) != os.getuid():
             return None
         sock.sendall(json.dumps(question).encode() + b"\n")
         sock.shutdown(socket.SHUT_WR)
-        data = _read_all(sock, ANSWER_CAP, deadline)
+        if sock.recv(1) != ACCEPTED:
+            return None
+        data = _read_all(sock, ANSWER_CAP, time.monotonic() + ANSWER_TIMEOUT)
     return None if data is None else json.loads(data)
 
 
@@ -342,9 +348,10 @@ class QueryServer:
         question = json.loads(data) if data else None
         if not isinstance(question, dict):
             return
+        conn.settimeout(ANSWER_TIMEOUT)
+        conn.sendall(ACCEPTED)
         # ASCII: a name that is not UTF-8 (a surrogate escape) crosses as `\\udcXX`, intact.
         reply = json.dumps(self.answer(question)).encode()
-        conn.settimeout(ASK_TIMEOUT)
         conn.sendall(reply)
         self.served += 1
 
