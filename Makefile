@@ -91,6 +91,7 @@ bench-quick: SETTLE := --settle 4
 
 bench bench-quick: $(BENCH_STAMP)
 	$(BENCH) cold_index.py --notes $(NOTES) --repeat $(REPEAT)
+	$(BENCH) list_daemon.py --notes $(NOTES) --repeat $(REPEAT)
 	$(BENCH) edit_latency.py --edits $(EDITS) --tasks 1000
 	$(BENCH) firing_precision.py --tasks 1000 --due 10 --seconds $(WINDOW)
 	$(BENCH) idle_cost.py --tasks 1000 --window $(WINDOW) $(SETTLE)

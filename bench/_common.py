@@ -76,13 +76,13 @@ class Measured:
     out: str  # its stdout
 
 
-def measured(argv: Sequence[str]) -> Measured:
+def measured(argv: Sequence[str], env: dict[str, str] | None = None) -> Measured:
     """Run `argv` to its end: wall time, and its own CPU time and peak RSS (from `wait4`).
 
     The kernel counts in a child's peak RSS the parent's image it was forked from (or shared,
     for vfork) until it exec'ed: a peak at or below this process's own is not the child's."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env or ENV)
     assert proc.stdout is not None
     out = proc.stdout.read().decode("utf-8", "replace")
     _, status, usage = os.wait4(proc.pid, 0)

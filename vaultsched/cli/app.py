@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from typer._click.core import Command
+from typer.core import TyperOption
 from typer.exceptions import TyperException
 
 from vaultsched import __version__
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from vaultsched.adapters.console import SafeConsole
     from vaultsched.adapters.service import ServiceResult
     from vaultsched.adapters.vault import Index, Vault
-    from vaultsched.cli.reports import ListRow
     from vaultsched.cli.results import TrustedTaskRow
     from vaultsched.cli.show import Clock
     from vaultsched.core.model import Run, Task
@@ -195,12 +195,11 @@ def init_cmd(
 def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every task: schedule, enabled, next run, last run and status, validity."""
     from vaultsched.adapters.clock import utc_now
-    from vaultsched.adapters.vault import planned_index
+    from vaultsched.cli.listing import list_rows_now
 
     vault = _vault(ctx)
     now = utc_now()
-    index = planned_index(vault, now)
-    rows = _list_rows(vault, index, now) if index.tasks or index.invalid else []
+    rows = list_rows_now(vault, now)  # the daemon's, when it runs and can answer
     if as_json:
         _print_json(rows)
         return
@@ -210,16 +209,6 @@ def list_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     from vaultsched.cli.show import show_list
 
     show_list(_out(), rows, _clock(vault, now))
-
-
-def _list_rows(vault: "Vault", index: "Index", now: datetime) -> "list[ListRow]":
-    """`list`'s rows, with the ledger's runs and trust (not loaded for a vault with no task)."""
-    from vaultsched.adapters.ledger import Ledger
-    from vaultsched.cli.reports import list_rows
-    from vaultsched.trust.store import TrustStore
-
-    runs = Ledger(vault.root, vault.host).runs()
-    return list_rows(index, runs, now, TrustStore().checker(vault.root))
 
 
 @app.command(
@@ -771,6 +760,7 @@ def run_cmd(
     ] = None,
 ) -> None:
     """The daemon, in the foreground: fire every task on time and follow edits live."""
+    from vaultsched.cli.listing import answer
     from vaultsched.core.convert import to_listen
     from vaultsched.runtime.daemon import Daemon, install_signal_handlers
 
@@ -780,7 +770,7 @@ def run_cmd(
         _fail(f"--metrics {exc}", 2)
     vault = _vault(ctx)
     _daemon_logging()
-    daemon = Daemon(vault, dry_run=dry_run, metrics=listen)
+    daemon = Daemon(vault, dry_run=dry_run, metrics=listen, answer=functools.partial(answer, vault))
     install_signal_handlers(daemon)
     daemon.run(once=once)
 
@@ -1040,7 +1030,9 @@ def click_command(args: list[str]) -> Command:
     """The root command with only the command `args` name, when they name one: typer builds
     each command's parameters from its signature (all 29: 5% of `list`'s start), and only one
     runs. Anything else (`--help`, no command, a mistyped one to suggest for) gets them all."""
-    name = _named(args)
+    bare = copy.copy(app)
+    bare.registered_commands, bare.registered_groups = [], []
+    name = _named(args, typer.main.get_command(bare))
     commands = [info for info in app.registered_commands if info.name == name]
     groups = [info for info in app.registered_groups if info.name == name]
     if not commands and not groups:
@@ -1050,12 +1042,18 @@ def click_command(args: list[str]) -> Command:
     return typer.main.get_command(one)
 
 
-def _named(args: list[str]) -> str | None:
-    """The command `args` name: their first word that is no option nor the value of `--vault`
-    (the only root option that takes one)."""
+def _named(args: list[str], root: Command) -> str | None:
+    """The command `args` name: their first word that is neither an option nor the value of
+    one of `root`'s options that take a value (as `root` declares them: `--vault`)."""
+    valued = {
+        name
+        for param in root.params
+        if isinstance(param, TyperOption) and not (param.is_flag or param.count)
+        for name in (*param.opts, *param.secondary_opts)
+    }
     words = iter(args)
     for word in words:
-        if word == "--vault":
+        if word in valued:
             next(words, None)
         elif word == "--":
             return next(words, None)

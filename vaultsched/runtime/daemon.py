@@ -8,6 +8,8 @@ event (`Waker`). Nothing wakes while nothing is due. Runs execute behind the `Ex
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import os
 import signal
@@ -20,6 +22,7 @@ from types import FrameType
 from vaultsched.adapters import statefs
 from vaultsched.adapters.clock import utc_now
 from vaultsched.adapters.instance import InstanceLock
+from vaultsched.adapters.query import IndexService, watch_settled
 from vaultsched.adapters.vault import Index, Vault
 from vaultsched.adapters.waker import Waker
 from vaultsched.core.model import Run, Task
@@ -63,6 +66,8 @@ class Daemon:
     waker: Waker = field(default_factory=Waker)
     on_run: Callable[[Run], None] | None = None  # the demo prints each run as it lands
     metrics: tuple[str, int] | None = None  # `--metrics HOST:PORT`, else `[metrics] listen`
+    # Answers `list` from a copy of the index (given by cli/app.py, served by adapters/query).
+    answer: Callable[[Index, dict[str, object]], object] | None = None
 
     def __post_init__(self) -> None:
         self.workspace = open_workspace(self.vault, self.clock)
@@ -106,6 +111,7 @@ class Daemon:
         self.lock = InstanceLock(self.vault.root)
         self.disabled = kill_switch(self.vault)
         self.syncer: Syncer | None = None
+        self.queries: IndexService[Index] | None = None
 
     @property
     def index(self) -> Index:
@@ -122,6 +128,8 @@ class Daemon:
             if not once:  # before the index is read: a note saved meanwhile is read again
                 self.follower.watch(self.waker.notify)
             self._start()
+            if not once and not self.dry_run:
+                self._serve_queries()
             self.syncer = None if self.dry_run else make_syncer(self.workspace, self.lander)
             if once:
                 self._tick()
@@ -133,6 +141,8 @@ class Daemon:
                 self._loop()
             self._shutdown(finish_runs=once)
         finally:
+            if self.queries is not None:
+                self.queries.close()
             self.heartbeat.stop()
             self.pings.flush()
             self.observer.close()
@@ -181,6 +191,21 @@ class Daemon:
         if not self.disabled:
             self.conductor.resume_chains()
 
+    def _serve_queries(self) -> None:
+        """`list` asks this daemon for the index rather than walking the vault."""
+        if self.answer is not None:
+            queries = IndexService(str(self.vault.root.resolve()), self.answer, self.waker.notify)
+            self.queries = queries if queries.start() else None
+
+    def _settled_index(self) -> Index | None:
+        """A copy of the index once it holds every file event the watch has seen; None while
+        some are still on their way (the debounce, a rescan, watchdog's queues)."""
+        if self.follower.settle_in() is not None or not watch_settled(self.follower.watcher):
+            return None
+        index = self.index
+        copied = {f.name: copy.copy(getattr(index, f.name)) for f in dataclasses.fields(index)}
+        return dataclasses.replace(index, **copied)
+
     def _loop(self) -> None:
         while not self.stopping:
             self._tick()
@@ -191,6 +216,8 @@ class Daemon:
         while (delta := self.follower.take()) is not None:
             self.conductor.index_changed(delta)
             self.observer.index_changed()
+        if self.queries is not None:
+            self.queries.offer(self._settled_index)
         self.conductor.collect()
         now = self.clock()
         if not self.disabled and not self.stopping:
