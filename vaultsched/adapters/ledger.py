@@ -550,10 +550,16 @@ class Ledger:
         }
         return self.append(record)
 
+    def _parsed_files(
+        self, months: Iterable[str] | None = None
+    ) -> tuple[list[_FileRecords], list[tuple[datetime, str, str]]]:
+        """Every ledger file (of `months`) as parsed so far, and their renames in time order."""
+        parsed = [self._cache._parsed(self.root, path) for path in self.files(months)]
+        return parsed, sorted(move for records in parsed for move in records.moves)
+
     def runs(self, months: Iterable[str] | None = None) -> list[Run]:
         """All runs, folded, in start-time order, under their task's current id."""
-        parsed = [self._cache._parsed(self.root, path) for path in self.files(months)]
-        renames = sorted(move for records in parsed for move in records.moves)
+        parsed, renames = self._parsed_files(months)
         if len(parsed) == 1:  # one host, one month: its runs are grouped already
             grouped = list(parsed[0].by_run.items())
         else:
@@ -592,8 +598,7 @@ class Ledger:
     def runs_of_tasks(self, tasks: Iterable[str]) -> dict[str, list[Run]]:
         """Each task's runs, as `runs()` has them, folding only the runs ever filed under the
         task or an id it was renamed from: a landing batch shows a few tasks of thousands."""
-        parsed = [self._cache._parsed(self.root, path) for path in self.files()]
-        renames = sorted(move for records in parsed for move in records.moves)
+        parsed, renames = self._parsed_files()
         sources = _rename_sources(renames)
         found: dict[str, list[Run]] = {}
         for task in tasks:
