@@ -312,6 +312,19 @@ def write_atomic(root: Path, rel: str, data: bytes, *, durable: bool = True) -> 
             os.fsync(dir_fd)
 
 
+def link_open(root: Path, fd: int, rel: str, *, durable: bool = True) -> None:
+    """A name `rel` for the open regular file `fd` (a hard link to that very file, whatever
+    has its old name now: no file made), through `/proc/self/fd`; `durable`: the file and
+    the folder synced. Raises OSError where that cannot be (no /proc, a link refused, `rel`
+    taken): the caller writes the file instead."""
+    parent, name = _split(rel)
+    with folder(root, parent) as dir_fd:
+        os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
+        if durable:
+            os.fsync(fd)
+            os.fsync(dir_fd)
+
+
 _TEMP = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")  # what write_atomic names its temp files
 
 

@@ -29,7 +29,6 @@ from vaultsched.adapters.ledger import new_run_id
 from vaultsched.adapters.runner import Held, ProcessResult
 from vaultsched.core import layout
 from vaultsched.core.model import Run, Status, Task, Trigger
-from vaultsched.core.redact import Redactor
 from vaultsched.runtime.context import (
     OUTPUT_SUFFIX,
     Context,
@@ -150,7 +149,7 @@ class Execution:
                 return finished, None, inputs
             left = task.timeout - (clock() - process.run_record.started_at)
             result = process.run(task.command, left, stdin, echo, held)
-        return (*self._finished(task, process.run_record, result, process.redact), inputs)
+        return (*self._finished(task, process, result), inputs)
 
     def _at_its_time(
         self, job: Job, process: Process, body: str | None, held: Held | None
@@ -194,22 +193,28 @@ class Execution:
         return run
 
     def _finished(
-        self, task: Task, run: Run, result: ProcessResult, redact: Redactor
+        self, task: Task, process: Process, result: ProcessResult
     ) -> tuple[Run, str | None]:
         """The run as it ended, and its stdout made fit to hand on (None: it never ran)."""
-        finished, stdout = ended(run, result, redact)
+        run = process.run_record
+        finished, stdout = ended(run, result, process.redact)
         if run.run_id in self._cancelled:
             self._cancelled.discard(run.run_id)
             finished = replace(finished, status=Status.INTERRUPTED, message=INTERRUPTED_MESSAGE)
-        return self.handed_on(task, finished, stdout), stdout
+        log_fd = _log_as_output(process.log, result, stdout)
+        return self.handed_on(task, finished, stdout, log_fd), stdout
 
-    def handed_on(self, task: Task, finished: Run, stdout: str | None) -> Run:
+    def handed_on(
+        self, task: Task, finished: Run, stdout: str | None, log_fd: int | None = None
+    ) -> Run:
         """`finished` with the `after` tasks it starts and, if its command ran, its stdout
-        kept for them and the next run (wherever the run executed)."""
+        kept for them and the next run (wherever the run executed). `log_fd`: the run's log,
+        if it holds exactly that stdout (see `save_output`)."""
         chain = tuple(self.downstream(finished))
         if stdout is None:
             return replace(finished, chain=chain)
-        save_output(self.recorder.workspace.vault.root, finished, stdout, durable=bool(chain))
+        root = self.recorder.workspace.vault.root
+        save_output(root, finished, stdout, durable=bool(chain), log_fd=log_fd)
         return replace(finished, chain=chain, output_note=output_note(task, finished))
 
     def cancel(self, sig: signal.Signals = signal.SIGTERM) -> int:
@@ -249,6 +254,22 @@ def _log_file(root: Path, rel: str) -> Iterator[BinaryIO | None]:
     # Unbuffered: every chunk is on disk as soon as it is read, for `tail -f`.
     with os.fdopen(fd, "ab", buffering=0) as handle:
         yield handle
+
+
+def _log_as_output(log: BinaryIO | None, result: ProcessResult, stdout: str | None) -> int | None:
+    """The log's descriptor if the log holds exactly the bytes `stdout` is kept as: only the
+    command's stdout went to it (no stderr, no line of vaultsched's), none cut, and nothing
+    was redacted or cleaned out of it. None otherwise (or if it cannot be told)."""
+    if log is None or stdout is None or result.stdout_cut:
+        return None
+    raw = result.stdout
+    if result.output_bytes != len(raw) or stdout.encode() != raw:
+        return None
+    try:
+        fd = log.fileno()
+        return fd if os.fstat(fd).st_size == len(raw) else None
+    except (OSError, ValueError):
+        return None
 
 
 def _prune_logs(root: Path, task_id: str, before: list[statefs.Entry] | None) -> None:
