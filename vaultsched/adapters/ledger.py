@@ -15,6 +15,7 @@ import contextlib
 import json
 import operator
 import os
+import stat
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -347,6 +348,9 @@ class _RecordCache:
     # Each run as last folded, with the records it was folded from: a run whose records are
     # the same objects is not folded again (a burst's every landing folded every run anew).
     folds: dict[str, tuple[tuple[dict[str, Any], ...], Run | None]] = field(default_factory=dict)
+    # The ledger's folders as last listed: a run's start asks for the ledger's files, and a
+    # folder unchanged since is not read again.
+    listings: dict[str, statefs.Listing] = field(default_factory=dict)
 
     def fold(self, run_id: str, records: list[dict[str, Any]]) -> Run | None:
         """`run_from_records(records)`, from the last fold of `run_id` if its records are the
@@ -368,10 +372,19 @@ class _RecordCache:
         """(line number, why) of each line of `path` that is no valid record."""
         return list(self._parsed(root, path).rejected)
 
+    def listing(self, root: Path, rel: str) -> list[statefs.Entry]:
+        """What the ledger's folder `rel` holds (see `statefs.listing`)."""
+        found = self.listings[rel] = statefs.listing(root, rel, self.listings.get(rel))
+        return found.entries
+
     def _parsed(self, root: Path, path: Path) -> _FileRecords:
+        rel = path.relative_to(root).as_posix()
         with self.lock:
+            cached = self.files.get(path)
+            if cached is not None and _unchanged(root, rel, cached):
+                return cached
             try:
-                fd = statefs.open_file(root, path.relative_to(root).as_posix(), os.O_RDONLY)
+                fd = statefs.open_file(root, rel, os.O_RDONLY)
             except OSError as exc:
                 if not isinstance(exc, FileNotFoundError):
                     statefs.warn_refused(exc, "ledger file not read")
@@ -379,10 +392,9 @@ class _RecordCache:
                 return _FileRecords((0, 0))
             handle = os.fdopen(fd, "rb")
             with handle:
-                stat = os.fstat(handle.fileno())
-                identity = (stat.st_dev, stat.st_ino)
-                cached = self.files.get(path)
-                if cached is None or cached.identity != identity or stat.st_size < cached.offset:
+                info = os.fstat(handle.fileno())
+                identity = (info.st_dev, info.st_ino)
+                if cached is None or cached.identity != identity or info.st_size < cached.offset:
                     cached = self.files[path] = _FileRecords(identity)
                 handle.seek(cached.offset)
                 data = handle.read()
@@ -396,6 +408,17 @@ class _RecordCache:
                 cached.note(record)
             cached.offset += end
             return cached
+
+
+def _unchanged(root: Path, rel: str, parsed: _FileRecords) -> bool:
+    """Whether the file is still the one parsed, every byte of it taken (one `lstat`, where
+    reading it to its end takes an open, a stat, a read and a close)."""
+    try:
+        info = statefs.lstat(root, rel)
+    except (OSError, ValueError):
+        return False  # gone or refused: the full path says so
+    same = (info.st_dev, info.st_ino) == parsed.identity
+    return same and stat.S_ISREG(info.st_mode) and info.st_size == parsed.offset
 
 
 def _no_constant(name: str) -> Any:
@@ -512,13 +535,13 @@ class Ledger:
         wanted = set(months) if months is not None else None
         found = []
         try:
-            for month in statefs.entries(self.root, RUNS_DIR):
+            for month in self._cache.listing(self.root, RUNS_DIR):
                 folder = ledger_month_dir(month.name)
                 if month.kind == "link":
                     statefs.warn_refused(statefs.LinkRefused(folder), "ledger")
                 if month.kind != "dir" or (wanted is not None and month.name not in wanted):
                     continue
-                for entry in statefs.entries(self.root, folder):
+                for entry in self._cache.listing(self.root, folder):
                     if entry.name.endswith(LEDGER_SUFFIX) and entry.kind != "dir":
                         found.append(self.root / folder / entry.name)
         except OSError as exc:  # .vaultsched or runs/ itself is a link

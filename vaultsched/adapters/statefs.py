@@ -353,6 +353,45 @@ def entries(root: Path, rel: str) -> list[Entry]:
         return []
 
 
+# A folder changed within this long of its listing might change again unseen, within the
+# granularity of its change time: such a listing is not kept.
+RACY_NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A folder's entries, with what identified the folder as it was then (None: not to be
+    taken for current later, see `listing`)."""
+
+    stamp: tuple[int, int, int, int] | None
+    entries: list[Entry]
+
+
+def listing(root: Path, rel: str, known: Listing | None = None) -> Listing:
+    """`entries`, or `known` (an earlier listing of `rel`) as it is when the folder is the same
+    one and unchanged since (its device, inode, change and modification times): one `fstat`
+    instead of a read of the folder."""
+    try:
+        with folder(root, rel) as dir_fd:
+            info = os.fstat(dir_fd)
+            stamp = (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
+            if known is not None and known.stamp is not None and known.stamp == stamp:
+                return known
+            with os.scandir(dir_fd) as found:
+                listed = sorted((Entry(e.name, _kind(e)) for e in found), key=lambda e: e.name)
+    except FileNotFoundError:
+        return Listing(None, [])
+    racy = time.time_ns() - max(info.st_mtime_ns, info.st_ctime_ns) < RACY_NS
+    return Listing(None if racy else stamp, listed)
+
+
+def lstat(root: Path, rel: str) -> os.stat_result:
+    """The file `rel` itself (a link as a link, never followed); raises FileNotFoundError."""
+    parent, name = _split(rel)
+    with folder(root, parent) as dir_fd:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+
+
 def _kind(entry: os.DirEntry[str]) -> str:
     if entry.is_symlink():
         return "link"
