@@ -117,9 +117,11 @@ def folder(root: Path, rel: str, *, create: bool = False) -> Iterator[int]:
 
 # -- the daemon's kept folders -------------------------------------------------------------------
 
-KEEP_DEPTH = 3  # `.vaultsched/a/b`: the fixed folders, a ledger month, `logs/Tasks`
+# `.vaultsched/a/b/...`: the fixed folders, a ledger month, and a task's own log and state
+# folders (`logs/Tasks/A/B`, `state/tasks/Tasks/A/B`), which a run reaches several times.
+KEEP_DEPTH = 8
 KEEP_FOR = 1.0  # s a kept descriptor serves before its path is walked again
-KEEP_MAX = 64  # descriptors kept at most (then all are let go, and walked again as needed)
+KEEP_MAX = 128  # descriptors kept at most (then the one kept longest is let go)
 
 
 @dataclass
@@ -134,7 +136,7 @@ class _Dir:
 
 class _Kept:
     """The folders of one vault the daemon keeps open: every file it reaches under
-    `.vaultsched/` is otherwise a walk of three or four `openat` from the vault root, a dozen
+    `.vaultsched/` is otherwise a walk of three to eight `openat` from the vault root, a dozen
     times per run. No less safe: a kept descriptor is the folder that was checked to be no
     link, whatever is renamed or linked in its place later; a folder that is deleted, or
     has been kept for `KEEP_FOR`, is walked (and checked) again. Thread-safe: a descriptor
@@ -179,6 +181,7 @@ class _Kept:
                 self._drop(key)
                 return None
             kept.users += 1
+            self._dirs[key] = self._dirs.pop(key)  # used last: let go last
         # Asked outside the lock (the descriptor is ours meanwhile): a system call lets the
         # interpreter go, and a thread holding the lock then kept every other waiting for it.
         if _deleted(kept.fd):
@@ -195,9 +198,8 @@ class _Kept:
         with self._lock:
             if key in self._dirs:
                 self._drop(key)
-            elif len(self._dirs) >= KEEP_MAX:
-                for old in list(self._dirs):
-                    self._drop(old)
+            elif len(self._dirs) >= KEEP_MAX:  # a burst of a thousand tasks: the oldest goes
+                self._drop(next(iter(self._dirs)))
             self._dirs[key] = kept
         return kept
 
