@@ -21,6 +21,7 @@ from vaultsched.adapters.ledger import (
     MAX_DURATION_S,
     MAX_TEXT,
     Ledger,
+    _started,
     finish_record,
     new_run_id,
     run_from_records,
@@ -435,6 +436,27 @@ def test_an_unchanged_ledger_is_not_read_again_and_another_writer_s_line_is_seen
     t1 = t0 + timedelta(hours=1)
     other.append(finish_record(replace(ok, run_id="r2", started_at=t1, finished_at=t1), "x.md"))
     assert ledger.last_success("Tasks/A") == t1  # the file grew: read again
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        {"started_at": "2026-11-30T23:59:59.999+00:00"},
+        {"started_at": "2026-12-01T00:30:00.000+01:00"},  # November in UTC
+        {"started_at": "2026-12-01T00:00:00+00:00"},
+        {
+            "started_at": "2026-12-01T00:00:00.000+00:00",
+            "dispatched_at": "2026-11-30T23:59:59.000+00:00",
+        },
+    ],
+)
+def test_a_record_is_filed_under_the_month_of_its_time_in_utc(
+    tmp_path: Path, times: dict[str, str]
+) -> None:
+    ledger = Ledger(tmp_path, "h")
+    record = {"type": "start", "run_id": "r", "task": "Tasks/A", "path": "Tasks/A.md", **times}
+    path = ledger.append(record)
+    assert path.parent.name == f"{_started(record).astimezone(UTC):%Y-%m}"
 
 
 def test_a_run_prepared_before_its_note_moved_follows_it(tmp_path: Path) -> None:

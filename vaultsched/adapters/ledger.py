@@ -328,7 +328,9 @@ class _Queued:
 
     line: str
     durable: bool = True  # fsync'ed before its writer goes on (else: by the next fsync)
-    done: threading.Event = field(default_factory=threading.Event)
+    # Written (or failed): set and read only under the append lock, so a flag, not an Event
+    # (a Condition and a lock made for every record).
+    done: bool = False
     error: OSError | None = None
 
 
@@ -470,7 +472,7 @@ class Ledger:
         """`append` for records started in one month (the start records of runs due at the
         same instant): one write, one fsync. `durable` False: no fsync of its own; the next
         one of the file (another append's, or `sync`) makes it durable."""
-        months = {f"{_started(record).astimezone(UTC):%Y-%m}" for record in records}
+        months = {_month(record) for record in records}
         if len(months) != 1:
             raise ValueError("records of one month at a time")
         rel = ledger_file(months.pop(), self.host)  # no pathlib: this is every run's start
@@ -486,7 +488,7 @@ class Ledger:
         # fsync, so ten runs starting in the same second wait for one disk flush, not ten.
         # The file lock only ever waits for another process.
         with self._cache.append_lock:
-            if not mine.done.is_set():
+            if not mine.done:
                 with self._cache.lock:
                     batch = self._cache.queued.pop(path, [])
                 error: OSError | None = None
@@ -501,7 +503,7 @@ class Ledger:
                     (self._cache.unsynced.discard if sync else self._cache.unsynced.add)(path)
                 for queued in batch:  # every writer of the batch learns how it went
                     queued.error = error
-                    queued.done.set()
+                    queued.done = True
         if mine.error is not None:
             raise mine.error
         return path
@@ -702,6 +704,15 @@ def _follow(run: Run, renames: list[tuple[datetime, str, str]]) -> Run:
         if at + PREPARED_AHEAD >= run.started_at and old == task:
             task = new
     return run if task == run.task else replace(run, task=task)
+
+
+def _month(record: dict[str, Any]) -> str:
+    """The month (UTC) whose file holds `record` (see `_started`), read off the time as
+    `iso_instant` writes it when it can be: this is every run's start and finish."""
+    value = record.get("dispatched_at") or record.get("started_at")
+    if isinstance(value, str) and len(value) == 29 and value.endswith("+00:00"):
+        return value[:7]
+    return f"{_started(record).astimezone(UTC):%Y-%m}"
 
 
 def _started(record: dict[str, Any]) -> datetime:

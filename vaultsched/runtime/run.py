@@ -313,7 +313,8 @@ def task_environment(task: Task, context: Context) -> dict[str, str]:
     env = dict(os.environ)
     # Python then reads and writes bytecode outside the vault: a synced `__pycache__/*.pyc`
     # is never loaded in place of a trusted source, and runs leave nothing to fingerprint.
-    env.setdefault("PYTHONPYCACHEPREFIX", str(layout.pycache_dir()))
+    if "PYTHONPYCACHEPREFIX" not in env:
+        env["PYTHONPYCACHEPREFIX"] = _pycache_prefix(env.get("XDG_CACHE_HOME"), env.get("HOME"))
     # Python would put a script's own folder first on sys.path, so a synced `json.py` beside
     # a trusted script would shadow the standard library unseen. A task's `env` may undo it.
     env["PYTHONSAFEPATH"] = "1"
@@ -322,6 +323,13 @@ def task_environment(task: Task, context: Context) -> dict[str, str]:
     env.update(context.variables())
     env.update(task.env)
     return env
+
+
+@functools.lru_cache(maxsize=8)
+def _pycache_prefix(xdg_cache_home: str | None, home: str | None) -> str:
+    """`layout.pycache_dir()` for the environment these name (the variables it reads): a
+    path built once, not at every run's start."""
+    return str(layout.pycache_dir())
 
 
 def task_cwd(root: Path, task: Task) -> Path:
