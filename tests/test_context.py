@@ -6,11 +6,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from conftest import write_note
 
 from vaultsched.adapters import statefs
+from vaultsched.adapters.vault import Vault, read_note
 from vaultsched.core import layout
-from vaultsched.core.model import Run, Status, Trigger
+from vaultsched.core.model import Run, Status, Task, Trigger
 from vaultsched.runtime.context import _existing, _previous_output, save_output, task_logs
+from vaultsched.runtime.messages import Job
+from vaultsched.runtime.record import Recorder
+from vaultsched.runtime.run import Execution
+from vaultsched.runtime.workspace import open_workspace
 
 
 def run(run_id: str) -> Run:
@@ -38,3 +44,31 @@ def _logs(root: Path, task_id: str) -> list[statefs.Entry]:
     found = task_logs(root, task_id)
     assert found is not None
     return found
+
+
+def test_a_run_that_wrote_only_stdout_keeps_its_log_as_its_output(vault: Vault) -> None:
+    # No second file is made: the output is the log under another name, the same bytes.
+    task = _task(vault, "printf 'one\\ntwo\\n'")
+    done = Execution(Recorder(open_workspace(vault), land=lambda landed: None)).run(
+        Job(task, Trigger.MANUAL)
+    )
+    log, out = (vault.root / rel for rel in (done.log, layout.run_output(task.id, done.run_id)))
+    assert out.read_bytes() == b"one\ntwo\n"
+    assert out.stat().st_ino == log.stat().st_ino
+
+
+def test_a_run_that_wrote_stderr_too_keeps_its_stdout_apart_from_its_log(vault: Vault) -> None:
+    task = _task(vault, "echo out; echo err >&2")
+    done = Execution(Recorder(open_workspace(vault), land=lambda landed: None)).run(
+        Job(task, Trigger.MANUAL)
+    )
+    log, out = (vault.root / rel for rel in (done.log, layout.run_output(task.id, done.run_id)))
+    assert out.read_bytes() == b"out\n" and b"err" in log.read_bytes()
+    assert out.stat().st_ino != log.stat().st_ino
+
+
+def _task(vault: Vault, command: str) -> Task:
+    write_note(vault.root, "Tasks/A.md", f"---\ncommand: {command}\n---\n")
+    task = read_note(vault, "Tasks/A.md").task
+    assert task is not None
+    return task

@@ -75,6 +75,18 @@ def test_a_wake_up_asks_only_the_tasks_due(monkeypatch: pytest.MonkeyPatch) -> N
     assert sorted(set(worked_out)) == ["Tasks/A", "Tasks/B"]
 
 
+def test_a_due_task_is_decided_with_the_wake_time_the_queue_had_not_worked_out_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    d = loaded(task("Tasks/A"), task("Tasks/B"))
+    assert d.wake_time() == (T0 - LEAD, [])  # both put, with their wake times
+    worked_out: list[str] = []
+    monkeypatch.setattr(d.planner, "wake_time", counted(d.planner.wake_time, worked_out))
+
+    assert submitted(d.due(T0 - LEAD, trusted)) == ["Tasks/A", "Tasks/B"]
+    assert sorted(worked_out) == ["Tasks/A", "Tasks/B"]  # once each: the planner's own check
+
+
 def test_two_tasks_due_at_one_instant_are_both_decided_at_it() -> None:
     a, b = task("Tasks/A", "0 13 * * *"), task("Tasks/B", "every 1h")
     d = loaded(a, b, task("Tasks/Later", "30 13 * * *"), at=T0)
@@ -159,7 +171,7 @@ def test_the_heap_does_not_grow_with_edits() -> None:
         queue.touch(t.id)
     queue.put(t.id, T0)
     assert len(queue._heap) < 100
-    assert queue.soonest(LEAD) == [(t, T0)] and queue.due(T0) == [t] and t.id in queue.stale
+    assert queue.soonest(LEAD) == [(t, T0)] and queue.due(T0) == [(t, T0)] and t.id in queue.stale
 
 
 def test_a_burst_asks_at_each_end_only_the_tasks_running_before_the_first_that_may_lead(

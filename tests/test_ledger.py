@@ -14,12 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vaultsched.adapters import statefs
 from vaultsched.adapters.ledger import (
     EXIT_CODES,
     MAX_ATTEMPT,
     MAX_DURATION_S,
     MAX_TEXT,
     Ledger,
+    _started,
     finish_record,
     new_run_id,
     run_from_records,
@@ -407,6 +409,54 @@ def test_the_last_success_is_kept_as_lines_are_read_and_follows_renames(tmp_path
     # The same as folding the whole ledger says.
     folded = [r for r in ledger.runs_of("Archive/A") if r.status is Status.SUCCESS]
     assert max(r.started_at for r in folded) == ledger.last_success("Archive/A")
+
+
+def test_an_unchanged_ledger_is_not_read_again_and_another_writer_s_line_is_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every run's start asks for the last success: an unchanged file costs one lstat, its
+    # unchanged folders (changed long ago) one fstat each.
+    ledger, other = Ledger(tmp_path, "h"), Ledger(tmp_path, "h")  # `other`: another process
+    t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    ok = Run("r1", "Tasks/A", Status.SUCCESS, Trigger.MANUAL, t0, "h", finished_at=t0)
+    other.append(finish_record(ok, "Tasks/A.md"))
+    later = datetime.now(UTC).timestamp() * 1e9 + 10 * statefs.RACY_NS
+    monkeypatch.setattr(statefs.time, "time_ns", lambda: int(later))
+    assert ledger.last_success("Tasks/A") == t0
+    opened: list[str] = []
+    real_open = statefs.open_file
+
+    def open_file(root: Path, rel: str, flags: int) -> int:
+        opened.append(rel)
+        return real_open(root, rel, flags)
+
+    monkeypatch.setattr(statefs, "open_file", open_file)
+    monkeypatch.setattr(statefs.os, "scandir", None)  # no folder is read
+    assert ledger.last_success("Tasks/A") == t0 and opened == []
+    t1 = t0 + timedelta(hours=1)
+    other.append(finish_record(replace(ok, run_id="r2", started_at=t1, finished_at=t1), "x.md"))
+    assert ledger.last_success("Tasks/A") == t1  # the file grew: read again
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        {"started_at": "2026-11-30T23:59:59.999+00:00"},
+        {"started_at": "2026-12-01T00:30:00.000+01:00"},  # November in UTC
+        {"started_at": "2026-12-01T00:00:00+00:00"},
+        {
+            "started_at": "2026-12-01T00:00:00.000+00:00",
+            "dispatched_at": "2026-11-30T23:59:59.000+00:00",
+        },
+    ],
+)
+def test_a_record_is_filed_under_the_month_of_its_time_in_utc(
+    tmp_path: Path, times: dict[str, str]
+) -> None:
+    ledger = Ledger(tmp_path, "h")
+    record = {"type": "start", "run_id": "r", "task": "Tasks/A", "path": "Tasks/A.md", **times}
+    path = ledger.append(record)
+    assert path.parent.name == f"{_started(record).astimezone(UTC):%Y-%m}"
 
 
 def test_a_run_prepared_before_its_note_moved_follows_it(tmp_path: Path) -> None:

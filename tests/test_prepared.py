@@ -147,6 +147,18 @@ def test_runs_started_late_hold_no_ended_run_back() -> None:
     assert _settles(starts)
 
 
+def test_a_run_already_late_is_let_go_without_a_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Even `sleep(0)` gives the CPU away on a loaded machine: twice per run of a burst.
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    starts = Starts(lambda records: None, lambda: now)
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    late = _job(now - timedelta(seconds=1))
+    starts.expect(late)
+    assert starts.at_its_time(late, lambda: True, None)
+    assert slept == []
+
+
 def test_no_ended_run_waits_while_a_run_waits_for_a_worker() -> None:
     """More runs due at once than `max_parallel`: a worker is wanted more than quiet is."""
     now = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -194,3 +206,46 @@ def test_the_executor_counts_the_jobs_waiting_for_a_worker() -> None:
     blocking.go.set()
     executor.shutdown()
     assert executor.waiting == 0 and done == jobs
+
+
+def test_a_run_s_shell_loads_while_its_start_record_is_written_and_waits_for_it(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run due now too: its shell is started first, the record made durable, then it runs.
+    from vaultsched.runtime import process
+
+    order: list[str] = []
+    real_hold = process.hold
+
+    def hold(*args: Any, **kwargs: Any) -> Any:
+        order.append("hold")
+        return real_hold(*args, **kwargs)
+
+    monkeypatch.setattr(process, "hold", hold)
+    task = task_of(vault, "Tasks/T.md", "cat .vaultsched/runs/*/*.jsonl")
+    ex = execution(vault)
+    real_started = ex.recorder.started
+
+    def started(*args: Any) -> None:
+        order.append("start record")
+        real_started(*args)
+
+    monkeypatch.setattr(ex.recorder, "started", started)
+    run = ex.run(Job(task, Trigger.MANUAL))
+    assert order == ["hold", "start record"]
+    assert run.status is Status.SUCCESS and '"type":"start"' in run.output_tail
+
+
+def test_a_run_whose_start_record_cannot_be_written_never_runs_its_command(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = task_of(vault, "Tasks/T.md", "touch ran")
+    ex = execution(vault)
+
+    def refused(*args: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ex.recorder, "started", refused)
+    with pytest.raises(OSError, match="disk full"):
+        ex.run(Job(task, Trigger.MANUAL))
+    assert not (vault.root / "ran").exists() and ex.children == {}

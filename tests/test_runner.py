@@ -374,6 +374,20 @@ def test_a_held_command_runs_on_release_exactly_as_the_plain_way(
     assert ("/dev/null" in text) == (stdin is None)
 
 
+def test_a_process_s_pipes_are_unbuffered_and_its_missing_cwd_is_named(tmp_path: Path) -> None:
+    # Read and written by descriptor: no buffered object, nor its tty and seek checks, each run.
+    held = hold("true", cwd=tmp_path, env=BASE_ENV, piped=True)
+    assert held is not None
+    pipes = (held.proc.stdin, held.proc.stdout, held.proc.stderr)
+    assert all(type(pipe) is io.FileIO for pipe in pipes)
+    held.cancel()
+    assert hold("true", cwd=tmp_path / "gone", env=BASE_ENV, piped=True) is None
+    result = run_process(
+        "true", cwd=tmp_path / "gone", env=BASE_ENV, stdin=None, timeout=5, log=None
+    )
+    assert result.error == f"cwd does not exist: {tmp_path / 'gone'}"
+
+
 def test_a_held_command_called_off_runs_nothing(tmp_path: Path) -> None:
     held = hold("touch ran", cwd=tmp_path, env=BASE_ENV, piped=False)
     assert held is not None

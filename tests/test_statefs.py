@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -148,3 +149,32 @@ def test_the_vault_config_is_never_read_through_a_link_or_a_fifo(
     result = cli("list", timeout=30)
     assert result.code == 2
     assert result.err.count("\n") == 1 and ".vaultsched/config.toml" in result.err
+
+
+def test_a_listing_is_kept_while_its_folder_is_unchanged_and_read_again_once_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / ".vaultsched/runs"
+    folder.mkdir(parents=True)
+    (folder / "a").write_text("")
+    later = time.time_ns() + 10 * statefs.RACY_NS  # the folder's last change is long past
+    monkeypatch.setattr(statefs.time, "time_ns", lambda: later)
+    first = statefs.listing(tmp_path, ".vaultsched/runs")
+    assert statefs.listing(tmp_path, ".vaultsched/runs", first) is first  # not read again
+    (folder / "b").write_text("")
+    assert [e.name for e in statefs.listing(tmp_path, ".vaultsched/runs", first).entries] == [
+        "a",
+        "b",
+    ]
+
+
+def test_a_listing_made_just_after_its_folder_changed_is_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another change within the change time's granularity could leave no trace in it.
+    (tmp_path / ".vaultsched/runs").mkdir(parents=True)
+    changed = (tmp_path / ".vaultsched/runs").stat().st_ctime_ns
+    monkeypatch.setattr(statefs.time, "time_ns", lambda: changed + 1000)
+    now = statefs.listing(tmp_path, ".vaultsched/runs")
+    assert now.stamp is None
+    assert statefs.listing(tmp_path, ".vaultsched/runs", now) is not now

@@ -151,3 +151,21 @@ def test_paths_read_as_before(rel: str) -> None:
 def test_a_task_name_is_its_ids_last_part(ident: str) -> None:
     task = Task(ident, f"{ident}.md", "echo", (), ZoneInfo("UTC"))
     assert task.name == PurePosixPath(ident).name
+
+
+def test_a_task_s_own_folder_is_kept_and_the_oldest_kept_goes_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run reaches its task's log folder several times (its listing, its log, its output):
+    # walked once. A burst of many tasks lets go of the folders kept longest, not of all.
+    monkeypatch.setattr(statefs, "KEEP_MAX", 8)
+    statefs.keep_folders(tmp_path)
+    try:
+        for n in range(12):
+            statefs.write_atomic(tmp_path, f".vaultsched/logs/Tasks/A/T{n}/x.log", b"")
+        kept = statefs._kept[str(tmp_path)]._dirs
+        assert (".vaultsched", "logs", "Tasks", "A", "T11") in kept
+        assert (".vaultsched", "logs", "Tasks", "A", "T0") not in kept
+        assert (".vaultsched", "logs", "Tasks", "A") in kept and len(kept) <= 8
+    finally:
+        statefs.forget_folders(tmp_path)

@@ -15,6 +15,7 @@ import contextlib
 import json
 import operator
 import os
+import stat
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -327,7 +328,9 @@ class _Queued:
 
     line: str
     durable: bool = True  # fsync'ed before its writer goes on (else: by the next fsync)
-    done: threading.Event = field(default_factory=threading.Event)
+    # Written (or failed): set and read only under the append lock, so a flag, not an Event
+    # (a Condition and a lock made for every record).
+    done: bool = False
     error: OSError | None = None
 
 
@@ -347,6 +350,9 @@ class _RecordCache:
     # Each run as last folded, with the records it was folded from: a run whose records are
     # the same objects is not folded again (a burst's every landing folded every run anew).
     folds: dict[str, tuple[tuple[dict[str, Any], ...], Run | None]] = field(default_factory=dict)
+    # The ledger's folders as last listed: a run's start asks for the ledger's files, and a
+    # folder unchanged since is not read again.
+    listings: dict[str, statefs.Listing] = field(default_factory=dict)
 
     def fold(self, run_id: str, records: list[dict[str, Any]]) -> Run | None:
         """`run_from_records(records)`, from the last fold of `run_id` if its records are the
@@ -368,10 +374,19 @@ class _RecordCache:
         """(line number, why) of each line of `path` that is no valid record."""
         return list(self._parsed(root, path).rejected)
 
+    def listing(self, root: Path, rel: str) -> list[statefs.Entry]:
+        """What the ledger's folder `rel` holds (see `statefs.listing`)."""
+        found = self.listings[rel] = statefs.listing(root, rel, self.listings.get(rel))
+        return found.entries
+
     def _parsed(self, root: Path, path: Path) -> _FileRecords:
+        rel = path.relative_to(root).as_posix()
         with self.lock:
+            cached = self.files.get(path)
+            if cached is not None and _unchanged(root, rel, cached):
+                return cached
             try:
-                fd = statefs.open_file(root, path.relative_to(root).as_posix(), os.O_RDONLY)
+                fd = statefs.open_file(root, rel, os.O_RDONLY)
             except OSError as exc:
                 if not isinstance(exc, FileNotFoundError):
                     statefs.warn_refused(exc, "ledger file not read")
@@ -379,10 +394,9 @@ class _RecordCache:
                 return _FileRecords((0, 0))
             handle = os.fdopen(fd, "rb")
             with handle:
-                stat = os.fstat(handle.fileno())
-                identity = (stat.st_dev, stat.st_ino)
-                cached = self.files.get(path)
-                if cached is None or cached.identity != identity or stat.st_size < cached.offset:
+                info = os.fstat(handle.fileno())
+                identity = (info.st_dev, info.st_ino)
+                if cached is None or cached.identity != identity or info.st_size < cached.offset:
                     cached = self.files[path] = _FileRecords(identity)
                 handle.seek(cached.offset)
                 data = handle.read()
@@ -396,6 +410,17 @@ class _RecordCache:
                 cached.note(record)
             cached.offset += end
             return cached
+
+
+def _unchanged(root: Path, rel: str, parsed: _FileRecords) -> bool:
+    """Whether the file is still the one parsed, every byte of it taken (one `lstat`, where
+    reading it to its end takes an open, a stat, a read and a close)."""
+    try:
+        info = statefs.lstat(root, rel)
+    except (OSError, ValueError):
+        return False  # gone or refused: the full path says so
+    same = (info.st_dev, info.st_ino) == parsed.identity
+    return same and stat.S_ISREG(info.st_mode) and info.st_size == parsed.offset
 
 
 def _no_constant(name: str) -> Any:
@@ -447,7 +472,7 @@ class Ledger:
         """`append` for records started in one month (the start records of runs due at the
         same instant): one write, one fsync. `durable` False: no fsync of its own; the next
         one of the file (another append's, or `sync`) makes it durable."""
-        months = {f"{_started(record).astimezone(UTC):%Y-%m}" for record in records}
+        months = {_month(record) for record in records}
         if len(months) != 1:
             raise ValueError("records of one month at a time")
         rel = ledger_file(months.pop(), self.host)  # no pathlib: this is every run's start
@@ -463,7 +488,7 @@ class Ledger:
         # fsync, so ten runs starting in the same second wait for one disk flush, not ten.
         # The file lock only ever waits for another process.
         with self._cache.append_lock:
-            if not mine.done.is_set():
+            if not mine.done:
                 with self._cache.lock:
                     batch = self._cache.queued.pop(path, [])
                 error: OSError | None = None
@@ -478,7 +503,7 @@ class Ledger:
                     (self._cache.unsynced.discard if sync else self._cache.unsynced.add)(path)
                 for queued in batch:  # every writer of the batch learns how it went
                     queued.error = error
-                    queued.done.set()
+                    queued.done = True
         if mine.error is not None:
             raise mine.error
         return path
@@ -512,13 +537,13 @@ class Ledger:
         wanted = set(months) if months is not None else None
         found = []
         try:
-            for month in statefs.entries(self.root, RUNS_DIR):
+            for month in self._cache.listing(self.root, RUNS_DIR):
                 folder = ledger_month_dir(month.name)
                 if month.kind == "link":
                     statefs.warn_refused(statefs.LinkRefused(folder), "ledger")
                 if month.kind != "dir" or (wanted is not None and month.name not in wanted):
                     continue
-                for entry in statefs.entries(self.root, folder):
+                for entry in self._cache.listing(self.root, folder):
                     if entry.name.endswith(LEDGER_SUFFIX) and entry.kind != "dir":
                         found.append(self.root / folder / entry.name)
         except OSError as exc:  # .vaultsched or runs/ itself is a link
@@ -550,10 +575,16 @@ class Ledger:
         }
         return self.append(record)
 
+    def _parsed_files(
+        self, months: Iterable[str] | None = None
+    ) -> tuple[list[_FileRecords], list[tuple[datetime, str, str]]]:
+        """Every ledger file (of `months`) as parsed so far, and their renames in time order."""
+        parsed = [self._cache._parsed(self.root, path) for path in self.files(months)]
+        return parsed, sorted(move for records in parsed for move in records.moves)
+
     def runs(self, months: Iterable[str] | None = None) -> list[Run]:
         """All runs, folded, in start-time order, under their task's current id."""
-        parsed = [self._cache._parsed(self.root, path) for path in self.files(months)]
-        renames = sorted(move for records in parsed for move in records.moves)
+        parsed, renames = self._parsed_files(months)
         if len(parsed) == 1:  # one host, one month: its runs are grouped already
             grouped = list(parsed[0].by_run.items())
         else:
@@ -592,8 +623,7 @@ class Ledger:
     def runs_of_tasks(self, tasks: Iterable[str]) -> dict[str, list[Run]]:
         """Each task's runs, as `runs()` has them, folding only the runs ever filed under the
         task or an id it was renamed from: a landing batch shows a few tasks of thousands."""
-        parsed = [self._cache._parsed(self.root, path) for path in self.files()]
-        renames = sorted(move for records in parsed for move in records.moves)
+        parsed, renames = self._parsed_files()
         sources = _rename_sources(renames)
         found: dict[str, list[Run]] = {}
         for task in tasks:
@@ -674,6 +704,15 @@ def _follow(run: Run, renames: list[tuple[datetime, str, str]]) -> Run:
         if at + PREPARED_AHEAD >= run.started_at and old == task:
             task = new
     return run if task == run.task else replace(run, task=task)
+
+
+def _month(record: dict[str, Any]) -> str:
+    """The month (UTC) whose file holds `record` (see `_started`), read off the time as
+    `iso_instant` writes it when it can be: this is every run's start and finish."""
+    value = record.get("dispatched_at") or record.get("started_at")
+    if isinstance(value, str) and len(value) == 29 and value.endswith("+00:00"):
+        return value[:7]
+    return f"{_started(record).astimezone(UTC):%Y-%m}"
 
 
 def _started(record: dict[str, Any]) -> datetime:

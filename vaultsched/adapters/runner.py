@@ -14,6 +14,7 @@ import logging
 import os
 import selectors
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -180,13 +181,18 @@ def _spawn(
 ) -> tuple[subprocess.Popen[bytes] | None, str]:
     if not argv:
         return None, "empty command"
-    if not cwd.exists():
+    try:  # one stat, not `exists()` then `is_dir()`: this is every run's start
+        cwd_is_dir = stat.S_ISDIR(cwd.stat().st_mode)
+    except (OSError, ValueError):
         return None, f"cwd does not exist: {cwd}"
-    if not cwd.is_dir():
+    if not cwd_is_dir:
         return None, f"cwd is not a directory: {cwd}"
     try:
         proc = subprocess.Popen(
             argv,
+            # The pipes are read and written by descriptor (`os.read`, `os.write`): unbuffered
+            # file objects, each made without the tty and seek checks of a buffered one.
+            bufsize=0,
             cwd=cwd,
             env=dict(env),
             # Never the terminal's stdin: a task that reads stdin must see EOF, not hang.

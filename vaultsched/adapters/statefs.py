@@ -117,9 +117,11 @@ def folder(root: Path, rel: str, *, create: bool = False) -> Iterator[int]:
 
 # -- the daemon's kept folders -------------------------------------------------------------------
 
-KEEP_DEPTH = 3  # `.vaultsched/a/b`: the fixed folders, a ledger month, `logs/Tasks`
+# `.vaultsched/a/b/...`: the fixed folders, a ledger month, and a task's own log and state
+# folders (`logs/Tasks/A/B`, `state/tasks/Tasks/A/B`), which a run reaches several times.
+KEEP_DEPTH = 8
 KEEP_FOR = 1.0  # s a kept descriptor serves before its path is walked again
-KEEP_MAX = 64  # descriptors kept at most (then all are let go, and walked again as needed)
+KEEP_MAX = 128  # descriptors kept at most (then the one kept longest is let go)
 
 
 @dataclass
@@ -134,7 +136,7 @@ class _Dir:
 
 class _Kept:
     """The folders of one vault the daemon keeps open: every file it reaches under
-    `.vaultsched/` is otherwise a walk of three or four `openat` from the vault root, a dozen
+    `.vaultsched/` is otherwise a walk of three to eight `openat` from the vault root, a dozen
     times per run. No less safe: a kept descriptor is the folder that was checked to be no
     link, whatever is renamed or linked in its place later; a folder that is deleted, or
     has been kept for `KEEP_FOR`, is walked (and checked) again. Thread-safe: a descriptor
@@ -179,6 +181,7 @@ class _Kept:
                 self._drop(key)
                 return None
             kept.users += 1
+            self._dirs[key] = self._dirs.pop(key)  # used last: let go last
         # Asked outside the lock (the descriptor is ours meanwhile): a system call lets the
         # interpreter go, and a thread holding the lock then kept every other waiting for it.
         if _deleted(kept.fd):
@@ -195,9 +198,8 @@ class _Kept:
         with self._lock:
             if key in self._dirs:
                 self._drop(key)
-            elif len(self._dirs) >= KEEP_MAX:
-                for old in list(self._dirs):
-                    self._drop(old)
+            elif len(self._dirs) >= KEEP_MAX:  # a burst of a thousand tasks: the oldest goes
+                self._drop(next(iter(self._dirs)))
             self._dirs[key] = kept
         return kept
 
@@ -312,6 +314,19 @@ def write_atomic(root: Path, rel: str, data: bytes, *, durable: bool = True) -> 
             os.fsync(dir_fd)
 
 
+def link_open(root: Path, fd: int, rel: str, *, durable: bool = True) -> None:
+    """A name `rel` for the open regular file `fd` (a hard link to that very file, whatever
+    has its old name now: no file made), through `/proc/self/fd`; `durable`: the file and
+    the folder synced. Raises OSError where that cannot be (no /proc, a link refused, `rel`
+    taken): the caller writes the file instead."""
+    parent, name = _split(rel)
+    with folder(root, parent) as dir_fd:
+        os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
+        if durable:
+            os.fsync(fd)
+            os.fsync(dir_fd)
+
+
 _TEMP = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")  # what write_atomic names its temp files
 
 
@@ -338,6 +353,45 @@ def entries(root: Path, rel: str) -> list[Entry]:
             return sorted((Entry(e.name, _kind(e)) for e in found), key=lambda e: e.name)
     except FileNotFoundError:
         return []
+
+
+# A folder changed within this long of its listing might change again unseen, within the
+# granularity of its change time: such a listing is not kept.
+RACY_NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A folder's entries, with what identified the folder as it was then (None: not to be
+    taken for current later, see `listing`)."""
+
+    stamp: tuple[int, int, int, int] | None
+    entries: list[Entry]
+
+
+def listing(root: Path, rel: str, known: Listing | None = None) -> Listing:
+    """`entries`, or `known` (an earlier listing of `rel`) as it is when the folder is the same
+    one and unchanged since (its device, inode, change and modification times): one `fstat`
+    instead of a read of the folder."""
+    try:
+        with folder(root, rel) as dir_fd:
+            info = os.fstat(dir_fd)
+            stamp = (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
+            if known is not None and known.stamp is not None and known.stamp == stamp:
+                return known
+            with os.scandir(dir_fd) as found:
+                listed = sorted((Entry(e.name, _kind(e)) for e in found), key=lambda e: e.name)
+    except FileNotFoundError:
+        return Listing(None, [])
+    racy = time.time_ns() - max(info.st_mtime_ns, info.st_ctime_ns) < RACY_NS
+    return Listing(None if racy else stamp, listed)
+
+
+def lstat(root: Path, rel: str) -> os.stat_result:
+    """The file `rel` itself (a link as a link, never followed); raises FileNotFoundError."""
+    parent, name = _split(rel)
+    with folder(root, parent) as dir_fd:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
 
 
 def _kind(entry: os.DirEntry[str]) -> str:

@@ -144,13 +144,25 @@ def _state_dir(root: Path, task_id: str) -> str:
         return ""
 
 
-def save_output(root: Path, run: Run, text: str, *, durable: bool) -> None:
+def save_output(
+    root: Path, run: Run, text: str, *, durable: bool, log_fd: int | None = None
+) -> None:
     """Keep a run's redacted stdout for the task's next run and its `after` tasks. `durable`
     (synced to disk before the finish record) when the run starts `after` tasks: a daemon
     that crashes then starts them on its next start, with this output. Otherwise a crash may
-    lose it, and the next run sees no previous output: not worth an fsync per run."""
+    lose it, and the next run sees no previous output: not worth an fsync per run.
+
+    `log_fd`: the run's log, open, when it holds exactly these bytes (the command wrote only
+    to stdout, nothing was redacted or cleaned): the output is then that file under a second
+    name, not a second file (making a file is most of a short run's cost in the kernel)."""
+    rel = layout.run_output(run.task, run.run_id)
+    if log_fd is not None:
+        try:
+            statefs.link_open(root, log_fd, rel, durable=durable)
+            return
+        except OSError:
+            pass  # no /proc, say: written as a file of its own
     try:
-        rel = layout.run_output(run.task, run.run_id)
         statefs.write_atomic(root, rel, text.encode(), durable=durable)
     except OSError as exc:
         statefs.warn_refused(exc, f"{run.task}: output not kept for the next run")

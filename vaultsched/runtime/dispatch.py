@@ -136,9 +136,9 @@ class Dispatcher:
     def due(self, now: datetime, untrusted: Untrusted) -> list[Action]:
         """What to do about the tracked tasks whose fire time is `now` or within `lead`."""
         actions = self._requeue()
-        for task in self.queue.due(now + self.lead):
+        for task, wake in self.queue.due(now + self.lead):
             with self._contained(task, "planning", actions):
-                actions += self._check(task, now, untrusted)
+                actions += self._check(task, wake, now, untrusted)
         return actions
 
     def _requeue(self) -> list[Action]:
@@ -151,8 +151,11 @@ class Dispatcher:
             self.queue.put(ident, at)
         return invalid
 
-    def _check(self, task: Task, now: datetime, untrusted: Untrusted) -> list[Action]:
-        ahead = self._ahead(task, now, untrusted)
+    def _check(
+        self, task: Task, wake: datetime, now: datetime, untrusted: Untrusted
+    ) -> list[Action]:
+        """`wake`: the task's wake time, as the queue had it (the planner's, or `_AT_ONCE`)."""
+        ahead = self._ahead(task, wake, now, untrusted)
         decision = self.planner.check(task, ahead or now)
         if decision is None:
             return []
@@ -163,13 +166,15 @@ class Dispatcher:
         job = Job(task, decision.trigger, decision.scheduled_for, start_at=ahead)
         return self._decided(job, None if ahead else untrusted(task))
 
-    def _ahead(self, task: Task, now: datetime, untrusted: Untrusted) -> datetime | None:
-        """The time of `task`'s next fire if it is due within `lead` and may be decided now
-        (then it is decided as of that time); None: it is decided at its time."""
+    def _ahead(
+        self, task: Task, wake: datetime, now: datetime, untrusted: Untrusted
+    ) -> datetime | None:
+        """`wake` (the task's wake time, as the queue popped it: not worked out again) if it is
+        within `lead` and the fire may be decided now (then it is decided as of that time);
+        None: it is decided at its time."""
         if task.id not in self.planner.marks:
             return None
-        wake = self.planner.wake_time(task)
-        if wake is None or not now < wake <= now + self.lead or not self._may_lead(task, wake):
+        if not now < wake <= now + self.lead or not self._may_lead(task, wake):
             return None
         if untrusted(task) is not None:  # its refusal is recorded at its time, once
             self._not_ahead[task.id] = wake

@@ -66,14 +66,14 @@ class FireQueue:
             self._heap = [(at, n, ident) for ident, (at, n) in self._live.items()]
             heapq.heapify(self._heap)
 
-    def due(self, horizon: datetime) -> list[Task]:
-        """The tasks that wake at or before `horizon`, soonest first: taken out, stale (their
-        wake time is put again once they were decided)."""
+    def due(self, horizon: datetime) -> list[tuple[Task, datetime]]:
+        """The tasks that wake at or before `horizon`, with their wake times, soonest first:
+        taken out, stale (their wake time is put again once they were decided)."""
         found = []
         while self._heap and self._heap[0][0] <= horizon:
             at, n, ident = heapq.heappop(self._heap)
             if self._live.get(ident) == (at, n):
-                found.append(self.tasks[ident])
+                found.append((self.tasks[ident], at))
                 self.touch(ident)
         return found
 

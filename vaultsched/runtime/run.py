@@ -3,13 +3,15 @@
 What is checked against the trusted fingerprint is checked once the slot is ours: with
 `overlap: queue` the wait lasts a whole run, and a sync may rewrite the script meanwhile.
 
-A run decided ahead of its time (`Job.start_at`) is prepared at once: slot, trust, the durable
-start record (with the others due at that instant, see `starts`), its context, log and
-environment, and, for a shell command, its very process (`runner.hold`: its shell, waiting for
-a line). Just before the instant trust is checked again (by file identity: a few `lstat` calls
-unless something changed); at the instant the process is let go, with one pipe write.
-`if_changed` and `check` are asked at the run's own time; a run with either, or an argv
-command, starts its process then.
+A run is prepared in this order: slot, trust, its context, log and environment, for a shell
+command its very process (`runner.hold`: its shell, waiting for a line), then the durable start
+record; the shell loads while the record is written, and runs nothing until it is let go (a
+crash before that: it reads end of file and exits). A run decided ahead of its time
+(`Job.start_at`) is prepared at once, its start record written with the others due at that
+instant (see `starts`); just before the instant trust is checked again (by file identity: a
+few `lstat` calls unless something changed); at the instant the process is let go, with one
+pipe write. `if_changed` and `check` are asked at the run's own time, after the start record;
+an argv command's process is started then.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from vaultsched.adapters.ledger import new_run_id
 from vaultsched.adapters.runner import Held, ProcessResult
 from vaultsched.core import layout
 from vaultsched.core.model import Run, Status, Task, Trigger
-from vaultsched.core.redact import Redactor
 from vaultsched.runtime.context import (
     OUTPUT_SUFFIX,
     Context,
@@ -106,17 +107,12 @@ class Execution:
         return self._execute(job, echo, body)
 
     def _execute(self, job: Job, echo: BinaryIO | None, body: str | None) -> Run:
-        """The start record, the check (if any), the command, the finish record."""
-        run = self._started(job)
-        self.running[run.run_id] = (job.task, run)
-        try:
-            return self._run_started(job, run, echo, body)
-        finally:
-            self.running.pop(run.run_id, None)
-
-    def _run_started(self, job: Job, run: Run, echo: BinaryIO | None, body: str | None) -> Run:
+        """The run prepared (its context, log, environment and, for a shell command, its
+        process, waiting), its start record, the check (if any), the command, the finish
+        record. The process is started before the start record is on disk, and waits: it
+        loads its shell while the record is written, and runs nothing until it is let go."""
         task, workspace = job.task, self.recorder.workspace
-        root = workspace.vault.root
+        root, run = workspace.vault.root, self._new_run(job)
         logs = task_logs(root, task.id)  # listed once: for the previous output and pruning
         context = context_for(workspace, job, run, logs or [])
         with _log_file(root, _log_rel(run)) as log_file:
@@ -124,7 +120,15 @@ class Execution:
             began = functools.partial(self.starts.begun, job)
             process = Process(task, run, env, cwd, log_file, clock, self.children, began)
             stdin = stdin_for(task, body, context)
-            finished, stdout, inputs = self._when_due(job, process, stdin, body, echo)
+            with process.held(task.command, stdin) as held:
+                self._started(job, run)
+                self.running[run.run_id] = (task, run)
+                try:
+                    finished, stdout, inputs = self._when_due(
+                        job, process, stdin, body, echo, held=held
+                    )
+                finally:
+                    self.running.pop(run.run_id, None)
         self._settle(job)
         if inputs is not None and finished.status is Status.SUCCESS:
             keep_inputs(root, task, inputs)
@@ -133,24 +137,29 @@ class Execution:
         return finished
 
     def _when_due(
-        self, job: Job, process: Process, stdin: bytes | None, body: str | None, echo: Echo
+        self,
+        job: Job,
+        process: Process,
+        stdin: bytes | None,
+        body: str | None,
+        echo: Echo,
+        *,
+        held: Held | None,
     ) -> tuple[Run, str | None, str | None]:
-        """Start the command at its time (now, or at `start_at`: then its process is started
-        at once and waits), past trust and the gates. The run as it ended, its stdout fit to
-        hand on, and the `if_changed` digest."""
+        """Start the command at its time (now, or at `start_at`), past trust and the gates:
+        `held`, its process started already, let go then. The run as it ended, its stdout fit
+        to hand on, and the `if_changed` digest."""
         task, root, clock = job.task, self.recorder.workspace.vault.root, process.clock
-        ahead = job.start_at is not None
-        with process.held(task.command, stdin) if ahead else contextlib.nullcontext() as held:
-            finished = self._at_its_time(job, process, body, held)
-            if finished is not None:
-                return finished, None, None
-            inputs = inputs_now(root, task)
-            finished = gated(task, process, inputs, root)
-            if finished is not None:
-                return finished, None, inputs
-            left = task.timeout - (clock() - process.run_record.started_at)
-            result = process.run(task.command, left, stdin, echo, held)
-        return (*self._finished(task, process.run_record, result, process.redact), inputs)
+        finished = self._at_its_time(job, process, body, held)
+        if finished is not None:
+            return finished, None, None
+        inputs = inputs_now(root, task)
+        finished = gated(task, process, inputs, root)
+        if finished is not None:
+            return finished, None, inputs
+        left = task.timeout - (clock() - process.run_record.started_at)
+        result = process.run(task.command, left, stdin, echo, held)
+        return (*self._finished(task, process, result), inputs)
 
     def _at_its_time(
         self, job: Job, process: Process, body: str | None, held: Held | None
@@ -170,12 +179,13 @@ class Execution:
             process.run_record, Status.UNTRUSTED, trust.refusal(root, task), workspace.clock()
         )
 
-    def _started(self, job: Job) -> Run:
+    def _new_run(self, job: Job) -> Run:
+        """The run `job` makes: it starts now, or at `start_at` if that is later."""
         workspace = self.recorder.workspace
         started = workspace.clock()
         if job.start_at is not None:  # prepared ahead: it starts then (or now, if late)
             started = max(started, job.start_at)
-        run = Run(
+        return Run(
             job.run_id or new_run_id(started),
             job.task.id,
             Status.RUNNING,
@@ -187,29 +197,37 @@ class Execution:
             upstream_run=job.upstream.run_id if job.upstream else "",
             dispatched_at=job.dispatched_at,
         )
+
+    def _started(self, job: Job, run: Run) -> None:
+        """`run`'s start record, durable; raises OSError (then it never starts)."""
         if job.start_at is None:
             self.recorder.started(job.task, run)
         else:  # with the start records of the other runs due at that instant
             self.recorder.started(job.task, run, lambda record: self.starts.record(job, record))
-        return run
 
     def _finished(
-        self, task: Task, run: Run, result: ProcessResult, redact: Redactor
+        self, task: Task, process: Process, result: ProcessResult
     ) -> tuple[Run, str | None]:
         """The run as it ended, and its stdout made fit to hand on (None: it never ran)."""
-        finished, stdout = ended(run, result, redact)
+        run = process.run_record
+        finished, stdout = ended(run, result, process.redact)
         if run.run_id in self._cancelled:
             self._cancelled.discard(run.run_id)
             finished = replace(finished, status=Status.INTERRUPTED, message=INTERRUPTED_MESSAGE)
-        return self.handed_on(task, finished, stdout), stdout
+        log_fd = _log_as_output(process.log, result, stdout)
+        return self.handed_on(task, finished, stdout, log_fd), stdout
 
-    def handed_on(self, task: Task, finished: Run, stdout: str | None) -> Run:
+    def handed_on(
+        self, task: Task, finished: Run, stdout: str | None, log_fd: int | None = None
+    ) -> Run:
         """`finished` with the `after` tasks it starts and, if its command ran, its stdout
-        kept for them and the next run (wherever the run executed)."""
+        kept for them and the next run (wherever the run executed). `log_fd`: the run's log,
+        if it holds exactly that stdout (see `save_output`)."""
         chain = tuple(self.downstream(finished))
         if stdout is None:
             return replace(finished, chain=chain)
-        save_output(self.recorder.workspace.vault.root, finished, stdout, durable=bool(chain))
+        root = self.recorder.workspace.vault.root
+        save_output(root, finished, stdout, durable=bool(chain), log_fd=log_fd)
         return replace(finished, chain=chain, output_note=output_note(task, finished))
 
     def cancel(self, sig: signal.Signals = signal.SIGTERM) -> int:
@@ -251,6 +269,22 @@ def _log_file(root: Path, rel: str) -> Iterator[BinaryIO | None]:
         yield handle
 
 
+def _log_as_output(log: BinaryIO | None, result: ProcessResult, stdout: str | None) -> int | None:
+    """The log's descriptor if the log holds exactly the bytes `stdout` is kept as: only the
+    command's stdout went to it (no stderr, no line of vaultsched's), none cut, and nothing
+    was redacted or cleaned out of it. None otherwise (or if it cannot be told)."""
+    if log is None or stdout is None or result.stdout_cut:
+        return None
+    raw = result.stdout
+    if result.output_bytes != len(raw) or stdout.encode() != raw:
+        return None
+    try:
+        fd = log.fileno()
+        return fd if os.fstat(fd).st_size == len(raw) else None
+    except (OSError, ValueError):
+        return None
+
+
 def _prune_logs(root: Path, task_id: str, before: list[statefs.Entry] | None) -> None:
     """Keep the task's last KEEP_LOGS logs and outputs. `before`: what its log folder held
     as the run began (under the task's slot, so no other run of it on this host wrote there
@@ -279,7 +313,8 @@ def task_environment(task: Task, context: Context) -> dict[str, str]:
     env = dict(os.environ)
     # Python then reads and writes bytecode outside the vault: a synced `__pycache__/*.pyc`
     # is never loaded in place of a trusted source, and runs leave nothing to fingerprint.
-    env.setdefault("PYTHONPYCACHEPREFIX", str(layout.pycache_dir()))
+    if "PYTHONPYCACHEPREFIX" not in env:
+        env["PYTHONPYCACHEPREFIX"] = _pycache_prefix(env.get("XDG_CACHE_HOME"), env.get("HOME"))
     # Python would put a script's own folder first on sys.path, so a synced `json.py` beside
     # a trusted script would shadow the standard library unseen. A task's `env` may undo it.
     env["PYTHONSAFEPATH"] = "1"
@@ -288,6 +323,13 @@ def task_environment(task: Task, context: Context) -> dict[str, str]:
     env.update(context.variables())
     env.update(task.env)
     return env
+
+
+@functools.lru_cache(maxsize=8)
+def _pycache_prefix(xdg_cache_home: str | None, home: str | None) -> str:
+    """`layout.pycache_dir()` for the environment these name (the variables it reads): a
+    path built once, not at every run's start."""
+    return str(layout.pycache_dir())
 
 
 def task_cwd(root: Path, task: Task) -> Path:

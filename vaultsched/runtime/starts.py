@@ -229,7 +229,11 @@ class Starts:
                 self._changed.notify_all()
 
     def _sleep_until(self, at: datetime, before: float) -> None:
-        time.sleep(max((at - self._clock()).total_seconds() - before, 0.0))
+        # Not `sleep(0)` for a run already late (a burst queued behind `max_parallel`): on a
+        # loaded machine even that gives the CPU away, twice per run.
+        left = (at - self._clock()).total_seconds() - before
+        if left > 0:
+            time.sleep(left)
 
     def settle(self) -> None:
         """Wait, at most SETTLE_MAX, while a run is being prepared for an instant within LEAD
