@@ -132,6 +132,8 @@ class TrustStore:
         if policy() == "any":
             return lambda task: True
         known = self.trusted(root)
+        if not known:  # nothing of this vault is trusted: no fingerprint could change that
+            return lambda task: False
         return lambda task: self._holds(root, task, fingerprint(root, task), known)
 
     def _holds(self, root: Path, task: Task, print_: str, known: dict[str, str]) -> bool:
