@@ -168,8 +168,41 @@ def _marker_hits(text: str, markers: Markers) -> list[_Hit]:
         candidates.append((index, _Hit(match[0] == markers.begin, line)))
     if not candidates:
         return []  # spares the markdown parse for the common note without markers
-    code = _code_lines(body)
+    first_index, first = candidates[0]
+    code = _code_lines_from(body, first_index, first.line.start - body_start)
     return [hit for index, hit in candidates if index not in code]
+
+
+def _code_lines_from(body: str, index: int, start: int) -> frozenset[int]:
+    """The code lines of `body` from line `index` (at character `start`) on: what the marker
+    lines, none of them before that line, are judged by.
+
+    A note is mostly the person's text above our block; parsing it whole at every write was most
+    of a burst's landing. When the text above leaves no block open at that line (`_closed_above`),
+    markdown-it reads the lines from there as it would read them alone (its top level keeps no
+    state from one block to the next), so only they are parsed."""
+    if index == 0 or not _closed_above(body, start):
+        return _code_lines(body)
+    return frozenset(index + line for line in _code_lines(body[start:]))
+
+
+# What may leave a block open across a blank line, at the start of a line of the text above: an
+# HTML block (`<pre>`, `<!--` ... run to their own end), a fence (to its closing fence).
+_SPANS_BLANK_LINES = re.compile(r"(?:\A|[\r\n])[ \t]*<|```|~~~")
+
+
+def _closed_above(body: str, start: int) -> bool:
+    """True if nothing in `body[:start]` can reach the line at `start` (`start` > 0): that line
+    starts at its first column (so no list item, indented code or quote goes on into it) after
+    a blank line (which ends a paragraph and a quote), and the text above holds nothing that
+    runs on past a blank line."""
+    if body[start : start + 1] in (" ", "\t"):
+        return False
+    end = start - (2 if body.startswith("\r\n", max(start - 2, 0)) else 1)  # line above: end
+    above = max(body.rfind("\n", 0, end), body.rfind("\r", 0, end)) + 1
+    if body[above:end].strip(" \t"):
+        return False
+    return _SPANS_BLANK_LINES.search(body, 0, start) is None
 
 
 @functools.cache
