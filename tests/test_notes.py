@@ -46,6 +46,58 @@ def test_creates_and_updates(tmp_path: Path) -> None:
     assert not [p for p in (tmp_path / "A").iterdir() if p.name.startswith(".")]
 
 
+def _xattrs_here(folder: Path) -> bool:
+    probe = folder / ".probe"
+    probe.write_text("")
+    try:
+        os.setxattr(probe, notes.WRITTEN_ATTR, b"x")
+    except (OSError, AttributeError):
+        return False
+    finally:
+        probe.unlink()
+    return True
+
+
+def test_a_write_marks_the_file_it_writes_and_creates_no_other(tmp_path: Path) -> None:
+    """vaultsched's mark of its own write is on the note: one file made per write (a file
+    creation was most of a burst's landing), and another process knows the write as its own."""
+    if not _xattrs_here(tmp_path):
+        pytest.skip("this file system keeps no extended attributes")
+    note = tmp_path / "Tasks/n.md"
+    note.parent.mkdir()
+    note.write_text("Mine.\n")
+    assert NoteWriter(tmp_path).update("Tasks/n.md", _append_block) is Outcome.WRITTEN
+    assert not (tmp_path / layout.WRITTEN_DIR).exists()
+    data = note.read_bytes()
+    other = NoteWriter(tmp_path)  # another vaultsched process: nothing remembered in memory
+    assert other.is_own("Tasks/n.md", data)
+    assert not other.is_own("Tasks/n.md", data + b"typed\n")
+    note.write_bytes(data + b"typed\n")  # saved in place: the mark stays, the text moved on
+    assert not other.is_own("Tasks/n.md", note.read_bytes())
+    replaced = note.with_name("new.md")
+    replaced.write_bytes(data)  # saved by a rename: a file no vaultsched wrote
+    replaced.replace(note)
+    assert not other.is_own("Tasks/n.md", data)
+
+
+def test_without_extended_attributes_the_mark_is_a_file_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unsupported(*args: object, **kwargs: object) -> None:
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(os, "setxattr", unsupported)
+    monkeypatch.setattr(os, "getxattr", unsupported)
+    writer = NoteWriter(tmp_path)
+    assert writer.update("n.md", _append_block) is Outcome.WRITTEN
+    assert (tmp_path / layout.written_mark("n.md")).exists()
+    assert NoteWriter(tmp_path).is_own("n.md", (tmp_path / "n.md").read_bytes())
+
+
+def _append_block(text: str) -> str:
+    return blocks.splice_block(text, blocks.RUNS, "## Runs\n")
+
+
 def test_a_moved_task_note_is_not_recreated(tmp_path: Path) -> None:
     writer = NoteWriter(tmp_path)
     assert writer.update("gone.md", lambda t: t + "block\n", create=False) is Outcome.MISSING

@@ -5,7 +5,8 @@ temp file in the same folder, fsyncs, and renames over the note only if the note
 since it was read; otherwise it starts again from the new text. A note edited less than
 `quiet` seconds ago is left alone until it has been quiet that long (Obsidian autosaves about
 every 2 s), at most `max_wait` seconds. vaultsched's own last write of each note is remembered
-(by content hash, under `.vaultsched/state/written/`) so it never counts as a person's edit.
+(by content hash, in an extended attribute of the file it wrote, or where the file system has
+none under `.vaultsched/state/written/`) so it never counts as a person's edit.
 
 Editors save in place (truncate, then write), which a rename can race three ways, each closed
 here (vaultsched.adapters.leases tells whether a save is under way):
@@ -22,6 +23,7 @@ here (vaultsched.adapters.leases tells whether a save is under way):
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import logging
@@ -33,6 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import NamedTuple
 
 from vaultsched.adapters import statefs
 from vaultsched.adapters.leases import writers_open
@@ -73,8 +76,28 @@ class Outcome(StrEnum):
     BUSY = "busy"  # other saves kept landing between our read and rename: try again later
 
 
+# The hash of the text vaultsched wrote, kept on the file itself: a mark beside it (a file
+# under `.vaultsched/state/written/`) made every note write create two files, and creating a
+# file was most of a burst's landing's CPU on ext4 (a `perf` profile: inode allocation).
+WRITTEN_ATTR = "user.vaultsched.written"
+_NO_ATTRS = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EPERM})
+
+
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _attr_mark(path: Path) -> bytes | None:
+    """The hash vaultsched put on the file at `path` when it wrote it: b"" if there is none
+    (a file a person or another program wrote), None if this file system keeps no such marks."""
+    if not hasattr(os, "getxattr"):
+        return None
+    try:
+        return os.getxattr(path, WRITTEN_ATTR, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in _NO_ATTRS:
+            return None
+        return b""  # ENODATA: not marked; or gone: nothing to compare with
 
 
 @dataclass
@@ -86,6 +109,7 @@ class NoteWriter:
     wall_time: Callable[[], float] = time.time
     _own: dict[str, str] = field(default_factory=dict, repr=False)
     _watched: dict[str, _Pending] = field(default_factory=dict, repr=False)
+    _attrs: bool = field(default=hasattr(os, "setxattr"), repr=False)  # see WRITTEN_ATTR
 
     @functools.cached_property
     def _real_root(self) -> Path:
@@ -203,14 +227,14 @@ class NoteWriter:
         data = transform(text).encode("utf-8")
         if data == current.data:
             return Outcome.UNCHANGED, None
-        inode = self._replace_if_unchanged(path, data, current)
-        if inode is None:
+        written = self._replace_if_unchanged(path, data, current)
+        if written is None:
             return None, None
         # A save that opened the note just before our rename: let it finish into the old file.
         late = current.saved_after_read(
             lambda fd: self._save_finished(rel, fd, self.wall_time() + SETTLE_SECONDS)
         )
-        self._remember(rel, path, data, inode)
+        self._remember(rel, path, data, written)
         return (Outcome.WRITTEN if late is None else None), late
 
     def _being_edited(self, rel: str, path: Path, data: bytes | None, deadline: float) -> bool:
@@ -227,8 +251,8 @@ class NoteWriter:
         self.sleep(min(self.quiet - age, remaining) + 0.01)
         return True
 
-    def _replace_if_unchanged(self, path: Path, data: bytes, current: _Read) -> int | None:
-        """Rename `data` over `path` if the note still is as read: the note's new inode, or
+    def _replace_if_unchanged(self, path: Path, data: bytes, current: _Read) -> _Written | None:
+        """Rename `data` over `path` if the note still is as read: the note's new file, or
         None to go round again."""
         if current.snapshot is None:  # else its folder was there when the note was read
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -236,7 +260,8 @@ class NoteWriter:
         tmp = path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}.tmp")
         renamed = False
         try:
-            inode = _write_synced(tmp, data, mode=_mode(path))
+            written = _write_synced(tmp, data, mode=_mode(path), mark=self._attrs)
+            self._attrs = written.marked
             if not current.still_at(path):
                 return None
             if current.snapshot is None:
@@ -245,7 +270,7 @@ class NoteWriter:
                 os.replace(tmp, path)
                 renamed = True
             _fsync_dir(path.parent)
-            return inode
+            return written
         except (FileExistsError, FileNotFoundError):
             # FileNotFoundError: our temp file was swept (a daemon starting) mid-write, or
             # the note's folder went since the note was read.
@@ -260,21 +285,27 @@ class NoteWriter:
         digest = _digest(data)
         if self._own.get(rel) == digest:
             return True
+        marked = _attr_mark(self.root / rel)
+        if marked is not None:  # a file written before marks were attributes: looks edited once
+            return marked == digest.encode()
         try:
             return statefs.read_bytes(self.root, layout.written_mark(rel)) == digest.encode()
         except OSError:
             return False
 
-    def _remember(self, rel: str, path: Path, data: bytes, inode: int) -> None:
+    def _remember(self, rel: str, path: Path, data: bytes, written: _Written) -> None:
         """Mark `data` as our last write of `rel`, if the note still is the file we renamed
         there. Another process (the daemon, `approve`) may have written the note after our
         rename while this one was held up (a loaded machine, a stopped process): its mark is
         then the right one, and ours in its place would make its write look like a person's
         edit, which its next commit would leave out of git."""
         digest = _digest(data)
+        if written.marked:  # on the file itself, set before its rename: no other write's to race
+            self._own[rel] = digest
+            return
         try:  # a cache: lost in a crash, the next write of the note looks like an edit once
             with statefs.locked(self.root, layout.WRITTEN_LOCK):
-                if not _still_ours(path, inode):
+                if not _still_ours(path, written.inode):
                     return
                 self._own[rel] = digest
                 mark = layout.written_mark(rel)
@@ -469,14 +500,22 @@ def _mode(path: Path) -> int:
         return 0o644
 
 
-def _write_synced(path: Path, data: bytes, *, mode: int) -> int:
-    """Write a new file and make it durable; its inode."""
+def _write_synced(path: Path, data: bytes, *, mode: int, mark: bool = False) -> _Written:
+    """Write a new file and make it durable; with `mark`, the hash of `data` on it as well
+    (WRITTEN_ATTR), if the file system can keep it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
+        if mark:
+            mark = _set_mark(handle.fileno(), _digest(data))
         os.fsync(handle.fileno())
-        return os.fstat(handle.fileno()).st_ino
+        return _Written(os.fstat(handle.fileno()).st_ino, mark)
+
+
+class _Written(NamedTuple):
+    inode: int
+    marked: bool  # WRITTEN_ATTR is on the file
 
 
 def _still_ours(path: Path, inode: int) -> bool:
@@ -484,6 +523,16 @@ def _still_ours(path: Path, inode: int) -> bool:
         return os.lstat(path).st_ino == inode
     except FileNotFoundError:
         return False
+
+
+def _set_mark(fd: int, digest: str) -> bool:
+    try:
+        os.setxattr(fd, WRITTEN_ATTR, digest.encode())
+    except OSError as exc:
+        if exc.errno in _NO_ATTRS:
+            return False
+        raise
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:
