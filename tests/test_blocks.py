@@ -599,12 +599,8 @@ def test_marker_lines_judged_from_the_first_are_those_the_whole_note_gives(text:
     assert hits == _marker_hits_line_by_line(text, RUNS)
 
 
-def test_a_note_with_a_block_below_plain_text_parses_only_the_block(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A splice parses the lines from the block on, not the person's text above it, which a
-    burst of a thousand notes paid for in each note."""
-    above = "---\ntags: [x]\n---\n# Plan\n\n" + "A paragraph of the person's own words.\n\n" * 50
+def _parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts markdown-it parses from now on."""
     parsed: list[str] = []
     real = blocks._code_lines
 
@@ -613,7 +609,30 @@ def test_a_note_with_a_block_below_plain_text_parses_only_the_block(
         return real(body)
 
     monkeypatch.setattr(blocks, "_code_lines", counting)
-    once = splice_block(above, RUNS, INNER)
-    twice = splice_block(once, RUNS, OTHER)
-    assert twice == above + f"{RUNS_BEGIN}\n{OTHER}{RUNS_END}\n"
+    return parsed
+
+
+ABOVE = "---\ntags: [x]\n---\n# Plan\n\n" + "A paragraph of the person's own words.\n\n" * 50
+
+
+def test_a_block_below_plain_text_is_spliced_parsing_only_the_block(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A splice parses the lines from the block on, not the person's text above it, which a
+    burst of a thousand notes paid for in each note."""
+    parsed = _parses(monkeypatch)
+    fenced = "## Runs\n\n> [!success] 10:00 · success\n>\n> ```\n> output\n> ```\n"
+    once = splice_block(ABOVE, RUNS, fenced)
+    twice = splice_block(once, RUNS, fenced.replace("output", "more"))
+    assert twice == ABOVE + f"{RUNS_BEGIN}\n{fenced.replace('output', 'more')}\n{RUNS_END}\n"
     assert parsed and all(body.startswith(RUNS_BEGIN) for body in parsed)
+
+
+def test_a_digest_is_spliced_without_a_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No fence above a marker line at the first column: it cannot be code, nothing is parsed
+    (a digest is a list as long as the day, rebuilt with every batch)."""
+    parsed = _parses(monkeypatch)
+    day = "".join(f"- 10:00:{n % 60:02} [[Tasks/T{n}|T{n}]] — success\n" for n in range(500))
+    once = splice_block("# 2026-12-02\n", DIGEST, day)
+    assert splice_block(once, DIGEST, day + "- 11:00:00 [[Tasks/X|X]] — failed\n") != once
+    assert parsed == []
