@@ -541,3 +541,35 @@ def test_a_write_through_a_symlink_out_of_the_vault_is_refused(tmp_path: Path) -
     assert writer.update("note.md", lambda t: t + "block\n") is Outcome.OUTSIDE
     assert sorted(p.name for p in outside.iterdir()) == ["n.md"]
     assert (outside / "n.md").read_text() == "theirs\n"
+
+
+def test_a_batch_syncs_each_folder_once_after_its_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst's notes live in a few folders: one folder fsync each, not one per note."""
+    synced: list[Path] = []
+    real = notes._fsync_dir
+
+    def spy(folder: Path) -> None:
+        synced.append(folder)
+        real(folder)
+
+    monkeypatch.setattr(notes, "_fsync_dir", spy)
+    writer = NoteWriter(tmp_path)
+    rels = [f"{folder}/n{n}.md" for folder in ("A", "B") for n in range(3)]
+    for rel in rels:
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
+        (tmp_path / rel).write_text("Mine.\n")
+    with writer.batch():
+        threads = [
+            threading.Thread(target=writer.update, args=(rel, _append_block)) for rel in rels
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert synced == []  # not yet: once the batch is done
+    assert sorted(synced) == [tmp_path / "A", tmp_path / "B"]
+    assert all(blocks.RUNS_BEGIN in (tmp_path / rel).read_text() for rel in rels)
+    writer.update("A/n0.md", lambda text: text + "more\n")  # outside a batch: at once
+    assert synced[-1] == tmp_path / "A" and len(synced) == 3

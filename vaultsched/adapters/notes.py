@@ -30,8 +30,9 @@ import logging
 import os
 import random
 import secrets
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -110,6 +111,35 @@ class NoteWriter:
     _own: dict[str, str] = field(default_factory=dict, repr=False)
     _watched: dict[str, _Pending] = field(default_factory=dict, repr=False)
     _attrs: bool = field(default=hasattr(os, "setxattr"), repr=False)  # see WRITTEN_ATTR
+    # Folders whose renames wait for one fsync at the end of a batch (see `batch`).
+    _unsynced: set[Path] | None = field(default=None, repr=False)
+    _unsynced_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Writes made meanwhile (on any thread) sync their folders once, at the end, not once
+        per note: a burst's thousand notes live in a few dozen folders, and each folder fsync
+        waited on the disk. The note's own bytes are still synced before its rename, so a crash
+        leaves each note whole, old or new; only a rename may be lost, which leaves the older
+        note and a run the next landing shows again."""
+        with self._unsynced_lock:
+            outer, self._unsynced = self._unsynced, self._unsynced or set()
+        try:
+            yield
+        finally:
+            if outer is None:
+                with self._unsynced_lock:
+                    folders, self._unsynced = self._unsynced or set(), None
+                for folder in folders:
+                    with contextlib.suppress(FileNotFoundError):
+                        _fsync_dir(folder)
+
+    def _sync_folder(self, folder: Path) -> None:
+        with self._unsynced_lock:
+            if self._unsynced is not None:
+                self._unsynced.add(folder)
+                return
+        _fsync_dir(folder)
 
     @functools.cached_property
     def _real_root(self) -> Path:
@@ -269,7 +299,7 @@ class NoteWriter:
             else:
                 os.replace(tmp, path)
                 renamed = True
-            _fsync_dir(path.parent)
+            self._sync_folder(path.parent)
             return written
         except (FileExistsError, FileNotFoundError):
             # FileNotFoundError: our temp file was swept (a daemon starting) mid-write, or
