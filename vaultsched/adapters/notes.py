@@ -324,11 +324,12 @@ class NoteWriter:
             return False
 
     def _remember(self, rel: str, path: Path, data: bytes, written: _Written) -> None:
-        """Mark `data` as our last write of `rel`, if the note still is the file we renamed
-        there. Another process (the daemon, `approve`) may have written the note after our
-        rename while this one was held up (a loaded machine, a stopped process): its mark is
-        then the right one, and ours in its place would make its write look like a person's
-        edit, which its next commit would leave out of git."""
+        """Mark `data` as our last write of `rel`: on the file itself where it could be (see
+        WRITTEN_ATTR), else in a mark file, if the note still is the file we renamed there.
+        Another process (the daemon, `approve`) may have written the note after our rename
+        while this one was held up (a loaded machine, a stopped process): its mark is then the
+        right one, and ours in its place would make its write look like a person's edit, which
+        its next commit would leave out of git. A mark on the file cannot replace another's."""
         digest = _digest(data)
         if written.marked:  # on the file itself, set before its rename: no other write's to race
             self._own[rel] = digest

@@ -30,9 +30,7 @@ class SafeCommit:
     def __post_init__(self) -> None:
         self.planner = Planner(self.git)
 
-    def commit(
-        self, edits: Sequence[Edit], message: str, current: Choose | None = None
-    ) -> bool:
+    def commit(self, edits: Sequence[Edit], message: str, current: Choose | None = None) -> bool:
         """One commit of vaultsched's edits to these files on top of HEAD, and nothing else.
 
         The person's index gets the same edits (so committing what they staged keeps our
