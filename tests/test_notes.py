@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -547,13 +548,7 @@ def test_a_batch_syncs_each_folder_once_after_its_renames(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A burst's notes live in a few folders: one folder fsync each, not one per note."""
-    synced: list[Path] = []
-    real = notes._fsync_dir
-
-    def spy(folder: Path) -> None:
-        synced.append(folder)
-        real(folder)
-
+    spy = mock.Mock(wraps=notes._fsync_dir)  # the real fsync, each call counted
     monkeypatch.setattr(notes, "_fsync_dir", spy)
     writer = NoteWriter(tmp_path)
     rels = [f"{folder}/n{n}.md" for folder in ("A", "B") for n in range(3)]
@@ -568,8 +563,8 @@ def test_a_batch_syncs_each_folder_once_after_its_renames(
             thread.start()
         for thread in threads:
             thread.join()
-        assert synced == []  # not yet: once the batch is done
-    assert sorted(synced) == [tmp_path / "A", tmp_path / "B"]
+        assert spy.call_count == 0  # not yet: once the batch is done
+    assert sorted(c.args[0] for c in spy.call_args_list) == [tmp_path / "A", tmp_path / "B"]
     assert all(blocks.RUNS_BEGIN in (tmp_path / rel).read_text() for rel in rels)
     writer.update("A/n0.md", lambda text: text + "more\n")  # outside a batch: at once
-    assert synced[-1] == tmp_path / "A" and len(synced) == 3
+    assert spy.call_count == 3 and spy.call_args.args[0] == tmp_path / "A"
