@@ -590,6 +590,10 @@ def texts_with_a_block(draw: st.DrawFn) -> str:
 @example(text=f"- a\n\n  {RUNS_BEGIN}\n{RUNS_END}\n")
 @example(text=f"> a\n\n{RUNS_BEGIN}\n{RUNS_END}\n")
 @example(text=f"[x]: /u\n\n{RUNS_BEGIN}\n    ```\n{RUNS_END}\n")
+# Past markdown-it's nesting cut-off a list swallows the rest of the note, fence and all.
+@example(text="- " * 25 + f"x\n\n{RUNS_BEGIN}\n```\n{RUNS_END}\n```\n\n{RUNS_END}\n")
+@example(text="".join("  " * n + "- x\n" for n in range(30)) + f"\n{RUNS_BEGIN}\n```\n{RUNS_END}\n")
+@example(text="\t- " * 8 + f"x\n\n{RUNS_BEGIN}\n```\n{RUNS_END}\n```\n\n{RUNS_END}\n")
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_marker_lines_judged_from_the_first_are_those_the_whole_note_gives(text: str) -> None:
     hits = [

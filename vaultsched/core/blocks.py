@@ -212,7 +212,19 @@ def _closed_above(body: str, start: int) -> bool:
     above = max(body.rfind("\n", 0, end), body.rfind("\r", 0, end)) + 1
     if body[above:end].strip(" \t"):
         return False
-    return _SPANS_BLANK_LINES.search(body, 0, start) is None
+    if _SPANS_BLANK_LINES.search(body, 0, start) is not None:
+        return False
+    # markdown-it stops reading a note past 20 levels of nesting, and inside a list that cut-off
+    # swallows the rest of the note: lines that deep must be read with all that is above them.
+    # A level takes at least one character of a line's lead (a `>`, a list marker, an indent;
+    # a tab, up to four columns), so a lead under NESTED_LEAD cannot reach it.
+    return all(
+        len(lead) + 3 * lead.count("\t") < NESTED_LEAD for lead in _LEAD.findall(body, 0, start)
+    )
+
+
+NESTED_LEAD = 12  # well under the 20 levels markdown-it's nesting cut-off needs
+_LEAD = re.compile(r"(?:\A|(?<=[\r\n]))[ \t>*+\-0-9.)]+")
 
 
 @functools.cache
