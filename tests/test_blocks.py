@@ -550,3 +550,93 @@ def test_parses_are_kept_by_size_not_count() -> None:
     assert cache.get("abcd") == frozenset({1}) and cache.get("ijkl") == frozenset()
     cache.put("x" * 50, frozenset())  # one text over the limit is still kept, alone
     assert cache.get("x" * 50) == frozenset() and cache.get("abcd") is None
+
+
+# Lines that open, continue or close every kind of block markdown-it knows, for the text above a
+# block (what the marker lines are judged by is parsed from the first marker line on, when the
+# text above cannot reach it).
+_ABOVE_LINES = st.sampled_from(
+    [
+        *("", "", "  ", "\t", "text", "# Heading", "Heading", "===", "---", "***", "    code"),
+        *("\tcode", "> quote", ">", "> > deep", "> ```", "- item", "  item text", "1. one"),
+        *("2) two", "* star", "+ plus", "   - nested", "     deep item", "```", "~~~", "````"),
+        *("``` py", "<pre>", "</pre>", "<!--", "-->", "<div>", "</div>", "<script>", "<?php"),
+        *("?>", "<![CDATA[", "]]>", "<!DOCTYPE x>", "<a href='x'>", " <p>", "[ref]: /url"),
+        *('"title', '  "title"', "[ref]:", "  /url", "| a | b |", "|---|---|", "%%", "%% x %%"),
+        *(RUNS_BEGIN, RUNS_END, f"  {RUNS_END}", f"    {RUNS_BEGIN}", f"> {RUNS_BEGIN}"),
+    ]
+)
+
+
+@st.composite
+def texts_with_a_block(draw: st.DrawFn) -> str:
+    """The person's text, a blank line or not, a block, more of their text."""
+    parts = [
+        draw(st.lists(st.one_of(_ABOVE_LINES, st.text(max_size=6)), max_size=12)),
+        draw(st.sampled_from([[""], [""], [], ["  "]])),
+        [RUNS_BEGIN],
+        draw(st.lists(st.one_of(_INNER_LINES, _ABOVE_LINES), max_size=6)),
+        draw(st.sampled_from([[RUNS_END], [RUNS_END], [f" {RUNS_END}"], []])),
+        draw(st.lists(_ABOVE_LINES, max_size=5)),
+    ]
+    lines = [line for part in parts for line in part]
+    breaks = draw(st.lists(_BREAK, min_size=len(lines), max_size=len(lines)))
+    front = draw(st.sampled_from(["", "---\na: 1\n---\n"]))
+    return front + "".join(line + brk for line, brk in zip(lines, breaks, strict=True))
+
+
+@given(text=texts_with_a_block())
+@example(text=f"<pre>\n\n{RUNS_BEGIN}\n```\n{RUNS_END}\n")
+@example(text=f"- a\n\n  {RUNS_BEGIN}\n{RUNS_END}\n")
+@example(text=f"> a\n\n{RUNS_BEGIN}\n{RUNS_END}\n")
+@example(text=f"[x]: /u\n\n{RUNS_BEGIN}\n    ```\n{RUNS_END}\n")
+# Past markdown-it's nesting cut-off a list swallows the rest of the note, fence and all.
+@example(text="- " * 25 + f"x\n\n{RUNS_BEGIN}\n```\n{RUNS_END}\n```\n\n{RUNS_END}\n")
+@example(text="".join("  " * n + "- x\n" for n in range(30)) + f"\n{RUNS_BEGIN}\n```\n{RUNS_END}\n")
+@example(text="\t- " * 8 + f"x\n\n{RUNS_BEGIN}\n```\n{RUNS_END}\n```\n\n{RUNS_END}\n")
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_marker_lines_judged_from_the_first_are_those_the_whole_note_gives(text: str) -> None:
+    hits = [
+        (hit.is_begin, hit.line.start, hit.line.end, hit.line.stop)
+        for hit in blocks._marker_hits(text, RUNS)
+    ]
+    assert hits == _marker_hits_line_by_line(text, RUNS)
+
+
+def _parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts markdown-it parses from now on."""
+    parsed: list[str] = []
+    real = blocks._code_lines
+
+    def counting(body: str) -> frozenset[int]:
+        parsed.append(body)
+        return real(body)
+
+    monkeypatch.setattr(blocks, "_code_lines", counting)
+    return parsed
+
+
+ABOVE = "---\ntags: [x]\n---\n# Plan\n\n" + "A paragraph of the person's own words.\n\n" * 50
+
+
+def test_a_block_below_plain_text_is_spliced_parsing_only_the_block(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A splice parses the lines from the block on, not the person's text above it, which a
+    burst of a thousand notes paid for in each note."""
+    parsed = _parses(monkeypatch)
+    fenced = "## Runs\n\n> [!success] 10:00 · success\n>\n> ```\n> output\n> ```\n"
+    once = splice_block(ABOVE, RUNS, fenced)
+    twice = splice_block(once, RUNS, fenced.replace("output", "more"))
+    assert twice == ABOVE + f"{RUNS_BEGIN}\n{fenced.replace('output', 'more')}\n{RUNS_END}\n"
+    assert parsed and all(body.startswith(RUNS_BEGIN) for body in parsed)
+
+
+def test_a_digest_is_spliced_without_a_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No fence above a marker line at the first column: it cannot be code, nothing is parsed
+    (a digest is a list as long as the day, rebuilt with every batch)."""
+    parsed = _parses(monkeypatch)
+    day = "".join(f"- 10:00:{n % 60:02} [[Tasks/T{n}|T{n}]] — success\n" for n in range(500))
+    once = splice_block("# 2026-12-02\n", DIGEST, day)
+    assert splice_block(once, DIGEST, day + "- 11:00:00 [[Tasks/X|X]] — failed\n") != once
+    assert parsed == []

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -44,6 +45,58 @@ def test_creates_and_updates(tmp_path: Path) -> None:
     assert (tmp_path / "A/new.md").read_text() == "hello\n"
     assert writer.update("A/new.md", lambda t: t) is Outcome.UNCHANGED
     assert not [p for p in (tmp_path / "A").iterdir() if p.name.startswith(".")]
+
+
+def _xattrs_here(folder: Path) -> bool:
+    probe = folder / ".probe"
+    probe.write_text("")
+    try:
+        os.setxattr(probe, notes.WRITTEN_ATTR, b"x")
+    except (OSError, AttributeError):
+        return False
+    finally:
+        probe.unlink()
+    return True
+
+
+def test_a_write_marks_the_file_it_writes_and_creates_no_other(tmp_path: Path) -> None:
+    """vaultsched's mark of its own write is on the note: one file made per write (a file
+    creation was most of a burst's landing), and another process knows the write as its own."""
+    if not _xattrs_here(tmp_path):
+        pytest.skip("this file system keeps no extended attributes")
+    note = tmp_path / "Tasks/n.md"
+    note.parent.mkdir()
+    note.write_text("Mine.\n")
+    assert NoteWriter(tmp_path).update("Tasks/n.md", _append_block) is Outcome.WRITTEN
+    assert not (tmp_path / layout.WRITTEN_DIR).exists()
+    data = note.read_bytes()
+    other = NoteWriter(tmp_path)  # another vaultsched process: nothing remembered in memory
+    assert other.is_own("Tasks/n.md", data)
+    assert not other.is_own("Tasks/n.md", data + b"typed\n")
+    note.write_bytes(data + b"typed\n")  # saved in place: the mark stays, the text moved on
+    assert not other.is_own("Tasks/n.md", note.read_bytes())
+    replaced = note.with_name("new.md")
+    replaced.write_bytes(data)  # saved by a rename: a file no vaultsched wrote
+    replaced.replace(note)
+    assert not other.is_own("Tasks/n.md", data)
+
+
+def test_without_extended_attributes_the_mark_is_a_file_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unsupported(*args: object, **kwargs: object) -> None:
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(os, "setxattr", unsupported)
+    monkeypatch.setattr(os, "getxattr", unsupported)
+    writer = NoteWriter(tmp_path)
+    assert writer.update("n.md", _append_block) is Outcome.WRITTEN
+    assert (tmp_path / layout.written_mark("n.md")).exists()
+    assert NoteWriter(tmp_path).is_own("n.md", (tmp_path / "n.md").read_bytes())
+
+
+def _append_block(text: str) -> str:
+    return blocks.splice_block(text, blocks.RUNS, "## Runs\n")
 
 
 def test_a_moved_task_note_is_not_recreated(tmp_path: Path) -> None:
@@ -489,3 +542,29 @@ def test_a_write_through_a_symlink_out_of_the_vault_is_refused(tmp_path: Path) -
     assert writer.update("note.md", lambda t: t + "block\n") is Outcome.OUTSIDE
     assert sorted(p.name for p in outside.iterdir()) == ["n.md"]
     assert (outside / "n.md").read_text() == "theirs\n"
+
+
+def test_a_batch_syncs_each_folder_once_after_its_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst's notes live in a few folders: one folder fsync each, not one per note."""
+    spy = mock.Mock(wraps=notes._fsync_dir)  # the real fsync, each call counted
+    monkeypatch.setattr(notes, "_fsync_dir", spy)
+    writer = NoteWriter(tmp_path)
+    rels = [f"{folder}/n{n}.md" for folder in ("A", "B") for n in range(3)]
+    for rel in rels:
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
+        (tmp_path / rel).write_text("Mine.\n")
+    with writer.batch():
+        threads = [
+            threading.Thread(target=writer.update, args=(rel, _append_block)) for rel in rels
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert spy.call_count == 0  # not yet: once the batch is done
+    assert sorted(c.args[0] for c in spy.call_args_list) == [tmp_path / "A", tmp_path / "B"]
+    assert all(blocks.RUNS_BEGIN in (tmp_path / rel).read_text() for rel in rels)
+    writer.update("A/n0.md", lambda text: text + "more\n")  # outside a batch: at once
+    assert spy.call_count == 3 and spy.call_args.args[0] == tmp_path / "A"

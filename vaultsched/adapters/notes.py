@@ -5,7 +5,8 @@ temp file in the same folder, fsyncs, and renames over the note only if the note
 since it was read; otherwise it starts again from the new text. A note edited less than
 `quiet` seconds ago is left alone until it has been quiet that long (Obsidian autosaves about
 every 2 s), at most `max_wait` seconds. vaultsched's own last write of each note is remembered
-(by content hash, under `.vaultsched/state/written/`) so it never counts as a person's edit.
+(by content hash, in an extended attribute of the file it wrote, or where the file system has
+none under `.vaultsched/state/written/`) so it never counts as a person's edit.
 
 Editors save in place (truncate, then write), which a rename can race three ways, each closed
 here (vaultsched.adapters.leases tells whether a save is under way):
@@ -22,17 +23,20 @@ here (vaultsched.adapters.leases tells whether a save is under way):
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import logging
 import os
 import random
 import secrets
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import NamedTuple
 
 from vaultsched.adapters import statefs
 from vaultsched.adapters.leases import writers_open
@@ -73,8 +77,28 @@ class Outcome(StrEnum):
     BUSY = "busy"  # other saves kept landing between our read and rename: try again later
 
 
+# The hash of the text vaultsched wrote, kept on the file itself: a mark beside it (a file
+# under `.vaultsched/state/written/`) made every note write create two files, and creating a
+# file was most of a burst's landing's CPU on ext4 (a `perf` profile: inode allocation).
+WRITTEN_ATTR = "user.vaultsched.written"
+_NO_ATTRS = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EPERM})
+
+
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _attr_mark(path: Path) -> bytes | None:
+    """The hash vaultsched put on the file at `path` when it wrote it: b"" if there is none
+    (a file a person or another program wrote), None if this file system keeps no such marks."""
+    if not hasattr(os, "getxattr"):
+        return None
+    try:
+        return os.getxattr(path, WRITTEN_ATTR, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in _NO_ATTRS:
+            return None
+        return b""  # ENODATA: not marked; or gone: nothing to compare with
 
 
 @dataclass
@@ -86,6 +110,36 @@ class NoteWriter:
     wall_time: Callable[[], float] = time.time
     _own: dict[str, str] = field(default_factory=dict, repr=False)
     _watched: dict[str, _Pending] = field(default_factory=dict, repr=False)
+    _attrs: bool = field(default=hasattr(os, "setxattr"), repr=False)  # see WRITTEN_ATTR
+    # Folders whose renames wait for one fsync at the end of a batch (see `batch`).
+    _unsynced: set[Path] | None = field(default=None, repr=False)
+    _unsynced_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Writes made meanwhile (on any thread) sync their folders once, at the end, not once
+        per note: a burst's thousand notes live in a few dozen folders, and each folder fsync
+        waited on the disk. The note's own bytes are still synced before its rename, so a crash
+        leaves each note whole, old or new; only a rename may be lost, which leaves the older
+        note and a run the next landing shows again."""
+        with self._unsynced_lock:
+            outer, self._unsynced = self._unsynced, self._unsynced or set()
+        try:
+            yield
+        finally:
+            if outer is None:
+                with self._unsynced_lock:
+                    folders, self._unsynced = self._unsynced or set(), None
+                for folder in folders:
+                    with contextlib.suppress(FileNotFoundError):
+                        _fsync_dir(folder)
+
+    def _sync_folder(self, folder: Path) -> None:
+        with self._unsynced_lock:
+            if self._unsynced is not None:
+                self._unsynced.add(folder)
+                return
+        _fsync_dir(folder)
 
     @functools.cached_property
     def _real_root(self) -> Path:
@@ -203,14 +257,14 @@ class NoteWriter:
         data = transform(text).encode("utf-8")
         if data == current.data:
             return Outcome.UNCHANGED, None
-        inode = self._replace_if_unchanged(path, data, current)
-        if inode is None:
+        written = self._replace_if_unchanged(path, data, current)
+        if written is None:
             return None, None
         # A save that opened the note just before our rename: let it finish into the old file.
         late = current.saved_after_read(
             lambda fd: self._save_finished(rel, fd, self.wall_time() + SETTLE_SECONDS)
         )
-        self._remember(rel, path, data, inode)
+        self._remember(rel, path, data, written)
         return (Outcome.WRITTEN if late is None else None), late
 
     def _being_edited(self, rel: str, path: Path, data: bytes | None, deadline: float) -> bool:
@@ -227,8 +281,8 @@ class NoteWriter:
         self.sleep(min(self.quiet - age, remaining) + 0.01)
         return True
 
-    def _replace_if_unchanged(self, path: Path, data: bytes, current: _Read) -> int | None:
-        """Rename `data` over `path` if the note still is as read: the note's new inode, or
+    def _replace_if_unchanged(self, path: Path, data: bytes, current: _Read) -> _Written | None:
+        """Rename `data` over `path` if the note still is as read: the note's new file, or
         None to go round again."""
         if current.snapshot is None:  # else its folder was there when the note was read
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -236,7 +290,8 @@ class NoteWriter:
         tmp = path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}.tmp")
         renamed = False
         try:
-            inode = _write_synced(tmp, data, mode=_mode(path))
+            written = _write_synced(tmp, data, mode=_mode(path), mark=self._attrs)
+            self._attrs = written.marked
             if not current.still_at(path):
                 return None
             if current.snapshot is None:
@@ -244,8 +299,8 @@ class NoteWriter:
             else:
                 os.replace(tmp, path)
                 renamed = True
-            _fsync_dir(path.parent)
-            return inode
+            self._sync_folder(path.parent)
+            return written
         except (FileExistsError, FileNotFoundError):
             # FileNotFoundError: our temp file was swept (a daemon starting) mid-write, or
             # the note's folder went since the note was read.
@@ -260,21 +315,28 @@ class NoteWriter:
         digest = _digest(data)
         if self._own.get(rel) == digest:
             return True
+        marked = _attr_mark(self.root / rel)
+        if marked is not None:  # a file written before marks were attributes: looks edited once
+            return marked == digest.encode()
         try:
             return statefs.read_bytes(self.root, layout.written_mark(rel)) == digest.encode()
         except OSError:
             return False
 
-    def _remember(self, rel: str, path: Path, data: bytes, inode: int) -> None:
-        """Mark `data` as our last write of `rel`, if the note still is the file we renamed
-        there. Another process (the daemon, `approve`) may have written the note after our
-        rename while this one was held up (a loaded machine, a stopped process): its mark is
-        then the right one, and ours in its place would make its write look like a person's
-        edit, which its next commit would leave out of git."""
+    def _remember(self, rel: str, path: Path, data: bytes, written: _Written) -> None:
+        """Mark `data` as our last write of `rel`: on the file itself where it could be (see
+        WRITTEN_ATTR), else in a mark file, if the note still is the file we renamed there.
+        Another process (the daemon, `approve`) may have written the note after our rename
+        while this one was held up (a loaded machine, a stopped process): its mark is then the
+        right one, and ours in its place would make its write look like a person's edit, which
+        its next commit would leave out of git. A mark on the file cannot replace another's."""
         digest = _digest(data)
+        if written.marked:  # on the file itself, set before its rename: no other write's to race
+            self._own[rel] = digest
+            return
         try:  # a cache: lost in a crash, the next write of the note looks like an edit once
             with statefs.locked(self.root, layout.WRITTEN_LOCK):
-                if not _still_ours(path, inode):
+                if not _still_ours(path, written.inode):
                     return
                 self._own[rel] = digest
                 mark = layout.written_mark(rel)
@@ -469,14 +531,22 @@ def _mode(path: Path) -> int:
         return 0o644
 
 
-def _write_synced(path: Path, data: bytes, *, mode: int) -> int:
-    """Write a new file and make it durable; its inode."""
+def _write_synced(path: Path, data: bytes, *, mode: int, mark: bool = False) -> _Written:
+    """Write a new file and make it durable; with `mark`, the hash of `data` on it as well
+    (WRITTEN_ATTR), if the file system can keep it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
+        if mark:
+            mark = _set_mark(handle.fileno(), _digest(data))
         os.fsync(handle.fileno())
-        return os.fstat(handle.fileno()).st_ino
+        return _Written(os.fstat(handle.fileno()).st_ino, mark)
+
+
+class _Written(NamedTuple):
+    inode: int
+    marked: bool  # WRITTEN_ATTR is on the file
 
 
 def _still_ours(path: Path, inode: int) -> bool:
@@ -484,6 +554,16 @@ def _still_ours(path: Path, inode: int) -> bool:
         return os.lstat(path).st_ino == inode
     except FileNotFoundError:
         return False
+
+
+def _set_mark(fd: int, digest: str) -> bool:
+    try:
+        os.setxattr(fd, WRITTEN_ATTR, digest.encode())
+    except OSError as exc:
+        if exc.errno in _NO_ATTRS:
+            return False
+        raise
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -168,8 +168,63 @@ def _marker_hits(text: str, markers: Markers) -> list[_Hit]:
         candidates.append((index, _Hit(match[0] == markers.begin, line)))
     if not candidates:
         return []  # spares the markdown parse for the common note without markers
-    code = _code_lines(body)
+    code = _code_lines_at(body, [(index, hit.line.start - body_start) for index, hit in candidates])
     return [hit for index, hit in candidates if index not in code]
+
+
+def _code_lines_at(body: str, lines: list[tuple[int, int]]) -> frozenset[int]:
+    """Which of these lines of `body` (each its index and first character) are code: all of
+    its code lines, or at least those among `lines`.
+
+    A note is mostly the person's text above our block, and a digest a long list: parsing either
+    whole at every write was most of a burst's landing. A line that starts at its first column
+    with no fence above it is never code (only a fence or an indent makes code, and an indent
+    cannot carry on into a line at the first column), which settles the marker lines of most
+    notes and of every digest without a parse. Failing that, when the text above the first of
+    them leaves no block open there (`_closed_above`), markdown-it reads the lines from there as
+    it would read them alone (its top level keeps no state from one block to the next): only
+    they are parsed."""
+    fence = _FENCE.search(body)
+    fenced_from = len(body) if fence is None else fence.start()
+    if all(start <= fenced_from and body[start : start + 1] not in _INDENT for _, start in lines):
+        return frozenset()
+    index, start = lines[0]
+    if index == 0 or not _closed_above(body, start):
+        return _code_lines(body)
+    return frozenset(index + line for line in _code_lines(body[start:]))
+
+
+_INDENT = (" ", "\t")
+_FENCE = re.compile("```|~~~")
+# What may leave a block open across a blank line, at the start of a line of the text above: an
+# HTML block (`<pre>`, `<!--` ... run to their own end), a fence (to its closing fence).
+_SPANS_BLANK_LINES = re.compile(r"(?:\A|[\r\n])[ \t]*<|```|~~~")
+
+
+def _closed_above(body: str, start: int) -> bool:
+    """True if nothing in `body[:start]` can reach the line at `start` (`start` > 0): that line
+    starts at its first column (so no list item, indented code or quote goes on into it) after
+    a blank line (which ends a paragraph and a quote), and the text above holds nothing that
+    runs on past a blank line."""
+    if body[start : start + 1] in _INDENT:
+        return False
+    end = start - (2 if body.startswith("\r\n", max(start - 2, 0)) else 1)  # line above: end
+    above = max(body.rfind("\n", 0, end), body.rfind("\r", 0, end)) + 1
+    if body[above:end].strip(" \t"):
+        return False
+    if _SPANS_BLANK_LINES.search(body, 0, start) is not None:
+        return False
+    # markdown-it stops reading a note past 20 levels of nesting, and inside a list that cut-off
+    # swallows the rest of the note: lines that deep must be read with all that is above them.
+    # A level takes at least one character of a line's lead (a `>`, a list marker, an indent;
+    # a tab, up to four columns), so a lead under NESTED_LEAD cannot reach it.
+    return all(
+        len(lead) + 3 * lead.count("\t") < NESTED_LEAD for lead in _LEAD.findall(body, 0, start)
+    )
+
+
+NESTED_LEAD = 12  # well under the 20 levels markdown-it's nesting cut-off needs
+_LEAD = re.compile(r"(?:\A|(?<=[\r\n]))[ \t>*+\-0-9.)]+")
 
 
 @functools.cache

@@ -25,7 +25,8 @@ Paths are vault-relative POSIX strings, the form `statefs` opens (never followin
         ├── marks.json                  MARKS            fire times decided that no run shows
         ├── running/Tasks%2FA.lock      running_lock(task id): one run of a task at a time
         ├── tasks/Tasks/A/              task_state_dir(task id): the task's own, between runs
-        ├── written/<sha1 of note>      written_mark(note): vaultsched's last write of it
+        ├── written/<sha1 of note>      written_mark(note): vaultsched's last write of it, where
+        │                               the note cannot carry it (no extended attributes)
         └── written.lock                WRITTEN_LOCK     one process setting a mark at a time
 
 Outside the vault, per user (a vault must not be able to vouch for itself):

@@ -172,7 +172,8 @@ class Lander:
         burst's results back for seconds. Each file is written as `_write` always does."""
         if len(edits) < 2:
             return [_outcome(self._write, edit) for edit in edits]
-        with ThreadPoolExecutor(min(NOTE_WRITERS, len(edits)), "vaultsched-note") as pool:
+        workers = min(NOTE_WRITERS, len(edits))
+        with self.workspace.writer.batch(), ThreadPoolExecutor(workers, "vaultsched-note") as pool:
             return list(pool.map(functools.partial(_outcome, self._write), edits))
 
     def refresh_digest(self, day: date) -> list[Edit]:
