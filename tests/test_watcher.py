@@ -290,13 +290,15 @@ def test_an_overflow_with_more_folders_than_the_queue_holds_asks_one_rescan(
     try:
         (emitter,) = watcher._observer.emitters
         group = emitter._inotify  # type: ignore[attr-defined]
-        with group._lock:  # the reader waits on it at the first event: the queue fills
-            for n in range(length // 2 + 500):  # a creation and a close each
+        with group._lock:  # the reader waits on it at its first event: the queue fills
+            for n in range(length):  # a creation and a close each: twice what it holds
                 (root / f"n{n}.md").touch()
         started = Started(root, watcher, set(), [])
-        assert started.changes_until(lambda got: got.rescan).rescan
+        assert started.changes_until(lambda got: got.rescan, timeout=120).rescan
         (root / "after.md").touch()  # heard again once the overflow is dealt with
-        later = started.changes_until(lambda got: "after.md" in got.paths or got.rescan)
+        later = started.changes_until(
+            lambda got: "after.md" in got.paths or got.rescan, timeout=120
+        )
         assert "after.md" in later.paths
         assert not later.rescan
     finally:
