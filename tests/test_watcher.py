@@ -281,18 +281,25 @@ def test_an_overflow_with_more_folders_than_the_queue_holds_asks_one_rescan(
     """A million-note vault has 25,000 folders, more than inotify's queue holds (16,384 events
     by default): one overflow, then the watcher's own reaction to it overflowed the queue
     again, for ever, each time asking the daemon to read the whole vault again."""
+    from watchdog.observers.inotify_c import DEFAULT_NUM_EVENTS
+
     root = tmp_path / "vault"
     length = _queue_length()
+    root.mkdir()
     for n in range(length + 200):
-        (root / f"f{n // 100}" / f"g{n}").mkdir(parents=True)
+        if n % 100 == 0:
+            (root / f"f{n // 100}").mkdir()
+        (root / f"f{n // 100}" / f"g{n}").mkdir()
     watcher = VaultWatcher(root, lambda rel: not is_ignored(rel, DIGESTS), lambda: None)
     watcher.start()
     try:
         (emitter,) = watcher._observer.emitters
         group = emitter._inotify  # type: ignore[attr-defined]
         with group._lock:  # the reader waits on it at its first event: the queue fills
-            for n in range(length):  # a creation and a close each: twice what it holds
-                (root / f"n{n}.md").touch()
+            # a creation and a close each: more than the queue holds, with all the reader may
+            # have taken in its one read before it waits
+            for n in range((length + DEFAULT_NUM_EVENTS) // 2 + 100):
+                os.close(os.open(root / f"n{n}.md", os.O_CREAT | os.O_WRONLY))
         started = Started(root, watcher, set(), [])
         assert started.changes_until(lambda got: got.rescan, timeout=120).rescan
         (root / "after.md").touch()  # heard again once the overflow is dealt with
