@@ -211,6 +211,107 @@ def test_a_queue_overflow_rewatches_and_asks_for_a_rescan(tmp_path: Path) -> Non
         fd.join()
 
 
+class _Refusing(_Lost):
+    def __init__(self, *names: bytes) -> None:
+        super().__init__()
+        self.refused = set(names)
+
+    def watches(self, path: bytes) -> bool:
+        return super().watches(path) and path.rpartition(b"/")[2] not in self.refused
+
+
+def test_a_queue_overflow_keeps_the_watches_of_folders_still_there(tmp_path: Path) -> None:
+    from watchdog.observers.inotify_c import InotifyFD
+
+    from vaultsched.adapters.inotifywatch import _PrunedGroup
+
+    root = tmp_path / "vault"
+    for rel in ("A/B", "C", "E"):
+        (root / rel).mkdir(parents=True)
+    fd = InotifyFD()
+    fd.start()
+    try:
+        folders = _Refusing(b"New")
+        group = _PrunedGroup(folders, fd, os.fsencode(root), is_recursive=True)
+        wds = dict(group._active_callbacks_by_path)
+        (root / "A/B/New").mkdir()  # as if its creation were lost: not watched
+        (root / "E").rename(tmp_path / "E")  # moved out: its watch went with it
+        folders.refused.clear()
+        group.on_queue_overflow()
+        assert folders.rescans == 1
+        kept = {os.fsencode(root / rel) for rel in ("", "A", "A/B", "C")}
+        after = group._active_callbacks_by_path
+        # none removed and made again: past the queue's length, that alone overflows it again
+        assert {path: after.get(path) for path in kept} == {path: wds[path] for path in kept}
+        assert set(after) == kept | {os.fsencode(root / "A/B/New")}
+        group.deactivate()
+    finally:
+        fd.stop()
+        fd.join()
+
+
+def test_a_watch_removed_after_lost_events_may_be_said_gone_again(tmp_path: Path) -> None:
+    from watchdog.observers.inotify_c import InotifyFD
+
+    from vaultsched.adapters.inotifywatch import _PrunedGroup
+
+    (tmp_path / "A").mkdir()
+    fd = InotifyFD()
+    fd.start()
+    try:
+        group = _PrunedGroup(_Lost(), fd, os.fsencode(tmp_path), is_recursive=True)
+        wd = group._active_callbacks_by_path[os.fsencode(tmp_path / "A")]
+        group._remove_callbacks([wd])  # gone, found by the check after an overflow
+        group.on_watch_deleted(wd)  # then its IN_IGNORED, read from the queue
+        assert set(group._active_callbacks_by_path) == {os.fsencode(tmp_path)}
+        group.deactivate()
+    finally:
+        fd.stop()
+        fd.join()
+
+
+def _queue_length() -> int:
+    return int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+
+
+@pytest.mark.skipif(_queue_length() > 100_000, reason="a queue too long to fill here")
+def test_an_overflow_with_more_folders_than_the_queue_holds_asks_one_rescan(
+    tmp_path: Path,
+) -> None:
+    """A million-note vault has 25,000 folders, more than inotify's queue holds (16,384 events
+    by default): one overflow, then the watcher's own reaction to it overflowed the queue
+    again, for ever, each time asking the daemon to read the whole vault again."""
+    from watchdog.observers.inotify_c import DEFAULT_NUM_EVENTS
+
+    root = tmp_path / "vault"
+    length = _queue_length()
+    root.mkdir()
+    for n in range(length + 200):
+        if n % 100 == 0:
+            (root / f"f{n // 100}").mkdir()
+        (root / f"f{n // 100}" / f"g{n}").mkdir()
+    watcher = VaultWatcher(root, lambda rel: not is_ignored(rel, DIGESTS), lambda: None)
+    watcher.start()
+    try:
+        (emitter,) = watcher._observer.emitters
+        group = emitter._inotify  # type: ignore[attr-defined]
+        with group._lock:  # the reader waits on it at its first event: the queue fills
+            # a creation and a close each: more than the queue holds, with all the reader may
+            # have taken in its one read before it waits
+            for n in range((length + DEFAULT_NUM_EVENTS) // 2 + 100):
+                os.close(os.open(root / f"n{n}.md", os.O_CREAT | os.O_WRONLY))
+        started = Started(root, watcher, set(), [])
+        assert started.changes_until(lambda got: got.rescan, timeout=120).rescan
+        (root / "after.md").touch()  # heard again once the overflow is dealt with
+        later = started.changes_until(
+            lambda got: "after.md" in got.paths or got.rescan, timeout=120
+        )
+        assert "after.md" in later.paths
+        assert not later.rescan
+    finally:
+        watcher.stop()
+
+
 def test_folders_made_and_removed_for_months_leave_nothing_behind(tmp_path: Path) -> None:
     from watchdog.observers.inotify_c import InotifyFD
 

@@ -25,7 +25,10 @@ from watchdog.observers.api import DEFAULT_OBSERVER_TIMEOUT, BaseObserver
 from watchdog.observers.inotify import InotifyEmitter, InotifyWatchGroup
 from watchdog.observers.inotify_c import InotifyFD
 
-_OVERRIDDEN = ("_add_all_callbacks", "_add_callback", "_move_watches", "_remove_callbacks")
+_OVERRIDDEN = (
+    *("_add_all_callbacks", "_add_callback", "_move_watches", "_remove_callbacks"),
+    "_remove_watch_internally",
+)
 if not all(hasattr(InotifyWatchGroup, name) for name in (*_OVERRIDDEN, "on_queue_overflow")):
     raise ImportError("this watchdog's inotify watch groups are not the ones pruned here")
 
@@ -61,7 +64,13 @@ class _PrunedGroup(InotifyWatchGroup):
         if path != self.path and not _is_folder(path):
             return
         self._add_callback(path)
-        pending = [path] if self.is_recursive else []
+        if self.is_recursive:
+            self._watch_below(path, rewalk=False)
+
+    def _watch_below(self, path: bytes, *, rewalk: bool) -> None:
+        """Watch each folder below `path` that is not watched yet; `rewalk`: list the folders
+        watched already too (after lost events, one may hold a folder made meanwhile)."""
+        pending = [path]
         while pending:
             try:
                 with os.scandir(pending.pop()) as listing:
@@ -69,7 +78,10 @@ class _PrunedGroup(InotifyWatchGroup):
             except OSError:  # a file, or gone already (its deletion is an event)
                 continue
             for folder in found:
-                if not self._watching(folder) and self._folders.watches(folder):
+                if self._watching(folder):
+                    if rewalk:
+                        pending.append(folder)
+                elif self._folders.watches(folder):
                     self._add_callback(folder)
                     pending.append(folder)
 
@@ -123,9 +135,34 @@ class _PrunedGroup(InotifyWatchGroup):
             )
         return moved
 
+    def _remove_watch_internally(self, wd: int) -> None:
+        """The base class's, for a watch not forgotten already. After lost events a watch whose
+        folder is gone is removed here, and the kernel's word that it went may still come: the
+        base class's KeyError then would end the thread that reads every event."""
+        if wd in self._active_callbacks_by_watch:
+            super()._remove_watch_internally(wd)  # type: ignore[arg-type]
+
     def on_queue_overflow(self) -> None:
-        super().on_queue_overflow()  # the watches made again
-        self._folders.record_rescan()  # and what the lost events said, read again
+        """Events were lost: the watches set right, and what the lost events said read again.
+        Not as the base class does it (every watch removed, then all made again): each removal
+        queues an event, so with more watched folders than the queue holds
+        (fs.inotify.max_queued_events, 16,384 by default; a million-note vault has 25,000)
+        the removals alone overflowed it again, and again, each time asking for a rescan of
+        the whole vault. Only the watches whose folder is gone or moved are removed."""
+        with self._lock:
+            if not self.is_active:
+                return
+            self._move_event_grouper.discard_pending_events()
+            if self.is_recursive:
+                log.warning("inotify queue overflowed: watches checked, the vault read again")
+                stale = [
+                    wd
+                    for path, wd in self._active_callbacks_by_path.items()
+                    if path != self.path and not self._watching(path)
+                ]
+                self._remove_callbacks(stale)
+                self._watch_below(self.path, rewalk=True)
+        self._folders.record_rescan()
 
 
 def _is_folder(path: bytes) -> bool:
