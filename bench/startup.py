@@ -12,7 +12,6 @@ callgrind (the same from run to run, whatever the load: the figure to compare tw
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import re
 import shutil
@@ -24,24 +23,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from _common import ENV, save, table
-
-import vaultsched
+from _common import ENV, compile_package, save, table
 
 VAULTSCHED = [sys.executable, "-m", "vaultsched"]
-# As installed: bytecode read from __pycache__, never compiled again on each run.
-CACHED = {name: value for name, value in ENV.items() if name != "PYTHONDONTWRITEBYTECODE"}
-
-
-def compile_package() -> None:
-    """Write the bytecode of every vaultsched module, as pip does when it installs one."""
-    compileall.compile_dir(Path(vaultsched.__file__).parent, quiet=1)
 
 
 def timed(argv: Sequence[str]) -> tuple[float, float]:
     """Wall and CPU seconds of one run."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=CACHED, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait
@@ -57,7 +47,7 @@ def instructions(argv: Sequence[str]) -> int | None:
     with tempfile.TemporaryDirectory(prefix="vaultsched-cg-") as tmp:
         done = subprocess.run(
             [valgrind, "--tool=callgrind", f"--callgrind-out-file={tmp}/out", *argv],
-            env={**CACHED, "PYTHONHASHSEED": "0"},
+            env={**ENV, "PYTHONHASHSEED": "0"},
             capture_output=True,
             text=True,
             check=True,
