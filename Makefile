@@ -60,7 +60,7 @@ screenshots: $(RUN_STAMP)
 	$(BIN)/python tests/obsidian_render.py --vault "$(VAULT)" --out "$(OUT)" $(NOTES)
 
 # Not part of `make test`: figures, not pass/fail. Results: bench/results/*.json and
-# docs/benchmarks.md. `bench` takes about 8 minutes on 2 cores, `bench-quick` about 2.5.
+# docs/benchmarks.md. `bench` takes about 9 minutes on 2 cores, `bench-quick` about 1.5.
 BENCH := cd bench && ../$(BIN)/python
 BENCH_STAMP := $(VENV)/.bench-installed
 
