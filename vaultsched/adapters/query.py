@@ -10,7 +10,7 @@ first, as `systemctl` asks systemd:
   socket not this user's, is never used; the socket is made 0600;
 - each side checks that the other runs as this user (`SO_PEERCRED`);
 - the question is read-only and small; the daemon answers only from an index that holds every
-  file event its watch has seen (`watch_settled`, `Handoff`), else says it is busy;
+  file event its watch has seen (`VaultWatcher.settled`, `Handoff`), else says it is busy;
 - the asking side checks that the answer was made for its own vault, config, host and trust
   store (`context`), and is made of what it expects; anything else (no daemon, a stale
   socket, a refusal, a timeout, a busy daemon, an answer it cannot use) means the walk,
@@ -190,40 +190,6 @@ class Handoff(Generic[T]):
             if self._wanted:
                 self._value = value
                 self._given.set()
-
-
-def watch_settled(watcher: object) -> bool:
-    """Whether the vault's watch has handed on every event the kernel queued for it: no byte
-    left to read on the inotify descriptor, none of watchdog's queues holding an event, no
-    watch left out for want of inotify watches. False whenever that cannot be told (another
-    observer, another watchdog): the daemon then does not answer, and `list` walks.
-
-    This reads watchdog's (and the pruned watch's) state as it is: there is no public way to
-    ask it. An event in the hands of one of its threads between two queues, for the few
-    instructions that takes, is not seen."""
-    try:
-        import fcntl
-        import struct
-        import termios
-
-        observer = getattr(watcher, "_observer", None)
-        fd = getattr(getattr(observer, "_inotify_fd", None), "_inotify_fd", None)
-        if not isinstance(fd, int) or observer is None:
-            return False
-        unread = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
-        if unread or not observer.event_queue.empty():
-            return False
-        emitters = list(observer.emitters)
-        for emitter in emitters:
-            group = getattr(emitter, "_inotify", None)
-            if group is None or getattr(group, "_limit_warned", True):
-                return False  # not started yet, or some folders are not watched
-            held = group._move_event_grouper._queue._queue  # a move's first half, waiting
-            if held:
-                return False
-        return bool(emitters)
-    except Exception:
-        return False
 
 
 class IndexService(Generic[T]):

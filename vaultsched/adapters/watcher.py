@@ -163,6 +163,17 @@ class VaultWatcher:
             changes, self._changes = self._changes, Changes()
         return changes
 
+    def settled(self) -> bool:
+        """Whether every event the kernel queued for the watch has reached `take`; False
+        where that cannot be told (watchdog's own observer, off Linux)."""
+        if not sys.platform.startswith("linux"):
+            return False
+        try:
+            from vaultsched.adapters.inotifywatch import settled
+        except Exception:  # as `_observer`: another libc, another watchdog
+            return False
+        return settled(self._observer)
+
 
 def _observer(watcher: VaultWatcher) -> BaseObserver:
     """One inotify reader for the whole vault that skips ignored folders (Linux); elsewhere

@@ -22,7 +22,7 @@ from types import FrameType
 from vaultsched.adapters import statefs
 from vaultsched.adapters.clock import utc_now
 from vaultsched.adapters.instance import InstanceLock
-from vaultsched.adapters.query import IndexService, watch_settled
+from vaultsched.adapters.query import IndexService
 from vaultsched.adapters.vault import Index, Vault
 from vaultsched.adapters.waker import Waker
 from vaultsched.core.model import Run, Task
@@ -200,7 +200,8 @@ class Daemon:
     def _settled_index(self) -> Index | None:
         """A copy of the index once it holds every file event the watch has seen; None while
         some are still on their way (the debounce, a rescan, watchdog's queues)."""
-        if self.follower.settle_in() is not None or not watch_settled(self.follower.watcher):
+        watcher = self.follower.watcher
+        if self.follower.settle_in() is not None or watcher is None or not watcher.settled():
             return None
         index = self.index
         copied = {f.name: copy.copy(getattr(index, f.name)) for f in dataclasses.fields(index)}
