@@ -349,10 +349,15 @@ def sweep_temp(root: Path, rel: str) -> list[str]:
 def entries(root: Path, rel: str) -> list[Entry]:
     """What the folder holds, links named as links (never followed); [] if it does not exist."""
     try:
-        with folder(root, rel) as dir_fd, os.scandir(dir_fd) as found:
-            return sorted((Entry(e.name, _kind(e)) for e in found), key=lambda e: e.name)
+        with folder(root, rel) as dir_fd:
+            return _listed(dir_fd)
     except FileNotFoundError:
         return []
+
+
+def _listed(dir_fd: int) -> list[Entry]:
+    with os.scandir(dir_fd) as found:
+        return sorted((Entry(e.name, _kind(e)) for e in found), key=lambda e: e.name)
 
 
 # A folder changed within this long of its listing might change again unseen, within the
@@ -379,8 +384,7 @@ def listing(root: Path, rel: str, known: Listing | None = None) -> Listing:
             stamp = (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
             if known is not None and known.stamp is not None and known.stamp == stamp:
                 return known
-            with os.scandir(dir_fd) as found:
-                listed = sorted((Entry(e.name, _kind(e)) for e in found), key=lambda e: e.name)
+            listed = _listed(dir_fd)
     except FileNotFoundError:
         return Listing(None, [])
     racy = time.time_ns() - max(info.st_mtime_ns, info.st_ctime_ns) < RACY_NS
