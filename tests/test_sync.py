@@ -16,6 +16,8 @@ from vaultsched.adapters.config import load_config
 from vaultsched.adapters.git import Git, GitError
 from vaultsched.adapters.vault import Vault
 from vaultsched.core.views import digest_path
+from vaultsched.runtime.oneshot import one_shot
+from vaultsched.runtime.sync import Syncer, SyncError
 
 pytestmark = pytest.mark.integration
 
@@ -267,3 +269,30 @@ def test_a_remote_the_repository_does_not_have_is_refused(
     assert not marker.exists()
     for bare in (elsewhere, origin):
         assert git(bare, "for-each-ref") == ""  # nothing pushed anywhere
+
+
+@pytest.mark.parametrize(("stopping", "pushes"), [(False, 3), (True, 1)])
+def test_a_stopping_syncer_gives_up_on_a_remote_that_keeps_moving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stopping: bool, pushes: int
+) -> None:
+    """A rejected push is tried again after a new pull, a few times; but a daemon asked to stop
+    makes one attempt only: racing a busy remote kept it from stopping for minutes."""
+    monkeypatch.delenv("VAULTSCHED_TRUST")
+    root, remote = tmp_path / "vault", tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    tried = tmp_path / "tried"
+    hook = remote / "hooks/pre-receive"  # refuses every push, counting them
+    hook.write_text(f"#!/bin/sh\necho push >> '{tried}'\necho rejected >&2\nexit 1\n")
+    hook.chmod(0o755)
+    assert vs(root, "server", "init", str(root)).returncode == 0
+    (root / ".vaultsched/config.toml").write_text(CONFIG)
+    git(root, "remote", "add", "origin", str(remote))
+    assert vs(root, "server", "trust", "--config").returncode == 0
+    vault = Vault(root, load_config(root), "server")
+    shot = one_shot(vault)
+    syncer = Syncer(shot.workspace, shot.lander, vault.config.git.sync_interval)
+    if stopping:
+        syncer.stop_soon()
+    with pytest.raises(SyncError, match="kept moving"):
+        syncer.sync_once()
+    assert tried.read_text().count("push") == pushes

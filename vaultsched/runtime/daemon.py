@@ -253,6 +253,8 @@ class Daemon:
             self.waker.wait(None)
             self.conductor.collect()
         self.stopping = True
+        if self.syncer is not None:  # its thread held landing and the commit off for minutes
+            self.syncer.stop_soon()
         self.conductor.abandon()
         self.conductor.let_go(self.executor.let_go())  # the pool's: collected after a restart
         self._wait_for_runs(grace)

@@ -72,9 +72,13 @@ class Syncer:
         """Sync soon: vaultsched just committed."""
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop_soon(self) -> None:
+        """Start no new sync, nor a new attempt of the one under way (see `sync_once`)."""
         self._stop.set()
         self._wake.set()
+
+    def stop(self) -> None:
+        self.stop_soon()
         if self._thread is not None:
             self._thread.join(timeout=180)
 
@@ -108,12 +112,17 @@ class Syncer:
     # -- one sync -----------------------------------------------------------------------------
 
     def sync_once(self) -> SyncResult:
+        """Pull, rebase, push; again while another machine pushed in between, a few times,
+        but once only when the syncer is stopping (the daemon's last sync too): a daemon asked
+        to stop went on racing a busy remote for minutes. What it did not push goes next time."""
         problem = self.git.sync.remote_problem(self.remote)
         if problem:
             raise SyncError(f"not syncing: {problem}")
         result = SyncResult()
         branch = self._branch()
-        for _ in range(PUSH_ATTEMPTS):
+        for attempt in range(PUSH_ATTEMPTS):
+            if attempt and self._stop.is_set():
+                break
             self.git.sync.fetch(self.remote)
             upstream = f"{self.remote}/{branch}"
             if self.git.sync.ref_exists(upstream):
