@@ -40,6 +40,17 @@ def test_an_edit_next_to_the_block_survives_a_block_change_on_the_other_side() -
     assert merge_note(base, server, laptop).count("added on the laptop") == 1
 
 
+def test_a_line_the_person_added_where_the_other_side_added_the_block_stays_above_it() -> None:
+    """The block was appended on one machine while the person wrote below the body on the
+    other: their line stays where they wrote it, the block after it (it came after the block
+    once, below the run history)."""
+    base = "---\ncommand: x\n---\nBody.\n"
+    blocked = f"{base}\n{RUNS_BEGIN}\nrun 1\n{RUNS_END}\n"
+    edited = base + "added\n"
+    for ours, theirs in ((blocked, edited), (edited, blocked)):
+        assert merge_note(base, ours, theirs) == f"{edited}\n{RUNS_BEGIN}\nrun 1\n{RUNS_END}\n"
+
+
 def test_both_sides_editing_the_same_line_keeps_both() -> None:
     base = note("Body.", "b")
     merged = merge_note(base, note("Body mine.", "b"), note("Body theirs.", "c"))
@@ -108,8 +119,9 @@ def test_a_block_both_machines_added_apart_is_kept_once(
 ) -> None:
     """The other machine shows its run in the task note; here the person's edit was committed
     before any block, then this machine rebuilt the view from the pulled ledger. Replayed onto
-    the other's commit, the edit conflicts (merged with the block set aside: the block first),
-    and then git merges our block in cleanly at the end, the person's line between the two."""
+    the other's commit, the edit conflicts (merged with the block set aside: the person's line
+    first, where they wrote it); so does our view then, whose block gives way to the other's
+    until the sync rebuilds it from the merged ledger."""
     root = make_vault(tmp_path / "vault")
     commit_note(root, FRONT + "Body.\n", "task")
     git(root, "checkout", "-qb", "upstream")
@@ -119,13 +131,13 @@ def test_a_block_both_machines_added_apart_is_kept_once(
     ours = FRONT + "Body.\nlaptop edit\n\n" + runs_block(*blocks)
     commit_note(root, ours, "laptop: the view rebuilt")
 
-    rebase_resolving(Git(root, "laptop"), "upstream")
+    assert rebase_resolving(Git(root, "laptop"), "upstream") == {"Tasks/Job.md"}  # to rebuild
 
     note = (root / "Tasks/Job.md").read_text(encoding="utf-8")
     assert git(root, "status", "--porcelain") == ""
     assert git(root, "show", "HEAD:Tasks/Job.md") == note
     assert note.count(RUNS_BEGIN) == 1 and note.count(RUNS_END) == 1, note
-    assert note == FRONT + "Body.\n\nlaptop edit\n\n" + runs_block(*blocks)
+    assert note == FRONT + "Body.\nlaptop edit\n\n" + runs_block("run 1")
 
 
 def test_a_copy_of_the_block_a_merge_made_is_dropped_and_the_persons_lines_stay() -> None:

@@ -123,6 +123,10 @@ def test_two_machines_sync_through_a_remote(
             assert all(f"{edit} {n}" in note for n in range(3)), shown
             assert note.count("vaultsched:runs:begin") == 1, shown
             assert note.count("vaultsched:runs:end") == 1, shown
+            # The block is a view of the merged ledger: its newest run is there, whichever
+            # side's block a merge kept.
+            newest = max(r.started_at for r in done if f"{r.task}.md" == rel)
+            assert newest.strftime("%Y-%m-%d %H:%M:%S") in note, shown
         for md in root.rglob("*.md"):
             assert "<<<<<<<" not in md.read_text(encoding="utf-8"), md
         vault = Vault(root, load_config(root), "laptop")

@@ -23,6 +23,7 @@ from vaultsched.adapters.git import Git, GitError
 from vaultsched.adapters.git.batch import Changed, read_blobs, tree_changes
 from vaultsched.adapters.notefile import link_on_path
 from vaultsched.adapters.vault import build_index
+from vaultsched.core import blocks
 from vaultsched.core.merging import drop_merged_copies, merge_note, union_lines
 from vaultsched.core.model import Run
 from vaultsched.runtime.land import Lander
@@ -158,17 +159,18 @@ class Syncer:
             if self.git.sync.commits_behind(upstream) == 0:
                 return 0
             base = self.git.head_commit()
-            rebased = self._rebase_elsewhere(base, upstream)
+            rebased, merged = self._rebase_elsewhere(base, upstream)
             with self.workspace.ledger.appends_held(self.workspace.clock()):
                 if not self.git.sync.move_branch(base, rebased):
                     raise SyncError("the branch moved during the sync; next time")
             arrived = [r for r in self.workspace.ledger.runs() if r.run_id not in before]
-            self._rebuild(arrived)
+            self._rebuild(arrived, merged)
             self.lander.commit()
             return len(arrived)
 
-    def _rebase_elsewhere(self, base: str, upstream: str) -> str:
-        """`base` rebased onto `upstream` in a scratch worktree; the resulting commit.
+    def _rebase_elsewhere(self, base: str, upstream: str) -> tuple[str, set[str]]:
+        """`base` rebased onto `upstream` in a scratch worktree: the resulting commit, and the
+        notes vaultsched merged on the way (see `rebase_resolving`).
 
         The worktree lives in a private temporary folder outside the vault: under
         `.vaultsched/` a synced symlink could send the checkout, and its removal, anywhere.
@@ -179,12 +181,12 @@ class Syncer:
             self.git.sync.add_worktree(path, base)
             scratch = Git(path, self.workspace.vault.host, home=self.git.root)
             try:
-                rebase_resolving(scratch, upstream)
+                merged = rebase_resolving(scratch, upstream)
             except (GitError, SyncError, OSError) as exc:
                 raise SyncError(
                     f"rebase onto {upstream} failed; the vault is untouched: {exc}"
                 ) from exc
-            return scratch.head_commit()
+            return scratch.head_commit(), merged
         finally:
             self._drop_worktree(path)
             shutil.rmtree(scratch_dir, ignore_errors=True)
@@ -195,14 +197,17 @@ class Syncer:
         with contextlib.suppress(GitError):
             self.git.sync.prune_worktrees()
 
-    def _rebuild(self, arrived: list[Run]) -> None:
-        """Notes and digests touched by runs from elsewhere, rebuilt from the merged ledger."""
-        if not arrived:
+    def _rebuild(self, arrived: list[Run], merged: set[str]) -> None:
+        """Notes and digests touched by runs from elsewhere, and task notes merged on the way
+        (which hold one side's block, without the other's runs), rebuilt from the merged
+        ledger."""
+        if not arrived and not merged:
             return
         index = build_index(self.workspace.vault)
         tz = self.workspace.vault.config.timezone
         days: set[date] = {r.started_at.astimezone(tz).date() for r in arrived}
-        tasks = [index.tasks[t] for t in {r.task for r in arrived} if t in index.tasks]
+        ids = {r.task for r in arrived}
+        tasks = [t for t in index.tasks.values() if t.id in ids or t.path in merged]
         self.lander.rebuild_views(tasks, sorted(days))
 
     def _push(self, branch: str) -> bool:
@@ -240,45 +245,46 @@ _LINKS = ("120000", "160000")  # a symlink, a submodule
 _REGULAR = ("100644", "100755")
 
 
-def rebase_resolving(git: Git, upstream: str) -> None:
+def rebase_resolving(git: Git, upstream: str) -> set[str]:
     """Rebase, resolving each stop: notes merged around their blocks, ledgers by union; then
-    a block git's own merge kept twice is repaired."""
+    a block git's own merge kept twice is repaired. Returns the notes whose run block shows
+    one side's runs only, until rebuilt from the merged ledger."""
     before = git.head_commit()
-    _rebase(git, upstream)
-    _drop_block_copies(git, upstream, before)
+    merged = _rebase(git, upstream)
+    return merged | _drop_block_copies(git, upstream, before)
 
 
-def _rebase(git: Git, upstream: str) -> None:
+def _rebase(git: Git, upstream: str) -> set[str]:
     try:
         git.sync.rebase_onto(upstream)
-        return
+        return set()
     except GitError:
         if git.operation_in_progress() is None:
             raise
+    resolved: set[str] = set()
     for _ in range(MAX_REBASE_STOPS):
         conflicted = git.sync.conflicted_paths()
         if not conflicted:
             raise SyncError("the rebase stopped without a conflict to resolve")
-        for rel in conflicted:
-            _resolve(git, rel)
+        resolved.update(rel for rel in conflicted if _resolve(git, rel))
         # Entries set from a blob carry no stat data: refreshed, the files just written are
         # not seen as changed by the next pick.
         git.sync.refresh_index()
         try:
             git.sync.continue_rebase()
-            return
+            return resolved
         except GitError:
             if git.operation_in_progress() is None:
                 raise
     raise SyncError("too many conflicting commits")
 
 
-def _drop_block_copies(git: Git, upstream: str, before: str) -> None:
+def _drop_block_copies(git: Git, upstream: str, before: str) -> set[str]:
     """A note both sides changed that git merged without stopping can hold two blocks (see
     drop_merged_copies): the copy is dropped in a commit of its own on top of the rebase."""
     fork = git.sync.fork_point(upstream, before)
     if fork is None:
-        return
+        return set()
     theirs, ours = _notes_changed(git, fork, upstream), _notes_changed(git, fork, before)
     now = _notes_changed(git, upstream, "HEAD")
     both = [rel for rel in now if rel in theirs and rel in ours]
@@ -301,21 +307,23 @@ def _drop_block_copies(git: Git, upstream: str, before: str) -> None:
         log.info(
             "%s: a block both machines added was merged in twice: kept once", ", ".join(repaired)
         )
+    return set(repaired)
 
 
 def _notes_changed(git: Git, old: str, new: str) -> dict[str, Changed]:
     return {c.path: c for c in tree_changes(git, old, new) if c.is_file and c.path.endswith(".md")}
 
 
-def _resolve(git: Git, rel: str) -> None:
-    """One conflicted path resolved in the index first, then on disk without following links.
+def _resolve(git: Git, rel: str) -> bool:
+    """One conflicted path resolved in the index first, then on disk without following links;
+    True for a note with a run block, which now shows one side's runs only (see `_rebuild`).
 
     In a rebase, stage 2 is the upstream (the remote's side), stage 3 our commit replayed.
     """
     stages = git.sync.conflict_stages(rel)
     if any(mode in _LINKS for mode, _ in stages.values()) or link_on_path(git.root, rel):
         _take_remote(git, rel, stages)
-        return
+        return False
     base, ours, theirs = (_text(git, stages.get(n)) for n in (1, 2, 3))
     if ours is None or theirs is None:
         # Deleted on one side, changed on the other: keep the text, nothing is lost.
@@ -335,6 +343,7 @@ def _resolve(git: Git, rel: str) -> None:
     git.sync.stage_blob(mode, sha, rel)
     _write_no_follow(git.root, rel, data)
     log.info("%s: both sides' changes kept (sync conflict resolved)", rel)
+    return blocks.find_block(merged, blocks.RUNS) is not None
 
 
 def _text(git: Git, entry: tuple[str, str] | None) -> str | None:
