@@ -216,24 +216,30 @@ def start_daemon(root: Path, *args: str, env: dict[str, str] | None = None) -> D
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
         )
-    return DaemonProcess(root, proc, log)
+    daemon = DaemonProcess(root, proc, log)
+    _STARTED.append(daemon)
+    return daemon
 
 
-@pytest.fixture
-def daemons() -> Iterator[Callable[..., DaemonProcess]]:
-    """Start daemons; any still running at the end of the test are killed."""
-    started: list[DaemonProcess] = []
+_STARTED: list[DaemonProcess] = []
 
-    def start(root: Path, *args: str, env: dict[str, str] | None = None) -> DaemonProcess:
-        daemon = start_daemon(root, *args, env=env)
-        started.append(daemon)
-        return daemon
 
-    yield start
-    for daemon in started:
+@pytest.fixture(autouse=True)
+def _no_daemon_outlives_its_test() -> Iterator[None]:
+    """A daemon a test started and did not stop (an assertion, or a stop that timed out,
+    came first) is killed: left running, it loaded the machine for the rest of the suite."""
+    yield
+    while _STARTED:
+        daemon = _STARTED.pop()
         if daemon.proc.poll() is None:
             daemon.proc.kill()
             daemon.proc.wait()
+
+
+@pytest.fixture
+def daemons() -> Callable[..., DaemonProcess]:
+    """Start daemons; any still running at the end of the test are killed."""
+    return start_daemon
 
 
 def wait_for(
