@@ -5,6 +5,7 @@ what must never happen: a run executed twice, lost unseen, or a job rewritten in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -226,20 +227,26 @@ def test_a_worker_killed_mid_run_is_lost_then_retried(
     monkeypatch.setenv("VAULTSCHED_LOST_AFTER", "2")
     use_pool(redis_server)
     marker, began = vault_root.parent / "second-attempt", vault_root.parent / "began"
-    script = f"if [ -e {began} ]; then touch {marker}; else touch {began}; sleep 600; fi"
+    # The first attempt's shell keeps its pid (exec) in `began`: killed at the end, since the
+    # worker's SIGKILL leaves it running (as it would on a machine whose worker died).
+    script = f"if [ -e {began} ]; then touch {marker}; else echo $$ > {began}; exec sleep 600; fi"
     once(vault_root)
     front = 'after: "[[Up]]"\ntimeout: 3s\nretries: 1\nretry_delay: 1s\n'
     note(vault_root, "Tasks/Long.md", f"{front}command: sh -c '{script}'\n")
     commit(vault_root)
     daemon = daemons(vault_root)
     first = workers(vault_root, "w1")
-    wait_for(began.exists, LOADED, "the first attempt started")
-    first.kill()
-    workers(vault_root, "w2")
-    wait_for(lambda: of(vault_root, "Tasks/Long", Status.LOST), LOADED, "the run called lost")
-    wait_for(marker.exists, LOADED, "the retry ran")
-    wait_for(lambda: of(vault_root, "Tasks/Long", Status.SUCCESS), LOADED, "the retry landed")
-    daemon.stop()
+    wait_for(lambda: began.exists() and began.read_text().strip(), LOADED, "the first attempt")
+    try:
+        first.kill()
+        workers(vault_root, "w2")
+        wait_for(lambda: of(vault_root, "Tasks/Long", Status.LOST), LOADED, "the run called lost")
+        wait_for(marker.exists, LOADED, "the retry ran")
+        wait_for(lambda: of(vault_root, "Tasks/Long", Status.SUCCESS), LOADED, "the retry landed")
+        daemon.stop()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(began.read_text()), signal.SIGKILL)
     lost = of(vault_root, "Tasks/Long", Status.LOST)[0]
     assert lost.host == "w1" and "no word from worker w1" in lost.message
     retry = of(vault_root, "Tasks/Long", Status.SUCCESS)[0]
