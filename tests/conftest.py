@@ -243,8 +243,10 @@ def daemons() -> Callable[..., DaemonProcess]:
 
 
 def wait_for(
-    predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition"
+    predicate: Callable[[], object], timeout: float = 60.0, what: str = "condition"
 ) -> None:
+    """Poll until `predicate` holds. The timeout is never a pass mark, only how long a loaded
+    machine may take: 20 s was overrun by a daemon's first runs at load 13."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
