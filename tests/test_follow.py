@@ -204,3 +204,95 @@ def test_a_hard_link_of_a_task_note_is_a_second_task_not_a_move(vault: Vault) ->
 
     assert found.moved == () and found.added == ("Archive/Live",)
     assert set(follower.index.tasks) == {"Archive/Live", "Tasks/Live"}
+
+
+def test_an_edit_that_keeps_every_after_does_not_walk_the_graph_again(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Most edits (a schedule, a command) leave the `after` graph as it was: relinking would
+    walk the whole vault's graph for the same edges and problems."""
+    front = "command: echo hi\nschedule: every 1h\n"
+    task_note(vault.root, "Tasks/A.md", front)
+    task_note(vault.root, "Tasks/B.md", front + "after: A\n")
+    follower = Follower(vault)
+    follower.load()
+    graphs = counting(monkeypatch, vault_module, "after_graph")
+
+    task_note(vault.root, "Tasks/A.md", front.replace("1h", "2h"))
+    task_note(vault.root, "Tasks/B.md", "command: echo changed\nschedule: every 3h\nafter: A\n")
+    found = follower.apply(Changes(paths={"Tasks/A.md", "Tasks/B.md"}))
+
+    assert graphs == []
+    assert found.retimed == ("Tasks/A", "Tasks/B")
+    assert follower.index.tasks["Tasks/B"].command == "echo changed"
+    assert follower.index.downstream == {"Tasks/A": ("Tasks/B",)}
+
+
+@pytest.mark.parametrize(
+    "after",
+    ["Missing", "C"],  # naming no task; a cycle of one
+)
+def test_an_edit_of_a_task_held_out_for_its_after_walks_the_graph(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch, after: str
+) -> None:
+    """Whether it is still held out depends on other notes too: looked at again, and it stays
+    out; once the vault lets it resolve (the task it names made, the cycle broken), it is in."""
+    front = "command: echo hi\nschedule: every 1h\n"
+    task_note(vault.root, "Tasks/C.md", f"{front}after: {after}\n")
+    follower = Follower(vault)
+    follower.load()
+    assert "Tasks/C" in follower.index.invalid
+    graphs = counting(monkeypatch, vault_module, "after_graph")
+
+    task_note(vault.root, "Tasks/C.md", f"{front.replace('1h', '2h')}after: {after}\n")
+    follower.apply(Changes(paths={"Tasks/C.md"}))
+    assert len(graphs) == 1 and "Tasks/C" in follower.index.invalid
+
+    if after == "Missing":
+        task_note(vault.root, "Tasks/Missing.md", front)
+        follower.apply(Changes(paths={"Tasks/Missing.md"}))
+    else:
+        task_note(vault.root, "Tasks/C.md", front)
+        follower.apply(Changes(paths={"Tasks/C.md"}))
+    assert "Tasks/C" in follower.index.tasks and "Tasks/C" not in follower.index.invalid
+
+
+def test_a_task_whose_edit_names_another_after_is_relinked(vault: Vault) -> None:
+    front = "command: echo hi\nschedule: every 1h\n"
+    for name in ("A", "B"):
+        task_note(vault.root, f"Tasks/{name}.md", front)
+    task_note(vault.root, "Tasks/C.md", front + "after: A\n")
+    follower = Follower(vault)
+    follower.load()
+
+    task_note(vault.root, "Tasks/C.md", front + "after: B\n")
+    follower.apply(Changes(paths={"Tasks/C.md"}))
+    assert follower.index.downstream == {"Tasks/B": ("Tasks/C",)}
+
+    task_note(vault.root, "Tasks/C.md", front + "after: Nobody\n")
+    follower.apply(Changes(paths={"Tasks/C.md"}))
+    assert follower.index.downstream == {} and "Tasks/C" in follower.index.invalid
+
+
+def test_an_after_edit_among_the_same_tasks_resolves_with_the_names_it_had(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The graph is walked again, but the table of every way to name a task, the most costly
+    part in a vault of thousands, is made only when the set of tasks changed."""
+    front = "command: echo hi\nschedule: every 1h\n"
+    for name in ("A", "B", "C"):
+        task_note(vault.root, f"Tasks/{name}.md", front)
+    follower = Follower(vault)
+    follower.load()
+    tables = counting(monkeypatch, vault_module, "TaskNames")
+
+    task_note(vault.root, "Tasks/C.md", front + "after: A\n")
+    follower.apply(Changes(paths={"Tasks/C.md"}))
+    task_note(vault.root, "Tasks/C.md", front + "after: B\n")
+    follower.apply(Changes(paths={"Tasks/C.md"}))
+    assert tables == [] and follower.index.downstream == {"Tasks/B": ("Tasks/C",)}
+
+    task_note(vault.root, "Tasks/D.md", front + "after: C\n")
+    follower.apply(Changes(paths={"Tasks/D.md"}))
+    assert len(tables) == 1
+    assert follower.index.downstream == {"Tasks/B": ("Tasks/C",), "Tasks/C": ("Tasks/D",)}

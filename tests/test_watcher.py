@@ -9,12 +9,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from vaultsched.adapters import watcher as watcher_module
 from vaultsched.adapters.inotifywatch import Folders, PrunedObserver
 from vaultsched.adapters.vault import is_ignored
-from vaultsched.adapters.watcher import Changes, VaultWatcher
+from vaultsched.adapters.watcher import DEBOUNCE_SECONDS, QUIET_SECONDS, Changes, VaultWatcher
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify")
 
@@ -392,3 +394,86 @@ def test_a_folder_made_then_swapped_for_a_link_is_never_watched_through_it(
     finally:
         fd.stop()
         fd.join()
+
+
+# -- how long a batch waits -----------------------------------------------------------------
+
+
+@pytest.fixture
+def still(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[VaultWatcher]:
+    """A started watcher on an empty vault whose clock stands still: how long it says a batch
+    is to wait tells what it made of the batch's events."""
+    monkeypatch.setattr(watcher_module, "time", SimpleNamespace(monotonic=lambda: 1_000.0))
+    root = tmp_path / "vault"
+    root.mkdir()
+    watcher = VaultWatcher(root, lambda rel: not is_ignored(rel, DIGESTS), lambda: None)
+    watcher.start()
+    try:
+        yield watcher
+    finally:
+        watcher.stop()
+
+
+def _waits(watcher: VaultWatcher) -> float | None:
+    """`due_in` once every event queued so far has been handled (and a moment more: the one
+    a thread holds between two queues)."""
+    deadline = time.monotonic() + 10
+    for _ in range(2):
+        while not (watcher.settled() and watcher.due_in() is not None):
+            assert time.monotonic() < deadline, "the events never came"
+            time.sleep(0.01)
+        time.sleep(0.1)
+    return watcher.due_in()
+
+
+def test_a_note_saved_in_place_and_closed_is_taken_after_a_pause(still: VaultWatcher) -> None:
+    (still.root / "n.md").write_text("---\nschedule: every 1h\n---\n")
+    assert _waits(still) == pytest.approx(QUIET_SECONDS)
+    assert still.take() == Changes(paths={"n.md"})
+    assert still.due_in() is None
+
+
+def test_a_note_renamed_onto_is_taken_after_a_pause(still: VaultWatcher) -> None:
+    (still.root / "n.md").write_text("v1\n")
+    _waits(still)
+    still.take()
+    temp = still.root / ".n.md.tmp"  # an editor's atomic save
+    temp.write_text("v2\n")
+    temp.replace(still.root / "n.md")
+    assert _waits(still) == pytest.approx(QUIET_SECONDS)
+    assert still.take() == Changes(paths={"n.md"})
+
+
+def test_a_save_under_way_waits_the_whole_debounce(still: VaultWatcher) -> None:
+    """Truncated and part-written, not closed: read now, the note would be half of itself."""
+    with (still.root / "n.md").open("w") as handle:
+        handle.write("---\nsched")
+        handle.flush()
+        assert _waits(still) == pytest.approx(DEBOUNCE_SECONDS)
+        handle.write("ule: every 1h\n---\n")
+    assert _waits(still) == pytest.approx(QUIET_SECONDS)
+
+
+def test_a_note_another_program_holds_open_for_writing_waits(still: VaultWatcher) -> None:
+    """One writer closed it, another still has it open: the close finished no save."""
+    note = still.root / "n.md"
+    note.write_text("v1\n")
+    _waits(still)
+    still.take()
+    with note.open("a") as held:
+        note.write_text("v2\n")
+        assert _waits(still) == pytest.approx(DEBOUNCE_SECONDS)
+        held.write("v3\n")
+    assert _waits(still) == pytest.approx(QUIET_SECONDS)
+
+
+def test_a_batch_with_a_note_gone_waits_the_whole_debounce(still: VaultWatcher) -> None:
+    """A deletion may be the first half of a save (moved aside, written anew): never hurried,
+    nor is the batch it is in."""
+    (still.root / "gone.md").write_text("x\n")
+    _waits(still)
+    still.take()
+    (still.root / "gone.md").unlink()
+    (still.root / "saved.md").write_text("y\n")
+    assert _waits(still) == pytest.approx(DEBOUNCE_SECONDS)
+    assert still.take() == Changes(paths={"gone.md", "saved.md"})

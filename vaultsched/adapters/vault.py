@@ -29,7 +29,7 @@ from vaultsched.core.errors import VaultschedError
 from vaultsched.core.model import Problem, Task
 from vaultsched.core.planner import Unplannable, task_fires
 from vaultsched.core.taskfile import NOT_A_TASK, Parsed, parse_task, task_id
-from vaultsched.core.workflow import after_graph
+from vaultsched.core.workflow import TaskNames, after_graph
 
 # Sync tools' duplicates: "Note (Conflicted copy laptop 2024…).md" (Obsidian Sync, Dropbox),
 # "Note.sync-conflict-20240101-120000-ABCDEF.md" (Syncthing), "Note (conflicted copy).md".
@@ -394,6 +394,11 @@ class Index:
     _unlinked: dict[str, tuple[Task, tuple[Problem, ...]]] = field(default_factory=dict)
     # False once a note was added, discarded or made invalid since the last `link`.
     _linked: bool = False
+    # Since the last `link`: each note added or discarded, with the valid task it stood as at
+    # that `link` (None: none); None, not a dict, when the whole graph must be walked again.
+    _touched: dict[str, Task | None] | None = field(default=None, compare=False, repr=False)
+    # The ids the last `link` resolved `after` among, and their `TaskNames`.
+    _names: tuple[frozenset[str], TaskNames] | None = field(default=None, compare=False, repr=False)
 
     @property
     def problems(self) -> list[Problem]:
@@ -413,12 +418,15 @@ class Index:
         """A task that failed after it was parsed (planning it raised): invalid, with `problem`,
         until its note changes and is read again."""
         self._linked = False
+        self._touched = None
         self.tasks.pop(ident, None)
         self.invalid[ident] = (*self.invalid.get(ident, ()), problem)
         self._problems[ident] = (*self._problems.get(ident, ()), problem)
 
     def discard(self, ident: str) -> None:
         self._linked = False
+        if self._touched is not None:
+            self._touched.setdefault(ident, self.tasks.get(ident))
         self.tasks.pop(ident, None)
         self.invalid.pop(ident, None)
         self._problems.pop(ident, None)
@@ -432,12 +440,18 @@ class Index:
         if self._linked:
             return
         self._linked = True
+        touched, self._touched = self._touched, {}
+        if touched is not None and all(self._links_alike(i, was) for i, was in touched.items()):
+            return  # an edit that left every `after` as it was (most edits): the same graph
         for ident, (task, own) in self._unlinked.items():
             self.invalid.pop(ident, None)
             self._problems[ident] = own
             self.tasks[ident] = task
         self._unlinked.clear()
-        edges, problems = after_graph(self.tasks, self.invalid)
+        ids = frozenset(self.tasks.keys() | self.invalid.keys())
+        if self._names is None or self._names[0] != ids:
+            self._names = (ids, TaskNames(ids))
+        edges, problems = after_graph(self.tasks, self.invalid, self._names[1])
         found: dict[str, list[Problem]] = {}
         for problem in problems:
             found.setdefault(task_id(problem.path), []).append(problem)
@@ -452,6 +466,19 @@ class Index:
                 for target in targets:
                     downstream.setdefault(target, []).append(ident)
         self.downstream = {up: tuple(ids) for up, ids in downstream.items()}
+
+    def _links_alike(self, ident: str, was: Task | None) -> bool:
+        """Whether the note `ident`, linked as the valid task `was`, is a valid task again that
+        the graph of `after` sees as it saw `was`: the same id, the same `after` on the same
+        line. Then `link` would find every edge and every problem it found last time."""
+        now = self.tasks.get(ident)
+        return (
+            was is not None
+            and now is not None
+            and now.after == was.after
+            and now.path == was.path
+            and now.key_lines.get("after", 1) == was.key_lines.get("after", 1)
+        )
 
     def holds(self, ident: str, parsed: Parsed) -> bool:
         """True if the note `ident` stands in the index as `add(..., parsed)` left it: adding

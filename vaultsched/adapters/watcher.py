@@ -5,6 +5,12 @@ and nudges the daemon; the daemon's own loop re-reads them after a short debounc
 of events and editors' atomic saves (write a temp file, rename it over the note) collapse into
 one re-read per note. Paths vaultsched ignores are dropped here, at no cost.
 
+How short: a batch is taken `DEBOUNCE_SECONDS` after its first event, or sooner, once its
+events have paused for `QUIET_SECONDS`, if each path's last event finished a save: the note was
+closed after a write or a file was renamed onto it, and no program holds it open for writing
+(a read lease probe, `leases.writers_open`). A note truncated and not yet closed, one gone,
+created or changed any other way, a folder event or lost events: the whole debounce, as before.
+
 On Linux the whole vault is one recursive inotify watch, read by one thread, that never
 descends into a folder vaultsched ignores (.git, .vaultsched, hidden folders, the digests):
 those get no inotify watch at all, so a commit's burst of events in .git never reaches us.
@@ -15,11 +21,13 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from watchdog.events import (
+    EVENT_TYPE_CLOSED,
     DirCreatedEvent,
     DirDeletedEvent,
     DirModifiedEvent,
@@ -36,7 +44,14 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
-DEBOUNCE_SECONDS = 0.05
+from vaultsched.adapters.leases import writers_open
+from vaultsched.adapters.notefile import open_note
+
+DEBOUNCE_SECONDS = 0.05  # the longest a batch waits after its first event
+# A batch whose every note was saved whole is taken once its events pause this long: the three
+# events of an in-place save (truncate, write, close) come within a millisecond; a burst of
+# saves (a sync, a checkout) keeps coming, and is taken in batches as large as before.
+QUIET_SECONDS = 0.015
 # Every event but a file's open and its close without a write: inotify then never reports the
 # daemon's own reads, two events per note it reads (a cold start of 100,000 notes: 200,000).
 WANTED_EVENTS: list[type[FileSystemEvent]] = [
@@ -84,7 +99,7 @@ class _Handler(FileSystemEventHandler):
             if event.event_type == "deleted" and watcher.folder(src):
                 watcher.record_rescan()
         elif src is not None:
-            watcher.record(src)
+            watcher.record(src, saved=event.event_type == EVENT_TYPE_CLOSED)
 
 
 class VaultWatcher:
@@ -99,6 +114,10 @@ class VaultWatcher:
         self.notify = notify
         self._lock = threading.Lock()
         self._changes = Changes()
+        self._first: float | None = None  # the batch's first event (monotonic), None: no batch
+        self._last = 0.0  # its latest event
+        # The batch's paths whose last event may have left them part-saved (see the module).
+        self._unfinished: set[str] = set()
         self._observer = _observer(self)
         self._observer.schedule(
             _Handler(self), str(root), recursive=True, event_filter=WANTED_EVENTS
@@ -130,37 +149,84 @@ class VaultWatcher:
         """Whether the folder at the absolute `path` gets an inotify watch."""
         return self.folder(self.relative(path))
 
-    def record(self, rel: str) -> None:
+    def record(self, rel: str, *, saved: bool = False) -> None:
+        """`rel` changed; `saved`: by a file closed after a write, or renamed onto it."""
         if not self.wanted(rel):
             return
+        whole = saved and self._whole(rel)
         with self._lock:
             self._changes.paths.add(rel)
-        self.notify()
+            wake = self._event(rel, whole)
+        if wake:
+            self.notify()
 
     def record_move(self, src: str | None, dest: str | None, is_directory: bool) -> None:
         if is_directory:
             self.record_rescan()
             return
-        src_wanted = src is not None and self.wanted(src)
-        dest_wanted = dest is not None and self.wanted(dest)
-        if src_wanted and dest_wanted:
+        if src is not None and dest is not None and self.wanted(src) and self.wanted(dest):
+            whole = self._whole(dest)
             with self._lock:
-                self._changes.moves.append((src, dest))  # type: ignore[arg-type]
-            self.notify()
+                self._changes.moves.append((src, dest))
+                self._unfinished.discard(src)  # gone from there: nothing left to finish
+                wake = self._event(dest, whole)
+            if wake:
+                self.notify()
         else:
             # An atomic save (temp -> note) is a change of the note; a move out is a deletion.
             for rel in (src, dest):
                 if rel is not None:
-                    self.record(rel)
+                    self.record(rel, saved=rel is dest)
 
     def record_rescan(self) -> None:
         with self._lock:
             self._changes.rescan = True
+            self._event(None, False)
         self.notify()
+
+    def _event(self, rel: str | None, whole: bool) -> bool:
+        """Note an event of the batch (under the lock); whether the daemon is to be woken: the
+        batch's first event, or the one that leaves it all saved whole (taken sooner now).
+        Otherwise the daemon, asleep until the time `due_in` gave it, need not wake."""
+        now = time.monotonic()
+        first = self._first is None
+        if first:
+            self._first = now
+        self._last = now
+        unfinished = bool(self._unfinished)
+        if rel is not None and whole:
+            self._unfinished.discard(rel)
+        else:
+            self._unfinished.add(rel or "")  # "": lost events, a folder gone; never finished
+        return first or (unfinished and not self._unfinished)
+
+    def _whole(self, rel: str) -> bool:
+        """Whether no program holds the note at `rel` open for writing: False too if it is gone,
+        not a regular file, or leases cannot tell."""
+        try:
+            fd = open_note(f"{self.root}/{rel}")
+        except OSError:
+            return False
+        try:
+            return writers_open(fd) is False
+        finally:
+            os.close(fd)
+
+    def due_in(self) -> float | None:
+        """Seconds until the changes recorded are to be taken (0: now); None if there are none."""
+        with self._lock:
+            if self._first is None:
+                return None
+            due = self._first + DEBOUNCE_SECONDS
+            if not self._unfinished:
+                due = min(due, self._last + QUIET_SECONDS)
+        return max(due - time.monotonic(), 0.0)
 
     def take(self) -> Changes:
         with self._lock:
             changes, self._changes = self._changes, Changes()
+            self._first = None
+            self._unfinished = set()
         return changes
 
     def settled(self) -> bool:

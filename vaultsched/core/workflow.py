@@ -25,12 +25,13 @@ def resolve_after(task_ids: Iterable[str], task: Task) -> tuple[tuple[str, ...],
     the end of one (`Backup`, `Tasks/Backup`) that only one task has; an exact id wins over
     the ends of longer ones. Case counts, unless only a case-blind match exists.
     """
-    return _resolve(_Names(task_ids), task)
+    return _resolve(TaskNames(task_ids), task)
 
 
-class _Names:
+class TaskNames:
     """Every way a reference can name a task, looked up at once: a vault of thousands of
-    tasks resolves each reference without a pass over all of them."""
+    tasks resolves each reference without a pass over all of them. Made for a set of ids,
+    it serves every `after_graph` of that same set (most edits change no task's id)."""
 
     def __init__(self, task_ids: Iterable[str]) -> None:
         # In the order they are tried: ids, ends of ids, then both blind to case.
@@ -56,7 +57,7 @@ class _Names:
         return []
 
 
-def _resolve(names: _Names, task: Task) -> tuple[tuple[str, ...], list[Problem]]:
+def _resolve(names: TaskNames, task: Task) -> tuple[tuple[str, ...], list[Problem]]:
     line = task.key_lines.get("after", 1)
     found: list[str] = []
     problems: list[Problem] = []
@@ -80,12 +81,14 @@ def _unresolved(reference: str, matches: list[str]) -> str:
 
 
 def after_graph(
-    tasks: Mapping[str, Task], invalid: Iterable[str] = ()
+    tasks: Mapping[str, Task], invalid: Iterable[str] = (), names: TaskNames | None = None
 ) -> tuple[dict[str, tuple[str, ...]], list[Problem]]:
     """Each task's resolved `after` targets, and every problem with them: references that name
     no task or several, and cycles (on every note in one). `invalid`: ids of task notes that
-    failed validation; they exist, so naming one is not "no task named"."""
-    names = _Names([*tasks, *invalid])
+    failed validation; they exist, so naming one is not "no task named". `names`: the
+    `TaskNames` of exactly those ids (and of `tasks`'), if the caller holds them already."""
+    if names is None:
+        names = TaskNames([*tasks, *invalid])
     edges: dict[str, tuple[str, ...]] = {}
     problems: list[Problem] = []
     for task in tasks.values():
@@ -98,7 +101,8 @@ def after_cycles(edges: Mapping[str, Iterable[str]]) -> list[list[str]]:
     """Every group of tasks that wait on one another through `after` (task id -> the ids it
     runs after): two or more that reach each other, or one that names itself. Each group is
     sorted, and so is the list, so a vault always reports its cycles the same way."""
-    graph = {node: sorted(set(targets)) for node, targets in edges.items()}
+    # A task after no other is in no cycle (nor does leaving it out split one): most tasks.
+    graph = {node: sorted(set(targets)) for node, targets in edges.items() if targets}
     return sorted(
         component
         for component in _strongly_connected(graph)

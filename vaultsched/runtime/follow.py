@@ -16,7 +16,7 @@ from vaultsched.adapters.vault import (
     is_ignored,
     reread_note,
 )
-from vaultsched.adapters.watcher import DEBOUNCE_SECONDS, Changes, VaultWatcher
+from vaultsched.adapters.watcher import Changes, VaultWatcher
 from vaultsched.core.model import Problem, Run, Task
 from vaultsched.runtime.dispatch import chain_of
 from vaultsched.runtime.messages import IndexDelta
@@ -80,8 +80,10 @@ def delta(before: Mapping[str, Task], after: Index, moved: list[tuple[str, str]]
         task = renamed.pop(old)
         renamed.setdefault(new, task)  # appeared a moment ago: it has its own marks already
     added = [i for i in after.tasks if i not in renamed]
-    retimed = [
-        i for i, t in after.tasks.items() if i in renamed and timing(renamed[i]) != timing(t)
+    retimed = [  # a task the batch left as it was is the very same object: not compared
+        i
+        for i, t in after.tasks.items()
+        if (was := renamed.get(i)) is not None and was is not t and timing(was) != timing(t)
     ]
     removed = [i for i in renamed if i not in after.tasks and i not in after.invalid]
     changed = sorted(
@@ -97,7 +99,6 @@ class Follower:
     vault: Vault
     index: Index = field(default_factory=Index)
     watcher: VaultWatcher | None = None
-    _events_since: float | None = None
     _rescan: bool = False
     _files: dict[str, FileId] = field(default_factory=dict)
     _appeared: dict[str, float] = field(default_factory=dict)  # task id -> monotonic time
@@ -114,12 +115,7 @@ class Follower:
         self.index = build_index(self.vault, self._reads)
 
     def watch(self, wake: Callable[[], None]) -> None:
-        def on_event() -> None:
-            if self._events_since is None:
-                self._events_since = time.monotonic()
-            wake()
-
-        watcher = VaultWatcher(self.vault.root, self._wanted, on_event)
+        watcher = VaultWatcher(self.vault.root, self._wanted, wake)
         watcher.start()
         self.watcher = watcher  # only a started watcher is ever stopped
 
@@ -132,9 +128,7 @@ class Follower:
 
     def settle_in(self) -> float | None:
         """Seconds until the current burst of file events is taken, if there is one."""
-        if self._events_since is None:
-            return None
-        return max(self._events_since + DEBOUNCE_SECONDS - time.monotonic(), 0.0)
+        return None if self.watcher is None else self.watcher.due_in()
 
     def take(self) -> IndexDelta | None:
         """Apply what changed since the last call, if anything is ready."""
@@ -145,7 +139,6 @@ class Follower:
         wait = self.settle_in()
         if self.watcher is None or wait is None or wait > 0:
             return None
-        self._events_since = None
         return self.apply(self.watcher.take())
 
     def apply(self, changes: Changes) -> IndexDelta:
