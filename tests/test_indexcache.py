@@ -138,6 +138,53 @@ def test_any_stat_has_an_identity_and_each_number_counts() -> None:
     assert moved != base
 
 
+def test_ordinary_notes_kept_in_one_go_as_one_at_a_time(tmp_path: Path) -> None:
+    """`remember_ordinary` (what a cold index keeps most notes with) is `remember` of each note,
+    in order: the same digests, the same notes left out as changed just now."""
+    notes = [
+        (
+            rel,
+            cast(
+                os.stat_result,
+                SimpleNamespace(st_size=n, st_mtime_ns=n, st_ctime_ns=ctime, st_ino=n),
+            ),
+        )
+        for n, (rel, ctime) in enumerate(
+            [("A.md", 100), ("Café.md", 200), ("B/C.md", 300), ("D.md", 150)]
+        )
+    ]
+    cache = indexcache.IndexCache(tmp_path)
+    cache.racy_from = 250  # C.md changed "just now": not kept
+    one, batch, none = indexcache.Tally(), indexcache.Tally(), indexcache.Tally()
+    for rel, info in notes:
+        cache.remember(rel, info, indexcache.ORDINARY, one)
+    cache.remember_ordinary(notes, batch)
+    assert batch.ordinary == one.ordinary
+    assert len(batch.ordinary) == 3 * indexcache.DIGEST_BYTES
+    assert batch.read and one.read and not batch.fronts
+    cache.racy_from = 0  # every note changed "just now": none kept
+    cache.remember_ordinary(notes, none)
+    assert none == indexcache.Tally()
+
+
+def test_a_warm_start_writes_the_cache_a_cold_one_does(tmp_path: Path) -> None:
+    """Notes read and notes taken from the cache, mixed in one stretch of the walk: the cache
+    written is the one a cold start writes, byte for byte (the digests in walk order)."""
+    vault = open_vault(generated(tmp_path / "vault"))
+    build_index(vault)
+    for n, note in enumerate(sorted((vault.root / "Tasks").rglob("*.md"))):
+        if n % 3 == 0:
+            rewrite(note, note.read_text(encoding="utf-8", errors="replace"))
+    for n, note in enumerate(sorted(vault.root.rglob("Note *.md"))):
+        if n % 3 == 0:
+            rewrite(note, note.read_text(encoding="utf-8"))
+    warm = build_index(vault)
+    written = cache_file(vault).read_bytes()
+    cache_file(vault).unlink()
+    same(build_index(vault), warm)
+    assert cache_file(vault).read_bytes() == written
+
+
 def test_a_cache_cut_short_by_a_kill_means_a_full_read(vault: Vault, reads: list[str]) -> None:
     write_note(vault.root, "Tasks/A.md", TASK)
     write_note(vault.root, "Notes/Plain.md", "# plain\n")

@@ -16,8 +16,10 @@ from vaultsched.adapters.config import Config
 from vaultsched.adapters.notefile import read_front_matter
 from vaultsched.core.model import Window
 from vaultsched.core.taskfile import (
+    NOT_A_TASK,
     front_matter_span,
     front_matter_text,
+    may_be_task,
     near_miss,
     parse_task,
 )
@@ -87,6 +89,27 @@ def test_not_a_task() -> None:
     assert [str(p) for p in parsed.problems] == [
         "Tasks/T.md:3: note: has a schedule but no command: not a task"
     ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "tags: [note]\n",
+        "title: hello\n",
+        "command: x\n",
+        "schedule: '@daily'\n",
+        "title: command\n",
+        "comand: x\nschedules: y\n",
+        "x: [unclosed\n",
+        "a: 'schedule'\n",
+    ],
+)
+def test_front_matter_that_may_not_be_a_task_is_none(text: str) -> None:
+    """The walk of a cold index takes `may_be_task` false as NOT_A_TASK without parsing: only
+    where `parse_task` would say so itself."""
+    assert may_be_task(text) or parse(text) is NOT_A_TASK
+    assert may_be_task(text) == ("command" in text or "schedule" in text)
 
 
 def test_a_typo_of_command_is_flagged_where_the_note_has_no_command() -> None:

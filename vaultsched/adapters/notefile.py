@@ -14,6 +14,8 @@ import os
 import re
 import stat
 from pathlib import Path
+from stat import S_ISREG
+from typing import NoReturn
 
 from vaultsched.core.taskfile import FENCE, MAX_FRONT_MATTER
 
@@ -77,18 +79,23 @@ def _open_note(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
     try:
         fd = os.open(path, _FLAGS)
     except OSError as exc:
-        if exc.errno not in _REFUSED:
-            raise
-        raise NotRegularFile(kind_of(os.lstat(path).st_mode)) from None
+        _not_opened(path, exc)
     try:
         info = os.fstat(fd)
     except OSError:
         os.close(fd)
         raise
-    if not stat.S_ISREG(info.st_mode):
+    if not S_ISREG(info.st_mode):
         os.close(fd)
         raise NotRegularFile(kind_of(info.st_mode))
     return fd, info
+
+
+def _not_opened(path: str | os.PathLike[str], exc: OSError) -> NoReturn:
+    """Why `os.open(path, _FLAGS)` failed: NotRegularFile for a link or a socket."""
+    if exc.errno not in _REFUSED:
+        raise exc
+    raise NotRegularFile(kind_of(os.lstat(path).st_mode)) from None
 
 
 def read_note_bytes(path: str | os.PathLike[str]) -> bytes:
@@ -121,8 +128,16 @@ def read_front_matter(path: str | Path) -> str | None:
 def read_front_matter_opened(path: str | Path) -> tuple[str | None, os.stat_result]:
     """`read_front_matter`, and the file's stat as opened, before a byte was read: the index
     cache keys what was read by it (a change after that shows as a newer stat, never older)."""
-    fd, info = _open_note(path)
+    # Run for every note of a cold index: `_open_note` written out here (the stat and the read
+    # under one `finally`), a call fewer per note.
     try:
+        fd = os.open(path, _FLAGS)
+    except OSError as exc:
+        _not_opened(path, exc)
+    try:
+        info = os.fstat(fd)
+        if not S_ISREG(info.st_mode):
+            raise NotRegularFile(kind_of(info.st_mode))
         data = os.read(fd, READ_CHUNK)
         # Most notes: no front matter, decided at once (here: a call fewer per note).
         if len(data) >= _LONGEST_OPENING and not data.startswith(_OPENINGS):

@@ -28,7 +28,7 @@ from vaultsched.core.contain import internal_problem
 from vaultsched.core.errors import VaultschedError
 from vaultsched.core.model import Problem, Task
 from vaultsched.core.planner import Unplannable, task_fires
-from vaultsched.core.taskfile import NOT_A_TASK, Parsed, parse_task, task_id
+from vaultsched.core.taskfile import NOT_A_TASK, Parsed, may_be_task, parse_task, task_id
 from vaultsched.core.workflow import TaskNames, after_graph
 
 # Sync tools' duplicates: "Note (Conflicted copy laptop 2024…).md" (Obsidian Sync, Dropbox),
@@ -336,21 +336,6 @@ def reread_note(vault: Vault, rel: str, last: NoteRead | None) -> NoteRead:
     return NoteRead(front, parse_note(rel, front, vault.config))
 
 
-def _read_file(
-    path: str, rel: str, config: Config
-) -> tuple[Parsed, str | None, os.stat_result | None]:
-    """The note's `Parsed`; when that is `parse_note` of a front matter that was read, also
-    that front matter and the file's stat as opened (for the index cache). For a note the
-    walk listed: `[tasks]` holds it and its name is UTF-8."""
-    try:
-        front, opened = read_front_matter_opened(path)
-    except Exception as exc:  # the boundary: see `contain`
-        return _unread(rel, exc), None, None
-    if front is None:  # most notes: no front matter, nothing to parse
-        return NOT_A_TASK, None, opened
-    return parse_note(rel, front, config), front, opened
-
-
 def _unread(rel: str, exc: Exception) -> Parsed:
     """What a note that could not be read is."""
     if isinstance(exc, FileNotFoundError):
@@ -631,21 +616,45 @@ def _index_stretch(stretch: _Stretch, config: Config, cache: IndexCache) -> _Par
     tally, found, count = part.tally, part.found, 0
     # A stat per note only where it can spare a read; cold, the read's own stat is kept.
     lookup = cache.lookup if cache.known else None
+    read = read_front_matter_opened
+    # The notes read that are ordinary, with their stats as read: kept in the cache in one go
+    # (`remember_ordinary`), in walk order, before any note the cache had (`lookup` keeps
+    # those at once). Most notes of a cold index end here: one list append each.
+    ordinary: list[tuple[str, os.stat_result]] = []
     for rel, entry in notes:
         count += 1
-        front = None if lookup is None else lookup(rel, entry, tally)
-        if front is None:
+        if lookup is not None:
+            if ordinary:
+                cache.remember_ordinary(ordinary, tally)
+                ordinary.clear()
+            front = lookup(rel, entry, tally)
+            if front == ORDINARY:
+                continue
+            if front is not None:
+                parsed = parse_note(rel, front, config)
+                if parsed.is_task or parsed.problems:
+                    found.append((rel, parsed, front))
+                continue
+        try:
             # The entry's path is the vault's, joined as the walk went down: `root/rel`.
-            parsed, front, opened = _read_file(entry.path, rel, config)
-            if opened is not None:  # a task or a problem always comes of a front matter
-                kept = (front or None) if parsed.is_task or parsed.problems else ORDINARY
-                cache.remember(rel, opened, kept, tally)
-        elif front == ORDINARY:
+            front, opened = read(entry.path)
+        except Exception as exc:  # the boundary: see `contain`
+            parsed = _unread(rel, exc)
+            if parsed.is_task or parsed.problems:
+                found.append((rel, parsed, None))
             continue
-        else:
-            parsed = parse_note(rel, front, config)
-        if parsed.is_task or parsed.problems:  # most notes: nothing to add, nothing to drop
+        # Most notes: no front matter, or one that names no task key: nothing to parse.
+        if front is None or not may_be_task(front):
+            ordinary.append((rel, opened))
+            continue
+        parsed = parse_note(rel, front, config)
+        if parsed.is_task or parsed.problems:  # a task or a problem always comes of a front
+            cache.remember(rel, opened, front or None, tally)
             found.append((rel, parsed, front))
+        else:
+            ordinary.append((rel, opened))
+    if ordinary:
+        cache.remember_ordinary(ordinary, tally)
     part.notes = count
     return part
 

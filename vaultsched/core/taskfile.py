@@ -147,15 +147,20 @@ def task_id(rel_path: str) -> str:
     return str(PurePosixPath(rel_path).with_suffix(""))
 
 
+def may_be_task(yaml_text: str) -> bool:
+    """False for front matter that `parse_task` finds NOT_A_TASK without parsing it. Only the
+    `command` and `schedule` keys make a note our business (a task, or the "no command" note),
+    and most notes with front matter have neither: their YAML is skipped on a cold index. (A
+    key spelled with YAML escapes, "\x63ommand", would slip through; nobody writes that.)"""
+    return "command" in yaml_text or "schedule" in yaml_text
+
+
 def parse_task(rel_path: str, yaml_text: str | None, config: Config) -> Parsed:
     """Validate one note's front matter. Never raises for bad input: problems are returned.
 
     Whether the answer is NOT_A_TASK depends on the text alone, never on `config`: the index
     cache (adapters/indexcache.py) keeps only that much of such a note between starts."""
-    if yaml_text is None or ("command" not in yaml_text and "schedule" not in yaml_text):
-        # Only those two keys make a note our business (a task, or the "no command" note), and
-        # most notes with front matter have neither: skip their YAML on a cold index. (A key
-        # spelled with YAML escapes, "\x63ommand", would slip through; nobody writes that.)
+    if yaml_text is None or not may_be_task(yaml_text):
         return NOT_A_TASK
     _import_yaml()
     try:
