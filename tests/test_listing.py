@@ -273,6 +273,35 @@ def test_the_daemons_answer_plans_at_the_askers_time_and_refuses_others(
         assert "rows" not in answer(vault, build_index(vault), bad)  # type: ignore[operator]
 
 
+def test_rows_from_the_fire_times_planned_already_are_the_rows_planned_again(
+    vault_root: Path,
+) -> None:
+    """`rows_of` hands `list_rows` each task's next fire time as `drop_unplannable` found it,
+    rather than working it out twice: the rows are the same either way."""
+    from vaultsched.adapters.vault import drop_unplannable
+    from vaultsched.cli.reports import list_rows
+
+    notes(vault_root)
+    task_note(vault_root, "Tasks/Night.md", "schedule: every 1h\nwindow: 09:00-17:00\ncommand: x\n")
+    task_note(vault_root, "Tasks/Ended.md", "schedule: '@daily'\nuntil: 2026-03-01\ncommand: x\n")
+    task_note(vault_root, "Tasks/Off.md", "schedule: '@daily'\nenabled: false\ncommand: x\n")
+    vault = open_vault(vault_root)
+    index = build_index(vault)
+    fires = drop_unplannable(index, NOW)
+    assert sorted(fires) == sorted(index.tasks) and fires["Tasks/Yearly"]
+    rows = list_rows(index, [], NOW, lambda _: True, fires)
+    assert rows == list_rows(index, [], NOW, lambda _: True)
+    assert {row["task"]: row["next_run"] for row in rows if row["valid"]} == {
+        "Tasks/After": None,
+        "Tasks/Ended": None,
+        "Tasks/Gone": None,
+        "Tasks/Manual": None,
+        "Tasks/Night": "2026-03-29T09:00:00+00:00",
+        "Tasks/Off": None,
+        "Tasks/Yearly": "2027-01-01T00:00:00+00:00",
+    }
+
+
 def test_handoff_gives_what_the_loop_gives_or_nothing_in_time() -> None:
     woken = threading.Event()
     handoff: Handoff[str] = Handoff(woken.set)

@@ -659,14 +659,17 @@ def _index_stretch(stretch: _Stretch, config: Config, cache: IndexCache) -> _Par
     return part
 
 
-def drop_unplannable(index: Index, now: datetime) -> None:
+def drop_unplannable(index: Index, now: datetime) -> dict[str, list[datetime]]:
     """Make invalid each task of `index` whose next fire time after `now` cannot be computed,
-    so that `validate`, `list` and `doctor` show what the daemon would refuse."""
+    so that `validate`, `list` and `doctor` show what the daemon would refuse. The next fire
+    time of each task kept (`task_fires(task, now, 1)`), for `list` not to work it out again."""
+    fires = {}
     for task in list(index.tasks.values()):
         try:
-            task_fires(task, now, 1)
+            fires[task.id] = task_fires(task, now, 1)
         except Unplannable as exc:
             index.invalidate(task.id, exc.problem)
+    return fires
 
 
 def planned_index(vault: Vault, now: datetime) -> Index:

@@ -25,7 +25,7 @@ def rows_of(vault: Vault, index: Index, now: datetime) -> list[ListRow]:
     from `now`): the ledger and trust are read only for a vault with a task note."""
     from vaultsched.adapters.vault import drop_unplannable
 
-    drop_unplannable(index, now)
+    fires = drop_unplannable(index, now)
     if not (index.tasks or index.invalid):
         return []
     from vaultsched.adapters.ledger import Ledger
@@ -33,7 +33,7 @@ def rows_of(vault: Vault, index: Index, now: datetime) -> list[ListRow]:
     from vaultsched.trust.store import TrustStore
 
     runs = Ledger(vault.root, vault.host).runs()
-    return list_rows(index, runs, now, TrustStore().checker(vault.root))
+    return list_rows(index, runs, now, TrustStore().checker(vault.root), fires)
 
 
 def list_rows_now(vault: Vault, now: datetime) -> list[ListRow]:

@@ -3,7 +3,7 @@ dumps JSON). Rows are TypedDicts: plain dicts at run time, so the JSON is the ro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypedDict
@@ -118,8 +118,15 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def list_rows(
-    index: Index, runs: Sequence[Run], now: datetime, trusted: Callable[[Task], bool]
+    index: Index,
+    runs: Sequence[Run],
+    now: datetime,
+    trusted: Callable[[Task], bool],
+    fires: Mapping[str, Sequence[datetime]] | None = None,
 ) -> list[ListRow]:
+    """A row per task note. `fires`: the next fire time of tasks worked out already
+    (`task_fires(task, now, 1)`, as `drop_unplannable` gives them)."""
+    fires = fires or {}
     last: dict[str, Run] = {}
     for run in runs:
         last[run.task] = run
@@ -139,7 +146,7 @@ def list_rows(
                 "trusted": trusted(task) if task else None,
                 "valid": task is not None,
                 "errors": errors,
-                "next_run": iso(next_run(task, now)) if task else None,
+                "next_run": iso(next_run(task, now, fires.get(ident))) if task else None,
                 "last_run": iso(previous.started_at.astimezone(task.timezone if task else None))
                 if previous
                 else None,

@@ -11,15 +11,19 @@ from vaultsched.core.planner import Unplannable, task_fires, window_open
 from vaultsched.core.workflow import next_window_start
 
 
-def next_run(task: Task, after: datetime) -> datetime | None:
+def next_run(
+    task: Task, after: datetime, fires: Sequence[datetime] | None = None
+) -> datetime | None:
     """When the task fires next on its own, as its schedule, `window` and `until` allow; None
-    for a manual or paused task, or one past its `until`."""
+    for a manual or paused task, or one past its `until`. `fires`: `task_fires(task, after, 1)`
+    if the caller has it already."""
     if task.manual or not task.enabled:
         return None
-    try:
-        fires = task_fires(task, after, 1)
-    except Unplannable:
-        return None
+    if fires is None:
+        try:
+            fires = task_fires(task, after, 1)
+        except Unplannable:
+            return None
     if not fires:
         return None
     fire = fires[0]
