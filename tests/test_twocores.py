@@ -189,3 +189,49 @@ def test_no_second_process_to_be_had_means_alone(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(os, "fork", no_fork)
     assert twocores.shared(list(range(50)), lambda i: i + 1) == list(range(1, 51))
+
+
+def frame(token: int, results: list[Any]) -> bytes:
+    data = pickle.dumps((token, results))
+    return twocores._LENGTH.pack(len(data)) + data
+
+
+@pytest.mark.parametrize(
+    ("written", "whole"),
+    [
+        ([frame(1, ["c", "d"]), frame(0, ["a", "b"])], True),
+        ([frame(0, ["a", "b"]), frame(0, ["a", "b"])], False),  # a group twice
+        ([frame(0, ["a"])], False),  # a group's results, not all of them
+        ([frame(2, ["e"])], False),  # no such group
+        ([frame(0, ["a", "b"]), twocores._LENGTH.pack(5) + b"junk!"], False),  # garbled
+        ([frame(0, ["a", "b"]), frame(1, ["c", "d"])[:-1]], False),  # cut short
+        ([twocores._LENGTH.pack(3)], False),  # a length, and nothing after
+    ],
+    ids=["whole", "twice", "short group", "no group", "garbled", "cut short", "length only"],
+)
+def test_results_are_taken_whole_or_not_at_all(written: list[bytes], whole: bool) -> None:
+    """What the second process hands back, frame by frame, split anywhere across reads."""
+    read_end, write_end = os.pipe()
+    received = twocores._Received(read_end, [(0, 2), (2, 4)])
+    data = b"".join(written)
+    try:
+        for at in range(0, len(data), 7):  # a frame across several reads
+            os.write(write_end, data[at : at + 7])
+            received.take()
+        os.close(write_end)
+        received.finish()
+    finally:
+        os.close(read_end)
+    assert received.whole == whole
+    if whole:
+        assert received.done == {0: "a", 1: "b", 2: "c", 3: "d"}
+
+
+def test_results_larger_than_a_pipe_holds_come_whole() -> None:
+    script = (
+        "import json, os; from vaultsched.adapters import twocores\n"
+        "done = twocores.shared(list(range(3000)), lambda i: 'x' * 2000 + str(i))\n"
+        "print(json.dumps([d[2000:] for d in done]))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    assert json.loads(out.stdout) == [str(i) for i in range(3000)]

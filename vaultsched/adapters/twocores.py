@@ -4,9 +4,11 @@ one core.
 
 Both processes take items from one queue (a pipe filled before the fork), so each does as much
 as it can: on a busy machine the second may do little, and nothing waits on it but the item it
-holds. The second process hands its results back pickled through a pipe and exits. Whatever it
-fails to hand back whole (it died, it was killed, its results were cut short) this process does
-itself afterwards: the results are always those of doing every item here, in order.
+holds. The second process hands its results back pickled through a pipe, a group of items at a
+time as it goes, and exits; this one takes in what has come between its own groups, so that
+little is left to unpickle once the queue is empty. Whatever the second fails to hand back whole
+(it died, it was killed, its results were cut short or garbled) this process does itself
+afterwards: the results are always those of doing every item here, in order.
 
 Only a process with one thread forks (a fork copies no other thread, and any lock another
 thread held stays held in the child), and only with two cores or more to run on.
@@ -111,19 +113,19 @@ def _forked(
     os.close(queue[1])
     os.close(results_w)
     mine: dict[int, _Result] = {}
-    theirs: dict[int, _Result] = {}
+    theirs = _Received(results_r, groups)
     finished = False
     try:
         for token in _Tokens(queue[0]):
             mine.update((i, work(items[i])) for i in range(*groups[token]))
-        theirs = _received(results_r, len(items))
+            theirs.take()  # what the second has handed back meanwhile: nothing waits for it
+        theirs.finish()
         finished = True
     finally:
         os.close(queue[0])
         os.close(results_r)
-        if not _reaped(pid, kill=not finished):
-            theirs = {}
-    done = mine | theirs
+        clean = _reaped(pid, kill=not finished)
+    done = mine | (theirs.done if clean and theirs.whole else {})
     return [done[i] if i in done else work(items[i]) for i in range(len(items))]
 
 
@@ -183,13 +185,24 @@ def _second(
         import gc
 
         gc.disable()  # a short life: a collection would only copy the parent's pages
-        done = {i: work(items[i]) for token in _Tokens(queue[0]) for i in range(*groups[token])}
-        data = pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL)
-        _write_all(results[1], _LENGTH.pack(len(data)))
-        _write_all(results[1], data)
+        _roomy(results[1])
+        for token in _Tokens(queue[0]):
+            done = [work(items[i]) for i in range(*groups[token])]
+            data = pickle.dumps((token, done), protocol=pickle.HIGHEST_PROTOCOL)
+            _write_all(results[1], _LENGTH.pack(len(data)))
+            _write_all(results[1], data)
         code = 0
     finally:
         os._exit(code)
+
+
+def _roomy(fd: int) -> None:
+    """The results pipe made to hold up to 1 MiB (Linux allows that much to anyone by
+    default), so that the second process rarely waits for the first to take what it wrote."""
+    import fcntl
+
+    with contextlib.suppress(OSError, AttributeError):  # another system, or a lower limit
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
 
 
 def _default_signals() -> None:
@@ -207,21 +220,70 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _received(fd: int, count: int) -> dict[int, Any]:
-    """The second process's results, or none if they did not come whole."""
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    data = b"".join(chunks)
-    if len(data) < _LENGTH.size or _LENGTH.unpack_from(data)[0] != len(data) - _LENGTH.size:
-        return {}
-    try:
-        done = pickle.loads(memoryview(data)[_LENGTH.size :])
-    except Exception:  # cut short or garbled: the work is done here instead
-        return {}
-    if not isinstance(done, dict) or not all(type(i) is int and 0 <= i < count for i in done):
-        return {}
-    return done
+class _Received:
+    """The second process's results as they come: frames of an 8-byte length and the pickled
+    `(token, results of its group)`. `take` unpickles the whole frames that have come without
+    waiting; `finish` waits for the rest, until the second process closes the pipe. `whole`
+    is False once anything came that is not such a frame (cut short, garbled, a group twice):
+    then none of it is used."""
+
+    def __init__(self, fd: int, groups: list[tuple[int, int]]) -> None:
+        self.fd, self.groups = fd, groups
+        self.done: dict[int, Any] = {}
+        self.whole = True
+        self._data = bytearray()
+        self._tokens: set[int] = set()
+        os.set_blocking(fd, False)
+
+    def take(self) -> None:
+        while self.whole:
+            try:
+                chunk = os.read(self.fd, 1 << 20)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self._data += chunk
+        self._frames()
+
+    def finish(self) -> None:
+        os.set_blocking(self.fd, True)
+        while chunk := os.read(self.fd, 1 << 20):  # to the end, used or not: the second
+            if self.whole:  # process may be waiting to write the rest before it exits
+                self._data += chunk
+                self._frames()
+        if self._data:  # a frame cut short
+            self.whole = False
+
+    def _frames(self) -> None:
+        data, at = self._data, 0
+        while self.whole and len(data) - at >= _LENGTH.size:
+            (size,) = _LENGTH.unpack_from(data, at)
+            end = at + _LENGTH.size + size
+            if len(data) < end:
+                break
+            self._unpickled(memoryview(data)[at + _LENGTH.size : end])
+            at = end
+        del data[:at]
+
+    def _unpickled(self, frame: memoryview) -> None:
+        try:
+            with frame:
+                token, results = pickle.loads(frame)
+        except Exception:  # cut short or garbled: the work is done here instead
+            self.whole = False
+            return
+        if (
+            type(token) is not int
+            or not 0 <= token < len(self.groups)
+            or token in self._tokens
+            or type(results) is not list
+            or len(results) != len(range(*self.groups[token]))
+        ):
+            self.whole = False
+            return
+        self._tokens.add(token)
+        self.done.update(zip(range(*self.groups[token]), results, strict=True))
 
 
 def _reaped(pid: int, *, kill: bool) -> bool:
