@@ -3,6 +3,7 @@ cache that is stale, cut short, from another version or forged never makes a wro
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
@@ -183,6 +184,22 @@ def test_a_warm_start_writes_the_cache_a_cold_one_does(tmp_path: Path) -> None:
     cache_file(vault).unlink()
     same(build_index(vault), warm)
     assert cache_file(vault).read_bytes() == written
+
+
+def test_the_cache_is_json_of_its_payload_byte_for_byte(tmp_path: Path) -> None:
+    """The base64 of the ordinary notes is put into the JSON as it is, not through json: the
+    bytes are those json.dumps makes of the whole payload."""
+    cache = indexcache.IndexCache(tmp_path / 'vault \u00e9"\\')
+    cache.found.ordinary += os.urandom(5 * indexcache.DIGEST_BYTES)
+    cache.found.fronts[os.urandom(indexcache.DIGEST_BYTES)] = 'command: "é \\ \u2028"\n'
+    payload = {
+        "format": indexcache.FORMAT,
+        "vaultsched": indexcache.__version__,
+        "vault": str(cache.root),
+        "ordinary": base64.b64encode(cache.found.ordinary).decode(),
+        "fronts": {key.hex(): front for key, front in cache.found.fronts.items()},
+    }
+    assert cache._body() == json.dumps(payload, separators=(",", ":")).encode("ascii")
 
 
 def test_a_cache_cut_short_by_a_kill_means_a_full_read(vault: Vault, reads: list[str]) -> None:
