@@ -219,3 +219,19 @@ def test_anything_but_a_command_named_gets_them_all(args: list[str]) -> None:
     """`--help` lists them, a mistyped name is told the nearest."""
     whole = typer.main.get_command(app)
     assert described(click_command(args)) == described(whole)
+
+
+def test_the_program_leaves_its_objects_to_the_exit_without_a_last_collection() -> None:
+    """`vaultsched` (the console script, `python -m vaultsched`) freezes its objects out of the
+    garbage collector's reach once the command is done: the interpreter's exit then clears
+    them without passing the collector over them all (13-17 ms after `--help`)."""
+    script = (
+        "import contextlib, gc, io, sys\n"
+        "from vaultsched.cli import main\n"
+        "sys.argv = ['vaultsched', '--help']\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    code = main()\n"
+        "print(code, gc.get_freeze_count() > 1000)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
+    assert out.stdout.split() == ["0", "True"]
