@@ -8,6 +8,7 @@ import pytest
 from conftest import make_vault, write_note
 
 from vaultsched.adapters.vault import (
+    Skipped,
     Vault,
     build_index,
     is_conflict_copy,
@@ -79,6 +80,29 @@ def test_conflict_copy_names() -> None:
     assert is_conflict_copy("T/Backup (Anna's conflicted copy 2024-01-01).md")
     assert is_conflict_copy("T/Backup.sync-conflict-20240101-120000-ABCDEFG.md")
     assert not is_conflict_copy("T/Conflicts I had.md")
+
+
+def test_the_walk_finds_conflict_copies_as_the_whole_path_tells(vault: Vault) -> None:
+    """The walk asks the folder's part of the path once, the name's for each note: whatever
+    `is_conflict_copy` says of the whole path, whether the copy's mark is in the name, spans
+    folder and name, or sits in a folder of non-ASCII letters."""
+    rels = [
+        "Conflicts/A.md",
+        "Conflicts/B (conflicted copy).md",
+        "Dir (conflicted copy x/y).md",
+        "Café/C (Conflicted copy laptop).md",
+        "Café/D.md",
+        "Plain/E.sync-conflict-20240101-120000-ABCDEFG.md",
+        "Plain/F.md",
+        "ÉTÉ (conflicted copy/G).md",
+    ]
+    for rel in rels:
+        write_note(vault.root, rel, TASK)
+    skipped: list[Skipped] = []
+    found = list(iter_notes(vault, skipped))
+    assert sorted(found) == sorted(r for r in rels if not is_conflict_copy(r))
+    assert sorted(s.path for s in skipped) == sorted(r for r in rels if is_conflict_copy(r))
+    assert len(found) == 3
 
 
 def test_resolution(vault: Vault) -> None:

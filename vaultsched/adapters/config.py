@@ -98,6 +98,11 @@ class TasksConfig:
     folders: tuple[str, ...] = ()  # if set, only notes under these folders
     exclude: tuple[str, ...] = ()  # globs of notes (or of their folders) that never are
 
+    @property
+    def holds_every_note(self) -> bool:
+        """True when `holds` is true of every note (neither `folders` nor `exclude` is set)."""
+        return not self.folders and not self.exclude
+
     def holds(self, rel: str) -> bool:
         """Whether the note at `rel` (vault-relative, `/`-separated) can be a task."""
         if self.folders and not any(rel.startswith(f"{folder}/") for folder in self.folders):

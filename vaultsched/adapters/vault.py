@@ -191,7 +191,11 @@ def _notes_in(
     # scandir's entries know their type without a stat call per file; symlinks are neither
     # followed nor listed.
     notes = []
-    holds = config.tasks.holds
+    holds = None if config.tasks.holds_every_note else config.tasks.holds
+    # What `is_conflict_copy` and the UTF-8 check ask of the whole path, asked of the folder's
+    # once: run for each note of the vault, they are mostly asked of plain ASCII names.
+    dir_ascii = rel_dir.isascii()
+    dir_plain = dir_ascii and "onflict" not in rel_dir.lower()  # "/" ends it: none spans both
     for entry in entries:
         name = entry.name
         # The folders on the way down were checked already (`is_ignored` in `_subfolders`):
@@ -199,9 +203,11 @@ def _notes_in(
         if name in folder_names or not name.endswith(".md") or name.startswith("."):
             continue
         rel = f"{rel_dir}{name}"
-        if not holds(rel):
+        if holds is not None and not holds(rel):
             continue
-        if is_conflict_copy(rel):
+        ascii_name = dir_ascii and name.isascii()
+        plain = dir_plain and ascii_name and "onflict" not in name.lower()
+        if not plain and is_conflict_copy(rel):
             if skipped is not None:
                 skipped.append(Skipped(rel, "sync-conflict copy: never run"))
             continue
@@ -210,7 +216,7 @@ def _notes_in(
                 kind = kind_of(entry.stat(follow_symlinks=False).st_mode)
                 skipped.append(Skipped(_printable(rel), str(NotRegularFile(kind).strerror)))
             continue
-        if not rel.isascii() and not _utf8_name(rel):
+        if not ascii_name and not _utf8_name(rel):
             if skipped is not None:
                 skipped.append(Skipped(_printable(rel), "file name is not UTF-8"))
             continue
