@@ -141,17 +141,23 @@ def test_any_stat_has_an_identity_and_each_number_counts() -> None:
 
 def test_ordinary_notes_kept_in_one_go_as_one_at_a_time(tmp_path: Path) -> None:
     """`remember_ordinary` (what a cold index keeps most notes with) is `remember` of each note,
-    in order: the same digests, the same notes left out as changed just now."""
+    in order: the same digests (a hostile mtime before 1970 or an inode past 2^64 too), the
+    same notes left out as changed just now."""
     notes = [
         (
             rel,
             cast(
                 os.stat_result,
-                SimpleNamespace(st_size=n, st_mtime_ns=n, st_ctime_ns=ctime, st_ino=n),
+                SimpleNamespace(st_size=n, st_mtime_ns=mtime, st_ctime_ns=ctime, st_ino=ino),
             ),
         )
-        for n, (rel, ctime) in enumerate(
-            [("A.md", 100), ("Café.md", 200), ("B/C.md", 300), ("D.md", 150)]
+        for n, (rel, mtime, ctime, ino) in enumerate(
+            [
+                ("A.md", 1, 100, 7),
+                ("Café.md", -(10**18), 200, 2**64 - 1),
+                ("B/C.md", 3, 300, 9),
+                ("D.md", 4, 150, 2**70),
+            ]
         )
     ]
     cache = indexcache.IndexCache(tmp_path)

@@ -62,12 +62,15 @@ def identity(rel: str, info: os.stat_result) -> bytes:
     different notes or stats never make the same bytes. Numbers are taken modulo 2^64 (a
     hostile note's mtime can be set past 2262, or before 1970): two stats of one note can only
     wrap to the same if centuries apart, and an edit moves the ctime to the time of the edit."""
+    packed = _numbers_of(info) + rel.encode("utf-8", "surrogatepass")
+    return (_blake2b or _load_blake2b())(packed, digest_size=DIGEST_BYTES).digest()
+
+
+def _numbers_of(info: os.stat_result) -> bytes:
     word = _WORD
-    numbers = _NUMBERS(
+    return _NUMBERS(
         info.st_size & word, info.st_mtime_ns & word, info.st_ctime_ns & word, info.st_ino & word
     )
-    packed = numbers + rel.encode("utf-8", "surrogatepass")
-    return (_blake2b or _load_blake2b())(packed, digest_size=DIGEST_BYTES).digest()
 
 
 _blake2b: Callable[..., Any] | None = None
@@ -160,16 +163,15 @@ class IndexCache:
         racy_from, ordinary, pack, blake2b = self.racy_from, tally.ordinary, _NUMBERS, _blake2b
         if blake2b is None:
             blake2b = _load_blake2b()
-        word, size = _WORD, DIGEST_BYTES
+        size = DIGEST_BYTES
         for rel, opened in notes:  # `identity`, written out: once per note of the vault
             if opened.st_ctime_ns < racy_from:
                 tally.read = True
-                numbers = pack(
-                    opened.st_size & word,
-                    opened.st_mtime_ns & word,
-                    opened.st_ctime_ns & word,
-                    opened.st_ino & word,
-                )
+                info = opened
+                try:  # a number from 0 to 2^64 - 1 is its own value modulo 2^64
+                    numbers = pack(info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+                except struct.error:  # any other: as `identity` takes it
+                    numbers = _numbers_of(info)
                 packed = numbers + rel.encode("utf-8", "surrogatepass")
                 ordinary += blake2b(packed, digest_size=size).digest()
 
