@@ -170,3 +170,20 @@ def test_not_a_vault_says_where_it_looked_and_never_suggests_a_vault_in_a_vault(
         f"not a vault: {root / 'Tasks'} is inside the vault {root} (use --vault {root})"
     )
     assert "init" not in str(info.value)
+
+
+def test_a_vault_with_many_folders_at_its_top_is_shared_from_its_first_stretch(
+    vault: Vault,
+) -> None:
+    """A cold index forks its second process at once where the top of the vault holds
+    MIN_STRETCHES folders still to walk; a smaller vault is read alone until ALONE_UNTIL."""
+    from vaultsched.adapters import vault as vault_module
+
+    for n in range(vault_module.MIN_STRETCHES - 1):
+        write_note(vault.root, f"Folder {n}/Sub/Note.md", "note\n")
+    few = vault_module._stretches(vault.root, vault.config)
+    assert vault_module._alone_until(few) == vault_module.ALONE_UNTIL
+    write_note(vault.root, "Last/Sub/Note.md", "note\n")
+    many = vault_module._stretches(vault.root, vault.config)
+    assert sum(1 for s in many if s.tree) >= vault_module.MIN_STRETCHES
+    assert vault_module._alone_until(many) == 0
