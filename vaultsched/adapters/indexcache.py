@@ -62,11 +62,16 @@ def identity(rel: str, info: os.stat_result) -> bytes:
     different notes or stats never make the same bytes. Numbers are taken modulo 2^64 (a
     hostile note's mtime can be set past 2262, or before 1970): two stats of one note can only
     wrap to the same if centuries apart, and an edit moves the ctime to the time of the edit."""
-    packed = _numbers_of(info) + rel.encode("utf-8", "surrogatepass")
+    try:  # a number from 0 to 2^64 - 1 is its own value modulo 2^64 (once per note, warm)
+        numbers = _NUMBERS(info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+    except struct.error:  # struct refuses any other
+        numbers = _numbers_of(info)
+    packed = numbers + rel.encode("utf-8", "surrogatepass")
     return (_blake2b or _load_blake2b())(packed, digest_size=DIGEST_BYTES).digest()
 
 
 def _numbers_of(info: os.stat_result) -> bytes:
+    """The four numbers of `identity`, each modulo 2^64."""
     word = _WORD
     return _NUMBERS(
         info.st_size & word, info.st_mtime_ns & word, info.st_ctime_ns & word, info.st_ino & word
