@@ -17,8 +17,6 @@ import termios
 
 import pytest
 from conftest import Cli, write_note
-from hypothesis import given
-from hypothesis import strategies as st
 from rich.table import Table
 
 from vaultsched.adapters.console import Column, SafeConsole, cell, print_columns
@@ -39,39 +37,6 @@ def test_json_for_a_terminal_stays_json() -> None:
     text = dumps_json({"task": "E\x1b[2K\x9b\u202e"})
     assert "\x1b" not in text and "\x9b" not in text and "\u202e" not in text
     assert json.loads(text) == {"task": "E\x1b[2K\x9b\u202e"}
-
-
-_JSONABLE = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(st.text() | st.integers() | st.booleans(), inner, max_size=4)
-        | st.tuples(inner)
-    ),
-    max_leaves=20,
-)
-
-
-@given(_JSONABLE)
-def test_json_for_a_terminal_is_jsons_own_indented_output(data: object) -> None:
-    """`dumps_json` lays out plain data itself (json's indenting encoder is slow): byte for
-    byte what `json.dumps(indent=2, ensure_ascii=False)` gives, for whatever data json takes."""
-    expected = json.dumps(data, indent=2, ensure_ascii=False)
-    assert dumps_json(data) == re.sub(
-        "[\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]",
-        lambda m: f"\\u{ord(m.group()):04x}",
-        expected,
-    )
-
-
-def test_json_for_a_terminal_refuses_what_json_refuses() -> None:
-    loop: list[object] = []
-    loop.append(loop)
-    for bad in (loop, {"when": object()}, {(1, 2): "tuple key"}):
-        with pytest.raises((TypeError, ValueError)) as theirs:
-            json.dumps(bad)
-        with pytest.raises(type(theirs.value), match=re.escape(str(theirs.value))):
-            dumps_json(bad)
 
 
 def snap(command: str = "sh", body: str | None = None, **files: str) -> Snapshot:

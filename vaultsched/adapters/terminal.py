@@ -12,7 +12,6 @@ import codecs
 import json
 import logging
 import re
-from collections.abc import Callable
 from typing import IO, Any, BinaryIO, cast
 
 # C0 controls but tab and newline, DEL, C1 controls (0x9b is a one-byte CSI on some
@@ -42,57 +41,7 @@ def escape(text: str, *, one_line: bool = False) -> str:
 
 def dumps_json(data: Any) -> str:
     """JSON for a terminal: `json` escapes C0 itself; C1 and bidi controls it leaves raw."""
-    pieces: list[str] = []
-    try:
-        _indented(data, "\n", pieces.append)
-        text = "".join(pieces)
-    except (_NotPlain, RecursionError):  # json's own errors and messages, or its output
-        text = json.dumps(data, indent=2, ensure_ascii=False)
-    return _CONTROL.sub(_json_escaped, text)
-
-
-class _NotPlain(Exception):
-    pass
-
-
-def _indented(data: Any, newline: str, out: Callable[[str], object]) -> None:
-    """`json.dumps(data, indent=2, ensure_ascii=False)`, in pieces handed to `out`, for data of
-    dicts with text keys, lists, text, whole numbers, booleans and None; _NotPlain for anything
-    else (then json does it all). json's own indenting encoder is written in Python (its C one
-    does not indent) and took a tenth of the serial end of a cold `list --json`."""
-    kind = type(data)
-    if kind is str:
-        out(_encode_text(data))
-    elif kind is dict or kind is list:
-        if not data:
-            out("{}" if kind is dict else "[]")
-            return
-        inner = newline + "  "
-        out("{" if kind is dict else "[")
-        first = True
-        for key in data:
-            out(inner if first else "," + inner)
-            first = False
-            if kind is dict:
-                if type(key) is not str:
-                    raise _NotPlain
-                out(_encode_text(key))
-                out(": ")
-                _indented(data[key], inner, out)
-            else:
-                _indented(key, inner, out)
-        out(newline + ("}" if kind is dict else "]"))
-    elif kind is int:
-        out(int.__repr__(data))
-    elif data is None:
-        out("null")
-    elif kind is bool:
-        out("true" if data else "false")
-    else:
-        raise _NotPlain
-
-
-_encode_text = cast(Any, json.encoder).encode_basestring  # ensure_ascii=False: json's C one
+    return _CONTROL.sub(_json_escaped, json.dumps(data, indent=2, ensure_ascii=False))
 
 
 class SafeFormatter(logging.Formatter):
