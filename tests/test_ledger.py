@@ -4,6 +4,7 @@ import json
 import math
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -11,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -507,6 +509,50 @@ def test_a_record_not_durable_is_read_at_once_and_made_durable_by_the_next_fsync
     ledger.append(start_record(a_run(task="Tasks/C", at=T0), "C.md"))  # its fsync covers both
     ledger.sync()
     assert len(synced) == 3
+
+
+def test_a_record_waits_for_no_fsync_but_its_own_and_writers_waiting_share_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one start record's fsync is under way, a finish record (no fsync of its own) is
+    written and returns at once, and two more start records written meanwhile are made
+    durable by one fsync between them, begun after both were written."""
+    ledger = Ledger(tmp_path, "h")
+    path = ledger.append(start_record(a_run(task="Tasks/Z", at=T0), "Z.md"))  # the file exists
+    synced: list[int] = []
+    first_begun, let_go = threading.Event(), threading.Event()
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        if len(synced) == 1:
+            first_begun.set()
+            assert let_go.wait(10)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    runs = [a_run(task=f"Tasks/{n}", at=T0) for n in "ABC"]
+    first = threading.Thread(target=ledger.append, args=(start_record(runs[0], "A.md"),))
+    first.start()
+    assert first_begun.wait(10)
+    done = replace(runs[0], status=Status.SUCCESS, run_id="other")
+    ledger.append_all([finish_record(done, "A.md")], durable=False)  # not held up
+    more = [
+        threading.Thread(target=ledger.append, args=(start_record(run, f"{run.task}.md"),))
+        for run in runs[1:]
+    ]
+    for thread in more:
+        thread.start()
+    written = ledger._cache.written  # each writer's line is written before it waits
+    wait_for(lambda: written[path] == 5, 10, "the three lines written")
+    assert len(synced) == 1 and first.is_alive()
+    let_go.set()
+    for thread in [first, *more]:
+        thread.join(10)
+    assert len(synced) == 2  # the first, and one for the two that waited
+    ledger.sync()
+    assert len(synced) == 2  # the finish record was covered too
+    assert {r.task for r in ledger.runs()} >= {"Tasks/A", "Tasks/B", "Tasks/C"}
 
 
 def _whole_fold_by_task(ledger: Ledger) -> dict[str, list[Run]]:

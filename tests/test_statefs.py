@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,6 +17,7 @@ import pytest
 from conftest import Cli, DaemonProcess, git, runs, wait_for, write_note
 
 from vaultsched.adapters import statefs
+from vaultsched.core import layout
 from vaultsched.core.model import Status
 
 TASK = "---\nschedule: every 1s\ncommand: echo hello-from-the-task\n---\nBody.\n"
@@ -178,3 +182,68 @@ def test_a_listing_made_just_after_its_folder_changed_is_not_kept(
     now = statefs.listing(tmp_path, ".vaultsched/runs")
     assert now.stamp is None
     assert statefs.listing(tmp_path, ".vaultsched/runs", now) is not now
+
+
+@pytest.mark.skipif(not statefs.BYTE_LOCKS, reason="no open-file-description locks here")
+def test_a_keyed_lock_is_one_byte_of_one_file_held_against_threads_and_processes(
+    tmp_path: Path,
+) -> None:
+    """A task's lock is one byte of a file shared by every task: its holder excludes another
+    open of it in this thread, another thread and another process, never another key; it is
+    let go when its holder leaves; one file is made for any number of keys."""
+    rel = layout.TASK_LOCKS
+    with statefs.locked_key(tmp_path, rel, "Tasks/A") as mine:
+        assert mine
+        with statefs.locked_key(tmp_path, rel, "Tasks/A", wait=False) as again:
+            assert not again
+        with statefs.locked_key(tmp_path, rel, "Tasks/B", wait=False) as other:
+            assert other
+        seen: list[bool] = []
+
+        def elsewhere() -> None:
+            with statefs.locked_key(tmp_path, rel, "Tasks/A", wait=False) as held:
+                seen.append(held)
+
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+        assert seen == [False]
+        assert _in_another_process(tmp_path, rel, "Tasks/A") == "held"
+        assert _in_another_process(tmp_path, rel, "Tasks/C") == "free"
+    assert _in_another_process(tmp_path, rel, "Tasks/A") == "free"
+    assert [p.name for p in (tmp_path / layout.RUNNING_DIR).iterdir()] == ["tasks.lock"]
+
+
+@pytest.mark.skipif(not statefs.BYTE_LOCKS, reason="no open-file-description locks here")
+def test_a_keyed_lock_waited_for_is_taken_once_its_holder_lets_go(tmp_path: Path) -> None:
+    order: list[str] = []
+    taken = threading.Event()
+
+    def waiter() -> None:
+        taken.wait(10)
+        with statefs.locked_key(tmp_path, layout.TASK_LOCKS, "Tasks/A") as held:
+            order.append(f"waiter {held}")
+
+    thread = threading.Thread(target=waiter)
+    with statefs.locked_key(tmp_path, layout.TASK_LOCKS, "Tasks/A"):
+        thread.start()
+        taken.set()
+        time.sleep(0.2)  # the waiter blocks in the kernel meanwhile
+        order.append("holder done")
+    thread.join(10)
+    assert order == ["holder done", "waiter True"]
+
+
+def test_keys_fall_on_bytes_apart() -> None:
+    offsets = {statefs.key_offset(f"Tasks/Plan {n // 50}/Task {n}") for n in range(10_000)}
+    assert len(offsets) == 10_000 and all(0 <= o < 2**62 for o in offsets)
+
+
+def _in_another_process(root: Path, rel: str, key: str) -> str:
+    script = (
+        "import sys; from pathlib import Path; from vaultsched.adapters import statefs\n"
+        "with statefs.locked_key(Path(sys.argv[1]), sys.argv[2], sys.argv[3], wait=False) as f:\n"
+        "    print('free' if f else 'held')\n"
+    )
+    argv = [sys.executable, "-c", script, str(root), rel, key]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()

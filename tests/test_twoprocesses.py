@@ -4,8 +4,10 @@ order their commits land in, git ends up holding what is on disk."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import struct
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -111,7 +113,23 @@ def _all_free(root: Path) -> bool:
         with statefs.locked(root, rel, wait=False) as free:
             if not free:
                 return False
-    return True
+    return _no_task_lock_held(root)
+
+
+def _no_task_lock_held(root: Path) -> bool:
+    """No byte of the task locks' file is locked (a lock on all of it is granted)."""
+    if not statefs.BYTE_LOCKS or not (root / layout.TASK_LOCKS).exists():
+        return True
+    fd = os.open(root / layout.TASK_LOCKS, os.O_RDWR)
+    try:
+        whole = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        try:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, whole)
+        except OSError:
+            return False
+        return True
+    finally:
+        os.close(fd)
 
 
 def test_approve_while_the_daemon_holds_the_waiting_block_uncommitted(

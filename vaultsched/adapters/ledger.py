@@ -323,18 +323,6 @@ class _FileRecords:
 
 
 @dataclass
-class _Queued:
-    """One line waiting for a group commit, and how its write went."""
-
-    line: str
-    durable: bool = True  # fsync'ed before its writer goes on (else: by the next fsync)
-    # Written (or failed): set and read only under the append lock, so a flag, not an Event
-    # (a Condition and a lock made for every record).
-    done: bool = False
-    error: OSError | None = None
-
-
-@dataclass
 class _RecordCache:
     """Ledger files only grow: parse each appended line once, not on every read.
 
@@ -344,9 +332,16 @@ class _RecordCache:
 
     files: dict[Path, _FileRecords] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Held while a line is written (short: no fsync under it), and by `appends_held`.
     append_lock: threading.Lock = field(default_factory=threading.Lock)
-    queued: dict[Path, list[_Queued]] = field(default_factory=dict)
-    unsynced: set[Path] = field(default_factory=set)  # written since their last fsync
+    # Held while a file is fsync'ed: a writer waiting for it finds its line covered by the
+    # fsync it waited for, more often than not (a group commit), and none waits for it to
+    # write a line that needs no fsync of its own (a finish record).
+    sync_lock: threading.Lock = field(default_factory=threading.Lock)
+    written: dict[Path, int] = field(default_factory=dict)  # appends written to each file
+    synced: dict[Path, int] = field(default_factory=dict)  # of those, made durable by an fsync
+    syncing: int = 0  # durable appends written, their fsync still to come (under `settled`)
+    settled: threading.Condition = field(default_factory=threading.Condition)
     # Each run as last folded, with the records it was folded from: a run whose records are
     # the same objects is not folded again (a burst's every landing folded every run anew).
     folds: dict[str, tuple[tuple[dict[str, Any], ...], Run | None]] = field(default_factory=dict)
@@ -481,44 +476,55 @@ class Ledger:
             json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
             for record in records
         )
-        mine = _Queued(line, durable)
-        with self._cache.lock:
-            self._cache.queued.setdefault(path, []).append(mine)
-        # Group commit: whoever holds the append lock writes every line queued by then with one
-        # fsync, so ten runs starting in the same second wait for one disk flush, not ten.
-        # The file lock only ever waits for another process.
-        with self._cache.append_lock:
-            if not mine.done:
-                with self._cache.lock:
-                    batch = self._cache.queued.pop(path, [])
-                error: OSError | None = None
-                sync = any(q.durable for q in batch)
-                try:
-                    with statefs.locked(self.root, lock_beside(rel)):
-                        text = "".join(q.line for q in batch)
-                        _write_durably(self.root, rel, text, sync=sync)
-                except OSError as exc:
-                    error = exc
-                else:  # an fsync covers every line written before it
-                    (self._cache.unsynced.discard if sync else self._cache.unsynced.add)(path)
-                for queued in batch:  # every writer of the batch learns how it went
-                    queued.error = error
-                    queued.done = True
-        if mine.error is not None:
-            raise mine.error
+        cache = self._cache
+        # Group commit: the line is written at once under the append lock, and made durable
+        # by the first fsync of the file to begin after it; a writer that waited for the
+        # fsync lock finds its line covered by the fsync before it when that one began after
+        # its write. Ten runs starting together wait for a couple of disk flushes, not ten,
+        # and a record that needs no fsync never waits for one. The file lock only ever
+        # waits for another process.
+        with cache.append_lock:
+            with statefs.locked(self.root, lock_beside(rel)):
+                fd = _write_line(self.root, rel, line)
+            seq = cache.written[path] = cache.written.get(path, 0) + 1
+            if durable:
+                with cache.settled:
+                    cache.syncing += 1
+        try:
+            if durable:
+                self._sync_to(path, seq, fd)
+        finally:
+            os.close(fd)
+            if durable:
+                with cache.settled:
+                    cache.syncing -= 1
+                    cache.settled.notify_all()
         return path
+
+    def _sync_to(self, path: Path, seq: int, fd: int) -> None:
+        """Make the file's `seq` first appends durable, with `fd` (open on it) if need be."""
+        cache = self._cache
+        with cache.sync_lock:
+            if cache.synced.get(path, 0) >= seq:
+                return  # the fsync that ended as this one waited began after its write
+            target = cache.written[path]  # every append counted here is written
+            os.fsync(fd)
+            cache.synced[path] = max(cache.synced.get(path, 0), target)
 
     def sync(self) -> None:
         """Make every record appended so far durable: one fsync per file written since its
         last. Raises OSError if one could not be."""
-        with self._cache.append_lock:
-            for path in sorted(self._cache.unsynced):
+        cache = self._cache
+        with cache.sync_lock:
+            for path, target in sorted(dict(cache.written).items()):  # a copy: appends go on
+                if cache.synced.get(path, 0) >= target:
+                    continue
                 fd = statefs.open_file(self.root, self._rel(path), os.O_RDONLY)
                 try:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-                self._cache.unsynced.discard(path)
+                cache.synced[path] = max(cache.synced.get(path, 0), target)
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -527,9 +533,12 @@ class Ledger:
     def appends_held(self, now: datetime) -> Iterator[None]:
         """No record is appended by this host meanwhile (git sync rebases under it): a line
         added to a tracked file mid-rebase would stop the rebase and block its undoing."""
-        path = self.file_for(now)
-        with self._cache.append_lock, statefs.locked(self.root, lock_beside(self._rel(path))):
-            yield
+        path, cache = self.file_for(now), self._cache
+        with cache.append_lock:
+            with cache.settled:  # and every line written is through its fsync
+                cache.settled.wait_for(lambda: not cache.syncing)
+            with statefs.locked(self.root, lock_beside(self._rel(path))):
+                yield
 
     def files(self, months: Iterable[str] | None = None) -> list[Path]:
         """Every host's ledger file; a linked month folder or file is passed over (and logged),
@@ -723,15 +732,17 @@ def _started(record: dict[str, Any]) -> datetime:
     return started
 
 
-def _write_durably(root: Path, rel: str, text: str, *, sync: bool = True) -> None:
+def _write_line(root: Path, rel: str, text: str) -> int:
+    """Append `text` (whole lines) to the file, its torn last line repaired first; the file's
+    descriptor, open, for the caller to fsync and close."""
     fd = statefs.open_file(root, rel, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
-        prefix = "" if _ends_cleanly(fd) else "\n"  # repair a torn last line first
+        prefix = "" if _ends_cleanly(fd) else "\n"
         os.write(fd, (prefix + text).encode("utf-8"))
-        if sync:
-            os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 def _ends_cleanly(fd: int) -> bool:

@@ -23,7 +23,8 @@ Paths are vault-relative POSIX strings, the form `statefs` opens (never followin
         ├── index.cache                 INDEX_CACHE      what each note held, by its stat
         ├── inputs/Tasks%2FA.sha256     inputs_file(task id): `if_changed` at its last success
         ├── marks.json                  MARKS            fire times decided that no run shows
-        ├── running/Tasks%2FA.lock      running_lock(task id): one run of a task at a time
+        ├── running/tasks.lock          TASK_LOCKS       one run of a task at a time: a byte each
+        ├── running/Tasks%2FA.lock      running_lock(task id): the same, where byte locks are not
         ├── tasks/Tasks/A/              task_state_dir(task id): the task's own, between runs
         ├── written/<sha1 of note>      written_mark(note): vaultsched's last write of it, where
         │                               the note cannot carry it (no extended attributes)
@@ -64,6 +65,7 @@ INDEX_CACHE = f"{STATE_DIR}/index.cache"  # adapters/indexcache.py: a warm start
 MARKS = f"{STATE_DIR}/marks.json"
 INPUTS_DIR = f"{STATE_DIR}/inputs"
 RUNNING_DIR = f"{STATE_DIR}/running"
+TASK_LOCKS = f"{RUNNING_DIR}/tasks.lock"  # a byte of it locked per task (statefs.locked_key)
 WRITTEN_DIR = f"{STATE_DIR}/written"
 WRITTEN_LOCK = f"{WRITTEN_DIR}.lock"
 TASKS_STATE_DIR = f"{STATE_DIR}/tasks"

@@ -249,9 +249,16 @@ class Execution:
 
     @contextlib.contextmanager
     def slot(self, task: Task, *, wait: bool) -> Iterator[bool]:
-        """A per-task lock shared by every process on this host (daemon and CLI alike)."""
-        rel = layout.running_lock(task.id)
-        with statefs.locked(self.recorder.workspace.vault.root, rel, wait=wait) as acquired:
+        """A per-task lock shared by every process on this host (daemon and CLI alike): a
+        byte of one file where the system has such locks (a task's first run makes no file
+        for it: on some file systems, making a file is most of a short run's kernel time),
+        else a file of the task's own."""
+        root = self.recorder.workspace.vault.root
+        if statefs.BYTE_LOCKS:
+            held = statefs.locked_key(root, layout.TASK_LOCKS, task.id, wait=wait)
+        else:
+            held = statefs.locked(root, layout.running_lock(task.id), wait=wait)
+        with held as acquired:
             yield acquired
 
 
