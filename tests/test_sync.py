@@ -14,10 +14,12 @@ from conftest import DaemonProcess, git, make_vault, runs, start_daemon, wait_fo
 
 from vaultsched.adapters.config import load_config
 from vaultsched.adapters.git import Git, GitError
+from vaultsched.adapters.held import HeldNotes
+from vaultsched.adapters.notes import NoteWriter
 from vaultsched.adapters.vault import Vault
 from vaultsched.core.views import digest_path
 from vaultsched.runtime.oneshot import one_shot
-from vaultsched.runtime.sync import Syncer, SyncError
+from vaultsched.runtime.sync import Syncer, SyncError, put_back
 
 pytestmark = pytest.mark.integration
 
@@ -300,3 +302,33 @@ def test_a_stopping_syncer_gives_up_on_a_remote_that_keeps_moving(
     with pytest.raises(SyncError, match="kept moving"):
         syncer.sync_once()
     assert tried.read_text().count("push") == pushes
+
+
+def test_a_save_into_a_note_git_replaces_during_the_move_is_put_back(tmp_path: Path) -> None:
+    """git checks a note, then unlinks it and writes the new version: an editor that opened the
+    note in between saves into the unlinked file. Held open across the move, that save is found
+    and merged into the note as the move left it; a note nobody saved into yields nothing."""
+    root = make_vault(tmp_path / "vault")
+    shas = []
+    for text in ("a\nb\n", "a\nb\nupstream\n"):
+        write_note(root, "Note.md", text)
+        git(root, "add", "Note.md")
+        git(root, "commit", "-qm", text.split()[-1], "--no-verify")
+        shas.append(git(root, "rev-parse", "HEAD").strip())
+    git(root, "reset", "-q", "--hard", shas[0])
+    repo = Git(root, "laptop")
+    with HeldNotes(root, ["Note.md"]) as held:
+        assert repo.sync.move_branch(shas[0], shas[1])
+        assert held.late_saves() == []  # git replaced it; nobody wrote into the old file
+
+    git(root, "reset", "-q", "--hard", shas[0])
+    editor = os.open(root / "Note.md", os.O_WRONLY)  # opened before git replaces the note
+    with HeldNotes(root, ["Note.md"]) as held:
+        assert repo.sync.move_branch(shas[0], shas[1])
+        os.ftruncate(editor, 0)
+        os.pwrite(editor, b"a\nmine\nb\n", 0)  # its save lands in the file git unlinked
+        late = held.late_saves()
+    os.close(editor)
+    assert [(s.rel, s.saved) for s in late] == [("Note.md", b"a\nmine\nb\n")]
+    put_back(NoteWriter(root, quiet=0), late)
+    assert (root / "Note.md").read_text() == "a\nmine\nb\nupstream\n"

@@ -159,7 +159,7 @@ class NoteWriter:
             return self._update(rel, path, transform, create, pending)
         finally:
             if pending.late is not None and pending.fresh:  # however update() ends
-                _recover(self.root, rel, pending.late.saved, self.wall_time())
+                recover(self.root, rel, pending.late.saved, self.wall_time())
             elif pending.late is not None:
                 self._watched[rel] = pending
 
@@ -204,7 +204,7 @@ class NoteWriter:
             return current
         merged = pending.late.merged_into(current)
         if merged is None:  # not UTF-8 on one side: nothing to merge line by line
-            _recover(self.root, rel, pending.late.saved, self.wall_time())
+            recover(self.root, rel, pending.late.saved, self.wall_time())
             pending.late = None
         elif merged is current:  # the note holds it: nothing more to watch
             pending.late = None
@@ -355,7 +355,7 @@ def _inside(real_root: Path, path: Path) -> bool:
     return real == real_root or real.is_relative_to(real_root)
 
 
-def _recover(root: Path, rel: str, saved: bytes, now: float) -> None:
+def recover(root: Path, rel: str, saved: bytes, now: float) -> None:
     """Last resort for a save our rename displaced that we never managed to merge back:
     keep it where a person will find it, never drop it."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(now))

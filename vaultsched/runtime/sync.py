@@ -10,21 +10,25 @@ its blocks set aside (vaultsched/core/merging.py) and the views are rebuilt once
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
 from vaultsched.adapters.git import Git, GitError
 from vaultsched.adapters.git.batch import Changed, read_blobs, tree_changes
+from vaultsched.adapters.held import HeldNotes, LateSave
 from vaultsched.adapters.notefile import link_on_path
+from vaultsched.adapters.notes import NoteWriter, recover
 from vaultsched.adapters.vault import build_index
 from vaultsched.core import blocks
-from vaultsched.core.merging import drop_merged_copies, merge_note, union_lines
+from vaultsched.core.merging import drop_merged_copies, merge_back, merge_note, union_lines
 from vaultsched.core.model import Run
 from vaultsched.runtime.land import Lander
 from vaultsched.runtime.workspace import Workspace
@@ -160,13 +164,22 @@ class Syncer:
                 return 0
             base = self.git.head_commit()
             rebased, merged = self._rebase_elsewhere(base, upstream)
-            with self.workspace.ledger.appends_held(self.workspace.clock()):
-                if not self.git.sync.move_branch(base, rebased):
-                    raise SyncError("the branch moved during the sync; next time")
+            self._move(base, rebased)
             arrived = [r for r in self.workspace.ledger.runs() if r.run_id not in before]
             self._rebuild(arrived, merged)
             self.lander.commit()
             return len(arrived)
+
+    def _move(self, base: str, rebased: str) -> None:
+        """The vault to the rebased commit, with every save an editor made into a note just
+        as git replaced it merged into the note as the move left it (adapters/held.py)."""
+        notes = [c.path for c in tree_changes(self.git, base, rebased) if c.path.endswith(".md")]
+        with HeldNotes(self.git.root, notes) as held:
+            with self.workspace.ledger.appends_held(self.workspace.clock()):
+                if not self.git.sync.move_branch(base, rebased):
+                    raise SyncError("the branch moved during the sync; next time")
+            late = held.late_saves()
+        put_back(self.workspace.writer, late)
 
     def _rebase_elsewhere(self, base: str, upstream: str) -> tuple[str, set[str]]:
         """`base` rebased onto `upstream` in a scratch worktree: the resulting commit, and the
@@ -219,6 +232,31 @@ class Syncer:
                 return False
             raise
         return True
+
+
+def put_back(writer: NoteWriter, saves: list[LateSave]) -> None:
+    """Each save git's move would have lost, merged into the note as the move left it, or
+    written back whole where the move removed the note; one that is not text is kept where
+    a person finds it (as the note writer keeps a save it cannot merge)."""
+    for save in saves:
+        try:
+            before, saved = save.before.decode("utf-8"), save.saved.decode("utf-8")
+        except UnicodeDecodeError:
+            recover(writer.root, save.rel, save.saved, time.time())
+            continue
+        if (writer.root / save.rel).exists():
+            writer.update(save.rel, functools.partial(_merged, before=before, saved=saved))
+        else:
+            writer.update(save.rel, functools.partial(_kept, saved=saved))
+        log.warning("%s: a save made just as the sync replaced the note was put back", save.rel)
+
+
+def _merged(now: str, *, before: str, saved: str) -> str:
+    return merge_back(before, saved, now)
+
+
+def _kept(_gone: str, *, saved: str) -> str:
+    return saved
 
 
 def make_syncer(workspace: Workspace, lander: Lander) -> Syncer | None:
