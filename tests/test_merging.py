@@ -49,6 +49,11 @@ def test_a_line_the_person_added_where_the_other_side_added_the_block_stays_abov
     edited = base + "added\n"
     for ours, theirs in ((blocked, edited), (edited, blocked)):
         assert merge_note(base, ours, theirs) == f"{edited}\n{RUNS_BEGIN}\nrun 1\n{RUNS_END}\n"
+    # A note without a final newline (Obsidian adds none): the last line is on both sides.
+    bare = base.rstrip("\n")
+    for ours, theirs in ((blocked, bare + "\nadded"), (bare + "\nadded", blocked)):
+        merged = merge_note(bare, ours, theirs)
+        assert merged.index("added") < merged.index(RUNS_BEGIN), merged
 
 
 def test_both_sides_editing_the_same_line_keeps_both() -> None:

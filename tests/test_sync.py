@@ -17,6 +17,7 @@ from vaultsched.adapters.git import Git, GitError
 from vaultsched.adapters.held import HeldNotes
 from vaultsched.adapters.notes import NoteWriter
 from vaultsched.adapters.vault import Vault
+from vaultsched.core import layout
 from vaultsched.core.views import digest_path
 from vaultsched.runtime.oneshot import one_shot
 from vaultsched.runtime.sync import Syncer, SyncError, put_back
@@ -327,8 +328,44 @@ def test_a_save_into_a_note_git_replaces_during_the_move_is_put_back(tmp_path: P
         assert repo.sync.move_branch(shas[0], shas[1])
         os.ftruncate(editor, 0)
         os.pwrite(editor, b"a\nmine\nb\n", 0)  # its save lands in the file git unlinked
+        os.close(editor)  # and is done
         late = held.late_saves()
-    os.close(editor)
     assert [(s.rel, s.saved) for s in late] == [("Note.md", b"a\nmine\nb\n")]
     put_back(NoteWriter(root, quiet=0), late)
     assert (root / "Note.md").read_text() == "a\nmine\nb\nupstream\n"
+
+
+def test_a_save_still_under_way_in_a_replaced_note_is_kept_aside_not_merged(
+    tmp_path: Path,
+) -> None:
+    """Caught half-way (truncated, part written, its writer still open), a save in the file
+    git replaced is not merged (an empty or cut save would read as lines deleted): it is kept
+    whole where a person finds it. A file another link still names is no replaced note."""
+    root = make_vault(tmp_path / "vault")
+    shas = []
+    for text in ("a\nb\n", "a\nb\nupstream\n"):
+        write_note(root, "Note.md", text)
+        git(root, "add", "Note.md")
+        git(root, "commit", "-qm", text.split()[-1], "--no-verify")
+        shas.append(git(root, "rev-parse", "HEAD").strip())
+    git(root, "reset", "-q", "--hard", shas[0])
+    repo = Git(root, "laptop")
+    os.link(root / "Note.md", tmp_path / "second name.md")
+    with HeldNotes(root, ["Note.md"]) as held:
+        assert repo.sync.move_branch(shas[0], shas[1])
+        (tmp_path / "second name.md").write_text("edited through its other name\n")
+        assert held.late_saves() == []  # still a file of its own elsewhere: not lost
+
+    git(root, "reset", "-q", "--hard", shas[0])
+    editor = os.open(root / "Note.md", os.O_WRONLY)
+    with HeldNotes(root, ["Note.md"]) as held:
+        assert repo.sync.move_branch(shas[0], shas[1])
+        os.ftruncate(editor, 0)
+        os.pwrite(editor, b"a\n", 0)  # the editor is still writing: it holds the file open
+        late = held.late_saves()
+    os.close(editor)
+    assert [(s.saved, s.whole) for s in late] == [(b"a\n", False)]
+    put_back(NoteWriter(root, quiet=0), late)
+    assert (root / "Note.md").read_text() == "a\nb\nupstream\n"  # as the move left it
+    kept = [p for p in (root / layout.RECOVERED_DIR).rglob("*") if p.is_file()]
+    assert [p.read_bytes() for p in kept] == [b"a\n"]

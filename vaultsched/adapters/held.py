@@ -9,18 +9,20 @@ merged into the note as the move left it (vaultsched.runtime.sync).
 
 from __future__ import annotations
 
-import contextlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from vaultsched.adapters.notefile import link_on_path, open_note
+from vaultsched.adapters.notes import SETTLE_SECONDS, saving
 
-# A sync that changes more notes than this holds only the first ones: each is a descriptor
-# open for the move's few milliseconds, and a process has a thousand or so.
+# A sync that changes more notes than these holds only the first ones: each is a descriptor
+# (a process has a thousand or so) and its text, kept for the move's few milliseconds.
 MAX_HELD = 256
-MAX_BYTES = 4 * 1024 * 1024  # a note larger than this is not held (it is read when held)
+MAX_BYTES = 32 * 1024 * 1024  # all the held notes' text together
+MAX_NOTE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -28,64 +30,68 @@ class LateSave:
     rel: str
     before: bytes  # the note when it was held: as committed, or git would not have moved it
     saved: bytes  # what a save left in the file git replaced
+    whole: bool  # False: a save still under way (or an empty file) when it was read
 
 
 @dataclass
 class _Held:
     rel: str
     fd: int
-    stamp: tuple[int, int]  # size, mtime_ns
     data: bytes
 
 
 class HeldNotes:
     """Open the notes at `rels` (vault-relative) for the time of a move; `late_saves` says
-    which of them were saved into after git replaced them."""
+    which of them were saved into after git unlinked them."""
 
     def __init__(self, root: Path, rels: list[str]) -> None:
         self.root = root
         self._held: list[_Held] = []
-        for rel in rels[:MAX_HELD]:
-            with contextlib.suppress(OSError):  # gone, not a file, unreadable: nothing to lose
-                self._hold(rel)
+        budget = MAX_BYTES
+        try:
+            for rel in rels[:MAX_HELD]:
+                try:
+                    budget -= self._hold(rel, min(budget, MAX_NOTE_BYTES))
+                except OSError:  # gone, not a file, unreadable: nothing to lose
+                    continue
+        except BaseException:
+            self.close()
+            raise
 
-    def _hold(self, rel: str) -> None:
+    def _hold(self, rel: str, most: int) -> int:
+        """Hold the note if it is no larger than `most` bytes; the bytes held."""
         if link_on_path(self.root, rel):
-            return
+            return 0
         fd = open_note(f"{self.root}/{rel}")
         try:
-            st = os.fstat(fd)
-            data = os.pread(fd, st.st_size + 1, 0) if st.st_size <= MAX_BYTES else None
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, size + 1, 0) if size <= most else None
         except OSError:
             os.close(fd)
             raise
-        if data is None:
+        if data is None or len(data) > most:
             os.close(fd)
-            return
-        self._held.append(_Held(rel, fd, (st.st_size, st.st_mtime_ns), data))
+            return 0
+        self._held.append(_Held(rel, fd, data))
+        return len(data)
 
     def late_saves(self) -> list[LateSave]:
-        """The held notes a program wrote into after they were held, and that are no longer
-        the note at their path (git replaced or removed them): their saves would be lost."""
+        """The held notes that git unlinked (no name left: not a note a second link still
+        names) and that a program wrote into meanwhile: their saves would be lost. Each is
+        read once its writer is done (at most SETTLE_SECONDS)."""
         found = []
         for held in self._held:
-            with contextlib.suppress(OSError):
+            try:
                 st = os.fstat(held.fd)
-                if (st.st_size, st.st_mtime_ns) == held.stamp or self._still_there(held, st):
+                if st.st_nlink or st.st_size > MAX_NOTE_BYTES:
                     continue
-                saved = os.pread(held.fd, st.st_size + 1, 0)
-                if saved != held.data:
-                    found.append(LateSave(held.rel, held.data, saved))
+                whole = _settled(held.fd)
+                saved = os.pread(held.fd, MAX_NOTE_BYTES + 1, 0)
+            except OSError:
+                continue
+            if saved != held.data:
+                found.append(LateSave(held.rel, held.data, saved, whole and bool(saved)))
         return found
-
-    def _still_there(self, held: _Held, st: os.stat_result) -> bool:
-        """The held file is still the note (a save after the move, into the new file's place:
-        an edit like any other, in the note itself)."""
-        try:
-            now = os.lstat(self.root / held.rel)
-        except FileNotFoundError:
-            return False
-        return (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
 
     def close(self) -> None:
         for held in self._held:
@@ -102,3 +108,13 @@ class HeldNotes:
         trace: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _settled(fd: int) -> bool:
+    """Wait while a program is part-way through saving into the file; False if it still is."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while saving(fd):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+    return True

@@ -229,7 +229,7 @@ class NoteWriter:
         """Wait until nobody is part-way through saving this file; False (with a warning) if
         somebody still is at `deadline`."""
         pause = 0.001
-        while _saving(fd):
+        while saving(fd):
             if self.wall_time() >= deadline:
                 _held_open(rel)
                 return False
@@ -419,7 +419,7 @@ def _held_open(rel: str) -> None:
     )
 
 
-def _saving(fd: int) -> bool:
+def saving(fd: int) -> bool:
     """Someone is part-way through saving this file in place. Without leases to ask, a file
     emptied within SETTLE_SECONDS is taken for a save under way (truncated, not yet written)."""
     busy = writers_open(fd)

@@ -180,17 +180,19 @@ def _union(ours: list[str], theirs: list[str]) -> list[str]:
     mine, yours = _bare(ours), _bare(theirs)
     if mine == yours or not theirs:
         return ours
-    if _generated(mine) and not _generated(yours):
+    head, tail = _shared_ends(mine, yours)
+    # What each side put there, less the lines both share (a last line without its newline).
+    added, wrote = mine[head : len(mine) - tail], yours[head : len(yours) - tail]
+    if _generated(added) and not _generated(wrote):
         # A block vaultsched added where the person wrote: their lines first, as if the
         # block had been appended after them (where a block goes when a note has none).
         return _union(theirs, ours)
-    head, tail = _shared_ends(mine, yours)
     return ours[: len(ours) - tail] + theirs[head:]
 
 
 def _generated(lines: list[str]) -> bool:
     """Only set-aside blocks and the blank lines around them."""
-    return PLACEHOLDER in lines and all(line in ("", PLACEHOLDER) for line in lines)
+    return PLACEHOLDER in lines and all(line.strip() in ("", PLACEHOLDER) for line in lines)
 
 
 def _shared_ends(first: list[str], second: list[str]) -> tuple[int, int]:

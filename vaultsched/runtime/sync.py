@@ -25,7 +25,7 @@ from vaultsched.adapters.git import Git, GitError
 from vaultsched.adapters.git.batch import Changed, read_blobs, tree_changes
 from vaultsched.adapters.held import HeldNotes, LateSave
 from vaultsched.adapters.notefile import link_on_path
-from vaultsched.adapters.notes import NoteWriter, recover
+from vaultsched.adapters.notes import NoteWriter, Outcome, recover
 from vaultsched.adapters.vault import build_index
 from vaultsched.core import blocks
 from vaultsched.core.merging import drop_merged_copies, merge_back, merge_note, union_lines
@@ -236,19 +236,24 @@ class Syncer:
 
 def put_back(writer: NoteWriter, saves: list[LateSave]) -> None:
     """Each save git's move would have lost, merged into the note as the move left it, or
-    written back whole where the move removed the note; one that is not text is kept where
-    a person finds it (as the note writer keeps a save it cannot merge)."""
+    written back whole where the move removed the note. A save that is not whole text (still
+    under way, empty, not UTF-8), or that cannot be written now, is kept where a person finds
+    it, as the note writer keeps a save it cannot merge: never dropped, never half-merged."""
     for save in saves:
         try:
-            before, saved = save.before.decode("utf-8"), save.saved.decode("utf-8")
-        except UnicodeDecodeError:
-            recover(writer.root, save.rel, save.saved, time.time())
-            continue
-        if (writer.root / save.rel).exists():
-            writer.update(save.rel, functools.partial(_merged, before=before, saved=saved))
-        else:
-            writer.update(save.rel, functools.partial(_kept, saved=saved))
-        log.warning("%s: a save made just as the sync replaced the note was put back", save.rel)
+            if save.whole and _put_back(writer, save) in (Outcome.WRITTEN, Outcome.UNCHANGED):
+                log.warning("%s: a save made as the sync replaced the note was put back", save.rel)
+                continue
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("%s: a save made as the sync replaced the note: %s", save.rel, exc)
+        recover(writer.root, save.rel, save.saved, time.time())
+
+
+def _put_back(writer: NoteWriter, save: LateSave) -> Outcome:
+    before, saved = save.before.decode("utf-8"), save.saved.decode("utf-8")
+    if (writer.root / save.rel).exists():
+        return writer.update(save.rel, functools.partial(_merged, before=before, saved=saved))
+    return writer.update(save.rel, functools.partial(_kept, saved=saved))
 
 
 def _merged(now: str, *, before: str, saved: str) -> str:
