@@ -305,10 +305,8 @@ def test_a_stopping_syncer_gives_up_on_a_remote_that_keeps_moving(
     assert tried.read_text().count("push") == pushes
 
 
-def test_a_save_into_a_note_git_replaces_during_the_move_is_put_back(tmp_path: Path) -> None:
-    """git checks a note, then unlinks it and writes the new version: an editor that opened the
-    note in between saves into the unlinked file. Held open across the move, that save is found
-    and merged into the note as the move left it; a note nobody saved into yields nothing."""
+def note_in_two_commits(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A vault whose Note.md the second commit changes, checked out at the first."""
     root = make_vault(tmp_path / "vault")
     shas = []
     for text in ("a\nb\n", "a\nb\nupstream\n"):
@@ -317,6 +315,14 @@ def test_a_save_into_a_note_git_replaces_during_the_move_is_put_back(tmp_path: P
         git(root, "commit", "-qm", text.split()[-1], "--no-verify")
         shas.append(git(root, "rev-parse", "HEAD").strip())
     git(root, "reset", "-q", "--hard", shas[0])
+    return root, shas
+
+
+def test_a_save_into_a_note_git_replaces_during_the_move_is_put_back(tmp_path: Path) -> None:
+    """git checks a note, then unlinks it and writes the new version: an editor that opened the
+    note in between saves into the unlinked file. Held open across the move, that save is found
+    and merged into the note as the move left it; a note nobody saved into yields nothing."""
+    root, shas = note_in_two_commits(tmp_path)
     repo = Git(root, "laptop")
     with HeldNotes(root, ["Note.md"]) as held:
         assert repo.sync.move_branch(shas[0], shas[1])
@@ -341,14 +347,7 @@ def test_a_save_still_under_way_in_a_replaced_note_is_kept_aside_not_merged(
     """Caught half-way (truncated, part written, its writer still open), a save in the file
     git replaced is not merged (an empty or cut save would read as lines deleted): it is kept
     whole where a person finds it. A file another link still names is no replaced note."""
-    root = make_vault(tmp_path / "vault")
-    shas = []
-    for text in ("a\nb\n", "a\nb\nupstream\n"):
-        write_note(root, "Note.md", text)
-        git(root, "add", "Note.md")
-        git(root, "commit", "-qm", text.split()[-1], "--no-verify")
-        shas.append(git(root, "rev-parse", "HEAD").strip())
-    git(root, "reset", "-q", "--hard", shas[0])
+    root, shas = note_in_two_commits(tmp_path)
     repo = Git(root, "laptop")
     os.link(root / "Note.md", tmp_path / "second name.md")
     with HeldNotes(root, ["Note.md"]) as held:
