@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from vaultsched.adapters.notefile import link_on_path, open_note
-from vaultsched.adapters.notes import SETTLE_SECONDS, saving
+from vaultsched.adapters.notes import SETTLE_SECONDS, save_finished
 
 # A sync that changes more notes than these holds only the first ones: each is a descriptor
 # (a process has a thousand or so) and its text, kept for the move's few milliseconds.
@@ -85,7 +85,7 @@ class HeldNotes:
                 st = os.fstat(held.fd)
                 if st.st_nlink or st.st_size > MAX_NOTE_BYTES:
                     continue
-                whole = _settled(held.fd)
+                whole = save_finished(held.fd, time.time() + SETTLE_SECONDS)
                 saved = os.pread(held.fd, MAX_NOTE_BYTES + 1, 0)
             except OSError:
                 continue
@@ -108,13 +108,3 @@ class HeldNotes:
         trace: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _settled(fd: int) -> bool:
-    """Wait while a program is part-way through saving into the file; False if it still is."""
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while saving(fd):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.005)
-    return True

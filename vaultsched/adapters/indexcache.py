@@ -172,11 +172,12 @@ class IndexCache:
         for rel, opened in notes:  # `identity`, written out: once per note of the vault
             if opened.st_ctime_ns < racy_from:
                 tally.read = True
-                info = opened
                 try:  # a number from 0 to 2^64 - 1 is its own value modulo 2^64
-                    numbers = pack(info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+                    numbers = pack(
+                        opened.st_size, opened.st_mtime_ns, opened.st_ctime_ns, opened.st_ino
+                    )
                 except struct.error:  # any other: as `identity` takes it
-                    numbers = _numbers_of(info)
+                    numbers = _numbers_of(opened)
                 packed = numbers + rel.encode("utf-8", "surrogatepass")
                 ordinary += blake2b(packed, digest_size=size).digest()
 

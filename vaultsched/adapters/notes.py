@@ -228,14 +228,10 @@ class NoteWriter:
     def _save_finished(self, rel: str, fd: int, deadline: float) -> bool:
         """Wait until nobody is part-way through saving this file; False (with a warning) if
         somebody still is at `deadline`."""
-        pause = 0.001
-        while saving(fd):
-            if self.wall_time() >= deadline:
-                _held_open(rel)
-                return False
-            self.sleep(pause)
-            pause = min(pause * 2, 0.02)  # a save takes a millisecond or two: don't spin
-        return True
+        if save_finished(fd, deadline, self.wall_time, self.sleep):
+            return True
+        _held_open(rel)
+        return False
 
     def _attempt(
         self,
@@ -419,7 +415,24 @@ def _held_open(rel: str) -> None:
     )
 
 
-def saving(fd: int) -> bool:
+def save_finished(
+    fd: int,
+    deadline: float,
+    wall_time: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Wait until nobody is part-way through saving this file (see `_saving`); False if
+    somebody still is at `deadline` (a `wall_time`)."""
+    pause = 0.001
+    while _saving(fd):
+        if wall_time() >= deadline:
+            return False
+        sleep(pause)
+        pause = min(pause * 2, 0.02)  # a save takes a millisecond or two: don't spin
+    return True
+
+
+def _saving(fd: int) -> bool:
     """Someone is part-way through saving this file in place. Without leases to ask, a file
     emptied within SETTLE_SECONDS is taken for a save under way (truncated, not yet written)."""
     busy = writers_open(fd)
