@@ -440,6 +440,32 @@ def test_an_unchanged_ledger_is_not_read_again_and_another_writer_s_line_is_seen
     assert ledger.last_success("Tasks/A") == t1  # the file grew: read again
 
 
+def test_a_line_this_process_appends_is_not_read_back_and_one_between_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run's start asks for the last success right after the run before it appended.
+    ledger, other = Ledger(tmp_path, "h"), Ledger(tmp_path, "h")  # `other`: another process
+    t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    ok = Run("r1", "Tasks/A", Status.SUCCESS, Trigger.MANUAL, t0, "h", finished_at=t0)
+    reads: list[str] = []
+    real_open = statefs.open_file
+
+    def open_file(root: Path, rel: str, flags: int, mode: int = 0o644) -> int:
+        if not flags & (os.O_WRONLY | os.O_RDWR):
+            reads.append(rel)
+        return real_open(root, rel, flags, mode)
+
+    monkeypatch.setattr(statefs, "open_file", open_file)
+    ledger.append(finish_record(ok, "Tasks/A.md"))  # a new file: nothing before it to read
+    assert ledger.last_success("Tasks/A") == t0 and reads == []  # taken as it was written
+    t1, t2 = t0 + timedelta(hours=1), t0 + timedelta(hours=2)
+    other.append(finish_record(replace(ok, run_id="r2", started_at=t1, finished_at=t1), "x"))
+    ledger.append(finish_record(replace(ok, run_id="r3", task="Tasks/B", started_at=t2), "y"))
+    assert ledger.last_success("Tasks/A") == t1 and reads  # the other's line: read
+    assert [r.run_id for r in ledger.runs()] == ["r1", "r2", "r3"]  # each once, in order
+    assert [r.run_id for r in Ledger(tmp_path, "h").runs()] == ["r1", "r2", "r3"]
+
+
 @pytest.mark.parametrize(
     "times",
     [

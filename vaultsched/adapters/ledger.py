@@ -304,6 +304,17 @@ class _FileRecords:
     by_run: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # run_id -> records
     by_task: dict[str, dict[str, None]] = field(default_factory=dict)  # task -> its run_ids
 
+    def take(self, text: str, size: int) -> None:
+        """Parse the whole lines `text` (`size` bytes of the file, from `offset`)."""
+        known = len(self.records)
+        # Split on \n alone: a record may hold a raw U+2028, which splitlines() breaks on.
+        for line in text.split("\n")[:-1]:
+            self.lines += 1
+            _take_line(self, line)
+        for record in self.records[known:]:
+            self.note(record)
+        self.offset += size
+
     def note(self, record: dict[str, Any]) -> None:
         """Keep what `record` (valid) says of a task's latest success, or a rename; index it."""
         if record.get("type") == "rename":
@@ -396,15 +407,21 @@ class _RecordCache:
                 handle.seek(cached.offset)
                 data = handle.read()
             end = data.rfind(b"\n") + 1  # a torn last line waits until it is complete
-            # Split on \n alone: a record may hold a raw U+2028, which splitlines() breaks on.
-            known = len(cached.records)
-            for line in data[:end].decode("utf-8", errors="replace").split("\n")[:-1]:
-                cached.lines += 1
-                _take_line(cached, line)
-            for record in cached.records[known:]:
-                cached.note(record)
-            cached.offset += end
+            cached.take(data[:end].decode("utf-8", errors="replace"), end)
             return cached
+
+    def appended(self, path: Path, written: _Written) -> None:
+        """This process appended `written` to `path`: taken as read if the cache had read the
+        file up to where the lines went (so no other line came between), and not re-read.
+        Every run's start asks the ledger (`last_success`) just after the last run's append."""
+        with self.lock:
+            cached = self.files.get(path)
+            if cached is None and written.at == 0:  # a new file (a month's first line)
+                cached = self.files[path] = _FileRecords(written.identity)
+            if cached is None or cached.identity != written.identity:
+                return
+            if cached.offset == written.at:
+                cached.take(written.text, len(written.data))
 
 
 def _unchanged(root: Path, rel: str, parsed: _FileRecords) -> bool:
@@ -485,7 +502,9 @@ class Ledger:
         # waits for another process.
         with cache.append_lock:
             with statefs.locked(self.root, lock_beside(rel)):
-                fd = _write_line(self.root, rel, line)
+                fd, written = _write_line(self.root, rel, line)
+            if written is not None:
+                cache.appended(path, written)
             seq = cache.written[path] = cache.written.get(path, 0) + 1
             if durable:
                 with cache.settled:
@@ -732,19 +751,28 @@ def _started(record: dict[str, Any]) -> datetime:
     return started
 
 
-def _write_line(root: Path, rel: str, text: str) -> int:
+@dataclass(frozen=True)
+class _Written:
+    """An append of whole lines (`text`, as `data`) at byte `at` of the file `identity`."""
+
+    identity: tuple[int, int]
+    at: int
+    text: str
+    data: bytes
+
+
+def _write_line(root: Path, rel: str, text: str) -> tuple[int, _Written | None]:
     """Append `text` (whole lines) to the file, its torn last line repaired first; the file's
-    descriptor, open, for the caller to fsync and close."""
+    descriptor, open, for the caller to fsync and close, and what went where (None: a torn
+    line was repaired first)."""
     fd = statefs.open_file(root, rel, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
-        prefix = "" if _ends_cleanly(fd) else "\n"
-        os.write(fd, (prefix + text).encode("utf-8"))
+        info = os.fstat(fd)
+        data = text.encode("utf-8")
+        clean = info.st_size == 0 or os.pread(fd, 1, info.st_size - 1) == b"\n"
+        os.write(fd, data if clean else b"\n" + data)
     except BaseException:
         os.close(fd)
         raise
-    return fd
-
-
-def _ends_cleanly(fd: int) -> bool:
-    size = os.fstat(fd).st_size
-    return size == 0 or os.pread(fd, 1, size - 1) == b"\n"
+    identity = (info.st_dev, info.st_ino)
+    return fd, _Written(identity, info.st_size, text, data) if clean else None
