@@ -100,3 +100,24 @@ def test_a_retry_wakes_the_loop_without_asking_the_tasks(
 
     assert tick(daemon, T0 + S) == T0 + 5 * S
     assert asked == []
+
+
+def test_the_tasks_due_within_ten_minutes_are_handed_over_to_be_prepared(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch, clock: list[datetime]
+) -> None:
+    """A new task's first run would make its folders on its way to the start: a burst of new
+    tasks made them all at once."""
+    task_note(daemon.vault.root, "Tasks/Soon.md", "command: 'true'\nschedule: every 5m\n")
+    daemon.conductor.index_changed(daemon.follower.apply(Changes(paths={"Tasks/Soon.md"})))
+    handed: list[list[str]] = []
+    monkeypatch.setattr(daemon.actor, "prepare", lambda tasks: handed.append([t.id for t in tasks]))
+
+    tick(daemon, T0)  # the hourly and daily ones are further off
+    assert handed == [["Tasks/Soon"]]
+    for seconds in range(1, 20):  # its wake time stands: not handed over again
+        tick(daemon, T0 + seconds * S)
+    assert handed == [["Tasks/Soon"]]
+    clock[0] = datetime(2026, 3, 1, 12, 5, tzinfo=UTC)
+    tick(daemon, clock[0])  # fired (a dry run: done at once); its next fire is worked out
+    tick(daemon, clock[0] + S)
+    assert handed == [["Tasks/Soon"], ["Tasks/Soon"]]

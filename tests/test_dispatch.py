@@ -281,3 +281,16 @@ def test_the_wake_time_kept_is_asked_again_for_an_edited_task() -> None:
     d.track(later)
     assert d.wake_time() == (T0 + timedelta(minutes=30) - LEAD, [])
     assert d.due(SOON, trusted) == []
+
+
+def test_the_wake_times_worked_out_are_told_once_none_for_a_task_new_to_its_marks() -> None:
+    d, t, other = Dispatcher(), task(), task(id="Tasks/U", path="Tasks/U.md")
+    fresh(d, t)
+    assert d.wake_time() == (T0 - LEAD, [])
+    assert d.take_requeued() == [(t, T0)]
+    assert d.take_requeued() == []
+    d.track(other)  # no marks yet: it wakes at once, to start afresh
+    assert d.wake_time()[0] is not None and d.take_requeued() == []
+    assert d.due(T0 - MINUTE, trusted) == []  # started afresh
+    assert d.wake_time() == (T0 - LEAD, [])  # and its first wake time worked out
+    assert d.take_requeued() == [(other, T0)]

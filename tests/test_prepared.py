@@ -11,7 +11,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import write_note
+from conftest import wait_for, write_note
 
 from vaultsched.adapters.ledger import Ledger
 from vaultsched.adapters.vault import Vault, read_note
@@ -191,6 +191,9 @@ class _Blocking:
     def run(self, job: Job) -> None:
         self.go.wait(60)
 
+    def prepare(self, task: Task) -> None:
+        pass
+
 
 def test_the_executor_counts_the_jobs_waiting_for_a_worker() -> None:
     blocking = _Blocking()
@@ -206,6 +209,24 @@ def test_the_executor_counts_the_jobs_waiting_for_a_worker() -> None:
     blocking.go.set()
     executor.shutdown()
     assert executor.waiting == 0 and done == jobs
+
+
+def test_a_task_s_folders_are_made_ahead_once_never_through_a_link(vault: Vault) -> None:
+    runner = execution(vault)
+    executor = LocalExecutor(runner, 1, lambda job, run: None)
+    made = [task_of(vault, "Tasks/A/T.md", "echo a")]
+    executor.prepare(made)
+    state = vault.root / ".vaultsched"
+    wait_for((state / "state/tasks/Tasks/A/T").is_dir)
+    assert (state / "logs/Tasks/A/T").is_dir()
+    outside = vault.root.parent / "outside"
+    outside.mkdir()
+    (state / "logs/Tasks/B").symlink_to(outside)
+    refused = task_of(vault, "Tasks/B/T.md", "echo b")
+    executor.prepare([refused, *made])  # refused quietly (its run says so); A not again
+    wait_for((state / "state/tasks/Tasks/B/T").is_dir)
+    assert not list(outside.iterdir())
+    executor.shutdown()
 
 
 def test_a_run_s_shell_loads_while_its_start_record_is_written_and_waits_for_it(

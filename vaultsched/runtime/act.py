@@ -40,6 +40,9 @@ class Actor:
     def submit(self, job: m.Job) -> None:
         self.executor.submit(job)
 
+    def prepare(self, tasks: Sequence[Task]) -> None:
+        self.executor.prepare(tasks)
+
     def record(self, action: m.Record | m.Refuse | m.AwaitApproval) -> None:
         recorder = self.approvals.recorder
         match action:
@@ -65,6 +68,9 @@ class DryRunActor(Actor):
     def submit(self, job: m.Job) -> None:
         log.info("would run %s (%s, due %s)", job.task.id, job.trigger, job.scheduled_for)
         self.done(job, None)
+
+    def prepare(self, tasks: Sequence[Task]) -> None:
+        pass  # a dry run makes nothing
 
     def record(self, action: m.Record | m.Refuse | m.AwaitApproval) -> None:
         what = {m.Refuse: "untrusted", m.AwaitApproval: "awaiting approval"}.get(type(action))

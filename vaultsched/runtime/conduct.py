@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from vaultsched.adapters.vault import Index
 from vaultsched.core.model import Task
@@ -26,6 +26,10 @@ from vaultsched.runtime.workspace import Workspace
 from vaultsched.trust.store import fingerprint
 
 log = logging.getLogger("vaultsched.daemon")
+
+# A task whose next fire is this close when its wake time is worked out has what its run
+# needs made meanwhile (see `Executor.prepare`): a burst of new tasks would make it all at once.
+PREPARE_AHEAD = timedelta(minutes=10)
 
 
 @dataclass
@@ -90,6 +94,7 @@ class Conductor:
         # After `due`'s actions: a task just found invalid is out of the index, its retry too.
         self.actor.carry_out(self.dispatcher.retries_due(self.follower.index.tasks, now))
         self.save_marks(now)  # the marks that moved, if any
+        self._prepare_soon(now)
 
     def collect(self) -> None:
         """The jobs the executor reported done since the last call."""
@@ -103,7 +108,15 @@ class Conductor:
         """The next fire time or retry (a task found unplannable meanwhile is invalid)."""
         at, invalid = self.dispatcher.wake_time()
         self.actor.carry_out(invalid)  # out of the index
+        self._prepare_soon(self.workspace.clock())
         return at
+
+    def _prepare_soon(self, now: datetime) -> None:
+        """The tasks whose wake time was just worked out to come within PREPARE_AHEAD."""
+        horizon = now + PREPARE_AHEAD
+        soon = [task for task, at in self.dispatcher.take_requeued() if at <= horizon]
+        if soon:
+            self.actor.prepare(soon)
 
     def adopt(self, jobs: Iterable[Job]) -> None:
         """Runs taken over from an earlier daemon (in the worker pool): running, as if

@@ -123,6 +123,8 @@ class Dispatcher:
     # The tasks fired on schedule, by wake time: asked of the planner again only once their
     # marks moved or the task changed.
     queue: FireQueue = field(default_factory=FireQueue)
+    # Each wake time worked out since `take_requeued` was last asked, with its task.
+    _requeued: list[tuple[Task, datetime]] = field(default_factory=list)
 
     def track(self, task: Task) -> None:
         """Fire `task` on schedule, as it is now (a task new, edited or moved, or retimed)."""
@@ -149,7 +151,14 @@ class Dispatcher:
             with self._contained(task, "planning", invalid):
                 at = self.planner.wake_time(task) if ident in self.planner.marks else _AT_ONCE
             self.queue.put(ident, at)
+            if at is not None and at is not _AT_ONCE:
+                self._requeued.append((task, at))
         return invalid
+
+    def take_requeued(self) -> list[tuple[Task, datetime]]:
+        """The tasks whose wake time was worked out (anew) since the last call, with it."""
+        taken, self._requeued = self._requeued, []
+        return taken
 
     def _check(
         self, task: Task, wake: datetime, now: datetime, untrusted: Untrusted

@@ -49,6 +49,11 @@ class NoEvents:
 class Executor(Protocol):
     def submit(self, job: Job) -> None: ...
 
+    def prepare(self, tasks: Iterable[Task]) -> None:
+        """Make ahead what these tasks' runs here need (they are due soon), off the path
+        from their due instant to their start; a run never waits for it."""
+        ...
+
     def cancel(self, sig: signal.Signals = signal.SIGTERM) -> int:
         """Signal every running job; the number signalled."""
         ...
@@ -100,6 +105,7 @@ class LocalExecutor:
         self._pool = ThreadPoolExecutor(max_parallel, "vaultsched-run")
         self._waiting = 0  # jobs submitted that no worker has taken up yet
         self._count = threading.Lock()
+        self._ahead = Ahead(execution.prepare)
 
     @property
     def waiting(self) -> int:
@@ -109,6 +115,9 @@ class LocalExecutor:
     def submit(self, job: Job) -> None:
         self.events.submitted(job)
         self.execute(job)
+
+    def prepare(self, tasks: Iterable[Task]) -> None:
+        self._ahead.put(tasks)
 
     def execute(self, job: Job) -> None:
         """Run `job` here (already counted as submitted)."""
@@ -144,6 +153,35 @@ class LocalExecutor:
         for run in runs:
             lost_unseen(self.execution.recorder, run, "[executor] names no worker pool now")
         return []
+
+
+class Ahead:
+    """`prepare(task)` for each task handed over, once per task id, in the order they came,
+    on a thread of its own (started by the first): what a run would otherwise do on its way
+    to the start. Only ever a head start: what it has not done (or could not), the run does."""
+
+    def __init__(self, prepare: Callable[[Task], None]) -> None:
+        self._prepare = prepare
+        self._tasks: queue.SimpleQueue[Task] = queue.SimpleQueue()
+        self._seen: set[str] = set()  # only the main loop hands tasks over
+        self._thread: threading.Thread | None = None
+
+    def put(self, tasks: Iterable[Task]) -> None:
+        for task in tasks:
+            if task.id not in self._seen:
+                self._seen.add(task.id)
+                self._tasks.put(task)
+        if self._thread is None and self._seen:
+            self._thread = threading.Thread(target=self._loop, name="vaultsched-ahead", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            task = self._tasks.get()
+            try:
+                self._prepare(task)
+            except Exception:  # the run does it again, and says what went wrong
+                log.debug("%s: not prepared ahead", task.id, exc_info=True)
 
 
 def unrecorded(execution: Execution, job: Job, message: str = "") -> Run:

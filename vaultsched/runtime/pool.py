@@ -73,6 +73,10 @@ class PoolExecutor:
             self._new.append(job)
             self.state.changed.notify()
 
+    def prepare(self, tasks: Iterable[Task]) -> None:
+        """Only the runs of this host: a worker makes its own folders."""
+        self.state.local.prepare(t for t in tasks if t.executor == "local")
+
     def cancel(self, sig: signal.Signals = signal.SIGTERM) -> int:
         """Only this host's runs can be signalled; the pool's go on, collected after a restart."""
         return self.state.local.cancel(sig)

@@ -69,6 +69,15 @@ class Execution:
         workspace = self.recorder.workspace
         self.starts = Starts(workspace.ledger.append_all, workspace.clock)
 
+    def prepare(self, task: Task) -> None:
+        """Make the task's log and state folders, if missing, ahead of its first run: that
+        run makes them on its way to the start otherwise, and on some file systems making a
+        folder costs as much as starting a short command."""
+        root = self.recorder.workspace.vault.root
+        for rel in (layout.logs_dir(task.id), layout.task_state_dir(task.id)):
+            with contextlib.suppress(OSError), statefs.folder(root, rel, create=True):
+                pass  # a link on the way is refused here quietly; the run says so
+
     def run(self, job: Job, echo: BinaryIO | None = None) -> Run:
         """Run `job` (now, or at its `start_at`), honouring `overlap` against any other
         process running the task."""
