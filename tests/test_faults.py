@@ -226,7 +226,12 @@ def test_start_up_removes_what_killed_writes_left_wherever_vaultsched_writes(
     notes = [f"Tasks/.T.md{TEMP_MARK}0123abcd.tmp", f"Briefings/.B.md{TEMP_MARK}0123abcd.tmp"]
     state = [
         f"{folder}/.name.0123abcd.tmp"
-        for folder in (".vaultsched/state", ".vaultsched/state/inputs", ".vaultsched/logs/Tasks/T")
+        for folder in (
+            ".vaultsched/state",
+            ".vaultsched/state/inputs",
+            ".vaultsched/state/writing",  # a note's next text
+            ".vaultsched/logs/Tasks/T",
+        )
     ]
     for rel in notes + state:
         write_note(vault.root, rel, "cut short")

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -79,6 +80,57 @@ def test_a_write_marks_the_file_it_writes_and_creates_no_other(tmp_path: Path) -
     replaced.write_bytes(data)  # saved by a rename: a file no vaultsched wrote
     replaced.replace(note)
     assert not other.is_own("Tasks/n.md", data)
+
+
+def _temp_folders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The folder of each note temp file written from now on."""
+    folders: list[str] = []
+    real = notes._write_synced
+
+    def recorded(path: Path | str, data: bytes, **how: Any) -> notes._Written:
+        fd = how.get("dir_fd")
+        where = Path(f"/proc/self/fd/{fd}").readlink() if fd else Path(path).parent
+        folders.append(str(where))
+        return real(path, data, **how)
+
+    monkeypatch.setattr(notes, "_write_synced", recorded)
+    return folders
+
+
+def test_a_note_s_next_text_is_written_beside_vaultsched_s_state_and_renamed_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The note's folder sees only the rename: every file made there (a temp file's create,
+    write, mark, close and move) is an event the watcher parses, and a sync tool may copy."""
+    folders = _temp_folders(monkeypatch)
+    note = tmp_path / "Tasks/n.md"
+    note.parent.mkdir()
+    note.write_text("Mine.\n")
+    writer = NoteWriter(tmp_path)
+    assert writer.update("Tasks/n.md", _append_block) is Outcome.WRITTEN
+    assert writer.update("Tasks/new.md", lambda text: "New.\n") is Outcome.WRITTEN  # created
+    assert folders == [str(tmp_path / layout.NOTE_TEMPS_DIR)] * 2
+    assert sorted(p.name for p in note.parent.iterdir()) == ["n.md", "new.md"]
+    assert list((tmp_path / layout.NOTE_TEMPS_DIR).iterdir()) == []
+    assert note.read_text().startswith("Mine.\n") and writer.is_own("Tasks/n.md", note.read_bytes())
+
+
+def test_a_linked_temp_folder_is_never_followed_the_note_s_own_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folders = _temp_folders(monkeypatch)
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (tmp_path / layout.STATE_DIR).mkdir(parents=True)
+    (tmp_path / layout.NOTE_TEMPS_DIR).symlink_to(outside)  # a sync put a link there
+    note = tmp_path / "Tasks/n.md"
+    note.parent.mkdir()
+    note.write_text("Mine.\n")
+    assert NoteWriter(tmp_path).update("Tasks/n.md", _append_block) is Outcome.WRITTEN
+    assert folders == [str(note.parent)]
+    assert list(outside.iterdir()) == [] and sorted(p.name for p in note.parent.iterdir()) == [
+        "n.md"
+    ]
 
 
 def test_without_extended_attributes_the_mark_is_a_file_of_its_own(
@@ -206,14 +258,14 @@ def _racing_note(
     real_replace = os.replace
     calls: list[str] = []
 
-    def racing_replace(src: str | Path, dst: str | Path, **dir_fds: int) -> None:
-        if dir_fds:  # a file under .vaultsched/ (statefs), not the note
+    def racing_replace(src: str | Path, dst: str | Path, **dir_fds: int | None) -> None:
+        if "dst_dir_fd" in dir_fds:  # a file under .vaultsched/ (statefs), not the note
             return real_replace(src, dst, **dir_fds)
         if not calls:
             with Path(dst).open("ab") as handle:
                 handle.write(line)
         calls.append(str(dst))
-        real_replace(src, dst)
+        real_replace(src, dst, **dir_fds)  # from the note temp folder
 
     monkeypatch.setattr(notes.os, "replace", racing_replace)
     return note, calls

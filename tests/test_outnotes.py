@@ -213,8 +213,8 @@ def test_a_save_racing_the_write_is_merged_not_lost(
     real_replace = os.replace
     raced: list[str] = []
 
-    def racing_replace(src: str | Path, dst: str | Path, **dir_fds: int) -> None:
-        if not dir_fds and str(dst).endswith(OUT) and not raced:
+    def racing_replace(src: str | Path, dst: str | Path, **dir_fds: int | None) -> None:
+        if "dst_dir_fd" not in dir_fds and str(dst).endswith(OUT) and not raced:
             with Path(dst).open("a") as handle:
                 handle.write("typed in the gap\n")
             raced.append(str(dst))

@@ -1,8 +1,9 @@
 """Writing notes without ever losing a person's keystroke.
 
 Each write re-reads the note, applies a pure transform (splice a block, flip one line), writes a
-temp file in the same folder, fsyncs, and renames over the note only if the note did not change
-since it was read; otherwise it starts again from the new text. A note edited less than
+temp file (under `.vaultsched/state/`, or the note's own folder on another file system), fsyncs,
+and renames over the note only if the note did not change since it was read; otherwise it starts
+again from the new text. A note edited less than
 `quiet` seconds ago is left alone until it has been quiet that long (Obsidian autosaves about
 every 2 s), at most `max_wait` seconds. vaultsched's own last write of each note is remembered
 (by content hash, in an extended attribute of the file it wrote, or where the file system has
@@ -282,18 +283,43 @@ class NoteWriter:
         None to go round again."""
         if current.snapshot is None:  # else its folder was there when the note was read
             path.parent.mkdir(parents=True, exist_ok=True)
-        # A dot-prefixed temp name: ignored by our indexer and by Obsidian.
-        tmp = path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}.tmp")
+        with contextlib.ExitStack() as stack:
+            temps = self._temps(stack, path.parent)
+            if temps is None:  # a dot-prefixed name: ignored by our indexer and by Obsidian
+                tmp = f"{path.parent}/.{path.name}{TEMP_MARK}{secrets.token_hex(4)}.tmp"
+            else:  # as statefs.write_atomic names its own (the sweep at start knows them);
+                # not after the note: a name near the 255-byte limit would not fit
+                tmp = f".note.{secrets.token_hex(4)}.tmp"
+            return self._renamed(tmp, temps, path, data, current)
+
+    def _temps(self, stack: contextlib.ExitStack, folder: Path) -> int | None:
+        """The folder a note's temp file goes to (held open by `stack`): NOTE_TEMPS_DIR, so
+        that the note's own folder sees only the rename (each event there is parsed by the
+        watcher: a burst's thousand notes made ten thousand), if it is on the note's file
+        system; None for the note's own folder."""
+        try:
+            temps = stack.enter_context(
+                statefs.folder(self.root, layout.NOTE_TEMPS_DIR, create=True)
+            )
+            return temps if os.fstat(temps).st_dev == folder.stat().st_dev else None
+        except OSError:  # a link (refused), a file in the way: as before
+            return None
+
+    def _renamed(
+        self, tmp: str, temps: int | None, path: Path, data: bytes, current: _Read
+    ) -> _Written | None:
+        """`data` written to `tmp` (in folder `temps`, else a path), then renamed over `path`
+        if the note still is as read: the note's new file, or None to go round again."""
         renamed = False
         try:
-            written = _write_synced(tmp, data, mode=_mode(path), mark=self._attrs)
+            written = _write_synced(tmp, data, mode=_mode(path), mark=self._attrs, dir_fd=temps)
             self._attrs = written.marked
             if not current.still_at(path):
                 return None
-            if current.snapshot is None:
-                os.link(tmp, path)  # creating: fails rather than clobber a note made meanwhile
+            if current.snapshot is None:  # creating: fails rather than clobber a new note
+                os.link(tmp, path, src_dir_fd=temps)
             else:
-                os.replace(tmp, path)
+                os.replace(tmp, path, src_dir_fd=temps)
                 renamed = True
             self._sync_folder(path.parent)
             return written
@@ -304,7 +330,7 @@ class NoteWriter:
         finally:
             if not renamed:  # a rename took the temp file's name away with it
                 with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+                    os.unlink(tmp, dir_fd=temps)
 
     def is_own(self, rel: str, data: bytes) -> bool:
         """True if `data` is exactly what vaultsched itself last wrote to `rel`."""
@@ -544,10 +570,12 @@ def _mode(path: Path) -> int:
         return 0o644
 
 
-def _write_synced(path: Path, data: bytes, *, mode: int, mark: bool = False) -> _Written:
-    """Write a new file and make it durable; with `mark`, the hash of `data` on it as well
-    (WRITTEN_ATTR), if the file system can keep it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+def _write_synced(
+    path: Path | str, data: bytes, *, mode: int, mark: bool = False, dir_fd: int | None = None
+) -> _Written:
+    """Write a new file (`path` in folder `dir_fd`, if given) and make it durable; with
+    `mark`, the hash of `data` on it as well (WRITTEN_ATTR), if the file system can keep it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=dir_fd)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()

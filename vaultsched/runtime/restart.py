@@ -106,7 +106,7 @@ def sweep_cut_short_writes(vault: Vault, index: Index) -> None:
     for leftover in sweep_temp_files(sorted(folders)):
         log.info("removed %s, left by an earlier write that was cut short", leftover)
     # marks.json and pings.json, the written marks, if_changed digests, run outputs
-    state = [layout.STATE_DIR, layout.WRITTEN_DIR, layout.INPUTS_DIR]
+    state = [layout.STATE_DIR, layout.WRITTEN_DIR, layout.INPUTS_DIR, layout.NOTE_TEMPS_DIR]
     for rel in state + [layout.logs_dir(ident) for ident in ids]:
         for removed in statefs.sweep_temp(vault.root, rel):
             log.info("removed %s, left by an earlier write that was cut short", removed)
