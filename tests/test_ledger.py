@@ -413,40 +413,15 @@ def test_the_last_success_is_kept_as_lines_are_read_and_follows_renames(tmp_path
     assert max(r.started_at for r in folded) == ledger.last_success("Archive/A")
 
 
-def test_an_unchanged_ledger_is_not_read_again_and_another_writer_s_line_is_seen(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Every run's start asks for the last success: an unchanged file costs one lstat, its
-    # unchanged folders (changed long ago) one fstat each.
-    ledger, other = Ledger(tmp_path, "h"), Ledger(tmp_path, "h")  # `other`: another process
+def _this_and_another_process(tmp_path: Path) -> tuple[Ledger, Ledger, Run]:
+    """The ledger as this process and another one have it, and a successful run."""
     t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
     ok = Run("r1", "Tasks/A", Status.SUCCESS, Trigger.MANUAL, t0, "h", finished_at=t0)
-    other.append(finish_record(ok, "Tasks/A.md"))
-    later = datetime.now(UTC).timestamp() * 1e9 + 10 * statefs.RACY_NS
-    monkeypatch.setattr(statefs.time, "time_ns", lambda: int(later))
-    assert ledger.last_success("Tasks/A") == t0
-    opened: list[str] = []
-    real_open = statefs.open_file
-
-    def open_file(root: Path, rel: str, flags: int) -> int:
-        opened.append(rel)
-        return real_open(root, rel, flags)
-
-    monkeypatch.setattr(statefs, "open_file", open_file)
-    monkeypatch.setattr(statefs.os, "scandir", None)  # no folder is read
-    assert ledger.last_success("Tasks/A") == t0 and opened == []
-    t1 = t0 + timedelta(hours=1)
-    other.append(finish_record(replace(ok, run_id="r2", started_at=t1, finished_at=t1), "x.md"))
-    assert ledger.last_success("Tasks/A") == t1  # the file grew: read again
+    return Ledger(tmp_path, "h"), Ledger(tmp_path, "h"), ok
 
 
-def test_a_line_this_process_appends_is_not_read_back_and_one_between_is(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A run's start asks for the last success right after the run before it appended.
-    ledger, other = Ledger(tmp_path, "h"), Ledger(tmp_path, "h")  # `other`: another process
-    t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
-    ok = Run("r1", "Tasks/A", Status.SUCCESS, Trigger.MANUAL, t0, "h", finished_at=t0)
+def _reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each file under .vaultsched/ opened for reading from now on."""
     reads: list[str] = []
     real_open = statefs.open_file
 
@@ -456,6 +431,34 @@ def test_a_line_this_process_appends_is_not_read_back_and_one_between_is(
         return real_open(root, rel, flags, mode)
 
     monkeypatch.setattr(statefs, "open_file", open_file)
+    return reads
+
+
+def test_an_unchanged_ledger_is_not_read_again_and_another_writer_s_line_is_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every run's start asks for the last success: an unchanged file costs one lstat, its
+    # unchanged folders (changed long ago) one fstat each.
+    ledger, other, ok = _this_and_another_process(tmp_path)
+    t0 = ok.started_at
+    other.append(finish_record(ok, "Tasks/A.md"))
+    later = datetime.now(UTC).timestamp() * 1e9 + 10 * statefs.RACY_NS
+    monkeypatch.setattr(statefs.time, "time_ns", lambda: int(later))
+    assert ledger.last_success("Tasks/A") == t0
+    reads = _reads(monkeypatch)
+    monkeypatch.setattr(statefs.os, "scandir", None)  # no folder is read
+    assert ledger.last_success("Tasks/A") == t0 and reads == []
+    t1 = t0 + timedelta(hours=1)
+    other.append(finish_record(replace(ok, run_id="r2", started_at=t1, finished_at=t1), "x.md"))
+    assert ledger.last_success("Tasks/A") == t1  # the file grew: read again
+
+
+def test_a_line_this_process_appends_is_not_read_back_and_one_between_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run's start asks for the last success right after the run before it appended.
+    ledger, other, ok = _this_and_another_process(tmp_path)
+    t0, reads = ok.started_at, _reads(monkeypatch)
     ledger.append(finish_record(ok, "Tasks/A.md"))  # a new file: nothing before it to read
     assert ledger.last_success("Tasks/A") == t0 and reads == []  # taken as it was written
     t1, t2 = t0 + timedelta(hours=1), t0 + timedelta(hours=2)
