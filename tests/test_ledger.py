@@ -16,6 +16,7 @@ from conftest import wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vaultsched.adapters import ledger as ledger_module
 from vaultsched.adapters import statefs
 from vaultsched.adapters.ledger import (
     EXIT_CODES,
@@ -648,3 +649,29 @@ def test_a_long_chain_of_renames_is_followed_in_one_pass() -> None:
     assert _renamed_to("T/200", sources) == {f"T/{n}" for n in range(201)}
     assert _renamed_to("Other", sources) == {"Other"}  # a second task of the batch
     assert renames.passes == 1
+
+
+def test_a_short_write_leaves_the_cache_unlike_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = Ledger(tmp_path, "h")
+    t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    ok = Run("r1", "Tasks/A", Status.SUCCESS, Trigger.MANUAL, t0, "h", finished_at=t0)
+    ledger.append(finish_record(ok, "Tasks/A.md"))
+    assert [r.run_id for r in ledger.runs()] == ["r1"]
+    real_write = os.write
+    short = {"once": True}
+
+    def write(fd: int, data: bytes) -> int:  # a disk filling up: part of the line lands
+        if short.pop("once", False):
+            return real_write(fd, data[:40])
+        return real_write(fd, data)
+
+    monkeypatch.setattr(ledger_module.os, "write", write)
+    r2 = replace(ok, run_id="r2", started_at=t0 + timedelta(hours=1))
+    ledger.append(start_record(r2, "Tasks/A.md"))  # written short; the cache takes it whole
+    r3 = replace(ok, run_id="r3", task="Tasks/B", started_at=t0 + timedelta(hours=2))
+    ledger.append(finish_record(r3, "Tasks/B.md"))  # repairs the torn line, appends r3
+    cached = [r.run_id for r in ledger.runs()]
+    fresh = [r.run_id for r in Ledger(tmp_path, "h").runs()]
+    assert cached == fresh, (cached, fresh)

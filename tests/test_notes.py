@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import signal
@@ -620,3 +621,24 @@ def test_a_batch_syncs_each_folder_once_after_its_renames(
     assert all(blocks.RUNS_BEGIN in (tmp_path / rel).read_text() for rel in rels)
     writer.update("A/n0.md", lambda text: text + "more\n")  # outside a batch: at once
     assert spy.call_count == 3 and spy.call_args.args[0] == tmp_path / "A"
+
+
+def test_a_temp_folder_the_note_cannot_be_renamed_from_falls_back_to_the_note_s_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bind mount: the same device, and still no rename across it (EXDEV)."""
+    folders = _temp_folders(monkeypatch)
+    real = os.replace
+
+    def across_mounts(src: str, dst: str, **how: int | None) -> None:
+        if how.get("src_dir_fd") is not None and "dst_dir_fd" not in how:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real(src, dst, **how)
+
+    monkeypatch.setattr(notes.os, "replace", across_mounts)
+    note = tmp_path / "Tasks/n.md"
+    note.parent.mkdir()
+    note.write_text("Mine.\n")
+    assert NoteWriter(tmp_path).update("Tasks/n.md", _append_block) is Outcome.WRITTEN
+    assert folders == [str(tmp_path / layout.NOTE_TEMPS_DIR), str(note.parent)]
+    assert note.read_text().startswith("Mine.\n") and len(list(note.parent.iterdir())) == 1

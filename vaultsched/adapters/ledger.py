@@ -770,9 +770,9 @@ def _write_line(root: Path, rel: str, text: str) -> tuple[int, _Written | None]:
         info = os.fstat(fd)
         data = text.encode("utf-8")
         clean = info.st_size == 0 or os.pread(fd, 1, info.st_size - 1) == b"\n"
-        os.write(fd, data if clean else b"\n" + data)
+        whole = os.write(fd, data if clean else b"\n" + data) == len(data)  # short: disk full
     except BaseException:
         os.close(fd)
         raise
     identity = (info.st_dev, info.st_ino)
-    return fd, _Written(identity, info.st_size, text, data) if clean else None
+    return fd, _Written(identity, info.st_size, text, data) if clean and whole else None

@@ -61,6 +61,8 @@ CONTENTION_SECONDS = 10.0
 # Once our rename has displaced a person's save we owe them its return, so the write keeps
 # trying this much longer before the save goes to layout.RECOVERED_DIR (the last resort).
 RETURN_SECONDS = 60.0
+# Where a temp file under .vaultsched/ cannot serve: the note's own folder instead.
+_TEMPS_REFUSED = (errno.EXDEV, errno.EACCES, errno.EPERM, errno.EROFS)
 TEMP_MARK = ".vaultsched-"  # in the name of every note temp file, for the start-up sweep
 # How long a displaced save, once written back, is merged in again at each write of its note
 # until one finds it still there: an editor that read the note before our write-back and saves
@@ -290,7 +292,13 @@ class NoteWriter:
             else:  # as statefs.write_atomic names its own (the sweep at start knows them);
                 # not after the note: a name near the 255-byte limit would not fit
                 tmp = f".note.{secrets.token_hex(4)}.tmp"
-            return self._renamed(tmp, temps, path, data, current)
+            try:
+                return self._renamed(tmp, temps, path, data, current)
+            except OSError as exc:  # a bind mount (same device, no rename across), read-only
+                if temps is None or exc.errno not in _TEMPS_REFUSED:
+                    raise
+        own = f"{path.parent}/.{path.name}{TEMP_MARK}{secrets.token_hex(4)}.tmp"
+        return self._renamed(own, None, path, data, current)
 
     def _temps(self, stack: contextlib.ExitStack, folder: Path) -> int | None:
         """The folder a note's temp file goes to (held open by `stack`): NOTE_TEMPS_DIR, so
