@@ -1,7 +1,7 @@
 """Writing notes without ever losing a person's keystroke.
 
 Each write re-reads the note, applies a pure transform (splice a block, flip one line), writes a
-temp file (under `.vaultsched/state/`, or the note's own folder on another file system), fsyncs,
+temp file (under `.vaultsched/state/`, or the note's own folder where that cannot serve), fsyncs,
 and renames over the note only if the note did not change since it was read; otherwise it starts
 again from the new text. A note edited less than
 `quiet` seconds ago is left alone until it has been quiet that long (Obsidian autosaves about
@@ -287,16 +287,16 @@ class NoteWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as stack:
             temps = self._temps(stack, path.parent)
-            if temps is None:  # a dot-prefixed name: ignored by our indexer and by Obsidian
-                tmp = f"{path.parent}/.{path.name}{TEMP_MARK}{secrets.token_hex(4)}.tmp"
-            else:  # as statefs.write_atomic names its own (the sweep at start knows them);
-                # not after the note: a name near the 255-byte limit would not fit
-                tmp = f".note.{secrets.token_hex(4)}.tmp"
-            try:
-                return self._renamed(tmp, temps, path, data, current)
-            except OSError as exc:  # a bind mount (same device, no rename across), read-only
-                if temps is None or exc.errno not in _TEMPS_REFUSED:
-                    raise
+            if temps is not None:  # named as statefs.write_atomic names its own (the sweep at
+                # start knows them); not after the note: a name near 255 bytes would not fit
+                try:
+                    return self._renamed(
+                        f".note.{secrets.token_hex(4)}.tmp", temps, path, data, current
+                    )
+                except OSError as exc:  # a bind mount (same device, no rename across), read-only
+                    if exc.errno not in _TEMPS_REFUSED:
+                        raise
+        # The note's own folder; a dot-prefixed name: ignored by our indexer and by Obsidian.
         own = f"{path.parent}/.{path.name}{TEMP_MARK}{secrets.token_hex(4)}.tmp"
         return self._renamed(own, None, path, data, current)
 
