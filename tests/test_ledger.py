@@ -38,6 +38,17 @@ from vaultsched.core.views import render_digest_block, render_runs_block
 T0 = datetime(2026, 11, 30, 23, 59, 58, tzinfo=UTC)
 
 
+@pytest.fixture(params=["a command", "the daemon"])
+def kept(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[bool]:
+    """Each test so marked runs as a command does (each append opens the ledger file afresh)
+    and as the daemon does (its folders and ledger files kept open)."""
+    daemon = request.param == "the daemon"
+    if daemon:
+        statefs.keep_folders(tmp_path)
+    yield daemon
+    statefs.forget_folders(tmp_path)
+
+
 def a_run(task: str = "Tasks/A", at: datetime = T0, **changes: object) -> Run:
     fields: dict[str, object] = {
         "run_id": new_run_id(at),
@@ -86,7 +97,7 @@ def test_hosts_get_their_own_files_and_are_all_read(tmp_path: Path) -> None:
     assert len(Ledger(tmp_path, "x").runs()) == 2
 
 
-def test_torn_last_line_is_tolerated_and_repaired(tmp_path: Path) -> None:
+def test_torn_last_line_is_tolerated_and_repaired(tmp_path: Path, kept: bool) -> None:
     ledger = Ledger(tmp_path, "h1")
     first = a_run(status=Status.SUCCESS)
     path = ledger.append(finish_record(first, "A.md"))
@@ -455,7 +466,7 @@ def test_an_unchanged_ledger_is_not_read_again_and_another_writer_s_line_is_seen
 
 
 def test_a_line_this_process_appends_is_not_read_back_and_one_between_is(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: bool
 ) -> None:
     # A run's start asks for the last success right after the run before it appended.
     ledger, other, ok = _this_and_another_process(tmp_path)
@@ -502,7 +513,7 @@ def test_a_run_prepared_before_its_note_moved_follows_it(tmp_path: Path) -> None
     assert [r.task for r in ledger.runs()] == ["Archive/A", "Tasks/A"]
 
 
-def test_start_records_of_one_instant_are_written_together(tmp_path: Path) -> None:
+def test_start_records_of_one_instant_are_written_together(tmp_path: Path, kept: bool) -> None:
     ledger = Ledger(tmp_path, "h")
     runs = [a_run(task=f"Tasks/{n}", at=T0) for n in "ABC"]
     ledger.append_all([start_record(run, f"{run.task}.md") for run in runs])
@@ -512,7 +523,7 @@ def test_start_records_of_one_instant_are_written_together(tmp_path: Path) -> No
 
 
 def test_a_record_not_durable_is_read_at_once_and_made_durable_by_the_next_fsync(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: bool
 ) -> None:
     """A finish record: written at once, fsync'ed by `sync` (landing's) or by the next durable
     record of its file, whichever comes first; never twice."""
@@ -652,7 +663,7 @@ def test_a_long_chain_of_renames_is_followed_in_one_pass() -> None:
 
 
 def test_a_short_write_leaves_the_cache_unlike_the_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: bool
 ) -> None:
     ledger = Ledger(tmp_path, "h")
     t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -675,3 +686,73 @@ def test_a_short_write_leaves_the_cache_unlike_the_file(
     cached = [r.run_id for r in ledger.runs()]
     fresh = [r.run_id for r in Ledger(tmp_path, "h").runs()]
     assert cached == fresh, (cached, fresh)
+
+
+def _appended(ledger: Ledger, n: int, task: str = "Tasks/A") -> Run:
+    run = a_run(task=task, at=T0 + timedelta(seconds=n), status=Status.SUCCESS)
+    ledger.append(finish_record(run, f"{task}.md"))
+    return run
+
+
+def test_the_daemon_s_kept_ledger_file_replaced_or_removed_is_opened_afresh(
+    tmp_path: Path, kept: bool
+) -> None:
+    """A pull or a sync replaces the ledger file (a new file under its name), or a person
+    removes it: the next line goes to the file the ledger has now, never to the old one."""
+    ledger = Ledger(tmp_path, "h")
+    path = ledger.append(finish_record(a_run(status=Status.SUCCESS), "A.md"))
+    replaced = path.with_name("pulled.tmp")
+    replaced.write_text(path.read_text())
+    os.replace(replaced, path)  # as git writes a file: a new one renamed in
+    second = _appended(ledger, 1)
+    assert second.run_id in path.read_text()
+    path.unlink()
+    third = _appended(ledger, 2)
+    assert [r.run_id for r in Ledger(tmp_path, "h").runs()] == [third.run_id]
+
+
+def test_the_daemon_s_kept_lock_file_replaced_is_the_one_it_waits_for(
+    tmp_path: Path, kept: bool
+) -> None:
+    """Another process takes the lock file it finds by name: a replaced one is the lock."""
+    import fcntl
+
+    ledger = Ledger(tmp_path, "h")
+    path = ledger.append(finish_record(a_run(status=Status.SUCCESS), "A.md"))
+    lock = path.with_name(path.name + ".lock")
+    lock.unlink()
+    with lock.open("w") as other:  # another process makes it anew and holds it
+        fcntl.flock(other, fcntl.LOCK_EX)
+        writer = threading.Thread(target=_appended, args=(ledger, 1))
+        writer.start()
+        writer.join(0.3)
+        assert writer.is_alive()  # waits for the other process
+        fcntl.flock(other, fcntl.LOCK_UN)
+    writer.join(10)
+    assert not writer.is_alive() and len(Ledger(tmp_path, "h").runs()) == 2
+
+
+def test_the_daemon_keeps_a_few_ledger_files_open_and_lets_them_go(tmp_path: Path) -> None:
+    """Two months' files and their locks at most; all closed once the ledger is gone."""
+    import gc
+
+    def open_now() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    statefs.keep_folders(tmp_path)
+    try:
+        before = open_now()
+        ledger = Ledger(tmp_path, "h")
+        for month in range(1, 13):  # a year of months: only the last two stay open
+            at = datetime(2026, month, 1, tzinfo=UTC)
+            ledger.append(start_record(a_run(at=at), "A.md"))
+            ledger.append(start_record(a_run(at=at + timedelta(seconds=1)), "A.md"))
+        held = open_now() - before
+        assert 0 < held <= 4 + len(statefs._kept[str(tmp_path)]._dirs), held
+        assert len(ledger.runs()) == 24
+        del ledger
+        gc.collect()
+        statefs.forget_folders(tmp_path)
+        assert open_now() == before
+    finally:
+        statefs.forget_folders(tmp_path)

@@ -12,11 +12,13 @@ before that fsync loses at most the finish of runs nothing shows yet (they read 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import operator
 import os
 import stat
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -334,6 +336,84 @@ class _FileRecords:
 
 
 @dataclass
+class _Open:
+    fd: int
+    identity: tuple[int, int]
+
+    def named_by(self, info: os.stat_result | None) -> bool:
+        """Whether the name `info` describes (None: no such file) is still this very file."""
+        return (
+            info is not None
+            and stat.S_ISREG(info.st_mode)
+            and (info.st_dev, info.st_ino) == self.identity
+        )
+
+
+@dataclass
+class _Opened:
+    """The ledger files the daemon appends to and their lock files, kept open: opening both
+    afresh for each append was ten system calls of every run's start and finish. Before each
+    append both names are looked at (one `stat` each, the file's under the lock): a file a pull,
+    a person or a sync replaced or removed is opened afresh, so a line never goes to a file the
+    ledger no longer has, nor a lock to a file other processes no longer take. Used under the
+    ledger's append lock; a replaced ledger file is closed only once no fsync can be using it."""
+
+    files: dict[str, _Open] = field(default_factory=dict)
+    retired: list[int] = field(default_factory=list)
+
+    def write(self, root: Path, rel: str, text: str) -> tuple[int, _Written | None]:
+        """`_write_line`, through the files kept open (the descriptor stays this object's)."""
+        folder, name = rel.rsplit("/", 1)
+        lock_rel = lock_beside(rel)
+        others = [kept for kept in self.files if kept not in (rel, lock_rel)]
+        for old in others[: max(0, len(self.files) - KEPT_FILES + 2)]:  # last month's, say
+            self.retired.append(self.files.pop(old).fd)
+        with statefs.folder(root, folder, create=True) as dir_fd:
+            lock_info = _lstat(dir_fd, lock_rel.rsplit("/", 1)[1])
+            lock = self._current(root, lock_rel, lock_info, _LOCK)
+            fcntl.flock(lock.fd, fcntl.LOCK_EX)
+            try:
+                info = _lstat(dir_fd, name)  # under the lock: no other process appends now
+                kept = self._current(root, rel, info, _APPEND)
+                if not kept.named_by(info):
+                    info = os.fstat(kept.fd)
+                assert info is not None
+                return kept.fd, _append(kept.fd, info, text)
+            finally:
+                fcntl.flock(lock.fd, fcntl.LOCK_UN)
+
+    def _current(self, root: Path, rel: str, info: os.stat_result | None, flags: int) -> _Open:
+        kept = self.files.get(rel)
+        if kept is not None and kept.named_by(info):
+            return kept
+        if kept is not None:
+            self.retired.append(kept.fd)
+        fd = statefs.open_file(root, rel, flags)
+        opened = os.fstat(fd)
+        kept = self.files[rel] = _Open(fd, (opened.st_dev, opened.st_ino))
+        return kept
+
+    def close_retired(self) -> None:
+        while self.retired:
+            os.close(self.retired.pop())
+
+    def close(self) -> None:
+        self.retired += [kept.fd for kept in self.files.values()]
+        self.files.clear()
+        self.close_retired()
+
+
+KEPT_FILES = 4  # two months' files and their locks
+
+
+def _lstat(dir_fd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+@dataclass
 class _RecordCache:
     """Ledger files only grow: parse each appended line once, not on every read.
 
@@ -359,6 +439,10 @@ class _RecordCache:
     # The ledger's folders as last listed: a run's start asks for the ledger's files, and a
     # folder unchanged since is not read again.
     listings: dict[str, statefs.Listing] = field(default_factory=dict)
+    opened: _Opened = field(default_factory=_Opened)
+
+    def __post_init__(self) -> None:
+        weakref.finalize(self, self.opened.close)  # a test's ledger, gone: its files closed
 
     def fold(self, run_id: str, records: list[dict[str, Any]]) -> Run | None:
         """`run_from_records(records)`, from the last fold of `run_id` if its records are the
@@ -501,8 +585,13 @@ class Ledger:
         # and a record that needs no fsync never waits for one. The file lock only ever
         # waits for another process.
         with cache.append_lock:
-            with statefs.locked(self.root, lock_beside(rel)):
-                fd, written = _write_line(self.root, rel, line)
+            if statefs.folders_kept(self.root):  # the daemon: its files stay open
+                fd, written = cache.opened.write(self.root, rel, line)
+                owned = False
+            else:
+                with statefs.locked(self.root, lock_beside(rel)):
+                    fd, written = _write_line(self.root, rel, line)
+                owned = True
             if written is not None:
                 cache.appended(path, written)
             seq = cache.written[path] = cache.written.get(path, 0) + 1
@@ -513,11 +602,13 @@ class Ledger:
             if durable:
                 self._sync_to(path, seq, fd)
         finally:
-            os.close(fd)
-            if durable:
-                with cache.settled:
-                    cache.syncing -= 1
-                    cache.settled.notify_all()
+            if owned:
+                os.close(fd)
+            with cache.settled:
+                cache.syncing -= durable
+                if not cache.syncing:  # no fsync can be using a file replaced meanwhile
+                    cache.opened.close_retired()
+                cache.settled.notify_all()
         return path
 
     def _sync_to(self, path: Path, seq: int, fd: int) -> None:
@@ -761,18 +852,26 @@ class _Written:
     data: bytes
 
 
+_APPEND = os.O_RDWR | os.O_APPEND | os.O_CREAT
+_LOCK = os.O_RDWR | os.O_CREAT
+
+
 def _write_line(root: Path, rel: str, text: str) -> tuple[int, _Written | None]:
     """Append `text` (whole lines) to the file, its torn last line repaired first; the file's
     descriptor, open, for the caller to fsync and close, and what went where (None: a torn
     line was repaired first)."""
-    fd = statefs.open_file(root, rel, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+    fd = statefs.open_file(root, rel, _APPEND)
     try:
-        info = os.fstat(fd)
-        data = text.encode("utf-8")
-        clean = info.st_size == 0 or os.pread(fd, 1, info.st_size - 1) == b"\n"
-        whole = os.write(fd, data if clean else b"\n" + data) == len(data)  # short: disk full
+        return fd, _append(fd, os.fstat(fd), text)
     except BaseException:
         os.close(fd)
         raise
+
+
+def _append(fd: int, info: os.stat_result, text: str) -> _Written | None:
+    """Append `text` to the file `fd` (which `info` describes, its lock held)."""
+    data = text.encode("utf-8")
+    clean = info.st_size == 0 or os.pread(fd, 1, info.st_size - 1) == b"\n"
+    whole = os.write(fd, data if clean else b"\n" + data) == len(data)  # short: disk full
     identity = (info.st_dev, info.st_ino)
-    return fd, _Written(identity, info.st_size, text, data) if clean and whole else None
+    return _Written(identity, info.st_size, text, data) if clean and whole else None

@@ -243,6 +243,11 @@ def keep_folders(root: Path) -> None:
     _kept.setdefault(str(root), _Kept())
 
 
+def folders_kept(root: Path) -> bool:
+    """Whether this process keeps `root`'s folders (it is the daemon, see `keep_folders`)."""
+    return str(root) in _kept
+
+
 def forget_folders(root: Path) -> None:
     kept = _kept.pop(str(root), None)
     if kept is not None:
