@@ -310,7 +310,9 @@ class _Supervisor:
         self.killed = False
         self.next_group_check = 0.0
         self.settled_at: float | None = None  # when nothing more is waited for but output
-        self.selector = selectors.DefaultSelector()
+        # poll, not epoll: for the three or four descriptors of one run, epoll's set-up
+        # (create, an add and a delete each, close: ten system calls a run) is its whole cost.
+        self.selector = getattr(selectors, "PollSelector", selectors.DefaultSelector)()
         self.outputs: set[int] = set()  # the output pipes still open
         self.stdin_data = memoryview(stdin or b"")
         self.pidfd: int | None = None
