@@ -688,8 +688,11 @@ def test_a_short_write_leaves_the_cache_unlike_the_file(
     assert cached == fresh, (cached, fresh)
 
 
+MID_MONTH = datetime(2026, 3, 14, 12, tzinfo=UTC)  # every append of a test in one file
+
+
 def _appended(ledger: Ledger, n: int, task: str = "Tasks/A") -> Run:
-    run = a_run(task=task, at=T0 + timedelta(seconds=n), status=Status.SUCCESS)
+    run = a_run(task=task, at=MID_MONTH + timedelta(seconds=n), status=Status.SUCCESS)
     ledger.append(finish_record(run, f"{task}.md"))
     return run
 
@@ -700,7 +703,7 @@ def test_the_daemon_s_kept_ledger_file_replaced_or_removed_is_opened_afresh(
     """A pull or a sync replaces the ledger file (a new file under its name), or a person
     removes it: the next line goes to the file the ledger has now, never to the old one."""
     ledger = Ledger(tmp_path, "h")
-    path = ledger.append(finish_record(a_run(status=Status.SUCCESS), "A.md"))
+    path = ledger.file_for(_appended(ledger, 0).started_at)
     replaced = path.with_name("pulled.tmp")
     replaced.write_text(path.read_text())
     os.replace(replaced, path)  # as git writes a file: a new one renamed in
@@ -718,7 +721,7 @@ def test_the_daemon_s_kept_lock_file_replaced_is_the_one_it_waits_for(
     import fcntl
 
     ledger = Ledger(tmp_path, "h")
-    path = ledger.append(finish_record(a_run(status=Status.SUCCESS), "A.md"))
+    path = ledger.file_for(_appended(ledger, 0).started_at)
     lock = path.with_name(path.name + ".lock")
     lock.unlink()
     with lock.open("w") as other:  # another process makes it anew and holds it
@@ -737,7 +740,7 @@ def test_the_daemon_keeps_a_few_ledger_files_open_and_lets_them_go(tmp_path: Pat
     import gc
 
     def open_now() -> int:
-        return len(os.listdir("/proc/self/fd"))
+        return len(list(Path("/proc/self/fd").iterdir()))
 
     statefs.keep_folders(tmp_path)
     try:
@@ -754,5 +757,102 @@ def test_the_daemon_keeps_a_few_ledger_files_open_and_lets_them_go(tmp_path: Pat
         gc.collect()
         statefs.forget_folders(tmp_path)
         assert open_now() == before
+    finally:
+        statefs.forget_folders(tmp_path)
+
+
+def test_a_name_the_daemon_cannot_open_for_a_while_leaves_no_stale_descriptor(
+    tmp_path: Path, kept: bool
+) -> None:
+    """A sync puts a link at the ledger's name and takes it away again: the append meanwhile
+    is refused, and the ones after go to the ledger file, never to another file the daemon
+    opened since under a descriptor number the ledger once had."""
+    ledger = Ledger(tmp_path, "h")
+    path = ledger.file_for(_appended(ledger, 0).started_at)
+    aside = path.with_name("aside")
+    path.rename(aside)
+    path.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(statefs.LinkRefused):
+        _appended(ledger, 1)
+    path.unlink()
+    aside.rename(path)  # the sync undoes itself
+    _appended(ledger, 2)
+    victim = tmp_path / "victim.txt"
+    fd = os.open(victim, os.O_RDWR | os.O_CREAT, 0o644)  # whatever the daemon opens next
+    try:
+        _appended(ledger, 3)
+        path.unlink()
+        _appended(ledger, 4)  # the name gone: a new file, nothing closed twice
+    finally:
+        os.close(fd)
+    assert victim.read_text() == ""
+    assert len(Ledger(tmp_path, "h").runs()) == 1
+
+
+def test_a_lock_file_replaced_while_the_daemon_waits_for_it_is_waited_for_anew(
+    tmp_path: Path,
+) -> None:
+    """Another process holds the lock, puts a new lock file in its place, holds that and lets
+    the old one go: the daemon, given the old one, sees it is no longer the lock and waits."""
+    import fcntl
+
+    statefs.keep_folders(tmp_path)
+    try:
+        ledger = Ledger(tmp_path, "h")
+        path = ledger.file_for(_appended(ledger, 0).started_at)
+        lock = path.with_name(path.name + ".lock")
+        with lock.open("r+") as old:
+            fcntl.flock(old, fcntl.LOCK_EX)
+            writer = threading.Thread(target=_appended, args=(ledger, 1))
+            writer.start()
+            writer.join(0.2)
+            new = lock.with_name("new.lock")
+            with new.open("w") as held:
+                fcntl.flock(held, fcntl.LOCK_EX)
+                os.replace(new, lock)
+                fcntl.flock(old, fcntl.LOCK_UN)
+                writer.join(0.3)
+                assert writer.is_alive()  # waits for the lock that is the lock now
+        writer.join(10)
+        assert not writer.is_alive() and len(Ledger(tmp_path, "h").runs()) == 2
+    finally:
+        statefs.forget_folders(tmp_path)
+
+
+def test_a_replaced_ledger_file_is_closed_only_once_its_pending_fsync_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start record's fsync runs after the append lock is let go: a file replaced meanwhile
+    (and so let go by the next append) is still open, and the same file, when it comes."""
+    statefs.keep_folders(tmp_path)
+    try:
+        ledger = Ledger(tmp_path, "h")
+        path = ledger.append(start_record(a_run(at=MID_MONTH), "A.md"))
+        inode = path.stat().st_ino
+        began, go, seen = threading.Event(), threading.Event(), []
+        real = os.fsync
+
+        def fsync(fd: int) -> None:
+            if not began.is_set():
+                began.set()
+                go.wait(10)
+                seen.append(os.fstat(fd).st_ino)  # raises if it was closed meanwhile
+            real(fd)
+
+        monkeypatch.setattr(ledger_module.os, "fsync", fsync)
+        starting = threading.Thread(
+            target=ledger.append, args=(start_record(a_run("Tasks/B", MID_MONTH), "B.md"),)
+        )
+        starting.start()
+        assert began.wait(10)
+        copy = path.with_name("copy")
+        copy.write_bytes(path.read_bytes())
+        os.replace(copy, path)
+        done = a_run(at=MID_MONTH, status=Status.SUCCESS)
+        ledger.append_all([finish_record(done, "A.md")], durable=False)
+        go.set()
+        starting.join(10)
+        assert seen == [inode]
+        assert len(ledger._cache.opened.retired) == 0  # closed once the fsync was done
     finally:
         statefs.forget_folders(tmp_path)

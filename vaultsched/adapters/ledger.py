@@ -359,7 +359,7 @@ class _Opened:
     ledger's append lock; a replaced ledger file is closed only once no fsync can be using it."""
 
     files: dict[str, _Open] = field(default_factory=dict)
-    retired: list[int] = field(default_factory=list)
+    retired: set[int] = field(default_factory=set)
 
     def write(self, root: Path, rel: str, text: str) -> tuple[int, _Written | None]:
         """`_write_line`, through the files kept open (the descriptor stays this object's)."""
@@ -367,11 +367,9 @@ class _Opened:
         lock_rel = lock_beside(rel)
         others = [kept for kept in self.files if kept not in (rel, lock_rel)]
         for old in others[: max(0, len(self.files) - KEPT_FILES + 2)]:  # last month's, say
-            self.retired.append(self.files.pop(old).fd)
+            self.retired.add(self.files.pop(old).fd)
         with statefs.folder(root, folder, create=True) as dir_fd:
-            lock_info = _lstat(dir_fd, lock_rel.rsplit("/", 1)[1])
-            lock = self._current(root, lock_rel, lock_info, _LOCK)
-            fcntl.flock(lock.fd, fcntl.LOCK_EX)
+            lock = self._locked(root, dir_fd, lock_rel)
             try:
                 info = _lstat(dir_fd, name)  # under the lock: no other process appends now
                 kept = self._current(root, rel, info, _APPEND)
@@ -382,12 +380,28 @@ class _Opened:
             finally:
                 fcntl.flock(lock.fd, fcntl.LOCK_UN)
 
+    def _locked(self, root: Path, dir_fd: int, rel: str) -> _Open:
+        """The lock file `rel`, locked; looked at again once locked: one replaced meanwhile is
+        not the one other processes take."""
+        name = rel.rsplit("/", 1)[1]
+        info = _lstat(dir_fd, name)
+        while True:
+            lock = self._current(root, rel, info, _LOCK)
+            fcntl.flock(lock.fd, fcntl.LOCK_EX)
+            info = _lstat(dir_fd, name)
+            if lock.named_by(info):
+                return lock
+            fcntl.flock(lock.fd, fcntl.LOCK_UN)
+
     def _current(self, root: Path, rel: str, info: os.stat_result | None, flags: int) -> _Open:
-        kept = self.files.get(rel)
+        """The file `rel` kept open, if `info` (its name looked at) is still that file; else
+        opened afresh. Raises OSError if it cannot be (a link, a FIFO now at the name)."""
+        kept = self.files.pop(rel, None)  # not kept, whatever comes next, unless it is current
         if kept is not None and kept.named_by(info):
+            self.files[rel] = kept
             return kept
         if kept is not None:
-            self.retired.append(kept.fd)
+            self.retired.add(kept.fd)
         fd = statefs.open_file(root, rel, flags)
         opened = os.fstat(fd)
         kept = self.files[rel] = _Open(fd, (opened.st_dev, opened.st_ino))
@@ -395,10 +409,11 @@ class _Opened:
 
     def close_retired(self) -> None:
         while self.retired:
-            os.close(self.retired.pop())
+            with contextlib.suppress(OSError):
+                os.close(self.retired.pop())
 
     def close(self) -> None:
-        self.retired += [kept.fd for kept in self.files.values()]
+        self.retired.update(kept.fd for kept in self.files.values())
         self.files.clear()
         self.close_retired()
 
@@ -606,9 +621,9 @@ class Ledger:
                 os.close(fd)
             with cache.settled:
                 cache.syncing -= durable
+                cache.settled.notify_all()
                 if not cache.syncing:  # no fsync can be using a file replaced meanwhile
                     cache.opened.close_retired()
-                cache.settled.notify_all()
         return path
 
     def _sync_to(self, path: Path, seq: int, fd: int) -> None:
