@@ -597,6 +597,31 @@ def test_a_write_through_a_symlink_out_of_the_vault_is_refused(tmp_path: Path) -
     assert (outside / "n.md").read_text() == "theirs\n"
 
 
+@pytest.mark.parametrize(
+    "via", ["Deep/Er/Linked/n.md", "Deep/Er/Linked/./n.md", "Up/../Linked/n.md"]
+)
+def test_a_link_deep_in_a_note_s_path_leading_out_is_refused_and_one_within_is_not(
+    tmp_path: Path, via: str
+) -> None:
+    """Each folder on a note's way is looked at: a link three folders down, or one reached
+    through a path spelled unusually, is followed only where it stays in the vault."""
+    root, outside = tmp_path / "vault", tmp_path / "outside"
+    (root / "Deep/Er").mkdir(parents=True)
+    (root / "Up").mkdir()
+    (root / "Real").mkdir()
+    outside.mkdir()
+    (outside / "n.md").write_text("theirs\n")
+    (root / "Deep/Er/Linked").symlink_to(outside)
+    (root / "Linked").symlink_to(outside)
+    writer = NoteWriter(root)
+    assert writer.update(via, lambda t: t + "block\n") is Outcome.OUTSIDE
+    assert (outside / "n.md").read_text() == "theirs\n"
+    (root / "Deep/Er/Linked").unlink()
+    (root / "Deep/Er/Linked").symlink_to(root / "Real")  # a link within the vault: followed
+    assert writer.update("Deep/Er/Linked/n.md", lambda t: "mine\n") is Outcome.WRITTEN
+    assert (root / "Real/n.md").read_text() == "mine\n"
+
+
 def test_a_batch_syncs_each_folder_once_after_its_renames(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

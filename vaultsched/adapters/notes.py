@@ -31,6 +31,7 @@ import logging
 import os
 import random
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -152,7 +153,7 @@ class NoteWriter:
     def update(self, rel: str, transform: Callable[[str], str], *, create: bool = True) -> Outcome:
         """Apply `transform` to the note's text and write the result safely."""
         path = self.root / rel
-        if not _inside(self._real_root, path):
+        if not _inside(self._real_root, self.root, rel):
             log.warning("%s leads outside the vault (a symlink): not writing it", rel)
             return Outcome.OUTSIDE
         pending = self._watched.pop(rel, None)
@@ -376,13 +377,32 @@ class NoteWriter:
             statefs.warn_refused(exc, "note writes not remembered")
 
 
-def _inside(real_root: Path, path: Path) -> bool:
+def _inside(real_root: Path, root: Path, rel: str) -> bool:
     """vaultsched never writes outside the vault (`real_root`, resolved), whatever links the
-    vault holds."""
+    vault holds: the note `rel` of the vault at `root` is no link, nor inside one that leads
+    out."""
+    path = root / rel
     if path.is_symlink():
         return False
+    if root == real_root and _no_link_to(root, rel):
+        return True  # the common case: one lstat a folder, not the whole path resolved
     real = path.parent.resolve()
     return real == real_root or real.is_relative_to(real_root)
+
+
+def _no_link_to(root: Path, rel: str) -> bool:
+    """Whether each folder on the way from `root` to the note `rel` is a real folder."""
+    folder = root
+    for part in rel.split("/")[:-1]:
+        if part in ("", ".", ".."):
+            return False  # not the plain path the index gives: resolved instead
+        folder = folder / part
+        try:
+            if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                return False
+        except OSError:
+            return False  # missing (a digest's new folder): resolved instead
+    return True
 
 
 def recover(root: Path, rel: str, saved: bytes, now: float) -> None:
