@@ -3,6 +3,7 @@ through the real Recorder, Lander, NoteWriter and git on a temp vault."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from vaultsched.adapters.notes import NoteWriter, Outcome
 from vaultsched.adapters.vault import Vault, read_note
 from vaultsched.core import blocks, views
 from vaultsched.core.model import Run, Status, Task, Trigger
-from vaultsched.runtime import land
+from vaultsched.runtime import land, widening
 from vaultsched.runtime.commit import Committer
 from vaultsched.runtime.land import Landed, Lander, LandingThread
 from vaultsched.runtime.record import Recorder
@@ -267,3 +268,30 @@ def test_a_commit_splices_no_note_again_that_landing_wrote(
     lander.commit()
     assert written >= COUNT and len(spliced) == written
     assert git(vault.root, "status", "--porcelain") == ""
+
+
+def test_a_batch_s_notes_are_written_by_more_threads_on_a_disk_slow_to_sync(
+    vault: Vault, tasks: list[Task], lander: Lander, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writers to begin with (where an fsync returns at once, more only hand the
+    interpreter over: `test_widening.py`); eight once each fsync takes milliseconds, so the
+    notes do not queue behind the disk."""
+    writers: set[str] = set()
+    real_update, real_fsync = lander.workspace.writer.update, os.fsync
+
+    def update(path: str, transform: Callable[[str], str], *, create: bool = True) -> Outcome:
+        if path.startswith("Tasks/"):  # not the digest, written by the landing thread
+            writers.add(threading.current_thread().name)
+        return real_update(path, transform, create=create)
+
+    def fsync(fd: int) -> None:
+        time.sleep(0.05)
+        real_fsync(fd)
+
+    monkeypatch.setattr(lander.workspace.writer, "update", update)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(widening, "STUCK", 60.0)  # the disk's speed alone decides here
+    lander.land(recorded(lander, tasks))
+    assert len(writers) > land.NOTE_WRITERS_AT_FIRST, writers
+    for item in tasks:
+        assert blocks.find_block((vault.root / item.path).read_text(), blocks.RUNS) is not None

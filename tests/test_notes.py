@@ -667,3 +667,22 @@ def test_a_temp_folder_the_note_cannot_be_renamed_from_falls_back_to_the_note_s_
     assert NoteWriter(tmp_path).update("Tasks/n.md", _append_block) is Outcome.WRITTEN
     assert folders == [str(tmp_path / layout.NOTE_TEMPS_DIR), str(note.parent)]
     assert note.read_text().startswith("Mine.\n") and len(list(note.parent.iterdir())) == 1
+
+
+def test_the_note_files_fsyncs_are_timed_for_landing_to_judge_the_disk(tmp_path: Path) -> None:
+    from vaultsched.adapters.notes import SyncTimes
+
+    times = SyncTimes()
+    before = (times.count, times.seconds)
+    assert times.mean_since(*before) is None
+    with (tmp_path / "f").open("w") as handle:
+        for _ in range(3):
+            times.fsync(handle.fileno())
+    assert times.count == 3 and times.seconds > 0
+    assert times.mean_since(*before, at_least=4) is None  # too few to say
+    mean = times.mean_since(*before, at_least=3)
+    assert mean is not None and mean == pytest.approx(times.seconds / 3)
+    writer = NoteWriter(tmp_path)
+    (tmp_path / "n.md").write_text("a\n")
+    assert writer.update("n.md", lambda t: t + "b\n") is Outcome.WRITTEN
+    assert writer.syncs.count == 1  # the note's own temp file

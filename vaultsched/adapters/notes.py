@@ -106,6 +106,31 @@ def _attr_mark(path: Path) -> bytes | None:
 
 
 @dataclass
+class SyncTimes:
+    """How long the note files' fsyncs took, in all: how fast this disk is, told apart from
+    the time a write waited for the interpreter (see `runtime/widening.py`)."""
+
+    count: int = 0
+    seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def fsync(self, fd: int) -> None:
+        began = time.monotonic()
+        os.fsync(fd)
+        took = time.monotonic() - began
+        with self._lock:
+            self.count += 1
+            self.seconds += took
+
+    def mean_since(self, count: int, seconds: float, *, at_least: int = 1) -> float | None:
+        """The mean of the fsyncs since the totals were (`count`, `seconds`); None: fewer than
+        `at_least` since."""
+        with self._lock:
+            done = self.count - count
+            return (self.seconds - seconds) / done if done >= max(at_least, 1) else None
+
+
+@dataclass
 class NoteWriter:
     root: Path
     quiet: float = QUIET_SECONDS
@@ -117,6 +142,7 @@ class NoteWriter:
     _attrs: bool = field(default=hasattr(os, "setxattr"), repr=False)  # see WRITTEN_ATTR
     # Folders whose renames wait for one fsync at the end of a batch (see `batch`).
     _unsynced: set[Path] | None = field(default=None, repr=False)
+    syncs: SyncTimes = field(default_factory=SyncTimes, repr=False)
     _unsynced_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @contextlib.contextmanager
@@ -321,7 +347,9 @@ class NoteWriter:
         if the note still is as read: the note's new file, or None to go round again."""
         renamed = False
         try:
-            written = _write_synced(tmp, data, mode=_mode(path), mark=self._attrs, dir_fd=temps)
+            written = _write_synced(
+                tmp, data, mode=_mode(path), mark=self._attrs, dir_fd=temps, sync=self.syncs.fsync
+            )
             self._attrs = written.marked
             if not current.still_at(path):
                 return None
@@ -599,7 +627,13 @@ def _mode(path: Path) -> int:
 
 
 def _write_synced(
-    path: Path | str, data: bytes, *, mode: int, mark: bool = False, dir_fd: int | None = None
+    path: Path | str,
+    data: bytes,
+    *,
+    mode: int,
+    mark: bool = False,
+    dir_fd: int | None = None,
+    sync: Callable[[int], None] = os.fsync,
 ) -> _Written:
     """Write a new file (`path` in folder `dir_fd`, if given) and make it durable; with
     `mark`, the hash of `data` on it as well (WRITTEN_ATTR), if the file system can keep it."""
@@ -609,7 +643,7 @@ def _write_synced(
         handle.flush()
         if mark:
             mark = _set_mark(handle.fileno(), _digest(data))
-        os.fsync(handle.fileno())
+        sync(handle.fileno())
         return _Written(os.fstat(handle.fileno()).st_ino, mark)
 
 

@@ -14,7 +14,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -36,6 +35,7 @@ from vaultsched.runtime.commit import (
     enabled_edit,
 )
 from vaultsched.runtime.outnotes import OutputNotes
+from vaultsched.runtime.widening import map_widening
 from vaultsched.runtime.workspace import Workspace
 from vaultsched.trust.fingerprint import files_reached
 
@@ -52,7 +52,13 @@ GATHER_MAX = 1.0
 HOLD_MAX = 5.0
 HOLD_POLL = 0.05
 HELD_BATCH = 10_000
-NOTE_WRITERS = 8  # task notes written at once (see Lander._write_all)
+# Task notes written at once (see Lander._write_all): two, and eight once the notes' fsyncs take
+# SLOW_SYNC on average (a disk slow to sync: 0.4-1 ms here, with the wait for the interpreter
+# after each) or a note waits (for its editor).
+NOTE_WRITERS_AT_FIRST = 2
+NOTE_WRITERS = 8
+SLOW_SYNC = 0.002
+SYNCS_JUDGED = 4  # fsyncs of the batch before their mean is taken for the disk's
 # A digest is the whole day, so rebuilding it for every batch of a long burst cost the square
 # of the day's runs. One that took over DIGEST_SLOW seconds to rebuild waits DIGEST_SLACK times
 # as long (at most COMMIT_EVERY) before the next batch rebuilds it, and the commit always does:
@@ -172,9 +178,22 @@ class Lander:
         burst's results back for seconds. Each file is written as `_write` always does."""
         if len(edits) < 2:
             return [_outcome(self._write, edit) for edit in edits]
-        workers = min(NOTE_WRITERS, len(edits))
-        with self.workspace.writer.batch(), ThreadPoolExecutor(workers, "vaultsched-note") as pool:
-            return list(pool.map(functools.partial(_outcome, self._write), edits))
+        writer = self.workspace.writer
+        began = (writer.syncs.count, writer.syncs.seconds)
+
+        def slow() -> bool:
+            mean = writer.syncs.mean_since(*began, at_least=SYNCS_JUDGED)
+            return mean is not None and mean >= SLOW_SYNC
+
+        with writer.batch():
+            return map_widening(
+                functools.partial(_outcome, self._write),
+                edits,
+                narrow=NOTE_WRITERS_AT_FIRST,
+                wide=NOTE_WRITERS,
+                slow=slow,
+                name="vaultsched-note",
+            )
 
     def refresh_digest(self, day: date) -> list[Edit]:
         vault = self.workspace.vault
