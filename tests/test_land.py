@@ -290,7 +290,8 @@ def test_a_batch_s_notes_are_written_by_more_threads_on_a_disk_slow_to_sync(
 
     monkeypatch.setattr(lander.workspace.writer, "update", update)
     monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(widening, "STUCK", 60.0)  # the disk's speed alone decides here
+    for name, value in (("STUCK", 60.0), ("SLOW_ITEM", 60.0), ("LOOK_EVERY", 0.01)):
+        monkeypatch.setattr(widening, name, value)  # the disk's speed alone decides here
     lander.land(recorded(lander, tasks))
     assert len(writers) > land.NOTE_WRITERS_AT_FIRST, writers
     for item in tasks:

@@ -673,7 +673,7 @@ def test_the_note_files_fsyncs_are_timed_for_landing_to_judge_the_disk(tmp_path:
     from vaultsched.adapters.notes import SyncTimes
 
     times = SyncTimes()
-    before = (times.count, times.seconds)
+    before = times.totals()
     assert times.mean_since(*before) is None
     with (tmp_path / "f").open("w") as handle:
         for _ in range(3):

@@ -173,13 +173,12 @@ class Lander:
         return edits
 
     def _write_all(self, edits: Sequence[Edit]) -> list[Outcome | Exception]:
-        """Each edit written to its file, several at once: a write waits on the disk (two
-        fsyncs) far longer than it computes, and a thousand notes written one by one held a
-        burst's results back for seconds. Each file is written as `_write` always does."""
+        """Each edit written to its file, as `_write` always does: on two threads, eight once
+        the disk is slow to sync, a note waits or the notes take long (`map_widening`)."""
         if len(edits) < 2:
             return [_outcome(self._write, edit) for edit in edits]
         writer = self.workspace.writer
-        began = (writer.syncs.count, writer.syncs.seconds)
+        began = writer.syncs.totals()
 
         def slow() -> bool:
             mean = writer.syncs.mean_since(*began, at_least=SYNCS_JUDGED)
