@@ -172,6 +172,24 @@ def test_a_listing_is_kept_while_its_folder_is_unchanged_and_read_again_once_it_
     ]
 
 
+@pytest.mark.parametrize(
+    ("changed", "after_ms", "kept"),
+    [
+        (1_764_000_000_123_456_789, 10, False),  # nanoseconds: within a few clock ticks
+        (1_764_000_000_123_456_789, 60, True),  # past them
+        (1_764_000_000_000_000_000, 60, False),  # whole seconds: within one
+        (1_764_000_000_000_000_000, 1_500, False),  # FAT's two-second times
+        (1_764_000_000_000_000_000, 2_100, True),
+        (1_764_000_000_123_000_000, 60, False),  # whole milliseconds: taken as coarse
+        (1_764_000_000_123_456_789, -5_000, False),  # a time ahead of this clock
+    ],
+)
+def test_a_folder_s_listing_is_kept_once_past_its_file_system_s_time_granularity(
+    changed: int, after_ms: int, kept: bool
+) -> None:
+    assert statefs.settled(changed, changed, changed + after_ms * 1_000_000) is kept
+
+
 def test_a_listing_made_just_after_its_folder_changed_is_not_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

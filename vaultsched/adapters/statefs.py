@@ -369,8 +369,11 @@ def _listed(dir_fd: int) -> list[Entry]:
 
 
 # A folder changed within this long of its listing might change again unseen, within the
-# granularity of its change time: such a listing is not kept.
-RACY_NS = 1_000_000_000
+# granularity of its change time: such a listing is not kept. Linux stamps a change with its
+# clock's tick (10 ms at most) where the file system keeps nanoseconds; one that keeps only
+# whole seconds (two on FAT) or milliseconds shows it in the times themselves (see `settled`).
+RACY_NS = 2_000_000_000  # times in whole milliseconds or coarser
+RACY_FINE_NS = 50_000_000  # times finer than a millisecond: five ticks at the coarsest
 
 
 @dataclass(frozen=True)
@@ -395,8 +398,16 @@ def listing(root: Path, rel: str, known: Listing | None = None) -> Listing:
             listed = _listed(dir_fd)
     except FileNotFoundError:
         return Listing(None, [])
-    racy = time.time_ns() - max(info.st_mtime_ns, info.st_ctime_ns) < RACY_NS
-    return Listing(None if racy else stamp, listed)
+    kept = settled(info.st_mtime_ns, info.st_ctime_ns, time.time_ns())
+    return Listing(stamp if kept else None, listed)
+
+
+def settled(mtime_ns: int, ctime_ns: int, now_ns: int) -> bool:
+    """Whether a folder last changed at these times can change again, from `now_ns` on, only
+    with a change to them: past the granularity of its file system's times (the burst's first
+    second re-read the ledger's folders at every run's start, under a one-second rule)."""
+    fine = mtime_ns % 1_000_000 != 0 or ctime_ns % 1_000_000 != 0
+    return now_ns - max(mtime_ns, ctime_ns) >= (RACY_FINE_NS if fine else RACY_NS)
 
 
 def lstat(root: Path, rel: str) -> os.stat_result:
