@@ -172,22 +172,47 @@ def test_a_listing_is_kept_while_its_folder_is_unchanged_and_read_again_once_it_
     ]
 
 
+FINE, COARSE = 1_764_000_000_123_456_789, 1_764_000_000_000_000_000
+
+
 @pytest.mark.parametrize(
-    ("changed", "after_ms", "kept"),
+    ("mtime", "ctime", "after_ms", "kept"),
     [
-        (1_764_000_000_123_456_789, 10, False),  # nanoseconds: within a few clock ticks
-        (1_764_000_000_123_456_789, 60, True),  # past them
-        (1_764_000_000_000_000_000, 60, False),  # whole seconds: within one
-        (1_764_000_000_000_000_000, 1_500, False),  # FAT's two-second times
-        (1_764_000_000_000_000_000, 2_100, True),
-        (1_764_000_000_123_000_000, 60, False),  # whole milliseconds: taken as coarse
-        (1_764_000_000_123_456_789, -5_000, False),  # a time ahead of this clock
+        (FINE, FINE, 10, False),  # nanoseconds: within some clock ticks
+        (FINE, FINE, 199, False),
+        (FINE, FINE, 200, True),  # past them
+        (COARSE, FINE, 200, True),  # one time with nanoseconds tells the file system's
+        (COARSE, COARSE, 200, False),  # whole seconds: within two (FAT's)
+        (COARSE, COARSE, 2_999, False),
+        (COARSE, COARSE, 3_000, True),
+        (FINE - 456_789, FINE - 456_789, 200, False),  # whole milliseconds: taken as coarse
+        (FINE, FINE, -5_000, False),  # a time ahead of this clock
     ],
 )
 def test_a_folder_s_listing_is_kept_once_past_its_file_system_s_time_granularity(
-    changed: int, after_ms: int, kept: bool
+    mtime: int, ctime: int, after_ms: int, kept: bool
 ) -> None:
-    assert statefs.settled(changed, changed, changed + after_ms * 1_000_000) is kept
+    now = max(mtime, ctime) + after_ms * 1_000_000
+    assert statefs.settled(mtime, ctime, now) is kept
+
+
+def test_the_clock_is_read_before_the_folder_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change during a slow read (the interpreter busy elsewhere) may share the stamp the
+    read saw: only the time before the read tells whether that can be."""
+    (tmp_path / ".vaultsched/runs").mkdir(parents=True)
+    changed = (tmp_path / ".vaultsched/runs").stat().st_ctime_ns
+    clock = [changed + 1_000]
+    monkeypatch.setattr(statefs.time, "time_ns", lambda: clock[0])
+    real = statefs._listed
+
+    def slow_read(dir_fd: int) -> list[statefs.Entry]:
+        clock[0] += 10 * statefs.RACY_NS  # the read took long
+        return real(dir_fd)
+
+    monkeypatch.setattr(statefs, "_listed", slow_read)
+    assert statefs.listing(tmp_path, ".vaultsched/runs").stamp is None
 
 
 def test_a_listing_made_just_after_its_folder_changed_is_not_kept(

@@ -372,8 +372,10 @@ def _listed(dir_fd: int) -> list[Entry]:
 # granularity of its change time: such a listing is not kept. Linux stamps a change with its
 # clock's tick (10 ms at most) where the file system keeps nanoseconds; one that keeps only
 # whole seconds (two on FAT) or milliseconds shows it in the times themselves (see `settled`).
-RACY_NS = 2_000_000_000  # times in whole milliseconds or coarser
-RACY_FINE_NS = 50_000_000  # times finer than a millisecond: five ticks at the coarsest
+RACY_NS = 3_000_000_000  # times in whole milliseconds or coarser (FAT's: two seconds)
+# Times finer than a millisecond: twenty ticks at the coarsest (a VM whose timekeeping CPU is
+# paused lets the kernel's clock fall five ticks and more behind).
+RACY_FINE_NS = 200_000_000
 
 
 @dataclass(frozen=True)
@@ -389,6 +391,7 @@ def listing(root: Path, rel: str, known: Listing | None = None) -> Listing:
     """`entries`, or `known` (an earlier listing of `rel`) as it is when the folder is the same
     one and unchanged since (its device, inode, change and modification times): one `fstat`
     instead of a read of the folder."""
+    now = time.time_ns()  # before the folder is read: a change during the read is after it
     try:
         with folder(root, rel) as dir_fd:
             info = os.fstat(dir_fd)
@@ -398,7 +401,7 @@ def listing(root: Path, rel: str, known: Listing | None = None) -> Listing:
             listed = _listed(dir_fd)
     except FileNotFoundError:
         return Listing(None, [])
-    kept = settled(info.st_mtime_ns, info.st_ctime_ns, time.time_ns())
+    kept = settled(info.st_mtime_ns, info.st_ctime_ns, now)
     return Listing(stamp if kept else None, listed)
 
 
