@@ -31,7 +31,6 @@ import logging
 import os
 import random
 import secrets
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -42,7 +41,7 @@ from typing import NamedTuple
 
 from vaultsched.adapters import statefs
 from vaultsched.adapters.leases import writers_open
-from vaultsched.adapters.notefile import open_note
+from vaultsched.adapters.notefile import link_on_path, open_note
 from vaultsched.core import layout
 from vaultsched.core.blocks import has_conflict_markers
 from vaultsched.core.merging import merge_back
@@ -417,25 +416,13 @@ def _inside(real_root: Path, root: Path, rel: str) -> bool:
     path = root / rel
     if path.is_symlink():
         return False
-    if root == real_root and _no_link_to(root, rel):
-        return True  # the common case: one lstat a folder, not the whole path resolved
+    folder = rel.rpartition("/")[0]
+    # The common case: one lstat a folder on the way, not the whole absolute path resolved.
+    # `..` (never in a path the index gives) could climb out with no link: resolved instead.
+    if root == real_root and ".." not in folder.split("/") and not link_on_path(root, folder):
+        return True
     real = path.parent.resolve()
     return real == real_root or real.is_relative_to(real_root)
-
-
-def _no_link_to(root: Path, rel: str) -> bool:
-    """Whether each folder on the way from `root` to the note `rel` is a real folder."""
-    folder = root
-    for part in rel.split("/")[:-1]:
-        if part in ("", ".", ".."):
-            return False  # not the plain path the index gives: resolved instead
-        folder = folder / part
-        try:
-            if not stat.S_ISDIR(os.lstat(folder).st_mode):
-                return False
-        except OSError:
-            return False  # missing (a digest's new folder): resolved instead
-    return True
 
 
 def recover(root: Path, rel: str, saved: bytes, now: float) -> None:
