@@ -5,6 +5,9 @@ is stepped. On Linux we arm a `timerfd` on CLOCK_REALTIME with an absolute deadl
 TFD_TIMER_CANCEL_ON_SET, so the kernel wakes us at the right wall-clock moment, and also at
 once when the clock is set (NTP step, manual change). Elsewhere each sleep is capped at
 `FALLBACK_CAP` and the caller re-checks the clock.
+
+Another thread may ask for a wake-up a little later rather than at once (`notify_after`): a
+second timer, on the monotonic clock, which any number of such asks share.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import select
 import signal
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 
 FALLBACK_CAP = 60.0
 
 _CLOCK_REALTIME = 0
+_CLOCK_MONOTONIC = 1
 _TFD_CLOEXEC = os.O_CLOEXEC
 _TFD_NONBLOCK = os.O_NONBLOCK
 _TFD_TIMER_ABSTIME = 1
@@ -45,12 +50,26 @@ class Waker:
         os.set_blocking(self._read_fd, False)
         os.set_blocking(self._write_fd, False)
         self._timer = _timerfd()
+        self._later = _timerfd(_CLOCK_MONOTONIC)
+        self._later_at: float | None = None  # monotonic: when `_later` is armed to fire
         self._lock = threading.Lock()
         self._signals = False
 
     def notify(self) -> None:
         with contextlib.suppress(BlockingIOError):
             os.write(self._write_fd, b"!")
+
+    def notify_after(self, seconds: float) -> None:
+        """Wake `wait` within `seconds` (at once where there is no timer to arm); an earlier
+        ask already pending stands."""
+        if self._later is None:
+            self.notify()
+            return
+        at = time.monotonic() + seconds
+        with self._lock:
+            if self._later_at is None or at < self._later_at:
+                _settime(self._later, at, _TFD_TIMER_ABSTIME)
+                self._later_at = at
 
     def wait(self, deadline: datetime | None) -> None:
         timeout = None
@@ -59,7 +78,7 @@ class Waker:
         elif deadline is not None:
             remaining = deadline.timestamp() - datetime.now(UTC).timestamp()
             timeout = max(0.0, min(remaining, FALLBACK_CAP))
-        watched = [self._read_fd] + ([self._timer] if self._timer is not None else [])
+        watched = [fd for fd in (self._read_fd, self._timer, self._later) if fd is not None]
         if deadline is None or self._timer is None or deadline.timestamp() > _now():
             select.select(watched, [], [], timeout)
         self.wakeups += 1
@@ -74,6 +93,12 @@ class Waker:
             with contextlib.suppress(OSError):
                 os.read(self._timer, 8)
             _disarm(self._timer)
+        if self._later is not None and self._later_at is not None:
+            with self._lock:  # an ask made after this is armed anew, and wakes the next wait
+                with contextlib.suppress(OSError):
+                    os.read(self._later, 8)
+                _disarm(self._later)
+                self._later_at = None
 
     def wake_on_signals(self) -> None:
         """A signal wakes `wait` too (from the main thread). Without it, a signal caught just
@@ -86,7 +111,7 @@ class Waker:
         if self._signals:  # the fd is about to be closed (and its number reused)
             with contextlib.suppress(ValueError):
                 signal.set_wakeup_fd(-1)
-        for fd in (self._read_fd, self._write_fd, self._timer):
+        for fd in (self._read_fd, self._write_fd, self._timer, self._later):
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
@@ -108,10 +133,10 @@ def _libc() -> ctypes.CDLL | None:
 _LIBC = _libc()
 
 
-def _timerfd() -> int | None:
+def _timerfd(clock: int = _CLOCK_REALTIME) -> int | None:
     if _LIBC is None or not hasattr(_LIBC, "timerfd_create"):
         return None
-    fd = _LIBC.timerfd_create(_CLOCK_REALTIME, _TFD_CLOEXEC | _TFD_NONBLOCK)
+    fd = _LIBC.timerfd_create(clock, _TFD_CLOEXEC | _TFD_NONBLOCK)
     return fd if fd >= 0 else None
 
 

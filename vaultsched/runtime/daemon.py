@@ -86,10 +86,11 @@ class Daemon:
         self.execution = Execution(self.recorder, downstream=self.follower.downstream)
         self.observer = Observer(self.workspace, self.metrics)
         self.stuck = StuckWatch(self.workspace)
-        reports = Reports(self.waker.notify)
+        reports = Reports(self.waker.notify, self.waker.notify_after)
         local = LocalExecutor(
             self.execution, self.vault.config.max_parallel, reports.put, self.observer
         )
+        reports.backlog = lambda: local.waiting
         self._local = local
         self.executor: Executor = local
         if self.vault.config.executor.pool and not self.dry_run:

@@ -71,17 +71,37 @@ class Executor(Protocol):
         ...
 
 
+# s a report may wait for the loop while runs wait for a worker (see `Reports`)
+REPORT_DELAY = 0.1
+
+
 class Reports:
     """The executor's `on_done`, from any thread, taken on the daemon's main loop: the only way
-    a result comes back to it."""
+    a result comes back to it.
 
-    def __init__(self, wake: Callable[[], None]) -> None:
+    A report wakes the loop at once, but while runs wait for a worker (more were due at once
+    than `max_parallel`) it wakes it within REPORT_DELAY: the loop's work for each report
+    would take the interpreter from the runs still to start, one report at a time, and nothing
+    it decides starts a run sooner (a run it submits queues behind the same workers). Whenever
+    the loop wakes it takes every report first, so no fire is decided on an older picture."""
+
+    def __init__(
+        self,
+        wake: Callable[[], None],
+        wake_after: Callable[[float], None] | None = None,
+        backlog: Callable[[], int] = lambda: 0,
+    ) -> None:
         self._queue: queue.SimpleQueue[tuple[Job, Run | None]] = queue.SimpleQueue()
         self._wake = wake
+        self._wake_after = wake_after
+        self.backlog = backlog  # runs waiting for a worker
 
     def put(self, job: Job, run: Run | None) -> None:
         self._queue.put((job, run))
-        self._wake()
+        if self._wake_after is not None and self.backlog():
+            self._wake_after(REPORT_DELAY)
+        else:
+            self._wake()
 
     def take(self) -> Iterator[tuple[Job, Run | None]]:
         """Each report in turn, until none is left (one put meanwhile included)."""
