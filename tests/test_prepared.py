@@ -15,6 +15,7 @@ from conftest import wait_for, write_note
 
 from vaultsched.adapters.ledger import Ledger
 from vaultsched.adapters.vault import Vault, read_note
+from vaultsched.core import layout
 from vaultsched.core.model import Run, Status, Task, Trigger
 from vaultsched.runtime.execute import LocalExecutor
 from vaultsched.runtime.messages import Job
@@ -194,6 +195,9 @@ class _Blocking:
     def prepare(self, task: Task) -> None:
         pass
 
+    def spare(self, task: Task) -> None:
+        pass
+
 
 def test_the_executor_counts_the_jobs_waiting_for_a_worker() -> None:
     blocking = _Blocking()
@@ -227,6 +231,26 @@ def test_a_task_s_folders_are_made_ahead_once_never_through_a_link(vault: Vault)
     wait_for((state / "state/tasks/Tasks/B/T").is_dir)
     assert not list(outside.iterdir())
     executor.shutdown()
+
+
+def test_a_run_s_log_is_the_file_made_ahead_and_the_next_is_made_once_it_ends(
+    vault: Vault,
+) -> None:
+    done: list[Run | None] = []
+    executor = LocalExecutor(execution(vault), 1, lambda job, run: done.append(run))
+    task = task_of(vault, "Tasks/S.md", "echo spared")
+    spare = vault.root / layout.spare_log(task.id)
+    executor.prepare([task])
+    wait_for(spare.exists)
+    made_ahead = spare.stat().st_ino
+    executor.submit(Job(task, Trigger.MANUAL))
+    executor.shutdown()
+    run = done[0]
+    assert run is not None and run.status is Status.SUCCESS
+    log = vault.root / layout.run_log(task.id, run.run_id)
+    assert log.stat().st_ino == made_ahead
+    assert "spared" in log.read_text()
+    assert spare.stat().st_size == 0 and spare.stat().st_ino != made_ahead
 
 
 def test_a_run_s_shell_loads_while_its_start_record_is_written_and_waits_for_it(

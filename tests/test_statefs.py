@@ -290,3 +290,46 @@ def _in_another_process(root: Path, rel: str, key: str) -> str:
     )
     argv = [sys.executable, "-c", script, str(root), rel, key]
     return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+
+SPARE, CLAIMED = ".vaultsched/logs/T/.spare-log", ".vaultsched/logs/T/run.log"
+APPEND = os.O_WRONLY | os.O_APPEND
+
+
+def test_a_file_made_ahead_becomes_the_file_claimed_emptied_first(tmp_path: Path) -> None:
+    logs = tmp_path / ".vaultsched/logs/T"
+    logs.mkdir(parents=True)
+    assert statefs.claim(tmp_path, SPARE, CLAIMED, APPEND) is None  # none made ahead
+    (logs / ".spare-log").write_text("written there by a sync")
+    fd = statefs.claim(tmp_path, SPARE, CLAIMED, APPEND)
+    assert fd is not None
+    os.write(fd, b"the run's own")
+    os.close(fd)
+    assert (logs / "run.log").read_text() == "the run's own"
+    assert not (logs / ".spare-log").exists()
+
+
+@pytest.mark.parametrize("planted", ["link", "hard link", "fifo", "writable by all", "folder"])
+def test_what_a_sync_puts_at_the_spare_s_name_is_never_written(
+    tmp_path: Path, planted: str
+) -> None:
+    logs = tmp_path / ".vaultsched/logs/T"
+    logs.mkdir(parents=True)
+    victim = tmp_path / "Note.md"
+    victim.write_text("a person's note")
+    spare = logs / ".spare-log"
+    if planted == "link":
+        spare.symlink_to(victim)
+    elif planted == "hard link":
+        os.link(victim, spare)
+    elif planted == "fifo":
+        os.mkfifo(spare)
+    elif planted == "writable by all":
+        spare.touch()
+        spare.chmod(0o666)
+    else:
+        spare.mkdir()
+    assert statefs.claim(tmp_path, SPARE, CLAIMED, APPEND) is None  # and never hangs
+    assert victim.read_text() == "a person's note"
+    if planted != "folder":  # taken away from the run's name: the run makes its file
+        assert not (logs / "run.log").exists()

@@ -335,6 +335,43 @@ def link_open(root: Path, fd: int, rel: str, *, durable: bool = True) -> None:
             os.fsync(dir_fd)
 
 
+def claim(root: Path, spare: str, rel: str, flags: int) -> int | None:
+    """The file `spare` (made ahead, in the same folder) renamed to `rel` and opened with
+    `flags`: an empty regular file of this user's, its only name, writable by no one else.
+    None if there was none to rename, or what was there is no such file (a sync can put
+    anything at a fixed name; it is then taken away from `rel` unwritten): the caller makes
+    `rel` the plain way."""
+    parent, name = _split(rel)
+    if _split(spare)[0] != parent:
+        raise ValueError(f"{spare} is not beside {rel}")
+    with folder(root, parent) as dir_fd:
+        try:
+            os.rename(_split(spare)[1], name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except OSError:
+            return None
+        fd = _own_file(dir_fd, name, flags)
+        if fd is None:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=dir_fd)
+        return fd
+
+
+def _own_file(dir_fd: int, name: str, flags: int) -> int | None:
+    try:
+        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError:
+        return None
+    info = os.fstat(fd)
+    mode = info.st_mode
+    if not stat.S_ISREG(mode) or info.st_nlink != 1 or info.st_uid != os.getuid() or mode & 0o022:
+        os.close(fd)
+        return None
+    os.set_blocking(fd, True)
+    if info.st_size:  # written meanwhile by whoever could: none of it is this run's
+        os.ftruncate(fd, 0)
+    return fd
+
+
 _TEMP = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")  # what write_atomic names its temp files
 
 

@@ -16,7 +16,8 @@ Paths are vault-relative POSIX strings, the form `statefs` opens (never followin
     │   ├── daemon.log                  DAEMON_LOG       the cron line's output
     │   └── Tasks/A/                    logs_dir(task id)
     │       ├── <run id>.log            run_log(task id, run id)
-    │       └── <run id>.out            run_output(task id, run id): its stdout, redacted
+    │       ├── <run id>.out            run_output(task id, run id): its stdout, redacted
+    │       └── .spare-log              spare_log(task id): the next run's log, made ahead
     └── state/                          STATE_DIR        this host's own (ignored)
         ├── daemon.lock                 INSTANCE_LOCK    one daemon per vault per host
         ├── git.lock                    GIT_LOCK         one git call at a time
@@ -118,6 +119,12 @@ def logs_dir(task_id: str) -> str:
 
 def run_log(task_id: str, run_id: str) -> str:
     return f"{logs_dir(task_id)}/{run_id}.log"
+
+
+def spare_log(task_id: str) -> str:
+    """An empty file made ahead, that the task's next run renames to its log: making a file
+    costs far more than renaming one on some file systems (ext4 with many files just deleted)."""
+    return f"{logs_dir(task_id)}/.spare-log"
 
 
 def run_output(task_id: str, run_id: str) -> str:

@@ -158,6 +158,8 @@ class LocalExecutor:
             run = unrecorded(self.execution, job)
         self.events.finished(job)
         self.on_done(job, run)
+        if not self._waiting:  # in a burst, off the way of the runs waiting to start
+            self.execution.spare(job.task)
 
     def cancel(self, sig: signal.Signals = signal.SIGTERM) -> int:
         return self.execution.cancel(sig)

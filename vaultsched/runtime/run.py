@@ -70,13 +70,20 @@ class Execution:
         self.starts = Starts(workspace.ledger.append_all, workspace.clock)
 
     def prepare(self, task: Task) -> None:
-        """Make the task's log and state folders, if missing, ahead of its first run: that
-        run makes them on its way to the start otherwise, and on some file systems making a
-        folder costs as much as starting a short command."""
+        """Make the task's log and state folders, if missing, and its next run's log, ahead
+        of that run: it makes them on its way to the start otherwise, and on some file
+        systems making a folder or a file costs as much as starting a short command."""
         root = self.recorder.workspace.vault.root
         for rel in (layout.logs_dir(task.id), layout.task_state_dir(task.id)):
             with contextlib.suppress(OSError), statefs.folder(root, rel, create=True):
                 pass  # a link on the way is refused here quietly; the run says so
+        self.spare(task)
+
+    def spare(self, task: Task) -> None:
+        """Make the log of the task's next run ahead (see `layout.spare_log`), if missing."""
+        flags = os.O_WRONLY | os.O_CREAT
+        with contextlib.suppress(OSError):  # refused, or no folder: the run makes its log
+            os.close(statefs.open_file(self.recorder.workspace.vault.root, _spare(task), flags))
 
     def run(self, job: Job, echo: BinaryIO | None = None) -> Run:
         """Run `job` (now, or at its `start_at`), honouring `overlap` against any other
@@ -124,7 +131,7 @@ class Execution:
         root, run = workspace.vault.root, self._new_run(job)
         logs = task_logs(root, task.id)  # listed once: for the previous output and pruning
         context = context_for(workspace, job, run, logs or [])
-        with _log_file(root, _log_rel(run)) as log_file:
+        with _log_file(root, _log_rel(run), _spare(task)) as log_file:
             env, cwd, clock = task_environment(task, context), task_cwd(root, task), workspace.clock
             began = functools.partial(self.starts.begun, job)
             process = Process(task, run, env, cwd, log_file, clock, self.children, began)
@@ -272,10 +279,14 @@ class Execution:
 
 
 @contextlib.contextmanager
-def _log_file(root: Path, rel: str) -> Iterator[BinaryIO | None]:
-    """The run's full log, opened for appending; None (the run goes on) if refused."""
+def _log_file(root: Path, rel: str, spare: str) -> Iterator[BinaryIO | None]:
+    """The run's full log, opened for appending (the `spare` made ahead, if there is one);
+    None (the run goes on) if refused."""
+    flags = os.O_WRONLY | os.O_APPEND
     try:
-        fd = statefs.open_file(root, rel, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        fd = statefs.claim(root, spare, rel, flags)
+        if fd is None:
+            fd = statefs.open_file(root, rel, flags | os.O_CREAT)
     except OSError as exc:
         statefs.warn_refused(exc, "run log not written")
         yield None
@@ -354,3 +365,7 @@ def task_cwd(root: Path, task: Task) -> Path:
 
 def _log_rel(run: Run) -> str:
     return layout.run_log(run.task, run.run_id)
+
+
+def _spare(task: Task) -> str:
+    return layout.spare_log(task.id)
