@@ -333,3 +333,8 @@ def test_what_a_sync_puts_at_the_spare_s_name_is_never_written(
     assert victim.read_text() == "a person's note"
     if planted != "folder":  # taken away from the run's name: the run makes its file
         assert not (logs / "run.log").exists()
+
+
+def test_no_file_is_claimed_before_its_folder_exists(tmp_path: Path) -> None:
+    assert statefs.claim(tmp_path, SPARE, CLAIMED, APPEND) is None
+    assert not (tmp_path / ".vaultsched").exists()

@@ -342,18 +342,22 @@ def claim(root: Path, spare: str, rel: str, flags: int) -> int | None:
     anything at a fixed name; it is then taken away from `rel` unwritten): the caller makes
     `rel` the plain way."""
     parent, name = _split(rel)
-    if _split(spare)[0] != parent:
+    spare_parent, spare_name = _split(spare)
+    if spare_parent != parent:
         raise ValueError(f"{spare} is not beside {rel}")
-    with folder(root, parent) as dir_fd:
-        try:
-            os.rename(_split(spare)[1], name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except OSError:
-            return None
-        fd = _own_file(dir_fd, name, flags)
-        if fd is None:
-            with contextlib.suppress(OSError):
-                os.unlink(name, dir_fd=dir_fd)
-        return fd
+    try:
+        with folder(root, parent) as dir_fd:
+            try:
+                os.rename(spare_name, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except OSError:  # none made ahead, or it cannot be renamed: made the plain way
+                return None
+            fd = _own_file(dir_fd, name, flags)
+            if fd is None:
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=dir_fd)
+            return fd
+    except FileNotFoundError:  # no folder yet: nothing was made ahead
+        return None
 
 
 def _own_file(dir_fd: int, name: str, flags: int) -> int | None:
