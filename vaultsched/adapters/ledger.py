@@ -339,6 +339,7 @@ class _FileRecords:
 class _Open:
     fd: int
     identity: tuple[int, int]
+    end: int = -1  # its size after this process's last whole line: that last byte is "\n"
 
     def named_by(self, info: os.stat_result | None) -> bool:
         """Whether the name `info` describes (None: no such file) is still this very file."""
@@ -376,22 +377,25 @@ class _Opened:
                 if not kept.named_by(info):
                     info = os.fstat(kept.fd)
                 assert info is not None
-                return kept.fd, _append(kept.fd, info, text)
+                written = _append(kept.fd, info, text, kept.end)
+                kept.end = -1 if written is None else written.at + len(written.data)
+                return kept.fd, written
             finally:
                 fcntl.flock(lock.fd, fcntl.LOCK_UN)
 
     def _locked(self, root: Path, dir_fd: int, rel: str) -> _Open:
-        """The lock file `rel`, locked; looked at again once locked: one replaced meanwhile is
-        not the one other processes take."""
+        """The lock file `rel`, locked; looked at once locked (the one kept is locked first,
+        unseen): one replaced or removed meanwhile is not the one other processes take, and
+        is let go for the file at the name now."""
         name = rel.rsplit("/", 1)[1]
-        info = _lstat(dir_fd, name)
+        lock = self.files.get(rel) or self._current(root, rel, None, _LOCK)
         while True:
-            lock = self._current(root, rel, info, _LOCK)
             fcntl.flock(lock.fd, fcntl.LOCK_EX)
             info = _lstat(dir_fd, name)
             if lock.named_by(info):
                 return lock
             fcntl.flock(lock.fd, fcntl.LOCK_UN)
+            lock = self._current(root, rel, info, _LOCK)
 
     def _current(self, root: Path, rel: str, info: os.stat_result | None, flags: int) -> _Open:
         """The file `rel` kept open, if `info` (its name looked at) is still that file; else
@@ -883,10 +887,13 @@ def _write_line(root: Path, rel: str, text: str) -> tuple[int, _Written | None]:
         raise
 
 
-def _append(fd: int, info: os.stat_result, text: str) -> _Written | None:
-    """Append `text` to the file `fd` (which `info` describes, its lock held)."""
+def _append(fd: int, info: os.stat_result, text: str, clean_at: int = -1) -> _Written | None:
+    """Append `text` to the file `fd` (which `info` describes, its lock held). `clean_at`: a
+    size at which the file is known to end with a whole line (none came after this process's
+    last), so its last byte need not be read."""
     data = text.encode("utf-8")
-    clean = info.st_size == 0 or os.pread(fd, 1, info.st_size - 1) == b"\n"
+    size = info.st_size
+    clean = size in (0, clean_at) or os.pread(fd, 1, size - 1) == b"\n"
     whole = os.write(fd, data if clean else b"\n" + data) == len(data)  # short: disk full
     identity = (info.st_dev, info.st_ino)
-    return _Written(identity, info.st_size, text, data) if clean and whole else None
+    return _Written(identity, size, text, data) if clean and whole else None
