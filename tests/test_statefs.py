@@ -331,10 +331,31 @@ def test_what_a_sync_puts_at_the_spare_s_name_is_never_written(
         spare.mkdir()
     assert statefs.claim(tmp_path, SPARE, CLAIMED, APPEND) is None  # and never hangs
     assert victim.read_text() == "a person's note"
-    if planted != "folder":  # taken away from the run's name: the run makes its file
-        assert not (logs / "run.log").exists()
+    assert not (logs / "run.log").exists()  # never moved there: the run makes its file
+    assert (planted == "folder") == spare.exists()  # taken away, unless a folder
 
 
 def test_no_file_is_claimed_before_its_folder_exists(tmp_path: Path) -> None:
     assert statefs.claim(tmp_path, SPARE, CLAIMED, APPEND) is None
     assert not (tmp_path / ".vaultsched").exists()
+
+
+def test_a_spare_swapped_as_it_is_renamed_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = tmp_path / ".vaultsched/logs/T"
+    logs.mkdir(parents=True)
+    (logs / ".spare-log").touch()
+    victim = tmp_path / "Note.md"
+    victim.write_text("a person's note")
+    real_rename = os.rename
+
+    def swapped(src: str, dst: str, **dirs: int) -> None:  # a racer wins between open and rename
+        os.unlink(src, dir_fd=dirs["src_dir_fd"])
+        os.link(victim, src, dst_dir_fd=dirs["src_dir_fd"])
+        real_rename(src, dst, **dirs)
+
+    monkeypatch.setattr(os, "rename", swapped)
+    with pytest.raises(OSError, match="replaced"):
+        statefs.claim(tmp_path, SPARE, CLAIMED, APPEND)
+    assert victim.read_text() == "a person's note"

@@ -3,6 +3,7 @@ runs done waking it later only while runs wait for a worker."""
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -58,11 +59,35 @@ def test_an_earlier_ask_stands_and_a_wake_up_spends_it() -> None:
 def test_a_waker_without_timers_wakes_at_once_when_asked_for_later() -> None:
     waker = Waker()
     try:
-        waker._later = None  # as on a system without timerfd
+        if waker._later is not None:  # as on a system without timerfd
+            os.close(waker._later)
+            waker._later = None
         waker.notify_after(3600)
         _returns(waker, None)
     finally:
         waker.close()
+
+
+@linux
+def test_a_timer_that_cannot_be_set_wakes_at_once() -> None:
+    waker = Waker()
+    never_readable, not_a_timer = os.pipe()
+    try:
+        assert waker._later is not None
+        os.close(waker._later)
+        waker._later = not_a_timer  # timerfd_settime fails on it (EINVAL)
+        waker.notify_after(3600)
+        _returns(waker, None)
+    finally:
+        waker.close()
+        os.close(never_readable)
+
+
+def test_a_closed_waker_is_asked_for_nothing() -> None:
+    waker = Waker()
+    waker.close()
+    waker.notify()
+    waker.notify_after(0.01)  # neither raises, nor touches a descriptor number reused since
 
 
 class _Calls:

@@ -336,43 +336,70 @@ def link_open(root: Path, fd: int, rel: str, *, durable: bool = True) -> None:
 
 
 def claim(root: Path, spare: str, rel: str, flags: int) -> int | None:
-    """The file `spare` (made ahead, in the same folder) renamed to `rel` and opened with
-    `flags`: an empty regular file of this user's, its only name, writable by no one else.
-    None if there was none to rename, or what was there is no such file (a sync can put
-    anything at a fixed name; it is then taken away from `rel` unwritten): the caller makes
-    `rel` the plain way."""
+    """The file `spare` (made ahead, in the same folder) opened with `flags`, renamed to `rel`
+    and emptied: used only if it is a regular file of this user's, its only name, writable by
+    no one else (`own`), and still the file at `rel` once renamed. None if there is none, or
+    what is there is no such file (a sync can put anything at a fixed name: it is never
+    renamed, so the run's name stays unknown, and is taken away if it is no folder): the
+    caller makes `rel` the plain way. Raises OSError if something else took `rel`'s place
+    between the rename and the look after it (then the run writes no file there)."""
     parent, name = _split(rel)
     spare_parent, spare_name = _split(spare)
     if spare_parent != parent:
         raise ValueError(f"{spare} is not beside {rel}")
     try:
         with folder(root, parent) as dir_fd:
-            try:
-                os.rename(spare_name, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-            except OSError:  # none made ahead, or it cannot be renamed: made the plain way
-                return None
-            fd = _own_file(dir_fd, name, flags)
-            if fd is None:
-                with contextlib.suppress(OSError):
-                    os.unlink(name, dir_fd=dir_fd)
-            return fd
+            return _claimed(dir_fd, spare_name, name, flags)
     except FileNotFoundError:  # no folder yet: nothing was made ahead
         return None
 
 
+def _claimed(dir_fd: int, spare: str, name: str, flags: int) -> int | None:
+    fd = _own_file(dir_fd, spare, flags)
+    if fd is None:
+        with contextlib.suppress(OSError):  # none there, or a folder: nothing to take away
+            os.unlink(spare, dir_fd=dir_fd)
+        return None
+    try:
+        os.rename(spare, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        moved = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:  # another run of the task took it first: nothing was moved
+        os.close(fd)
+        return None
+    here = os.fstat(fd)
+    if (moved.st_dev, moved.st_ino) != (here.st_dev, here.st_ino):
+        os.close(fd)
+        raise OSError(errno.EEXIST, f"{name}: replaced as it was made: not written")
+    try:
+        if here.st_size:  # written meanwhile by whoever could: none of it is this run's
+            os.ftruncate(fd, 0)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def own(info: os.stat_result) -> bool:
+    """A regular file of this user's, its only name, writable by no one else."""
+    mode = info.st_mode
+    return (
+        stat.S_ISREG(mode)
+        and info.st_nlink == 1
+        and info.st_uid == os.getuid()
+        and not mode & 0o022
+    )
+
+
 def _own_file(dir_fd: int, name: str, flags: int) -> int | None:
+    """`name` opened with `flags` (never through a link, never blocking) if it is `own`."""
     try:
         fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
     except OSError:
         return None
-    info = os.fstat(fd)
-    mode = info.st_mode
-    if not stat.S_ISREG(mode) or info.st_nlink != 1 or info.st_uid != os.getuid() or mode & 0o022:
+    if not own(os.fstat(fd)):
         os.close(fd)
         return None
     os.set_blocking(fd, True)
-    if info.st_size:  # written meanwhile by whoever could: none of it is this run's
-        os.ftruncate(fd, 0)
     return fd
 
 

@@ -54,22 +54,30 @@ class Waker:
         self._later_at: float | None = None  # monotonic: when `_later` is armed to fire
         self._lock = threading.Lock()
         self._signals = False
+        self._closed = False
 
     def notify(self) -> None:
+        if self._closed:  # its descriptors' numbers may be another file's by now
+            return
         with contextlib.suppress(BlockingIOError):
             os.write(self._write_fd, b"!")
 
     def notify_after(self, seconds: float) -> None:
-        """Wake `wait` within `seconds` (at once where there is no timer to arm); an earlier
-        ask already pending stands."""
-        if self._later is None:
-            self.notify()
-            return
+        """Wake `wait` within `seconds` (at once where there is no timer to arm, or it
+        cannot be); an earlier ask already pending stands."""
         at = time.monotonic() + seconds
-        with self._lock:
-            if self._later_at is None or at < self._later_at:
-                _settime(self._later, at, _TFD_TIMER_ABSTIME)
-                self._later_at = at
+        with self._lock:  # `close` waits for this
+            if self._closed:
+                return
+            try:
+                if self._later is not None and (self._later_at is None or at < self._later_at):
+                    _settime(self._later, at, _TFD_TIMER_ABSTIME)
+                    self._later_at = at
+                if self._later is not None:
+                    return
+            except OSError:
+                pass
+        self.notify()
 
     def wait(self, deadline: datetime | None) -> None:
         timeout = None
@@ -111,6 +119,8 @@ class Waker:
         if self._signals:  # the fd is about to be closed (and its number reused)
             with contextlib.suppress(ValueError):
                 signal.set_wakeup_fd(-1)
+        with self._lock:
+            self._closed = True
         for fd in (self._read_fd, self._write_fd, self._timer, self._later):
             if fd is not None:
                 with contextlib.suppress(OSError):

@@ -64,6 +64,7 @@ class Execution:
     # The `after` tasks a finished run starts (ids); the daemon's index answers, or run-now's.
     downstream: Callable[[Run], Iterable[str]] = lambda run: ()
     starts: Starts = field(init=False)
+    _spares: bool = field(default=True, init=False)  # logs made ahead can be used here
 
     def __post_init__(self) -> None:
         workspace = self.recorder.workspace
@@ -80,10 +81,20 @@ class Execution:
         self.spare(task)
 
     def spare(self, task: Task) -> None:
-        """Make the log of the task's next run ahead (see `layout.spare_log`), if missing."""
-        flags = os.O_WRONLY | os.O_CREAT
+        """Make the log of the task's next run ahead (see `layout.spare_log`), if missing;
+        none again where what is made could not be used (a file system that gives every
+        file mode 777: each would cost a file for nothing)."""
+        if not self._spares:
+            return
+        root, rel = self.recorder.workspace.vault.root, _spare(task)
         with contextlib.suppress(OSError):  # refused, or no folder: the run makes its log
-            os.close(statefs.open_file(self.recorder.workspace.vault.root, _spare(task), flags))
+            fd = statefs.open_file(root, rel, os.O_WRONLY | os.O_CREAT)
+            try:
+                writable_by_others = os.fstat(fd).st_mode & 0o022
+            finally:
+                os.close(fd)
+            if writable_by_others:  # never `own`: the run would refuse it and make its log
+                self._spares = False
 
     def run(self, job: Job, echo: BinaryIO | None = None) -> Run:
         """Run `job` (now, or at its `start_at`), honouring `overlap` against any other
