@@ -414,6 +414,17 @@ def test_a_note_saved_while_the_vault_is_indexed_is_followed(
     assert not thread.is_alive()
 
 
+def test_the_reports_wake_the_loop_later_only_while_runs_wait_for_a_worker(vault: Vault) -> None:
+    daemon = Daemon(Vault(vault.root, load_config(vault.root), HOST))
+    try:
+        reports, local = daemon.conductor.reports, daemon._local
+        assert reports.backlog() == 0
+        local._waiting = 3  # a burst queued behind max_parallel
+        assert reports.backlog() == 3
+    finally:
+        daemon.waker.close()
+
+
 def test_no_wake_ups_while_nothing_is_due(vault: Vault) -> None:
     note(vault.root, "Tasks/Yearly.md", "schedule: '0 0 1 1 *'\ncommand: 'true'\n")
     daemon = Daemon(Vault(vault.root, load_config(vault.root), HOST))
