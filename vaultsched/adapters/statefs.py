@@ -32,6 +32,9 @@ from vaultsched.core import layout
 log = logging.getLogger(__name__)
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# A file: never through a link, and non-blocking until it is known to be a regular file (a
+# FIFO put there cannot hang the daemon).
+_FILE = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 class LinkRefused(OSError):
@@ -268,9 +271,7 @@ def open_file(root: Path, rel: str, flags: int, mode: int = 0o644) -> int:
     parent, name = _split(rel)
     with folder(root, parent, create=bool(flags & os.O_CREAT)) as dir_fd:
         try:
-            fd = os.open(
-                name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode, dir_fd=dir_fd
-            )
+            fd = os.open(name, flags | _FILE, mode, dir_fd=dir_fd)
         except OSError as exc:
             raise _refusal(exc, dir_fd, name, rel) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -381,19 +382,23 @@ def _claimed(dir_fd: int, spare: str, name: str, flags: int) -> int | None:
 
 def own(info: os.stat_result) -> bool:
     """A regular file of this user's, its only name, writable by no one else."""
-    mode = info.st_mode
     return (
-        stat.S_ISREG(mode)
+        stat.S_ISREG(info.st_mode)
         and info.st_nlink == 1
         and info.st_uid == os.getuid()
-        and not mode & 0o022
+        and not writable_by_others(info)
     )
+
+
+def writable_by_others(info: os.stat_result) -> bool:
+    """Group- or world-writable (on a file system that gives every file mode 777, all are)."""
+    return bool(info.st_mode & 0o022)
 
 
 def _own_file(dir_fd: int, name: str, flags: int) -> int | None:
     """`name` opened with `flags` (never through a link, never blocking) if it is `own`."""
     try:
-        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
+        fd = os.open(name, flags | _FILE, dir_fd=dir_fd)
     except OSError:
         return None
     if not own(os.fstat(fd)):

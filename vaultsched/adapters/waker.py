@@ -69,14 +69,14 @@ class Waker:
         with self._lock:  # `close` waits for this
             if self._closed:
                 return
-            try:
-                if self._later is not None and (self._later_at is None or at < self._later_at):
-                    _settime(self._later, at, _TFD_TIMER_ABSTIME)
-                    self._later_at = at
-                if self._later is not None:
+            if self._later is not None:
+                try:
+                    if self._later_at is None or at < self._later_at:
+                        _settime(self._later, at, _TFD_TIMER_ABSTIME)
+                        self._later_at = at
                     return
-            except OSError:
-                pass
+                except OSError:
+                    pass  # it cannot be set: at once instead
         self.notify()
 
     def wait(self, deadline: datetime | None) -> None:

@@ -90,10 +90,10 @@ class Execution:
         with contextlib.suppress(OSError):  # refused, or no folder: the run makes its log
             fd = statefs.open_file(root, rel, os.O_WRONLY | os.O_CREAT)
             try:
-                writable_by_others = os.fstat(fd).st_mode & 0o022
+                shared = statefs.writable_by_others(os.fstat(fd))
             finally:
                 os.close(fd)
-            if writable_by_others:  # never `own`: the run would refuse it and make its log
+            if shared:  # never `own`: the run would refuse it and make its log
                 self._spares = False
 
     def run(self, job: Job, echo: BinaryIO | None = None) -> Run:
