@@ -17,7 +17,7 @@ from unittest import mock
 
 import pytest
 
-from vaultsched.adapters import notes
+from vaultsched.adapters import notes, statefs
 from vaultsched.adapters.notes import NoteWriter, Outcome
 from vaultsched.core import blocks, layout
 
@@ -219,6 +219,52 @@ def test_a_write_held_up_after_its_rename_never_disowns_a_later_process_write(
     assert on_disk == b"v1\ndaemon\napprove\n"
     assert daemon.is_own("n.md", on_disk)
     assert NoteWriter(tmp_path).is_own("n.md", on_disk)
+
+
+def test_two_vaultsched_writes_racing_between_check_and_rename_both_land(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon checked the note was as it read it and, before its rename, `pause` wrote
+    the note (a loaded machine preempts a thread anywhere). Both rename rather than save in
+    place, so the daemon's rename would leave no trace of pause's line: it waits instead."""
+    note = tmp_path / "n.md"
+    note.write_text("v1\n")
+    daemon = NoteWriter(tmp_path, quiet=0.0)
+    other = NoteWriter(tmp_path, quiet=0.0, rename_wait=60.0)  # however loaded the machine
+    real_still_at = notes._Read.still_at
+    racers: list[threading.Thread] = []
+
+    def pause_writes_in_the_window(read: Any, path: Path) -> bool:
+        unchanged = real_still_at(read, path)
+        if not racers:  # the daemon's check: pause's write comes now, and takes its time
+            racers.append(threading.Thread(target=other.update, args=("n.md", _pause)))
+            racers[0].start()
+            racers[0].join(0.5)
+        return unchanged
+
+    monkeypatch.setattr(notes._Read, "still_at", pause_writes_in_the_window)
+    assert daemon.update("n.md", lambda t: t + "daemon\n") is Outcome.WRITTEN
+    racers[0].join()
+    assert note.read_text() == "v1\ndaemon\npaused\n"
+
+
+def test_a_write_lock_held_by_a_stopped_process_holds_a_write_up_a_second_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    note = tmp_path / "n.md"
+    note.write_text("v1\n")
+    clock = FakeTime(time.time())
+    writer = NoteWriter(tmp_path, quiet=0.0, sleep=clock.sleep, wall_time=clock.time)
+    with statefs.locked_key(tmp_path, layout.NOTE_LOCKS, "n.md") as held:
+        assert held
+        assert writer.update("n.md", _pause) is Outcome.WRITTEN
+    assert note.read_text() == "v1\npaused\n"
+    assert notes.SETTLE_SECONDS <= sum(clock.slept) < notes.SETTLE_SECONDS + 0.1
+    assert "held its write lock" in caplog.text
+
+
+def _pause(text: str) -> str:
+    return text + "paused\n"
 
 
 def test_redoes_the_splice_when_the_note_changes_underneath(tmp_path: Path) -> None:

@@ -19,6 +19,11 @@ here (vaultsched.adapters.leases tells whether a save is under way):
 - that late save: once its writer has closed the replaced file, its text is merged into the
   note as it is by then (vaultsched.core.merging) and written again. It stays pending until a write
   that holds it succeeds.
+
+Two vaultsched processes (the daemon landing a run, `pause` setting a property) rename, not
+save in place: the one that checked first could rename over the other's newer file, and that
+edit would be gone with no file left to merge it from. So each check-and-rename of a note holds
+a lock every vaultsched process on this host takes for that note (`_one_renamer`).
 """
 
 from __future__ import annotations
@@ -139,6 +144,7 @@ class NoteWriter:
     root: Path
     quiet: float = QUIET_SECONDS
     max_wait: float = MAX_WAIT_SECONDS
+    rename_wait: float = SETTLE_SECONDS  # see `_one_renamer`
     sleep: Callable[[float], None] = time.sleep
     wall_time: Callable[[], float] = time.time
     _own: dict[str, str] = field(default_factory=dict, repr=False)
@@ -287,7 +293,7 @@ class NoteWriter:
         data = transform(text).encode("utf-8")
         if data == current.data:
             return Outcome.UNCHANGED, None
-        written = self._replace_if_unchanged(path, data, current)
+        written = self._replace_if_unchanged(rel, path, data, current)
         if written is None:
             return None, None
         # A save that opened the note just before our rename: let it finish into the old file.
@@ -311,7 +317,9 @@ class NoteWriter:
         self.sleep(min(self.quiet - age, remaining) + 0.01)
         return True
 
-    def _replace_if_unchanged(self, path: Path, data: bytes, current: _Read) -> _Written | None:
+    def _replace_if_unchanged(
+        self, rel: str, path: Path, data: bytes, current: _Read
+    ) -> _Written | None:
         """Rename `data` over `path` if the note still is as read: the note's new file, or
         None to go round again."""
         if current.snapshot is None:  # else its folder was there when the note was read
@@ -322,14 +330,14 @@ class NoteWriter:
                 # start knows them); not after the note: a name near 255 bytes would not fit
                 try:
                     return self._renamed(
-                        f".note.{secrets.token_hex(4)}.tmp", temps, path, data, current
+                        f".note.{secrets.token_hex(4)}.tmp", temps, rel, data, current
                     )
                 except OSError as exc:  # a bind mount (same device, no rename across), read-only
                     if exc.errno not in _TEMPS_REFUSED:
                         raise
         # The note's own folder; a dot-prefixed name: ignored by our indexer and by Obsidian.
         own = f"{path.parent}/.{path.name}{TEMP_MARK}{secrets.token_hex(4)}.tmp"
-        return self._renamed(own, None, path, data, current)
+        return self._renamed(own, None, rel, data, current)
 
     def _temps(self, stack: contextlib.ExitStack, folder: Path) -> int | None:
         """The folder a note's temp file goes to (held open by `stack`): NOTE_TEMPS_DIR, so
@@ -345,23 +353,24 @@ class NoteWriter:
             return None
 
     def _renamed(
-        self, tmp: str, temps: int | None, path: Path, data: bytes, current: _Read
+        self, tmp: str, temps: int | None, rel: str, data: bytes, current: _Read
     ) -> _Written | None:
-        """`data` written to `tmp` (in folder `temps`, else a path), then renamed over `path`
-        if the note still is as read: the note's new file, or None to go round again."""
-        renamed = False
+        """`data` written to `tmp` (in folder `temps`, else a path), then renamed over the
+        note if it still is as read: the note's new file, or None to go round again."""
+        path, renamed = self.root / rel, False
         try:
             written = _write_synced(
                 tmp, data, mode=_mode(path), mark=self._attrs, dir_fd=temps, sync=self.syncs.fsync
             )
             self._attrs = written.marked
-            if not current.still_at(path):
-                return None
-            if current.snapshot is None:  # creating: fails rather than clobber a new note
-                os.link(tmp, path, src_dir_fd=temps)
-            else:
-                os.replace(tmp, path, src_dir_fd=temps)
-                renamed = True
+            with self._one_renamer(rel):
+                if not current.still_at(path):
+                    return None
+                if current.snapshot is None:  # creating: fails rather than clobber a new note
+                    os.link(tmp, path, src_dir_fd=temps)
+                else:
+                    os.replace(tmp, path, src_dir_fd=temps)
+                    renamed = True
             self._sync_folder(path.parent)
             return written
         except (FileExistsError, FileNotFoundError):
@@ -372,6 +381,35 @@ class NoteWriter:
             if not renamed:  # a rename took the temp file's name away with it
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp, dir_fd=temps)
+
+    @contextlib.contextmanager
+    def _one_renamer(self, rel: str) -> Iterator[None]:
+        """Held while a note is checked and renamed over: the lock of `rel` that every
+        vaultsched process on this host takes for it (see the module's notes)."""
+        with contextlib.ExitStack() as stack:
+            self._lock_note(stack, rel)
+            yield
+
+    def _lock_note(self, stack: contextlib.ExitStack, rel: str) -> None:
+        """`rel`'s write lock, held by `stack`. Waited for at most `rename_wait`: it is held
+        for microseconds, and a process stopped while holding it must not stop the others'
+        writes. Past that, or where the lock file is refused or the system has no byte
+        locks, the write goes ahead unguarded."""
+        deadline, pause = self.wall_time() + self.rename_wait, 0.001
+        while statefs.BYTE_LOCKS:
+            try:
+                lock = statefs.locked_key(self.root, layout.NOTE_LOCKS, rel, wait=False)
+                if stack.enter_context(lock):
+                    return
+            except OSError as exc:  # a link, a file in the way: refused
+                statefs.warn_refused(exc, "note writes not guarded against each other")
+                return
+            stack.close()  # this try's file, not held
+            if self.wall_time() >= deadline:
+                log.warning("%s: another vaultsched process held its write lock: writing", rel)
+                return
+            self.sleep(pause)
+            pause = min(pause * 2, 0.02)
 
     def is_own(self, rel: str, data: bytes) -> bool:
         """True if `data` is exactly what vaultsched itself last wrote to `rel`."""

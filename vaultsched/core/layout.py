@@ -28,6 +28,7 @@ Paths are vault-relative POSIX strings, the form `statefs` opens (never followin
         ├── running/Tasks%2FA.lock      running_lock(task id): the same, where byte locks are not
         ├── tasks/Tasks/A/              task_state_dir(task id): the task's own, between runs
         ├── writing/                    NOTE_TEMPS_DIR   a note's next text, fsynced, then renamed
+        ├── writing.lock                NOTE_LOCKS       one check-and-rename of a note at a time
         ├── written/<sha1 of note>      written_mark(note): vaultsched's last write of it, where
         │                               the note cannot carry it (no extended attributes)
         └── written.lock                WRITTEN_LOCK     one process setting a mark at a time
@@ -71,6 +72,7 @@ TASK_LOCKS = f"{RUNNING_DIR}/tasks.lock"  # a byte of it locked per task (statef
 WRITTEN_DIR = f"{STATE_DIR}/written"
 WRITTEN_LOCK = f"{WRITTEN_DIR}.lock"
 NOTE_TEMPS_DIR = f"{STATE_DIR}/writing"  # a note's next text, before its rename into place
+NOTE_LOCKS = f"{NOTE_TEMPS_DIR}.lock"  # a byte of it locked per note (statefs.locked_key)
 TASKS_STATE_DIR = f"{STATE_DIR}/tasks"
 PING_FAILURES = f"{STATE_DIR}/pings.json"  # the last failed ping of each URL, for `doctor`
 LEDGER_SUFFIX = ".jsonl"
