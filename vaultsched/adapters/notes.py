@@ -22,8 +22,11 @@ here (vaultsched.adapters.leases tells whether a save is under way):
 
 Two vaultsched processes (the daemon landing a run, `pause` setting a property) rename, not
 save in place: the one that checked first could rename over the other's newer file, and that
-edit would be gone with no file left to merge it from. So each check-and-rename of a note holds
-a lock every vaultsched process on this host takes for that note (`_one_renamer`).
+edit would be gone with no file left to merge it from; so could a write that checked just
+before a sync's git replaced the note. So each check-and-rename of a note holds a lock every
+vaultsched process on this host takes for the file it read (`_note_lock`), and a sync holds the
+locks of the notes it moves (`held_off`). A write never renames while another holds its lock:
+it goes round again, and is left BUSY once its contention budget is spent.
 """
 
 from __future__ import annotations
@@ -144,7 +147,7 @@ class NoteWriter:
     root: Path
     quiet: float = QUIET_SECONDS
     max_wait: float = MAX_WAIT_SECONDS
-    rename_wait: float = SETTLE_SECONDS  # see `_one_renamer`
+    rename_wait: float = SETTLE_SECONDS  # see `_note_lock`
     sleep: Callable[[float], None] = time.sleep
     wall_time: Callable[[], float] = time.time
     _own: dict[str, str] = field(default_factory=dict, repr=False)
@@ -363,8 +366,8 @@ class NoteWriter:
                 tmp, data, mode=_mode(path), mark=self._attrs, dir_fd=temps, sync=self.syncs.fsync
             )
             self._attrs = written.marked
-            with self._one_renamer(rel):
-                if not current.still_at(path):
+            with contextlib.ExitStack() as lock:
+                if not self._note_lock(lock, rel, current) or not current.still_at(path):
                     return None
                 if current.snapshot is None:  # creating: fails rather than clobber a new note
                     os.link(tmp, path, src_dir_fd=temps)
@@ -382,34 +385,40 @@ class NoteWriter:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp, dir_fd=temps)
 
-    @contextlib.contextmanager
-    def _one_renamer(self, rel: str) -> Iterator[None]:
-        """Held while a note is checked and renamed over: the lock of `rel` that every
-        vaultsched process on this host takes for it (see the module's notes)."""
-        with contextlib.ExitStack() as stack:
-            self._lock_note(stack, rel)
-            yield
-
-    def _lock_note(self, stack: contextlib.ExitStack, rel: str) -> None:
-        """`rel`'s write lock, held by `stack`. Waited for at most `rename_wait`: it is held
-        for microseconds, and a process stopped while holding it must not stop the others'
-        writes. Past that, or where the lock file is refused or the system has no byte
-        locks, the write goes ahead unguarded."""
+    def _note_lock(self, stack: contextlib.ExitStack, rel: str, current: _Read) -> bool:
+        """The write lock of the file `current` read (by inode: one note reached by two
+        names is one file), held by `stack`; False if another holds it over `rename_wait`
+        (a sync moving the note, a process stopped or slow): go round again. It guards
+        nothing where the lock file is refused or the system has no byte locks."""
+        key = _lock_key(rel, current.snapshot)
         deadline, pause = self.wall_time() + self.rename_wait, 0.001
         while statefs.BYTE_LOCKS:
             try:
-                lock = statefs.locked_key(self.root, layout.NOTE_LOCKS, rel, wait=False)
+                lock = statefs.locked_key(self.root, layout.NOTE_LOCKS, key, wait=False)
                 if stack.enter_context(lock):
-                    return
+                    return True
             except OSError as exc:  # a link, a file in the way: refused
                 statefs.warn_refused(exc, "note writes not guarded against each other")
-                return
+                return True
             stack.close()  # this try's file, not held
             if self.wall_time() >= deadline:
-                log.warning("%s: another vaultsched process held its write lock: writing", rel)
-                return
+                return False
             self.sleep(pause)
             pause = min(pause * 2, 0.02)
+        return True
+
+    @contextlib.contextmanager
+    def held_off(self, rels: Iterable[str]) -> Iterator[None]:
+        """No vaultsched write renames over the notes `rels` meanwhile (in any process on
+        this host): a sync's git replaces them. Waits for writes under way."""
+        keys = [_lock_key(rel, _snapshot(self.root / rel)) for rel in rels]
+        with contextlib.ExitStack() as stack:
+            if statefs.BYTE_LOCKS and keys:
+                try:
+                    stack.enter_context(statefs.locked_keys(self.root, layout.NOTE_LOCKS, keys))
+                except OSError as exc:
+                    statefs.warn_refused(exc, "note writes not guarded against each other")
+            yield
 
     def is_own(self, rel: str, data: bytes) -> bool:
         """True if `data` is exactly what vaultsched itself last wrote to `rel`."""
@@ -445,6 +454,12 @@ class NoteWriter:
         except OSError as exc:
             self._own[rel] = digest
             statefs.warn_refused(exc, "note writes not remembered")
+
+
+def _lock_key(rel: str, snapshot: _Snapshot | None) -> str:
+    """The key of a note's write lock: the inode of the file read, or its name if none is
+    there yet (two writes that both check the note is as they read it read the same file)."""
+    return f"new:{rel}" if snapshot is None else f"inode:{snapshot[0]}"
 
 
 def _inside(real_root: Path, root: Path, rel: str) -> bool:

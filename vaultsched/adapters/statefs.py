@@ -23,7 +23,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -546,20 +546,36 @@ def locked_key(root: Path, rel: str, key: str, *, wait: bool = True) -> Iterator
     """What `locked` is for a file of `key`'s own, on one byte of the file `rel` shared by
     every key (BYTE_LOCKS only): no file made per key. Yields False if it is held and `wait`
     is off. Each call opens the file afresh, so threads of one process exclude each other."""
-    assert _OFD_SETLK is not None and _OFD_SETLKW is not None
     fd = open_file(root, rel, os.O_RDWR | os.O_CREAT)
     try:
-        lock = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, key_offset(key), 1, 0)
-        try:
-            fcntl.fcntl(fd, _OFD_SETLKW if wait else _OFD_SETLK, lock)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            yield False
-            return
-        yield True
+        yield _lock_byte(fd, key_offset(key), wait=wait)
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def locked_keys(root: Path, rel: str, keys: Iterable[str]) -> Iterator[None]:
+    """`locked_key` of every key at once, waited for. Taken in the order of their bytes, so
+    two holders of several never wait for each other in a circle."""
+    fd = open_file(root, rel, os.O_RDWR | os.O_CREAT)
+    try:
+        for offset in sorted({key_offset(key) for key in keys}):
+            _lock_byte(fd, offset, wait=True)
+        yield
+    finally:
+        os.close(fd)  # releases them all
+
+
+def _lock_byte(fd: int, offset: int, *, wait: bool) -> bool:
+    assert _OFD_SETLK is not None and _OFD_SETLKW is not None
+    lock = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
+    try:
+        fcntl.fcntl(fd, _OFD_SETLKW if wait else _OFD_SETLK, lock)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        return False
+    return True
 
 
 def links(root: Path) -> list[str]:

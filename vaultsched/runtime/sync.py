@@ -172,9 +172,10 @@ class Syncer:
 
     def _move(self, base: str, rebased: str) -> None:
         """The vault to the rebased commit, with every save an editor made into a note just
-        as git replaced it merged into the note as the move left it (adapters/held.py)."""
+        as git replaced it merged into the note as the move left it (adapters/held.py), and
+        no vaultsched write renaming over a note meanwhile."""
         notes = [c.path for c in tree_changes(self.git, base, rebased) if c.path.endswith(".md")]
-        with HeldNotes(self.git.root, notes) as held:
+        with self.workspace.writer.held_off(notes), HeldNotes(self.git.root, notes) as held:
             with self.workspace.ledger.appends_held(self.workspace.clock()):
                 if not self.git.sync.move_branch(base, rebased):
                     raise SyncError("the branch moved during the sync; next time")
