@@ -31,6 +31,8 @@ from vaultsched.core import layout
 
 log = logging.getLogger(__name__)
 
+_Folder = contextlib.AbstractContextManager[int]  # `with` it: the folder's descriptor
+
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # A file: never through a link, and non-blocking until it is known to be a regular file (a
 # FIFO put there cannot hang the daemon).
@@ -101,15 +103,17 @@ def _open_root(root: Path) -> int:
     return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-@contextlib.contextmanager
-def folder(root: Path, rel: str, *, create: bool = False) -> Iterator[int]:
+def folder(root: Path, rel: str, *, create: bool = False) -> _Folder:
     """A descriptor of the folder `rel` (vault-relative, under `.vaultsched/`)."""
     parts = _parts(rel)
     kept = _kept.get(str(root))
     if kept is not None:
-        with kept.folder(root, parts, create) as fd:
-            yield fd
-        return
+        return kept.folder(root, parts, create)
+    return _walked(root, parts, create)
+
+
+@contextlib.contextmanager
+def _walked(root: Path, parts: tuple[str, ...], create: bool) -> Iterator[int]:
     fd = _open_root(root)
     try:
         for depth, name in enumerate(parts, 1):
@@ -152,8 +156,16 @@ class _Kept:
         self._lock = threading.Lock()
         self._dirs: dict[tuple[str, ...], _Dir] = {}
 
+    def folder(self, root: Path, parts: tuple[str, ...], create: bool) -> _Folder:
+        """The folder's kept descriptor, if it is kept: a lease, no walk (most of a run's
+        dozen folders a time); else the walk from its deepest kept ancestor."""
+        held = self._take(parts) if 0 < len(parts) <= KEEP_DEPTH else None
+        if held is not None:
+            return _Lease(self, held)
+        return self._walk(root, parts, create)
+
     @contextlib.contextmanager
-    def folder(self, root: Path, parts: tuple[str, ...], create: bool) -> Iterator[int]:
+    def _walk(self, root: Path, parts: tuple[str, ...], create: bool) -> Iterator[int]:
         held, start = None, min(len(parts), KEEP_DEPTH)
         while held is None and start > 0:  # the deepest folder kept, or the vault root
             held = self._take(parts[:start])
@@ -226,6 +238,22 @@ class _Kept:
         with self._lock:
             for key in list(self._dirs):
                 self._drop(key)
+
+
+class _Lease:
+    """A kept folder's descriptor, in use until the `with` ends (a class, not a generator:
+    this is most of the daemon's folder uses, a dozen a run)."""
+
+    __slots__ = ("_dir", "_kept")
+
+    def __init__(self, kept: _Kept, held: _Dir) -> None:
+        self._kept, self._dir = kept, held
+
+    def __enter__(self) -> int:
+        return self._dir.fd
+
+    def __exit__(self, *exc: object) -> None:
+        self._kept._release(self._dir)
 
 
 def _deleted(fd: int) -> bool:
