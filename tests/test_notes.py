@@ -275,6 +275,23 @@ def test_a_note_whose_write_lock_stays_held_is_left_busy_never_renamed_over(
     assert note.read_text() == "v1\npaused\n"
 
 
+@pytest.mark.parametrize("planted", ["link", "fifo", "folder"])
+def test_a_write_lock_file_a_sync_replaced_is_refused_and_the_write_goes_ahead(
+    tmp_path: Path, planted: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    note, target = tmp_path / "n.md", tmp_path / "elsewhere.md"
+    note.write_text("v1\n")
+    target.write_text("not ours\n")
+    lock = tmp_path / layout.NOTE_LOCKS
+    lock.parent.mkdir(parents=True)
+    {"link": lambda: lock.symlink_to(target), "fifo": lambda: os.mkfifo(lock),
+     "folder": lock.mkdir}[planted]()  # fmt: skip
+    assert NoteWriter(tmp_path, quiet=0.0).update("n.md", _pause) is Outcome.WRITTEN
+    assert note.read_text() == "v1\npaused\n"
+    assert target.read_text() == "not ours\n"
+    assert "not guarded against each other" in caplog.text
+
+
 def _pause(text: str) -> str:
     return text + "paused\n"
 
