@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
@@ -262,6 +263,7 @@ def test_a_note_whose_write_lock_stays_held_is_left_busy_never_renamed_over(
     note.write_text("v1\n")
     clock = FakeTime(time.time())
     writer = NoteWriter(tmp_path, quiet=0.0, sleep=clock.sleep, wall_time=clock.time)
+    held: contextlib.AbstractContextManager[object]
     if holder == "a sync":
         held = NoteWriter(tmp_path).held_off(["n.md", "Gone.md"])
     else:
