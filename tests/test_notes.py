@@ -294,6 +294,22 @@ def test_a_write_lock_file_a_sync_replaced_is_refused_and_the_write_goes_ahead(
     assert "not guarded against each other" in caplog.text
 
 
+@pytest.mark.skipif(not statefs.BYTE_LOCKS, reason="no open-file-description locks here")
+def test_a_sync_waits_for_a_note_s_write_lock_a_while_then_gives_up(tmp_path: Path) -> None:
+    note = tmp_path / "n.md"
+    note.write_text("v1\n")
+    key = f"inode:{note.stat().st_ino}"
+    writer = NoteWriter(tmp_path)
+    stopped_write = statefs.locked_key(tmp_path, layout.NOTE_LOCKS, key)
+    with stopped_write, pytest.raises(notes.NotesBusy), writer.held_off(["n.md"], within=0.2):
+        pass
+    other = statefs.locked_key(tmp_path, layout.NOTE_LOCKS, key, wait=False)
+    with writer.held_off(["n.md", "new.md"], within=0.2), other as held:
+        assert not held  # free again: the sync holds it
+    with statefs.locked_key(tmp_path, layout.NOTE_LOCKS, key, wait=False) as held:
+        assert held  # and let it go
+
+
 def _pause(text: str) -> str:
     return text + "paused\n"
 

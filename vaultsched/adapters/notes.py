@@ -78,6 +78,14 @@ TEMP_MARK = ".vaultsched-"  # in the name of every note temp file, for the start
 DISPLACED_WATCH_SECONDS = 60.0
 
 
+# How long a sync waits for the notes it moves to be free of other vaultsched processes' writes.
+HOLD_OFF_WITHIN = 10.0
+
+
+class NotesBusy(Exception):
+    """A note's write lock stayed held by another process (see `NoteWriter.held_off`)."""
+
+
 class Outcome(StrEnum):
     WRITTEN = "written"
     UNCHANGED = "unchanged"
@@ -408,14 +416,18 @@ class NoteWriter:
         return True
 
     @contextlib.contextmanager
-    def held_off(self, rels: Iterable[str]) -> Iterator[None]:
+    def held_off(self, rels: Iterable[str], within: float = HOLD_OFF_WITHIN) -> Iterator[None]:
         """No vaultsched write renames over the notes `rels` meanwhile (in any process on
-        this host): a sync's git replaces them. Waits for writes under way."""
+        this host): a sync's git replaces them. Waits for writes under way, at most `within`
+        seconds; raises NotesBusy if one still holds a note's lock then (a process stopped
+        mid-write must not stop the sync for good)."""
         keys = [_lock_key(rel, _snapshot(self.root / rel)) for rel in rels]
         with contextlib.ExitStack() as stack:
             if statefs.BYTE_LOCKS and keys:
                 try:
-                    stack.enter_context(statefs.locked_keys(self.root, layout.NOTE_LOCKS, keys))
+                    held = statefs.locked_keys(self.root, layout.NOTE_LOCKS, keys, within=within)
+                    if not stack.enter_context(held):
+                        raise NotesBusy("another vaultsched process is writing one of its notes")
                 except OSError as exc:
                     statefs.warn_refused(exc, "note writes not guarded against each other")
             yield

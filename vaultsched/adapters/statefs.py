@@ -582,16 +582,26 @@ def locked_key(root: Path, rel: str, key: str, *, wait: bool = True) -> Iterator
 
 
 @contextlib.contextmanager
-def locked_keys(root: Path, rel: str, keys: Iterable[str]) -> Iterator[None]:
-    """`locked_key` of every key at once, waited for. Taken in the order of their bytes, so
-    two holders of several never wait for each other in a circle."""
+def locked_keys(root: Path, rel: str, keys: Iterable[str], *, within: float) -> Iterator[bool]:
+    """`locked_key` of every key at once, each waited for until `within` seconds have passed
+    in all; yields False (none held) if one was still held by another then. Taken in the
+    order of their bytes, so two holders of several never wait for each other in a circle."""
     fd = open_file(root, rel, os.O_RDWR | os.O_CREAT)
     try:
-        for offset in sorted({key_offset(key) for key in keys}):
-            _lock_byte(fd, offset, wait=True)
-        yield
+        deadline = time.monotonic() + within
+        yield all(_lock_by(fd, offset, deadline) for offset in sorted(set(map(key_offset, keys))))
     finally:
         os.close(fd)  # releases them all
+
+
+def _lock_by(fd: int, offset: int, deadline: float) -> bool:
+    pause = 0.001
+    while not _lock_byte(fd, offset, wait=False):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+    return True
 
 
 def _lock_byte(fd: int, offset: int, *, wait: bool) -> bool:

@@ -25,7 +25,7 @@ from vaultsched.adapters.git import Git, GitError
 from vaultsched.adapters.git.batch import Changed, read_blobs, tree_changes
 from vaultsched.adapters.held import HeldNotes, LateSave
 from vaultsched.adapters.notefile import link_on_path
-from vaultsched.adapters.notes import NoteWriter, Outcome, recover
+from vaultsched.adapters.notes import NotesBusy, NoteWriter, Outcome, recover
 from vaultsched.adapters.vault import build_index
 from vaultsched.core import blocks
 from vaultsched.core.merging import drop_merged_copies, merge_back, merge_note, union_lines
@@ -175,11 +175,14 @@ class Syncer:
         as git replaced it merged into the note as the move left it (adapters/held.py), and
         no vaultsched write renaming over a note meanwhile."""
         notes = [c.path for c in tree_changes(self.git, base, rebased) if c.path.endswith(".md")]
-        with self.workspace.writer.held_off(notes), HeldNotes(self.git.root, notes) as held:
-            with self.workspace.ledger.appends_held(self.workspace.clock()):
-                if not self.git.sync.move_branch(base, rebased):
-                    raise SyncError("the branch moved during the sync; next time")
-            late = held.late_saves()
+        try:
+            with self.workspace.writer.held_off(notes), HeldNotes(self.git.root, notes) as held:
+                with self.workspace.ledger.appends_held(self.workspace.clock()):
+                    if not self.git.sync.move_branch(base, rebased):
+                        raise SyncError("the branch moved during the sync; next time")
+                late = held.late_saves()
+        except NotesBusy as exc:
+            raise SyncError(f"{exc}; next time") from exc
         put_back(self.workspace.writer, late)
 
     def _rebase_elsewhere(self, base: str, upstream: str) -> tuple[str, set[str]]:
