@@ -73,11 +73,13 @@ class Daemon:
         self.workspace = open_workspace(self.vault, self.clock)
         self.lander = Lander(self.workspace, Committer(self.workspace))
         self.landing = LandingThread(
-            self.lander, self._commit_settled, lambda: self._local.waiting > 0
+            self.lander, self._commit_settled, lambda: self._local.unsettled
         )
         never = datetime.min.replace(tzinfo=self.clock().tzinfo)  # the last commit, so far
         self.cadence = Cadence(
-            lambda: self.lander.has_pending, never, busy=lambda: self.conductor.running
+            lambda: self.lander.has_pending,
+            never,
+            busy=lambda: self.conductor.running or self._local.unsettled,
         )
         self.pings = Pings(self.workspace)
         self.heartbeat = Heartbeat(self.pings.pinger, self.vault.config.ping)
