@@ -67,14 +67,16 @@ class Finishes:
                     continue
                 self._owed = [item for item in self._owed if task_id not in (None, item[0].id)]
                 self._bytes -= sum(len(stdout or "") for _, _, stdout in mine)
-            for task, run, stdout in mine:
-                try:
-                    self._write(task, run, stdout)
-                except Exception:  # a bug must not lose the other runs' records
-                    log.exception("%s: the finish record of run %s failed", task.id, run.run_id)
-            with self._changed:
-                self._tasks -= Counter(item[0].id for item in mine)
-                self._changed.notify_all()
+            try:
+                for task, run, stdout in mine:
+                    try:
+                        self._write(task, run, stdout)
+                    except Exception:  # a bug must not lose the other runs' records
+                        log.exception("%s: finish record of run %s failed", task.id, run.run_id)
+            finally:  # whatever happened, no task's next run waits for these for ever
+                with self._changed:
+                    self._tasks -= Counter(item[0].id for item in mine)
+                    self._changed.notify_all()
 
     def __len__(self) -> int:
         """The runs whose records are kept or being written."""
