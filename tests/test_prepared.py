@@ -18,7 +18,6 @@ from vaultsched.adapters.vault import Vault, read_note
 from vaultsched.core import layout
 from vaultsched.core.model import Run, Status, Task, Trigger
 from vaultsched.runtime.execute import LocalExecutor
-from vaultsched.runtime.finishes import Finishes
 from vaultsched.runtime.messages import Job
 from vaultsched.runtime.record import Recorder
 from vaultsched.runtime.run import Execution
@@ -189,7 +188,6 @@ class _Blocking:
 
     def __init__(self) -> None:
         self.go = threading.Event()
-        self.finishes = Finishes(lambda task, run, stdout: None)
 
     def run(self, job: Job) -> None:
         self.go.wait(60)
@@ -296,38 +294,3 @@ def test_a_run_whose_start_record_cannot_be_written_never_runs_its_command(
     with pytest.raises(OSError, match="disk full"):
         ex.run(Job(task, Trigger.MANUAL))
     assert not (vault.root / "ran").exists() and ex.children == {}
-
-
-def _finished_ids(vault: Vault) -> set[str]:
-    return {r["task"] for r in Ledger(vault.root, "testhost").records() if r["type"] == "finish"}
-
-
-def test_finish_records_kept_while_runs_wait_are_written_while_the_last_run_runs_on(
-    vault: Vault,
-) -> None:
-    """One worker, three runs at once: the first two's finish records wait while a run waits
-    for the worker, and are written once none does, not after the third (a long one) ends;
-    a task's next run counts its last run's success."""
-    runner = execution(vault)
-    executor = LocalExecutor(runner, 1, lambda job, run: None)
-    quick = task_of(vault, "Tasks/Quick.md", "echo quick")
-    again = task_of(vault, "Tasks/Again.md", "'echo \"last=$VAULTSCHED_LAST_SUCCESS_AT\"'")
-    long = task_of(vault, "Tasks/Long.md", "sleep 3")
-    kept: list[int] = []
-    write = runner.finishes._write
-
-    def counting(task: Task, run: Run, stdout: str | None) -> None:
-        kept.append(len(runner.finishes))
-        write(task, run, stdout)
-
-    runner.finishes._write = counting
-    for task in (quick, again, again, long):
-        executor.submit(Job(task, Trigger.MANUAL))
-    wait_for(lambda: {"Tasks/Quick", "Tasks/Again"} <= _finished_ids(vault), timeout=10)
-    assert "Tasks/Long" not in _finished_ids(vault)  # still running: the others were not held
-    assert max(kept) > 0  # and they were kept, not written as they ended
-    executor.shutdown()
-    assert "Tasks/Long" in _finished_ids(vault)
-    runs = sorted(Ledger(vault.root, "testhost").runs(), key=lambda r: r.started_at)
-    second_again = [r for r in runs if r.task == "Tasks/Again"][1]
-    assert "last=20" in second_again.output_tail  # the first run's success, written before

@@ -73,13 +73,11 @@ class Daemon:
         self.workspace = open_workspace(self.vault, self.clock)
         self.lander = Lander(self.workspace, Committer(self.workspace))
         self.landing = LandingThread(
-            self.lander, self._commit_settled, lambda: self._local.unsettled
+            self.lander, self._commit_settled, lambda: self._local.waiting > 0
         )
         never = datetime.min.replace(tzinfo=self.clock().tzinfo)  # the last commit, so far
         self.cadence = Cadence(
-            lambda: self.lander.has_pending,
-            never,
-            busy=lambda: self.conductor.running or self._local.unsettled,
+            lambda: self.lander.has_pending, never, busy=lambda: self.conductor.running
         )
         self.pings = Pings(self.workspace)
         self.heartbeat = Heartbeat(self.pings.pinger, self.vault.config.ping)

@@ -126,19 +126,11 @@ class LocalExecutor:
         self._waiting = 0  # jobs submitted that no worker has taken up yet
         self._count = threading.Lock()
         self._ahead = Ahead(execution.prepare)
-        execution.finishes.hold = lambda: self._waiting > 0
-        self._drainer: threading.Thread | None = None  # writes the kept finish records
 
     @property
     def waiting(self) -> int:
         """Jobs waiting for a worker: more were due at once than `max_parallel`."""
         return self._waiting
-
-    @property
-    def unsettled(self) -> bool:
-        """Runs wait for a worker, or finish records are still kept for them (`Finishes`):
-        landing now would show part of a burst, and commit it apart from the rest."""
-        return self._waiting > 0 or len(self.execution.finishes) > 0
 
     def submit(self, job: Job) -> None:
         self.events.submitted(job)
@@ -158,10 +150,6 @@ class LocalExecutor:
     def _work(self, job: Job) -> None:
         with self._count:
             self._waiting -= 1
-            last = not self._waiting  # the queue is empty now: what was kept can be written
-        if last and len(self.execution.finishes):  # not by this run's worker: it may run long
-            self._drain()
-        self.execution.finishes.settle(job.task.id)  # its last run counts for this one
         self.events.started(job)
         try:
             run: Run | None = self.execution.run(job)
@@ -171,28 +159,13 @@ class LocalExecutor:
         self.events.finished(job)
         self.on_done(job, run)
         if not self._waiting:  # in a burst, off the way of the runs waiting to start
-            self.execution.finishes.settle()
             self.execution.spare(job.task)
 
     def cancel(self, sig: signal.Signals = signal.SIGTERM) -> int:
         return self.execution.cancel(sig)
 
-    def _drain(self) -> None:
-        with self._count:
-            if self._drainer is not None and self._drainer.is_alive():
-                return  # it writes whatever is kept when it runs, and the workers after it
-            self._drainer = threading.Thread(
-                target=self.execution.finishes.settle, name="vaultsched-finish"
-            )
-            self._drainer.start()
-
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
-        with self._count:
-            drainer = self._drainer
-        if drainer is not None:
-            drainer.join()
-        self.execution.finishes.settle()
 
     def let_go(self) -> list[Job]:
         return []  # every run is here

@@ -38,7 +38,6 @@ from vaultsched.runtime.context import (
     save_output,
     task_logs,
 )
-from vaultsched.runtime.finishes import Finishes
 from vaultsched.runtime.gates import gated, inputs_now, keep_inputs
 from vaultsched.runtime.messages import OVERLAP_SKIPPED, Job
 from vaultsched.runtime.process import Process, ended, output_note, stdin_for, stopped
@@ -65,14 +64,11 @@ class Execution:
     # The `after` tasks a finished run starts (ids); the daemon's index answers, or run-now's.
     downstream: Callable[[Run], Iterable[str]] = lambda run: ()
     starts: Starts = field(init=False)
-    finishes: Finishes = field(init=False)  # finish records, kept while runs wait (LocalExecutor)
     _spares: bool = field(default=True, init=False)  # logs made ahead can be used here
 
     def __post_init__(self) -> None:
         workspace = self.recorder.workspace
         self.starts = Starts(workspace.ledger.append_all, workspace.clock)
-        recorder = self.recorder
-        self.finishes = Finishes(lambda task, run, out: recorder.finished(task, run, stdout=out))
 
     def prepare(self, task: Task) -> None:
         """Make the task's log and state folders, if missing, and its next run's log, ahead
@@ -163,7 +159,7 @@ class Execution:
         self._settle(job)
         if inputs is not None and finished.status is Status.SUCCESS:
             keep_inputs(root, task, inputs)
-        self.finishes.put(task, finished, stdout)
+        self.recorder.finished(task, finished, stdout=stdout)
         _prune_logs(root, task.id, logs)
         return finished
 
