@@ -396,24 +396,8 @@ class NoteWriter:
     def _note_lock(self, stack: contextlib.ExitStack, rel: str, current: _Read) -> bool:
         """The write lock of the file `current` read (by inode: one note reached by two
         names is one file), held by `stack`; False if another holds it over `rename_wait`
-        (a sync moving the note, a process stopped or slow): go round again. It guards
-        nothing where the lock file is refused or the system has no byte locks."""
-        key = _lock_key(rel, current.snapshot)
-        deadline, pause = self.wall_time() + self.rename_wait, 0.001
-        while statefs.BYTE_LOCKS:
-            try:
-                lock = statefs.locked_key(self.root, layout.NOTE_LOCKS, key, wait=False)
-                if stack.enter_context(lock):
-                    return True
-            except OSError as exc:  # a link, a file in the way: refused
-                statefs.warn_refused(exc, "note writes not guarded against each other")
-                return True
-            stack.close()  # this try's file, not held
-            if self.wall_time() >= deadline:
-                return False
-            self.sleep(pause)
-            pause = min(pause * 2, 0.02)
-        return True
+        (a sync moving the note, a process stopped or slow): go round again."""
+        return self._locks(stack, [_lock_key(rel, current.snapshot)], self.rename_wait)
 
     @contextlib.contextmanager
     def held_off(self, rels: Iterable[str], within: float = HOLD_OFF_WITHIN) -> Iterator[None]:
@@ -423,14 +407,25 @@ class NoteWriter:
         mid-write must not stop the sync for good)."""
         keys = [_lock_key(rel, _snapshot(self.root / rel)) for rel in rels]
         with contextlib.ExitStack() as stack:
-            if statefs.BYTE_LOCKS and keys:
-                try:
-                    held = statefs.locked_keys(self.root, layout.NOTE_LOCKS, keys, within=within)
-                    if not stack.enter_context(held):
-                        raise NotesBusy("another vaultsched process is writing one of its notes")
-                except OSError as exc:
-                    statefs.warn_refused(exc, "note writes not guarded against each other")
+            if not self._locks(stack, keys, within):
+                raise NotesBusy("another vaultsched process is writing one of its notes")
             yield
+
+    def _locks(self, stack: contextlib.ExitStack, keys: list[str], within: float) -> bool:
+        """The note write locks of `keys`, held by `stack`, waited for at most `within`
+        seconds; False if one stayed held by another. True, guarding nothing, where the lock
+        file is refused or the system has no byte locks."""
+        if not statefs.BYTE_LOCKS or not keys:
+            return True
+        try:
+            held = statefs.locked_keys(
+                self.root, layout.NOTE_LOCKS, keys, within=within, clock=self.wall_time,
+                sleep=self.sleep,
+            )  # fmt: skip
+            return stack.enter_context(held)
+        except OSError as exc:  # a link, a file in the way: refused
+            statefs.warn_refused(exc, "note writes not guarded against each other")
+            return True
 
     def is_own(self, rel: str, data: bytes) -> bool:
         """True if `data` is exactly what vaultsched itself last wrote to `rel`."""

@@ -23,7 +23,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -582,25 +582,40 @@ def locked_key(root: Path, rel: str, key: str, *, wait: bool = True) -> Iterator
 
 
 @contextlib.contextmanager
-def locked_keys(root: Path, rel: str, keys: Iterable[str], *, within: float) -> Iterator[bool]:
-    """`locked_key` of every key at once, each waited for until `within` seconds have passed
-    in all; yields False (none held) if one was still held by another then. Taken in the
+def locked_keys(
+    root: Path,
+    rel: str,
+    keys: Iterable[str],
+    *,
+    within: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[bool]:
+    """`locked_key` of every key at once, each waited for until `within` seconds (of `clock`)
+    have passed in all; yields False if one was still held by another then. Taken in the
     order of their bytes, so two holders of several never wait for each other in a circle."""
     fd = open_file(root, rel, os.O_RDWR | os.O_CREAT)
     try:
-        deadline = time.monotonic() + within
-        yield all(_lock_by(fd, offset, deadline) for offset in sorted(set(map(key_offset, keys))))
+        deadline = clock() + within
+        offsets = sorted(set(map(key_offset, keys)))
+        yield all(_lock_by(fd, offset, deadline, clock, sleep) for offset in offsets)
     finally:
         os.close(fd)  # releases them all
 
 
-def _lock_by(fd: int, offset: int, deadline: float) -> bool:
+def _lock_by(
+    fd: int,
+    offset: int,
+    deadline: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> bool:
     pause = 0.001
     while not _lock_byte(fd, offset, wait=False):
-        if time.monotonic() >= deadline:
+        if clock() >= deadline:
             return False
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
+        sleep(pause)
+        pause = min(pause * 2, 0.02)  # held for microseconds, as a rule: look again soon
     return True
 
 
