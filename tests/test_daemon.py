@@ -262,6 +262,30 @@ def test_max_parallel_and_disabled(tmp_path: Path, daemons: Start) -> None:
     assert of(root, "Tasks/Off") == []
 
 
+def test_a_stop_during_a_backlog_records_lands_and_commits_every_run(
+    tmp_path: Path, daemons: Start
+) -> None:
+    # Six every-1s tasks on one worker, 0.2 s each: runs always wait for it, so the records of
+    # ended runs are put off, and some are still kept when the daemon is stopped.
+    from conftest import make_vault
+
+    root = make_vault(tmp_path / "v", config='timezone = "UTC"\nmax_parallel = 1\n')
+    for n in range(6):
+        note(root, f"Tasks/T{n}.md", f"schedule: every 1s\ncommand: sleep 0.2; echo {n}\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "tasks")
+    daemon = daemons(root)
+    wait_for(lambda: len(runs(root)) >= 12, what="a dozen runs")
+    assert daemon.stop() == 0
+    recorded = runs(root)
+    assert all(r.status is not Status.RUNNING for r in recorded)  # each with its end
+    assert sum(r.status is Status.SUCCESS for r in recorded) >= 12  # the others: missed
+    assert git(root, "status", "--porcelain") == ""
+    for n in range(6):  # each note shows each of its runs (keep_runs: 10)
+        shown = (root / f"Tasks/T{n}.md").read_text().count("\n> [!")
+        assert shown == min(len(of(root, f"Tasks/T{n}")), 10)
+
+
 def test_sigkill_mid_run_is_recorded_interrupted_and_not_refired(
     vault_root: Path, daemons: Start
 ) -> None:

@@ -20,6 +20,7 @@ from vaultsched.core.model import Run, Status, Task, Trigger
 from vaultsched.runtime.execute import LocalExecutor
 from vaultsched.runtime.messages import Job
 from vaultsched.runtime.record import Recorder
+from vaultsched.runtime.rests import Rests
 from vaultsched.runtime.run import Execution
 from vaultsched.runtime.starts import Starts
 from vaultsched.runtime.workspace import open_workspace
@@ -188,6 +189,7 @@ class _Blocking:
 
     def __init__(self) -> None:
         self.go = threading.Event()
+        self.rests = Rests()
 
     def run(self, job: Job) -> None:
         self.go.wait(60)

@@ -72,9 +72,7 @@ class Daemon:
     def __post_init__(self) -> None:
         self.workspace = open_workspace(self.vault, self.clock)
         self.lander = Lander(self.workspace, Committer(self.workspace))
-        self.landing = LandingThread(
-            self.lander, self._commit_settled, lambda: self._local.waiting > 0
-        )
+        self.landing = LandingThread(self.lander, self._commit_settled, lambda: self._local.busy)
         never = datetime.min.replace(tzinfo=self.clock().tzinfo)  # the last commit, so far
         self.cadence = Cadence(
             lambda: self.lander.has_pending, never, busy=lambda: self.conductor.running

@@ -126,11 +126,17 @@ class LocalExecutor:
         self._waiting = 0  # jobs submitted that no worker has taken up yet
         self._count = threading.Lock()
         self._ahead = Ahead(execution.prepare)
+        execution.put_off = lambda: self._waiting > 0
 
     @property
     def waiting(self) -> int:
         """Jobs waiting for a worker: more were due at once than `max_parallel`."""
         return self._waiting
+
+    @property
+    def busy(self) -> bool:
+        """Runs wait for a worker, or ended runs for their finish record (`Execution.rests`)."""
+        return self._waiting > 0 or self.execution.rests.pending
 
     def submit(self, job: Job) -> None:
         self.events.submitted(job)
@@ -159,6 +165,7 @@ class LocalExecutor:
         self.events.finished(job)
         self.on_done(job, run)
         if not self._waiting:  # in a burst, off the way of the runs waiting to start
+            self.execution.rests.drain()
             self.execution.spare(job.task)
 
     def cancel(self, sig: signal.Signals = signal.SIGTERM) -> int:
@@ -166,6 +173,7 @@ class LocalExecutor:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
+        self.execution.rests.drain()
 
     def let_go(self) -> list[Job]:
         return []  # every run is here

@@ -306,7 +306,8 @@ class LandingThread:
     ) -> None:
         """`on_settled` is called after each batch that committed or failed to land: if
         something is still pending then, the daemon must come back for it. `runs_waiting`:
-        whether runs wait for a worker now (see HOLD_MAX)."""
+        whether runs wait for a worker now, or ended runs for their finish record (see
+        HOLD_MAX)."""
         self.lander = lander
         self.on_settled = on_settled
         self.runs_waiting = runs_waiting

@@ -11,7 +11,8 @@ crash before that: it reads end of file and exits). A run decided ahead of its t
 instant (see `starts`); just before the instant trust is checked again (by file identity: a
 few `lstat` calls unless something changed); at the instant the process is let go, with one
 pipe write. `if_changed` and `check` are asked at the run's own time, after the start record;
-an argv command's process is started then.
+an argv command's process is started then. Once it has ended, its output is kept and its slot
+let go at once; its finish record may wait while other runs wait for a worker (see `rests`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from vaultsched.runtime.gates import gated, inputs_now, keep_inputs
 from vaultsched.runtime.messages import OVERLAP_SKIPPED, Job
 from vaultsched.runtime.process import Process, ended, output_note, stdin_for, stopped
 from vaultsched.runtime.record import INTERRUPTED_MESSAGE, Recorder
+from vaultsched.runtime.rests import Rests
 from vaultsched.runtime.starts import Starts
 from vaultsched.trust.fingerprint import read_body
 
@@ -64,6 +66,9 @@ class Execution:
     # The `after` tasks a finished run starts (ids); the daemon's index answers, or run-now's.
     downstream: Callable[[Run], Iterable[str]] = lambda run: ()
     starts: Starts = field(init=False)
+    # Whether an ended run's rest may wait (see `rests`): runs wait for a worker. The executor's.
+    put_off: Callable[[], bool] = lambda: False
+    rests: Rests = field(default_factory=Rests, init=False)
     _spares: bool = field(default=True, init=False)  # logs made ahead can be used here
 
     def __post_init__(self) -> None:
@@ -100,6 +105,7 @@ class Execution:
         """Run `job` (now, or at its `start_at`), honouring `overlap` against any other
         process running the task."""
         task = job.task
+        self.rests.finish(task.id)  # its last run is recorded before this one starts
         try:
             with self.slot(task, wait=task.overlap == "queue") as acquired:
                 if not acquired:  # a fire time that did not run is missed; a person's is skipped
@@ -159,9 +165,22 @@ class Execution:
         self._settle(job)
         if inputs is not None and finished.status is Status.SUCCESS:
             keep_inputs(root, task, inputs)
-        self.recorder.finished(task, finished, stdout=stdout)
-        _prune_logs(root, task.id, logs)
+        rest = functools.partial(self._recorded, task, finished, stdout, logs)
+        if finished.chain or not self.put_off():
+            rest()
+        else:
+            self.rests.keep(task.id, rest)
         return finished
+
+    def _recorded(
+        self, task: Task, finished: Run, stdout: str | None, logs: list[statefs.Entry] | None
+    ) -> None:
+        """The end of a run once its output is kept: its finish record, its landing, the
+        task's oldest logs pruned. Put off in a burst (see `rests`), but never
+        for a run that starts `after` tasks: they are started again from its finish record
+        after a crash."""
+        self.recorder.finished(task, finished, stdout=stdout)
+        _prune_logs(self.recorder.workspace.vault.root, task.id, logs)
 
     def _when_due(
         self,
@@ -325,8 +344,9 @@ def _log_as_output(log: BinaryIO | None, result: ProcessResult, stdout: str | No
 
 def _prune_logs(root: Path, task_id: str, before: list[statefs.Entry] | None) -> None:
     """Keep the task's last KEEP_LOGS logs and outputs. `before`: what its log folder held
-    as the run began (under the task's slot, so no other run of it on this host wrote there
-    since): a run adds one of each at most, so under KEEP_LOGS of each needs no listing."""
+    as the run began: a run adds one of each, so under KEEP_LOGS of each needs no listing (a
+    run of the task elsewhere on this host since, once its slot was let go, may leave one more
+    for the next run to prune). Only the oldest by name, which is by start, are removed."""
     if before is None:
         return  # refused (a link): already said when the log was not written
     if all(len(_named(before, suffix)) < KEEP_LOGS for suffix in (".log", OUTPUT_SUFFIX)):
