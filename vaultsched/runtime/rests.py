@@ -49,9 +49,10 @@ class Rests:
             return bool(self._kept or self._doing)
 
     def keep(self, task_id: str, rest: Callable[[], None]) -> None:
-        """Keep `rest`, the end of the task's run; its next run here does it first."""
+        """Keep `rest`, the end of the task's run; its next run here does it first (one
+        kept already, which its run's slot should have made impossible, is done now)."""
+        self.finish(task_id)
         with self._changed:
-            assert task_id not in self._kept, "a task's run began before its last run's rest"
             self._kept[task_id] = (self._clock(), rest)
             if len(self._kept) == 1:  # not once per run of a burst: the watch waits for the first
                 self._first.notify()

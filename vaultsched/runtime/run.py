@@ -105,13 +105,13 @@ class Execution:
         """Run `job` (now, or at its `start_at`), honouring `overlap` against any other
         process running the task."""
         task = job.task
-        self.rests.finish(task.id)  # its last run is recorded before this one starts
         try:
             with self.slot(task, wait=task.overlap == "queue") as acquired:
                 if not acquired:  # a fire time that did not run is missed; a person's is skipped
                     status = Status.SKIPPED if job.trigger is Trigger.MANUAL else Status.MISSED
                     return self._record(job, status, OVERLAP_SKIPPED)
                 self.starts.working(job)
+                self.rests.finish(task.id)  # its last run here is recorded before this one
                 return self._run_if_trusted(job, echo)
         except statefs.LinkRefused as exc:  # only ever before the process starts
             statefs.warn_refused(exc, f"{task.id} not run")
