@@ -95,6 +95,31 @@ def test_a_task_s_next_run_waits_for_the_rest_another_thread_is_doing() -> None:
     assert order == ["rest", "next run"]
 
 
+def test_close_waits_for_the_rest_being_done_and_keeps_none_after() -> None:
+    # A stop while the watch (or a worker) is doing a rest: `close` returns once it is done.
+    inside, go, done = threading.Event(), threading.Event(), []
+
+    def slow() -> None:
+        inside.set()
+        go.wait(30)
+        done.append("slow")
+
+    rests = Rests(keep_for=3600)
+    rests.keep("A", slow)
+    rests.keep("B", functools.partial(done.append, "B"))
+    threading.Thread(target=rests.finish, args=("A",), daemon=True).start()
+    assert inside.wait(30)
+    closer = threading.Thread(target=rests.close)
+    closer.start()
+    closer.join(0.2)
+    assert closer.is_alive() and done == ["B"]  # B done; A still being done elsewhere
+    go.set()
+    closer.join(30)
+    assert done == ["B", "slow"] and not rests.pending
+    rests.keep("C", functools.partial(done.append, "C"))  # a run ending after the stop
+    assert done == ["B", "slow", "C"] and not rests.pending
+
+
 def test_a_rest_that_raises_is_said_and_forgotten_never_wedging_its_task(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -139,7 +139,8 @@ class Daemon:
                     self.heartbeat.start()
                 self._loop()
             self._shutdown(finish_runs=once)
-        finally:
+        finally:  # a failure too: the records of ended runs kept for a burst are written
+            self.execution.rests.close()
             if self.queries is not None:
                 self.queries.close()
             self.heartbeat.stop()

@@ -173,7 +173,7 @@ class LocalExecutor:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
-        self.execution.rests.drain()
+        self.execution.rests.close()
 
     def let_go(self) -> list[Job]:
         return []  # every run is here

@@ -12,7 +12,7 @@ none waits longer than `keep_for` (a thread of this object's does it then, so a 
 runs never keeps a record for hours). A run that starts `after` tasks is never kept (its chain
 is read from its finish record after a crash). What a kill (SIGKILL, power) loses is the
 status of the runs kept then, read as interrupted at the next start: their logs and outputs
-are on disk. A stop drains every one of them first.
+are on disk. A stop, or a daemon failing, does every one of them first (`close`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class Rests:
         self._clock = clock
         self._kept: dict[str, tuple[float, Callable[[], None]]] = {}  # task -> (since, rest)
         self._doing: set[str] = set()  # tasks whose rest a thread is doing now
+        self._closed = False  # nothing is kept any more: see `close`
         lock = threading.Lock()
         self._changed = threading.Condition(lock)  # a rest done: for `finish`
         self._first = threading.Condition(lock)  # a rest kept where none was: for the watch
@@ -53,14 +54,32 @@ class Rests:
         kept already, which its run's slot should have made impossible, is done now)."""
         self.finish(task_id)
         with self._changed:
-            self._kept[task_id] = (self._clock(), rest)
-            if len(self._kept) == 1:  # not once per run of a burst: the watch waits for the first
-                self._first.notify()
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._watch, name="vaultsched-rests", daemon=True
-                )
-                self._thread.start()
+            if self._closed:  # done at once, below
+                self._doing.add(task_id)
+            else:
+                self._kept[task_id] = (self._clock(), rest)
+                if len(self._kept) == 1:  # not at each run of a burst: the watch waits for one
+                    self._first.notify()
+                self._watching()
+                return
+        self._do(task_id, rest)
+
+    def close(self) -> None:
+        """Do every kept rest and wait for those being done; from now on none is kept (a
+        run still going, as the daemon stops or fails, is recorded as it ends)."""
+        with self._changed:
+            self._closed = True
+        self.drain()
+        with self._changed:
+            self._changed.wait_for(lambda: not self._doing)
+
+    def _watching(self) -> None:
+        """The watch started, once: the first rest kept starts it (under the lock)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._watch, name="vaultsched-rests", daemon=True
+            )
+            self._thread.start()
 
     def finish(self, task_id: str) -> None:
         """Do the task's kept rest now, or wait for the thread doing it."""
