@@ -266,7 +266,7 @@ def test_a_stop_during_a_backlog_records_lands_and_commits_every_run(
     tmp_path: Path, daemons: Start
 ) -> None:
     # Six every-1s tasks on one worker, 0.2 s each: runs always wait for it, so the records of
-    # ended runs are put off, and some are still kept when the daemon is stopped.
+    # ended runs are put off. However the stop comes, every run is recorded, shown and committed.
     from conftest import make_vault
 
     root = make_vault(tmp_path / "v", config='timezone = "UTC"\nmax_parallel = 1\n')

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -64,6 +65,34 @@ def test_a_rest_nobody_drains_is_done_by_its_own_thread_once_overdue() -> None:
     rests.keep("T", done.set)
     assert done.wait(30)
     wait_for(lambda: not rests.pending)
+
+
+def test_a_rest_is_done_by_the_watch_no_sooner_than_keep_for_and_not_long_after() -> None:
+    done = threading.Event()
+    rests = Rests(keep_for=0.5)
+    began = time.monotonic()
+    rests.keep("T", done.set)
+    assert done.wait(30)
+    assert 0.5 <= time.monotonic() - began < 10  # loose: a loaded machine wakes it late
+
+
+def test_a_rest_being_done_is_still_pending() -> None:
+    # What holds landing back (`LocalExecutor.busy`): its record is not written yet.
+    inside, go = threading.Event(), threading.Event()
+    rests = Rests(keep_for=3600)
+
+    def slow() -> None:
+        inside.set()
+        go.wait(30)
+
+    rests.keep("A", slow)
+    drainer = threading.Thread(target=rests.drain)
+    drainer.start()
+    assert inside.wait(30)
+    assert rests.pending
+    go.set()
+    drainer.join(30)
+    assert not rests.pending
 
 
 def test_a_task_s_next_run_waits_for_the_rest_another_thread_is_doing() -> None:
@@ -192,6 +221,40 @@ def test_a_task_s_next_run_sees_its_last_run_recorded(vault: Vault) -> None:
     records = Ledger(vault.root, vault.host).records()
     order = [(r["type"], r["run_id"]) for r in records]
     assert order.index(("finish", first.run_id)) < order.index(("start", second.run_id))
+
+
+def test_an_if_changed_run_s_inputs_count_as_handled_only_with_its_record(
+    vault: Vault,
+) -> None:
+    # A kill before the record is written leaves the run interrupted: it must run again.
+    write_note(vault.root, "data.txt", "v1\n")
+    write_note(vault.root, "Tasks/T.md", "---\ncommand: echo ran\nif_changed: data.txt\n---\n")
+    task = read_note(vault, "Tasks/T.md").task
+    assert task is not None
+    execution = _putting_off(vault, [])
+    inputs = vault.root / layout.inputs_file(task.id)
+    run = execution.run(Job(task, Trigger.MANUAL))
+    assert run.status is Status.SUCCESS and not inputs.exists()
+    execution.rests.drain()
+    assert inputs.exists()
+
+
+def test_the_executor_is_busy_while_a_record_is_kept_and_keeps_none_once_none_waits(
+    vault: Vault,
+) -> None:
+    execution = Execution(Recorder(open_workspace(vault), land=lambda landed: None))
+    execution.rests = Rests(keep_for=3600)  # only a worker with none waiting does them
+    executor = LocalExecutor(execution, 1, lambda job, run: None)
+    go = threading.Event()
+    execution.rests.keep("Tasks/Other", lambda: None)  # as if put off in a burst just now
+    assert executor.busy  # none waits for a worker, but a record is still to be written
+    for n in range(3):
+        executor.submit(Job(_task(vault, f"Tasks/T{n}.md", f"echo {n}"), Trigger.MANUAL))
+    wait_for(lambda: not executor.busy, what="every kept record written once none waits")
+    assert len(_statuses(vault)) == 3 and Status.RUNNING not in _statuses(vault).values()
+    execution.rests.keep("Tasks/Late", go.set)  # kept with no run to come: the stop does it
+    executor.shutdown()
+    assert go.is_set()
 
 
 def test_a_burst_on_the_executor_records_every_run_and_is_busy_until_then(

@@ -3,16 +3,19 @@
 In a burst (more runs due at once than `max_parallel`) one core is the interpreter's and it is
 full: every millisecond a worker spends on a run that has ended is one the runs still waiting
 start later. So once a run's process has ended and what the next run needs is in place (its
-output kept, its task's slot let go), the rest of it (its finish record, its landing, its old
-logs pruned) may wait here until no run waits for a worker; the run is reported to dispatch at
-once, with its status.
+output kept, its task's slot let go), the rest of it (its `if_changed` inputs marked, its finish
+record, its landing and end ping, its old logs pruned) may wait here until a worker is free
+with no run waiting; the run is reported to dispatch at once, with its status.
 
 What is kept here is bounded: a task's rest is done before its next run in this process, and
-none waits longer than `keep_for` (a thread of this object's does it then, so a burst of long
-runs never keeps a record for hours). A run that starts `after` tasks is never kept (its chain
-is read from its finish record after a crash). What a kill (SIGKILL, power) loses is the
-status of the runs kept then, read as interrupted at the next start: their logs and outputs
-are on disk. A stop, or a daemon failing, does every one of them first (`close`).
+a thread of this object's starts each rest `keep_for` after it was kept if no worker did it
+first (so a burst of long runs never keeps a record for hours). A run that starts `after`
+tasks is never kept (its chain is read from its finish record after a crash). Meanwhile the
+ledger shows the run as still running: so does `vaultsched status`, and a `run-now` of the task
+in another process then sees the success before it as the last. A SIGKILL loses the status of
+the runs kept at that moment (the next start reads them as interrupted; their logs and
+outputs stay, and `if_changed` runs them again). A stop, or a daemon failing, does every one of
+them first (`close`).
 """
 
 from __future__ import annotations

@@ -107,11 +107,11 @@ class Execution:
         task = job.task
         try:
             with self.slot(task, wait=task.overlap == "queue") as acquired:
+                self.rests.finish(task.id)  # its last run here is recorded before this one
                 if not acquired:  # a fire time that did not run is missed; a person's is skipped
                     status = Status.SKIPPED if job.trigger is Trigger.MANUAL else Status.MISSED
                     return self._record(job, status, OVERLAP_SKIPPED)
                 self.starts.working(job)
-                self.rests.finish(task.id)  # its last run here is recorded before this one
                 return self._run_if_trusted(job, echo)
         except statefs.LinkRefused as exc:  # only ever before the process starts
             statefs.warn_refused(exc, f"{task.id} not run")
@@ -163,9 +163,7 @@ class Execution:
                 finally:
                     self.running.pop(run.run_id, None)
         self._settle(job)
-        if inputs is not None and finished.status is Status.SUCCESS:
-            keep_inputs(root, task, inputs)
-        rest = functools.partial(self._recorded, task, finished, stdout, logs)
+        rest = functools.partial(self._recorded, task, finished, stdout, inputs, logs)
         if finished.chain or not self.put_off():
             rest()
         else:
@@ -173,14 +171,23 @@ class Execution:
         return finished
 
     def _recorded(
-        self, task: Task, finished: Run, stdout: str | None, logs: list[statefs.Entry] | None
+        self,
+        task: Task,
+        finished: Run,
+        stdout: str | None,
+        inputs: str | None,
+        logs: list[statefs.Entry] | None,
     ) -> None:
-        """The end of a run once its output is kept: its finish record, its landing, the
-        task's oldest logs pruned. Put off in a burst (see `rests`), but never
-        for a run that starts `after` tasks: they are started again from its finish record
-        after a crash."""
+        """The end of a run once its output is kept: its `if_changed` inputs marked as
+        handled (with its record, so a run whose record a kill loses runs again), its
+        finish record, its landing, the task's oldest logs pruned. Put off in a
+        burst (see `rests`), but never for a run that starts `after` tasks: they are started
+        again from its finish record after a crash."""
+        root = self.recorder.workspace.vault.root
+        if inputs is not None and finished.status is Status.SUCCESS:
+            keep_inputs(root, task, inputs)
         self.recorder.finished(task, finished, stdout=stdout)
-        _prune_logs(self.recorder.workspace.vault.root, task.id, logs)
+        _prune_logs(root, task.id, logs)
 
     def _when_due(
         self,
@@ -344,8 +351,8 @@ def _log_as_output(log: BinaryIO | None, result: ProcessResult, stdout: str | No
 
 def _prune_logs(root: Path, task_id: str, before: list[statefs.Entry] | None) -> None:
     """Keep the task's last KEEP_LOGS logs and outputs. `before`: what its log folder held
-    as the run began: a run adds one of each, so under KEEP_LOGS of each needs no listing (a
-    run of the task elsewhere on this host since, once its slot was let go, may leave one more
+    as the run began: a run adds one of each, so under KEEP_LOGS of each needs no listing (runs
+    of the task elsewhere on this host since, once its slot was let go, may leave a few more
     for the next run to prune). Only the oldest by name, which is by start, are removed."""
     if before is None:
         return  # refused (a link): already said when the log was not written

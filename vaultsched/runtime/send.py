@@ -97,6 +97,7 @@ class Sender:
         """The run with its sealed payload: what a worker needs and a local run would read."""
         workspace = self.state.execution.recorder.workspace
         task, root = job.task, workspace.vault.root
+        self.state.execution.rests.finish(task.id)  # its last run here, recorded first
         context = context_for(workspace, job, run)
         payload = Payload(
             run.run_id,
