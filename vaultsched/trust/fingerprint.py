@@ -93,15 +93,14 @@ class Witness:
                 self.complete = False
         return self.seen[key]
 
-    def chain(self, path: Path, top: Path) -> None:
+    def chain(self, path: Path, top: Path) -> bool:
         """`path` and every folder on the way to it: from `top` if it lies under `top` (the
         vault: what is above it is not the vault's), else from `/`. Each link on the way is
-        seen as a link, so a retargeted one shows; past a missing part nothing more is there."""
-        parts = path.parts
-        start = len(top.parts) if path.is_relative_to(top) else 1
-        for end in range(start, len(parts) + 1):
-            if self.note(Path(*parts[:end])) is None:
-                return
+        seen as a link, so a retargeted one shows; past a missing part nothing more is there.
+        Whether `path` is there (as itself: a link counts, wherever it leads)."""
+        parts, under = path.parts, top.parts
+        start = len(under) if parts[: len(under)] == under else 1  # `is_relative_to`, in parts
+        return all(self.note(key) is not None for key in _prefixes(parts)[max(start, 1) - 1 :])
 
     def listed(self, folder: str | Path) -> None:
         """A folder about to be listed, through any link to it (its entries move its mtime)."""
@@ -115,6 +114,16 @@ class Witness:
 
     def unchanged(self) -> bool:
         return self.complete and all(identity(p) == found for p, found in self.seen.items())
+
+
+def _prefixes(parts: tuple[str, ...]) -> list[str]:
+    """Each of `Path(*parts[:n])` for n from 1, as text, without making a Path of each:
+    `list` takes a thousand tasks' fingerprints, each looking at a few of them."""
+    found, key = [], ""
+    for part in parts:
+        key = part if not key else f"{key}{part}" if key.endswith("/") else f"{key}/{part}"
+        found.append(key)
+    return found
 
 
 @dataclass(frozen=True)
@@ -340,7 +349,8 @@ class VaultFiles:
 
         try:
             named = self.root / Path(path).expanduser()
-            self.witness.chain(named, self.root)
+            if not self.witness.chain(named, self.root):
+                return Listing()  # nothing there, nor a link: no file it could lead to
             real = named.resolve()
             self.witness.chain(real, self.real_root)
             if not real.is_relative_to(self.real_root):
