@@ -33,6 +33,19 @@ class _Clock:
         return self.now
 
 
+class _Slow:
+    """A rest that says when it has begun, then ends once let go (`go`), noted in `done`."""
+
+    def __init__(self, done: list[str], name: str) -> None:
+        self.inside, self.go = threading.Event(), threading.Event()
+        self.done, self.name = done, name
+
+    def __call__(self) -> None:
+        self.inside.set()
+        self.go.wait(30)
+        self.done.append(self.name)
+
+
 def test_a_kept_rest_is_done_by_its_task_s_next_run_or_a_drain_oldest_first() -> None:
     done: list[str] = []
     rests = Rests(keep_for=3600)
@@ -78,37 +91,24 @@ def test_a_rest_is_done_by_the_watch_no_sooner_than_keep_for_and_not_long_after(
 
 def test_a_rest_being_done_is_still_pending() -> None:
     # What holds landing back (`LocalExecutor.busy`): its record is not written yet.
-    inside, go = threading.Event(), threading.Event()
-    rests = Rests(keep_for=3600)
-
-    def slow() -> None:
-        inside.set()
-        go.wait(30)
-
+    slow, rests = _Slow([], "A"), Rests(keep_for=3600)
     rests.keep("A", slow)
     drainer = threading.Thread(target=rests.drain)
     drainer.start()
-    assert inside.wait(30)
+    assert slow.inside.wait(30)
     assert rests.pending
-    go.set()
+    slow.go.set()
     drainer.join(30)
     assert not rests.pending
 
 
 def test_a_task_s_next_run_waits_for_the_rest_another_thread_is_doing() -> None:
     order: list[str] = []
-    inside, go = threading.Event(), threading.Event()
-
-    def slow() -> None:
-        inside.set()
-        go.wait(30)
-        order.append("rest")
-
-    rests = Rests(keep_for=3600)
+    slow, rests = _Slow(order, "rest"), Rests(keep_for=3600)
     rests.keep("T", slow)
     drainer = threading.Thread(target=rests.drain)
     drainer.start()
-    assert inside.wait(30)
+    assert slow.inside.wait(30)
 
     def next_run() -> None:
         rests.finish("T")
@@ -118,7 +118,7 @@ def test_a_task_s_next_run_waits_for_the_rest_another_thread_is_doing() -> None:
     runner.start()
     runner.join(0.2)
     assert runner.is_alive()  # waits: the rest is not done yet
-    go.set()
+    slow.go.set()
     runner.join(30)
     drainer.join(30)
     assert order == ["rest", "next run"]
@@ -126,23 +126,17 @@ def test_a_task_s_next_run_waits_for_the_rest_another_thread_is_doing() -> None:
 
 def test_close_waits_for_the_rest_being_done_and_keeps_none_after() -> None:
     # A stop while the watch (or a worker) is doing a rest: `close` returns once it is done.
-    inside, go, done = threading.Event(), threading.Event(), []
-
-    def slow() -> None:
-        inside.set()
-        go.wait(30)
-        done.append("slow")
-
-    rests = Rests(keep_for=3600)
+    done: list[str] = []
+    slow, rests = _Slow(done, "slow"), Rests(keep_for=3600)
     rests.keep("A", slow)
     rests.keep("B", functools.partial(done.append, "B"))
     threading.Thread(target=rests.finish, args=("A",), daemon=True).start()
-    assert inside.wait(30)
+    assert slow.inside.wait(30)
     closer = threading.Thread(target=rests.close)
     closer.start()
     closer.join(0.2)
     assert closer.is_alive() and done == ["B"]  # B done; A still being done elsewhere
-    go.set()
+    slow.go.set()
     closer.join(30)
     assert done == ["B", "slow"] and not rests.pending
     rests.keep("C", functools.partial(done.append, "C"))  # a run ending after the stop
