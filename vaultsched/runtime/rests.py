@@ -95,17 +95,20 @@ class Rests:
         self._do(task_id, kept[1])
 
     def drain(self, *, overdue_only: bool = False) -> None:
-        """Do every kept rest, oldest first (`overdue_only`: those kept `keep_for`)."""
+        """Do every kept rest, oldest first (`overdue_only`: those kept `keep_for`); one that
+        another thread is doing is left to it (`close` waits for those too)."""
         while (task_id := self._oldest(overdue_only)) is not None:
             self.finish(task_id)
 
     def _oldest(self, overdue_only: bool) -> str | None:
+        """The task whose rest was kept first (`overdue_only`: once it has waited `keep_for`)."""
         with self._changed:
-            for task_id, (since, _) in self._kept.items():
-                if overdue_only and self._clock() - since < self._keep_for:
-                    return None
-                return task_id
-            return None
+            if not self._kept:
+                return None
+            task_id, (since, _) = next(iter(self._kept.items()))
+            if overdue_only and self._clock() - since < self._keep_for:
+                return None
+            return task_id
 
     def _do(self, task_id: str, rest: Callable[[], None]) -> None:
         try:

@@ -179,10 +179,10 @@ class Execution:
         logs: list[statefs.Entry] | None,
     ) -> None:
         """The end of a run once its output is kept: its `if_changed` inputs marked as
-        handled (with its record, so a run whose record a kill loses runs again), its
-        finish record, its landing, the task's oldest logs pruned. Put off in a
-        burst (see `rests`), but never for a run that starts `after` tasks: they are started
-        again from its finish record after a crash."""
+        handled (with its record, so a run whose record a kill loses runs again), its finish
+        record, its landing, the task's oldest logs pruned. Put off in a burst (see `rests`),
+        but never for a run that starts `after` tasks: they are started again from its
+        finish record after a crash."""
         root = self.recorder.workspace.vault.root
         if inputs is not None and finished.status is Status.SUCCESS:
             keep_inputs(root, task, inputs)
