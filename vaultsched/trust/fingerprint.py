@@ -100,7 +100,7 @@ class Witness:
         Whether `path` is there (as itself: a link counts, wherever it leads)."""
         parts, under = path.parts, top.parts
         start = len(under) if parts[: len(under)] == under else 1  # `is_relative_to`, in parts
-        return all(self.note(key) is not None for key in _prefixes(parts)[max(start, 1) - 1 :])
+        return all(self.note(key) is not None for key in _prefixes(parts)[start:])
 
     def listed(self, folder: str | Path) -> None:
         """A folder about to be listed, through any link to it (its entries move its mtime)."""
@@ -117,11 +117,11 @@ class Witness:
 
 
 def _prefixes(parts: tuple[str, ...]) -> list[str]:
-    """Each of `Path(*parts[:n])` for n from 1, as text, without making a Path of each:
+    """`str(Path(*parts[:n]))` for n from 0 to len(parts), without making a Path of each:
     `list` takes a thousand tasks' fingerprints, each looking at a few of them."""
-    found, key = [], ""
+    found, key = [os.curdir], ""
     for part in parts:
-        key = part if not key else f"{key}{part}" if key.endswith("/") else f"{key}/{part}"
+        key = os.path.join(key, part)  # noqa: PTH118 (text, not a Path: see above)
         found.append(key)
     return found
 
